@@ -1,0 +1,5 @@
+import sys
+
+from impediments.cli import main
+
+sys.exit(main())

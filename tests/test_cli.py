@@ -1,0 +1,38 @@
+import subprocess
+import sys
+
+import pytest
+
+from impediments import __version__
+from impediments.cli import main
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and __version__ in capsys.readouterr().out
+
+
+def test_help_and_no_command(capsys):
+    assert main([]) == 2
+    assert "reproduce" in capsys.readouterr().out
+
+
+def test_unknown_command_is_usage_error():
+    with pytest.raises(SystemExit) as e:
+        main(["frobnicate"])
+    assert e.value.code == 2
+
+
+def test_list_runs(capsys):
+    assert main(["list"]) == 0
+
+
+def test_reproduce_unknown_name_exit_2(capsys):
+    assert main(["reproduce", "no_such_experiment"]) == 2
+    assert "no_such_experiment" in capsys.readouterr().err
+
+
+def test_console_script_entry_point():
+    out = subprocess.run([sys.executable, "-m", "impediments.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and __version__ in out.stdout
