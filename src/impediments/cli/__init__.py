@@ -51,15 +51,34 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"list": cmd_list, "reproduce": cmd_reproduce}
+# Subcommand modules: each defines ``register(subparsers) -> dict[name, handler]``.
+PLUGINS = ("impediments.cli.doctor",)
+
+
+def _register_plugins(parser: argparse.ArgumentParser) -> dict:
+    import importlib
+
+    sub = next(a for a in parser._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))
+    handlers = dict(COMMANDS)
+    for path in PLUGINS:
+        try:
+            module = importlib.import_module(path)
+        except ModuleNotFoundError as exc:
+            if exc.name != path:
+                raise
+            continue
+        handlers.update(module.register(sub))
+    return handlers
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    handlers = _register_plugins(parser)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    return COMMANDS[args.command](args)
+    return handlers[args.command](args)
 
 
 if __name__ == "__main__":  # pragma: no cover
