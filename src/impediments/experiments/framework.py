@@ -1,0 +1,168 @@
+"""Shared pieces of every experiment: claims, tables, JSON conversion, seeded training.
+
+An experiment measures numbers (``run``), draws them (``plot``) and checks
+the module's statements against them (``claims``). A :class:`Claim` records
+the statement, the measured numbers, the condition checked and the verdict,
+so a reader can judge the verdict without rerunning anything.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One statement of the module (or a paper) checked against measured numbers.
+
+    Attributes:
+        text: the claim as the module or paper states it (quoted or paraphrased);
+            where the effect is scaled down or does not show, the text says so.
+        source: where it comes from, e.g. ``"seed: Initialization"`` or ``"He et al. 2015"``.
+        measured: the numbers the verdict is computed from.
+        threshold: the condition checked, human readable, e.g. ``"acc_he >= acc_glorot + 0.3"``.
+        passed: whether the measured numbers meet the condition.
+    """
+
+    text: str
+    source: str
+    measured: dict[str, float]
+    threshold: str
+    passed: bool
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "measured", {str(k): _number(v) for k, v in dict(self.measured).items()})
+        object.__setattr__(self, "passed", bool(self.passed))
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "source": self.source, "measured": dict(self.measured),
+                "threshold": self.threshold, "passed": self.passed}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Claim":
+        return cls(text=d["text"], source=d["source"], measured=dict(d["measured"]), threshold=d["threshold"],
+                   passed=bool(d["passed"]))
+
+
+@dataclass(frozen=True)
+class Table:
+    """A small table of numbers for the lab notebook (``tables(result)`` hook)."""
+
+    title: str
+    columns: list[str]
+    rows: list[list] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"title": self.title, "columns": list(self.columns), "rows": to_jsonable(self.rows)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Table":
+        return cls(title=d["title"], columns=list(d["columns"]), rows=[list(r) for r in d["rows"]])
+
+
+def _number(v) -> float | int | bool:
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, torch.Tensor):
+        v = v.item()
+    return float(v)
+
+
+def to_jsonable(obj):
+    """Convert results to plain JSON types: dataclasses, arrays, tensors, numpy scalars.
+
+    Non-finite floats become the strings ``"nan"``, ``"inf"`` and ``"-inf"``
+    (JSON has no such literals); :func:`from_jsonable` turns them back.
+    """
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, torch.Tensor):
+        obj = obj.detach().cpu().numpy()
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        x = float(obj)
+        return x if math.isfinite(x) else ("nan" if math.isnan(x) else ("inf" if x > 0 else "-inf"))
+    if obj is None or isinstance(obj, str):
+        return obj
+    raise TypeError(f"cannot convert {type(obj).__name__} to JSON; results hold numbers, lists and arrays only")
+
+
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _restore(obj):
+    if isinstance(obj, str):
+        return _NONFINITE.get(obj, obj)
+    if isinstance(obj, list):
+        return [_restore(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _restore(v) for k, v in obj.items()}
+    return obj
+
+
+def from_jsonable(cls: type, data: Mapping):
+    """Rebuild a ``Result`` dataclass from :func:`to_jsonable` output.
+
+    Fields annotated ``np.ndarray`` become float arrays again; other fields
+    keep their JSON types (lists, dicts, numbers).
+    """
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            raise KeyError(f"cached result for {cls.__qualname__} lacks field {f.name!r}")
+        value = _restore(data[f.name])
+        if hints.get(f.name) is np.ndarray:
+            value = np.asarray(value, dtype=float)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def claim(text: str, source: str, measured: Mapping[str, float], threshold: str, passed: bool) -> Claim:
+    """Shorthand for :class:`Claim` (keeps experiment code short)."""
+    return Claim(text=text, source=source, measured=dict(measured), threshold=threshold, passed=bool(passed))
+
+
+def seeded(seed: int, build, *args, **kwargs) -> nn.Module:
+    """Build a model with the global torch RNG seeded, so default init is reproducible."""
+    torch.manual_seed(seed)
+    return build(*args, **kwargs)
+
+
+def train(model: nn.Module, data, *, seed: int, **kwargs):
+    """:func:`impediments.train.fit` with no progress bar (experiments show their own progress)."""
+    from impediments.train import fit
+
+    kwargs.setdefault("progress", False)
+    return fit(model, data, seed=seed, **kwargs)
+
+
+def max_pairwise_unit_difference(weight: torch.Tensor, bias: torch.Tensor | None = None) -> float:
+    """Largest difference between any two units' incoming weights (and bias) of one layer.
+
+    .. math:: \\max_{i,j} \\max_k |W_{ik} - W_{jk}|
+
+    Zero means all units of the layer compute the same function (unbroken symmetry).
+    """
+    w = weight.detach().reshape(weight.shape[0], -1)
+    if bias is not None:
+        w = torch.cat([w, bias.detach().reshape(-1, 1)], dim=1)
+    return float((w.max(dim=0).values - w.min(dim=0).values).abs().max())

@@ -1,0 +1,280 @@
+"""Run experiments, cache their results, write figures, claims and the lab notebook.
+
+``reproduce(names, quick=..., out=..., seed=...)`` is what ``impediments
+reproduce`` calls. For each experiment it builds ``Config.quick(seed)`` or
+``Config.full(seed)``, and looks for a cache entry keyed by a hash of
+(experiment name, config, package version, experiment source). A hit skips
+the run (a repeated run is instant); a miss runs, plots and checks claims,
+then writes the cache entry last, so an interrupted run resumes after the
+last finished experiment. Every file is written atomically (temporary file,
+then ``os.replace``). A corrupt cache entry is reported with a warning and
+rerun.
+
+Output folder layout::
+
+    out/<name>.png  out/<name>.json  out/claims.json  out/notebook.html
+    out/.cache/<name>-<key>.json     out/.cache/<name>-<key>.png
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from impediments.experiments.framework import Claim, Table, from_jsonable, to_jsonable
+
+CACHE_DIR = ".cache"
+CACHE_FORMAT = 1
+
+
+class OutputFolderError(OSError):
+    """The output folder cannot be created or written to."""
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was unreadable and the experiment is rerun."""
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one experiment produced (fresh or from the cache)."""
+
+    name: str
+    description: str
+    section: str
+    config: dict
+    result: dict
+    claims: list[Claim]
+    tables: list[Table]
+    png: bytes
+    elapsed_s: float
+    cached: bool
+    story: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.claims)
+
+
+# ---------------------------------------------------------------- files
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def prepare_output(out: str | os.PathLike) -> Path:
+    """Create ``out`` and its cache folder and check they can be written.
+
+    Raises:
+        OutputFolderError: naming the folder and the reason.
+    """
+    out = Path(out)
+    try:
+        (out / CACHE_DIR).mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=out / CACHE_DIR)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputFolderError(f"cannot write to output folder {str(out)!r}: {exc.strerror or exc}; "
+                                f"choose another folder with --out") from exc
+    return out
+
+
+# ---------------------------------------------------------------- cache
+
+
+def config_dict(config) -> dict:
+    return to_jsonable(config)
+
+
+def cache_key(name: str, config, module) -> str:
+    """Hash of (name, config, package version, experiment module source)."""
+    from impediments import __version__
+
+    try:
+        source = inspect.getsource(module)
+    except (OSError, TypeError):
+        source = ""
+    payload = json.dumps({"name": name, "config": config_dict(config), "version": __version__,
+                          "format": CACHE_FORMAT, "source": hashlib.sha256(source.encode()).hexdigest()},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _entry_paths(out: Path, name: str, key: str) -> tuple[Path, Path]:
+    base = out / CACHE_DIR / f"{name}-{key}"
+    return base.with_suffix(".json"), base.with_suffix(".png")
+
+
+def load_cached(out: Path, name: str, key: str) -> dict | None:
+    """The cached record, or None when absent; a corrupt entry warns and returns None."""
+    jpath, ppath = _entry_paths(out, name, key)
+    if not jpath.exists():
+        return None
+    try:
+        record = json.loads(jpath.read_text("utf-8"))
+        if record.get("key") != key or record.get("name") != name:
+            raise ValueError("key mismatch")
+        record["claims"] = [Claim.from_dict(c) for c in record["claims"]]
+        record["tables"] = [Table.from_dict(t) for t in record.get("tables", [])]
+        record["png"] = ppath.read_bytes()
+        if not record["png"].startswith(b"\x89PNG"):
+            raise ValueError("figure is not a PNG")
+        return record
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        warnings.warn(f"cache entry {jpath} is corrupt ({exc}); rerunning {name}", CacheWarning, stacklevel=2)
+        return None
+
+
+# ---------------------------------------------------------------- running one experiment
+
+
+def run_experiment(module, config) -> tuple[object, list[Claim], list[Table], bytes, float]:
+    """Run, check and plot one experiment; returns (result, claims, tables, png, seconds for run)."""
+    start = time.perf_counter()
+    result = module.run(config)
+    elapsed = time.perf_counter() - start
+    claims = list(module.claims(result))
+    tables = list(module.tables(result)) if hasattr(module, "tables") else []
+    from impediments.report.html import fig_to_png
+
+    fig, _ = module.plot(result)
+    return result, claims, tables, fig_to_png(fig), elapsed
+
+
+def story_of(module) -> str:
+    """The experiment's story for the notebook: its module docstring after the first line."""
+    doc = inspect.getdoc(module) or ""
+    return doc.split("\n", 1)[1].strip() if "\n" in doc else ""
+
+
+def obtain(name: str, *, quick: bool, seed: int, out: Path) -> Outcome:
+    """An experiment's outcome from the cache, or by running it and caching it."""
+    from impediments import experiments
+
+    module = experiments.get(name)
+    config = module.Config.quick(seed) if quick else module.Config.full(seed)
+    key = cache_key(name, config, module)
+    record = load_cached(out, name, key)
+    if record is None:
+        result, claims, tables, png, elapsed = run_experiment(module, config)
+        record = {"name": name, "key": key, "description": module.DESCRIPTION, "section": module.SECTION,
+                  "story": story_of(module), "quick": quick, "seed": seed, "config": config_dict(config),
+                  "elapsed_s": elapsed,
+                  "result": to_jsonable(result), "claims": claims, "tables": tables}
+        jpath, ppath = _entry_paths(out, name, key)
+        atomic_write(ppath, png)
+        atomic_write(jpath, _dumps({**record, "claims": [c.to_dict() for c in claims],
+                                    "tables": [t.to_dict() for t in tables]}))
+        record["png"], cached = png, False
+    else:
+        cached = True
+    outcome = Outcome(name=name, description=record["description"], section=record["section"],
+                      config=record["config"], result=record["result"], claims=record["claims"],
+                      tables=record["tables"], png=record["png"], elapsed_s=float(record["elapsed_s"]),
+                      cached=cached, story=record.get("story", ""))
+    _write_public(out, outcome, quick=quick, seed=seed)
+    return outcome
+
+
+def rebuild_result(name: str, outcome: Outcome):
+    """The ``Result`` dataclass of a (possibly cached) outcome."""
+    from impediments import experiments
+
+    return from_jsonable(experiments.get(name).Result, outcome.result)
+
+
+def _dumps(obj) -> str:
+    return json.dumps(to_jsonable(obj), indent=1, allow_nan=False)
+
+
+def _write_public(out: Path, o: Outcome, *, quick: bool, seed: int) -> None:
+    atomic_write(out / f"{o.name}.png", o.png)
+    atomic_write(out / f"{o.name}.json", _dumps({
+        "name": o.name, "description": o.description, "section": o.section, "quick": quick, "seed": seed,
+        "config": o.config, "elapsed_s": o.elapsed_s, "passed": o.passed,
+        "claims": [c.to_dict() for c in o.claims], "tables": [t.to_dict() for t in o.tables],
+        "result": o.result}))
+
+
+# ---------------------------------------------------------------- progress and the whole run
+
+
+def _reporter(stream) -> Callable[[str], None]:
+    def say(line: str) -> None:
+        print(line, file=stream, flush=True)
+
+    return say
+
+
+def reproduce(names: Sequence[str], *, quick: bool, out: str | os.PathLike, seed: int = 0,
+              stream=None) -> bool:
+    """Run experiments and write ``<name>.png``, ``<name>.json``, ``claims.json``, ``notebook.html``.
+
+    Args:
+        names: registry names, run in the module's story order.
+        quick: small budgets (``Config.quick``) instead of ``Config.full``.
+        out: output folder (created if needed).
+        seed: seed passed to every config.
+        stream: where progress lines go (default ``sys.stderr``).
+
+    Returns:
+        True iff every claim of every experiment passed.
+
+    Raises:
+        ValueError: for an unknown experiment name (the message lists the valid ones).
+        OutputFolderError: if ``out`` cannot be created or written.
+    """
+    from impediments import experiments
+    from impediments.report.notebook import write_notebook
+
+    unknown = [n for n in names if n not in experiments.REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown experiment(s) {', '.join(unknown)}; valid: {', '.join(experiments.names())}")
+    order = [n for n in experiments.names() if n in set(names)]
+    out = prepare_output(out)
+    say = _reporter(stream if stream is not None else sys.stderr)
+    mode = "quick" if quick else "full"
+    say(f"reproducing {len(order)} experiment(s), {mode} mode, seed {seed} -> {out}")
+    outcomes: list[Outcome] = []
+    for i, name in enumerate(order, 1):
+        say(f"[{i}/{len(order)}] {name} ...")
+        o = obtain(name, quick=quick, seed=seed, out=out)
+        outcomes.append(o)
+        verdict = sum(c.passed for c in o.claims)
+        how = "cached" if o.cached else f"{o.elapsed_s:.1f} s"
+        say(f"[{i}/{len(order)}] {name}: {verdict}/{len(o.claims)} claims passed ({how})")
+        for c in o.claims:
+            if not c.passed:
+                say(f"    FAILED: {c.text} [{c.threshold}; measured {c.measured}]")
+    atomic_write(out / "claims.json", _dumps({
+        "quick": quick, "seed": seed, "passed": all(o.passed for o in outcomes),
+        "experiments": {o.name: {"passed": o.passed, "claims": [c.to_dict() for c in o.claims]}
+                        for o in outcomes}}))
+    write_notebook(out / "notebook.html", outcomes, quick=quick, seed=seed, writer=atomic_write)
+    total = sum(len(o.claims) for o in outcomes)
+    passed = sum(c.passed for o in outcomes for c in o.claims)
+    say(f"{passed}/{total} claims passed; wrote {out / 'notebook.html'}")
+    return passed == total

@@ -1,0 +1,232 @@
+"""The experiment runner: cache, resume, atomic outputs, notebook, claims.json, CLI exit codes."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import types
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+from impediments import experiments
+from impediments.cli import main
+from impediments.experiments import runner
+from impediments.experiments.framework import Claim, Table, claim, from_jsonable, to_jsonable
+
+CALLS = {"n": 0}
+
+
+def _fake_module(name: str, *, passes: bool = True, section: str = "Fake section") -> types.ModuleType:
+    mod = types.ModuleType(f"impediments_test_fake.{name}")
+    mod.__doc__ = f"Fake {name}.\n\nA story paragraph for {name}."
+
+    @dataclass(frozen=True)
+    class Config:
+        seed: int = 0
+        n: int = 5
+
+        @classmethod
+        def quick(cls, seed=0):
+            return cls(seed=seed, n=5)
+
+        @classmethod
+        def full(cls, seed=0):
+            return cls(seed=seed, n=50)
+
+    @dataclass
+    class Result:
+        values: np.ndarray
+        total: float
+
+    def run(config):
+        CALLS["n"] += 1
+        v = np.random.default_rng(config.seed).normal(size=config.n)
+        return Result(values=v, total=float(v.sum()))
+
+    def plot(result):
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(2, 2))
+        ax.plot(np.asarray(result.values))
+        return fig, ax
+
+    def claims(result):
+        return [claim("the values sum to their total", "test", {"total": result.total},
+                      "total == sum(values)", passes and np.isclose(result.total, np.sum(result.values)))]
+
+    def tables(result):
+        return [Table("values", ["i", "v"], [[i, float(v)] for i, v in enumerate(result.values)])]
+
+    mod.NAME, mod.DESCRIPTION, mod.SECTION = name, f"fake experiment {name}", section
+    mod.Config, mod.Result, mod.run, mod.plot, mod.claims, mod.tables = Config, Result, run, plot, claims, tables
+    Result.__module__ = mod.__name__
+    return mod
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    mods = {"fake_a": _fake_module("fake_a"), "fake_b": _fake_module("fake_b", section="Other section")}
+    for name, mod in mods.items():
+        monkeypatch.setitem(sys.modules, mod.__name__, mod)
+    monkeypatch.setattr(experiments, "REGISTRY", {n: m.__name__ for n, m in mods.items()})
+    CALLS["n"] = 0
+    return mods
+
+
+def _run(tmp_path, names=("fake_a", "fake_b"), **kw):
+    return runner.reproduce(list(names), quick=True, out=tmp_path, seed=kw.pop("seed", 0),
+                            stream=open(os.devnull, "w"), **kw)
+
+
+def test_writes_all_outputs_and_claims_json(fake, tmp_path):
+    assert _run(tmp_path) is True
+    for name in fake:
+        assert (tmp_path / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+        record = json.loads((tmp_path / f"{name}.json").read_text())
+        assert record["name"] == name and record["passed"] is True and record["config"] == {"seed": 0, "n": 5}
+        assert record["result"]["total"] == pytest.approx(sum(record["result"]["values"]))
+    summary = json.loads((tmp_path / "claims.json").read_text())
+    assert summary["passed"] is True and summary["quick"] is True and summary["seed"] == 0
+    assert list(summary["experiments"]) == ["fake_a", "fake_b"]
+    c = summary["experiments"]["fake_a"]["claims"][0]
+    assert set(c) == {"text", "source", "measured", "threshold", "passed"} and c["passed"] is True
+    assert not list(tmp_path.glob("*.tmp")) and not list((tmp_path / ".cache").glob("*.tmp"))
+
+
+def test_failed_claim_returns_false_and_cli_exit_1(fake, tmp_path, monkeypatch, capsys):
+    bad = _fake_module("fake_bad", passes=False)
+    monkeypatch.setitem(sys.modules, bad.__name__, bad)
+    monkeypatch.setitem(experiments.REGISTRY, "fake_bad", bad.__name__)
+    assert _run(tmp_path, names=["fake_bad"]) is False
+    assert json.loads((tmp_path / "claims.json").read_text())["passed"] is False
+    assert main(["reproduce", "fake_bad", "--quick", "--out", str(tmp_path / "cli")]) == 1
+    assert main(["reproduce", "fake_a", "--quick", "--out", str(tmp_path / "cli")]) == 0
+
+
+def test_repeated_run_is_cached_and_instant(fake, tmp_path):
+    _run(tmp_path)
+    assert CALLS["n"] == 2
+    start = time.perf_counter()
+    _run(tmp_path)
+    assert CALLS["n"] == 2, "a repeated run must not rerun experiments"
+    assert time.perf_counter() - start < 1.0
+    _run(tmp_path, seed=1)  # another config -> another key -> runs
+    assert CALLS["n"] == 4
+
+
+def test_interrupted_run_resumes(fake, tmp_path, monkeypatch):
+    real = fake["fake_b"].run
+
+    def boom(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fake["fake_b"], "run", boom)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path)
+    assert CALLS["n"] == 1 and (tmp_path / "fake_a.png").exists() and not (tmp_path / "fake_b.png").exists()
+    monkeypatch.setattr(fake["fake_b"], "run", real)
+    assert _run(tmp_path) is True
+    assert CALLS["n"] == 2, "only the unfinished experiment reruns"
+
+
+def test_corrupt_cache_entry_warns_and_reruns(fake, tmp_path):
+    _run(tmp_path, names=["fake_a"])
+    (entry,) = (tmp_path / ".cache").glob("fake_a-*.json")
+    entry.write_text("{not json")
+    with pytest.warns(runner.CacheWarning, match="corrupt"):
+        assert _run(tmp_path, names=["fake_a"]) is True
+    assert CALLS["n"] == 2
+    json.loads(entry.read_text())  # rewritten, valid again
+    (png,) = (tmp_path / ".cache").glob("fake_a-*.png")
+    png.write_bytes(b"garbage")
+    with pytest.warns(runner.CacheWarning):
+        _run(tmp_path, names=["fake_a"])
+    assert CALLS["n"] == 3
+
+
+def test_unwritable_output_folder_is_a_clear_error(fake, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(runner.OutputFolderError, match="cannot write to output folder"):
+        _run(blocker / "out")
+    if os.geteuid() != 0:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        try:
+            with pytest.raises(runner.OutputFolderError, match=str(ro)):
+                _run(ro)
+        finally:
+            ro.chmod(0o700)
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.refs: list[tuple[str, str, str]] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        for key, value in attrs:
+            if key in ("src", "href") and value is not None:
+                self.refs.append((tag, key, value))
+
+
+def test_notebook_is_self_contained_and_in_story_order(fake, tmp_path):
+    _run(tmp_path)
+    text = (tmp_path / "notebook.html").read_text()
+    parser = _Links()
+    parser.feed(text)
+    assert parser.refs, "the notebook embeds figures"
+    for tag, key, value in parser.refs:
+        assert value.startswith(("data:", "#")), f"external reference {tag} {key}={value[:60]}"
+    assert "script" not in parser.tags and "link" not in parser.tags
+    assert sum(v.startswith("data:image/png;base64,") for _, _, v in parser.refs) == 2
+    assert text.index('id="fake_a"') < text.index('id="fake_b"')
+    assert "Fake section" in text and "Other section" in text and "A story paragraph for fake_a" in text
+    assert "2/2 claims pass" in text and "PASS" in text
+
+
+def test_unknown_names(fake, tmp_path, capsys):
+    with pytest.raises(ValueError, match="valid: fake_a, fake_b"):
+        _run(tmp_path, names=["nope"])
+    assert main(["reproduce", "nope", "--out", str(tmp_path)]) == 2
+    assert "fake_a" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="fake_a"):
+        experiments.get("nope")
+
+
+def test_registry_is_story_ordered_part1_first():
+    names = experiments.names()
+    assert names == list(dict.fromkeys(names))
+    for name in names:
+        mod = experiments.get(name)
+        assert mod.NAME == name and mod.DESCRIPTION and mod.SECTION
+        assert all(hasattr(mod, a) for a in ("Config", "Result", "run", "plot", "claims"))
+        assert "matplotlib" not in (mod.__dict__.keys())
+    from impediments.experiments import part1
+
+    assert names[: len(part1.EXPERIMENTS)] == [p.rsplit(".", 1)[-1] for p in part1.EXPERIMENTS]
+
+
+def test_jsonable_roundtrip():
+    @dataclass
+    class R:
+        a: np.ndarray
+        b: list
+        c: float
+
+    r = R(a=np.array([[1.0, np.nan], [np.inf, -2.0]]), b=[1, {"x": np.float32(0.5)}], c=float("-inf"))
+    data = json.loads(json.dumps(to_jsonable(r), allow_nan=False))
+    back = from_jsonable(R, data)
+    np.testing.assert_array_equal(back.a, r.a)
+    assert back.b == [1, {"x": 0.5}] and back.c == float("-inf")
+    with pytest.raises(TypeError, match="cannot convert"):
+        to_jsonable(object())
+    c = Claim("t", "s", {"x": np.float64(1.5), "ok": np.bool_(True)}, "x > 1", np.bool_(True))
+    assert c.passed is True and Claim.from_dict(json.loads(json.dumps(c.to_dict()))) == c
