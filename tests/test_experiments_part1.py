@@ -73,7 +73,30 @@ def _zigzag(r):
     assert r.train_mean_abs_max < 1e-5 < r.batch_mean_abs
 
 
-DIRECT = {"zigzag": _zigzag}
+def _symmetric_runs(r, keys, random_keys):
+    for key in keys:
+        for layer, spread in r.runs[key]["spread"].items():
+            assert all(v == 0.0 for v in spread), (key, layer)
+    for key in random_keys:
+        assert all(v[-1] > 0.1 for v in r.runs[key]["spread"].values())
+        assert r.runs[key]["test_acc"][-1] > 0.8
+
+
+def _zero_init(r):
+    _symmetric_runs(r, ["zero"], ["random"])
+    assert r.runs["zero"]["weight_change"] > 0
+    assert len(r.runs["zero"]["test_acc"]) == len(r.steps)
+
+
+def _identical_init(r):
+    acts = {k.split("/")[0] for k in r.runs}
+    _symmetric_runs(r, [f"{a}/identical" for a in acts], [f"{a}/random" for a in acts])
+    for a in acts:
+        spread = r.runs[f"{a}/perturbed"]["spread"]
+        assert all(0 < v[0] < 100 * r.noise for v in spread.values())
+
+
+DIRECT = {"zigzag": _zigzag, "zero_init": _zero_init, "identical_init": _identical_init}
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -166,3 +166,23 @@ def max_pairwise_unit_difference(weight: torch.Tensor, bias: torch.Tensor | None
     if bias is not None:
         w = torch.cat([w, bias.detach().reshape(-1, 1)], dim=1)
     return float((w.max(dim=0).values - w.min(dim=0).values).abs().max())
+
+
+class UnitSpread:
+    """Training callback: :func:`max_pairwise_unit_difference` of chosen layers at every evaluation.
+
+    Attributes:
+        steps: the evaluation steps (0 = before training).
+        spread: ``{layer name: [difference at each evaluation]}``.
+    """
+
+    def __init__(self, model: nn.Module, layers: list[str]) -> None:
+        self.model, self.layers = model, list(layers)
+        self.steps: list[int] = []
+        self.spread: dict[str, list[float]] = {name: [] for name in self.layers}
+
+    def on_eval(self, step: int, metrics: Mapping) -> None:
+        self.steps.append(step)
+        for name in self.layers:
+            layer = self.model.get_submodule(name)
+            self.spread[name].append(max_pairwise_unit_difference(layer.weight, layer.bias))
