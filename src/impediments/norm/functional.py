@@ -19,18 +19,8 @@ are taken over:
 * **GroupNorm** (Wu & He 2018) — per example and group of ``C/G`` channels,
   over those channels and the spatial axes. InstanceNorm is ``G = C``.
 
-Each normalization is a :class:`torch.autograd.Function` whose analytic
-backward sits next to its forward:
-
-.. math::
-
-    \frac{\partial L}{\partial y_i} = \frac{\gamma}{\sqrt{\sigma^2+\epsilon}}
-      \Big(g_i - \frac{1}{m}\sum_j g_j - \hat y_i \frac{1}{m}\sum_j g_j \hat y_j\Big),
-    \quad \frac{\partial L}{\partial \gamma} = \sum_i g_i \hat y_i,
-    \quad \frac{\partial L}{\partial \beta} = \sum_i g_i
-
-where ``g = ∂L/∂z``. Double backward (``create_graph=True``) differentiates the same equations
-written as plain torch ops.
+Each normalization is a :class:`torch.autograd.Function` in
+:mod:`impediments.norm.autograd`, whose analytic backward sits next to its forward.
 
 Momentum convention: running ← (1 − momentum)·running + momentum·batch
 (PyTorch). Keras writes running ← momentum·running + (1 − momentum)·batch,
@@ -40,10 +30,10 @@ so ``torch_momentum = 1 − keras_momentum``: torch's default 0.1 is Keras's
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
+
+from impediments.norm.autograd import BatchNormFn, RowNormFn
 
 __all__ = ["batch_norm", "from_keras_momentum", "group_norm", "instance_norm", "layer_norm", "to_keras_momentum"]
 
@@ -65,124 +55,6 @@ def to_keras_momentum(momentum: float) -> float:
 def _check_unit_interval(name: str, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-
-
-def _bn_composite(x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor:
-    """The four equations in plain differentiable ops (used for double backward)."""
-    dims = 0 if x.dim() == 2 else (0, 2)
-    col = (lambda t: t) if x.dim() == 2 else (lambda t: t.unsqueeze(1))
-    mean = x.mean(dims)
-    var = (x - col(mean)).square().mean(dims)
-    y = (x - col(mean)) * col(torch.rsqrt(var + eps))
-    y = y * col(weight) if weight is not None else y
-    return y + col(bias) if bias is not None else y
-
-
-def _row_composite(x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float, dims: tuple[int, ...]) -> Tensor:
-    """Per-row normalization in plain differentiable ops (used for double backward)."""
-    mean = x.mean(dims, keepdim=True)
-    y = (x - mean) * torch.rsqrt((x - mean).square().mean(dims, keepdim=True) + eps)
-    y = y * weight if weight is not None else y
-    return y + bias if bias is not None else y
-
-
-def _double_backward(composite, ctx, gy: Tensor, x: Tensor, weight: Tensor | None, bias: Tensor | None, *extra):
-    """Under ``create_graph=True``: differentiate the composite formula, keeping the graph."""
-    wanted = [t for t, need in zip((x, weight, bias), ctx.needs_input_grad[:3]) if t is not None and need]
-    with torch.enable_grad():
-        y = composite(x, weight, bias, ctx.eps, *extra)
-        grads = iter(torch.autograd.grad(y, wanted, gy, create_graph=True))
-    out = [next(grads) if t is not None and need else None
-           for t, need in zip((x, weight, bias), ctx.needs_input_grad[:3])]
-    return (*out, None)
-
-
-class _BatchNormFn(torch.autograd.Function):
-    """Training-mode BatchNorm on ``(N, C)`` or ``(N, C, S)``: batch statistics per channel.
-
-    Saves the input, μ and 1/√(σ²+ε) (as native BatchNorm does), not x̂.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, eps):  # type: ignore[override]
-        dense = x.dim() == 2
-        dims = 0 if dense else (0, 2)
-        col = (lambda t: t) if dense else (lambda t: t.unsqueeze(1))
-        m = x.numel() // x.shape[1]
-        mean = x.sum(dims).div_(m)                                   # (1) batch mean
-        xc = x - col(mean)
-        var = (xc * xc).sum(dims).div_(m)                            # (2) biased batch variance
-        invstd = (var + eps).rsqrt_()
-        scale = invstd if weight is None else invstd * weight         # γ/√(σ²+ε)
-        y = xc.mul_(col(scale))                                      # (3) and (4)
-        if bias is not None:
-            y = y.add_(col(bias))
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(x, weight, bias, mean, invstd, scale)
-        ctx.dims, ctx.m, ctx.eps = dims, m, eps
-        ctx.mark_non_differentiable(mean, var)
-        return y, mean, var
-
-    @staticmethod
-    def backward(ctx, gy, _gmean, _gvar):  # type: ignore[override]
-        x, weight, bias, mean, invstd, scale = ctx.saved_tensors
-        if gy is None:
-            return None, None, None, None
-        if torch.is_grad_enabled():
-            return _double_backward(_bn_composite, ctx, gy, x, weight, bias)
-        dims, m = ctx.dims, ctx.m
-        dense = x.dim() == 2
-        col = (lambda t: t) if dense else (lambda t: t.unsqueeze(1))
-        xc = x - col(mean)
-        sum_g = gy.sum(dims)                                         # ∂L/∂β = Σ g
-        gw = (gy * xc).sum(dims).mul_(invstd)                        # ∂L/∂γ = Σ g ŷ
-        # ∂L/∂y = s·g − s·Σg/m − s·ŷ·Σ(g ŷ)/m with s = γ/√(σ²+ε): one per-channel affine map of (g, y − μ)
-        k = gw * scale * invstd
-        gx = (gy * col(scale)).add_(col(sum_g * scale), alpha=-1 / m).addcmul_(xc, col(k), value=-1 / m)
-        return gx, gw if ctx.needs_input_grad[1] else None, sum_g if ctx.needs_input_grad[2] else None, None
-
-
-class _RowNormFn(torch.autograd.Function):
-    """Normalize over the trailing ``dims`` axes of ``x`` (LayerNorm, GroupNorm), then ``γ ŷ + β``.
-
-    ``weight`` and ``bias`` broadcast against ``x``; their gradients are
-    summed back to their shapes. Saves the input, μ and 1/√(σ²+ε).
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, eps, dims):  # type: ignore[override]
-        k = math.prod(x.shape[d] for d in dims)
-        mean = x.sum(dims, keepdim=True).div_(k)
-        xc = x - mean
-        var = (xc * xc).sum(dims, keepdim=True).div_(k)
-        invstd = (var + eps).rsqrt_()
-        y = xc.mul_(invstd)
-        if weight is not None:
-            y = y.mul_(weight)
-        if bias is not None:
-            y = y.add_(bias)
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(x, weight, bias, mean, invstd)
-        ctx.eps, ctx.dims, ctx.k = eps, dims, k
-        ctx.mark_non_differentiable(var)
-        return y, var
-
-    @staticmethod
-    def backward(ctx, gy, _gvar):  # type: ignore[override]
-        x, weight, bias, mean, invstd = ctx.saved_tensors
-        if gy is None:
-            return None, None, None, None, None
-        if torch.is_grad_enabled():
-            return (*_double_backward(_row_composite, ctx, gy, x, weight, bias, ctx.dims), None)
-        dims, k = ctx.dims, ctx.k
-        xhat = (x - mean).mul_(invstd)
-        g = gy if weight is None else gy * weight
-        # ∂L/∂y = (g − Σg/k − ŷ Σ(g ŷ)/k) / √(σ²+ε)
-        gx = torch.addcmul(g, xhat, (g * xhat).sum(dims, keepdim=True), value=-1 / k)
-        gx = gx.sub_(g.sum(dims, keepdim=True), alpha=1 / k).mul_(invstd)
-        gw = (gy * xhat).sum_to_size(weight.shape) if ctx.needs_input_grad[1] else None
-        gb = gy.sum_to_size(bias.shape) if ctx.needs_input_grad[2] else None
-        return gx, gw, gb, None, None
 
 
 def _compute_dtype(x: Tensor) -> Tensor:
@@ -219,7 +91,7 @@ def batch_norm_with_stats(
         return (x * scale.view(shape)).add_(shift.view(shape)).to(x.dtype), None
     xc = _compute_dtype(x)
     x3 = xc if x.dim() <= 3 else xc.reshape(x.shape[0], x.shape[1], -1)
-    y, mean, var = _BatchNormFn.apply(x3, weight, bias, eps)
+    y, mean, var = BatchNormFn.apply(x3, weight, bias, eps)
     if running_mean is not None and running_var is not None:
         m = x3.numel() // x3.shape[1]
         with torch.no_grad():   # torch's order: (1 − momentum)·running + momentum·batch
@@ -276,7 +148,7 @@ def layer_norm_with_stats(x: Tensor, normalized_shape: tuple[int, ...], weight: 
     xc = _compute_dtype(x)
     size = int(torch.Size(normalized_shape).numel())
     flat = lambda t: None if t is None else t.reshape(size)  # noqa: E731
-    y, var = _RowNormFn.apply(xc.reshape(-1, size), flat(weight), flat(bias), eps, (-1,))
+    y, var = RowNormFn.apply(xc.reshape(-1, size), flat(weight), flat(bias), eps, (-1,))
     return y.view(x.shape).to(x.dtype), var
 
 
@@ -304,7 +176,7 @@ def group_norm_with_stats(x: Tensor, num_groups: int, weight: Tensor | None, bia
     xc = _compute_dtype(x)
     x4 = xc.reshape(n, num_groups, c // num_groups, -1)
     per_group = lambda t: None if t is None else t.view(num_groups, c // num_groups, 1)  # noqa: E731
-    y, var = _RowNormFn.apply(x4, per_group(weight), per_group(bias), eps, (-2, -1))
+    y, var = RowNormFn.apply(x4, per_group(weight), per_group(bias), eps, (-2, -1))
     return y.view(x.shape).to(x.dtype), var
 
 
