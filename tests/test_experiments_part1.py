@@ -96,7 +96,16 @@ def _identical_init(r):
         assert all(0 < v[0] < 100 * r.noise for v in spread.values())
 
 
-DIRECT = {"zigzag": _zigzag, "zero_init": _zero_init, "identical_init": _identical_init}
+def _dead_bias(r):
+    normal, negative = r.runs[str(r.biases[0])], r.runs[str(r.biases[-1])]
+    assert negative["dead_bias_change"] == 0.0
+    for run in (normal, negative):
+        per_layer = np.array([v for v in run["dead"].values()])  # (layers, evals), equal widths
+        np.testing.assert_allclose(per_layer.mean(axis=0), run["dead_all"], rtol=1e-6)
+    assert min(negative["dead_all"]) > max(normal["dead_all"])
+
+
+DIRECT = {"zigzag": _zigzag, "zero_init": _zero_init, "identical_init": _identical_init, "dead_bias": _dead_bias}
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -112,3 +121,22 @@ def test_zigzag_condition_number_formula():
     x = rng.uniform(1.0, 2.0, size=(200_000, 2))
     assert math.isclose(condition_number(x), predicted_condition_number(1.0, 2.0), rel_tol=0.02)
     assert condition_number(x - x.mean(0)) < 1.02
+
+
+def test_dead_units_matches_brute_force():
+    import torch
+
+    from impediments.experiments.part1.dead_bias import dead_units
+    from impediments.models import mlp
+
+    torch.manual_seed(0)
+    model = mlp(5, 3, width=40, depth=2, activation="relu")
+    with torch.no_grad():
+        model.hidden1.linear.bias.copy_(torch.linspace(-6, 2, 40))
+    X = torch.randn(50, 5)
+    got = dead_units(model, X, ["hidden1.act", "hidden2.act"])
+    h1 = torch.relu(model.hidden1.linear(X))
+    h2 = torch.relu(model.hidden2.linear(h1))
+    assert torch.equal(got["hidden1.act"], (h1 == 0).all(0)) and torch.equal(got["hidden2.act"], (h2 == 0).all(0))
+    assert 0 < int(got["hidden1.act"].sum()) < 40
+    assert not model.hidden1.act._forward_hooks, "hooks are removed"
