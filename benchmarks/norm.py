@@ -2,14 +2,16 @@
 
 Usage::
 
-    python benchmarks/norm.py [--repeats 21] [--number 50] [--threads 1]
+    python benchmarks/norm.py [--repeats 21] [--number N] [--threads 1] [--large]
 
 For each layer and shape (the dense and conv shapes of the experiments:
 MLP batch 60 × 100 units, 128 × 256, MNIST-1D CNN 64 × 25 × 20, 2-D CNN
-32 × 16 × 14 × 14), both implementations run in the same process with the
-same input; repeats are interleaved (ours, native, ours, native, ...) so
-machine load hits both alike, and each column is the median over repeats of
-the mean time of ``number`` calls of ``y = layer(x); y.backward(g)``.
+32 × 16 × 14 × 14; ``--large`` adds 256 × 1024 and 64 × 32 × 28 × 28),
+both implementations run in the same process with the same input; repeats
+are interleaved (ours, native, ours, native, ...) so machine load hits both
+alike, and each column is the median over repeats of the mean time of
+``number`` calls of ``y = layer(x); y.backward(g)`` (by default ``number``
+is chosen so that one repeat of the native layer takes about 10 ms).
 BatchNorm runs in training mode (batch statistics + running-stat update).
 """
 from __future__ import annotations
@@ -28,64 +30,71 @@ from impediments.models.layers import group_count
 
 DENSE = [(60, 100), (128, 256)]
 CONV = [(64, 25, 20), (32, 16, 14, 14)]
+LARGE_DENSE = [(256, 1024)]
+LARGE_CONV = [(64, 32, 28, 28)]
 
 
-def cases() -> list[tuple[str, tuple[int, ...], Callable[[], nn.Module], Callable[[], nn.Module]]]:
+def cases(large: bool = False) -> list[tuple[str, tuple[int, ...], Callable[[], nn.Module], Callable[[], nn.Module]]]:
+    dense, conv = DENSE + (LARGE_DENSE if large else []), CONV + (LARGE_CONV if large else [])
     out = []
-    for shape in DENSE + CONV:
+    for shape in dense + conv:
         c = shape[1]
         native_bn = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d}[len(shape)]
         out.append(("BatchNorm", shape, lambda c=c: norm.BatchNorm(c), lambda c=c, f=native_bn: f(c)))
         g = group_count(c)
         out.append((f"GroupNorm(G={g})", shape, lambda c=c, g=g: norm.GroupNorm(g, c),
                     lambda c=c, g=g: nn.GroupNorm(g, c)))
-    for shape in DENSE:
+    for shape in dense:
         c = shape[1]
         out.append(("LayerNorm", shape, lambda c=c: norm.LayerNorm(c), lambda c=c: nn.LayerNorm(c)))
-    for shape in CONV:
+    for shape in conv:
         c = shape[1]
         out.append(("InstanceNorm", shape, lambda c=c: norm.InstanceNorm(c, affine=True),
                     lambda c=c, n=len(shape): (nn.InstanceNorm1d if n == 3 else nn.InstanceNorm2d)(c, affine=True)))
     return out
 
 
-def time_pair(ours: nn.Module, native: nn.Module, shape: tuple[int, ...], repeats: int, number: int) -> tuple[float, float]:
+def time_pair(ours: nn.Module, native: nn.Module, shape: tuple[int, ...], repeats: int,
+              number: int | None) -> tuple[float, float]:
     x = torch.randn(shape, requires_grad=True)
     g = torch.randn(shape)
 
-    def run(layer: nn.Module) -> float:
+    def run(layer: nn.Module, calls: int) -> float:
         start = time.perf_counter()
-        for _ in range(number):
+        for _ in range(calls):
             layer(x).backward(g)
-        return (time.perf_counter() - start) / number
+        return (time.perf_counter() - start) / calls
 
-    run(ours), run(native)  # warm-up
+    run(ours, 3), run(native, 3)  # warm-up
+    number = number or max(1, round(0.01 / run(native, 5)))
     times: dict[str, list[float]] = {"ours": [], "native": []}
     for _ in range(repeats):
-        times["ours"].append(run(ours))
-        times["native"].append(run(native))
+        times["ours"].append(run(ours, number))
+        times["native"].append(run(native, number))
     return statistics.median(times["ours"]), statistics.median(times["native"])
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=21)
-    parser.add_argument("--number", type=int, default=50)
+    parser.add_argument("--number", type=int, default=None, help="calls per repeat (default: ~10 ms of native)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--large", action="store_true", help="also time larger shapes")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()},"
           f" {repeats_note(args)}")
     print(f"{'layer':<16} {'shape':<18} {'native µs':>10} {'ours µs':>10} {'ours/native':>12}")
-    for name, shape, make_ours, make_native in cases():
+    for name, shape, make_ours, make_native in cases(args.large):
         ours, native = make_ours().train(), make_native().train()
         t_ours, t_native = time_pair(ours, native, shape, args.repeats, args.number)
         print(f"{name:<16} {str(shape):<18} {t_native * 1e6:>10.1f} {t_ours * 1e6:>10.1f} {t_ours / t_native:>12.2f}")
 
 
 def repeats_note(args: argparse.Namespace) -> str:
-    return f"forward+backward, median of {args.repeats} interleaved repeats × {args.number} calls"
+    calls = args.number or "~10 ms of"
+    return f"forward+backward, median of {args.repeats} interleaved repeats × {calls} calls"
 
 
 if __name__ == "__main__":

@@ -90,10 +90,13 @@ class BatchNormFn(torch.autograd.Function):
         col = (lambda t: t) if dense else (lambda t: t.unsqueeze(1))
         xc = x - col(mean)
         sum_g = gy.sum(dims)                                         # ∂L/∂β = Σ g
-        gw = (gy * xc).sum(dims).mul_(invstd)                        # ∂L/∂γ = Σ g ŷ
+        tmp = gy * xc
+        gw = tmp.sum(dims).mul_(invstd)                              # ∂L/∂γ = Σ g ŷ
         # ∂L/∂y = s·g − s·Σg/m − s·ŷ·Σ(g ŷ)/m with s = γ/√(σ²+ε): one per-channel affine map of (g, y − μ)
+        # (written into the temporary: large CPU allocations cost page faults)
         k = gw * scale * invstd
-        gx = (gy * col(scale)).add_(col(sum_g * scale), alpha=-1 / m).addcmul_(xc, col(k), value=-1 / m)
+        gx = torch.mul(gy, col(scale), out=tmp)
+        gx = gx.add_(col(sum_g * scale), alpha=-1 / m).addcmul_(xc, col(k), value=-1 / m)
         return gx, gw if ctx.needs_input_grad[1] else None, sum_g if ctx.needs_input_grad[2] else None, None
 
 
@@ -132,9 +135,10 @@ class RowNormFn(torch.autograd.Function):
         dims, k = ctx.dims, ctx.k
         xhat = (x - mean).mul_(invstd)
         g = gy if weight is None else gy * weight
-        # ∂L/∂y = (g − Σg/k − ŷ Σ(g ŷ)/k) / √(σ²+ε)
-        gx = torch.addcmul(g, xhat, (g * xhat).sum(dims, keepdim=True), value=-1 / k)
-        gx = gx.sub_(g.sum(dims, keepdim=True), alpha=1 / k).mul_(invstd)
-        gw = (gy * xhat).sum_to_size(weight.shape) if ctx.needs_input_grad[1] else None
+        tmp = g * xhat
+        dot, sum_g = tmp.sum(dims, keepdim=True), g.sum(dims, keepdim=True)
+        gw = torch.mul(gy, xhat, out=tmp).sum_to_size(weight.shape) if ctx.needs_input_grad[1] else None
         gb = gy.sum_to_size(bias.shape) if ctx.needs_input_grad[2] else None
+        # ∂L/∂y = (g − Σg/k − ŷ Σ(g ŷ)/k) / √(σ²+ε), written over ŷ (large CPU allocations cost page faults)
+        gx = xhat.mul_(dot.mul_(-1 / k)).add_(g).sub_(sum_g, alpha=1 / k).mul_(invstd)
         return gx, gw, gb, None, None

@@ -142,14 +142,12 @@ def layer_norm_with_stats(x: Tensor, normalized_shape: tuple[int, ...], weight: 
                           bias: Tensor | None, eps: float) -> tuple[Tensor, Tensor]:
     """:func:`layer_norm` that also returns the per-example variance."""
     k = len(normalized_shape)
-    if x.dim() < k or tuple(x.shape[x.dim() - k:]) != tuple(normalized_shape):
-        raise ValueError(f"LayerNorm expects input whose trailing dimensions are {tuple(normalized_shape)}, "
-                         f"got input of shape {tuple(x.shape)}")
+    if k == 0 or x.dim() < k or tuple(x.shape[x.dim() - k:]) != tuple(normalized_shape):
+        raise ValueError(f"LayerNorm expects input whose trailing dimensions are {tuple(normalized_shape)} "
+                         f"(non-empty), got input of shape {tuple(x.shape)}")
     xc = _compute_dtype(x)
-    size = int(torch.Size(normalized_shape).numel())
-    flat = lambda t: None if t is None else t.reshape(size)  # noqa: E731
-    y, var = RowNormFn.apply(xc.reshape(-1, size), flat(weight), flat(bias), eps, (-1,))
-    return y.view(x.shape).to(x.dtype), var
+    y, var = RowNormFn.apply(xc, weight, bias, eps, tuple(range(-k, 0)))
+    return (y if y.dtype == x.dtype else y.to(x.dtype)), var
 
 
 def layer_norm(x: Tensor, normalized_shape: tuple[int, ...], weight: Tensor | None = None,
@@ -177,7 +175,8 @@ def group_norm_with_stats(x: Tensor, num_groups: int, weight: Tensor | None, bia
     x4 = xc.reshape(n, num_groups, c // num_groups, -1)
     per_group = lambda t: None if t is None else t.view(num_groups, c // num_groups, 1)  # noqa: E731
     y, var = RowNormFn.apply(x4, per_group(weight), per_group(bias), eps, (-2, -1))
-    return y.view(x.shape).to(x.dtype), var
+    y = y.view(x.shape)
+    return (y if y.dtype == x.dtype else y.to(x.dtype)), var
 
 
 def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
