@@ -55,11 +55,14 @@ def _double_backward(composite, ctx, gy: Tensor, x: Tensor, weight: Tensor | Non
 class BatchNormFn(torch.autograd.Function):
     """Training-mode BatchNorm on ``(N, C)`` or ``(N, C, S)``: batch statistics per channel.
 
+    ``apply(x, weight, bias, eps, stats)`` returns y and appends the
+    (non-differentiable) batch ``(mean, biased var)`` to the list ``stats``.
+
     Saves the input, μ and 1/√(σ²+ε) (as native BatchNorm does), not x̂.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, eps):  # type: ignore[override]
+    def forward(ctx, x, weight, bias, eps, stats):  # type: ignore[override]
         dense = x.dim() == 2
         dims = 0 if dense else (0, 2)
         col = (lambda t: t) if dense else (lambda t: t.unsqueeze(1))
@@ -72,19 +75,18 @@ class BatchNormFn(torch.autograd.Function):
         y = xc.mul_(col(scale))                                      # (3) and (4)
         if bias is not None:
             y = y.add_(col(bias))
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(x, weight, bias, mean, invstd, scale)
+        ctx.save_for_backward(x, weight, bias)
+        ctx.mean, ctx.invstd, ctx.scale = mean, invstd, scale  # intermediates may live on ctx
         ctx.dims, ctx.m, ctx.eps = dims, m, eps
-        ctx.mark_non_differentiable(mean, var)
-        return y, mean, var
+        stats.append((mean, var))
+        return y
 
     @staticmethod
-    def backward(ctx, gy, _gmean, _gvar):  # type: ignore[override]
-        x, weight, bias, mean, invstd, scale = ctx.saved_tensors
-        if gy is None:
-            return None, None, None, None
+    def backward(ctx, gy):  # type: ignore[override]
+        x, weight, bias = ctx.saved_tensors
+        mean, invstd, scale = ctx.mean, ctx.invstd, ctx.scale
         if torch.is_grad_enabled():
-            return _double_backward(_bn_composite, ctx, gy, x, weight, bias)
+            return (*_double_backward(_bn_composite, ctx, gy, x, weight, bias), None)
         dims, m = ctx.dims, ctx.m
         dense = x.dim() == 2
         col = (lambda t: t) if dense else (lambda t: t.unsqueeze(1))
@@ -97,7 +99,7 @@ class BatchNormFn(torch.autograd.Function):
         k = gw * scale * invstd
         gx = torch.mul(gy, col(scale), out=tmp)
         gx = gx.add_(col(sum_g * scale), alpha=-1 / m).addcmul_(xc, col(k), value=-1 / m)
-        return gx, gw if ctx.needs_input_grad[1] else None, sum_g if ctx.needs_input_grad[2] else None, None
+        return gx, gw if ctx.needs_input_grad[1] else None, sum_g if ctx.needs_input_grad[2] else None, None, None
 
 
 class RowNormFn(torch.autograd.Function):
@@ -105,10 +107,12 @@ class RowNormFn(torch.autograd.Function):
 
     ``weight`` and ``bias`` broadcast against ``x``; their gradients are
     summed back to their shapes. Saves the input, μ and 1/√(σ²+ε).
+    ``apply(x, weight, bias, eps, dims, stats)`` appends the per-row biased
+    variance to the list ``stats``.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, eps, dims):  # type: ignore[override]
+    def forward(ctx, x, weight, bias, eps, dims, stats):  # type: ignore[override]
         k = math.prod(x.shape[d] for d in dims)
         mean = x.sum(dims, keepdim=True).div_(k)
         xc = x - mean
@@ -119,19 +123,18 @@ class RowNormFn(torch.autograd.Function):
             y = y.mul_(weight)
         if bias is not None:
             y = y.add_(bias)
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(x, weight, bias, mean, invstd)
+        ctx.save_for_backward(x, weight, bias)
+        ctx.mean, ctx.invstd = mean, invstd  # intermediates may live on ctx
         ctx.eps, ctx.dims, ctx.k = eps, dims, k
-        ctx.mark_non_differentiable(var)
-        return y, var
+        stats.append(var)
+        return y
 
     @staticmethod
-    def backward(ctx, gy, _gvar):  # type: ignore[override]
-        x, weight, bias, mean, invstd = ctx.saved_tensors
-        if gy is None:
-            return None, None, None, None, None
+    def backward(ctx, gy):  # type: ignore[override]
+        x, weight, bias = ctx.saved_tensors
+        mean, invstd = ctx.mean, ctx.invstd
         if torch.is_grad_enabled():
-            return (*_double_backward(_row_composite, ctx, gy, x, weight, bias, ctx.dims), None)
+            return (*_double_backward(_row_composite, ctx, gy, x, weight, bias, ctx.dims), None, None)
         dims, k = ctx.dims, ctx.k
         xhat = (x - mean).mul_(invstd)
         g = gy if weight is None else gy * weight
@@ -141,4 +144,4 @@ class RowNormFn(torch.autograd.Function):
         gb = gy.sum_to_size(bias.shape) if ctx.needs_input_grad[2] else None
         # ∂L/∂y = (g − Σg/k − ŷ Σ(g ŷ)/k) / √(σ²+ε), written over ŷ (large CPU allocations cost page faults)
         gx = xhat.mul_(dot.mul_(-1 / k)).add_(g).sub_(sum_g, alpha=1 / k).mul_(invstd)
-        return gx, gw, gb, None, None
+        return gx, gw, gb, None, None, None

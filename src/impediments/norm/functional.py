@@ -91,12 +91,14 @@ def batch_norm_with_stats(
         return (x * scale.view(shape)).add_(shift.view(shape)).to(x.dtype), None
     xc = _compute_dtype(x)
     x3 = xc if x.dim() <= 3 else xc.reshape(x.shape[0], x.shape[1], -1)
-    y, mean, var = BatchNormFn.apply(x3, weight, bias, eps)
+    stats: list = []
+    y = BatchNormFn.apply(x3, weight, bias, eps, stats)
+    mean, var = stats[0]
     if running_mean is not None and running_var is not None:
         m = x3.numel() // x3.shape[1]
-        with torch.no_grad():   # torch's order: (1 − momentum)·running + momentum·batch
-            running_mean.mul_(1.0 - momentum).add_(mean, alpha=momentum)
-            running_var.mul_(1.0 - momentum).add_(var, alpha=momentum * m / (m - 1))   # unbiased m/(m−1)
+        with torch.no_grad():   # running ← (1 − momentum)·running + momentum·batch
+            running_mean.lerp_(mean, momentum)
+            running_var.lerp_(var * (m / (m - 1)), momentum)   # unbiased m/(m−1)
     y = y if y.shape == x.shape else y.view(x.shape)
     return (y if y.dtype == x.dtype else y.to(x.dtype)), var
 
@@ -146,7 +148,9 @@ def layer_norm_with_stats(x: Tensor, normalized_shape: tuple[int, ...], weight: 
         raise ValueError(f"LayerNorm expects input whose trailing dimensions are {tuple(normalized_shape)} "
                          f"(non-empty), got input of shape {tuple(x.shape)}")
     xc = _compute_dtype(x)
-    y, var = RowNormFn.apply(xc, weight, bias, eps, tuple(range(-k, 0)))
+    stats: list = []
+    y = RowNormFn.apply(xc, weight, bias, eps, tuple(range(-k, 0)), stats)
+    var = stats[0]
     return (y if y.dtype == x.dtype else y.to(x.dtype)), var
 
 
@@ -174,7 +178,9 @@ def group_norm_with_stats(x: Tensor, num_groups: int, weight: Tensor | None, bia
     xc = _compute_dtype(x)
     x4 = xc.reshape(n, num_groups, c // num_groups, -1)
     per_group = lambda t: None if t is None else t.view(num_groups, c // num_groups, 1)  # noqa: E731
-    y, var = RowNormFn.apply(x4, per_group(weight), per_group(bias), eps, (-2, -1))
+    stats: list = []
+    y = RowNormFn.apply(x4, per_group(weight), per_group(bias), eps, (-2, -1), stats)
+    var = stats[0]
     y = y.view(x.shape)
     return (y if y.dtype == x.dtype else y.to(x.dtype)), var
 
