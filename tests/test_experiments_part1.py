@@ -105,7 +105,19 @@ def _dead_bias(r):
     assert min(negative["dead_all"]) > max(normal["dead_all"])
 
 
-DIRECT = {"zigzag": _zigzag, "zero_init": _zero_init, "identical_init": _identical_init, "dead_bias": _dead_bias}
+def _depth_distributions(r):
+    a, i = r.activations.index, r.inits.index
+    # ReLU of a symmetric pre-activation is 0 about half the time (He et al. 2015)
+    assert 0.4 <= r.frac_zero[a("relu"), i("he"), -1] <= 0.6
+    # tanh is odd, so its outputs under any zero-mean init are (nearly) zero-mean: module formula == He formula
+    np.testing.assert_allclose(r.formula_module[a("tanh")], r.formula_he[a("tanh")], rtol=0.05)
+    # histograms are fractions of the batch and cover the bounded ranges
+    assert np.all(np.asarray(r.hist_counts).sum(-1) <= 1 + 1e-9)
+    np.testing.assert_allclose(np.asarray(r.hist_counts)[a("tanh")].sum(-1), 1.0)
+
+
+DIRECT = {"zigzag": _zigzag, "zero_init": _zero_init, "identical_init": _identical_init, "dead_bias": _dead_bias,
+          "depth_distributions": _depth_distributions}
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -140,3 +152,17 @@ def test_dead_units_matches_brute_force():
     assert torch.equal(got["hidden1.act"], (h1 == 0).all(0)) and torch.equal(got["hidden2.act"], (h2 == 0).all(0))
     assert 0 < int(got["hidden1.act"].sum()) < 40
     assert not model.hidden1.act._forward_hooks, "hooks are removed"
+
+
+def test_depth_distributions_init_stds_match_torch():
+    import torch
+
+    from impediments.experiments.part1.depth_distributions import Config, init_std
+
+    torch.manual_seed(0)
+    w = torch.empty(300, 500)
+    cfg = Config()
+    for scheme, fill in (("glorot", torch.nn.init.xavier_normal_),
+                         ("he", lambda t: torch.nn.init.kaiming_normal_(t, nonlinearity="relu"))):
+        fill(w)
+        assert math.isclose(float(w.std()), init_std(scheme, 500, 300, cfg), rel_tol=0.01), scheme
