@@ -17,6 +17,7 @@ BatchNorm runs in training mode (batch statistics + running-stat update).
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -83,8 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()},"
-          f" {repeats_note(args)}")
+    machine = platform.processor() or platform.machine()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} CPU(s) {machine}, "
+          f"{repeats_note(args)}")
     print(f"{'layer':<16} {'shape':<18} {'native µs':>10} {'ours µs':>10} {'ours/native':>12}")
     for name, shape, make_ours, make_native in cases(args.large):
         ours, native = make_ours().train(), make_native().train()

@@ -333,3 +333,12 @@ def test_nan_check_policy():
         bn.eval()(bad)
     with pytest.warns(norm.NonFiniteInputWarning, match="layer BatchNorm\\(3"):  # no parent: class repr
         norm.BatchNorm(3)(bad)
+
+
+def test_functional_forms_and_their_errors():
+    x = torch.randn(4, 3)
+    assert_close(F.layer_norm(x, 3), nn.functional.layer_norm(x, (3,)))
+    with pytest.raises(ValueError, match="float momentum"):
+        F.batch_norm(x, torch.zeros(3), torch.ones(3), training=True, momentum=None)
+    with pytest.raises(ValueError, match="non-empty"):
+        F.layer_norm(x, ())

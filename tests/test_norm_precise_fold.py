@@ -219,3 +219,14 @@ def test_variance_shift_in_a_library_model_and_bad_input():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         norm.variance_shift(model, [torch.randn(8, 40)], max_batches=1)
+
+
+def test_variance_shift_and_precise_bn_leave_the_callers_rng_alone():
+    model = nn.Sequential(nn.Dropout(0.5), nn.BatchNorm1d(4))
+    batches = [torch.randn(8, 4)]
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    norm.variance_shift(model, batches)
+    norm.recompute_bn_stats(model.train(), batches)
+    assert torch.equal(torch.rand(3), expected)

@@ -57,11 +57,12 @@ def recording_inputs(modules: dict[str, nn.Module], moments: dict[str, ChannelMo
 
 @contextlib.contextmanager
 def preserved_buffers_and_modes(model: nn.Module, bns: Iterable[nn.Module]):
-    """Restore every module's ``training`` flag and these BatchNorms' buffers on exit."""
+    """Restore every module's ``training`` flag, these BatchNorms' buffers and the CPU RNG state on exit."""
     modes = [(m, m.training) for m in model.modules()]
     saved = [(b, {k: v.clone() for k, v in b.named_buffers(recurse=False) if v is not None}) for b in bns]
     try:
-        yield
+        with torch.random.fork_rng(devices=[]):  # dropout in the passes leaves the caller's CPU RNG alone
+            yield
     finally:
         for m, mode in modes:
             m.training = mode

@@ -95,7 +95,9 @@ def freeze(module: nn.Module) -> nn.Module:
       and never updates them. Dropout and other layers keep following
       ``train()``/``eval()``.
 
-    Freezes nest; undo with :func:`unfreeze` in reverse order.
+    Freezes nest; undo with :func:`unfreeze` in reverse order, on the same
+    object (``freeze(model[:2])`` works, but ``model[:2]`` builds a new
+    ``Sequential`` each time, so keep a reference to unfreeze it).
 
     Args:
         module: any ``nn.Module`` (a whole model or a sub-network such as a

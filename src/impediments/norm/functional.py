@@ -91,6 +91,9 @@ def batch_norm_with_stats(
         return (x * scale.view(shape)).add_(shift.view(shape)).to(x.dtype), None
     xc = _compute_dtype(x)
     x3 = xc if x.dim() <= 3 else xc.reshape(x.shape[0], x.shape[1], -1)
+    if momentum is None and running_mean is not None:
+        raise ValueError("functional batch_norm needs a float momentum; the BatchNorm module turns "
+                         "momentum=None into the cumulative factor 1/num_batches_tracked")
     stats: list = []
     y = BatchNormFn.apply(x3, weight, bias, eps, stats)
     mean, var = stats[0]
@@ -154,7 +157,7 @@ def layer_norm_with_stats(x: Tensor, normalized_shape: tuple[int, ...], weight: 
     return (y if y.dtype == x.dtype else y.to(x.dtype)), var
 
 
-def layer_norm(x: Tensor, normalized_shape: tuple[int, ...], weight: Tensor | None = None,
+def layer_norm(x: Tensor, normalized_shape: int | tuple[int, ...], weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     r"""Layer Normalization (Ba, Kiros & Hinton 2016): the four equations per example.
 
@@ -164,7 +167,8 @@ def layer_norm(x: Tensor, normalized_shape: tuple[int, ...], weight: Tensor | No
     Raises:
         ValueError: if the trailing dimensions of ``x`` are not ``normalized_shape``.
     """
-    return layer_norm_with_stats(x, tuple(normalized_shape), weight, bias, eps)[0]
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    return layer_norm_with_stats(x, shape, weight, bias, eps)[0]
 
 
 def group_norm_with_stats(x: Tensor, num_groups: int, weight: Tensor | None, bias: Tensor | None,
