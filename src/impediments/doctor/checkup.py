@@ -1,0 +1,89 @@
+"""``checkup(model, inputs, targets=None, loss_fn=None) -> Report``: what is visible at the current weights.
+
+One forward pass (and one backward pass when ``targets`` or ``loss_fn`` is
+given) under :func:`impediments.monitor.watch` with ``every=1``. The model is
+left as it was: weights, buffers (BatchNorm running statistics), ``.grad``
+and train/eval mode are restored afterwards.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from impediments.doctor.diagnose import diagnose
+from impediments.doctor.finding import Report
+from impediments.doctor.thresholds import Thresholds
+
+
+class _Snapshot:
+    """Buffers, gradients and per-module training flags, restored on exit."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.buffers = [(b, b.detach().clone()) for b in model.buffers()]
+        self.grads = [(p, None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()]
+        self.modes = [(m, m.training) for m in model.modules()]
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for b, saved in self.buffers:
+                b.copy_(saved)
+        for p, g in self.grads:
+            p.grad = g
+        for m, mode in self.modes:
+            m.training = mode
+
+
+def _call(model, inputs):
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    if isinstance(inputs, tuple):
+        return model(*inputs)
+    return model(inputs)
+
+
+def _loss(output, targets, loss_fn: Callable | None):
+    if loss_fn is not None:
+        return loss_fn(output) if targets is None else loss_fn(output, targets)
+    from impediments.doctor.spec import default_loss
+
+    return default_loss(output, targets)
+
+
+def checkup(model: nn.Module, inputs, targets=None, loss_fn: Callable | None = None, *,
+            thresholds: Thresholds | dict | None = None) -> Report:
+    """Diagnose ``model`` at its current weights from one batch.
+
+    Args:
+        model: any ``nn.Module``.
+        inputs: a tensor, a tuple of positional inputs, or a dict of keyword inputs.
+        targets: optional targets; with them (or ``loss_fn``) a backward pass runs too.
+        loss_fn: ``loss_fn(output, targets)`` (or ``loss_fn(output)`` without targets);
+            default cross-entropy for integer targets, MSE otherwise.
+        thresholds: overrides, see :class:`Thresholds`.
+
+    Returns:
+        A :class:`Report` titled ``impediments checkup``. Loss-based rules are skipped.
+
+    Raises:
+        TypeError: if ``model`` is not an ``nn.Module``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"checkup needs an nn.Module, got {type(model).__name__}")
+    from impediments.monitor import watch
+
+    snapshot = _Snapshot(model)
+    try:
+        model.train()
+        for p in model.parameters():
+            p.grad = None
+        with watch(model, every=1) as mon:
+            output = _call(model, inputs)
+            if targets is not None or loss_fn is not None:
+                _loss(output, targets, loss_fn).backward()
+        stats = mon.stats()
+    finally:
+        snapshot.restore()
+    return diagnose(stats, thresholds, title="impediments checkup")

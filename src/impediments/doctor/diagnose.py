@@ -1,0 +1,36 @@
+"""``diagnose(stats) -> Report``: run every rule on a MonitorStats."""
+from __future__ import annotations
+
+from impediments.doctor.finding import Report
+from impediments.doctor.rules import RULES, missing
+from impediments.doctor.thresholds import Thresholds
+
+_HINTS = {"loss": "record losses with mon.record_loss(loss)", "layers": "no Linear/Conv layer outputs recorded",
+          "params": "no parameter gradients recorded (run a backward pass)", "inputs": "no input statistics",
+          "batchnorm": "no BatchNorm layers", "symmetry": "no Linear/Conv layers checked",
+          "activations": "no activations recorded"}
+
+
+def diagnose(stats, thresholds: Thresholds | dict | None = None, *, title: str = "impediments doctor") -> Report:
+    """Name the impediments visible in ``stats``.
+
+    Args:
+        stats: a :class:`~impediments.monitor.schema.MonitorStats` (from ``mon.stats()``).
+        thresholds: a :class:`Thresholds`, a dict overriding some of them, or None for the defaults.
+
+    Returns:
+        A :class:`Report` with findings sorted most severe first, and ``skipped``
+        listing each rule whose required statistics were absent.
+
+    Raises:
+        ValueError: for unknown threshold names.
+    """
+    th = Thresholds.coerce(thresholds)
+    findings, skipped = [], {}
+    for r in RULES:
+        absent = missing(stats, r.requires)
+        if absent:
+            skipped[r.name] = "; ".join(_HINTS.get(a, f"no {a}") for a in absent)
+            continue
+        findings.extend(r(stats, th))
+    return Report(findings, skipped, th.describe(), stats, title)

@@ -1,0 +1,173 @@
+"""``Finding`` (one named impediment with evidence and remedy) and ``Report`` (all of them).
+
+A report renders three ways: ``print(report)`` (a rich table), ``report.to_json(path)``
+(versioned schema ``impediments.doctor.report`` v1) and ``report.to_html(path)``
+(one self-contained page, see :mod:`impediments.report.doctor_html`).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+from impediments.doctor.atomic import write_text_atomic
+from impediments.doctor.codes import CODES, SEVERITY_RANK, check_code, check_severity
+
+REPORT_SCHEMA = "impediments.doctor.report"
+REPORT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One impediment: what (``code``), how bad, where, the numbers, why, and what to change.
+
+    Attributes:
+        code: one of :data:`impediments.doctor.codes.CODES`.
+        severity: ``"info"``, ``"warning"`` or ``"error"``.
+        where: layer or parameter names as in ``model.named_modules()`` / ``named_parameters()``.
+        evidence: the measured numbers that triggered it, including the threshold used.
+        explanation: one or two sentences on the mechanism (why it stops learning).
+        remedy: a concrete change, naming impediments' functions where they help.
+    """
+
+    code: str
+    severity: str
+    where: list[str]
+    evidence: dict
+    explanation: str
+    remedy: str
+
+    def __post_init__(self):
+        check_code(self.code)
+        check_severity(self.severity)
+        object.__setattr__(self, "where", [str(w) for w in self.where])
+
+    @property
+    def experiment(self) -> str:
+        """The module's experiment that demonstrates this mechanism."""
+        return CODES[self.code].experiment
+
+    @property
+    def see(self) -> str:
+        return f"see: impediments reproduce {self.experiment}"
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "severity": self.severity, "where": list(self.where),
+                "evidence": _jsonable(self.evidence), "explanation": self.explanation, "remedy": self.remedy,
+                "see": self.see}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Finding":
+        return cls(d["code"], d["severity"], list(d["where"]), dict(d["evidence"]), d["explanation"], d["remedy"])
+
+
+def _sort_key(f: Finding):
+    return (-SEVERITY_RANK[f.severity], list(CODES).index(f.code), f.where)
+
+
+@dataclass
+class Report:
+    """The doctor's verdict: findings (most severe first) plus what could not be checked.
+
+    Attributes:
+        findings: list of :class:`Finding`, most severe first.
+        skipped: ``{rule name: reason}`` for rules whose statistics were missing.
+        thresholds: the thresholds used (``Thresholds.describe()`` rows).
+        stats: the :class:`~impediments.monitor.schema.MonitorStats` diagnosed, if any (for plots).
+        title: a heading for the rendered report.
+    """
+
+    findings: list[Finding] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    thresholds: list[dict] = field(default_factory=list)
+    stats: object = None
+    title: str = "impediments doctor"
+
+    def __post_init__(self):
+        self.findings = sorted(self.findings, key=_sort_key)
+
+    @property
+    def codes(self) -> set[str]:
+        return {f.code for f in self.findings}
+
+    @property
+    def worst(self) -> str | None:
+        """The highest severity present, or None for an empty report."""
+        return max((f.severity for f in self.findings), key=SEVERITY_RANK.__getitem__, default=None)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when nothing is above info, 1 when any warning or error was found."""
+        return 1 if self.worst in ("warning", "error") else 0
+
+    def by_code(self, code: str) -> list[Finding]:
+        check_code(code)
+        return [f for f in self.findings if f.code == code]
+
+    def to_dict(self, *, include_stats: bool = True) -> dict:
+        """The versioned JSON schema (``schema``, ``version``, ``findings``, ``skipped``, ``summary``, ...)."""
+        counts = {s: sum(f.severity == s for f in self.findings) for s in SEVERITY_RANK}
+        out = {"schema": REPORT_SCHEMA, "version": REPORT_VERSION, "title": self.title,
+               "summary": {"worst": self.worst, "counts": counts, "codes": sorted(self.codes)},
+               "findings": [f.to_dict() for f in self.findings], "skipped": dict(self.skipped),
+               "thresholds": _jsonable(self.thresholds)}
+        if include_stats and self.stats is not None and hasattr(self.stats, "to_dict"):
+            out["stats"] = _jsonable(self.stats.to_dict())
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Report":
+        if d.get("schema") != REPORT_SCHEMA or not isinstance(d.get("version"), int):
+            raise ValueError(f"not an {REPORT_SCHEMA} document (schema={d.get('schema')!r})")
+        if d["version"] > REPORT_VERSION:
+            raise ValueError(f"report version {d['version']} is newer than supported ({REPORT_VERSION})")
+        return cls([Finding.from_dict(f) for f in d["findings"]], dict(d.get("skipped", {})),
+                   list(d.get("thresholds", [])), None, d.get("title", "impediments doctor"))
+
+    def to_json(self, path=None, *, include_stats: bool = True) -> str:
+        """The JSON text; also written atomically to ``path`` when given."""
+        text = json.dumps(self.to_dict(include_stats=include_stats), indent=2, allow_nan=False)
+        if path is not None:
+            write_text_atomic(path, text + "\n")
+        return text
+
+    def to_html(self, path=None) -> str:
+        """A single self-contained HTML page; also written atomically to ``path`` when given."""
+        from impediments.report.doctor_html import render_report
+
+        text = render_report(self)
+        if path is not None:
+            write_text_atomic(path, text)
+        return text
+
+    def render(self, *, width: int = 120) -> str:
+        from impediments.doctor.terminal import render_text
+
+        return render_text(self, width=width)
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def __rich__(self):
+        from impediments.doctor.terminal import rich_renderable
+
+        return rich_renderable(self)
+
+
+def _jsonable(value):
+    """Plain JSON types; non-finite floats become strings ("nan", "inf", "-inf")."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if hasattr(value, "tolist"):
+        return _jsonable(value.tolist())
+    if hasattr(value, "item"):
+        return _jsonable(value.item())
+    return str(value)

@@ -1,0 +1,85 @@
+"""The rule protocol: ``rule(stats, thresholds) -> list[Finding]``, declaring what it ``requires``.
+
+A rule is a pure function of :class:`~impediments.monitor.schema.MonitorStats`.
+It names the ``MonitorStats`` fields it needs; :func:`missing` tells the
+doctor when they are absent (None, or an empty dict/list), and the rule is then
+skipped with that reason instead of guessing.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from impediments.doctor.codes import CODES
+from impediments.doctor.finding import Finding
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A registered rule: its name, the codes it may emit, the stats fields it needs, and the function."""
+
+    name: str
+    codes: tuple[str, ...]
+    requires: tuple[str, ...]
+    fn: Callable
+
+    def __call__(self, stats, thresholds) -> list[Finding]:
+        return self.fn(stats, thresholds)
+
+
+RULES: list[Rule] = []
+
+
+def rule(*codes: str, requires: tuple[str, ...]):
+    """Register ``fn`` as a rule emitting ``codes`` that needs the ``requires`` fields of MonitorStats."""
+    for code in codes:
+        if code not in CODES:
+            raise ValueError(f"unknown code {code!r}")
+
+    def register(fn):
+        r = Rule(fn.__name__, tuple(codes), tuple(requires), fn)
+        RULES.append(r)
+        fn.rule = r
+        return fn
+
+    return register
+
+
+def missing(stats, requires) -> list[str]:
+    """The required fields that are absent, None, or empty."""
+    out = []
+    for name in requires:
+        value = getattr(stats, name, None)
+        if value is None or (hasattr(value, "__len__") and len(value) == 0):
+            out.append(name)
+    return out
+
+
+def finding(code: str, severity: str, where, evidence: dict, explanation: str, remedy: str) -> Finding:
+    """A Finding whose remedy ends with the experiment link (``see: impediments reproduce ...``)."""
+    return Finding(code, severity, list(where), evidence, explanation, remedy)
+
+
+def finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def by_depth(items: dict) -> list[tuple[str, object]]:
+    """``(name, item)`` pairs sorted by ``item.depth`` (then name), items without depth last."""
+    return sorted(items.items(), key=lambda kv: (getattr(kv[1], "depth", None) is None,
+                                                 getattr(kv[1], "depth", 0) or 0, kv[0]))
+
+
+def geometric_ratio(values: list[float]) -> float:
+    """Last/first ratio along the least-squares geometric trend of ``values`` (all > 0).
+
+    Fits ``log v_l = a + b l`` and returns ``exp(b (L - 1))``, so one odd layer
+    cannot make or hide a trend.
+    """
+    n = len(values)
+    logs = [math.log(v) for v in values]
+    xbar, ybar = (n - 1) / 2, sum(logs) / n
+    sxx = sum((i - xbar) ** 2 for i in range(n))
+    b = sum((i - xbar) * (y - ybar) for i, y in enumerate(logs)) / sxx
+    return math.exp(b * (n - 1))

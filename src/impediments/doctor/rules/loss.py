@@ -1,0 +1,56 @@
+"""Rules on the recorded loss: divergence and plateau (need ``mon.record_loss``)."""
+from __future__ import annotations
+
+from impediments.doctor.rules.base import finding, finite, rule
+
+
+def _windows(loss) -> list[float]:
+    return [float(v) for v in (getattr(loss, "window_means", None) or []) if v is not None]
+
+
+@rule("diverging_loss", requires=("loss",))
+def diverging_loss(stats, th):
+    """The loss became non-finite, or ended well above where it started."""
+    loss = stats.loss
+    bad_step = getattr(loss, "first_nonfinite_step", None)
+    means = _windows(loss)
+    explanation = ("The loss grew instead of falling: the steps overshoot the minimum along high-curvature "
+                   "directions (learning rate too large for the curvature), and each overshoot makes it worse.")
+    remedy = ("Lower the learning rate (start 10x lower), standardize the inputs, use the variance-preserving "
+              "init or BatchNorm to allow larger rates; see: impediments reproduce bn_learning_rates")
+    if bad_step is not None:
+        return [finding("diverging_loss", "error", ["loss"],
+                        {"first_nonfinite_step": bad_step, "first_loss": loss.first, "min_loss": loss.min},
+                        explanation, remedy)]
+    if len(means) < th.loss_min_windows or not all(map(finite, means)) or means[0] <= 0:
+        return []
+    ratio = means[-1] / means[0]
+    if ratio < th.diverging_factor:
+        return []
+    return [finding("diverging_loss", "error", ["loss"],
+                    {"last_over_first": ratio, "threshold": th.diverging_factor, "first_window_loss": means[0],
+                     "last_window_loss": means[-1], "min_loss": loss.min, "steps": loss.count},
+                    explanation, remedy)]
+
+
+@rule("loss_plateau", requires=("loss",))
+def loss_plateau(stats, th):
+    """The loss never fell meaningfully below its first window."""
+    loss = stats.loss
+    means = _windows(loss)
+    if ((getattr(loss, "count", 0) or 0) < th.plateau_min_steps or len(means) < th.loss_min_windows
+            or not all(map(finite, means)) or getattr(loss, "first_nonfinite_step", None) is not None):
+        return []
+    first, best = means[0], min(means)
+    improvement = (first - best) / abs(first) if first != 0 else 0.0
+    if improvement >= th.plateau_improvement or means[-1] / max(first, 1e-12) >= th.diverging_factor:
+        return []
+    return [finding(
+        "loss_plateau", "warning", ["loss"],
+        {"relative_improvement": improvement, "threshold": th.plateau_improvement, "first_window_loss": first,
+         "best_window_loss": best, "steps": loss.count},
+        "The loss has not fallen below where it started: the gradient signal is blocked (dead, saturated or "
+        "symmetric units, vanishing gradients) or the learning rate is far too small.",
+        "Check the other findings first; then use the variance-preserving init "
+        "(impediments.init.initialize(model, \"he_normal\")), standardized inputs and a larger learning rate; "
+        "see: impediments reproduce glorot_he")]

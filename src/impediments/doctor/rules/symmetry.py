@@ -1,0 +1,42 @@
+"""Rule on unbroken symmetry: units of a hidden layer with identical incoming weights."""
+from __future__ import annotations
+
+from impediments.doctor.rules.base import finding, rule
+
+
+def _output_layers(stats) -> set[str]:
+    """Layers at the largest depth: their units get distinct gradients from the loss, so symmetry there is harmless."""
+    layers = getattr(stats, "layers", None) or {}
+    depths = [getattr(l, "depth", None) for l in layers.values()]
+    depths = [d for d in depths if d is not None]
+    if not depths:
+        return set()
+    return {n for n, l in layers.items() if getattr(l, "depth", None) == max(depths)}
+
+
+@rule("symmetric_units", requires=("symmetry",))
+def symmetric_units(stats, th):
+    """Hidden layers with groups of units whose incoming weights (and bias) are identical."""
+    skip = _output_layers(stats)
+    layers, survived = {}, False
+    for name, s in stats.symmetry.items():
+        groups = [g for g in (getattr(s, "groups", None) or []) if len(g) >= 2]
+        if name in skip or not groups:
+            continue
+        step = getattr(s, "checked_at_step", 0) or 0
+        survived |= step > 0
+        layers[name] = {"units": s.units, "groups": len(groups), "largest_group": max(map(len, groups)),
+                        "units_in_groups": sum(map(len, groups)), "checked_at_step": step}
+    if not layers:
+        return []
+    worst = max(layers.values(), key=lambda ev: ev["largest_group"])
+    return [finding(
+        "symmetric_units", "error" if survived else "warning", list(layers),
+        {"largest_group": worst["largest_group"], "units": worst["units"], "layers": layers,
+         "checked_at_step": max(ev["checked_at_step"] for ev in layers.values())},
+        "Units with identical incoming weights compute the same function and receive the same gradient, so "
+        "gradient descent can never make them differ: the layer behaves like a single unit (zero or constant "
+        "init).",
+        "Initialize with random weights: impediments.init.initialize(model, \"he_normal\") (ReLU) or "
+        "\"glorot_normal\" (tanh/sigmoid); constant init is only safe for biases; "
+        "see: impediments reproduce zero_init (and identical_init)")]

@@ -1,0 +1,144 @@
+"""SPEC.py files for ``impediments doctor`` / ``checkup``, and the short training run under the monitor.
+
+A spec is an ordinary Python file defining:
+
+- ``model()`` -> ``nn.Module`` (required);
+- ``data()`` -> a dataset name (``"digits"``, ``"mnist1d"``, ...), an
+  :class:`impediments.data.Dataset`, or a tuple ``(X, y)`` of tensors (required);
+- ``optimizer(params)`` -> ``torch.optim.Optimizer`` (optional; default SGD lr 0.1);
+- ``loss_fn(output, target)`` (optional; default cross-entropy for integer targets, else MSE);
+- ``BATCH_SIZE`` and ``STEPS`` (optional integers).
+
+It is loaded as a module (``importlib``), not through ``exec`` of strings.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used (missing file or names, raising code, wrong return types)."""
+
+
+@dataclass
+class Spec:
+    path: Path
+    module: object
+
+    def get(self, name, default=None):
+        return getattr(self.module, name, default)
+
+
+def load_spec(path) -> Spec:
+    """Import the spec file at ``path``.
+
+    Raises:
+        SpecError: if the file is missing, raises on import, or lacks ``model``/``data``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"spec file {str(path)!r} does not exist")
+    name = f"_impediments_spec_{abs(hash(str(path.resolve())))}"
+    loader = importlib.util.spec_from_file_location(name, path)
+    if loader is None:
+        raise SpecError(f"spec file {str(path)!r} is not a Python file")
+    module = importlib.util.module_from_spec(loader)
+    try:
+        loader.loader.exec_module(module)
+    except Exception as exc:
+        raise SpecError(f"spec {str(path)!r} raised {type(exc).__name__}: {exc}") from exc
+    finally:
+        sys.modules.pop(name, None)
+    absent = [n for n in ("model", "data") if not callable(getattr(module, n, None))]
+    if absent:
+        raise SpecError(f"spec {str(path)!r} must define callable(s) {', '.join(absent)}(); "
+                        "required: model() -> nn.Module and data() -> dataset name or (X, y)")
+    return Spec(path, module)
+
+
+def _call(spec: Spec, name: str, *args):
+    try:
+        return getattr(spec.module, name)(*args)
+    except Exception as exc:
+        raise SpecError(f"spec {str(spec.path)!r}: {name}() raised {type(exc).__name__}: {exc}") from exc
+
+
+def build_model(spec: Spec) -> nn.Module:
+    model = _call(spec, "model")
+    if not isinstance(model, nn.Module):
+        raise SpecError(f"spec {str(spec.path)!r}: model() must return an nn.Module, got {type(model).__name__}")
+    return model
+
+
+def build_data(spec: Spec) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training inputs and targets named by ``data()``."""
+    data = _call(spec, "data")
+    if isinstance(data, str):
+        from impediments.data import load_dataset
+
+        try:
+            data = load_dataset(data)
+        except Exception as exc:
+            raise SpecError(f"spec {str(spec.path)!r}: data() named {data!r}: {exc}") from exc
+    if hasattr(data, "X_train") and hasattr(data, "y_train"):
+        return data.X_train, data.y_train
+    if (isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
+            and len(data[0]) == len(data[1]) and len(data[0]) > 0):
+        return data[0], data[1]
+    raise SpecError(f"spec {str(spec.path)!r}: data() must return a dataset name, a Dataset, or a tuple (X, y) "
+                    f"of tensors with the same non-zero length; got {type(data).__name__}")
+
+
+def default_loss(output, target):
+    if isinstance(output, dict):
+        output = next(iter(output.values()))
+    elif isinstance(output, (tuple, list)):
+        output = output[0]
+    if target.dtype in (torch.int64, torch.int32):
+        return nn.functional.cross_entropy(output, target)
+    return nn.functional.mse_loss(output, target)
+
+
+def build_training(spec: Spec, model: nn.Module):
+    """``(optimizer, loss_fn)`` from the spec, with the defaults."""
+    if callable(spec.get("optimizer")):
+        opt = _call(spec, "optimizer", model.parameters())
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise SpecError(f"spec {str(spec.path)!r}: optimizer(params) must return a torch.optim.Optimizer")
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss_fn = spec.get("loss_fn") or default_loss
+    if not callable(loss_fn):
+        raise SpecError(f"spec {str(spec.path)!r}: loss_fn must be callable")
+    return opt, loss_fn
+
+
+def train_under_monitor(model, X, y, optimizer, loss_fn, *, steps: int, batch_size: int, seed: int = 0):
+    """Train ``steps`` mini-batch steps under :func:`impediments.monitor.watch`; return the Monitor.
+
+    Stops early (after recording it) when the loss becomes NaN/Inf.
+    """
+    from impediments.data.batching import infinite_batches
+    from impediments.monitor import watch
+
+    torch.manual_seed(seed)
+    batches = infinite_batches(X, y, min(batch_size, len(X)), seed=seed)
+    model.train()
+    with watch(model, optimizer=optimizer) as mon:
+        for _ in range(steps):
+            xb, yb = next(batches)
+            loss = loss_fn(model(xb), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            mon.record_loss(loss)
+            if not math.isfinite(float(loss.detach())):
+                break
+    return mon

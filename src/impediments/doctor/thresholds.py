@@ -1,0 +1,96 @@
+"""Every threshold the doctor uses, in one place, each with its reason and source.
+
+Override any of them per call::
+
+    from impediments.doctor import Thresholds, diagnose
+    report = diagnose(stats, Thresholds(dead_error=0.5))
+    report = diagnose(stats, {"dead_error": 0.5})        # a dict works too
+
+``Thresholds.describe()`` lists them with their reasons (the docs table).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+def _t(default, reason: str):
+    return field(default=default, metadata={"reason": reason})
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds of the doctor's rules (all user-overridable)."""
+
+    # -- dead units --------------------------------------------------------------------------------
+    dead_min_values: int = _t(32, "a unit must have seen at least this many values before 'never active' "
+                                  "means anything (P(inactive) = 2^-32 for a healthy ReLU unit)")
+    dead_warning: float = _t(0.25, "a quarter of a layer's units never active: a quarter of its capacity is gone")
+    dead_error: float = _t(0.7, "AUTOTRAINER's dying-ReLU ratio gamma = 0.7 (Zhang et al. 2021)")
+    # -- saturation / linear regime ------------------------------------------------------------------
+    saturation_bound: float = _t(5.0, "DeepDiagnosis' +-5 pre-activation bound for sigmoid/tanh saturation "
+                                      "(Wardat et al. 2022); used by the activations catalogue's classify()")
+    saturated_warning: float = _t(0.5, "most inputs (over half) in the zero-derivative region")
+    saturated_error: float = _t(0.9, "nearly all inputs saturated: the layer passes almost no gradient")
+    linear_warning: float = _t(0.98, "nearly all inputs within the near-linear region: the nonlinearity is unused "
+                                     "(Glorot & Bengio 2010, small-init regime)")
+    # -- activation / gradient variance with depth ---------------------------------------------------
+    depth_min_layers: int = _t(3, "a geometric trend needs at least three layers")
+    activation_var_ratio: float = _t(100.0, "last/first pre-activation variance outside [1/r, r], r = 100 "
+                                           "(two orders of magnitude) along a geometric trend")
+    gradient_var_ratio: float = _t(1000.0, "first/last back-propagated gradient variance outside [1/r, r], r = 1000: "
+                                          "one learning rate cannot suit layers three orders of magnitude apart")
+    vanishing_grad_norm: float = _t(1e-7, "every parameter gradient norm below this: training has effectively stopped")
+    exploding_update_ratio: float = _t(1.0, "an update as large as the weight itself (Karpathy's healthy "
+                                            "||dw||/||w|| is about 1e-3)")
+    exploding_grad_norm: float = _t(1e4, "a gradient norm this large overflows any sensible learning rate")
+    # -- inputs --------------------------------------------------------------------------------------
+    input_min_count: int = _t(64, "input statistics need at least this many examples")
+    uncentered_energy: float = _t(0.5, "the mean carries at least half the inputs' second moment, "
+                                       "||mu||^2 / (||mu||^2 + tr Sigma) >= 0.5: E[x x^T] then has an eigenvalue "
+                                       ">= ||mu||^2 along the mean that dominates the curvature (LeCun et al. 1998)")
+    uncentered_sign_share: float = _t(0.9, "at least 90% of the mean's energy in features of one sign: their "
+                                           "weight updates share a sign (the zig-zag)")
+    input_var_ratio: float = _t(1000.0, "max/min feature variance above 1e3: the curvature along inputs differs by "
+                                        "three orders of magnitude (LeCun et al. 1998: equalize covariances)")
+    # -- BatchNorm -----------------------------------------------------------------------------------
+    bn_min_values: int = _t(32, "Wu & He 2018: BN error rises quickly below batch 32 (23.6% -> 34.7% at batch 2)")
+    bn_error_values: int = _t(4, "with fewer than 4 values per channel the batch statistics are mostly noise")
+    # -- loss ----------------------------------------------------------------------------------------
+    loss_min_windows: int = _t(3, "a loss trend needs at least three windows")
+    diverging_factor: float = _t(1.5, "last window's loss 50% above the first window's: training made it worse")
+    plateau_min_steps: int = _t(50, "do not call a plateau before this many steps")
+    plateau_improvement: float = _t(0.01, "best window's loss less than 1% below the first window's")
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"threshold {f.name} must be a non-negative number, got {value!r}")
+
+    @classmethod
+    def coerce(cls, value: "Thresholds | dict | None") -> "Thresholds":
+        """``None`` -> defaults; a dict -> defaults with those names overridden; a Thresholds -> itself."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            names = {f.name for f in dataclasses.fields(cls)}
+            unknown = sorted(set(value) - names)
+            if unknown:
+                raise ValueError(f"unknown threshold(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+            return cls(**value)
+        raise TypeError(f"thresholds must be a Thresholds, a dict or None, got {type(value).__name__}")
+
+    def reason(self, name: str) -> str:
+        """The documented reason for threshold ``name``."""
+        for f in dataclasses.fields(self):
+            if f.name == name:
+                return f.metadata["reason"]
+        raise ValueError(f"unknown threshold {name!r}")
+
+    def describe(self) -> list[dict]:
+        """``[{"name", "value", "reason"}]`` for every threshold (for docs and reports)."""
+        return [{"name": f.name, "value": getattr(self, f.name), "reason": f.metadata["reason"]}
+                for f in dataclasses.fields(self)]

@@ -1,0 +1,169 @@
+"""The doctor's report as one self-contained HTML page (findings first, then plots as inline PNG).
+
+Plots, from the report's MonitorStats when present: activation distributions by
+layer, dead and saturated fractions by layer, gradient norms by layer, and, when
+there is history, a per-layer "colorful dimension" view of activation variance,
+dead fraction and gradient norm over training.
+"""
+from __future__ import annotations
+
+import math
+
+from impediments.report.html import escape, fig_to_data_uri
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;
+font-size:14px}th{background:#f3f3f3}.error{color:#b00020;font-weight:bold}.warning{color:#a66400;
+font-weight:bold}.info{color:#00638a}.ok{color:#1b7f2a;font-weight:bold}img{max-width:100%}
+.small{font-size:12px;color:#555}code{background:#f5f5f5;padding:1px 3px}"""
+
+
+def _figure(w: float, h: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(w, h))
+
+
+def _img(fig, alt: str) -> str:
+    return f'<img alt="{escape(alt)}" src="{fig_to_data_uri(fig)}">'
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in list(value.items())[:6]) + \
+            (", ..." if len(value) > 6 else "") + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_short(v) for v in value[:6]) + (", ..." if len(value) > 6 else "") + "]"
+    return str(value)
+
+
+def findings_table(report) -> str:
+    if not report.findings:
+        return '<p class="ok">No impediments found.</p>'
+    rows = ["<tr><th>severity</th><th>code</th><th>where</th><th>evidence</th><th>why</th><th>fix</th></tr>"]
+    for f in report.findings:
+        evidence = "<br>".join(f"{escape(k)} = {escape(_short(v))}" for k, v in f.evidence.items())
+        rows.append(f'<tr><td class="{f.severity}">{f.severity}</td><td><code>{escape(f.code)}</code></td>'
+                    f"<td>{escape(', '.join(f.where))}</td><td class=small>{evidence}</td>"
+                    f"<td>{escape(f.explanation)}</td><td>{escape(f.remedy)}</td></tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def _by_depth(items: dict):
+    return sorted(items.items(), key=lambda kv: (getattr(kv[1], "depth", 0) or 0, kv[0]))
+
+
+def activation_histograms(stats) -> str | None:
+    acts = _by_depth(getattr(stats, "activations", None) or {})
+    acts = [(n, a) for n, a in acts if getattr(a, "histogram", None) and sum(a.histogram.counts) > 0][:16]
+    if not acts:
+        return None
+    cols = min(4, len(acts))
+    rows = math.ceil(len(acts) / cols)
+    fig = _figure(3.2 * cols, 2.2 * rows)
+    for i, (name, a) in enumerate(acts):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        edges, counts = a.histogram.edges, a.histogram.counts
+        total = sum(counts)
+        ax.stairs([c / total for c in counts], range(len(edges)), fill=True, alpha=0.7)
+        ticks = [j for j in range(0, len(edges), max(1, len(edges) // 4))]
+        ax.set_xticks(ticks, [f"{edges[j]:.2g}" for j in ticks], fontsize=7)
+        ax.set_title(f"{name} ({a.kind})", fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+    fig.suptitle("activation output distributions by layer (signed-log bins)", fontsize=10)
+    fig.tight_layout()
+    return _img(fig, "activation distributions")
+
+
+def fractions_by_layer(stats) -> str | None:
+    acts = _by_depth(getattr(stats, "activations", None) or {})
+    if not acts:
+        return None
+    names = [n for n, _ in acts]
+    dead = [len(a.dead_units or []) / a.units if getattr(a, "units", 0) else 0.0 for _, a in acts]
+    sat = [a.saturated_fraction if a.saturated_fraction == a.saturated_fraction else 0.0 for _, a in acts]
+    fig = _figure(max(5.0, 0.6 * len(names) + 2), 3.0)
+    ax = fig.add_subplot(1, 1, 1)
+    x = range(len(names))
+    ax.bar([i - 0.2 for i in x], dead, width=0.4, label="dead units", color="#444")
+    ax.bar([i + 0.2 for i in x], sat, width=0.4, label="saturated inputs", color="#d95f02")
+    ax.set_xticks(list(x), names, rotation=45, ha="right", fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("fraction")
+    ax.legend(fontsize=8)
+    ax.set_title("dead and saturated fractions by layer", fontsize=10)
+    fig.tight_layout()
+    return _img(fig, "dead and saturated fractions")
+
+
+def gradient_norms(stats) -> str | None:
+    params = [(n, p) for n, p in (getattr(stats, "params", None) or {}).items()
+              if (getattr(p, "samples", 0) or 0) > 0 and math.isfinite(p.grad_norm)]
+    if not params:
+        return None
+    fig = _figure(max(5.0, 0.5 * len(params) + 2), 3.0)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.bar(range(len(params)), [max(p.grad_norm, 1e-30) for _, p in params], color="#1b9e77")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(params)), [n for n, _ in params], rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel("mean ||grad||")
+    ax.set_title("gradient norms by parameter", fontsize=10)
+    fig.tight_layout()
+    return _img(fig, "gradient norms")
+
+
+def history(stats) -> str | None:
+    windows = getattr(stats, "windows", None) or []
+    if len(windows) < 2:
+        return None
+    panels = [("activation_var", "log10 activation variance", True), ("dead_fraction", "dead fraction", False),
+              ("grad_norm", "log10 gradient norm", True)]
+    panels = [(key, title, log) for key, title, log in panels
+              if any(getattr(w, key, None) for w in windows)]
+    if not panels:
+        return None
+    fig = _figure(11, 2.6 * len(panels))
+    steps = [w.end_step for w in windows]
+    for i, (key, title, log) in enumerate(panels):
+        names = sorted({n for w in windows for n in getattr(w, key)})
+        grid = [[_cell(getattr(w, key).get(n), log) for w in windows] for n in names]
+        ax = fig.add_subplot(len(panels), 1, i + 1)
+        im = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap="viridis")
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ticks = list(range(0, len(steps), max(1, len(steps) // 8)))
+        ax.set_xticks(ticks, [str(steps[j]) for j in ticks], fontsize=7)
+        ax.set_title(f"{title} over training (step)", fontsize=9)
+        fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    return _img(fig, "history")
+
+
+def _cell(value, log: bool) -> float:
+    if value is None or not math.isfinite(value):
+        return float("nan")
+    return math.log10(max(value, 1e-30)) if log else value
+
+
+def render_report(report) -> str:
+    """The whole page as a string (no external URLs: plots are base64 PNGs)."""
+    stats = report.stats
+    plots = []
+    if stats is not None:
+        for fn in (activation_histograms, fractions_by_layer, gradient_norms, history):
+            html = fn(stats)
+            if html:
+                plots.append(html)
+    skipped = "".join(f"<li><code>{escape(k)}</code>: {escape(v)}</li>" for k, v in report.skipped.items())
+    thresholds = "".join(f"<tr><td><code>{escape(t['name'])}</code></td><td>{escape(t['value'])}</td>"
+                         f"<td>{escape(t['reason'])}</td></tr>" for t in report.thresholds)
+    steps = f"<p class=small>steps: {getattr(stats, 'steps', '?')}</p>" if stats is not None else ""
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(report.title)}</title>"
+            f"<style>{CSS}</style></head><body><h1>{escape(report.title)}</h1>{steps}"
+            f"<h2>Findings</h2>{findings_table(report)}"
+            + "".join(f"<div>{p}</div>" for p in plots)
+            + (f"<h2>Not checked</h2><ul>{skipped}</ul>" if skipped else "")
+            + (f"<h2>Thresholds</h2><table><tr><th>name</th><th>value</th><th>reason</th></tr>{thresholds}</table>"
+               if thresholds else "")
+            + "</body></html>\n")

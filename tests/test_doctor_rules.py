@@ -1,0 +1,311 @@
+"""Doctor rules as pure functions of hand-built MonitorStats: each fires past its threshold and not before."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from impediments.doctor import CODES, RULES, Finding, Report, Thresholds, diagnose
+from impediments.doctor.rules.base import geometric_ratio
+
+try:
+    from impediments.monitor import schema as S
+except ImportError:  # pragma: no cover - before the monitor lands
+    S = None
+
+
+def _make(cls_name, **kw):
+    if S is not None:
+        return getattr(S, cls_name)(**kw)
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**kw)
+
+
+def moments(mean=0.0, var=1.0, count=1000):
+    return _make("MomentStats", count=count, mean=mean, var=var, min=-3.0, max=3.0, nonfinite=0)
+
+
+def act(name, kind="relu", depth=0, units=10, dead=(), sat=0.5, lin=0.3, in_var=1.0, unit_total=640):
+    edges = [-1.0, 0.0, 1.0]
+    return _make("ActivationStats", name=name, kind=kind, depth=depth, samples=10, output=moments(),
+                 input=moments(var=in_var), histogram=_make("Histogram", edges=edges, counts=[1, 2]),
+                 saturated_fraction=sat, linear_fraction=lin, active_fraction=1 - sat - lin, units=units,
+                 unit_active_counts=[0 if i in dead else 5 for i in range(units)], unit_total=unit_total,
+                 dead_units=list(dead))
+
+
+def layer(depth, grad_var=1.0, kind="Linear"):
+    return _make("LayerOutputStats", depth=depth, kind=kind, output=moments(), grad_var=grad_var)
+
+
+def param(module, grad_norm=0.1, grad_max=0.2, wnorm=1.0, upd=1e-3):
+    return _make("ParamStats", module=module, grad_norm=grad_norm, grad_norm_max=grad_max, weight_norm=wnorm,
+                 grad_to_weight=grad_norm / wnorm if wnorm else math.inf, update_to_weight=upd, samples=5)
+
+
+def bn(values=64, training=10, running=0, frozen=False, preceded_by=None, wd=None, feeding="fc1"):
+    return _make("BatchNormStats", kind="BatchNorm1d", values_per_channel=values, training_forwards=training,
+                 running_stats_forwards_in_training=running, frozen=frozen, preceded_by=preceded_by,
+                 preceded_by_name="drop" if preceded_by else None, feeding_layer=feeding, feeding_weight_decay=wd,
+                 batch_mean_vs_running=None, batch_var_vs_running=None)
+
+
+def loss(means, count=100, nonfinite=None):
+    return _make("LossStats", count=count, first=means[0], last=means[-1], min=min(means), window_means=list(means),
+                 first_nonfinite_step=nonfinite)
+
+
+def stats(**kw):
+    base = dict(schema_version=1, steps=100, sampled_steps=100, model_training_steps=100, activations={}, layers={},
+                params={}, symmetry={}, batchnorm={}, inputs=None, loss=None, nonfinite=None, windows=[],
+                optimizer=None)
+    base.update(kw)
+    return _make("MonitorStats", **base)
+
+
+def codes(s, th=None):
+    return diagnose(s, th).codes
+
+
+def healthy_acts(n=4, kind="relu"):
+    return {f"a{i}": act(f"a{i}", kind=kind, depth=i) for i in range(n)}
+
+
+# --------------------------------------------------------------------------------------------- catalogue
+def test_every_code_has_a_rule_and_experiment():
+    emitted = {c for r in RULES for c in r.codes}
+    assert emitted == set(CODES)
+    assert all(CODES[c].experiment for c in CODES)
+
+
+def test_empty_stats_give_no_findings_and_list_skipped_rules():
+    report = diagnose(stats())
+    assert report.findings == []
+    assert "diverging_loss" in report.skipped and "loss" in report.skipped["diverging_loss"]
+    assert report.exit_code == 0
+
+
+# --------------------------------------------------------------------------------------------- dead units
+@pytest.mark.parametrize("n_dead,expected", [(0, None), (1, "info"), (2, "info"), (3, "warning"), (6, "warning"),
+                                             (7, "error"), (10, "error")])
+def test_dead_units_grades_around_thresholds(n_dead, expected):
+    s = stats(activations={"fc.act": act("fc.act", units=10, dead=range(n_dead))})
+    found = diagnose(s).by_code("dead_units")
+    assert [f.severity for f in found] == ([expected] if expected else [])
+    if expected:
+        assert found[0].where == ["fc.act"]
+        assert found[0].evidence["layers"]["fc.act"]["dead_fraction"] == pytest.approx(n_dead / 10)
+        assert "impediments reproduce dead_bias" in found[0].remedy
+
+
+def test_dead_units_need_enough_values_and_a_relu_like_kind():
+    few = stats(activations={"a": act("a", dead=range(10), unit_total=8)})
+    assert "dead_units" not in codes(few)
+    sigmoid = stats(activations={"a": act("a", kind="sigmoid", dead=range(10))})
+    assert "dead_units" not in codes(sigmoid)
+
+
+def test_dead_units_from_last_window():
+    w = _make("Window", start_step=90, end_step=100, loss_mean=None, activation_var={}, dead_fraction={"a": 0.8},
+              grad_norm={})
+    s = stats(activations={"a": act("a")}, windows=[w])
+    [f] = diagnose(s).by_code("dead_units")
+    assert f.severity == "error" and f.evidence["layers"]["a"]["last_window_dead_fraction"] == 0.8
+
+
+def test_thresholds_are_overridable():
+    s = stats(activations={"a": act("a", units=10, dead=range(3))})
+    assert diagnose(s).by_code("dead_units")[0].severity == "warning"
+    assert diagnose(s, {"dead_error": 0.3}).by_code("dead_units")[0].severity == "error"
+    with pytest.raises(ValueError, match="dead_eror.*valid"):
+        diagnose(s, {"dead_eror": 0.3})
+    with pytest.raises(ValueError, match="non-negative"):
+        Thresholds(dead_error=-1)
+
+
+# --------------------------------------------------------------------------------------------- saturation / linear
+@pytest.mark.parametrize("sat,expected", [(0.49, None), (0.5, "warning"), (0.89, "warning"), (0.9, "error")])
+def test_saturated_units_thresholds(sat, expected):
+    s = stats(activations={"h": act("h", kind="tanh", sat=sat, lin=0.0)})
+    assert [f.severity for f in diagnose(s).by_code("saturated_units")] == ([expected] if expected else [])
+
+
+def test_relu_negative_inputs_are_not_saturation():
+    s = stats(activations={"h": act("h", kind="relu", sat=0.95, lin=0.0)})
+    assert "saturated_units" not in codes(s)
+
+
+@pytest.mark.parametrize("kind,sat,lin,fires", [("tanh", 0.0, 0.99, True), ("tanh", 0.0, 0.97, False),
+                                                ("sigmoid", 0.0, 0.985, True), ("relu", 0.01, 1.0, True),
+                                                ("relu", 0.3, 1.0, False), ("identity", 0.0, 1.0, False)])
+def test_linear_regime(kind, sat, lin, fires):
+    s = stats(activations={"h": act("h", kind=kind, sat=sat, lin=lin)})
+    assert ("linear_regime" in codes(s)) is fires
+
+
+# --------------------------------------------------------------------------------------------- depth trends
+def test_geometric_ratio_matches_closed_form():
+    assert geometric_ratio([1.0, 0.5, 0.25, 0.125]) == pytest.approx(0.125)
+    assert geometric_ratio([3.0, 3.0, 3.0]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("factor,code", [(0.2, "vanishing_activations"), (0.22, None), (4.5, None),
+                                         (5.0, "exploding_activations")])
+def test_activation_variance_with_depth(factor, code):
+    acts = {f"a{i}": act(f"a{i}", depth=i, in_var=factor ** i) for i in range(4)}
+    found = codes(stats(activations=acts)) & {"vanishing_activations", "exploding_activations"}
+    assert found == ({code} if code else set())
+
+
+def test_activation_depth_rule_needs_three_layers():
+    acts = {f"a{i}": act(f"a{i}", depth=i, in_var=1e-6 ** i) for i in range(2)}
+    assert "vanishing_activations" not in codes(stats(activations=acts))
+
+
+@pytest.mark.parametrize("factor,code", [(10.5, "vanishing_gradients"), (9.5, None), (1 / 9.5, None),
+                                         (1 / 10.5, "exploding_gradients")])
+def test_gradient_variance_with_depth(factor, code):
+    # grad_var at depth d = factor ** d: output side / input side = factor ** 3
+    layers = {f"l{i}": layer(i, grad_var=factor ** i) for i in range(4)}
+    found = codes(stats(layers=layers)) & {"vanishing_gradients", "exploding_gradients"}
+    assert found == ({code} if code else set())
+
+
+def test_overall_gradients():
+    tiny = stats(params={"fc.weight": param("fc", grad_norm=1e-9, grad_max=1e-9)})
+    assert diagnose(tiny).by_code("vanishing_gradients")[0].severity == "error"
+    ok = stats(params={"fc.weight": param("fc", grad_norm=1e-3, grad_max=1e-3)})
+    assert codes(ok) == set()
+    jump = stats(params={"fc.weight": param("fc", upd=2.0)})
+    [f] = diagnose(jump).by_code("exploding_gradients")
+    assert f.where == ["fc.weight"] and f.evidence["max_update_to_weight"] == 2.0
+    assert "exploding_gradients" not in codes(stats(params={"fc.weight": param("fc", upd=0.5)}))
+    # a zero-initialized weight's update ratio is meaningless, and biases are not judged by it
+    assert codes(stats(params={"fc.weight": param("fc", upd=5.0, wnorm=0.0), "fc.bias": param("fc", upd=5.0)})) == set()
+    assert "exploding_gradients" in codes(stats(params={"fc.weight": param("fc", grad_max=1e5)}))
+
+
+# --------------------------------------------------------------------------------------------- symmetry
+def test_symmetric_units_skip_output_layer_and_grade_by_step():
+    layers = {"hidden": layer(0), "out": layer(1)}
+    sym = {"hidden": _make("SymmetryStats", units=8, groups=[list(range(8))], checked_at_step=0),
+           "out": _make("SymmetryStats", units=10, groups=[list(range(10))], checked_at_step=0)}
+    [f] = diagnose(stats(layers=layers, symmetry=sym)).by_code("symmetric_units")
+    assert f.where == ["hidden"] and f.severity == "warning" and f.evidence["largest_group"] == 8
+    sym["hidden"] = _make("SymmetryStats", units=8, groups=[[0, 1]], checked_at_step=50)
+    [f] = diagnose(stats(layers=layers, symmetry=sym)).by_code("symmetric_units")
+    assert f.severity == "error"
+    sym["hidden"] = _make("SymmetryStats", units=8, groups=[], checked_at_step=50)
+    assert "symmetric_units" not in codes(stats(layers=layers, symmetry=sym))
+
+
+# --------------------------------------------------------------------------------------------- inputs
+def _inputs(mean, var, count=1000):
+    return _make("InputStats", count=count, mean=list(mean), var=list(var))
+
+
+def test_uncentered_inputs_energy_and_sign():
+    # energy = m^2 / (m^2 + v): 0.5 exactly at m = 1, v = 1
+    assert "uncentered_inputs" in codes(stats(inputs=_inputs([1.0] * 8, [1.0] * 8)))
+    assert "uncentered_inputs" not in codes(stats(inputs=_inputs([0.9] * 8, [1.0] * 8)))
+    # mixed signs: large means but no shared sign
+    assert "uncentered_inputs" not in codes(stats(inputs=_inputs([3.0, -3.0] * 4, [1.0] * 8)))
+    assert "uncentered_inputs" in codes(stats(inputs=_inputs([-3.0] * 8, [1.0] * 8)))
+    # too few examples: skip
+    assert codes(stats(inputs=_inputs([3.0] * 8, [1.0] * 8, count=10))) == set()
+
+
+def test_unequal_input_scales_ignores_constant_features():
+    assert "unequal_input_scales" in codes(stats(inputs=_inputs([0.0] * 3, [1.0, 1.0, 1e3])))
+    assert "unequal_input_scales" not in codes(stats(inputs=_inputs([0.0] * 3, [1.0, 1.0, 999.0])))
+    assert "unequal_input_scales" not in codes(stats(inputs=_inputs([0.0] * 3, [0.0, 1.0, 2.0])))
+
+
+# --------------------------------------------------------------------------------------------- BatchNorm
+def test_bn_rules():
+    assert diagnose(stats(batchnorm={"bn": bn(values=8)})).by_code("bn_small_batch")[0].severity == "warning"
+    assert diagnose(stats(batchnorm={"bn": bn(values=2)})).by_code("bn_small_batch")[0].severity == "error"
+    assert "bn_small_batch" not in codes(stats(batchnorm={"bn": bn(values=32)}))
+    [f] = diagnose(stats(batchnorm={"bn": bn(preceded_by="Dropout")})).by_code("dropout_before_bn")
+    assert f.where == ["drop", "bn"]
+    assert "dropout_before_bn" not in codes(stats(batchnorm={"bn": bn(preceded_by="Linear")}))
+    assert diagnose(stats(batchnorm={"bn": bn(running=5)})).by_code("bn_inference_mode_in_training")[0].severity \
+        == "warning"
+    assert diagnose(stats(batchnorm={"bn": bn(running=5, frozen=True)})).by_code(
+        "bn_inference_mode_in_training")[0].severity == "info"
+    [f] = diagnose(stats(batchnorm={"bn": bn(wd=5e-4)})).by_code("weight_decay_with_bn")
+    assert f.severity == "info" and f.where == ["fc1"]
+    assert codes(stats(batchnorm={"bn": bn(wd=0.0)})) == set()
+
+
+# --------------------------------------------------------------------------------------------- loss, non-finite
+def test_loss_rules():
+    assert "diverging_loss" in codes(stats(loss=loss([2.3, 3.0, 3.5])))
+    assert "diverging_loss" not in codes(stats(loss=loss([2.3, 3.0, 3.4])))
+    assert diagnose(stats(loss=loss([2.3, 2.3, 2.3], nonfinite=7))).by_code("diverging_loss")[0].evidence[
+        "first_nonfinite_step"] == 7
+    assert "loss_plateau" in codes(stats(loss=loss([2.3, 2.29, 2.3])))
+    assert "loss_plateau" not in codes(stats(loss=loss([2.3, 2.2, 2.3])))
+    assert "loss_plateau" not in codes(stats(loss=loss([2.3, 2.3, 2.3], count=20)))
+    assert codes(stats(loss=loss([2.3, 1.0, 0.5]))) == set()
+
+
+def test_non_finite_names_where_and_step():
+    s = stats(nonfinite=_make("NonFinite", step=12, where="block.2.act", kind="activation"))
+    [f] = diagnose(s).findings
+    assert f.code == "non_finite" and f.where == ["block.2.act"] and f.evidence["step"] == 12
+    assert f.severity == "error" and diagnose(s).exit_code == 1
+
+
+# --------------------------------------------------------------------------------------------- report
+def _mixed_report():
+    return diagnose(stats(activations={"a": act("a", units=10, dead=range(8)), "b": act("b", units=10, dead=[1])},
+                          batchnorm={"bn": bn(wd=1e-4)}, loss=loss([2.3, 2.3, 2.3])))
+
+
+def test_report_order_codes_exit_and_json_roundtrip(tmp_path):
+    report = _mixed_report()
+    sev = [f.severity for f in report.findings]
+    assert sev == sorted(sev, key=["error", "warning", "info"].index)
+    assert report.codes == {"dead_units", "weight_decay_with_bn", "loss_plateau"}
+    assert report.exit_code == 1
+    path = tmp_path / "r.json"
+    report.to_json(path)
+    doc = json.loads(path.read_text())
+    assert doc["schema"] == "impediments.doctor.report" and doc["version"] == 1
+    assert doc["summary"]["counts"] == {"info": 2, "warning": 1, "error": 1}
+    back = Report.from_dict(doc)
+    assert [f.to_dict() for f in back.findings] == [f.to_dict() for f in report.findings]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_info_only_report_exits_zero():
+    report = diagnose(stats(batchnorm={"bn": bn(wd=1e-4)}))
+    assert report.codes == {"weight_decay_with_bn"} and report.exit_code == 0
+
+
+def test_terminal_rendering_lists_findings_and_remedies():
+    text = str(_mixed_report())
+    for needle in ("severity", "dead_units", "error", "fix:", "impediments reproduce dead_bias", "loss_plateau"):
+        assert needle in text
+    assert "No impediments found" in str(Report())
+
+
+def test_report_path_in_missing_folder_writes_nothing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        _mixed_report().to_json(tmp_path / "nope" / "r.json")
+    assert not (tmp_path / "nope").exists()
+
+
+def test_finding_validates_code_and_severity():
+    with pytest.raises(ValueError, match="valid: dead_units"):
+        Finding("dead_unit", "error", [], {}, "", "")
+    with pytest.raises(ValueError, match="info, warning, error"):
+        Finding("dead_units", "fatal", [], {}, "", "")
+
+
+def test_json_encodes_non_finite_numbers():
+    f = Finding("non_finite", "error", ["x"], {"value": math.inf}, "", "")
+    assert json.loads(Report([f]).to_json(include_stats=False))["findings"][0]["evidence"]["value"] == "inf"
