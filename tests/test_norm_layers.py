@@ -335,6 +335,23 @@ def test_nan_check_policy():
         norm.BatchNorm(3)(bad)
 
 
+def test_process_wide_check_setting():
+    bad = torch.full((4, 3), float("nan"))
+    previous = norm.set_check_finite(False)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            norm.LayerNorm(3)(bad)
+        explicit = norm.LayerNorm(3)
+        explicit.check_finite = "auto"  # a per-layer setting wins
+        with pytest.warns(norm.NonFiniteInputWarning):
+            explicit(bad)
+    finally:
+        assert norm.set_check_finite(previous) is False
+    with pytest.raises(ValueError, match="check_finite must be one of"):
+        norm.set_check_finite("always")
+
+
 def test_functional_forms_and_their_errors():
     x = torch.randn(4, 3)
     assert_close(F.layer_norm(x, 3), nn.functional.layer_norm(x, (3,)))

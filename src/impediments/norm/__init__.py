@@ -10,7 +10,7 @@ Tools that work on ours and on ``torch.nn.BatchNorm*`` alike:
 :func:`recompute_bn_stats` (PreciseBN), :func:`fold_bn`, :func:`variance_shift`.
 """
 from impediments.norm.batchnorm import BatchNorm
-from impediments.norm.finite import NonFiniteInputWarning
+from impediments.norm.finite import NonFiniteInputWarning, set_check_finite
 from impediments.norm.fold import fold_bn
 from impediments.norm.freeze import NormLayerState, freeze, frozen_state, is_batch_norm, is_frozen, unfreeze
 from impediments.norm.functional import (
@@ -30,6 +30,6 @@ from impediments.norm.shift import variance_shift
 __all__ = [
     "BatchNorm", "ChannelMoments", "GroupNorm", "InstanceNorm", "LayerNorm", "NonFiniteInputWarning",
     "NormLayerState", "batch_norm", "fold_bn", "freeze", "from_keras_momentum", "frozen_state", "group_norm",
-    "instance_norm", "is_batch_norm", "is_frozen", "layer_norm", "recompute_bn_stats", "to_keras_momentum",
+    "instance_norm", "is_batch_norm", "is_frozen", "layer_norm", "recompute_bn_stats", "set_check_finite", "to_keras_momentum",
     "unfreeze", "variance_shift",
 ]

@@ -42,7 +42,8 @@ class BatchNorm(nn.Module):
             layer uses batch statistics in inference mode too.
 
     Attributes:
-        check_finite: ``"auto"`` (default), ``True`` or ``False``; see
+        check_finite: ``None`` (follow :func:`impediments.norm.set_check_finite`,
+            initially ``"auto"``), ``"auto"``, ``True`` or ``False``; see
             :mod:`impediments.norm.finite` for what is checked and its cost.
 
     Shape:
@@ -62,7 +63,7 @@ class BatchNorm(nn.Module):
     """
 
     _version = 2
-    check_finite: bool | str = "auto"
+    check_finite: bool | str | None = None
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True, device=None, dtype=None) -> None:
@@ -117,10 +118,10 @@ class BatchNorm(nn.Module):
             x, self.running_mean if update or not use_batch_stats else None,
             self.running_var if update or not use_batch_stats else None,
             self.weight, self.bias, use_batch_stats, 0.0 if momentum is None else momentum, self.eps)
-        if self.check_finite is not False and finite.should_check(self, x):
+        if finite.should_check(self, x):
             if var is not None:
                 finite.warn_if_nonfinite(self, var, "per-channel batch variances")
-            elif self.check_finite is True:
+            elif finite.mode_of(self) is True:
                 finite.warn_if_nonfinite(self, x.detach(), "input values", nonnegative=False)
         return y
 

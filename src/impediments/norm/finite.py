@@ -4,7 +4,9 @@ A NaN in a normalization layer's input spreads to every output that shares
 its statistics (a whole channel for BatchNorm, a whole example for
 LayerNorm/GroupNorm), so the first layer that sees one is worth naming.
 
-Cost and policy (``check_finite`` on each layer; the class default is ``"auto"``):
+Cost and policy: each layer's ``check_finite`` attribute, or, while that is
+``None`` (the default), the process-wide setting of :func:`set_check_finite`
+(initially ``"auto"``):
 
 * ``"auto"`` — check the statistics the layer computes anyway (per-channel
   batch variance, or per-example/group variance), which are non-finite
@@ -33,13 +35,35 @@ class NonFiniteInputWarning(RuntimeWarning):
     """A normalization layer received NaN or Inf (or its statistics overflowed)."""
 
 
-def validate_check_finite(value: object) -> None:
-    if value not in CHECK_FINITE_CHOICES or isinstance(value, int) and not isinstance(value, bool):
-        raise ValueError(f"check_finite must be one of {CHECK_FINITE_CHOICES}, got {value!r}")
+_DEFAULT = {"mode": "auto"}
+
+
+def set_check_finite(mode: bool | str) -> bool | str:
+    """Set the process-wide NaN/Inf check for layers whose ``check_finite`` is ``None``.
+
+    Args:
+        mode: ``"auto"``, ``True`` (debug: check everywhere) or ``False``.
+
+    Returns:
+        The previous setting, to restore it later.
+
+    Raises:
+        ValueError: for any other value.
+    """
+    if mode not in CHECK_FINITE_CHOICES or (isinstance(mode, int) and not isinstance(mode, bool)):
+        raise ValueError(f"check_finite must be one of {CHECK_FINITE_CHOICES}, got {mode!r}")
+    previous, _DEFAULT["mode"] = _DEFAULT["mode"], mode
+    return previous
+
+
+def mode_of(module: nn.Module) -> bool | str:
+    mode = module.check_finite
+    return _DEFAULT["mode"] if mode is None else mode
 
 
 def should_check(module: nn.Module, x: torch.Tensor) -> bool:
-    mode = module.check_finite
+    """Whether to check the layer's statistics for this input."""
+    mode = mode_of(module)
     return mode is True or (mode == "auto" and x.device.type == "cpu")
 
 

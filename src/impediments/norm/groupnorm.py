@@ -33,7 +33,8 @@ class GroupNorm(nn.Module):
         affine: learn per-channel γ (``weight``) and β (``bias``).
 
     Attributes:
-        check_finite: ``"auto"``, ``True`` or ``False``; see :mod:`impediments.norm.finite`.
+        check_finite: ``None`` (follow :func:`impediments.norm.set_check_finite`), ``"auto"``,
+            ``True`` or ``False``; see :mod:`impediments.norm.finite`.
 
     Shape:
         Input ``(N, C, *)``; output the same.
@@ -45,7 +46,7 @@ class GroupNorm(nn.Module):
         Wu & He 2018, https://arxiv.org/abs/1803.08494
     """
 
-    check_finite: bool | str = "auto"
+    check_finite: bool | str | None = None
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
                  device=None, dtype=None) -> None:
@@ -76,7 +77,7 @@ class GroupNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         y, var = group_norm_with_stats(x, self.num_groups, self.weight, self.bias, self.eps)
-        if self.check_finite is not False and finite.should_check(self, x):
+        if finite.should_check(self, x):
             finite.warn_if_nonfinite(self, var, "per-example group variances")
         return y
 

@@ -26,7 +26,8 @@ class LayerNorm(nn.Module):
         bias: whether to learn β (when ``elementwise_affine``).
 
     Attributes:
-        check_finite: ``"auto"``, ``True`` or ``False``; see :mod:`impediments.norm.finite`.
+        check_finite: ``None`` (follow :func:`impediments.norm.set_check_finite`), ``"auto"``,
+            ``True`` or ``False``; see :mod:`impediments.norm.finite`.
 
     Shape:
         Input ``(*, *normalized_shape)``; output the same.
@@ -38,7 +39,7 @@ class LayerNorm(nn.Module):
         Ba, Kiros & Hinton 2016, https://arxiv.org/abs/1607.06450
     """
 
-    check_finite: bool | str = "auto"
+    check_finite: bool | str | None = None
 
     def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True, device=None, dtype=None) -> None:
@@ -63,7 +64,7 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         y, var = layer_norm_with_stats(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        if self.check_finite is not False and finite.should_check(self, x):
+        if finite.should_check(self, x):
             finite.warn_if_nonfinite(self, var, "per-example variances")
         return y
 
