@@ -116,7 +116,15 @@ def _depth_distributions(r):
     np.testing.assert_allclose(np.asarray(r.hist_counts)[a("tanh")].sum(-1), 1.0)
 
 
-DIRECT = {"zigzag": _zigzag, "zero_init": _zero_init, "identical_init": _identical_init, "dead_bias": _dead_bias,
+def _glorot_he(r):
+    assert all(abs(v - math.log(10)) < 0.01 for v in r.glorot_train_loss)
+    assert r.he_train_loss[-1] < r.he_train_loss[0]
+    s, n = np.asarray(r.tanh_act_std["standard"]), np.asarray(r.tanh_act_std["normalized"])
+    assert np.all(np.diff(s) < 0), "standard init: activations narrow at every layer going up"
+    assert np.all(np.diff(np.asarray(r.tanh_grad_var["standard"])) > 0), "gradients shrink going down"
+
+
+DIRECT = {"glorot_he": _glorot_he, "zigzag": _zigzag, "zero_init": _zero_init, "identical_init": _identical_init, "dead_bias": _dead_bias,
           "depth_distributions": _depth_distributions}
 
 
@@ -166,3 +174,19 @@ def test_depth_distributions_init_stds_match_torch():
                          ("he", lambda t: torch.nn.init.kaiming_normal_(t, nonlinearity="relu"))):
         fill(w)
         assert math.isclose(float(w.std()), init_std(scheme, 500, 300, cfg), rel_tol=0.01), scheme
+
+
+def test_glorot_he_init_linear_matches_formulas():
+    import torch
+
+    from impediments.experiments.part1.glorot_he import init_linear
+
+    lin = torch.nn.Sequential(torch.nn.Linear(400, 600))
+    for scheme, var in (("standard", 1 / (3 * 400)), ("normalized", 2 / 1000), ("glorot", 2 / 1000),
+                        ("he", 2 / 400)):
+        init_linear(lin, scheme, seed=0)
+        w = lin[0].weight
+        assert math.isclose(float(w.var()), var, rel_tol=0.02), scheme
+        assert float(lin[0].bias.abs().max()) == 0
+    init_linear(lin, "standard", seed=0)
+    assert float(lin[0].weight.abs().max()) <= 1 / 20
