@@ -120,10 +120,12 @@ def build_training(spec: Spec, model: nn.Module):
     return opt, loss_fn
 
 
-def train_under_monitor(model, X, y, optimizer, loss_fn, *, steps: int, batch_size: int, seed: int = 0):
+def train_under_monitor(model, X, y, optimizer, loss_fn, *, steps: int, batch_size: int, seed: int = 0,
+                        prepare=None):
     """Train ``steps`` mini-batch steps under :func:`impediments.monitor.watch`; return the Monitor.
 
-    Stops early (after recording it) when the loss becomes NaN/Inf.
+    ``prepare(model)``, if given, runs after ``model.train()`` (e.g. to put some
+    layers in eval mode). Stops early (after recording it) when the loss becomes NaN/Inf.
     """
     from impediments.data.batching import infinite_batches
     from impediments.monitor import watch
@@ -131,6 +133,8 @@ def train_under_monitor(model, X, y, optimizer, loss_fn, *, steps: int, batch_si
     torch.manual_seed(seed)
     batches = infinite_batches(X, y, min(batch_size, len(X)), seed=seed)
     model.train()
+    if prepare is not None:
+        prepare(model)
     with watch(model, optimizer=optimizer) as mon:
         for _ in range(steps):
             xb, yb = next(batches)

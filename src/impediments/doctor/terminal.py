@@ -47,7 +47,6 @@ def rich_renderable(report):
         for i, f in enumerate(report.findings, 1):
             parts.append(Text.assemble((f"{i}. {f.code}: ", "bold"), f.explanation))
             parts.append(Text(f"   fix: {f.remedy}"))
-            parts.append(Text(f"   {f.see}", style="dim"))
     if report.skipped:
         parts.append(Text("not checked: " + "; ".join(f"{k} ({v})" for k, v in report.skipped.items()),
                           style="dim"))

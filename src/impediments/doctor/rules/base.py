@@ -58,6 +58,9 @@ def missing(stats, requires) -> list[str]:
 
 def finding(code: str, severity: str, where, evidence: dict, explanation: str, remedy: str) -> Finding:
     """A Finding whose remedy ends with the experiment link (``see: impediments reproduce ...``)."""
+    see = f"see: impediments reproduce {CODES[code].experiment}"
+    if "impediments reproduce" not in remedy:
+        remedy = f"{remedy}; {see}"
     return Finding(code, severity, list(where), evidence, explanation, remedy)
 
 

@@ -1,0 +1,27 @@
+"""Broken: Dropout feeding BatchNorm (dropout_before_bn), trained with weight decay (weight_decay_with_bn, info).
+
+    impediments doctor examples/dropout_before_bn.py   # exit 1
+"""
+import torch
+from torch import nn
+
+
+def model():
+    net = nn.Sequential(
+        nn.Linear(64, 64), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(64, 64), nn.Dropout(0.5), nn.BatchNorm1d(64), nn.ReLU(),
+        nn.Linear(64, 10),
+    )
+    for m in net.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    return net
+
+
+def data():
+    return "digits"
+
+
+def optimizer(params):
+    return torch.optim.SGD(params, lr=0.1, weight_decay=5e-4)

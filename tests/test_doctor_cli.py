@@ -1,0 +1,73 @@
+"""``impediments doctor`` / ``checkup``: usage errors (exit 2) and the shipped examples (exit 0 / 1)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from impediments.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _spec(tmp_path, text, name="spec.py"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("command", ["doctor", "checkup"])
+def test_missing_spec_file(tmp_path, capsys, command):
+    assert main([command, str(tmp_path / "nope.py")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["doctor", "checkup"])
+def test_spec_without_model_or_data(tmp_path, capsys, command):
+    path = _spec(tmp_path, "def data():\n    return 'digits'\n")
+    assert main([command, path]) == 2
+    assert "model" in capsys.readouterr().err
+    path = _spec(tmp_path, "import torch\ndef model():\n    return torch.nn.Linear(2, 2)\n")
+    assert main([command, path]) == 2
+    assert "data" in capsys.readouterr().err
+
+
+def test_spec_that_raises(tmp_path, capsys):
+    path = _spec(tmp_path, "raise RuntimeError('boom in spec')\n")
+    assert main(["doctor", path]) == 2
+    assert "boom in spec" in capsys.readouterr().err
+    path = _spec(tmp_path, "def model():\n    raise KeyError('no such layer')\ndef data():\n    return 'digits'\n")
+    assert main(["checkup", path]) == 2
+    assert "model() raised KeyError" in capsys.readouterr().err
+
+
+def test_bad_data_and_model_types(tmp_path, capsys):
+    path = _spec(tmp_path, "def model():\n    return 3\ndef data():\n    return 'digits'\n")
+    assert main(["checkup", path]) == 2
+    assert "nn.Module" in capsys.readouterr().err
+    path = _spec(tmp_path, "import torch\ndef model():\n    return torch.nn.Linear(64, 10)\n"
+                           "def data():\n    return 'no_such_dataset'\n")
+    assert main(["checkup", path]) == 2
+    assert "no_such_dataset" in capsys.readouterr().err
+
+
+def test_model_with_nothing_to_watch(tmp_path, capsys):
+    path = _spec(tmp_path, "import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n        return x * 2\n"
+                           "def model():\n    return M()\ndef data():\n    return torch.randn(8, 3), torch.randn(8, 3)\n")
+    assert main(["checkup", path]) == 2
+    assert "watch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--json", "--html"])
+def test_report_path_in_missing_folder(tmp_path, capsys, flag):
+    out = tmp_path / "missing" / "r.out"
+    assert main(["checkup", str(EXAMPLES / "healthy_mlp.py"), flag, str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not out.parent.exists()
+
+
+def test_bad_steps_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["doctor", str(EXAMPLES / "healthy_mlp.py"), "--steps", "0"])
+    assert exc.value.code == 2
