@@ -72,9 +72,12 @@ class BatchNormFn(torch.autograd.Function):
         var = (xc * xc).sum(dims).div_(m)                            # (2) biased batch variance
         invstd = (var + eps).rsqrt_()
         scale = invstd if weight is None else invstd * weight         # γ/√(σ²+ε)
-        y = xc.mul_(col(scale))                                      # (3) and (4)
-        if bias is not None:
-            y = y.add_(col(bias))
+        if bias is None:                                             # (3) and (4)
+            y = xc.mul_(col(scale))
+        elif dense:  # one fused pass; addcmul is slow when the parameters broadcast along the inner axis
+            y = torch.addcmul(bias, xc, scale, out=xc)
+        else:
+            y = xc.mul_(col(scale)).add_(col(bias))
         ctx.save_for_backward(x, weight, bias)
         ctx.mean, ctx.invstd, ctx.scale = mean, invstd, scale  # intermediates may live on ctx
         ctx.dims, ctx.m, ctx.eps = dims, m, eps
@@ -97,8 +100,11 @@ class BatchNormFn(torch.autograd.Function):
         # ∂L/∂y = s·g − s·Σg/m − s·ŷ·Σ(g ŷ)/m with s = γ/√(σ²+ε): one per-channel affine map of (g, y − μ)
         # (written into the temporary: large CPU allocations cost page faults)
         k = gw * scale * invstd
-        gx = torch.mul(gy, col(scale), out=tmp)
-        gx = gx.add_(col(sum_g * scale), alpha=-1 / m).addcmul_(xc, col(k), value=-1 / m)
+        if dense:
+            gx = torch.addcmul((sum_g * scale).mul_(-1 / m), gy, scale, out=tmp)
+        else:
+            gx = torch.mul(gy, col(scale), out=tmp).add_(col(sum_g * scale), alpha=-1 / m)
+        gx = gx.addcmul_(xc, col(k), value=-1 / m)
         return gx, gw if ctx.needs_input_grad[1] else None, sum_g if ctx.needs_input_grad[2] else None, None, None
 
 
@@ -119,10 +125,11 @@ class RowNormFn(torch.autograd.Function):
         var = (xc * xc).sum(dims, keepdim=True).div_(k)
         invstd = (var + eps).rsqrt_()
         y = xc.mul_(invstd)
-        if weight is not None:
-            y = y.mul_(weight)
-        if bias is not None:
-            y = y.add_(bias)
+        if weight is not None and bias is not None and weight.shape[-1] != 1:
+            y = torch.addcmul(bias, y, weight, out=y)  # one fused pass (fast unless broadcast on the inner axis)
+        else:
+            y = y if weight is None else y.mul_(weight)
+            y = y if bias is None else y.add_(bias)
         ctx.save_for_backward(x, weight, bias)
         ctx.mean, ctx.invstd = mean, invstd  # intermediates may live on ctx
         ctx.eps, ctx.dims, ctx.k = eps, dims, k
