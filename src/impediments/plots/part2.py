@@ -37,3 +37,28 @@ def plot_bn_sigmoid(r):
     axes[3].set_ylim(lo, hi)
     _finish(fig, "3×100 sigmoid MLP on digits, small Gaussian init, batch 60 (Ioffe & Szegedy 2015, Fig. 1)")
     return fig, axes
+
+
+def plot_frozen_bn_transfer(r):
+    labels = {"keras_freeze": "(a) norm.freeze (Keras)", "naive_freeze": "(b) requires_grad=False",
+              "finetune": "(c) fine-tune all"}
+    colors = {"keras_freeze": "tab:blue", "naive_freeze": "tab:red", "finetune": "tab:green"}
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for m, run in r.runs.items():
+        axes[0].plot(np.arange(1, len(run["drift"]) + 1), run["drift"], color=colors[m], label=labels[m])
+        axes[1].plot(r.eval_steps, run["test_acc"], color=colors[m], label=labels[m])
+    axes[0].set(xlabel="transfer step", ylabel="mean |μ − μ₀| / σ₀ over BN channels",
+                title="running-mean drift from the pretrained statistics")
+    axes[1].set(xlabel="transfer step", ylabel="target test accuracy", ylim=(0, 1), title="target task (digits 5–9)")
+    methods = list(r.runs)
+    x = np.arange(len(methods))
+    axes[2].bar(x - 0.2, [r.runs[m]["final_acc"] for m in methods], 0.4, label="target test acc (new head)")
+    axes[2].bar(x + 0.2, [r.runs[m]["source_acc_after"] for m in methods], 0.4, label="source test acc (old head)")
+    axes[2].axhline(r.source_acc, color="grey", ls=":", lw=1, label="source acc before transfer")
+    axes[2].set_xticks(x, [labels[m] for m in methods], fontsize=7)
+    axes[2].set(ylim=(0, 1.05), title="after transfer")
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7)
+    axes[2].legend(fontsize=7, loc="lower center")
+    _finish(fig, f"BN MLP pretrained on digits 0–4, new head on {r.shots} examples per class of digits 5–9")
+    return fig, axes

@@ -1,0 +1,153 @@
+"""Part-2 experiments (normalization): every claim holds at seeds 0, 1 and 2 in quick mode.
+
+Verdicts are recomputed from the returned numbers; key numbers are also
+checked directly here against brute force or closed forms, independently of
+each module's ``claims``.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from impediments import experiments
+from impediments.experiments import part2
+from impediments.experiments.framework import from_jsonable, to_jsonable
+
+NAMES = [p.rsplit(".", 1)[-1] for p in part2.EXPERIMENTS]
+SEEDS = (0, 1, 2)
+
+
+@functools.lru_cache(maxsize=None)
+def quick(name: str, seed: int):
+    module = experiments.get(name)
+    return module, module.run(module.Config.quick(seed))
+
+
+def test_registry_lists_part2_in_story_order():
+    assert NAMES, "part 2 registers experiments"
+    assert all(n in experiments.names() for n in NAMES)
+    order = [experiments.names().index(n) for n in NAMES]
+    assert order == sorted(order)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", NAMES)
+def test_claims_hold(name, seed):
+    module, result = quick(name, seed)
+    claims = module.claims(result)
+    assert claims, f"{name} makes no claims"
+    failed = [f"{c.text} [{c.threshold}; {c.measured}]" for c in claims if not c.passed]
+    assert not failed, f"{name} seed {seed}: " + " | ".join(failed)
+    for c in claims:
+        assert c.measured and all(isinstance(v, (int, float, bool)) for v in c.measured.values())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_result_roundtrips_through_json_and_plots(name):
+    import matplotlib.pyplot as plt
+
+    module, result = quick(name, 0)
+    data = json.loads(json.dumps(to_jsonable(result), allow_nan=False))
+    back = from_jsonable(module.Result, data)
+    assert [c.to_dict() for c in module.claims(back)] == [c.to_dict() for c in module.claims(result)]
+    if hasattr(module, "tables"):
+        assert all(t.rows for t in module.tables(back))
+    fig, axes = module.plot(back)
+    assert fig.get_axes()
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_presets(name):
+    module = experiments.get(name)
+    q, f = module.Config.quick(3), module.Config.full(3)
+    assert q.seed == f.seed == 3 and q != f
+    assert module.NAME == name and module.SECTION and module.DESCRIPTION
+    assert "matplotlib" not in vars(module)
+
+
+# ---------------------------------------------------------------- direct checks of key numbers
+
+
+def _bn_sigmoid(r):
+    for key in ("plain", "bn"):
+        q = np.asarray(r.runs[key]["quantiles"])
+        assert q.shape == (len(r.steps), 3)
+        assert np.all(q[:, 0] <= q[:, 1]) and np.all(q[:, 1] <= q[:, 2]), "percentiles are ordered"
+        assert all(d >= 0 for d in r.runs[key]["drift"])
+    assert r.runs["bn"]["test_acc"][-1] > 0.9
+
+
+def _frozen_bn_transfer(r):
+    keras, naive, finetune = (r.runs[m] for m in ("keras_freeze", "naive_freeze", "finetune"))
+    assert all(d == 0.0 for d in keras["drift"]), "a frozen BN never moves its running statistics"
+    assert all(d > 0 for d in naive["drift"]) and all(d > 0 for d in finetune["drift"])
+    assert keras["source_acc_after"] == r.source_acc
+
+
+DIRECT = {"bn_sigmoid": _bn_sigmoid, "frozen_bn_transfer": _frozen_bn_transfer}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", sorted(set(DIRECT) & set(NAMES)))
+def test_key_numbers(name, seed):
+    DIRECT[name](quick(name, seed)[1])
+
+
+# ---------------------------------------------------------------- helpers against references
+
+
+def test_relative_drift_matches_brute_force():
+    from impediments.experiments.part2.bn_sigmoid import relative_drift
+
+    rng = np.random.default_rng(0)
+    q = np.sort(rng.normal(size=(7, 3, 4)), axis=1)
+    got = relative_drift(q, 2)
+    for u in range(4):
+        expected = max(abs(q[t, k, u] - q[-1, k, u]) for t in range(2, 7) for k in range(3))
+        assert math.isclose(got[u], expected / (q[-1, 2, u] - q[-1, 0, u]), rel_tol=1e-12)
+
+
+def test_inputs_of_training_mode_uses_batch_statistics_and_leaves_buffers():
+    from impediments.experiments.part2._common import inputs_of
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.BatchNorm1d(5), torch.nn.Sigmoid())
+    X = torch.randn(40, 3) * 3 + 1
+    before = model[1].running_mean.clone()
+    z = inputs_of(model, "2", X, training=True)
+    expected = torch.nn.functional.batch_norm(model[0](X), None, None, model[1].weight, model[1].bias, training=True)
+    torch.testing.assert_close(z, expected)
+    assert torch.equal(model[1].running_mean, before) and model.training
+    z_eval = inputs_of(model, "2", X)
+    torch.testing.assert_close(z_eval, model[1].eval()(model[0](X)))
+
+
+def test_running_stat_drift_zero_for_identical_and_matches_formula():
+    from impediments.experiments.part2.frozen_bn_transfer import running_stat_drift
+
+    bn = torch.nn.BatchNorm1d(4)
+    model = torch.nn.Sequential(bn)
+    ref = {"0": (bn.running_mean.clone(), bn.running_var.clone())}
+    assert running_stat_drift(model, ref) == (0.0, 0.0)
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.tensor([1.0, -1.0, 0.0, 2.0]))
+        bn.running_var.fill_(math.e)
+    shift, logvar = running_stat_drift(model, ref)
+    assert math.isclose(shift, 1.0 / math.sqrt(1 + bn.eps), rel_tol=1e-6)
+    assert math.isclose(logvar, 1.0, rel_tol=1e-6)
+
+
+def test_few_shot_takes_k_per_class():
+    from impediments.data import load_dataset
+    from impediments.experiments.part2.frozen_bn_transfer import few_shot
+
+    data = load_dataset("digits").subset((5, 6, 7, 8, 9))
+    small = few_shot(data, 3, seed=0)
+    assert torch.bincount(small.y_train, minlength=5).tolist() == [3] * 5
+    assert len(small.X_test) == len(data.X_test)
