@@ -287,7 +287,8 @@ def test_info_only_report_exits_zero():
 
 
 def test_terminal_rendering_lists_findings_and_remedies():
-    text = str(_mixed_report())
+    text = _mixed_report().render(width=1000)
+    assert str(_mixed_report()).count("dead_units") >= 2
     for needle in ("severity", "dead_units", "error", "fix:", "impediments reproduce dead_bias", "loss_plateau"):
         assert needle in text
     assert "No impediments found" in str(Report())
@@ -309,3 +310,22 @@ def test_finding_validates_code_and_severity():
 def test_json_encodes_non_finite_numbers():
     f = Finding("non_finite", "error", ["x"], {"value": math.inf}, "", "")
     assert json.loads(Report([f]).to_json(include_stats=False))["findings"][0]["evidence"]["value"] == "inf"
+
+
+# --------------------------------------------------------------------------------------------- HTML
+def test_html_is_self_contained_with_findings_first_and_plots(tmp_path):
+    import re
+
+    w = [_make("Window", start_step=i * 10, end_step=i * 10 + 9, loss_mean=2.0, activation_var={"a": 1.0, "b": 0.5},
+               dead_fraction={"a": 0.1 * i, "b": 0.0}, grad_norm={"fc.weight": 0.1}) for i in range(3)]
+    s = stats(activations={"a": act("a", units=10, dead=range(8)), "b": act("b", kind="tanh", depth=1, sat=0.2)},
+              params={"fc.weight": param("fc")}, windows=w)
+    path = tmp_path / "r.html"
+    html = diagnose(s).to_html(path)
+    assert path.read_text() == html
+    assert html.index("<h2>Findings</h2>") < html.index("<img")
+    assert html.count("<img") == 4          # distributions, fractions, gradient norms, history
+    refs = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']+)', html)
+    assert refs and all(r.startswith("data:image/png;base64,") for r in refs)
+    assert "http://" not in html and "https://" not in html
+    assert "dead_units" in html and "impediments reproduce dead_bias" in html
