@@ -126,6 +126,20 @@ def test_batchnorm_low_precision_input_matches_torch(dtype):
     assert_close(ours.running_var, ref.running_var, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_layers_and_buffers_match_torch(dtype):
+    x = torch.randn(8, 4, 3).to(dtype)
+    pairs = [(norm.BatchNorm(4, dtype=dtype), nn.BatchNorm1d(4, dtype=dtype)),
+             (norm.LayerNorm(3, dtype=dtype), nn.LayerNorm(3, dtype=dtype)),
+             (norm.GroupNorm(2, 4, dtype=dtype), nn.GroupNorm(2, 4, dtype=dtype))]
+    for ours, ref in pairs:
+        for mode in (True, False):
+            yo, yr = ours.train(mode)(x), ref.train(mode)(x)
+            assert yo.dtype == dtype
+            assert_close(yo.float(), yr.float(), rtol=2e-2, atol=2e-2)
+    assert_close(pairs[0][0].running_var.float(), pairs[0][1].running_var.float(), rtol=2e-2, atol=2e-2)
+
+
 @pytest.mark.parametrize("shape,normalized", [((6, 10), (10,)), ((3, 4, 5), (5,)), ((3, 4, 5), (4, 5)),
                                                ((2, 3, 4, 5), (3, 4, 5)), ((60, 100), (100,))])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

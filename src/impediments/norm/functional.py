@@ -100,8 +100,8 @@ def batch_norm_with_stats(
     if running_mean is not None and running_var is not None:
         m = x3.numel() // x3.shape[1]
         with torch.no_grad():   # running ← (1 − momentum)·running + momentum·batch
-            running_mean.lerp_(mean, momentum)
-            running_var.lerp_(var * (m / (m - 1)), momentum)   # unbiased m/(m−1)
+            running_mean.lerp_(mean.to(running_mean.dtype), momentum)
+            running_var.lerp_((var * (m / (m - 1))).to(running_var.dtype), momentum)   # unbiased m/(m−1)
     y = y if y.shape == x.shape else y.view(x.shape)
     return (y if y.dtype == x.dtype else y.to(x.dtype)), var
 
