@@ -272,8 +272,10 @@ def test_keras_momentum_conversion():
 
 @pytest.mark.parametrize("shape", [(1, 4), (1, 4, 1), (1, 4, 1, 1)])
 def test_batch_size_one_in_training_raises_like_torch(shape):
+    bn = norm.BatchNorm(4)
     with pytest.raises(ValueError, match="more than 1 value per channel"):
-        norm.BatchNorm(4)(torch.randn(shape))
+        bn(torch.randn(shape))
+    assert int(bn.num_batches_tracked) == 0  # nothing changed
     with pytest.raises(ValueError):
         native_bn(4, len(shape))(torch.randn(shape))
     assert norm.BatchNorm(4).eval()(torch.randn(shape)).shape == shape  # inference is fine

@@ -106,8 +106,7 @@ class BatchNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         use_batch_stats = self.training or self.running_mean is None
-        if x.dim() < 2 or x.shape[1] != self.num_features:
-            check_batch_norm_input(x, self.num_features, use_batch_stats)
+        check_batch_norm_input(x, self.num_features, use_batch_stats)  # before any buffer changes
         update = self.training and self.track_running_stats
         momentum = self.momentum
         if update:
