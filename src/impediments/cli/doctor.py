@@ -12,6 +12,10 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 DEFAULT_STEPS, DEFAULT_BATCH = 100, 64
 
 
+class UnwatchableModel(ValueError):
+    """The model has nothing the monitor can watch."""
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -79,14 +83,8 @@ def _run(command, args, body) -> int:
 
     try:
         return body()
-    except (SpecError, FileNotFoundError, IsADirectoryError) as exc:
+    except (SpecError, FileNotFoundError, IsADirectoryError, UnwatchableModel) as exc:
         return _usage(command, str(exc))
-    except UnwatchableModel as exc:
-        return _usage(command, str(exc))
-
-
-class UnwatchableModel(ValueError):
-    pass
 
 
 def _check_watchable(model) -> None:

@@ -76,7 +76,8 @@ def checkup(model: nn.Module, inputs, targets=None, loss_fn: Callable | None = N
 
     snapshot = _Snapshot(model)
     try:
-        model.train()
+        if not model.training:      # a model handed over in eval mode is checked as it would train;
+            model.train()           # one in training mode keeps its layers' own modes (e.g. a BN left in eval)
         for p in model.parameters():
             p.grad = None
         with watch(model, every=1) as mon:
