@@ -124,7 +124,15 @@ def _glorot_he(r):
     assert np.all(np.diff(np.asarray(r.tanh_grad_var["standard"])) > 0), "gradients shrink going down"
 
 
-DIRECT = {"glorot_he": _glorot_he, "zigzag": _zigzag, "zero_init": _zero_init, "identical_init": _identical_init, "dead_bias": _dead_bias,
+def _residual_limits(r):
+    he = np.asarray(r.he_std)
+    # Var roughly doubles per pre-activation block with He init: std grows at least ~sqrt(2)^(L2-L1)/4
+    assert he[-1] / he[0] >= 2 ** ((r.depths[-1] - r.depths[0]) / 2) / 1e4
+    assert r.he_diverged and not math.isfinite(r.he_train_loss[-1])
+    assert all(math.isfinite(v) for v in r.fixup_train_loss)
+
+
+DIRECT = {"residual_limits": _residual_limits, "glorot_he": _glorot_he, "zigzag": _zigzag, "zero_init": _zero_init, "identical_init": _identical_init, "dead_bias": _dead_bias,
           "depth_distributions": _depth_distributions}
 
 
@@ -185,8 +193,27 @@ def test_glorot_he_init_linear_matches_formulas():
     for scheme, var in (("standard", 1 / (3 * 400)), ("normalized", 2 / 1000), ("glorot", 2 / 1000),
                         ("he", 2 / 400)):
         init_linear(lin, scheme, seed=0)
-        w = lin[0].weight
+        w = lin[0].weight.detach()
         assert math.isclose(float(w.var()), var, rel_tol=0.02), scheme
         assert float(lin[0].bias.abs().max()) == 0
     init_linear(lin, "standard", seed=0)
     assert float(lin[0].weight.abs().max()) <= 1 / 20
+
+
+def test_fixup_init_makes_every_block_the_identity():
+    import torch
+
+    from impediments.experiments.part1.residual_limits import fixup_init
+    from impediments.models import mlp
+
+    torch.manual_seed(0)
+    model = fixup_init(mlp(6, 3, width=8, depth=5, residual=True), blocks=5)
+    x = torch.randn(4, 6)
+    stem = model.stem(x)
+    with torch.no_grad():
+        for k in range(1, 6):
+            block = getattr(model, f"block{k}")
+            assert torch.equal(block(stem), stem)
+            assert math.isclose(float(block.branch.linear1.weight.std()), math.sqrt(2 / 8) / math.sqrt(5),
+                                rel_tol=0.35)
+        assert torch.equal(model(x), torch.zeros(4, 3))

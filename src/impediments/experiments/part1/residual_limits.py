@@ -1,0 +1,155 @@
+"""The limits of good initialization: residual networks without normalization.
+
+Glorot and He "implicitly assume a sequential network: connections only
+between consecutive layers. It has been observed that, when residual
+connections are allowed, the analysis is flawed" (module, "Limits of good
+initialization"). In a residual block x_{l+1} = x_l + F(x_l) with He init,
+Var(F(x)) ≈ Var(x), so the variance roughly doubles per block and the
+output std at init grows exponentially with depth. Fixup (Zhang, Dauphin &
+Ma 2019) zeroes the last layer of every branch and the classifier and scales
+the other branch layers by L^(-1/(2m-2)), so every block starts as the
+identity: the output std is flat in depth, and the network trains at a
+learning rate where plain He init diverges.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from impediments.experiments.framework import Claim, Table, claim, seeded, train
+
+NAME = "residual_limits"
+DESCRIPTION = "residual MLP without normalization: He init output std explodes with depth, Fixup stays flat"
+SECTION = "Initialization: limits (residual networks)"
+SOURCE = "seed: Limits of good initialization; Zhang, Dauphin & Ma 2019 (Fixup)"
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = 0
+    depths: tuple[int, ...] = (8, 16, 32, 64)
+    width: int = 64
+    probe_batch: int = 256
+    train_depth: int = 16
+    lr: float = 0.05
+    steps: int = 100
+    batch_size: int = 64
+
+    @classmethod
+    def quick(cls, seed: int = 0) -> "Config":
+        return cls(seed=seed)
+
+    @classmethod
+    def full(cls, seed: int = 0) -> "Config":
+        return cls(seed=seed, depths=(8, 16, 32, 64, 128), width=128, train_depth=32, steps=600)
+
+
+@dataclass
+class Result:
+    depths: list
+    he_std: np.ndarray            # std of the features entering the classifier, at init, per depth
+    fixup_std: np.ndarray
+    train_depth: int
+    lr: float
+    steps: list                   # evaluation steps (Fixup run)
+    he_train_loss: list           # evaluations until the run stopped
+    he_diverged: bool
+    he_first_loss: float
+    fixup_train_loss: list
+    fixup_test_acc: list
+    fixup_diverged: bool
+
+
+def he_init(model: nn.Module) -> nn.Module:
+    """He normal N(0, 2/fan_in) for every Linear, biases 0."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                if m.bias is not None:
+                    m.bias.zero_()
+    return model
+
+
+def fixup_init(model: nn.Module, blocks: int, layers_per_branch: int = 2) -> nn.Module:
+    """Fixup on top of He init: scale branch layers by L^(-1/(2m-2)), zero branch ends and the classifier."""
+    he_init(model)
+    scale = blocks ** (-1.0 / (2 * layers_per_branch - 2))
+    with torch.no_grad():
+        for name, m in model.named_modules():
+            if name.endswith("branch.linear1"):
+                m.weight.mul_(scale)
+            elif name.endswith("branch.linear2"):
+                m.weight.zero_()
+        model.output.weight.zero_()
+        model.output.bias.zero_()
+    return model
+
+
+def build(config: Config, depth: int, scheme: str, in_features: int, classes: int) -> nn.Module:
+    from impediments.models import mlp
+
+    model = seeded(config.seed, mlp, in_features, classes, width=config.width, depth=depth, residual=True)
+    return fixup_init(model, depth) if scheme == "fixup" else he_init(model)
+
+
+@torch.no_grad()
+def feature_std(model: nn.Module, X: torch.Tensor) -> float:
+    """Std of the features entering the classifier (everything but the last layer)."""
+    return float(model[:-1](X).double().std())
+
+
+def run(config: Config) -> Result:
+    from impediments.data import load_dataset
+
+    data = load_dataset("digits", seed=config.seed)
+    X = data.X_train[: config.probe_batch]
+    stds = {s: np.array([feature_std(build(config, d, s, data.in_features, data.num_classes), X)
+                         for d in config.depths]) for s in ("he", "fixup")}
+    hist = {}
+    for scheme in ("he", "fixup"):
+        model = build(config, config.train_depth, scheme, data.in_features, data.num_classes)
+        hist[scheme] = train(model, data, seed=config.seed, steps=config.steps, batch_size=config.batch_size,
+                             lr=config.lr, eval_every=max(config.steps // 10, 1))
+    he, fx = hist["he"], hist["fixup"]
+    return Result(depths=list(config.depths), he_std=stds["he"], fixup_std=stds["fixup"],
+                  train_depth=config.train_depth, lr=config.lr, steps=fx.eval_steps, he_train_loss=he.train_loss,
+                  he_diverged=he.diverged, he_first_loss=he.step_loss[0], fixup_train_loss=fx.train_loss,
+                  fixup_test_acc=fx.test_acc, fixup_diverged=fx.diverged)
+
+
+def plot(result: Result):
+    from impediments.plots.exp_residual_limits import plot_residual_limits
+
+    return plot_residual_limits(result)
+
+
+def claims(result: Result) -> list[Claim]:
+    r = result
+    he, fx = np.asarray(r.he_std), np.asarray(r.fixup_std)
+    ln10 = math.log(10)
+    return [
+        claim("Without normalization, He init makes the output std of a residual network grow with depth "
+              f"(blocks {r.depths[0]} to {r.depths[-1]}): the variance analysis assumes a sequential network.",
+              SOURCE, {"he_std_first": he[0], "he_std_last": he[-1], "he_growth": he[-1] / he[0]},
+              "he_std increases with every depth step and he_growth >= 1000",
+              bool(np.all(np.diff(he) > 0)) and he[-1] / he[0] >= 1000),
+        claim("Fixup keeps the output std at init flat in depth.", "Zhang, Dauphin & Ma 2019 (Fixup)",
+              {"fixup_max_over_min": fx.max() / fx.min()}, "fixup_max_over_min <= 1.5", fx.max() / fx.min() <= 1.5),
+        claim(f"At the same learning rate ({r.lr}) a {r.train_depth}-block residual MLP diverges under plain He "
+              "init and trains under Fixup.", "Zhang, Dauphin & Ma 2019 (Fixup)",
+              {"he_diverged": r.he_diverged, "he_first_loss": r.he_first_loss,
+               "fixup_final_loss": r.fixup_train_loss[-1], "fixup_final_acc": r.fixup_test_acc[-1],
+               "fixup_diverged": r.fixup_diverged},
+              "he diverged (non-finite loss) and fixup did not, with final loss <= 0.5 * ln(10)",
+              r.he_diverged and not r.fixup_diverged and r.fixup_train_loss[-1] <= 0.5 * ln10),
+    ]
+
+
+def tables(result: Result) -> list[Table]:
+    rows = [[d, float(h), float(f)] for d, h, f in zip(result.depths, result.he_std, result.fixup_std)]
+    return [Table("std of the classifier's input at init", ["blocks", "He", "Fixup"], rows)]
