@@ -24,16 +24,16 @@ def bn_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def train_steps(model: nn.Module, steps: int = 100, lr: float = 0.1) -> None:
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-3) if params else None
+    # every parameter goes to the optimizer, frozen or not, with momentum and weight decay, as a careless
+    # training script would do: frozen parameters must still not move
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-3)
     for _ in range(steps):
         model.train()
         x = torch.randn(16, 6) * 2 + 1
         loss = nn.functional.cross_entropy(model(x), torch.randint(0, 3, (16,)))
-        if opt:
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
 
 
 @pytest.mark.parametrize("bn", ["torch", "ours"])
