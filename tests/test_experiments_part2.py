@@ -90,7 +90,17 @@ def _frozen_bn_transfer(r):
     assert keras["source_acc_after"] == r.source_acc
 
 
-DIRECT = {"bn_sigmoid": _bn_sigmoid, "frozen_bn_transfer": _frozen_bn_transfer}
+def _bn_inference(r):
+    m = np.asarray(r.batch_sizes, dtype=float)
+    # torch stores the unbiased variance: a cumulative average of m/(m-1)·σ²_B
+    np.testing.assert_allclose(r.running_var, m / (m - 1) * np.asarray(r.biased_var), rtol=1e-4)
+    np.testing.assert_allclose(r.one_step_ratio, m / (m - 1), rtol=1e-5)
+    assert "more than 1 value" in r.batch1_train_error
+    assert len(r.acc_ema) == len(r.acc_precise) == len(r.mean_gap) == len(r.steps)
+    assert r.fold_bn_left == 0 and 0 <= r.fold_max_diff < 1e-4
+
+
+DIRECT = {"bn_sigmoid": _bn_sigmoid, "frozen_bn_transfer": _frozen_bn_transfer, "bn_inference": _bn_inference}
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -151,3 +161,15 @@ def test_few_shot_takes_k_per_class():
     small = few_shot(data, 3, seed=0)
     assert torch.bincount(small.y_train, minlength=5).tolist() == [3] * 5
     assert len(small.X_test) == len(data.X_test)
+
+
+def test_unbiased_variance_helper_against_numpy():
+    from impediments.experiments.part2.bn_inference import unbiased_variance
+
+    biased, running, ratio = unbiased_variance((2, 5), draws=300, seed=4)
+    g = torch.Generator().manual_seed(4)
+    for k, m in enumerate((2, 5)):
+        x = torch.randn(300, m, 1, generator=g).numpy()
+        assert math.isclose(biased[k], float(x.var(axis=1).mean()), rel_tol=1e-5)
+        assert math.isclose(running[k], float(x.var(axis=1, ddof=1).mean()), rel_tol=1e-4)
+        assert math.isclose(ratio[k], m / (m - 1), rel_tol=1e-5)

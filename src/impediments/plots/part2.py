@@ -62,3 +62,33 @@ def plot_frozen_bn_transfer(r):
     axes[2].legend(fontsize=7, loc="lower center")
     _finish(fig, f"BN MLP pretrained on digits 0–4, new head on {r.shots} examples per class of digits 5–9")
     return fig, axes
+
+
+def plot_bn_inference(r):
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+    steps = np.asarray(r.steps)
+    axes[0].plot(steps[1:], r.mean_gap[1:], color="tab:blue", label="mean |μ_EMA − μ| / σ")
+    axes[0].plot(steps[1:], r.var_gap[1:], color="tab:orange", label="mean |log σ²_EMA / σ²|")
+    axes[0].set(xlabel="step", ylabel="gap", title="EMA vs exact (PreciseBN) statistics")
+    axes[1].plot(steps, r.acc_ema, color="tab:blue", label="EMA statistics")
+    axes[1].plot(steps, r.acc_precise, color="tab:green", ls="--", label="PreciseBN statistics")
+    axes[1].set(xlabel="step", ylabel="test accuracy", ylim=(max(0.0, min(r.acc_ema[1:] + r.acc_precise[1:]) - 0.05), 1),
+                title="test accuracy, same weights")
+    m = np.asarray(r.batch_sizes, dtype=float)
+    grid = np.linspace(m.min(), m.max(), 200)
+    axes[2].plot(grid, (grid - 1) / grid, color="grey", ls=":", label="(m−1)/m")
+    axes[2].plot(m, r.biased_var, "o", color="tab:red", label="mean biased σ²_B (training)")
+    axes[2].plot(m, r.running_var, "s", color="tab:blue", label="running var (inference)")
+    axes[2].set(xscale="log", xlabel="batch size m", ylabel="variance (population = 1)",
+                title="inference uses m/(m−1)·E[σ²_B]")
+    axes[2].set_xticks(m, [f"{v:g}" for v in m])
+    axes[2].minorticks_off()
+    tiny = 1e-12
+    values = [r.train_batch_diff, r.eval_batch_diff, r.fold_max_diff]
+    axes[3].bar(["train mode:\nother batch", "inference:\nalone vs batch", "fold_bn vs\ninference"],
+                [max(v, tiny) for v in values], color=["tab:red", "tab:blue", "tab:green"])
+    axes[3].set(yscale="log", ylim=(tiny / 10, 100), ylabel="max |Δ output|", title="determinism and folding")
+    for ax in axes[:3]:
+        ax.legend(fontsize=7)
+    _finish(fig, "BatchNorm in training vs inference mode (BN MLP on digits)")
+    return fig, axes
