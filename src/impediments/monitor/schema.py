@@ -1,0 +1,211 @@
+"""Plain-data schema of the monitor's statistics (what ``Monitor.stats()`` returns).
+
+Every value is a Python number, list or dict: detached, on the host, produced only when
+statistics are read. The doctor reads only these fields; fields may be added, never renamed.
+``SCHEMA_VERSION`` is bumped on any incompatible change and checked by ``from_dict``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_NAME = "impediments.monitor.stats"
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Histogram:
+    """Counts over fixed signed-log edges (identical for every histogram, so histograms merge)."""
+
+    edges: list[float]
+    counts: list[int]
+
+
+@dataclass
+class MomentStats:
+    """Chan/Welford-mergeable moments; ``var`` is the population variance (divides by ``count``)."""
+
+    count: int
+    mean: float
+    var: float
+    min: float
+    max: float
+    nonfinite: int
+
+
+@dataclass
+class ActivationStats:
+    """One activation (module or functional call ``"module/kind#k"``)."""
+
+    name: str
+    kind: str
+    depth: int
+    samples: int
+    output: MomentStats
+    input: MomentStats
+    histogram: Histogram
+    saturated_fraction: float
+    linear_fraction: float
+    active_fraction: float
+    units: int
+    unit_active_counts: list[int] | None
+    unit_total: int
+    dead_units: list[int]
+
+
+@dataclass
+class ParamStats:
+    """Per parameter (name as in ``model.named_parameters()``)."""
+
+    module: str
+    grad_norm: float
+    grad_norm_max: float
+    weight_norm: float
+    grad_to_weight: float
+    update_to_weight: float
+    samples: int
+
+
+@dataclass
+class LayerOutputStats:
+    """Linear/Conv outputs (pre-activations) and the variance of their backward signal."""
+
+    depth: int
+    kind: str
+    output: MomentStats
+    grad_var: float | None
+
+
+@dataclass
+class SymmetryStats:
+    """Groups (size >= 2) of units whose incoming weights and bias are identical."""
+
+    units: int
+    groups: list[list[int]]
+    checked_at_step: int
+
+
+@dataclass
+class BatchNormStats:
+    """How a BatchNorm layer was used while the model trained."""
+
+    kind: str
+    values_per_channel: int
+    training_forwards: int
+    running_stats_forwards_in_training: int
+    frozen: bool
+    preceded_by: str | None
+    preceded_by_name: str | None
+    feeding_layer: str | None
+    feeding_weight_decay: float | None
+    batch_mean_vs_running: float | None
+    batch_var_vs_running: float | None
+
+
+@dataclass
+class InputStats:
+    """Per-feature (flattened) mean and population variance of the model's first tensor input."""
+
+    count: int
+    mean: list[float]
+    var: list[float]
+
+
+@dataclass
+class LossStats:
+    """Recorded losses (``Monitor.record_loss``)."""
+
+    count: int
+    first: float
+    last: float
+    min: float
+    window_means: list[float]
+    first_nonfinite_step: int | None
+
+
+@dataclass
+class NonFinite:
+    """First NaN/Inf: the step and where (``kind`` is loss, activation, gradient, parameter or input)."""
+
+    step: int
+    where: str
+    kind: str
+
+
+@dataclass
+class Window:
+    """Statistics over steps ``[start_step, end_step)``; adjacent windows merge when the buffer fills."""
+
+    start_step: int
+    end_step: int
+    loss_mean: float | None
+    activation_var: dict[str, float] = field(default_factory=dict)
+    dead_fraction: dict[str, float] = field(default_factory=dict)
+    grad_norm: dict[str, float] = field(default_factory=dict)
+
+
+
+
+@dataclass
+class MonitorStats:
+    """Everything the monitor measured, as plain data."""
+
+    schema_version: int
+    steps: int
+    sampled_steps: int
+    model_training_steps: int
+    activations: dict[str, ActivationStats]
+    layers: dict[str, LayerOutputStats]
+    params: dict[str, ParamStats]
+    symmetry: dict[str, SymmetryStats]
+    batchnorm: dict[str, BatchNormStats]
+    inputs: InputStats | None
+    loss: LossStats | None
+    nonfinite: NonFinite | None
+    windows: list[Window]
+    optimizer: dict | None
+
+    def to_dict(self) -> dict:
+        """Nested plain dict (JSON-ready apart from non-finite floats)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MonitorStats":
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: if ``schema_version`` is not the supported one.
+        """
+        version = d.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"unsupported monitor schema_version {version!r}; supported: [{SCHEMA_VERSION}]")
+
+        def moments(m):
+            return MomentStats(**m)
+
+        def activation(a):
+            a = dict(a)
+            a["output"], a["input"] = moments(a["output"]), moments(a["input"])
+            a["histogram"] = Histogram(**a["histogram"])
+            return ActivationStats(**a)
+
+        def layer(x):
+            x = dict(x)
+            x["output"] = moments(x["output"])
+            return LayerOutputStats(**x)
+
+        return cls(
+            schema_version=version, steps=d["steps"], sampled_steps=d["sampled_steps"],
+            model_training_steps=d["model_training_steps"],
+            activations={k: activation(v) for k, v in d["activations"].items()},
+            layers={k: layer(v) for k, v in d["layers"].items()},
+            params={k: ParamStats(**v) for k, v in d["params"].items()},
+            symmetry={k: SymmetryStats(**v) for k, v in d["symmetry"].items()},
+            batchnorm={k: BatchNormStats(**v) for k, v in d["batchnorm"].items()},
+            inputs=InputStats(**d["inputs"]) if d.get("inputs") else None,
+            loss=LossStats(**d["loss"]) if d.get("loss") else None,
+            nonfinite=NonFinite(**d["nonfinite"]) if d.get("nonfinite") else None,
+            windows=[Window(**w) for w in d["windows"]],
+            optimizer=d.get("optimizer"),
+        )
