@@ -132,7 +132,16 @@ def _residual_limits(r):
     assert all(math.isfinite(v) for v in r.fixup_train_loss)
 
 
-DIRECT = {"residual_limits": _residual_limits, "glorot_he": _glorot_he, "zigzag": _zigzag, "zero_init": _zero_init, "identical_init": _identical_init, "dead_bias": _dead_bias,
+def _layerwise_pretraining(r):
+    from impediments.experiments.part1.layerwise_pretraining import at_step
+
+    assert len(r.recon_first) == len(r.recon_last) and all(l < f for f, l in zip(r.recon_first, r.recon_last))
+    assert r.rand_steps[-1] == r.finetune_steps + r.pretrain_steps_total and r.pre_steps[-1] == r.finetune_steps
+    assert at_step(r.rand_steps, r.rand_train_loss, r.finetune_steps) > r.pre_train_loss[-1]
+    assert at_step([0, 10, 20], [3.0, 2.0, 1.0], 15) == 2.0 and at_step([0, 10, 20], [3.0, 2.0, 1.0], 20) == 1.0
+
+
+DIRECT = {"layerwise_pretraining": _layerwise_pretraining, "residual_limits": _residual_limits, "glorot_he": _glorot_he, "zigzag": _zigzag, "zero_init": _zero_init, "identical_init": _identical_init, "dead_bias": _dead_bias,
           "depth_distributions": _depth_distributions}
 
 

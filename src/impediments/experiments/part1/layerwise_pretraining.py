@@ -1,0 +1,170 @@
+"""Greedy layer-wise pre-training of a deep sigmoid network.
+
+"Before good weight initialization techniques were discovered, a technique
+called layer-wise pre-training was very popular" (module, "Layer-wise
+pre-training"). Each hidden layer in turn is trained as the encoder of an
+autoencoder that reconstructs that layer's input (the output of the layers
+below, already pre-trained), then the whole network is fine-tuned on the
+labels. Here a 6-layer sigmoid MLP on digits under PyTorch's default random
+init (U[±1/√n]) is compared with the same network after pre-training, both
+fine-tuned by the same SGD, and with Glorot's normalized init without
+pre-training; the random-init network gets extra steps equal to the
+pre-training steps so both budgets are reported. Pre-training steps
+train one layer and a decoder, so they are cheaper than full steps: steps,
+not seconds, are compared.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from impediments.experiments.framework import Claim, Table, claim, seeded, train
+
+NAME = "layerwise_pretraining"
+DESCRIPTION = "6-layer sigmoid MLP: random init vs greedy autoencoder pre-training + fine-tuning"
+SECTION = "Initialization: layer-wise pre-training"
+SOURCE = "seed: Layer-wise pre-training"
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = 0
+    depth: int = 6
+    width: int = 64
+    pretrain_steps: int = 100        # per layer
+    pretrain_lr: float = 0.01        # Adam, reconstruction error divided by the input's variance
+    finetune_steps: int = 300
+    lr: float = 0.5                  # SGD for fine-tuning and for the random-init baseline
+    momentum: float = 0.9
+    batch_size: int = 64
+
+    @classmethod
+    def quick(cls, seed: int = 0) -> "Config":
+        return cls(seed=seed)
+
+    @classmethod
+    def full(cls, seed: int = 0) -> "Config":
+        return cls(seed=seed, depth=8, width=128, pretrain_steps=300, finetune_steps=1500)
+
+
+@dataclass
+class Result:
+    recon_first: list                # per layer: relative reconstruction error at the first pre-training step
+    recon_last: list                 # ... and at the last
+    pretrain_steps_total: int
+    pre_steps: list                  # fine-tuning evaluation steps (pre-trained network)
+    pre_train_loss: list
+    pre_test_acc: list
+    rand_steps: list                 # evaluation steps of the random-init run (longer: equal total budget)
+    rand_train_loss: list
+    rand_test_acc: list
+    glorot_steps: list               # no pre-training, Glorot normalized init, fine-tuning budget
+    glorot_train_loss: list
+    glorot_test_acc: list
+    finetune_steps: int
+
+
+def pretrain_layers(model: nn.Module, X: torch.Tensor, config: Config) -> tuple[list, list]:
+    """Greedy pre-training: layer k learns to reconstruct its own input through a linear decoder.
+
+    Loss: mean squared reconstruction error / mean feature variance of the input.
+    """
+    g = torch.Generator().manual_seed(config.seed)
+    h, first, last = X, [], []
+    for k in range(1, config.depth + 1):
+        block = model.get_submodule(f"hidden{k}")
+        decoder = nn.Linear(block.linear.out_features, block.linear.in_features)
+        opt = torch.optim.Adam([*block.linear.parameters(), *decoder.parameters()], lr=config.pretrain_lr)
+        scale = h.var(dim=0).mean().clamp_min(1e-12)
+        for step in range(config.pretrain_steps):
+            xb = h[torch.randint(0, len(h), (config.batch_size,), generator=g)]
+            loss = ((decoder(block.act(block.linear(xb))) - xb) ** 2).mean() / scale
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step == 0:
+                first.append(float(loss.detach()))
+        last.append(float(loss.detach()))
+        with torch.no_grad():
+            h = block.act(block.linear(h))
+    return first, last
+
+
+def run(config: Config) -> Result:
+    from impediments.data import load_dataset
+    from impediments.models import mlp
+
+    data = load_dataset("digits", seed=config.seed)
+
+    def fresh() -> nn.Module:
+        return seeded(config.seed, mlp, data.in_features, data.num_classes, width=config.width, depth=config.depth,
+                      activation="sigmoid")
+
+    pre = fresh()
+    first, last = pretrain_layers(pre, data.X_train, config)
+    kw = dict(seed=config.seed, batch_size=config.batch_size, lr=config.lr, momentum=config.momentum,
+              eval_every=max(config.finetune_steps // 10, 1))
+    hp = train(pre, data, steps=config.finetune_steps, **kw)
+    total = config.depth * config.pretrain_steps
+    hr = train(fresh(), data, steps=config.finetune_steps + total, **kw)
+    glorot = fresh()
+    with torch.no_grad():
+        for m in glorot.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                m.bias.zero_()
+    hg = train(glorot, data, steps=config.finetune_steps, **kw)
+    return Result(recon_first=first, recon_last=last, pretrain_steps_total=total, pre_steps=hp.eval_steps,
+                  pre_train_loss=hp.train_loss, pre_test_acc=hp.test_acc, rand_steps=hr.eval_steps,
+                  rand_train_loss=hr.train_loss, rand_test_acc=hr.test_acc, glorot_steps=hg.eval_steps,
+                  glorot_train_loss=hg.train_loss, glorot_test_acc=hg.test_acc, finetune_steps=config.finetune_steps)
+
+
+def at_step(steps: list, values: list, step: int) -> float:
+    """The value evaluated at ``step`` (the last evaluation at or before it)."""
+    i = int(np.searchsorted(np.asarray(steps), step, side="right")) - 1
+    return float(values[max(i, 0)])
+
+
+def plot(result: Result):
+    from impediments.plots.exp_layerwise_pretraining import plot_layerwise_pretraining
+
+    return plot_layerwise_pretraining(result)
+
+
+def claims(result: Result) -> list[Claim]:
+    r = result
+    n = r.finetune_steps
+    rand_same = at_step(r.rand_steps, r.rand_train_loss, n)
+    rand_total = r.rand_train_loss[-1]
+    pre_final = r.pre_train_loss[-1]
+    improved = min(f - l for f, l in zip(r.recon_first, r.recon_last))
+    return [
+        claim("Greedy pre-training does what it says: every layer's autoencoder lowers its reconstruction error.",
+              SOURCE, {"min_reconstruction_improvement": improved},
+              "min over layers of (first - last relative error) > 0", improved > 0),
+        claim(f"With the same {n} fine-tuning steps, the pre-trained deep sigmoid network trains while the "
+              "randomly initialized one is still stuck near ln(10).", SOURCE,
+              {"pretrained_loss": pre_final, "random_loss_same_steps": rand_same, "ln10": math.log(10)},
+              "pretrained_loss <= random_loss_same_steps - 0.3", pre_final <= rand_same - 0.3),
+        claim(f"Counting the {r.pretrain_steps_total} pre-training steps too (equal total steps; pre-training "
+              "steps are cheaper, so this favours random init), random init has still not caught up at this "
+              "budget.", SOURCE,
+              {"pretrained_loss": pre_final, "random_loss_equal_total_steps": rand_total},
+              "pretrained_loss < random_loss_equal_total_steps", pre_final < rand_total),
+        claim("Glorot's normalized init alone does not rescue this deep sigmoid network at the same fine-tuning "
+              "budget either (sigmoid's non-zero mean saturates the top layers, Glorot & Bengio 2010): here "
+              "pre-training still wins.", "Glorot & Bengio 2010; " + SOURCE,
+              {"pretrained_loss": pre_final, "glorot_loss_same_steps": r.glorot_train_loss[-1]},
+              "pretrained_loss <= glorot_loss_same_steps - 0.3", pre_final <= r.glorot_train_loss[-1] - 0.3),
+    ]
+
+
+def tables(result: Result) -> list[Table]:
+    rows = [[k + 1, f, l] for k, (f, l) in enumerate(zip(result.recon_first, result.recon_last))]
+    return [Table("pre-training: reconstruction error / input variance", ["layer", "first step", "last step"],
+                  rows)]
