@@ -9,18 +9,11 @@ import pytest
 from impediments.doctor import CODES, RULES, Finding, Report, Thresholds, diagnose
 from impediments.doctor.rules.base import geometric_ratio
 
-try:
-    from impediments.monitor import schema as S
-except ImportError:  # pragma: no cover - before the monitor lands
-    S = None
+from impediments.monitor import schema as S
 
 
 def _make(cls_name, **kw):
-    if S is not None:
-        return getattr(S, cls_name)(**kw)
-    from types import SimpleNamespace
-
-    return SimpleNamespace(**kw)
+    return getattr(S, cls_name)(**kw)
 
 
 def moments(mean=0.0, var=1.0, count=1000):
@@ -278,6 +271,7 @@ def test_report_order_codes_exit_and_json_roundtrip(tmp_path):
     assert doc["summary"]["counts"] == {"info": 2, "warning": 1, "error": 1}
     back = Report.from_dict(doc)
     assert [f.to_dict() for f in back.findings] == [f.to_dict() for f in report.findings]
+    assert back.stats == report.stats          # MonitorStats round-trips through the report JSON
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 

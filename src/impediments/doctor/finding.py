@@ -121,8 +121,13 @@ class Report:
             raise ValueError(f"not an {REPORT_SCHEMA} document (schema={d.get('schema')!r})")
         if d["version"] > REPORT_VERSION:
             raise ValueError(f"report version {d['version']} is newer than supported ({REPORT_VERSION})")
+        stats = None
+        if d.get("stats") is not None:
+            from impediments.monitor.schema import MonitorStats
+
+            stats = MonitorStats.from_dict(_unjsonable(d["stats"]))
         return cls([Finding.from_dict(f) for f in d["findings"]], dict(d.get("skipped", {})),
-                   list(d.get("thresholds", [])), None, d.get("title", "impediments doctor"))
+                   list(d.get("thresholds", [])), stats, d.get("title", "impediments doctor"))
 
     def to_json(self, path=None, *, include_stats: bool = True) -> str:
         """The JSON text; also written atomically to ``path`` when given."""
@@ -152,6 +157,18 @@ class Report:
         from impediments.doctor.terminal import rich_renderable
 
         return rich_renderable(self)
+
+
+_NONFINITE = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
+
+
+def _unjsonable(value):
+    """Inverse of :func:`_jsonable` for numbers ("nan"/"inf"/"-inf" strings back to floats)."""
+    if isinstance(value, dict):
+        return {k: _unjsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unjsonable(v) for v in value]
+    return _NONFINITE.get(value, value) if isinstance(value, str) else value
 
 
 def _jsonable(value):
