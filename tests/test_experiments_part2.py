@@ -100,7 +100,18 @@ def _bn_inference(r):
     assert r.fold_bn_left == 0 and 0 <= r.fold_max_diff < 1e-4
 
 
-DIRECT = {"bn_sigmoid": _bn_sigmoid, "frozen_bn_transfer": _frozen_bn_transfer, "bn_inference": _bn_inference}
+def _bn_dropout(r):
+    for a, per_rate in r.shift.items():
+        assert all(len(s) == len(r.baseline) for s in per_rate)
+    # the first BN of "between" and "after" has no dropout in front of it: no shift at all
+    assert all(s[0] == 1.0 or math.isclose(s[0], 1.0, rel_tol=1e-9) for s in r.shift["between"] + r.shift["after"])
+    # dropout right before BN: the shift grows with the rate
+    first = [s[0] for s in r.shift["before"]]
+    assert first == sorted(first) and first[0] > 1
+
+
+DIRECT = {"bn_sigmoid": _bn_sigmoid, "frozen_bn_transfer": _frozen_bn_transfer, "bn_inference": _bn_inference,
+          "bn_dropout": _bn_dropout}
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -173,3 +184,26 @@ def test_unbiased_variance_helper_against_numpy():
         assert math.isclose(biased[k], float(x.var(axis=1).mean()), rel_tol=1e-5)
         assert math.isclose(running[k], float(x.var(axis=1, ddof=1).mean()), rel_tol=1e-4)
         assert math.isclose(ratio[k], m / (m - 1), rel_tol=1e-5)
+
+
+def test_li_formula_matches_monte_carlo_dropout():
+    from impediments.experiments.part2.bn_dropout import li_formula
+
+    torch.manual_seed(0)
+    x = torch.randn(200_000, 3) * torch.tensor([1.0, 2.0, 0.5]) + torch.tensor([0.0, 1.0, -2.0])
+    for rate in (0.2, 0.5):
+        dropped = torch.nn.functional.dropout(x, rate, training=True)
+        measured = float(dropped.var(0).sum() / x.var(0).sum())
+        assert math.isclose(li_formula(x, 1 - rate), measured, rel_tol=0.02)
+
+
+def test_bn_dropout_build_orders():
+    from impediments.experiments.part2.bn_dropout import build
+
+    names = lambda m: [type(c).__name__ for c in m.hidden1]  # noqa: E731
+    assert names(build("before", 4, 2, 8, 2, 0.5)) == ["Linear", "Dropout", "BatchNorm1d", "ReLU"]
+    assert names(build("between", 4, 2, 8, 2, 0.5)) == ["Linear", "BatchNorm1d", "ReLU", "Dropout"]
+    after = build("after", 4, 2, 8, 2, 0.5)
+    assert names(after) == ["Linear", "BatchNorm1d", "ReLU"] and isinstance(after.dropout, torch.nn.Dropout)
+    with pytest.raises(ValueError, match="valid: before, between, after"):
+        build("sideways", 4, 2, 8, 2, 0.5)

@@ -92,3 +92,36 @@ def plot_bn_inference(r):
         ax.legend(fontsize=7)
     _finish(fig, "BatchNorm in training vs inference mode (BN MLP on digits)")
     return fig, axes
+
+
+def plot_bn_dropout(r):
+    colors = {"before": "tab:red", "between": "tab:orange", "after": "tab:blue"}
+    labels = {"before": "linear→dropout→BN→ReLU", "between": "linear→BN→ReLU→dropout",
+              "after": "dropout after the last BN"}
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    keep = 1 - np.asarray(r.rates)
+    grid = np.linspace(keep.min(), keep.max(), 100)
+    axes[0].plot(1 - grid, 1 / grid, color="grey", ls=":", label="1/p")
+    axes[0].plot(r.rates, r.formula, "x", color="black", ms=9, label="Li et al. (c²+v)/p − c², over v")
+    for a in r.shift:
+        axes[0].plot(r.rates, [s[0] for s in r.shift[a]], "o-", color=colors[a], label=f"{labels[a]}: BN 1")
+    axes[0].set(xlabel="dropout rate (p = 1 − rate)", ylabel="Var_train / Var_inference of BN input",
+                title="variance shift of the first BN")
+    n = len(r.trained_shift["before"])
+    x = np.arange(n)
+    for i, a in enumerate(r.trained_shift):
+        axes[1].bar(x + (i - 1) * 0.27, r.trained_shift[a], 0.27, color=colors[a], label=labels[a])
+    axes[1].axhline(1, color="grey", lw=1)
+    axes[1].set_xticks(x, [f"BN {k + 1}" for k in range(n)])
+    axes[1].set(ylabel="variance-shift ratio", title=f"trained networks, dropout {r.train_rate:g}")
+    arr = list(r.acc_running)
+    x = np.arange(len(arr))
+    axes[2].bar(x - 0.2, [r.acc_running[a] for a in arr], 0.4, label="running stats (dropout on)")
+    axes[2].bar(x + 0.2, [r.acc_adjusted[a] for a in arr], 0.4, label="recomputed, dropout off")
+    lo = min(list(r.acc_running.values()) + list(r.acc_adjusted.values()))
+    axes[2].set_xticks(x, [labels[a] for a in arr], fontsize=7)
+    axes[2].set(ylim=(max(0.0, lo - 0.05), 1.0), ylabel="test accuracy", title="test accuracy")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    _finish(fig, "Dropout and BatchNorm: the variance shift (Li et al. 2018), ReLU MLPs on digits")
+    return fig, axes
