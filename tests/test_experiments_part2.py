@@ -110,8 +110,17 @@ def _bn_dropout(r):
     assert first == sorted(first) and first[0] > 1
 
 
+def _l2_with_bn(r):
+    # η/‖w‖² is recorded from the same norms (mean over layers of the per-layer value >= η / mean‖w‖² by Jensen)
+    for d in r.decays:
+        n, e = np.asarray(r.norms[str(d)]), np.asarray(r.effective_lr[str(d)])
+        assert np.all(e >= r.lr / n ** 2 * (1 - 1e-9))
+        assert len(n) == len(r.steps)
+    assert r.norms["0.0"][0] == r.norms[str(r.decays[-1])][0], "all λ start from the same weights"
+
+
 DIRECT = {"bn_sigmoid": _bn_sigmoid, "frozen_bn_transfer": _frozen_bn_transfer, "bn_inference": _bn_inference,
-          "bn_dropout": _bn_dropout}
+          "bn_dropout": _bn_dropout, "l2_with_bn": _l2_with_bn}
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -207,3 +216,19 @@ def test_bn_dropout_build_orders():
     assert names(after) == ["Linear", "BatchNorm1d", "ReLU"] and isinstance(after.dropout, torch.nn.Dropout)
     with pytest.raises(ValueError, match="valid: before, between, after"):
         build("sideways", 4, 2, 8, 2, 0.5)
+
+
+def test_scale_bn_fed_scales_eps_and_weights():
+    from impediments.experiments.part2.l2_with_bn import bn_fed, scale_bn_fed
+    from impediments.models import mlp
+
+    torch.manual_seed(0)
+    model = mlp(6, 3, width=5, depth=2, norm="batch")
+    scaled = scale_bn_fed(model, 3.0, scale_eps=True)
+    for a, b in zip(bn_fed(model), bn_fed(scaled)):
+        torch.testing.assert_close(b.weight, 3 * a.weight)
+        torch.testing.assert_close(b.bias, 3 * a.bias)
+    assert math.isclose(scaled.hidden1.norm.eps, 9 * model.hidden1.norm.eps)
+    assert scale_bn_fed(model, 3.0, scale_eps=False).hidden1.norm.eps == model.hidden1.norm.eps
+    X = torch.randn(20, 6)
+    torch.testing.assert_close(scaled.train()(X), model.train()(X), rtol=1e-5, atol=1e-6)

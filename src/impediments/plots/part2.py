@@ -125,3 +125,30 @@ def plot_bn_dropout(r):
         ax.legend(fontsize=7)
     _finish(fig, "Dropout and BatchNorm: the variance shift (Li et al. 2018), ReLU MLPs on digits")
     return fig, axes
+
+
+def plot_l2_with_bn(r):
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+    alphas = np.asarray(r.alphas)
+    grid = np.geomspace(alphas.min(), alphas.max(), 50)
+    axes[0].plot(grid, 1 / grid, color="grey", ls=":", label="1/α")
+    axes[0].plot(alphas, r.grad_ratio, "o", color="tab:blue", label="‖∇L(αw)‖/‖∇L(w)‖")
+    axes[0].plot(alphas, r.grad_ratio_fixed_eps, "x", color="tab:red", label="same, BN ε fixed at 1e-5")
+    axes[0].set(xscale="log", yscale="log", xlabel="α (scale of BN-fed weights)", ylabel="gradient ratio",
+                title="gradient scales as 1/α; f(αw) = f(w)")
+    steps = np.asarray(r.steps)
+    for i, d in enumerate(r.decays):
+        color = CYCLE[i % len(CYCLE)]
+        axes[1].plot(steps, r.norms[str(d)], color=color, label=f"λ = {d:g}")
+        axes[2].plot(steps, r.effective_lr[str(d)], color=color, label=f"λ = {d:g}")
+    axes[1].set(xlabel="step", ylabel="mean ‖w‖ of BN-fed layers", title="weight norm")
+    axes[2].set(xlabel="step", ylabel="η / ‖w‖²", title=f"effective learning rate (η = {r.lr:g})")
+    keys = [str(d) for d in r.decays]
+    accs = [r.test_acc[k] for k in keys]
+    axes[3].bar(range(len(keys)), accs, color=[CYCLE[i % len(CYCLE)] for i in range(len(keys))])
+    axes[3].set_xticks(range(len(keys)), [f"λ = {d:g}" for d in r.decays])
+    axes[3].set(ylim=(max(0.0, min(accs) - 0.05), 1.0), ylabel="test accuracy", title="test accuracy")
+    for ax in axes[:3]:
+        ax.legend(fontsize=7)
+    _finish(fig, "Weight decay with BatchNorm changes ‖w‖ and the effective learning rate (van Laarhoven 2017)")
+    return fig, axes
