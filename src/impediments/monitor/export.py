@@ -1,0 +1,101 @@
+"""Exports: versioned JSON (``to_json``) and an optional TensorBoard writer (``to_tensorboard``)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from impediments.monitor import schema as S
+
+
+def _clean(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def to_dict(stats: S.MonitorStats) -> dict:
+    """``{"schema": "impediments.monitor.stats", "version": 1, "stats": ...}``; NaN -> null, Inf -> "inf"."""
+    return {"schema": S.SCHEMA_NAME, "version": S.SCHEMA_VERSION, "stats": _clean(stats.to_dict())}
+
+
+def to_json(stats: S.MonitorStats, path) -> Path:
+    path = Path(path)
+    path.write_text(json.dumps(to_dict(stats), indent=1))
+    return path
+
+
+def _restore(x):
+    if x is None:
+        return float("nan")
+    if x == "inf":
+        return float("inf")
+    if x == "-inf":
+        return float("-inf")
+    return x
+
+
+def from_json(path) -> S.MonitorStats:
+    """Read :func:`to_json` output (null floats come back as NaN only in float fields).
+
+    Raises:
+        ValueError: if the file is not a monitor-stats document of a supported version.
+    """
+    d = json.loads(Path(path).read_text())
+    if d.get("schema") != S.SCHEMA_NAME or d.get("version") != S.SCHEMA_VERSION:
+        raise ValueError(f"not an {S.SCHEMA_NAME} v{S.SCHEMA_VERSION} document "
+                         f"(schema={d.get('schema')!r}, version={d.get('version')!r})")
+    stats = d["stats"]
+    for m in stats["activations"].values():
+        for k in ("output", "input"):
+            m[k] = {f: _restore(v) for f, v in m[k].items()}
+        for k in ("saturated_fraction", "linear_fraction", "active_fraction"):
+            m[k] = _restore(m[k])
+    for m in stats["layers"].values():
+        m["output"] = {f: _restore(v) for f, v in m["output"].items()}
+    for p in stats["params"].values():
+        for k in ("grad_norm", "grad_norm_max", "weight_norm", "grad_to_weight", "update_to_weight"):
+            p[k] = _restore(p[k])
+    return S.MonitorStats.from_dict(stats)
+
+
+def to_tensorboard(stats: S.MonitorStats, writer, step: int | None = None) -> int:
+    """Write scalars and histograms to a ``torch.utils.tensorboard.SummaryWriter``; returns the count.
+
+    Needs the ``tensorboard`` extra only for creating the writer.
+    """
+    import numpy as np
+
+    step = stats.steps if step is None else step
+    n = 0
+    for name, a in stats.activations.items():
+        for k, v in (("output_mean", a.output.mean), ("output_var", a.output.var),
+                     ("saturated_fraction", a.saturated_fraction), ("dead_units", float(len(a.dead_units)))):
+            if isinstance(v, float) and math.isfinite(v):
+                writer.add_scalar(f"activations/{name}/{k}", v, step)
+                n += 1
+        counts = np.asarray(a.histogram.counts, dtype=np.float64)
+        if counts.sum() > 0:
+            edges = np.asarray(a.histogram.edges)
+            centers = (edges[:-1] + edges[1:]) / 2
+            writer.add_histogram_raw(f"activations/{name}/output", min=float(a.output.min), max=float(a.output.max),
+                                     num=int(counts.sum()), sum=float((counts * centers).sum()),
+                                     sum_squares=float((counts * centers ** 2).sum()),
+                                     bucket_limits=edges[1:].tolist(), bucket_counts=counts.tolist(),
+                                     global_step=step)
+            n += 1
+    for name, p in stats.params.items():
+        for k, v in (("grad_norm", p.grad_norm), ("grad_to_weight", p.grad_to_weight),
+                     ("update_to_weight", p.update_to_weight)):
+            if math.isfinite(v):
+                writer.add_scalar(f"params/{name}/{k}", v, step)
+                n += 1
+    for w in stats.windows:
+        if w.loss_mean is not None and math.isfinite(w.loss_mean):
+            writer.add_scalar("loss/window_mean", w.loss_mean, w.end_step)
+            n += 1
+    return n

@@ -1,0 +1,158 @@
+"""Seeing every activation, functional calls included, without patching user code.
+
+Two mechanisms, armed only for sampled forwards (:class:`Interceptor`):
+
+* global module forward (pre-)hooks keep the stack of running modules of the watched model, so a
+  call is attributed to the innermost module whose forward is running;
+* a :class:`~torch.overrides.TorchFunctionMode` sees each call of a catalog activation function
+  (``F.relu``, ``torch.relu``, ``x.relu()``, ``relu_``, ``torch.sigmoid``, ``F.gelu``, ...) and hands
+  its input to the callback *before* the function runs, so in-place variants are read correctly,
+  and its output after.
+
+A call inside an activation module (``nn.ReLU``) is named after the module (``hidden1.act``); any
+other call is named ``"{innermost module}/{kind}#{k}"`` with ``k`` counting calls of that kind in
+that module during one forward, from 0 (``"layer1.0/relu#1"`` is the second ReLU of ``layer1.0``;
+the root module's name is ``""``). Measured costs are in ``benchmarks/overhead.py``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+_FUNCTIONS: dict[str, list] = {
+    "relu": [F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu_],
+    "sigmoid": [torch.sigmoid, torch.sigmoid_, torch.Tensor.sigmoid, torch.Tensor.sigmoid_, F.sigmoid],
+    "tanh": [torch.tanh, torch.tanh_, torch.Tensor.tanh, torch.Tensor.tanh_, F.tanh],
+    "gelu": [F.gelu], "silu": [F.silu], "leaky_relu": [F.leaky_relu, F.leaky_relu_, torch._C._nn.leaky_relu_],
+    "elu": [F.elu, F.elu_, torch._C._nn.elu_], "softplus": [F.softplus], "hardtanh": [F.hardtanh, F.hardtanh_],
+    "selu": [F.selu, torch.selu, torch.selu_], "softsign": [F.softsign], "hardsigmoid": [F.hardsigmoid],
+    "relu6": [F.relu6], "celu": [F.celu], "mish": [F.mish],
+}
+#: torch function object -> activation catalog name (the mapping owned by the monitor)
+FUNCTION_KINDS: dict = {f: kind for kind, fs in _FUNCTIONS.items() for f in fs}
+
+_MODULE_KINDS = {nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.GELU: "gelu", nn.SiLU: "silu",
+                 nn.LeakyReLU: "leaky_relu", nn.ELU: "elu", nn.Softplus: "softplus", nn.Hardtanh: "hardtanh",
+                 nn.SELU: "selu", nn.Softsign: "softsign", nn.Hardsigmoid: "hardsigmoid", nn.ReLU6: "relu6",
+                 nn.CELU: "celu", nn.Mish: "mish"}
+
+
+def module_kind(module: nn.Module) -> str | None:
+    """Catalog name of an activation module (``impediments.activations.module_kind`` when available)."""
+    try:
+        from impediments.activations import module_kind as catalog_kind
+    except ImportError:  # the catalog is optional for the monitor
+        catalog_kind = None
+    if catalog_kind is not None:
+        kind = catalog_kind(module)
+        if kind is not None:
+            return kind
+    for cls in type(module).__mro__:
+        if cls in _MODULE_KINDS:
+            return _MODULE_KINDS[cls]
+    return None
+
+
+class _Mode(TorchFunctionMode):
+    def __init__(self, owner: "Interceptor") -> None:
+        super().__init__()
+        self.owner = owner
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        kind = FUNCTION_KINDS.get(func)
+        if kind is None or not args or not isinstance(args[0], torch.Tensor):
+            return func(*args, **kwargs)
+        token = self.owner.before(kind, args[0])
+        out = func(*args, **kwargs)
+        if token is not None:
+            self.owner.after(token, out)
+        return out
+
+
+class Interceptor:
+    """Module stack + activation calls for one model; ``arm()``/``disarm()`` around sampled forwards.
+
+    Args:
+        names: ``{id(module): name}`` of the watched model's modules.
+        kinds: ``{id(module): catalog kind}`` of its activation modules.
+        on_activation: ``f(name, kind, x_in) -> token`` called before an activation runs and
+            ``on_activation_out(token, out)`` after it.
+        on_module_pre / on_module_post: ``f(name, module, args)`` / ``f(name, module, args, out)``.
+    """
+
+    def __init__(self, names, kinds, on_activation, on_activation_out, on_module_pre, on_module_post) -> None:
+        self.names, self.kinds = names, kinds
+        self.on_activation, self.on_activation_out = on_activation, on_activation_out
+        self.on_module_pre, self.on_module_post = on_module_pre, on_module_post
+        self.stack: list[tuple[int, str]] = []
+        self.calls: dict[tuple[str, str], int] = {}
+        self.seen_in_module: set[int] = set()
+        self._mode: _Mode | None = None
+        self._handles: list = []
+
+    @property
+    def armed(self) -> bool:
+        return self._mode is not None
+
+    def arm(self, root: nn.Module, args) -> None:
+        """Start intercepting one forward of ``root`` (called from its pre-hook). Idempotent."""
+        if self.armed:
+            return
+        self.stack, self.calls, self.seen_in_module = [], {}, set()
+        reg = torch.nn.modules.module
+        self._handles = [reg.register_module_forward_pre_hook(self._pre),
+                         reg.register_module_forward_hook(self._post, always_call=True)]
+        self._mode = _Mode(self)
+        self._mode.__enter__()
+        self._pre(root, args)   # the global pre-hook was registered too late to see the root itself
+
+    def disarm(self) -> None:
+        """Stop intercepting; safe to call when not armed (also after an exception in forward)."""
+        mode, self._mode = self._mode, None
+        if mode is not None:
+            try:
+                mode.__exit__(None, None, None)
+            except Exception:  # pragma: no cover - mode stack already unwound by an exception
+                pass
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self.stack = []
+
+    # --------------------------------------------------------------------- hooks
+    def _pre(self, module, args):
+        name = self.names.get(id(module))
+        if name is None:
+            return None
+        self.stack.append((id(module), name))
+        self.on_module_pre(name, module, args)
+        return None
+
+    def _post(self, module, args, out):
+        name = self.names.get(id(module))
+        if name is None:
+            return None
+        if self.stack and self.stack[-1][0] == id(module):
+            self.stack.pop()
+        self.seen_in_module.discard(id(module))
+        self.on_module_post(name, module, args, out)
+        return None
+
+    def before(self, kind: str, x: torch.Tensor):
+        """Name the call and hand its input to the callback; returns a token for :meth:`after`."""
+        mid, mname = self.stack[-1] if self.stack else (0, "")
+        if mid in self.kinds:            # inside an activation module: its first catalog call is it
+            if mid in self.seen_in_module:
+                return None
+            self.seen_in_module.add(mid)
+            return self.on_activation(mname, self.kinds[mid], x)
+        k = self.calls.get((mname, kind), 0)
+        self.calls[(mname, kind)] = k + 1
+        return self.on_activation(f"{mname}/{kind}#{k}", kind, x)
+
+    def after(self, token, out) -> None:
+        if isinstance(out, torch.Tensor):
+            self.on_activation_out(token, out)

@@ -1,0 +1,137 @@
+"""The first NaN/Inf of a run: exact step, and the first module or call that produced it.
+
+Every step, the output, the loss and the gradient norms are checked on the device; for each kind a
+register ``[step, code]`` keeps the first failure, updated with ``torch.where`` (no host sync):
+
+.. math:: r \\leftarrow \\begin{cases} (s, c) & r_0 < 0 \\wedge \\text{bad} \\\\ r & \\text{otherwise} \\end{cases}
+
+Within one step the causal order decides: input, forward (activation/module), output, loss,
+gradient, parameter. For the gradient the origin is the parameter the backward pass meets first,
+i.e. the last bad one in registration order.
+
+Localisation on CPU (where reading a flag costs nothing): the first training forward whose output
+is non-finite is replayed once under interception with the same inputs, the RNG state of that
+forward and the buffers restored afterwards, so training is unchanged; the first module output or
+activation call (in execution order) holding NaN/Inf is recorded. On accelerators the layer comes
+from the non-finite counts of sampled steps (exact when the failing step was sampled).
+"""
+from __future__ import annotations
+
+import torch
+
+from impediments.monitor.intercept import Interceptor, module_kind
+
+PRIORITY = {"input": 0, "localised": 1, "activation": 2, "output": 3, "loss": 4, "gradient": 5, "parameter": 6}
+
+
+class FirstNonFinite:
+    def __init__(self) -> None:
+        self.reg: dict[str, torch.Tensor] = {}
+        self.where: list[str] = []
+        self._code: dict[str, int] = {}
+        self.host: tuple[int, str, str] | None = None   # (step, kind, where) from localisation
+
+    @property
+    def forward_found(self) -> bool:
+        return self.host is not None
+
+    def code(self, where: str) -> int:
+        c = self._code.get(where)
+        if c is None:
+            c = self._code[where] = len(self.where)
+            self.where.append(where)
+        return c
+
+    def _set(self, kind: str, bad: torch.Tensor, step: int, code) -> None:
+        reg = self.reg.get(kind)
+        new = torch.stack([torch.as_tensor(step, device=bad.device), torch.as_tensor(code, device=bad.device)])
+        if reg is None:
+            reg = torch.full((2,), -1, dtype=torch.int64, device=bad.device)
+        self.reg[kind] = torch.where((reg[0] < 0) & bad, new.to(torch.int64), reg)
+
+    def update(self, kind: str, bad: torch.Tensor, step: int, where: str) -> None:
+        self._set(kind, bad, step, self.code(where))
+
+    def update_forward(self, bad: torch.Tensor, step: int, where: str) -> None:
+        self._set("activation", bad, step, self.code(where))
+
+    def update_vector(self, kind: str, bad: torch.Tensor, step: int, wheres: list[str]) -> None:
+        """``bad[i]`` for ``wheres[i]``; the last bad one is recorded (the backward pass meets it first)."""
+        codes = torch.tensor([self.code(w) for w in wheres], device=bad.device)
+        last = (bad.long() * torch.arange(1, len(wheres) + 1, device=bad.device)).argmax()
+        self._set(kind, bad.any(), step, codes[last])
+
+    def result(self):
+        """``(step, kind, where)`` of the first non-finite value, or ``None`` (syncs)."""
+        cands = []
+        if self.host is not None:
+            s, kind, where = self.host
+            cands.append((s, PRIORITY["input" if kind == "input" else "localised"], kind, where))
+        for kind, reg in self.reg.items():
+            s, c = reg.cpu().tolist()
+            if s >= 0:
+                out_kind = "activation" if kind == "output" else kind
+                cands.append((s, PRIORITY[kind], out_kind, self.where[c]))
+        if not cands:
+            return None
+        s, _, kind, where = min(cands)
+        return s, kind, where
+
+    def merge(self, other: "FirstNonFinite") -> "FirstNonFinite":
+        mine, theirs = self.result(), other.result()
+        best = min([r for r in (mine, theirs) if r is not None], default=None,
+                   key=lambda r: (r[0], PRIORITY.get(r[1], 9)))
+        self.reg, self.where, self._code = {}, [], {}
+        self.host = best
+        return self
+
+    def state(self) -> dict:
+        return {"result": self.result()}
+
+    @classmethod
+    def from_state(cls, d: dict) -> "FirstNonFinite":
+        f = cls()
+        f.host = tuple(d["result"]) if d.get("result") else None
+        return f
+
+    def tensors(self) -> int:
+        return len(self.reg)
+
+
+def localise(mon, model, root_args, rng_state, step: int) -> None:
+    """Replay the forward of ``step`` on CPU to name where its first NaN/Inf appeared (see module doc)."""
+    args, kwargs = root_args
+    leaves = [t for t in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+    if any(t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in leaves):
+        mon.nonfinite.host = (step, "input", "input")
+        return
+    found: list[str] = []
+
+    def check(name, out):
+        if found:
+            return
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                found.append(name)
+                return
+
+    names = {id(m): n for n, m in model.named_modules() if mon._included(n)}
+    kinds = {id(m): k for m in model.modules() if id(m) in names and (k := module_kind(m)) is not None}
+    icpt = Interceptor(names, kinds, lambda name, kind, x: name, check, lambda *a: None,
+                       lambda name, module, a, out: check(name, out))
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    after_rng = torch.get_rng_state()
+    try:
+        if rng_state is not None:
+            torch.set_rng_state(rng_state)
+        with torch.no_grad():
+            icpt.arm(model, args)
+            out = model.forward(*args, **kwargs)
+        check("output", out)
+    finally:
+        icpt.disarm()
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
+        torch.set_rng_state(after_rng)
+    mon.nonfinite.host = (step, "activation", found[0] if found else "output")

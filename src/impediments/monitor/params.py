@@ -1,0 +1,125 @@
+"""Parameters, gradients and updates, as vectors over all parameters (fused ``_foreach_norm``).
+
+With an optimizer, its step pre-hook checks every step that all gradient norms are finite (one
+``_foreach_norm``, no sync) and, on sampled steps, records per parameter
+
+.. math:: \\|g\\|,\\ \\max \\|g\\|,\\ \\frac{\\|g\\|}{\\|w\\|},\\ \\frac{\\|\\Delta w\\|}{\\|w\\|}
+
+(the update-to-weight ratio, Karpathy 2016; the post-hook takes :math:`\\Delta w`). Without one,
+per-parameter post-accumulate-grad hooks record :math:`\\|g\\|` (update ratios are then NaN).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ParamWatcher:
+    def __init__(self, mon, model: nn.Module, optimizer) -> None:
+        self.mon, self.optimizer = mon, optimizer
+        named = [(n, p) for n, p in model.named_parameters() if mon._included(n.rsplit(".", 1)[0] if "." in n else "")]
+        if optimizer is not None:
+            in_opt = {id(p) for g in optimizer.param_groups for p in g["params"]}
+            named = [(n, p) for n, p in named if id(p) in in_opt]
+        self.names = [n for n, _ in named]
+        self.params = [p for _, p in named]
+        self.counts_steps = optimizer is not None
+        self._before = None
+        self._pending: dict[int, torch.Tensor] = {}
+        self._pending_step = 0
+        self._handles: list = []
+
+    def optimizer_info(self) -> dict | None:
+        opt = self.optimizer
+        if opt is None:
+            return None
+        ids = {id(p): n for n, p in zip(self.names, self.params)}
+        groups = []
+        for g in opt.param_groups:
+            info = {k: v for k, v in g.items() if k != "params" and isinstance(v, (int, float, bool, str))}
+            info["params"] = [ids[id(p)] for p in g["params"] if id(p) in ids]
+            groups.append(info)
+        return {"type": type(opt).__name__, "groups": groups}
+
+    def attach(self) -> list:
+        if self.optimizer is not None:
+            self._handles = [self.optimizer.register_step_pre_hook(self._step_pre),
+                             self.optimizer.register_step_post_hook(self._step_post)]
+        else:
+            self._handles = [p.register_post_accumulate_grad_hook(self._grad_hook(i))
+                             for i, p in enumerate(self.params) if p.requires_grad]
+        return list(self._handles)
+
+    def detach(self) -> None:
+        self.flush()
+        for h in self._handles:
+            h.remove()
+        self._handles, self.params, self.optimizer, self._before = [], [], None, None
+
+    # --------------------------------------------------------------------- optimizer path
+    def _step_pre(self, opt, args, kwargs):
+        step = self.mon.steps
+        idx = [i for i, p in enumerate(self.params) if p.grad is not None]
+        if not idx:
+            return
+        gnorm = torch.stack(torch._foreach_norm([self.params[i].grad.detach() for i in idx]))
+        self.mon.nonfinite.update_vector("gradient", ~torch.isfinite(gnorm), step, [self.names[i] for i in idx])
+        if not self.mon.schedule(step):
+            return
+        ps = [self.params[i].detach() for i in idx]
+        wnorm = torch.stack(torch._foreach_norm(ps))
+        self._record(step, idx, gnorm, wnorm)
+        self._before = (idx, [p.clone() for p in ps], wnorm)
+
+    def _step_post(self, opt, args, kwargs):
+        step = self.mon.steps
+        self.mon.steps += 1
+        if self._before is None:
+            return
+        idx, before, wnorm = self._before
+        self._before = None
+        after = [self.params[i].detach() for i in idx]
+        dnorm = torch.stack(torch._foreach_norm(torch._foreach_sub(after, before)))
+        new_w = torch.stack(torch._foreach_norm(after))
+        self.mon.nonfinite.update_vector("parameter", ~torch.isfinite(new_w), step, [self.names[i] for i in idx])
+        bag = self.mon.windows.at(step).bag("params", "")
+        bag.add("u2w", self._scatter(idx, (dnorm / wnorm).double()), "sum")
+        bag.add("ucount", self._scatter(idx, torch.ones_like(dnorm, dtype=torch.float64)), "sum")
+
+    # --------------------------------------------------------------------- no-optimizer path
+    def _grad_hook(self, i: int):
+        def hook(p):
+            if self._pending and self._pending_step != self.mon._fwd_step:
+                self.flush()
+            self._pending_step = self.mon._fwd_step
+            self._pending[i] = p.grad.detach().norm()
+        return hook
+
+    def flush(self) -> None:
+        """Fold gradient norms collected by the no-optimizer hooks (one backward) into the stats."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        idx = sorted(pending)
+        gnorm = torch.stack([pending[i] for i in idx])
+        step = self._pending_step
+        self.mon.nonfinite.update_vector("gradient", ~torch.isfinite(gnorm), step, [self.names[i] for i in idx])
+        if self.mon.schedule(step) and self.params:
+            wnorm = torch.stack(torch._foreach_norm([self.params[i].detach() for i in idx]))
+            self._record(step, idx, gnorm, wnorm)
+
+    # --------------------------------------------------------------------- shared
+    def _scatter(self, idx, values: torch.Tensor) -> torch.Tensor:
+        full = torch.zeros(len(self.names), dtype=values.dtype, device=values.device)
+        return full.index_copy(0, torch.tensor(idx, device=values.device), values)
+
+    def _record(self, step, idx, gnorm, wnorm) -> None:
+        bag = self.mon.windows.at(step).bag("params", "")
+        g = gnorm.detach().double()
+        bag.add("gnorm", self._scatter(idx, g), "sum")
+        bag.add("gmax", self._scatter(idx, g), "max")
+        bag.add("g2w", self._scatter(idx, g / wnorm.double()), "sum")
+        bag.add("gcount", self._scatter(idx, torch.ones_like(g)), "sum")
+        bag.add("wnorm", self._scatter(idx, wnorm.double()), "last")
+        if "names" not in self.mon.meta or self.mon.meta.get("param_names") != self.names:
+            self.mon.meta["param_names"] = list(self.names)

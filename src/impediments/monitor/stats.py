@@ -1,0 +1,153 @@
+"""From accumulated state to :class:`~impediments.monitor.schema.MonitorStats` (the only host sync)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from impediments.monitor import schema as S
+from impediments.monitor.symmetry import groups
+from impediments.monitor.accumulators import HIST_BINS, HIST_EDGES, empty_moments, moments_dict
+
+NAN = float("nan")
+
+
+def _moments(bag, field) -> S.MomentStats:
+    return S.MomentStats(**moments_dict(bag.t.get(field, empty_moments())))
+
+
+def _activation(name, meta, bag) -> S.ActivationStats:
+    hist = bag.t.get("hist")
+    counts = hist.cpu().tolist()[:HIST_BINS] if hist is not None else [0] * HIST_BINS
+    regions = bag.t.get("regions")
+    sat = lin = act = NAN
+    if regions is not None:
+        r = regions.cpu().double()
+        total = float(r.sum())
+        if total > 0:
+            sat, lin, act = (r / total).tolist()
+    active = bag.t.get("active")
+    unit_counts = active.cpu().tolist() if active is not None else None
+    return S.ActivationStats(
+        name=name, kind=meta["kind"], depth=meta["depth"], samples=bag.ints.get("samples", 0),
+        output=_moments(bag, "output"), input=_moments(bag, "input"),
+        histogram=S.Histogram(edges=list(HIST_EDGES), counts=[int(c) for c in counts]),
+        saturated_fraction=sat, linear_fraction=lin, active_fraction=act, units=meta["units"],
+        unit_active_counts=unit_counts, unit_total=bag.ints.get("unit_total", 0),
+        dead_units=[i for i, c in enumerate(unit_counts) if c == 0] if unit_counts is not None else [])
+
+
+def _layer(meta, bag) -> S.LayerOutputStats:
+    grad = bag.t.get("grad")
+    grad_var = moments_dict(grad)["var"] if grad is not None else None
+    return S.LayerOutputStats(depth=meta["depth"], kind=meta["kind"], output=_moments(bag, "output"),
+                              grad_var=grad_var)
+
+
+def _params(mon, bag) -> dict:
+    names = mon.meta.get("param_names") or []
+    if bag is None or not names:
+        return {}
+    get = {k: v.cpu().tolist() for k, v in bag.t.items()}
+    out = {}
+    for i, n in enumerate(names):
+        c = int(get["gcount"][i]) if "gcount" in get else 0
+        uc = get.get("ucount", [0] * len(names))[i]
+        out[n] = S.ParamStats(
+            module=n.rsplit(".", 1)[0] if "." in n else "", samples=c,
+            grad_norm=get["gnorm"][i] / c if c else NAN, grad_norm_max=get["gmax"][i] if c else NAN,
+            weight_norm=get["wnorm"][i] if c else NAN, grad_to_weight=get["g2w"][i] / c if c else NAN,
+            update_to_weight=get["u2w"][i] / uc if uc else NAN)
+    return out
+
+
+def _batchnorm(mon, name, meta, bag) -> S.BatchNormStats:
+    dev = ratio = None
+    if bag is not None and "running_dev" in bag.t and bag.ints.get("compared"):
+        dev, ratio = (bag.t["running_dev"].cpu() / bag.ints["compared"]).tolist()
+    wd = None
+    feeding = meta.get("feeding_layer")
+    opt = mon.meta.get("optimizer")
+    if feeding is not None and opt:
+        for g in opt["groups"]:
+            if f"{feeding}.weight" in g.get("params", []):
+                wd = float(g.get("weight_decay", 0.0))
+    ints = bag.ints if bag is not None else {}
+    return S.BatchNormStats(
+        kind=meta["kind"], values_per_channel=meta.get("values_per_channel") or 0,
+        training_forwards=ints.get("training_forwards", 0),
+        running_stats_forwards_in_training=ints.get("running_forwards", 0), frozen=bool(meta.get("frozen")),
+        preceded_by=meta.get("preceded_by"), preceded_by_name=meta.get("preceded_by_name"), feeding_layer=feeding,
+        feeding_weight_decay=wd, batch_mean_vs_running=dev, batch_var_vs_running=ratio)
+
+
+def _inputs(bag) -> S.InputStats | None:
+    if bag is None or "x" not in bag.t:
+        return None
+    m = bag.t["x"].cpu()
+    n = m[0]
+    return S.InputStats(count=int(n.max()), mean=m[1].tolist(), var=(m[2] / n.clamp_min(1)).tolist())
+
+
+def _loss(windows) -> S.LossStats | None:
+    bags = [(st[("loss", "")]) for _, _, st in windows if ("loss", "") in st]
+    if not bags:
+        return None
+    total = bags[0].copy()
+    for b in bags[1:]:
+        total.merge(b)
+    means = [float(b.t["sum"]) / b.ints["count"] for b in bags]
+    return S.LossStats(count=total.ints["count"], first=float(total.t["first"]), last=float(total.t["last"]),
+                       min=float(total.t["min"]), window_means=means, first_nonfinite_step=None)
+
+
+def _window(mon, start, end, st) -> S.Window:
+    lb = st.get(("loss", ""))
+    w = S.Window(start_step=start, end_step=end, loss_mean=float(lb.t["sum"]) / lb.ints["count"] if lb else None)
+    for (cat, name), b in st.items():
+        if cat == "act":
+            w.activation_var[name] = moments_dict(b.t["output"])["var"] if "output" in b.t else NAN
+            if "active" in b.t:
+                w.dead_fraction[name] = float((b.t["active"] == 0).double().mean())
+    pb = st.get(("params", ""))
+    if pb is not None and "gnorm" in pb.t:
+        g, c = pb.t["gnorm"].cpu().tolist(), pb.t["gcount"].cpu().tolist()
+        for n, gi, ci in zip(mon.meta.get("param_names") or [], g, c):
+            if ci:
+                w.grad_norm[n] = gi / ci
+    return w
+
+
+def compute(mon) -> S.MonitorStats:
+    if mon._params is not None:
+        mon._params.flush()
+    windows = mon.windows.all()
+    total = mon.windows.total()
+    meta = mon.meta
+    first = mon.nonfinite.result()
+    loss = _loss(windows)
+    if loss is not None:
+        lreg = mon.nonfinite.reg.get("loss")
+        if lreg is not None and int(lreg[0]) >= 0:
+            loss.first_nonfinite_step = int(lreg[0])
+        elif first is not None and first[1] == "loss":
+            loss.first_nonfinite_step = first[0]
+    return S.MonitorStats(
+        schema_version=S.SCHEMA_VERSION, steps=mon.steps, sampled_steps=mon.sampled_steps,
+        model_training_steps=mon.training_forwards,
+        activations={n: _activation(n, m, total[("act", n)]) for n, m in meta["act"].items() if ("act", n) in total},
+        layers={n: _layer(m, total[("layer", n)]) for n, m in meta["layer"].items() if ("layer", n) in total},
+        params=_params(mon, total.get(("params", ""))),
+        symmetry=groups(mon._sym) if mon._sym else {n: S.SymmetryStats(**d)
+                                                       for n, d in meta.get("symmetry", {}).items()},
+        batchnorm={n: _batchnorm(mon, n, m, total.get(("bn", n))) for n, m in meta["bn"].items()},
+        inputs=_inputs(total.get(("input", ""))), loss=loss,
+        nonfinite=S.NonFinite(step=first[0], kind=first[1], where=first[2]) if first else None,
+        windows=[_window(mon, s, e, st) for s, e, st in windows], optimizer=meta.get("optimizer"))
+
+
+def finite_or_none(x):
+    return x if isinstance(x, float) and math.isfinite(x) else None
+
+
+__all__ = ["compute", "torch"]
