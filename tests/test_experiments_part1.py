@@ -204,7 +204,7 @@ def test_glorot_he_init_linear_matches_formulas():
         init_linear(lin, scheme, seed=0)
         w = lin[0].weight.detach()
         assert math.isclose(float(w.var()), var, rel_tol=0.02), scheme
-        assert float(lin[0].bias.abs().max()) == 0
+        assert float(lin[0].bias.detach().abs().max()) == 0
     init_linear(lin, "standard", seed=0)
     assert float(lin[0].weight.abs().max()) <= 1 / 20
 

@@ -29,6 +29,8 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import torch
+
 from impediments.experiments.framework import Claim, Table, from_jsonable, to_jsonable
 
 CACHE_DIR = ".cache"
@@ -73,6 +75,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     raw = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
             fh.flush()
@@ -82,6 +85,12 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def prepare_output(out: str | os.PathLike) -> Path:
@@ -248,14 +257,24 @@ def reproduce(names: Sequence[str], *, quick: bool, out: str | os.PathLike, seed
         OutputFolderError: if ``out`` cannot be created or written.
     """
     from impediments import experiments
-    from impediments.report.notebook import write_notebook
 
     unknown = [n for n in names if n not in experiments.REGISTRY]
     if unknown:
         raise ValueError(f"unknown experiment(s) {', '.join(unknown)}; valid: {', '.join(experiments.names())}")
     order = [n for n in experiments.names() if n in set(names)]
     out = prepare_output(out)
-    say = _reporter(stream if stream is not None else sys.stderr)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the models are tiny: one thread is fastest on a shared CPU, and deterministic
+    try:
+        return _reproduce(order, quick=quick, out=out, seed=seed,
+                          say=_reporter(stream if stream is not None else sys.stderr))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _reproduce(order: list[str], *, quick: bool, out: Path, seed: int, say: Callable[[str], None]) -> bool:
+    from impediments.report.notebook import write_notebook
+
     mode = "quick" if quick else "full"
     say(f"reproducing {len(order)} experiment(s), {mode} mode, seed {seed} -> {out}")
     outcomes: list[Outcome] = []

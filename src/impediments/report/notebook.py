@@ -21,8 +21,12 @@ h3{margin-top:1.6em} img{max-width:100%;border:1px solid #eee}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em} th,td{border:1px solid #ccc;padding:.25em .5em;
 vertical-align:top} th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .pass{color:#11772d;font-weight:bold} .fail{color:#b00020;font-weight:bold} .muted{color:#666;font-size:.9em}
-.story{white-space:pre-wrap} code{background:#f4f4f4;padding:0 .2em}
+pre.formula{background:#f8f8f8;padding:.4em .8em} code{background:#f4f4f4;padding:0 .2em}
+details{margin:.6em 0} summary{cursor:pointer;color:#444}
 """
+
+
+LONG_TABLE = 20  # tables with more rows are folded (click to open)
 
 
 def _fmt(v) -> str:
@@ -43,6 +47,20 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence], *, title: str | Non
     return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _story(text: str) -> str:
+    """Paragraphs separated by blank lines; a paragraph whose lines are all indented stays preformatted."""
+    parts = []
+    for para in text.strip().split("\n\n"):
+        lines = [line for line in para.splitlines() if line.strip()]
+        if not lines:
+            continue
+        if all(line.startswith((" ", "\t")) for line in lines):
+            parts.append(f'<pre class="formula">{escape(chr(10).join(line.strip() for line in lines))}</pre>')
+        else:
+            parts.append(f'<p class="story">{escape(" ".join(line.strip() for line in lines))}</p>')
+    return "\n".join(parts)
+
+
 def _claims(claims) -> str:
     rows = []
     for c in claims:
@@ -61,10 +79,13 @@ def _experiment(o) -> str:
              f"{', from cache' if o.cached else ''})</span></p>"]
     story = getattr(o, "story", "")
     if story:
-        parts.append(f'<p class="story">{escape(story)}</p>')
+        parts.append(_story(story))
     parts.append(f'<img alt="{escape(o.name)} figure" src="{png_data_uri(o.png)}">')
     for t in o.tables:
-        parts.append(_table(t.columns, t.rows, title=t.title))
+        table = _table(t.columns, t.rows, title=None if len(t.rows) > LONG_TABLE else t.title)
+        if len(t.rows) > LONG_TABLE:
+            table = f"<details><summary>{escape(t.title)} ({len(t.rows)} rows)</summary>{table}</details>"
+        parts.append(table)
     parts.append(_claims(o.claims))
     return "\n".join(parts)
 
