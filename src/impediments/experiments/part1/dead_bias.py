@@ -56,21 +56,26 @@ class Result:
 def dead_units(model: nn.Module, X: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
     """Per activation module: a bool per unit, True when the unit's output is 0 on every row of ``X``.
 
-    One no-grad forward pass with forward hooks (removed on exit, exceptions included).
+    One no-grad forward pass under :func:`impediments.monitor.watch` (every step sampled), reading
+    ``ActivationStats.dead_units``. The model is put in training mode for that pass (the monitor
+    records training forwards; these models have no dropout or normalization) and restored after.
     """
-    seen: dict[str, torch.Tensor] = {}
-    handles = [model.get_submodule(name).register_forward_hook(
-        lambda mod, inp, out, name=name: seen.__setitem__(name, (out != 0).any(dim=0))) for name in layers]
+    from impediments.monitor import watch
+
     was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        model.train()
+        with watch(model, every=1, include=layers) as mon, torch.no_grad():
             model(X)
+        acts = mon.stats().activations
     finally:
-        for h in handles:
-            h.remove()
         model.train(was_training)
-    return {name: ~seen[name] for name in layers}
+    out = {}
+    for name in layers:
+        dead = torch.zeros(acts[name].units, dtype=torch.bool)
+        dead[list(acts[name].dead_units)] = True
+        out[name] = dead
+    return out
 
 
 class DeadProbe:

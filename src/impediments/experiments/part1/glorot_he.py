@@ -111,25 +111,35 @@ def deep_relu(config: Config, scheme: str, data):
 
 
 def tanh_layers(config: Config, scheme: str, X: torch.Tensor, y: torch.Tensor) -> dict:
-    """One forward/backward at init: output std, histogram and Var(dL/d pre-activation) of every layer."""
+    """One forward/backward at init under :func:`impediments.monitor.watch`.
+
+    Per layer: the std of the tanh outputs (``ActivationStats.output``) and the variance of the
+    back-propagated gradient dL/d(pre-activation) (``LayerOutputStats.grad_var``) from the monitor,
+    plus a linear-bin histogram of the outputs for the figure (the monitor's histograms use
+    signed-log bins, too coarse to draw a distribution on [-1, 1]).
+    """
     from impediments.models import mlp
+    from impediments.monitor import watch
 
     model = seeded(config.seed, mlp, X.shape[1], 10, width=config.tanh_width, depth=config.tanh_depth,
                    activation="tanh")
     init_linear(model, scheme, config.seed)
-    pres, outs, h = [], [], X
-    for k in range(1, config.tanh_depth + 1):
-        block = model.get_submodule(f"hidden{k}")
-        pre = block.linear(h)
-        pre.retain_grad()
-        h = block.act(pre)
-        pres.append(pre)
-        outs.append(h.detach())
-    loss = nn.functional.cross_entropy(model.output(h), y)
-    loss.backward()
+    names = range(1, config.tanh_depth + 1)
+    outs: dict[int, torch.Tensor] = {}
+    handles = [model.get_submodule(f"hidden{k}.act").register_forward_hook(
+        lambda mod, inp, out, k=k: outs.__setitem__(k, out.detach())) for k in names]
+    try:
+        with watch(model, every=1) as mon:
+            nn.functional.cross_entropy(model(X), y).backward()
+    finally:
+        for h in handles:
+            h.remove()
+    st = mon.stats()
     edges = np.linspace(-1, 1, BINS + 1)
-    return {"std": [float(o.std()) for o in outs], "grad_var": [float(p.grad.var()) for p in pres],
-            "hist": [np.histogram(o.numpy(), bins=edges)[0] / o.numel() for o in outs], "edges": edges}
+    return {"std": [math.sqrt(st.activations[f"hidden{k}.act"].output.var) for k in names],
+            "grad_var": [st.layers[f"hidden{k}.linear"].grad_var for k in names],
+            "hist": [np.histogram(outs[k].numpy(), bins=edges)[0] / outs[k].numel() for k in names],
+            "edges": edges}
 
 
 def run(config: Config) -> Result:
