@@ -107,6 +107,26 @@ def test_failed_claim_returns_false_and_cli_exit_1(fake, tmp_path, monkeypatch, 
     assert main(["reproduce", "fake_a", "--quick", "--out", str(tmp_path / "cli")]) == 0
 
 
+def test_crashing_experiment_is_reported_and_others_still_run(fake, tmp_path, monkeypatch):
+    def boom(config):
+        raise RuntimeError("broken on purpose")
+
+    monkeypatch.setattr(fake["fake_a"], "run", boom)
+    log = tmp_path / "log.txt"
+    with open(log, "w") as stream:
+        ok = runner.reproduce(["fake_a", "fake_b"], quick=True, out=tmp_path / "out", seed=0, stream=stream)
+    assert ok is False
+    assert "broken on purpose" in log.read_text() and "Traceback" in log.read_text()
+    summary = json.loads((tmp_path / "out" / "claims.json").read_text())
+    assert summary["experiments"]["fake_a"]["passed"] is False
+    assert "broken on purpose" in summary["experiments"]["fake_a"]["claims"][0]["text"]
+    assert summary["experiments"]["fake_b"]["passed"] is True
+    assert not list((tmp_path / "out" / ".cache").glob("fake_a-*")), "a crash is never cached"
+    assert "broken on purpose" in (tmp_path / "out" / "notebook.html").read_text()
+    assert json.loads((tmp_path / "out" / "fake_a.json").read_text())["passed"] is False
+    assert not (tmp_path / "out" / "fake_a.png").exists()
+
+
 def test_repeated_run_is_cached_and_instant(fake, tmp_path):
     _run(tmp_path)
     assert CALLS["n"] == 2

@@ -25,6 +25,7 @@ import os
 import sys
 import tempfile
 import time
+import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -208,6 +209,22 @@ def obtain(name: str, *, quick: bool, seed: int, out: Path) -> Outcome:
     return outcome
 
 
+def crashed(name: str, exc: BaseException) -> Outcome:
+    """An outcome for an experiment that raised: one failed claim carrying the error (nothing cached)."""
+    from impediments import experiments
+
+    try:
+        module = experiments.get(name)
+        description, section = module.DESCRIPTION, module.SECTION
+    except Exception:  # the module itself may fail to import
+        description, section = "(could not be imported)", "Errors"
+    error = f"{type(exc).__name__}: {exc}"
+    return Outcome(name=name, description=description, section=section, config={}, result={},
+                   claims=[Claim(text=f"the experiment runs to completion (it raised {error})", source="runner",
+                                 measured={"raised": True}, threshold="no exception", passed=False)],
+                   tables=[], png=b"", elapsed_s=0.0, cached=False)
+
+
 def rebuild_result(name: str, outcome: Outcome):
     """The ``Result`` dataclass of a (possibly cached) outcome."""
     from impediments import experiments
@@ -220,7 +237,10 @@ def _dumps(obj) -> str:
 
 
 def _write_public(out: Path, o: Outcome, *, quick: bool, seed: int) -> None:
-    atomic_write(out / f"{o.name}.png", o.png)
+    if o.png:
+        atomic_write(out / f"{o.name}.png", o.png)
+    else:  # a crashed experiment: no figure, and no stale one from an earlier run
+        (out / f"{o.name}.png").unlink(missing_ok=True)
     atomic_write(out / f"{o.name}.json", _dumps({
         "name": o.name, "description": o.description, "section": o.section, "quick": quick, "seed": seed,
         "config": o.config, "elapsed_s": o.elapsed_s, "passed": o.passed,
@@ -280,7 +300,12 @@ def _reproduce(order: list[str], *, quick: bool, out: Path, seed: int, say: Call
     outcomes: list[Outcome] = []
     for i, name in enumerate(order, 1):
         say(f"[{i}/{len(order)}] {name} ...")
-        o = obtain(name, quick=quick, seed=seed, out=out)
+        try:
+            o = obtain(name, quick=quick, seed=seed, out=out)
+        except Exception as exc:  # one broken experiment must not hide the others' results
+            say(traceback.format_exc().rstrip())
+            o = crashed(name, exc)
+            _write_public(out, o, quick=quick, seed=seed)
         outcomes.append(o)
         verdict = sum(c.passed for c in o.claims)
         how = "cached" if o.cached else f"{o.elapsed_s:.1f} s"

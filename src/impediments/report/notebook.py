@@ -80,7 +80,8 @@ def _experiment(o) -> str:
     story = getattr(o, "story", "")
     if story:
         parts.append(_story(story))
-    parts.append(f'<img alt="{escape(o.name)} figure" src="{png_data_uri(o.png)}">')
+    if o.png:
+        parts.append(f'<img alt="{escape(o.name)} figure" src="{png_data_uri(o.png)}">')
     for t in o.tables:
         table = _table(t.columns, t.rows, title=None if len(t.rows) > LONG_TABLE else t.title)
         if len(t.rows) > LONG_TABLE:
