@@ -18,33 +18,21 @@ Output folder layout::
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import inspect
 import json
 import os
 import sys
-import tempfile
 import time
 import traceback
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
+from impediments.experiments.cache import (  # noqa: F401  (re-exported: part of the runner's API)
+    CacheWarning, OutputFolderError, atomic_write, cache_key, config_dict, entry_paths, load_cached, prepare_output,
+)
 from impediments.experiments.framework import Claim, Table, from_jsonable, to_jsonable
-
-CACHE_DIR = ".cache"
-CACHE_FORMAT = 1
-
-
-class OutputFolderError(OSError):
-    """The output folder cannot be created or written to."""
-
-
-class CacheWarning(UserWarning):
-    """A cache entry was unreadable and the experiment is rerun."""
-
 
 @dataclasses.dataclass
 class Outcome:
@@ -66,96 +54,6 @@ class Outcome:
     def passed(self) -> bool:
         return all(c.passed for c in self.claims)
 
-
-# ---------------------------------------------------------------- files
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def prepare_output(out: str | os.PathLike) -> Path:
-    """Create ``out`` and its cache folder and check they can be written.
-
-    Raises:
-        OutputFolderError: naming the folder and the reason.
-    """
-    out = Path(out)
-    try:
-        (out / CACHE_DIR).mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=out / CACHE_DIR)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise OutputFolderError(f"cannot write to output folder {str(out)!r}: {exc.strerror or exc}; "
-                                f"choose another folder with --out") from exc
-    return out
-
-
-# ---------------------------------------------------------------- cache
-
-
-def config_dict(config) -> dict:
-    return to_jsonable(config)
-
-
-def cache_key(name: str, config, module) -> str:
-    """Hash of (name, config, package version, experiment module source)."""
-    from impediments import __version__
-
-    try:
-        source = inspect.getsource(module)
-    except (OSError, TypeError):
-        source = ""
-    payload = json.dumps({"name": name, "config": config_dict(config), "version": __version__,
-                          "format": CACHE_FORMAT, "source": hashlib.sha256(source.encode()).hexdigest()},
-                         sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def _entry_paths(out: Path, name: str, key: str) -> tuple[Path, Path]:
-    base = out / CACHE_DIR / f"{name}-{key}"
-    return base.with_suffix(".json"), base.with_suffix(".png")
-
-
-def load_cached(out: Path, name: str, key: str) -> dict | None:
-    """The cached record, or None when absent; a corrupt entry warns and returns None."""
-    jpath, ppath = _entry_paths(out, name, key)
-    if not jpath.exists():
-        return None
-    try:
-        record = json.loads(jpath.read_text("utf-8"))
-        if record.get("key") != key or record.get("name") != name:
-            raise ValueError("key mismatch")
-        record["claims"] = [Claim.from_dict(c) for c in record["claims"]]
-        record["tables"] = [Table.from_dict(t) for t in record.get("tables", [])]
-        record["png"] = ppath.read_bytes()
-        if not record["png"].startswith(b"\x89PNG"):
-            raise ValueError("figure is not a PNG")
-        return record
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        warnings.warn(f"cache entry {jpath} is corrupt ({exc}); rerunning {name}", CacheWarning, stacklevel=2)
-        return None
 
 
 # ---------------------------------------------------------------- running one experiment
@@ -194,7 +92,7 @@ def obtain(name: str, *, quick: bool, seed: int, out: Path) -> Outcome:
                   "story": story_of(module), "quick": quick, "seed": seed, "config": config_dict(config),
                   "elapsed_s": elapsed,
                   "result": to_jsonable(result), "claims": claims, "tables": tables}
-        jpath, ppath = _entry_paths(out, name, key)
+        jpath, ppath = entry_paths(out, name, key)
         atomic_write(ppath, png)
         atomic_write(jpath, _dumps({**record, "claims": [c.to_dict() for c in claims],
                                     "tables": [t.to_dict() for t in tables]}))
