@@ -5,10 +5,12 @@ from collections.abc import Callable
 
 from torch import nn
 
+from impediments.activations.catalog import get as get_activation
+from impediments.activations.catalog import names as activation_names
+
+#: name -> module factory, built from the activation catalog (:mod:`impediments.activations`).
 ACTIVATION_MODULES: dict[str, Callable[[], nn.Module]] = {
-    "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU,
-    "selu": nn.SELU, "gelu": nn.GELU, "silu": nn.SiLU, "softplus": nn.Softplus, "softsign": nn.Softsign,
-    "hardtanh": nn.Hardtanh, "hardsigmoid": nn.Hardsigmoid, "identity": nn.Identity,
+    name: get_activation(name).module for name in activation_names()
 }
 NORM_NAMES = ("batch", "layer", "group")
 NORM_POSITIONS = ("pre", "post")
@@ -20,10 +22,9 @@ def activation(name: str) -> nn.Module:
     Raises:
         ValueError: for an unknown name, listing the valid ones.
     """
-    try:
-        return ACTIVATION_MODULES[name]()
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown activation {name!r}; valid names: {', '.join(ACTIVATION_MODULES)}") from None
+    if not isinstance(name, str):
+        raise ValueError(f"unknown activation {name!r}; valid names: {', '.join(ACTIVATION_MODULES)}")
+    return get_activation(name).module()
 
 
 def check_norm(norm: str | None, position: str) -> None:

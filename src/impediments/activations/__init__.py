@@ -1,0 +1,22 @@
+"""Activation catalog with analytic derivatives, gains and numerically computed regions.
+
+>>> from impediments import activations as A
+>>> A.get("sigmoid").saturated_region()   # |x| > ~5.07 at the default tol  # doctest: +SKIP
+>>> A.classify(pre_activations, "tanh")    # fractions [saturated, linear, active]  # doctest: +SKIP
+
+See :mod:`impediments.activations.regions` for the region definitions.
+"""
+from impediments.activations.catalog import CATALOG, Activation, IdentityActivation, get, module_kind, names
+from impediments.activations.regions import (
+    LINEAR_TOL,
+    SATURATION_TOL,
+    classify,
+    linear_intervals,
+    region_counts,
+    saturated_intervals,
+)
+
+REGIONS = ("saturated", "linear", "active")  # order of classify / region_counts
+
+__all__ = ["CATALOG", "LINEAR_TOL", "REGIONS", "SATURATION_TOL", "Activation", "IdentityActivation", "classify",
+           "get", "linear_intervals", "module_kind", "names", "region_counts", "saturated_intervals"]

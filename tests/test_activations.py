@@ -1,0 +1,195 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from impediments import activations as A
+from impediments.activations.regions import GRID_STEP
+
+NAMES = A.names()
+# torch's calculate_gain name (and param) for the catalog entries where torch defines a gain
+TORCH_GAIN = {"sigmoid": ("sigmoid", None), "tanh": ("tanh", None), "relu": ("relu", None),
+              "leaky_relu": ("leaky_relu", 0.01), "selu": ("selu", None), "identity": ("linear", None)}
+
+
+def test_catalog_has_the_thirteen_names():
+    assert NAMES == ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus",
+                     "softsign", "hardtanh", "hardsigmoid", "identity"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fn_matches_torch_module(name):
+    a = A.get(name)
+    x = torch.linspace(-8, 8, 1001, dtype=torch.float64)
+    torch.testing.assert_close(a.fn(x), a.module()(x))
+    assert a.module() is not a.module()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_analytic_derivative_matches_autograd(name):
+    a = A.get(name)
+    # a grid that hits the kinks exactly (0, ±1, ±3) plus far tails
+    x = torch.cat([torch.arange(-12, 12.001, 0.125, dtype=torch.float64), torch.tensor([-40.0, 40.0]).double()])
+    x.requires_grad_(True)
+    (grad,) = torch.autograd.grad(a.module()(x).sum(), x)
+    torch.testing.assert_close(a.derivative(x.detach()), grad)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_derivative_gradcheck_style_finite_differences(name):
+    """Away from kinks the analytic derivative equals the central difference in float64."""
+    a = A.get(name)
+    x = torch.tensor([-4.3, -2.2, -0.7, -0.2, 0.3, 0.8, 2.4, 4.6], dtype=torch.float64)
+    h = 1e-6
+    fd = (a.fn(x + h) - a.fn(x - h)) / (2 * h)
+    torch.testing.assert_close(a.derivative(x), fd, atol=1e-7, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_GAIN))
+def test_gain_matches_calculate_gain(name):
+    torch_name, param = TORCH_GAIN[name]
+    assert A.get(name).gain == pytest.approx(nn.init.calculate_gain(torch_name, param), rel=1e-12)
+
+
+def test_gain_is_none_where_torch_defines_none():
+    assert {n for n in NAMES if A.get(n).gain is None} == set(NAMES) - set(TORCH_GAIN)
+
+
+def test_sigmoid_saturates_beyond_about_five():
+    (lo_iv, hi_iv) = A.get("sigmoid").saturated_region()
+    assert lo_iv[0] == -math.inf and hi_iv[1] == math.inf
+    assert 4.8 < -lo_iv[1] < 5.3 and 4.8 < hi_iv[0] < 5.3
+    # the boundary is where the definition says: sigma'(b) = tol * sigma'(0)
+    b = torch.tensor(hi_iv[0], dtype=torch.float64)
+    assert float(A.get("sigmoid").derivative(b)) == pytest.approx(A.SATURATION_TOL * 0.25, rel=1e-6)
+
+
+def test_saturation_boundary_moves_with_tol_as_closed_form():
+    # sigma'(x)/sigma'(0) = 4 s (1-s) = tol  ->  s = (1 + sqrt(1 - tol)) / 2, x = logit(s)
+    for tol in (0.1, 0.01, 0.001):
+        s = (1 + math.sqrt(1 - tol)) / 2
+        expected = math.log(s / (1 - s))
+        assert A.get("sigmoid").saturated_region(tol)[1][0] == pytest.approx(expected, rel=1e-9)
+        # tanh'(x) = sech^2 x = tol  ->  x = acosh(1/sqrt(tol))
+        assert A.get("tanh").saturated_region(tol)[1][0] == pytest.approx(math.acosh(tol ** -0.5), rel=1e-9)
+
+
+def test_piecewise_regions_are_exact():
+    assert A.get("relu").saturated_region() == [(-math.inf, 0.0)]
+    assert A.get("relu").linear_region() == [(0.0, math.inf)]
+    assert A.get("hardtanh").saturated_region() == [(-math.inf, -1.0), (1.0, math.inf)]
+    assert A.get("hardsigmoid").saturated_region() == [(-math.inf, -3.0), (3.0, math.inf)]
+    assert A.get("identity").saturated_region() == []
+    assert A.get("identity").linear_region() == [(-math.inf, math.inf)]
+
+
+def test_tanh_linear_region_matches_its_definition():
+    (lo, hi), = A.get("tanh").linear_region(0.05)
+    assert lo == pytest.approx(-hi)
+    # boundary solves (x - tanh x) / x = tol
+    assert (hi - math.tanh(hi)) / hi == pytest.approx(0.05, rel=1e-6)
+    # sigmoid(x) = 1/2 + tanh(x/2)/2 is a rescaled tanh, so its region is exactly twice as wide
+    assert A.get("sigmoid").linear_region(0.05)[0][1] == pytest.approx(2 * hi, rel=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_regions_agree_with_brute_force_on_a_dense_grid(name):
+    """classify() on a dense grid equals the pointwise definitions (away from boundaries)."""
+    a = A.get(name)
+    x = torch.arange(-30, 30, 0.01, dtype=torch.float64)
+    d = a.derivative(x).abs()
+    peak = a.derivative(torch.arange(-40, 40, GRID_STEP, dtype=torch.float64)).abs().max()
+    sat = d < A.SATURATION_TOL * peak
+    fractions = A.classify(x, name)
+    counts = A.region_counts(x, name)
+    assert counts.dtype == torch.int64 and int(counts.sum()) == x.numel()
+    torch.testing.assert_close(fractions, counts.float() / x.numel())
+    # saturated counts agree with the brute-force definition up to one boundary sample per interval
+    assert abs(int(counts[0]) - int(sat.sum())) <= 2 * len(a.saturated_region())
+
+
+def test_classify_values_and_precedence():
+    x = torch.tensor([-10.0, -6.0, -1.0, 0.0, 0.5, 2.0, 6.0])
+    torch.testing.assert_close(A.region_counts(x, "sigmoid"), torch.tensor([3, 2, 2]))
+    # ReLU: x <= 0 saturated (0 included: autograd's relu'(0) = 0), x > 0 linear, nothing active
+    torch.testing.assert_close(A.region_counts(x, "relu"), torch.tensor([4, 3, 0]))
+    torch.testing.assert_close(A.region_counts(x, "identity"), torch.tensor([0, 7, 0]))
+    # hardtanh: |x| >= 1 saturated even though within the (raw) linear interval up to 1.05
+    torch.testing.assert_close(A.region_counts(torch.tensor([1.0, 1.04, 0.9]), "hardtanh"), torch.tensor([2, 1, 0]))
+
+
+def test_classify_tolerances_change_the_split():
+    x = torch.linspace(-8, 8, 10001)
+    loose = A.classify(x, "tanh", saturation_tol=0.2, linear_tol=0.2)
+    strict = A.classify(x, "tanh", saturation_tol=0.001, linear_tol=0.001)
+    assert loose[0] > strict[0] and loose[1] > strict[1]
+
+
+def test_classify_shapes_dtypes_and_empty():
+    x = torch.randn(4, 3, 5).half()
+    f = A.classify(x, "tanh")
+    assert f.shape == (3,) and f.dtype == torch.float32 and float(f.sum()) == pytest.approx(1.0)
+    assert A.classify(torch.empty(0), "relu").tolist() == [0.0, 0.0, 0.0]
+    assert A.region_counts(torch.tensor(3.0), "relu").tolist() == [0, 1, 0]
+
+
+def test_classify_does_not_sync_with_the_host(monkeypatch):
+    """No .item()/.cpu()/.tolist() on the data path (boundaries are cached Python floats)."""
+    x = torch.randn(100)
+    A.classify(x, "gelu")  # warm the cache
+
+    def forbid(*args, **kwargs):
+        raise AssertionError("host sync")
+
+    for method in ("item", "cpu", "tolist", "__bool__", "__float__", "__int__"):
+        monkeypatch.setattr(torch.Tensor, method, forbid)
+    A.classify(x, "gelu")
+    A.region_counts(x, "sigmoid")
+
+
+def test_module_kind():
+    assert A.module_kind(nn.ReLU(inplace=True)) == "relu"
+    assert A.module_kind(nn.LeakyReLU(0.2)) == "leaky_relu"
+    assert A.module_kind(A.get("identity").module()) == "identity"
+    assert A.module_kind(nn.Identity()) is None
+    assert A.module_kind(nn.Linear(2, 2)) is None
+
+    class MyTanh(nn.Tanh):
+        pass
+
+    assert A.module_kind(MyTanh()) == "tanh"
+    for name in NAMES:
+        assert A.module_kind(A.get(name).module()) == name
+
+
+def test_models_build_activations_from_the_catalog():
+    from impediments.models import activation, mlp
+
+    for name in NAMES:
+        assert A.module_kind(activation(name)) == name
+    m = mlp(3, 2, width=4, depth=1, activation="gelu")
+    x = torch.randn(5, 3)
+    torch.testing.assert_close(m(x), m.output(F.gelu(m.hidden1.linear(x))))
+
+
+@pytest.mark.parametrize("bad", ["swish2", "ReLU", ""])
+def test_unknown_names(bad):
+    with pytest.raises(ValueError, match=rf"{bad}.*valid names: sigmoid, tanh"):
+        A.get(bad)
+    with pytest.raises(ValueError, match="valid names"):
+        A.classify(torch.zeros(3), bad)
+
+
+def test_bad_types_and_tolerances():
+    with pytest.raises(TypeError, match="str"):
+        A.get(3)
+    with pytest.raises(TypeError, match="ndarray"):
+        A.classify(np.zeros(3), "relu")
+    for tol in (0.0, 1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="tol must be a number in"):
+            A.classify(torch.zeros(3), "tanh", saturation_tol=tol)
+        with pytest.raises(ValueError, match="linear tol"):
+            A.get("tanh").linear_region(tol)
