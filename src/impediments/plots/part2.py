@@ -152,3 +152,43 @@ def plot_l2_with_bn(r):
         ax.legend(fontsize=7)
     _finish(fig, "Weight decay with BatchNorm changes ‖w‖ and the effective learning rate (van Laarhoven 2017)")
     return fig, axes
+
+
+def plot_small_batch_norms(r):
+    labels = {"batch": "BatchNorm", "group": "GroupNorm", "layer": "LayerNorm", "none": "no norm"}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    b = np.asarray(r.ghost_sizes)
+    for norm, err in r.test_error.items():
+        axes[0].plot(b, 100 * np.asarray(err), "o-", color=COLORS[norm], label=labels.get(norm, norm))
+        axes[1].plot(b, 100 * np.asarray(r.train_error[norm]), "o-", color=COLORS[norm], label=labels.get(norm, norm))
+    for ax, what in zip(axes, ("test", "train")):
+        ax.set(xscale="log", xlabel="examples per BatchNorm statistic (ghost batch)", ylabel=f"{what} error (%)",
+               title=f"{what} error after {r.epochs} epochs")
+        ax.set_xticks(b, [str(v) for v in b])
+        ax.minorticks_off()
+        ax.invert_xaxis()
+        ax.legend(fontsize=8)
+    _finish(fig, f"1-D CNN on MNIST-1D, SGD batch {r.batch_size}: BN degrades at small batches (Wu & He 2018)")
+    return fig, axes
+
+
+def plot_bn_output_stats(r):
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    epochs = np.asarray(r.epochs)
+    for key, label, ls in (("bn", "BN output", "-"), ("plain", "same layer without BN", "--")):
+        m, v = np.asarray(r.stats[key]["mean"]), np.asarray(r.stats[key]["var"])
+        for k in range(m.shape[1]):
+            color = CYCLE[k % len(CYCLE)]
+            axes[0].plot(epochs, m[:, k], ls=ls, color=color, label=f"{label}, layer {k + 1}")
+            axes[1].plot(epochs, v[:, k], ls=ls, color=color, label=f"{label}, layer {k + 1}")
+        axes[2].plot(epochs, r.test_loss[key], ls=ls, color=COLORS[key], label=f"{'with' if key == 'bn' else 'without'} BN")
+    axes[0].axhline(0, color="grey", lw=0.8)
+    axes[1].axhline(1, color="grey", lw=0.8)
+    axes[0].set(xlabel="epoch", ylabel="mean over units of the unit mean", title="mean of layer outputs")
+    axes[1].set(xlabel="epoch", ylabel="mean over units of the unit variance", title="variance of layer outputs",
+                yscale="log")
+    axes[2].set(xlabel="epoch", ylabel="test loss", title="test loss")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    _finish(fig, "Sigmoid MLP on digits with BN after the first Dense layers (test set, inference mode)")
+    return fig, axes
