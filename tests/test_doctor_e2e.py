@@ -91,9 +91,16 @@ def test_healthy_models_have_no_warning(digits, make):
 # --------------------------------------------------------------------------------------------- init-time codes
 def test_checkup_dead_units(digits):
     report = checkup(he(mlp(), bias=-5.0), *digits)
-    [f] = report.by_code("dead_units")
-    assert f.severity == "error" and "hidden1.act" in f.where
-    assert f.evidence["max_dead_fraction"] >= 0.7
+    worst = report.by_code("dead_units")[0]
+    assert worst.severity == "error" and "hidden3.act" in worst.where
+    assert worst.evidence["max_dead_fraction"] >= 0.7
+    # brute force: the units reported dead have no positive pre-activation on any input
+    model = he(mlp(), bias=-5.0)
+    with torch.no_grad():
+        h = model.hidden1.act(model.hidden1.linear(digits[0]))
+    dead = report.stats.activations["hidden1.act"].dead_units
+    assert sorted(dead) == sorted((h.amax(0) == 0).nonzero().flatten().tolist())
+    assert report.stats.activations["hidden1.act"].unit_total == len(digits[0])
 
 
 @pytest.mark.parametrize("value", [0.0, 0.1])
@@ -104,10 +111,16 @@ def test_checkup_symmetric_units(digits, value):
     assert f.evidence["largest_group"] == 32
 
 
-def test_checkup_saturated_linear_and_depth(digits):
+def test_checkup_saturated_and_linear(digits):
+    pytest.importorskip("impediments.activations")   # region fractions come from the activations catalogue
     X, y = digits
     assert "saturated_units" in flagged(checkup(he(mlp(act="sigmoid"), scale=4.0), X, y))
     assert "linear_regime" in flagged(checkup(glorot(mlp(act="tanh"), scale=0.01), X, y))
+    assert "linear_regime" in flagged(checkup(he(mlp(), scale=0.05, bias=5.0), X, y))
+
+
+def test_checkup_depth_trends(digits):
+    X, y = digits
     small = flagged(checkup(he(mlp(depth=8), scale=0.4), X, y))
     assert {"vanishing_activations", "vanishing_gradients"} <= small
     assert "exploding_activations" in flagged(checkup(he(mlp(depth=6), scale=2.5), X, y))
@@ -157,7 +170,7 @@ def test_training_codes(digits):
     assert f.severity == "info" and "hidden1.linear" in f.where
     assert "diverging_loss" in train(he(mlp()), X, y, lr=200.0, steps=30).codes
     assert "loss_plateau" in train(he(mlp()), X, y, lr=1e-7, steps=60).codes
-    frozen = train(he(mlp(norm="batch")), X, y, steps=10, prepare=imp.norm.freeze)
+    frozen = train(he(mlp(norm="batch")), X, y, steps=10, prepare=lambda m: imp.norm.freeze(m.hidden1))
     assert {f.severity for f in frozen.by_code("bn_inference_mode_in_training")} == {"info"}
 
 

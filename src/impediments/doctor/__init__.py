@@ -7,19 +7,12 @@ backward) pass under the monitor at the current weights. Thresholds live in
 """
 from __future__ import annotations
 
+from impediments.doctor.checkup import checkup
 from impediments.doctor.codes import CODES, SEVERITIES
 from impediments.doctor.diagnose import diagnose
 from impediments.doctor.finding import Finding, Report
 from impediments.doctor.rules import RULES
 from impediments.doctor.thresholds import Thresholds
-
-
-def __getattr__(name):
-    if name == "checkup":
-        from impediments.doctor.checkup import checkup
-
-        return checkup
-    raise AttributeError(f"module 'impediments.doctor' has no attribute {name!r}")
 
 
 __all__ = ["CODES", "RULES", "SEVERITIES", "Finding", "Report", "Thresholds", "checkup", "diagnose"]

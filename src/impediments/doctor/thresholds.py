@@ -38,8 +38,8 @@ class Thresholds:
     depth_min_layers: int = _t(3, "a geometric trend needs at least three layers")
     activation_var_ratio: float = _t(100.0, "last/first pre-activation variance outside [1/r, r], r = 100 "
                                            "(two orders of magnitude) along a geometric trend")
-    gradient_var_ratio: float = _t(1000.0, "first/last back-propagated gradient variance outside [1/r, r], r = 1000: "
-                                          "one learning rate cannot suit layers three orders of magnitude apart")
+    gradient_var_ratio: float = _t(1000.0, "last/first hidden layer back-propagated gradient energy outside [1/r, r], "
+                                          "r = 1000: one learning rate cannot suit layers three orders apart")
     vanishing_grad_norm: float = _t(1e-7, "every parameter gradient norm below this: training has effectively stopped")
     exploding_update_ratio: float = _t(1.0, "an update as large as the weight itself (Karpathy's healthy "
                                             "||dw||/||w|| is about 1e-3)")
@@ -58,9 +58,11 @@ class Thresholds:
     bn_error_values: int = _t(4, "with fewer than 4 values per channel the batch statistics are mostly noise")
     # -- loss ----------------------------------------------------------------------------------------
     loss_min_windows: int = _t(3, "a loss trend needs at least three windows")
-    diverging_factor: float = _t(1.5, "last window's loss 50% above the first window's: training made it worse")
+    diverging_factor: float = _t(1.5, "loss over the last third of the run 50% above the first third's: training "
+                                      "made it worse")
     plateau_min_steps: int = _t(50, "do not call a plateau before this many steps")
-    plateau_improvement: float = _t(0.01, "best window's loss less than 1% below the first window's")
+    plateau_improvement: float = _t(0.02, "loss over the last third less than 2% below the first third's (2% is "
+                                          "above the mini-batch noise of window means; healthy runs fall far more)")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):

@@ -15,16 +15,32 @@ _EXPLODE_FIX = ("Lower the learning rate, use the variance-preserving init (impe
                 "(torch.nn.utils.clip_grad_norm_); see: impediments reproduce residual_limits")
 
 
+def _output_depth(layers) -> int | None:
+    depths = [l.depth for l in layers.values() if getattr(l, "depth", None) is not None]
+    return max(depths) if depths else None
+
+
 @rule("vanishing_gradients", "exploding_gradients", requires=("layers",))
 def gradient_variance_with_depth(stats, th):
-    """Back-propagated gradient variance (d loss / d layer output) along depth."""
-    chain = [(n, l.grad_var) for n, l in by_depth(stats.layers) if finite(getattr(l, "grad_var", None))]
+    """Back-propagated gradient energy (d loss / d layer output) along the hidden layers.
+
+    Per-element gradient variance is not comparable between layers of different sizes; the
+    energy per example, :math:`E_l = n_l \\operatorname{Var}(\\partial L / \\partial z_l)` with
+    :math:`n_l` values per example, is what a fan-in variance-preserving init keeps constant
+    backward (He et al. 2015). ``output.count`` is proportional to :math:`n_l` for layers
+    called once per forward. The output layer (largest depth) is left out: its gradient is
+    the loss's own (softmax minus one-hot), not a back-propagated signal.
+    """
+    last = _output_depth(stats.layers)
+    chain = [(n, float(l.grad_var) * max(getattr(l.output, "count", 1), 1)) for n, l in by_depth(stats.layers)
+             if finite(getattr(l, "grad_var", None)) and l.depth != last]
     if len(chain) < th.depth_min_layers or all(v == 0 for _, v in chain):
         return []
-    ratio = geometric_ratio([max(float(v), 1e-45) for _, v in chain])  # last / first (output side / input side)
-    evidence = {"output_over_input_grad_variance": ratio, "threshold": th.gradient_var_ratio,
-                "first_layer_grad_variance": chain[0][1], "last_layer_grad_variance": chain[-1][1],
-                "grad_variance_by_layer": dict(chain)}
+    ratio = geometric_ratio([max(v, 1e-45) for _, v in chain])  # last / first (output side / input side)
+    energy = dict(chain)
+    evidence = {"output_over_input_grad_energy": ratio, "threshold": th.gradient_var_ratio,
+                "first_layer": chain[0][0], "last_hidden_layer": chain[-1][0],
+                "grad_variance_by_layer": {n: stats.layers[n].grad_var for n in energy}}
     where = [n for n, _ in chain]
     if ratio > th.gradient_var_ratio:
         return [finding("vanishing_gradients", "warning", where, evidence, _VANISH_EXPLAIN, _VANISH_FIX)]

@@ -8,6 +8,12 @@ def _windows(loss) -> list[float]:
     return [float(v) for v in (getattr(loss, "window_means", None) or []) if v is not None]
 
 
+def _thirds(means: list[float]) -> tuple[float, float]:
+    """Mean of the first and of the last third of the windows (averages out mini-batch noise)."""
+    k = max(1, len(means) // 3)
+    return sum(means[:k]) / k, sum(means[-k:]) / k
+
+
 @rule("diverging_loss", requires=("loss",))
 def diverging_loss(stats, th):
     """The loss became non-finite, or ended well above where it started."""
@@ -24,31 +30,32 @@ def diverging_loss(stats, th):
                         explanation, remedy)]
     if len(means) < th.loss_min_windows or not all(map(finite, means)) or means[0] <= 0:
         return []
-    ratio = means[-1] / means[0]
+    first, last = _thirds(means)
+    ratio = last / first
     if ratio < th.diverging_factor:
         return []
     return [finding("diverging_loss", "error", ["loss"],
-                    {"last_over_first": ratio, "threshold": th.diverging_factor, "first_window_loss": means[0],
-                     "last_window_loss": means[-1], "min_loss": loss.min, "steps": loss.count},
+                    {"last_over_first": ratio, "threshold": th.diverging_factor, "first_third_loss": first,
+                     "last_third_loss": last, "min_loss": loss.min, "steps": loss.count},
                     explanation, remedy)]
 
 
 @rule("loss_plateau", requires=("loss",))
 def loss_plateau(stats, th):
-    """The loss never fell meaningfully below its first window."""
+    """The loss of the last third of training is not meaningfully below the first third's."""
     loss = stats.loss
     means = _windows(loss)
     if ((getattr(loss, "count", 0) or 0) < th.plateau_min_steps or len(means) < th.loss_min_windows
             or not all(map(finite, means)) or getattr(loss, "first_nonfinite_step", None) is not None):
         return []
-    first, best = means[0], min(means)
-    improvement = (first - best) / abs(first) if first != 0 else 0.0
-    if improvement >= th.plateau_improvement or means[-1] / max(first, 1e-12) >= th.diverging_factor:
+    first, last = _thirds(means)
+    improvement = (first - last) / abs(first) if first != 0 else 0.0
+    if improvement >= th.plateau_improvement or last / max(first, 1e-12) >= th.diverging_factor:
         return []
     return [finding(
         "loss_plateau", "warning", ["loss"],
-        {"relative_improvement": improvement, "threshold": th.plateau_improvement, "first_window_loss": first,
-         "best_window_loss": best, "steps": loss.count},
+        {"relative_improvement": improvement, "threshold": th.plateau_improvement, "first_third_loss": first,
+         "last_third_loss": last, "steps": loss.count},
         "The loss has not fallen below where it started: the gradient signal is blocked (dead, saturated or "
         "symmetric units, vanishing gradients) or the learning rate is far too small.",
         "Check the other findings first; then use the variance-preserving init "
