@@ -90,7 +90,7 @@ def histogram_counts(x: torch.Tensor) -> torch.Tensor:
     if bounds is None:
         bounds = _BOUNDARIES[key] = _INNER.to(device=x.device, dtype=x.dtype if x.is_floating_point()
                                               else torch.float32)
-    idx = torch.bucketize(x, bounds)
+    idx = torch.bucketize(x, bounds, right=True)   # bins [a, b), as numpy.histogram
     idx = idx.masked_fill(~torch.isfinite(x), HIST_BINS)
     return torch.bincount(idx, minlength=HIST_BINS + 1)
 
@@ -108,6 +108,29 @@ class Bag:
         self.t: dict[str, torch.Tensor] = {}
         self.rule: dict[str, str] = {}
         self.ints: dict[str, int] = {}
+        self.h: dict[str, float] = {}       # host floats (CPU fast path), same rules
+        self.hrule: dict[str, str] = {}
+
+    def addf(self, name: str, value: float, rule: str) -> None:
+        """Fold a host float into field ``name`` (``sum``, ``min``, ``max``, ``first`` or ``last``)."""
+        old = self.h.get(name)
+        if old is None:
+            self.h[name], self.hrule[name] = value, rule
+        elif rule == "sum":
+            self.h[name] = old + value
+        elif rule == "min":
+            self.h[name] = min(old, value)
+        elif rule == "max":
+            self.h[name] = max(old, value)
+        elif rule == "last":
+            self.h[name] = value
+
+    def get(self, name: str):
+        """A field as a host float (from the host or device part), or None."""
+        if name in self.h:
+            return self.h[name]
+        t = self.t.get(name)
+        return None if t is None else float(t)
 
     def add(self, name: str, value: torch.Tensor, rule: str) -> None:
         """Fold ``value`` into field ``name`` with ``rule`` (no host sync)."""
@@ -126,23 +149,27 @@ class Bag:
             self.add(name, value, other.rule[name])
         for name, k in other.ints.items():
             self.count(name, k)
+        for name, v in other.h.items():
+            self.addf(name, v, other.hrule[name])
         return self
 
     def copy(self) -> "Bag":
         b = Bag()
         b.t, b.rule, b.ints = {k: v.clone() for k, v in self.t.items()}, dict(self.rule), dict(self.ints)
+        b.h, b.hrule = dict(self.h), dict(self.hrule)
         return b
 
     def state(self) -> dict:
         """Plain dict on the host (syncs)."""
         return {"t": {k: v.detach().cpu() for k, v in self.t.items()}, "rule": dict(self.rule),
-                "ints": dict(self.ints)}
+                "ints": dict(self.ints), "h": dict(self.h), "hrule": dict(self.hrule)}
 
     @classmethod
     def from_state(cls, d: dict, device=None) -> "Bag":
         b = cls()
         b.t = {k: torch.as_tensor(v).to(device) for k, v in d["t"].items()}
         b.rule, b.ints = dict(d["rule"]), dict(d["ints"])
+        b.h, b.hrule = dict(d.get("h", {})), dict(d.get("hrule", {}))
         unknown = set(b.rule.values()) - set(cls.RULES)
         if unknown:
             raise ValueError(f"unknown merge rule(s) {sorted(unknown)}; valid: {list(cls.RULES)}")

@@ -6,7 +6,8 @@
   exactly a non-zero output);
 * Linear/Conv outputs: moments, and moments of d loss / d output through a tensor hook
   (Glorot & Bengio 2010, the backward signal);
-* BatchNorm: batch vs running statistics per channel (Ioffe & Szegedy 2015).
+* BatchNorm: batch vs running statistics per channel, in forwards that normalise with batch
+  statistics (Ioffe & Szegedy 2015).
 """
 from __future__ import annotations
 
@@ -23,22 +24,29 @@ _CHANNEL_FIRST = (_ConvNd, _BatchNorm, nn.GroupNorm, nn.modules.instancenorm._In
                   nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)
 
 
-def is_batch_norm(module: nn.Module) -> bool:
-    """BatchNorm layer (``impediments.norm.is_batch_norm`` when available, else torch's ``_BatchNorm``)."""
+def _norm_api():
     try:
-        from impediments.norm import is_batch_norm as norm_is_bn
-    except ImportError:
-        return isinstance(module, _BatchNorm)
-    return bool(norm_is_bn(module))
+        from impediments.norm import is_batch_norm as bn, is_frozen as frozen
+    except ImportError:  # pragma: no cover - impediments.norm is part of the package
+        bn, frozen = (lambda m: isinstance(m, _BatchNorm)), (lambda m: False)
+    return bn, frozen
+
+
+_NORM: list = []
+
+
+def is_batch_norm(module: nn.Module) -> bool:
+    """BatchNorm layer (``impediments.norm.is_batch_norm``)."""
+    if not _NORM:
+        _NORM.extend(_norm_api())
+    return bool(_NORM[0](module))
 
 
 def is_frozen(module: nn.Module) -> bool:
-    """Frozen on purpose with ``impediments.norm.freeze`` (False when that package is absent)."""
-    try:
-        from impediments.norm import is_frozen as norm_is_frozen
-    except ImportError:
-        return False
-    return bool(norm_is_frozen(module))
+    """Frozen on purpose with ``impediments.norm.freeze`` (not the same as ``eval()``)."""
+    if not _NORM:
+        _NORM.extend(_norm_api())
+    return bool(_NORM[1](module))
 
 
 def unit_dim(x: torch.Tensor, previous: nn.Module | None) -> int:
@@ -103,7 +111,7 @@ def record_batchnorm(bag: Bag, module: nn.Module, x: torch.Tensor) -> None:
     if uses_running:
         bag.count("running_forwards")
     rm, rv = getattr(module, "running_mean", None), getattr(module, "running_var", None)
-    if rm is None or rv is None or x.dim() < 2 or module.num_batches_tracked is None or x.shape[1] != rm.numel():
+    if not module.training or rm is None or rv is None or x.dim() < 2 or module.num_batches_tracked is None or x.shape[1] != rm.numel():
         return
     x = x.detach()
     dims = tuple(d for d in range(x.dim()) if d != 1)

@@ -30,6 +30,7 @@ class FirstNonFinite:
         self.where: list[str] = []
         self._code: dict[str, int] = {}
         self.host: tuple[int, str, str] | None = None   # (step, kind, where) from localisation
+        self.first: dict[str, tuple[int, int]] = {}        # kind -> (step, code) read on the host (CPU)
 
     @property
     def forward_found(self) -> bool:
@@ -43,6 +44,10 @@ class FirstNonFinite:
         return c
 
     def _set(self, kind: str, bad: torch.Tensor, step: int, code) -> None:
+        if bad.device.type == "cpu":   # no device to wait for: read the flag on the host (cheapest)
+            if kind not in self.first and bool(bad):
+                self.first[kind] = (step, int(code))
+            return
         reg = self.reg.get(kind)
         new = torch.stack([torch.as_tensor(step, device=bad.device), torch.as_tensor(code, device=bad.device)])
         if reg is None:
@@ -50,13 +55,31 @@ class FirstNonFinite:
         self.reg[kind] = torch.where((reg[0] < 0) & bad, new.to(torch.int64), reg)
 
     def update(self, kind: str, bad: torch.Tensor, step: int, where: str) -> None:
+        if kind in self.first:
+            return
         self._set(kind, bad, step, self.code(where))
 
     def update_forward(self, bad: torch.Tensor, step: int, where: str) -> None:
-        self._set("activation", bad, step, self.code(where))
+        if "activation" not in self.first:
+            self._set("activation", bad, step, self.code(where))
+
+    def step_of(self, kind: str) -> int | None:
+        """First step of ``kind`` (syncs), or None."""
+        if kind in self.first:
+            return self.first[kind][0]
+        reg = self.reg.get(kind)
+        s = int(reg[0]) if reg is not None else -1
+        return s if s >= 0 else None
 
     def update_vector(self, kind: str, bad: torch.Tensor, step: int, wheres: list[str]) -> None:
         """``bad[i]`` for ``wheres[i]``; the last bad one is recorded (the backward pass meets it first)."""
+        if kind in self.first:
+            return
+        if bad.device.type == "cpu":
+            if bool(bad.any()):
+                last = max(i for i, b in enumerate(bad.tolist()) if b)
+                self.first[kind] = (step, self.code(wheres[last]))
+            return
         codes = torch.tensor([self.code(w) for w in wheres], device=bad.device)
         last = (bad.long() * torch.arange(1, len(wheres) + 1, device=bad.device)).argmax()
         self._set(kind, bad.any(), step, codes[last])
@@ -67,7 +90,8 @@ class FirstNonFinite:
         if self.host is not None:
             s, kind, where = self.host
             cands.append((s, PRIORITY["input" if kind == "input" else "localised"], kind, where))
-        for kind, reg in self.reg.items():
+        regs = [(k, torch.tensor(v)) for k, v in self.first.items()] + list(self.reg.items())
+        for kind, reg in regs:
             s, c = reg.cpu().tolist()
             if s >= 0:
                 out_kind = "activation" if kind == "output" else kind
@@ -81,7 +105,7 @@ class FirstNonFinite:
         mine, theirs = self.result(), other.result()
         best = min([r for r in (mine, theirs) if r is not None], default=None,
                    key=lambda r: (r[0], PRIORITY.get(r[1], 9)))
-        self.reg, self.where, self._code = {}, [], {}
+        self.reg, self.where, self._code, self.first = {}, [], {}, {}
         self.host = best
         return self
 
@@ -127,11 +151,12 @@ def localise(mon, model, root_args, rng_state, step: int) -> None:
         with torch.no_grad():
             icpt.arm(model, args)
             out = model.forward(*args, **kwargs)
-        check("output", out)
+        check("", out)
     finally:
         icpt.disarm()
         with torch.no_grad():
             for b, saved in buffers:
                 b.copy_(saved)
         torch.set_rng_state(after_rng)
-    mon.nonfinite.host = (step, "activation", found[0] if found else "output")
+    if found:
+        mon.nonfinite.host = (step, "activation", found[0])

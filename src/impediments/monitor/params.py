@@ -10,6 +10,8 @@ per-parameter post-accumulate-grad hooks record :math:`\\|g\\|` (update ratios a
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -63,7 +65,9 @@ class ParamWatcher:
         if not idx:
             return
         gnorm = torch.stack(torch._foreach_norm([self.params[i].grad.detach() for i in idx]))
-        self.mon.nonfinite.update_vector("gradient", ~torch.isfinite(gnorm), step, [self.names[i] for i in idx])
+        nf = self.mon.nonfinite
+        if "gradient" not in nf.first and (gnorm.device.type != "cpu" or not math.isfinite(float(gnorm.sum()))):
+            nf.update_vector("gradient", ~torch.isfinite(gnorm), step, [self.names[i] for i in idx])
         if not self.mon.schedule(step):
             return
         ps = [self.params[i].detach() for i in idx]

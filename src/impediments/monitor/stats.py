@@ -96,14 +96,14 @@ def _loss(windows) -> S.LossStats | None:
     total = bags[0].copy()
     for b in bags[1:]:
         total.merge(b)
-    means = [float(b.t["sum"]) / b.ints["count"] for b in bags]
-    return S.LossStats(count=total.ints["count"], first=float(total.t["first"]), last=float(total.t["last"]),
-                       min=float(total.t["min"]), window_means=means, first_nonfinite_step=None)
+    means = [b.get("sum") / b.ints["count"] for b in bags]
+    return S.LossStats(count=total.ints["count"], first=total.get("first"), last=total.get("last"),
+                       min=total.get("min"), window_means=means, first_nonfinite_step=None)
 
 
 def _window(mon, start, end, st) -> S.Window:
     lb = st.get(("loss", ""))
-    w = S.Window(start_step=start, end_step=end, loss_mean=float(lb.t["sum"]) / lb.ints["count"] if lb else None)
+    w = S.Window(start_step=start, end_step=end, loss_mean=lb.get("sum") / lb.ints["count"] if lb else None)
     for (cat, name), b in st.items():
         if cat == "act":
             w.activation_var[name] = moments_dict(b.t["output"])["var"] if "output" in b.t else NAN
@@ -127,9 +127,9 @@ def compute(mon) -> S.MonitorStats:
     first = mon.nonfinite.result()
     loss = _loss(windows)
     if loss is not None:
-        lreg = mon.nonfinite.reg.get("loss")
-        if lreg is not None and int(lreg[0]) >= 0:
-            loss.first_nonfinite_step = int(lreg[0])
+        lstep = mon.nonfinite.step_of("loss")
+        if lstep is not None:
+            loss.first_nonfinite_step = lstep
         elif first is not None and first[1] == "loss":
             loss.first_nonfinite_step = first[0]
     return S.MonitorStats(

@@ -14,6 +14,8 @@ On other devices the layer comes from sampled steps. See :mod:`~impediments.moni
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -25,6 +27,9 @@ from impediments.monitor.nonfinite import FirstNonFinite, localise
 from impediments.monitor.params import ParamWatcher
 from impediments.monitor.schedule import make_schedule
 from impediments.monitor.windows import DEFAULT_CAPACITY, Windows
+
+#: most CPU replays tried when an output sum overflows without any NaN/Inf value being found
+MAX_REPLAYS = 3
 
 
 class Monitor:
@@ -47,6 +52,7 @@ class Monitor:
         self._last_leaf: nn.Module | None = None
         self._last_out = self._root_args = None
         self._sym: dict = {}
+        self._replays = 0
 
     # --------------------------------------------------------------------- scope
     def __enter__(self) -> "Monitor":
@@ -117,8 +123,10 @@ class Monitor:
         self._last_leaf = self._last_out = None
         bad = _nonfinite_flag(out)
         if bad is not None:
-            self.nonfinite.update("output", bad, self._fwd_step, "output")
-            if bad.device.type == "cpu" and not self.nonfinite.forward_found and bool(bad):
+            if bad.device.type != "cpu":
+                self.nonfinite.update("output", bad, self._fwd_step, "output")
+            elif not self.nonfinite.forward_found and self._replays < MAX_REPLAYS and bool(bad):
+                self._replays += 1
                 localise(self, model, self._root_args, self._rng, self._fwd_step)
         self._root_args, self._rng = None, None
         return None
@@ -175,13 +183,21 @@ class Monitor:
         """Record the loss of the current step (no sync). Call once per step, before or after ``step()``."""
         if not isinstance(loss, torch.Tensor):
             loss = torch.tensor(float(loss))
-        v = loss.detach().reshape(-1)[0].double() if loss.numel() else loss.detach().double().sum()
+        v = loss.detach().reshape(-1)[0] if loss.numel() else loss.detach().sum()
         bag = self.windows.at(self._fwd_step).bag("loss", "")
+        bag.count("count")
+        if v.device.type == "cpu":          # host floats: reading a CPU scalar costs nothing
+            f = float(v)
+            for field, rule in (("sum", "sum"), ("min", "min"), ("first", "first"), ("last", "last")):
+                bag.addf(field, f, rule)
+            if "loss" not in self.nonfinite.first and not math.isfinite(f):
+                self.nonfinite.first["loss"] = (self._fwd_step, self.nonfinite.code("loss"))
+            return
+        v = v.double()
         bag.add("sum", v, "sum")
         bag.add("min", v, "min")
         bag.add("first", v, "first")
         bag.add("last", v, "last")
-        bag.count("count")
         self.nonfinite.update("loss", ~torch.isfinite(v), self._fwd_step, "loss")
 
     def stats(self):
@@ -278,9 +294,18 @@ def _first_tensor(args, kwargs):
 
 
 def _nonfinite_flag(out):
-    """Device bool: any floating output tensor holds NaN/Inf (one reduction per tensor)."""
-    leaves = [t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor) and t.is_floating_point()]
+    """Device bool: the sum of the floating output tensors is NaN/Inf (one reduction per tensor).
+
+    Any NaN/Inf makes the sum non-finite; a finite output whose sum overflows is a false alarm that
+    the localisation replay rejects (it records only values that are themselves non-finite).
+    """
+    if isinstance(out, torch.Tensor):
+        leaves = [out] if out.is_floating_point() else []
+    else:
+        leaves = [t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor) and t.is_floating_point()]
     if not leaves:
         return None
-    flags = [~torch.isfinite(t.detach()).all() for t in leaves]
-    return flags[0] if len(flags) == 1 else torch.stack(flags).any()
+    total = leaves[0].detach().sum()
+    for t in leaves[1:]:
+        total = total + t.detach().sum()
+    return ~torch.isfinite(total)

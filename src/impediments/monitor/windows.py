@@ -66,8 +66,8 @@ class Windows:
             self.closed.append(self.open)
             if len(self.closed) >= self.capacity:
                 self._halve()
-        start = step - step % self.span
-        self.open = (start, start + self.span, State())
+        start = max(step - step % self.span, self.closed[-1][1] if self.closed else 0)
+        self.open = (start, (step // self.span + 1) * self.span, State())
         return self.open[2]
 
     def _halve(self) -> None:
