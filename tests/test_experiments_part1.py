@@ -141,7 +141,25 @@ def _layerwise_pretraining(r):
     assert at_step([0, 10, 20], [3.0, 2.0, 1.0], 15) == 2.0 and at_step([0, 10, 20], [3.0, 2.0, 1.0], 20) == 1.0
 
 
-DIRECT = {"layerwise_pretraining": _layerwise_pretraining, "residual_limits": _residual_limits, "glorot_he": _glorot_he, "zigzag": _zigzag, "zero_init": _zero_init, "identical_init": _identical_init, "dead_bias": _dead_bias,
+def _activations(r):
+    import torch
+
+    i = {n: k for k, n in enumerate(r.names)}
+    x = torch.as_tensor(np.asarray(r.x))
+    # reference: torch's own functions and closed forms
+    np.testing.assert_allclose(r.values[i["sigmoid"]], torch.sigmoid(x).numpy(), atol=1e-12)
+    np.testing.assert_allclose(r.derivatives[i["tanh"]], 1 - np.tanh(np.asarray(r.x)) ** 2, atol=1e-12)
+    np.testing.assert_array_equal(r.derivatives[i["relu"]], (np.asarray(r.x) > 0).astype(float))
+    # sigmoid'(x) / sigmoid'(0) = 4 s (1 - s) < 0.025  <=>  |x| > log(160) - O(e^-x) (about 5.07)
+    bound = max(hi for lo, hi in r.saturated["sigmoid"] if lo == -math.inf)
+    assert abs(-bound - 5.07) < 0.05
+    np.testing.assert_allclose(np.asarray(r.fractions).sum(axis=1), 1.0, atol=1e-6)
+    # brute-force fraction of the grid where |a'| < 2.5% of the peak, vs the saturated fraction
+    d = np.abs(np.asarray(r.derivatives[i["tanh"]]))
+    assert abs(np.mean(d < 0.025 * d.max()) - r.fractions[i["tanh"]][0]) < 2 / len(d)
+
+
+DIRECT = {"activations": _activations, "layerwise_pretraining": _layerwise_pretraining, "residual_limits": _residual_limits, "glorot_he": _glorot_he, "zigzag": _zigzag, "zero_init": _zero_init, "identical_init": _identical_init, "dead_bias": _dead_bias,
           "depth_distributions": _depth_distributions}
 
 
