@@ -5,16 +5,16 @@ the story; the registry name of each is its file name.
 """
 from __future__ import annotations
 
-_ORDER = (
-    "activations", "zigzag", "zero_init", "identical_init", "dead_bias", "depth_distributions", "glorot_he",
-    "residual_limits", "layerwise_pretraining",
-)
-
-
-def _available() -> list[str]:
-    from importlib.util import find_spec
-
-    return [f"{__name__}.{n}" for n in _ORDER if find_spec(f"{__name__}.{n}") is not None]
-
-
-EXPERIMENTS: list[str] = _available()
+EXPERIMENTS: list[str] = [
+    f"{__name__}.{name}" for name in (
+        "activations",            # activation functions: saturated and linear regions
+        "zigzag",                 # inputs: centring, standardizing, mini-batch means
+        "dead_bias",              # dead ReLU units from a large negative bias
+        "zero_init",              # symmetry: zero init
+        "identical_init",         # symmetry: identical non-zero init
+        "depth_distributions",    # variance through the layers: n·Var(W)·Var(Y)
+        "glorot_he",              # Glorot & Bengio 2010, He et al. 2015
+        "residual_limits",        # limits: residual networks, Fixup
+        "layerwise_pretraining",  # greedy layer-wise pre-training
+    )
+]
