@@ -250,3 +250,20 @@ def test_jsonable_roundtrip():
         to_jsonable(object())
     c = Claim("t", "s", {"x": np.float64(1.5), "ok": np.bool_(True)}, "x > 1", np.bool_(True))
     assert c.passed is True and Claim.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+
+
+def test_cli_list_and_real_quick_reproduce(tmp_path, capsys):
+    from impediments.experiments import part1
+
+    assert main(["list"]) == 0
+    listed = capsys.readouterr().out
+    for path in part1.EXPERIMENTS:
+        name = path.rsplit(".", 1)[-1]
+        assert name in listed and experiments.get(name).DESCRIPTION in listed
+    out = tmp_path / "real"
+    assert main(["reproduce", "activations", "--quick", "--out", str(out), "--seed", "1"]) == 0
+    record = json.loads((out / "activations.json").read_text())
+    assert record["seed"] == 1 and record["quick"] is True and record["passed"] is True
+    assert (out / "activations.png").read_bytes().startswith(b"\x89PNG")
+    claims = json.loads((out / "claims.json").read_text())
+    assert list(claims["experiments"]) == ["activations"] and claims["passed"] is True
