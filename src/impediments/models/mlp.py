@@ -38,8 +38,17 @@ class ResidualBlock(nn.Module):
                   \\text{linear1} \\circ \\text{act} \\circ [\\text{norm1}]
 
     The branch is ``self.branch``; its last layer is ``branch.linear2``.
-    ``impediments.init.fixup`` may add a scalar multiplier and scalar biases.
+    :meth:`enable_fixup` (called by ``impediments.init.fixup``) adds a scalar
+    multiplier and scalar biases (Zhang, Dauphin & Ma 2019):
+
+    .. math:: x_{l+1} = x_l + s \\cdot F'(x_l) + b_\\text{out},
+
+    where ``F'`` is the branch with a scalar bias added before each activation and
+    each linear layer. Without Fixup the block has no extra parameters.
     """
+
+    fixup_scale: nn.Parameter | None
+    fixup_biases: nn.ParameterDict | None
 
     def __init__(self, width: int, *, activation_name: str, norm: str | None, dropout: float, bias: bool) -> None:
         super().__init__()
@@ -52,9 +61,32 @@ class ResidualBlock(nn.Module):
                 parts.append(("dropout", nn.Dropout(dropout)))
             parts.append((f"linear{k}", nn.Linear(width, width, bias=bias)))
         self.branch = nn.Sequential(OrderedDict(parts))
+        self.register_parameter("fixup_scale", None)
+        self.fixup_biases = None
+
+    def enable_fixup(self) -> None:
+        """Add the Fixup scalar multiplier (init 1) and scalar biases (init 0); idempotent."""
+        if self.fixup_scale is not None:
+            return
+        ref = self.branch.linear2.weight
+        self.fixup_scale = nn.Parameter(torch.ones((), dtype=ref.dtype, device=ref.device))
+        names = [n for n in self.branch._modules if n.startswith(("act", "linear"))] + ["out"]
+        self.fixup_biases = nn.ParameterDict(
+            {n: nn.Parameter(torch.zeros((), dtype=ref.dtype, device=ref.device)) for n in names})
+
+    @property
+    def fixup_enabled(self) -> bool:
+        return self.fixup_scale is not None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.branch(x)
+        if self.fixup_scale is None or self.fixup_biases is None:
+            return x + self.branch(x)
+        h = x
+        for name, module in self.branch.named_children():
+            if name in self.fixup_biases:
+                h = h + self.fixup_biases[name]
+            h = module(h)
+        return x + h * self.fixup_scale + self.fixup_biases["out"]
 
 
 def mlp(
