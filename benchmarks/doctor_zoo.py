@@ -164,7 +164,7 @@ def zoo() -> list[Setup]:
         S("dead_bias_cnn", "cnn", fz({"dead_units"}), lambda: dict(model=init(cnn(), bias=-10.0), data=data(),
                                                                    opt=sgd(0.05))),
         S("saturated_sigmoid_mlp", "mlp", fz({"saturated_units"}),
-          lambda: dict(model=init(mlp(depth=4, act="sigmoid"), "he", scale=4.0), data=data(), opt=sgd(0.1))),
+          lambda: dict(model=init(mlp(depth=4, act="sigmoid"), "he", scale=10.0), data=data(), opt=sgd(0.1))),
         S("saturated_tanh_cnn", "cnn", fz({"saturated_units"}),
           lambda: dict(model=init(cnn(act="tanh"), "he", scale=5.0), data=data(), opt=sgd(0.05))),
         S("linear_tanh_tiny_init", "mlp", fz({"linear_regime"}),

@@ -1,4 +1,4 @@
-"""Broken: Dropout feeding BatchNorm (dropout_before_bn), trained with weight decay (weight_decay_with_bn, info).
+"""Broken: Dropout feeding BatchNorm (dropout_before_bn).
 
     impediments doctor examples/dropout_before_bn.py   # exit 1
 """
@@ -24,4 +24,4 @@ def data():
 
 
 def optimizer(params):
-    return torch.optim.SGD(params, lr=0.1, weight_decay=5e-4)
+    return torch.optim.SGD(params, lr=0.1)

@@ -11,7 +11,7 @@ def model():
     net = imp.mlp(64, 10, width=64, depth=5, activation="sigmoid")
     for m in net.modules():
         if isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, std=4.0 / m.in_features ** 0.5)
+            nn.init.normal_(m.weight, std=12.0 / m.in_features ** 0.5)
             nn.init.zeros_(m.bias)
     return net
 

@@ -71,3 +71,32 @@ def test_bad_steps_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["doctor", str(EXAMPLES / "healthy_mlp.py"), "--steps", "0"])
     assert exc.value.code == 2
+
+
+# --------------------------------------------------------------------------------------------- the shipped examples
+def test_healthy_example_exits_zero_and_writes_reports(tmp_path, capsys):
+    js, html = tmp_path / "r.json", tmp_path / "r.html"
+    assert main(["doctor", str(EXAMPLES / "healthy_mlp.py"), "--steps", "20", "--json", str(js),
+                 "--html", str(html)]) == 0
+    out = capsys.readouterr().out
+    assert "No impediments found" in out
+    doc = json.loads(js.read_text())
+    assert doc["schema"] == "impediments.doctor.report" and doc["summary"]["worst"] in (None, "info")
+    assert doc["stats"]["steps"] == 20 and doc["stats"]["loss"]["count"] == 20
+    assert html.read_text().startswith("<!DOCTYPE html>")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "r.json"]     # no temp files left
+
+
+@pytest.mark.parametrize("command,example,code", [
+    ("checkup", "dead_relu.py", "dead_units"),
+    ("checkup", "zero_init.py", "symmetric_units"),
+    ("checkup", "raw_inputs.py", "uncentered_inputs"),
+    ("checkup", "small_batch_bn.py", "bn_small_batch"),
+    ("doctor", "dropout_before_bn.py", "dropout_before_bn"),
+])
+def test_broken_examples_exit_one(tmp_path, capsys, command, example, code):
+    js = tmp_path / "r.json"
+    argv = [command, str(EXAMPLES / example), "--json", str(js)] + (["--steps", "5"] if command == "doctor" else [])
+    assert main(argv) == 1
+    assert code in capsys.readouterr().out
+    assert code in json.loads(js.read_text())["summary"]["codes"]

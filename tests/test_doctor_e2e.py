@@ -114,7 +114,7 @@ def test_checkup_symmetric_units(digits, value):
 def test_checkup_saturated_and_linear(digits):
     pytest.importorskip("impediments.activations")   # region fractions come from the activations catalogue
     X, y = digits
-    assert "saturated_units" in flagged(checkup(he(mlp(act="sigmoid"), scale=4.0), X, y))
+    assert "saturated_units" in flagged(checkup(he(mlp(act="sigmoid"), scale=10.0), X, y))
     assert "linear_regime" in flagged(checkup(glorot(mlp(act="tanh"), scale=0.01), X, y))
     assert "linear_regime" in flagged(checkup(he(mlp(), scale=0.05, bias=5.0), X, y))
 

@@ -340,3 +340,12 @@ def test_html_is_self_contained_with_findings_first_and_plots(tmp_path):
     assert refs and all(r.startswith("data:image/png;base64,") for r in refs)
     assert "http://" not in html and "https://" not in html
     assert "dead_units" in html and "impediments reproduce dead_bias" in html
+
+
+def test_symmetry_checked_after_a_nan_is_ignored():
+    layers = {"hidden": layer(0), "out": layer(1)}
+    sym = {"hidden": _make("SymmetryStats", units=8, groups=[list(range(8))], checked_at_step=20)}
+    nan = _make("NonFinite", step=12, where="hidden", kind="parameter")
+    assert diagnose(stats(layers=layers, symmetry=sym, nonfinite=nan)).codes == {"non_finite"}
+    early = _make("NonFinite", step=30, where="hidden", kind="parameter")
+    assert "symmetric_units" in diagnose(stats(layers=layers, symmetry=sym, nonfinite=early)).codes

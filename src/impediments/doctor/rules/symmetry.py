@@ -18,12 +18,13 @@ def _output_layers(stats) -> set[str]:
 def symmetric_units(stats, th):
     """Hidden layers with groups of units whose incoming weights (and bias) are identical."""
     skip = _output_layers(stats)
+    nf = getattr(stats, "nonfinite", None)
     layers, survived = {}, False
     for name, s in stats.symmetry.items():
         groups = [g for g in (getattr(s, "groups", None) or []) if len(g) >= 2]
-        if name in skip or not groups:
-            continue
         step = getattr(s, "checked_at_step", 0) or 0
+        if name in skip or not groups or (nf is not None and step >= nf.step):
+            continue                    # weights checked after a NaN/Inf are meaningless (non_finite says so)
         survived |= step > 0
         layers[name] = {"units": s.units, "groups": len(groups), "largest_group": max(map(len, groups)),
                         "units_in_groups": sum(map(len, groups)), "checked_at_step": step}
