@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from impediments.monitor import HIST_EDGES, watch
-from impediments.monitor.accumulators import batch_moments, histogram_counts, merge_moments, moments_dict
+from impediments.monitor.accumulators import HIST_MAX_VALUES, batch_moments, histogram_counts, merge_moments, moments_dict
 from impediments.monitor.export import from_json
 from impediments.monitor.intercept import FUNCTION_KINDS
 from impediments.monitor.schedule import default_schedule, make_schedule
@@ -31,8 +31,11 @@ def assert_moments(m, ref, rtol=1e-5):
         assert getattr(m, k) == pytest.approx(ref[k], rel=rtol, abs=1e-6), k
 
 
-def brute_hist(x):
-    x = x.double().reshape(-1).numpy()
+def brute_hist(x, subsample=True):
+    x = x.reshape(-1)
+    if subsample:   # the documented subsample: evenly strided, at most HIST_MAX_VALUES values
+        x = x[::-(-x.numel() // HIST_MAX_VALUES)]
+    x = x.double().numpy()
     x = x[np.isfinite(x)]
     edges = np.asarray(HIST_EDGES)
     return np.histogram(np.clip(x, edges[0], np.nextafter(edges[-1], 0)), bins=edges)[0].tolist()
@@ -53,6 +56,8 @@ def test_moments_and_histogram_merge_equal_brute_force():
     for k in ref:
         assert got[k] == pytest.approx(ref[k], rel=1e-6)
     assert sum(histogram_counts(p)[:-1] for p in parts).tolist() == brute_hist(full)
+    big = torch.randn(3 * HIST_MAX_VALUES + 5)
+    assert 0 < histogram_counts(big)[:-1].sum() <= HIST_MAX_VALUES and histogram_counts(big)[:-1].tolist() == brute_hist(big)
     bad = torch.tensor([1.0, float("nan"), float("inf"), -float("inf"), 1e9, -1e-9])
     h = histogram_counts(bad)
     assert h[-1] == 3 and h[:-1].tolist() == brute_hist(bad) and moments_dict(batch_moments(bad))["nonfinite"] == 3

@@ -16,6 +16,8 @@ so any magnitude fits and histograms add. Nothing here calls ``.item()``: all up
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 #: decades covered by the signed-log histogram (magnitudes 1e-6 .. 1e6) and bins per decade
@@ -43,14 +45,18 @@ def batch_moments(x: torch.Tensor, dim=None) -> torch.Tensor:
     """Moments state of ``x`` (over all elements, or over ``dim``), in 4 fused kernels, without a sync.
 
     Non-finite values are counted in the last row; they also poison mean/var/min/max of that
-    batch (as in numpy), which keeps the fast path to one pass.
+    batch (as in numpy). On CPU (where reading a scalar costs nothing) the count pass is skipped
+    when the mean is finite, since any NaN/Inf would make it non-finite.
     """
     x = x.detach()
     if dim is None:
         n = x.numel()
         var, mean = torch.var_mean(x, correction=0)
         lo, hi = torch.aminmax(x)
-        bad = n - torch.isfinite(x).sum()
+        if x.device.type == "cpu" and math.isfinite(float(mean)):
+            bad = torch.zeros((), dtype=torch.float64)   # a NaN/Inf would make the mean non-finite
+        else:
+            bad = n - torch.isfinite(x).sum()
     else:
         n = 1
         for d in (dim if isinstance(dim, tuple) else (dim,)):
@@ -79,12 +85,24 @@ def moments_dict(m: torch.Tensor) -> dict:
             "min": lo if count else nan, "max": hi if count else nan, "nonfinite": int(bad)}
 
 
-def histogram_counts(x: torch.Tensor) -> torch.Tensor:
-    """int64 counts of ``x`` in :data:`HIST_EDGES` bins plus one last slot for non-finite values.
+#: histograms count an evenly strided subsample of at most this many values per tensor and call
+#: (``x.flatten()[::ceil(numel / HIST_MAX_VALUES)]``), so a sampled step costs O(1) in the tensor size;
+#: moments, counts of non-finite values and unit activity always use every value.
+HIST_MAX_VALUES = 1 << 14
 
-    One ``bucketize`` and one ``bincount``; shape ``(HIST_BINS + 1,)``.
-    """
+
+def histogram_subsample(x: torch.Tensor) -> torch.Tensor:
+    """The values a histogram counts (see :data:`HIST_MAX_VALUES`)."""
     x = x.detach().reshape(-1)
+    stride = -(-x.numel() // HIST_MAX_VALUES)
+    return x[::stride].contiguous() if stride > 1 else x
+
+
+def histogram_counts(x: torch.Tensor) -> torch.Tensor:
+    """int64 counts of :func:`histogram_subsample` of ``x`` in :data:`HIST_EDGES` bins, plus one last
+    slot for non-finite values. One ``bucketize`` and one ``bincount``; shape ``(HIST_BINS + 1,)``.
+    """
+    x = histogram_subsample(x)
     key = (x.device, x.dtype)
     bounds = _BOUNDARIES.get(key)
     if bounds is None:

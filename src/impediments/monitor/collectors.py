@@ -66,10 +66,11 @@ def _region_counts(x: torch.Tensor, kind: str):
     return region_counts(x, kind)
 
 
-def record_activation_input(bag: Bag, x: torch.Tensor, kind: str, dim: int) -> int:
-    """Fold the pre-activation ``x`` into ``bag``; returns the number of units (host int)."""
+def record_activation_input(bag: Bag, x: torch.Tensor, kind: str, dim: int, moments=None) -> int:
+    """Fold the pre-activation ``x`` into ``bag`` (``moments``: its moments if already computed,
+    e.g. as the output of the Linear that fed it); returns the number of units (host int)."""
     x = x.detach()
-    bag.add("input", batch_moments(x), "moments")
+    bag.add("input", batch_moments(x) if moments is None else moments, "moments")
     counts = _region_counts(x, kind)
     if counts is not None:
         bag.add("regions", counts.to(torch.int64), "sum")

@@ -53,6 +53,7 @@ class Monitor:
         self._last_out = self._root_args = None
         self._sym: dict = {}
         self._replays = 0
+        self._last_moments = None
 
     # --------------------------------------------------------------------- scope
     def __enter__(self) -> "Monitor":
@@ -120,7 +121,7 @@ class Monitor:
         if self._icpt is None or not model.training:
             return None
         self._icpt.disarm()
-        self._last_leaf = self._last_out = None
+        self._last_leaf = self._last_out = self._last_moments = None
         bad = _nonfinite_flag(out)
         if bad is not None:
             if bad.device.type != "cpu":
@@ -144,7 +145,8 @@ class Monitor:
         if meta is None:
             meta = self.meta["act"][name] = {"kind": kind, "depth": len(self.meta["act"]), "units": 0}
         bag = self.state().bag("act", name)
-        meta["units"] = max(meta["units"], C.record_activation_input(bag, x, kind, dim))
+        known = self._last_moments if self._last_out is x else None   # fed directly by a Linear/Conv
+        meta["units"] = max(meta["units"], C.record_activation_input(bag, x, kind, dim, known))
         return name, bag
 
     def _act_out(self, token, out):
@@ -170,12 +172,13 @@ class Monitor:
 
     def _mod_post(self, name, module, args, out):
         if next(module.children(), None) is None:
-            self._last_leaf, self._last_out = module, out
+            self._last_leaf, self._last_out, self._last_moments = module, out, None
         if isinstance(module, C.LAYER_TYPES) and isinstance(out, torch.Tensor):
             meta = self.meta["layer"]
             if name not in meta:
                 meta[name] = {"kind": type(module).__name__, "depth": len(meta)}
             m = C.record_layer_output(self.state().bag("layer", name), out)
+            self._last_moments = m
             self.nonfinite.update_forward(m[5] > 0, self._fwd_step, name)
 
     # --------------------------------------------------------------------- public API
