@@ -186,7 +186,7 @@ def zoo() -> list[Setup]:
         S("exploding_grad_huge_lr", "mlp", fz({"exploding_gradients"}),
           lambda: dict(model=init(mlp()), data=data(), opt=sgd(20.0))),
         S("exploding_grad_deep_relu_large", "mlp", fz({"exploding_gradients"}),
-          lambda: dict(model=init(mlp(depth=6), "he", scale=2.0), data=data(), opt=sgd(1e-4))),
+          lambda: dict(model=init(mlp(depth=8), "he", scale=2.5), data=data(), opt=sgd(1e-4))),
         S("symmetric_zero_init_tanh", "mlp", fz({"symmetric_units"}),
           lambda: dict(model=init(mlp(act="tanh"), "constant", std=0.0), data=data(), opt=sgd(0.1))),
         S("symmetric_identical_init_relu", "mlp", fz({"symmetric_units"}),
@@ -256,13 +256,14 @@ def run_setup(setup: Setup, steps: int, seed: int = 0) -> dict:
 
 
 def summarize(rows: list[dict]) -> dict:
-    recall = {}
+    recall, flagged = {}, {}
     for code in CODES:
         hits = [code in r["found"] for r in rows if code in r["expected"]]
         recall[code] = (sum(hits), len(hits))
+        flagged[code] = sum(code in r["flagged"] for r in rows if code in r["expected"])
     healthy = [r for r in rows if not r["expected"]]
     fp = [r for r in healthy if r["flagged"]]
-    return {"recall": recall, "healthy": len(healthy), "false_positives": len(fp),
+    return {"recall": recall, "flagged": flagged, "healthy": len(healthy), "false_positives": len(fp),
             "false_positive_setups": {r["name"]: r["flagged"] for r in fp}}
 
 
@@ -283,9 +284,10 @@ def main(argv=None) -> int:
         print(f"{status:4s} {s.name:34s} {s.family:8s} expected={','.join(row['expected']) or '-'} "
               f"found={','.join(row['found']) or '-'} ({row['seconds']:.1f}s)", flush=True)
     summary = summarize(rows)
-    print("\n| code | detected / setups | recall |\n|---|---|---|")
+    print("\n| code | detected / setups | recall | of which warning or error |\n|---|---|---|---|")
     for code, (hit, total) in summary["recall"].items():
-        print(f"| `{code}` | {hit} / {total} | {hit / total:.0%} |" if total else f"| `{code}` | 0 / 0 | n/a |")
+        print(f"| `{code}` | {hit} / {total} | {hit / total:.0%} | {summary['flagged'][code]} |" if total
+              else f"| `{code}` | 0 / 0 | n/a | |")
     print(f"\nhealthy setups: {summary['healthy']}, false positives (any warning/error): "
           f"{summary['false_positives']} ({summary['false_positives'] / max(summary['healthy'], 1):.0%})"
           + (f" {summary['false_positive_setups']}" if summary["false_positives"] else ""))

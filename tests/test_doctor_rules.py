@@ -251,6 +251,9 @@ def test_bn_rules():
 def test_loss_rules():
     assert "diverging_loss" in codes(stats(loss=loss([2.3, 3.0, 3.5])))
     assert "diverging_loss" not in codes(stats(loss=loss([2.3, 3.0, 3.4])))
+    spike = diagnose(stats(loss=loss([2.3, 24.0, 2.0, 1.9]))).by_code("diverging_loss")   # 24 > 10 x 2.3
+    assert [f.severity for f in spike] == ["warning"] and spike[0].evidence["peak_over_first"] > 10
+    assert "diverging_loss" not in codes(stats(loss=loss([2.3, 22.0, 2.0, 1.9])))
     assert diagnose(stats(loss=loss([2.3, 2.3, 2.3], nonfinite=7))).by_code("diverging_loss")[0].evidence[
         "first_nonfinite_step"] == 7
     assert "loss_plateau" in codes(stats(loss=loss([2.3, 2.29, 2.3])))

@@ -60,6 +60,8 @@ class Thresholds:
     loss_min_windows: int = _t(3, "a loss trend needs at least three windows")
     diverging_factor: float = _t(1.5, "loss over the last third of the run 50% above the first third's: training "
                                       "made it worse")
+    loss_spike_factor: float = _t(10.0, "a window's mean loss 10x the first loss: steps overshoot even if the loss "
+                                        "later comes back down")
     plateau_min_steps: int = _t(50, "do not call a plateau before this many steps")
     plateau_improvement: float = _t(0.02, "loss over the last third less than 2% below the first third's (2% is "
                                           "above the mini-batch noise of window means; healthy runs fall far more)")

@@ -80,6 +80,10 @@ def gradients_exploded_overall(stats, th):
         gmax = getattr(p, "grad_norm_max", None)
         if finite(gmax) and gmax > th.exploding_grad_norm:
             big_grad[name] = float(gmax)
+    for w in getattr(stats, "windows", None) or []:     # per-window norms survive a later NaN in the means
+        for name, g in (getattr(w, "grad_norm", None) or {}).items():
+            if finite(g) and g > th.exploding_grad_norm:
+                big_grad[name] = max(big_grad.get(name, 0.0), float(g))
     if not big_update and not big_grad:
         return []
     evidence = {"update_to_weight": big_update, "update_threshold": th.exploding_update_ratio,

@@ -32,7 +32,14 @@ def diverging_loss(stats, th):
         return []
     first, last = _thirds(means)
     ratio = last / first
+    start = getattr(loss, "first", None)
+    peak = max(means)
     if ratio < th.diverging_factor:
+        if finite(start) and start > 0 and peak > th.loss_spike_factor * start:
+            return [finding("diverging_loss", "warning", ["loss"],
+                            {"peak_over_first": peak / start, "threshold": th.loss_spike_factor,
+                             "first_loss": start, "peak_window_loss": peak, "last_third_loss": last,
+                             "steps": loss.count}, explanation, remedy)]
         return []
     return [finding("diverging_loss", "error", ["loss"],
                     {"last_over_first": ratio, "threshold": th.diverging_factor, "first_third_loss": first,
