@@ -352,3 +352,36 @@ def test_symmetry_checked_after_a_nan_is_ignored():
     assert diagnose(stats(layers=layers, symmetry=sym, nonfinite=nan)).codes == {"non_finite"}
     early = _make("NonFinite", step=30, where="hidden", kind="parameter")
     assert "symmetric_units" in diagnose(stats(layers=layers, symmetry=sym, nonfinite=early)).codes
+
+
+def _everything():
+    """Hand-built stats that fire every code at least once."""
+    acts = {"d": act("d", units=10, dead=range(10)), "s": act("s", kind="tanh", depth=1, sat=0.95, lin=0.0),
+            "l": act("l", kind="tanh", depth=2, sat=0.0, lin=0.99, in_var=1e-8)}
+    grow = {f"g{i}": act(f"g{i}", depth=10 + i, in_var=10.0 ** i) for i in range(4)}
+    layers = {f"l{i}": layer(i, grad_var=11.0 ** i) for i in range(4)}
+    layers["out"] = layer(9)
+    rev = {f"r{i}": layer(i, grad_var=11.0 ** -i) for i in range(4)}
+    rev["out"] = layer(9)
+    bns = {"bn": bn(values=2, running=3, preceded_by="Dropout", wd=1e-4)}
+    s1 = stats(activations={**acts}, layers=layers, params={"w.weight": param("w", upd=3.0)},
+               symmetry={"l0": _make("SymmetryStats", units=4, groups=[[0, 1]], checked_at_step=5)},
+               batchnorm=bns, inputs=_inputs([50.0, 50.0, 50.0], [1.0, 1.0, 2e3]), loss=loss([2.3, 2.3, 2.3]),
+               nonfinite=_make("NonFinite", step=99, where="d", kind="activation"))
+    s2 = stats(activations=grow, layers=rev, params={"w.weight": param("w", grad_norm=0.0, grad_max=0.0)},
+               loss=loss([2.3, 5.0, 9.0]))
+    return diagnose(s1).findings + diagnose(s2).findings
+
+
+def test_every_code_fires_and_every_remedy_names_real_functions():
+    import importlib
+    import re
+
+    findings = _everything()
+    assert {f.code for f in findings} == set(CODES)
+    for f in findings:
+        assert f.explanation and f.remedy and f.where
+        assert re.search(r"see: impediments reproduce [a-z_0-9]+", f.remedy), f.remedy
+        for dotted in re.findall(r"\bimpediments(?:\.[A-Za-z_]\w*)+", f.remedy):
+            module, _, attr = dotted.rpartition(".")
+            assert hasattr(importlib.import_module(module), attr), f"{f.code}: {dotted} does not exist"
