@@ -41,35 +41,77 @@ def empty_moments(shape=(), device=None) -> torch.Tensor:
     return m
 
 
-def batch_moments(x: torch.Tensor, dim=None) -> torch.Tensor:
-    """Moments state of ``x`` (over all elements, or over ``dim``), in 4 fused kernels, without a sync.
+class Batch:
+    """Moments of one tensor before folding: ``n`` (int), ``v = [mean, var, min, max]`` (one stacked
+    tensor, still in the input dtype) and ``bad`` (non-finite count: an int, or a device tensor)."""
 
-    Non-finite values are counted in the last row; they also poison mean/var/min/max of that
-    batch (as in numpy). On CPU (where reading a scalar costs nothing) the count pass is skipped
-    when the mean is finite, since any NaN/Inf would make it non-finite.
+    __slots__ = ("n", "v", "bad")
+
+    def __init__(self, n, v, bad) -> None:
+        self.n, self.v, self.bad = n, v, bad
+
+    def state(self) -> torch.Tensor:
+        """The ``(6, *shape)`` float64 moments state."""
+        v = self.v.double()
+        bad = torch.as_tensor(self.bad, dtype=torch.float64, device=v.device).expand_as(v[0])
+        n = torch.full_like(v[0], self.n)
+        return torch.stack([n, v[0], v[1] * n, v[2], v[3], bad])
+
+
+def batch_moments(x: torch.Tensor, dim=None) -> Batch:
+    """Moments of ``x`` (over all elements, or over ``dim``) in 3 kernels, without a device sync.
+
+    Non-finite values are counted in ``bad``; they also poison mean/var/min/max of that batch
+    (as in numpy). On CPU (where reading a scalar costs nothing) the count pass is skipped when
+    the mean is finite, since any NaN/Inf would make it non-finite.
     """
     x = x.detach()
     if dim is None:
         n = x.numel()
         var, mean = torch.var_mean(x, correction=0)
         lo, hi = torch.aminmax(x)
-        if x.device.type == "cpu" and math.isfinite(float(mean)):
-            bad = torch.zeros((), dtype=torch.float64)   # a NaN/Inf would make the mean non-finite
+        v = torch.stack([mean, var, lo, hi])
+        if x.device.type == "cpu":
+            bad = 0 if math.isfinite(float(v[0])) else int(n - torch.isfinite(x).sum())
         else:
             bad = n - torch.isfinite(x).sum()
+        return Batch(n, v, bad)
+    n = 1
+    for d in (dim if isinstance(dim, tuple) else (dim,)):
+        n *= x.shape[d]
+    var, mean = torch.var_mean(x, dim=dim, correction=0)
+    v = torch.stack([mean, var, torch.amin(x, dim=dim), torch.amax(x, dim=dim)])
+    return Batch(n, v, n - torch.isfinite(x).sum(dim=dim))
+
+
+def as_state(m) -> torch.Tensor:
+    return m.state() if isinstance(m, Batch) else m
+
+
+def fold_moments(state, batches: list) -> torch.Tensor:
+    """Fold many :class:`Batch` into ``state`` at once (the K-part form of Chan's formula):
+
+    .. math:: n = \\sum n_i,\\ \\mu = \\sum n_i \\mu_i / n,\\
+              M_2 = \\sum n_i \\sigma_i^2 + \\sum n_i (\\mu_i - \\mu)^2.
+    """
+    v = torch.stack([b.v for b in batches]).double()          # (K, 4, ...)
+    shape = (-1,) + (1,) * (v.dim() - 2)
+    n = torch.tensor([b.n for b in batches], dtype=torch.float64, device=v.device).view(shape)
+    bads = [b.bad for b in batches]
+    if all(isinstance(b, int) for b in bads):
+        bad = torch.full_like(v[0, 0], float(sum(bads)))
     else:
-        n = 1
-        for d in (dim if isinstance(dim, tuple) else (dim,)):
-            n *= x.shape[d]
-        var, mean = torch.var_mean(x, dim=dim, correction=0)
-        lo, hi = torch.amin(x, dim=dim), torch.amax(x, dim=dim)
-        bad = n - torch.isfinite(x).sum(dim=dim)
-    mean = mean.double()
-    return torch.stack([torch.full_like(mean, n), mean, var.double() * n, lo.double(), hi.double(), bad.double()])
+        bad = torch.stack([torch.as_tensor(b, device=v.device).double().expand_as(v[0, 0]) for b in bads]).sum(0)
+    total = n.sum(0)
+    mean = (n * v[:, 0]).sum(0) / total
+    m2 = (n * v[:, 1]).sum(0) + (n * (v[:, 0] - mean) ** 2).sum(0)
+    part = torch.stack([total.expand_as(mean), mean, m2, v[:, 2].amin(0), v[:, 3].amax(0), bad])
+    return part if state is None else merge_moments(state, part)
 
 
-def merge_moments(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def merge_moments(a, b) -> torch.Tensor:
     """Chan's pairwise merge of two moments states (see module docstring); empty parts are neutral."""
+    a, b = as_state(a), as_state(b)
     n = a[0] + b[0]
     delta = b[1] - a[1]
     frac = torch.where(n > 0, b[0] / n.clamp_min(1), torch.zeros_like(n))
@@ -79,7 +121,7 @@ def merge_moments(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def moments_dict(m: torch.Tensor) -> dict:
     """Host-side ``count, mean, var, min, max, nonfinite`` of a scalar moments state (syncs)."""
-    count, mean, m2, lo, hi, bad = m.detach().cpu().tolist()
+    count, mean, m2, lo, hi, bad = as_state(m).detach().cpu().tolist()
     nan = float("nan")
     return {"count": int(count), "mean": mean if count else nan, "var": m2 / count if count else nan,
             "min": lo if count else nan, "max": hi if count else nan, "nonfinite": int(bad)}
@@ -122,8 +164,12 @@ class Bag:
 
     RULES = ("sum", "max", "min", "moments", "last", "first")
 
+    #: pending parts folded in one go once this many accumulate (or when read)
+    PENDING = 32
+
     def __init__(self) -> None:
-        self.t: dict[str, torch.Tensor] = {}
+        self._t: dict[str, torch.Tensor] = {}
+        self._p: dict[str, list] = {}
         self.rule: dict[str, str] = {}
         self.ints: dict[str, int] = {}
         self.h: dict[str, float] = {}       # host floats (CPU fast path), same rules
@@ -150,13 +196,49 @@ class Bag:
         t = self.t.get(name)
         return None if t is None else float(t)
 
-    def add(self, name: str, value: torch.Tensor, rule: str) -> None:
-        """Fold ``value`` into field ``name`` with ``rule`` (no host sync)."""
-        old = self.t.get(name)
+    @property
+    def t(self) -> dict[str, torch.Tensor]:
+        """The folded tensors (folds pending parts first)."""
+        for name in list(self._p):
+            self._fold(name)
+        return self._t
+
+    def _fold(self, name: str) -> None:
+        parts = self._p.pop(name, None)
+        if not parts:
+            return
+        old = self._t.get(name)
+        if self.rule[name] == "moments":
+            self._t[name] = fold_moments(old, parts)
+            return
+        try:
+            total = torch.stack(parts).sum(0)
+        except RuntimeError:   # shapes differ (a layer seen with more units): fold one by one
+            total = parts[0]
+            for p in parts[1:]:
+                total = _combine(total, p, "sum")
+        self._t[name] = total if old is None else _combine(old, total, "sum")
+
+    def add(self, name: str, value, rule: str) -> None:
+        """Fold ``value`` (a tensor, or a :class:`Batch` for ``moments``) into field ``name`` (no host sync).
+
+        ``sum`` and ``moments`` parts are queued and folded together (one fused fold per
+        :attr:`PENDING` parts), so an update costs no kernel at all.
+        """
+        if rule in ("sum", "moments"):
+            self.rule[name] = rule
+            q = self._p.setdefault(name, [])
+            q.append(value if isinstance(value, Batch) else value.detach())
+            if len(q) >= self.PENDING:
+                self._fold(name)
+            return
+        if isinstance(value, Batch):
+            value = value.state()
+        old = self._t.get(name)
         if old is None:
-            self.t[name], self.rule[name] = value.detach().clone() if rule == "last" else value.detach(), rule
+            self._t[name], self.rule[name] = value.detach().clone() if rule == "last" else value.detach(), rule
         else:
-            self.t[name] = _combine(old, value.detach(), rule)
+            self._t[name] = _combine(old, value.detach(), rule)
 
     def count(self, name: str, k: int = 1) -> None:
         self.ints[name] = self.ints.get(name, 0) + k
@@ -164,7 +246,14 @@ class Bag:
     def merge(self, other: "Bag") -> "Bag":
         """Fold ``other`` (a later part of the stream, or another process) into ``self``."""
         for name, value in other.t.items():
-            self.add(name, value, other.rule[name])
+            rule = other.rule[name]
+            if rule == "moments":
+                self._fold(name)
+                self.rule[name] = rule
+                old = self._t.get(name)
+                self._t[name] = value.clone() if old is None else merge_moments(old, value)
+            else:
+                self.add(name, value, rule)
         for name, k in other.ints.items():
             self.count(name, k)
         for name, v in other.h.items():
@@ -173,7 +262,7 @@ class Bag:
 
     def copy(self) -> "Bag":
         b = Bag()
-        b.t, b.rule, b.ints = {k: v.clone() for k, v in self.t.items()}, dict(self.rule), dict(self.ints)
+        b._t, b.rule, b.ints = {k: v.clone() for k, v in self.t.items()}, dict(self.rule), dict(self.ints)
         b.h, b.hrule = dict(self.h), dict(self.hrule)
         return b
 
@@ -185,7 +274,7 @@ class Bag:
     @classmethod
     def from_state(cls, d: dict, device=None) -> "Bag":
         b = cls()
-        b.t = {k: torch.as_tensor(v).to(device) for k, v in d["t"].items()}
+        b._t = {k: torch.as_tensor(v).to(device) for k, v in d["t"].items()}
         b.rule, b.ints = dict(d["rule"]), dict(d["ints"])
         b.h, b.hrule = dict(d.get("h", {})), dict(d.get("hrule", {}))
         unknown = set(b.rule.values()) - set(cls.RULES)
@@ -194,10 +283,11 @@ class Bag:
         return b
 
     def tensors(self) -> int:
-        return len(self.t)
+        return len(self._t) + sum(len(p) for p in self._p.values())
 
     def nbytes(self) -> int:
-        return sum(v.numel() * v.element_size() for v in self.t.values())
+        return sum(v.numel() * v.element_size() for v in self._t.values()) + sum(
+            (p.v if isinstance(p, Batch) else p).numel() * 8 for q in self._p.values() for p in q)
 
 
 def _combine(old: torch.Tensor, new: torch.Tensor, rule: str) -> torch.Tensor:
@@ -210,7 +300,7 @@ def _combine(old: torch.Tensor, new: torch.Tensor, rule: str) -> torch.Tensor:
     if rule == "min":
         return torch.minimum(old, new)
     if rule == "moments":
-        return merge_moments(old, new)
+        return merge_moments(old, as_state(new))
     if rule == "last":
         return new.clone()
     if rule == "first":

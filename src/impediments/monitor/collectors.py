@@ -84,7 +84,7 @@ def record_activation_input(bag: Bag, x: torch.Tensor, kind: str, dim: int, mome
 
 
 def record_activation_output(bag: Bag, out: torch.Tensor) -> torch.Tensor:
-    """Fold the output into ``bag``; returns its moments state (row 5 = non-finite count)."""
+    """Fold the output into ``bag``; returns its :class:`Batch` moments (``bad`` = non-finite count)."""
     m = batch_moments(out)
     bag.add("output", m, "moments")
     bag.add("hist", histogram_counts(out), "sum")

@@ -59,9 +59,15 @@ class FirstNonFinite:
             return
         self._set(kind, bad, step, self.code(where))
 
-    def update_forward(self, bad: torch.Tensor, step: int, where: str) -> None:
-        if "activation" not in self.first:
-            self._set("activation", bad, step, self.code(where))
+    def update_forward(self, bad, step: int, where: str) -> None:
+        """``bad``: the non-finite count of a module/activation output (int on CPU, else a tensor)."""
+        if "activation" in self.first:
+            return
+        if isinstance(bad, int):
+            if bad:
+                self.first["activation"] = (step, self.code(where))
+            return
+        self._set("activation", bad > 0, step, self.code(where))
 
     def step_of(self, kind: str) -> int | None:
         """First step of ``kind`` (syncs), or None."""
