@@ -102,7 +102,7 @@ class Runner:
             self.opt.zero_grad()
             loss.backward()
             self.opt.step()
-            if isinstance(self.mon, type(watch(nn.Linear(1, 1)))):
+            if hasattr(self.mon, "record_loss"):
                 self.mon.record_loss(loss)
         return (time.perf_counter() - t) / steps
 

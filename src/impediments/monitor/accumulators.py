@@ -59,16 +59,22 @@ class Batch:
 
 
 def batch_moments(x: torch.Tensor, dim=None) -> Batch:
-    """Moments of ``x`` (over all elements, or over ``dim``) in 3 kernels, without a device sync.
+    """Moments of ``x`` (over all elements, or over ``dim``) by the two-pass algorithm, no device sync.
 
-    Non-finite values are counted in ``bad``; they also poison mean/var/min/max of that batch
-    (as in numpy). On CPU (where reading a scalar costs nothing) the count pass is skipped when
-    the mean is finite, since any NaN/Inf would make it non-finite.
+    :math:`\\mu = \\sum x / n`, then :math:`\\sigma^2 = \\sum (x-\\mu)^2 / n` (one BLAS ``dot``):
+    exact to rounding even when :math:`|\\mu| \\gg \\sigma`, and on CPU an order of magnitude faster
+    than ``torch.var_mean``. Non-finite values are counted in ``bad``; they also poison
+    mean/var/min/max of that batch (as in numpy). On CPU (where reading a scalar costs nothing) the
+    count pass is skipped when the mean is finite, since any NaN/Inf would make it non-finite.
     """
     x = x.detach()
+    if not x.is_floating_point():
+        x = x.double()
     if dim is None:
         n = x.numel()
-        var, mean = torch.var_mean(x, correction=0)
+        mean = x.sum() / max(n, 1)
+        d = (x - mean).reshape(-1)
+        var = torch.dot(d, d) / max(n, 1)
         lo, hi = torch.aminmax(x)
         v = torch.stack([mean, var, lo, hi])
         if x.device.type == "cpu":
@@ -79,8 +85,9 @@ def batch_moments(x: torch.Tensor, dim=None) -> Batch:
     n = 1
     for d in (dim if isinstance(dim, tuple) else (dim,)):
         n *= x.shape[d]
-    var, mean = torch.var_mean(x, dim=dim, correction=0)
-    v = torch.stack([mean, var, torch.amin(x, dim=dim), torch.amax(x, dim=dim)])
+    mean = x.mean(dim=dim, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=dim)
+    v = torch.stack([mean.squeeze(dim), var, torch.amin(x, dim=dim), torch.amax(x, dim=dim)])
     return Batch(n, v, n - torch.isfinite(x).sum(dim=dim))
 
 

@@ -77,7 +77,8 @@ def record_activation_input(bag: Bag, x: torch.Tensor, kind: str, dim: int, mome
     units = x.shape[dim] if x.dim() else 1
     if kind in RELU_FAMILY and x.dim():
         others = tuple(d for d in range(x.dim()) if d != dim)
-        bag.add("active", (x > 0).sum(dim=others) if others else (x > 0).long(), "sum")
+        active = (x > 0).float().sum(dim=others) if others else (x > 0).float()   # exact below 2**24 per call
+        bag.add("active", active.double(), "sum")
         bag.count("unit_total", x.numel() // max(units, 1))
     bag.count("samples")
     return units

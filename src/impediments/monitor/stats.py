@@ -27,7 +27,7 @@ def _activation(name, meta, bag) -> S.ActivationStats:
         if total > 0:
             sat, lin, act = (r / total).tolist()
     active = bag.t.get("active")
-    unit_counts = active.cpu().tolist() if active is not None else None
+    unit_counts = [int(c) for c in active.cpu().tolist()] if active is not None else None
     return S.ActivationStats(
         name=name, kind=meta["kind"], depth=meta["depth"], samples=bag.ints.get("samples", 0),
         output=_moments(bag, "output"), input=_moments(bag, "input"),
