@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+import numpy as np
+
 from impediments.experiments.framework import Claim, Table, claim, seeded, train
 
 NAME = "dead_bias"
@@ -46,9 +48,11 @@ class Config:
 
 @dataclass
 class Result:
-    steps: list
-    runs: dict       # str(bias) -> {"dead": {layer: [fraction per evaluation]}, "dead_all": [...], "test_acc",
-                     #   "train_loss", "dead_bias_change": max |Δb| over units dead at init and at the end}
+    runs: dict       # str(bias) -> {"dead_before"/"dead_after": {layer: fraction dead on the training set},
+                     #   "dead_all": [before, after] over all hidden units, "never_active": {layer: fraction never
+                     #   active on any training batch}, "window_end": [step], "window_dead": {layer: [fraction
+                     #   inactive in each monitor window]}, "test_acc", "train_loss", "eval_steps",
+                     #   "dead_bias_change": max |Δb| over never-active units}
     biases: list
     width: int
 
@@ -78,52 +82,58 @@ def dead_units(model: nn.Module, X: torch.Tensor, layers: list[str]) -> dict[str
     return out
 
 
-class DeadProbe:
-    """Training callback: dead units of each activation layer at every evaluation."""
-
-    def __init__(self, model: nn.Module, X: torch.Tensor, layers: list[str]) -> None:
-        self.model, self.X, self.layers = model, X, layers
-        self.history: list[dict[str, torch.Tensor]] = []
-
-    def on_eval(self, step, metrics) -> None:
-        self.history.append(dead_units(self.model, self.X, self.layers))
-
-
 def train_one(config: Config, bias: float) -> dict:
+    """Train from He weights and the given hidden bias under :func:`impediments.monitor.watch` (every step).
+
+    Dead units on the whole training set are measured before and after training; during training the
+    monitor's windows give the fraction of units inactive on each window's batches, and its
+    ``dead_units`` the units never active on any training batch, whose biases must not have moved.
+    """
     from impediments.data import load_dataset
     from impediments.models import mlp
+    from impediments.monitor import watch
 
     data = load_dataset("digits", seed=config.seed)
     model = seeded(config.seed, mlp, data.in_features, data.num_classes, width=config.width, depth=config.depth,
                    activation="relu")
     linears = [f"hidden{k}.linear" for k in range(1, config.depth + 1)]
-    with torch.no_grad():
-        for name in linears:
-            nn.init.kaiming_normal_(model.get_submodule(name).weight, nonlinearity="relu")
-            model.get_submodule(name).bias.fill_(bias)
-    start = {n: model.get_submodule(n).bias.detach().clone() for n in linears}
     acts = [f"hidden{k}.act" for k in range(1, config.depth + 1)]
-    probe = DeadProbe(model, data.X_train, acts)
-    h = train(model, data, seed=config.seed, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-              callbacks=[probe])
+    initialize_he(model, linears, bias, config.seed)
+    start = {n: model.get_submodule(n).bias.detach().clone() for n in linears}
+    before = dead_units(model, data.X_train, acts)
+    with watch(model, every=1, include=acts) as mon:
+        h = train(model, data, seed=config.seed, epochs=config.epochs, batch_size=config.batch_size,
+                  lr=config.lr)
+    stats = mon.stats()
+    after = dead_units(model, data.X_train, acts)
     change = 0.0
     for lin, act in zip(linears, acts):
-        always_dead = probe.history[0][act] & probe.history[-1][act]
-        delta = (model.get_submodule(lin).bias.detach() - start[lin]).abs()[always_dead]
-        change = max(change, float(delta.max()) if len(delta) else 0.0)
+        never = list(stats.activations[act].dead_units)
+        if never:
+            delta = (model.get_submodule(lin).bias.detach() - start[lin]).abs()[never]
+            change = max(change, float(delta.max()))
     return {
-        "dead": {a: [float(d[a].float().mean()) for d in probe.history] for a in acts},
-        "dead_all": [float(torch.cat([d[a] for a in acts]).float().mean()) for d in probe.history],
-        "test_acc": h.test_acc, "train_loss": h.train_loss, "dead_bias_change": change, "steps": h.eval_steps,
+        "dead_before": {a: float(before[a].float().mean()) for a in acts},
+        "dead_after": {a: float(after[a].float().mean()) for a in acts},
+        "dead_all": [float(torch.cat([d[a] for a in acts]).float().mean()) for d in (before, after)],
+        "never_active": {a: len(stats.activations[a].dead_units) / stats.activations[a].units for a in acts},
+        "window_end": [w.end_step for w in stats.windows],
+        "window_dead": {a: [w.dead_fraction.get(a, float("nan")) for w in stats.windows] for a in acts},
+        "test_acc": h.test_acc, "train_loss": h.train_loss, "eval_steps": h.eval_steps,
+        "dead_bias_change": change,
     }
+
+
+def initialize_he(model: nn.Module, linears: list[str], bias: float, seed: int) -> None:
+    """He normal weights N(0, 2/fan_in) and a constant bias on the named Linear layers."""
+    from impediments.init import initialize
+
+    initialize(model, "he_normal", bias=bias, seed=seed, layers=linears)
 
 
 def run(config: Config) -> Result:
     runs = {str(b): train_one(config, b) for b in config.biases}
-    steps = next(iter(runs.values())).pop("steps")
-    for r in runs.values():
-        r.pop("steps", None)
-    return Result(steps=steps, runs=runs, biases=list(config.biases), width=config.width)
+    return Result(runs=runs, biases=list(config.biases), width=config.width)
 
 
 def plot(result: Result):
@@ -141,9 +151,12 @@ def claims(result: Result) -> list[Claim]:
               {"dead_negative_init": d0, "dead_negative_final": d1, "dead_normal_max": max(normal["dead_all"])},
               "dead_negative_final >= 0.8 * dead_negative_init and dead_negative_final >= dead_normal_max + 0.2",
               d1 >= 0.8 * d0 and d1 >= max(normal["dead_all"]) + 0.2),
-        claim("A dead unit gets a zero gradient, so its negative bias receives no update and persists.", SOURCE,
-              {"max_bias_change_of_dead_units": negative["dead_bias_change"]},
-              "max_bias_change_of_dead_units == 0", negative["dead_bias_change"] == 0.0),
+        claim("A dead unit gets a zero gradient, so its negative bias receives no update and persists: units "
+              "never active on any training batch end with exactly their initial bias.", SOURCE,
+              {"max_bias_change_of_never_active_units": negative["dead_bias_change"],
+               "never_active_fraction": float(np.mean(list(negative["never_active"].values())))},
+              "max_bias_change_of_never_active_units == 0 and never_active_fraction > 0",
+              negative["dead_bias_change"] == 0.0 and np.mean(list(negative["never_active"].values())) > 0),
         claim("Dead units do not contribute to distinguishing between inputs: the network with the large "
               "negative bias learns far less.", SOURCE,
               {"acc_negative": negative["test_acc"][-1], "acc_normal": normal["test_acc"][-1]},
@@ -155,7 +168,7 @@ def tables(result: Result) -> list[Table]:
     rows = []
     for b in result.biases:
         r = result.runs[str(b)]
-        for layer, frac in r["dead"].items():
-            rows.append([f"{b:g}", layer, frac[0], frac[-1]])
-    return [Table("fraction of dead units (never active on the training set)",
-                  ["bias", "layer", "at init", "after training"], rows)]
+        for layer in r["dead_before"]:
+            rows.append([f"{b:g}", layer, r["dead_before"][layer], r["dead_after"][layer], r["never_active"][layer]])
+    return [Table("fraction of dead units (inactive on every training example)",
+                  ["bias", "layer", "at init", "after training", "never active during training"], rows)]

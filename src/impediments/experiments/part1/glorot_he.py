@@ -72,20 +72,25 @@ class Result:
 # ---------------------------------------------------------------- weights
 
 
+PRESETS = {"glorot": "glorot_normal", "he": "he_normal", "normalized": "glorot_uniform"}
+
+
 def init_linear(model: nn.Module, scheme: str, seed: int) -> nn.Module:
-    """Weights of every Linear: ``glorot`` N(0, 2/(n_in+n_out)), ``he`` N(0, 2/n_in), ``standard``
-    U[±1/√n_in] or ``normalized`` U[±√6/√(n_in+n_out)]; biases 0."""
+    """Weights of every Linear (biases 0) with :mod:`impediments.init`: ``glorot`` N(0, 2/(n_in+n_out)),
+    ``he`` N(0, 2/n_in), ``normalized`` U[±√6/√(n_in+n_out)], or ``standard`` U[±1/√n_in], the variance-
+    scaling core with scale 1/3 (n·Var(W) = 1/3, Glorot & Bengio 2010)."""
+    from impediments.init import initialize, variance_scaling
+
+    if scheme in PRESETS:
+        initialize(model, PRESETS[scheme], bias=0.0, seed=seed)
+        return model
+    if scheme != "standard":
+        raise ValueError(f"unknown scheme {scheme!r}; valid: standard, {', '.join(PRESETS)}")
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.Linear):
-                fan_out, fan_in = m.weight.shape
-                if scheme in ("glorot", "he"):
-                    std = math.sqrt(2 / (fan_in + fan_out)) if scheme == "glorot" else math.sqrt(2 / fan_in)
-                    m.weight.copy_(torch.randn(m.weight.shape, generator=g) * std)
-                else:
-                    a = 1 / math.sqrt(fan_in) if scheme == "standard" else math.sqrt(6 / (fan_in + fan_out))
-                    m.weight.copy_((torch.rand(m.weight.shape, generator=g) * 2 - 1) * a)
+                variance_scaling(m.weight, scale=1 / 3, mode="fan_in", distribution="uniform", generator=g)
                 if m.bias is not None:
                     m.bias.zero_()
     return model

@@ -64,37 +64,18 @@ class Result:
     fixup_diverged: bool
 
 
-def he_init(model: nn.Module) -> nn.Module:
-    """He normal N(0, 2/fan_in) for every Linear, biases 0."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                if m.bias is not None:
-                    m.bias.zero_()
-    return model
-
-
-def fixup_init(model: nn.Module, blocks: int, layers_per_branch: int = 2) -> nn.Module:
-    """Fixup on top of He init: scale branch layers by L^(-1/(2m-2)), zero branch ends and the classifier."""
-    he_init(model)
-    scale = blocks ** (-1.0 / (2 * layers_per_branch - 2))
-    with torch.no_grad():
-        for name, m in model.named_modules():
-            if name.endswith("branch.linear1"):
-                m.weight.mul_(scale)
-            elif name.endswith("branch.linear2"):
-                m.weight.zero_()
-        model.output.weight.zero_()
-        model.output.bias.zero_()
-    return model
-
-
 def build(config: Config, depth: int, scheme: str, in_features: int, classes: int) -> nn.Module:
+    """A residual MLP of ``depth`` blocks under plain He init or :func:`impediments.init.fixup`."""
     from impediments.models import mlp
 
+    from impediments.init import fixup, initialize
+
     model = seeded(config.seed, mlp, in_features, classes, width=config.width, depth=depth, residual=True)
-    return fixup_init(model, depth) if scheme == "fixup" else he_init(model)
+    if scheme == "fixup":
+        fixup(model, seed=config.seed)
+    else:
+        initialize(model, "he_normal", bias=0.0, seed=config.seed)
+    return model
 
 
 @torch.no_grad()

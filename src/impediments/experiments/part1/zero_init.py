@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from torch import nn
 
 from impediments.experiments.framework import Claim, Table, UnitSpread, claim, seeded, train
@@ -57,11 +56,12 @@ def hidden_layers(depth: int) -> list[str]:
 
 
 def initialize(model: nn.Module, scheme: str, seed: int) -> nn.Module:
-    """``"zeros"``: every weight and bias 0; ``"random"``: PyTorch's default U(±1/√fan_in)."""
+    """``"zeros"``: every weight and bias 0 (:func:`impediments.init.initialize`); ``"random"``: PyTorch's
+    default U(±1/√fan_in)."""
+    from impediments.init import initialize as init_model
+
     if scheme == "zeros":
-        with torch.no_grad():
-            for p in model.parameters():
-                p.zero_()
+        init_model(model, "zeros", bias=0.0, seed=seed)
     return model
 
 
