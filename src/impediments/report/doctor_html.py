@@ -143,7 +143,7 @@ def history(stats) -> str | None:
 def _cell(value, log: bool) -> float:
     if value is None or not math.isfinite(value):
         return float("nan")
-    return math.log10(max(value, 1e-30)) if log else value
+    return math.log10(max(value, 1e-12)) if log else value      # floor: exact zeros show as 1e-12
 
 
 def render_report(report) -> str:
