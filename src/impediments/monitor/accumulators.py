@@ -28,8 +28,6 @@ _POS = torch.logspace(HIST_DECADES[0], HIST_DECADES[1], (HIST_DECADES[1] - HIST_
 #: values beyond the outer edges are counted in the outer bins (so every finite value is counted).
 HIST_EDGES: list[float] = [-v for v in reversed(_POS.tolist())] + _POS.tolist()
 HIST_BINS = len(HIST_EDGES) - 1
-_INNER = torch.tensor(HIST_EDGES[1:-1], dtype=torch.float32)
-_BOUNDARIES: dict[tuple, torch.Tensor] = {}
 
 MOMENT_FIELDS = ("count", "mean", "m2", "min", "max", "nonfinite")
 
@@ -149,16 +147,20 @@ def histogram_subsample(x: torch.Tensor) -> torch.Tensor:
 
 def histogram_counts(x: torch.Tensor) -> torch.Tensor:
     """int64 counts of :func:`histogram_subsample` of ``x`` in :data:`HIST_EDGES` bins, plus one last
-    slot for non-finite values. One ``bucketize`` and one ``bincount``; shape ``(HIST_BINS + 1,)``.
+    slot for non-finite values; shape ``(HIST_BINS + 1,)``. Bins are ``[a, b)`` as in numpy.
+
+    The bin is computed arithmetically, :math:`j = \\lfloor 4 \\log_{10} |x| \\rfloor` (``ceil`` on the
+    negative side), then one ``bincount``: several times faster than ``torch.bucketize`` on CPU.
     """
     x = histogram_subsample(x)
-    key = (x.device, x.dtype)
-    bounds = _BOUNDARIES.get(key)
-    if bounds is None:
-        bounds = _BOUNDARIES[key] = _INNER.to(device=x.device, dtype=x.dtype if x.is_floating_point()
-                                              else torch.float32)
-    idx = torch.bucketize(x, bounds, right=True)   # bins [a, b), as numpy.histogram
-    idx = idx.masked_fill(~torch.isfinite(x), HIST_BINS)
+    a = x.double()
+    half, lo = (HIST_DECADES[1] - HIST_DECADES[0]) * HIST_PER_DECADE, HIST_DECADES[0] * HIST_PER_DECADE
+    tiny = 10.0 ** HIST_DECADES[0]
+    scaled = torch.log10(a.abs()) * HIST_PER_DECADE
+    pos = (torch.floor(scaled) - lo).clamp(0, half - 1) + (half + 1)
+    neg = (half - 1) - (torch.ceil(scaled) - 1 - lo).clamp(0, half - 1)
+    idx = torch.where(a >= tiny, pos, torch.where(a < -tiny, neg, torch.full_like(a, half)))
+    idx = idx.masked_fill(~torch.isfinite(a), HIST_BINS).long()
     return torch.bincount(idx, minlength=HIST_BINS + 1)
 
 
