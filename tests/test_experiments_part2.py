@@ -119,8 +119,38 @@ def _l2_with_bn(r):
     assert r.norms["0.0"][0] == r.norms[str(r.decays[-1])][0], "all λ start from the same weights"
 
 
+def _bn_output_stats(r):
+    # the same layers without BN are sigmoid outputs: mean in (0, 1), variance <= 1/4
+    for m, v in zip(r.stats["plain"]["mean"], r.stats["plain"]["var"]):
+        assert all(0 < x < 1 for x in m) and all(0 <= x <= 0.25 for x in v)
+    assert len(r.stats["bn"]["mean"]) == len(r.epochs) == len(r.test_acc["bn"])
+
+
+def _small_batch_norms(r):
+    for norm, errs in r.test_error.items():
+        assert all(0 <= e <= 1 for e in errs) and len(errs) == len(r.ghost_sizes)
+        if norm != "batch":
+            assert len(set(errs)) == 1, "per-example norms do not depend on the ghost batch"
+    assert r.batch_dependence["group"] == 0.0 and r.batch_dependence["layer"] == 0.0
+
+
+def _bn_learning_rates(r):
+    for key in ("plain", "bn"):
+        for s, d, a in zip(r.steps_to_target[key], r.diverged[key], r.final_acc[key]):
+            assert not (d and math.isfinite(s)), "a diverged run never reaches the target"
+            if math.isfinite(s):
+                assert a >= r.target_acc and s % 10 == 0 and s <= r.max_steps
+
+
+def _norm_every_k(r):
+    assert r.norm_layers == [r.depth // e if e else 0 for e in r.every]
+    assert all(t > 0 for t in r.ms_per_step)
+
+
 DIRECT = {"bn_sigmoid": _bn_sigmoid, "frozen_bn_transfer": _frozen_bn_transfer, "bn_inference": _bn_inference,
-          "bn_dropout": _bn_dropout, "l2_with_bn": _l2_with_bn}
+          "bn_dropout": _bn_dropout, "l2_with_bn": _l2_with_bn, "bn_output_stats": _bn_output_stats,
+          "small_batch_norms": _small_batch_norms, "bn_learning_rates": _bn_learning_rates,
+          "norm_every_k": _norm_every_k}
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -232,3 +262,46 @@ def test_scale_bn_fed_scales_eps_and_weights():
     assert scale_bn_fed(model, 3.0, scale_eps=False).hidden1.norm.eps == model.hidden1.norm.eps
     X = torch.randn(20, 6)
     torch.testing.assert_close(scaled.train()(X), model.train()(X), rtol=1e-5, atol=1e-6)
+
+
+def test_ghost_batch_norm_matches_per_group_batch_norm():
+    from impediments.experiments.part2.small_batch_norms import GhostBatchNorm
+
+    torch.manual_seed(0)
+    bn = torch.nn.BatchNorm1d(4)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 2)
+        bn.bias.normal_()
+    ref = torch.nn.BatchNorm1d(4)
+    ref.load_state_dict(bn.state_dict())
+    x = torch.randn(12, 4, 7, dtype=torch.float64, requires_grad=True)
+    bn.double()
+    ref.double()
+    ghost = GhostBatchNorm(bn, 3).train()
+    expected = torch.cat([torch.nn.functional.batch_norm(c, None, None, ref.weight, ref.bias, training=True,
+                                                         eps=ref.eps) for c in x.split(3)])
+    torch.testing.assert_close(ghost(x), expected)
+    ref(x[:3])          # running statistics: from the first group only
+    torch.testing.assert_close(bn.running_mean, ref.running_mean)
+    torch.testing.assert_close(bn.running_var, ref.running_var)
+    torch.autograd.gradcheck(lambda t: GhostBatchNorm(bn, 3).train()(t), (x,))
+    ghost.eval()
+    torch.testing.assert_close(ghost(x), bn.eval()(x))
+    with pytest.raises(ValueError, match="ghost batches of 3"):
+        ghost.train()(x[:5])
+    with pytest.raises(ValueError, match=">= 2"):
+        GhostBatchNorm(bn, 1)
+
+
+def test_op_counter_counts_batch_norm_work():
+    from impediments.experiments.part2.norm_every_k import work_per_step
+
+    torch.manual_seed(0)
+    X, y = torch.randn(16, 8), torch.randint(0, 3, (16,))
+    plain = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    with_bn = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
+                                  torch.nn.Linear(8, 3))
+    ops_plain, el_plain = work_per_step(plain, X, y)
+    ops_bn, el_bn = work_per_step(with_bn, X, y)
+    assert ops_plain > 5 and el_plain >= 16 * 8 + 16 * 3
+    assert ops_bn > ops_plain and el_bn - el_plain >= 2 * 16 * 8   # at least BN's output and its input gradient

@@ -192,3 +192,45 @@ def plot_bn_output_stats(r):
         ax.legend(fontsize=7)
     _finish(fig, "Sigmoid MLP on digits with BN after the first Dense layers (test set, inference mode)")
     return fig, axes
+
+
+def plot_bn_learning_rates(r):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    lrs = np.asarray(r.lrs)
+    for key, label in (("plain", "without BN"), ("bn", "with BN")):
+        steps = np.asarray(r.steps_to_target[key], dtype=float)
+        ok = np.isfinite(steps)
+        axes[0].plot(lrs[ok], steps[ok], "o-", color=COLORS[key], label=label)
+        div = np.asarray(r.diverged[key], dtype=bool)
+        axes[0].plot(lrs[~ok], np.full((~ok).sum(), r.max_steps), "x", color=COLORS[key], ms=9,
+                     label=f"{label}: not reached" + (" / diverged" if div.any() else ""))
+        axes[1].plot(lrs, r.final_acc[key], "o-", color=COLORS[key], label=label)
+    axes[0].set(xscale="log", xlabel="learning rate", ylabel=f"steps to {r.target_acc:g} test accuracy",
+                title="steps to target (× = not within budget)")
+    axes[1].axhline(r.target_acc, color="grey", ls=":", lw=1)
+    axes[1].set(xscale="log", xlabel="learning rate", ylabel="test accuracy when stopped", ylim=(0, 1),
+                title="accuracy when stopped")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    _finish(fig, "4-layer ReLU MLP on digits, plain SGD: BN tolerates higher learning rates")
+    return fig, axes
+
+
+def plot_norm_every_k(r):
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    labels = ["none" if e == 0 else f"every {e}" for e in r.every]
+    x = np.arange(len(r.every))
+    axes[0].bar(x, r.elements_per_step, color=CYCLE[: len(x)])
+    axes[0].set_xticks(x, labels)
+    axes[0].set(ylabel="tensor elements written per step", title="work per training step",
+                ylim=(0.9 * min(r.elements_per_step), 1.02 * max(r.elements_per_step)))
+    axes[1].bar(x, r.ms_per_step, color=CYCLE[: len(x)])
+    axes[1].set_xticks(x, labels)
+    axes[1].set(ylabel="ms per step (min over repeats)", title="wall-clock (noisy on a shared machine)")
+    for i, label in enumerate(labels):
+        axes[2].plot(r.ms_per_step[i], r.test_acc[i], "o", color=CYCLE[i % len(CYCLE)], ms=9, label=label)
+    axes[2].set(xlabel="ms per step", ylabel=f"test accuracy after {r.steps} steps", ylim=(0, 1),
+                title="time per step vs accuracy")
+    axes[2].legend(fontsize=8, title="BN")
+    _finish(fig, f"{r.depth}-layer ReLU MLP on digits with BN after every k-th layer")
+    return fig, axes
