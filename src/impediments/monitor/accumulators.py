@@ -135,7 +135,7 @@ def moments_dict(m: torch.Tensor) -> dict:
 #: histograms count an evenly strided subsample of at most this many values per tensor and call
 #: (``x.flatten()[::ceil(numel / HIST_MAX_VALUES)]``), so a sampled step costs O(1) in the tensor size;
 #: moments, counts of non-finite values and unit activity always use every value.
-HIST_MAX_VALUES = 1 << 14
+HIST_MAX_VALUES = 1 << 12
 
 
 def histogram_subsample(x: torch.Tensor) -> torch.Tensor:

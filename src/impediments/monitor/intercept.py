@@ -128,7 +128,8 @@ class Interceptor:
         if name is None:
             return None
         self.stack.append((id(module), name))
-        self.on_module_pre(name, module, args)
+        with torch._C.DisableTorchFunction():   # our own reductions bypass the mode
+            self.on_module_pre(name, module, args)
         return None
 
     def _post(self, module, args, out):
@@ -138,7 +139,8 @@ class Interceptor:
         if self.stack and self.stack[-1][0] == id(module):
             self.stack.pop()
         self.seen_in_module.discard(id(module))
-        self.on_module_post(name, module, args, out)
+        with torch._C.DisableTorchFunction():
+            self.on_module_post(name, module, args, out)
         return None
 
     def before(self, kind: str, x: torch.Tensor):
