@@ -193,3 +193,70 @@ def test_bad_types_and_tolerances():
             A.classify(torch.zeros(3), "tanh", saturation_tol=tol)
         with pytest.raises(ValueError, match="linear tol"):
             A.get("tanh").linear_region(tol)
+
+
+# -- plot_activations (headless) --------------------------------------------------------------------------------
+def test_plot_activations_module_call_runs_headless():
+    import matplotlib
+
+    import impediments as nnh
+
+    assert matplotlib.get_backend().lower() == "agg"
+    fig, axes = nnh.plot_activations(np.arange(-5, 5, 0.1))
+    assert len(axes) == len(NAMES) == len(fig.axes) == 13
+    assert [ax.get_title() for ax in axes] == NAMES
+    # each panel draws a(x) and a'(x) from the catalog on the grid
+    tanh_ax = axes[NAMES.index("tanh")]
+    fx, dx = (line.get_ydata() for line in tanh_ax.get_lines()[:2])
+    np.testing.assert_allclose(fx, np.tanh(np.arange(-5, 5, 0.1)), rtol=1e-12)
+    np.testing.assert_allclose(dx, 1 - np.tanh(np.arange(-5, 5, 0.1)) ** 2, rtol=1e-9, atol=1e-12)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_plot_activations_list_of_names_and_shading():
+    from impediments.plots import plot_activations
+
+    fig, axes = plot_activations(["relu", "sigmoid"])
+    assert len(axes) == 2 == len(fig.axes)
+    fig2, axes2 = plot_activations(np.linspace(-8, 8, 50), names="hardtanh")
+    spans = [p for p in axes2[0].patches]
+    # saturated [-8, -1], [1, 8] and linear [-1, 1] (hardtanh's raw linear interval is cut at +-1)
+    extents = sorted(round(p.get_x(), 6) for p in spans)
+    assert len(spans) == 3 and extents == [-8.0, -1.0, 1.0]
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    plt.close(fig2)
+
+
+@pytest.mark.parametrize(
+    "args,kwargs,exc,match",
+    [((np.arange(3.0), ["swish2"]), {}, ValueError, "swish2.*valid names"),
+     ((np.arange(3.0), []), {}, ValueError, "empty"),
+     ((np.zeros((3, 2)),), {}, ValueError, "1-D"),
+     ((np.array([0.0, np.nan]),), {}, ValueError, "finite"),
+     (([1.0],), {}, ValueError, "at least 2")],
+)
+def test_plot_activations_bad_input(args, kwargs, exc, match):
+    from impediments.plots import plot_activations
+
+    with pytest.raises(exc, match=match):
+        plot_activations(*args, **kwargs)
+
+
+def test_plots_package_is_lazy(monkeypatch):
+    import importlib
+    import sys
+
+    import impediments
+
+    for mod in ("impediments.plots", "impediments.plots.activations"):
+        monkeypatch.delitem(sys.modules, mod, raising=False)
+    monkeypatch.delattr(impediments, "plots", raising=False)
+    plots = importlib.import_module("impediments.plots")
+    assert "impediments.plots.activations" not in sys.modules
+    assert callable(plots.plot_activations) and "impediments.plots.activations" in sys.modules
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        plots.nope

@@ -111,11 +111,11 @@ def test_initialize_string_schemes_with_arguments():
     assert all(r.std == 2.0 and r.predicted_variance == pytest.approx(4.0 * r.fan_in) for r in rows)
     assert float(model.hidden2.linear.weight.detach().std()) == pytest.approx(2.0, rel=0.2)
     init.initialize(model, "zeros")
-    assert all(float(p.abs().sum()) == 0 for p in model.parameters())
+    assert all(float(p.detach().abs().sum()) == 0 for p in model.parameters())
     rows = init.initialize(model, "constant", value=0.25, bias=None)
     assert rows[0].predicted_variance == pytest.approx(20 * 0.0625)
     init.initialize(model, "uniform", limit=0.1, seed=1)
-    assert float(model.output.weight.abs().max()) <= 0.1
+    assert float(model.output.weight.detach().abs().max()) <= 0.1
     init.initialize(model, "orthogonal", gain=2.0, seed=0)
     w = model.hidden2.linear.weight
     torch.testing.assert_close(w @ w.T, 4 * torch.eye(16), atol=1e-4, rtol=0)
@@ -126,7 +126,7 @@ def test_initialize_layer_subset_and_conv():
     before = model.hidden1.linear.weight.clone()
     rows = init.initialize(model, "zeros", layers=["hidden2.linear", model.output])
     assert [r.name for r in rows] == ["hidden2.linear", "output"]
-    assert torch.equal(model.hidden1.linear.weight, before) and float(model.output.weight.abs().sum()) == 0
+    assert torch.equal(model.hidden1.linear.weight, before) and float(model.output.weight.detach().abs().sum()) == 0
     conv = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Conv1d(4, 4, 5))
     rows = init.initialize(conv, "he_uniform", seed=0)
     assert [(r.fan_in, r.fan_out) for r in rows] == [(27, 144), (20, 20)]
@@ -156,25 +156,25 @@ def test_identical_units_stay_identical_while_he_normal_units_differ(activation)
     sym = mlp(12, 4, width=10, depth=3, activation=activation)
     init.initialize(sym, "identical", bias=0.1, seed=0)
     for k in (1, 2, 3):
-        w = getattr(sym, f"hidden{k}").linear.weight
+        w = getattr(sym, f"hidden{k}").linear.weight.detach()
         assert float(w.std(0).max()) == 0 and float(w.abs().max()) > 0
     _train_steps(sym)
     for k in (1, 2, 3):
-        lin = getattr(sym, f"hidden{k}").linear
-        assert float((lin.weight - lin.weight[0]).abs().max()) < 1e-6, f"hidden{k} units diverged"
+        w = getattr(sym, f"hidden{k}").linear.weight.detach()
+        assert float((w - w[0]).abs().max()) < 1e-6, f"hidden{k} units diverged"
     rand = mlp(12, 4, width=10, depth=3, activation=activation)
     init.initialize(rand, "he_normal", seed=0)
     _train_steps(rand)
     for k in (1, 2, 3):
-        assert float(getattr(rand, f"hidden{k}").linear.weight.std(0).mean()) > 0.05
+        assert float(getattr(rand, f"hidden{k}").linear.weight.detach().std(0).mean()) > 0.05
 
 
 def test_identical_weights_do_train():
     sym = mlp(12, 4, width=10, depth=2, activation="tanh")
     init.initialize(sym, "identical", seed=0)
-    before = sym.hidden1.linear.weight.clone()
+    before = sym.hidden1.linear.weight.detach().clone()
     _train_steps(sym, steps=5)
-    assert float((sym.hidden1.linear.weight - before).abs().max()) > 1e-4
+    assert float((sym.hidden1.linear.weight.detach() - before).abs().max()) > 1e-4
 
 
 @pytest.mark.parametrize("activation,factor", [("relu", 0.5), ("identity", 1.0)])
