@@ -54,7 +54,8 @@ def test_bad_data_and_model_types(tmp_path, capsys):
 
 def test_model_with_nothing_to_watch(tmp_path, capsys):
     path = _spec(tmp_path, "import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n        return x * 2\n"
-                           "def model():\n    return M()\ndef data():\n    return torch.randn(8, 3), torch.randn(8, 3)\n")
+                           "def model():\n    return M()\n"
+                           "def data():\n    return torch.randn(8, 3), torch.randn(8, 3)\n")
     assert main(["checkup", path]) == 2
     assert "watch" in capsys.readouterr().err
 

@@ -385,3 +385,13 @@ def test_every_code_fires_and_every_remedy_names_real_functions():
         for dotted in re.findall(r"\bimpediments(?:\.[A-Za-z_]\w*)+", f.remedy):
             module, _, attr = dotted.rpartition(".")
             assert hasattr(importlib.import_module(module), attr), f"{f.code}: {dotted} does not exist"
+
+
+@pytest.mark.parametrize("count,fires", [(1, True), (2, True), (3, False)])
+def test_nearly_dead_units(count, fires):
+    a = act("a", units=10, unit_total=2000)
+    a.unit_active_counts = [count] * 10            # active on count/2000 of the values; threshold 1e-3 = 2/2000
+    found = diagnose(stats(activations={"a": a})).by_code("dead_units")
+    assert bool(found) is fires
+    if fires:
+        assert found[0].severity == "error" and found[0].evidence["layers"]["a"]["nearly_dead_units"] == 10

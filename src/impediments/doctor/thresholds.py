@@ -25,6 +25,8 @@ class Thresholds:
     # -- dead units --------------------------------------------------------------------------------
     dead_min_values: int = _t(32, "a unit must have seen at least this many values before 'never active' "
                                   "means anything (P(inactive) = 2^-32 for a healthy ReLU unit)")
+    nearly_dead_fraction: float = _t(1e-3, "a unit active on at most 0.1% of the values it saw gets (almost) no "
+                                           "gradient either: counted as dead (reported separately as nearly dead)")
     dead_warning: float = _t(0.25, "a quarter of a layer's units never active: a quarter of its capacity is gone")
     dead_error: float = _t(0.7, "AUTOTRAINER's dying-ReLU ratio gamma = 0.7 (Zhang et al. 2021)")
     # -- saturation / linear regime ------------------------------------------------------------------

@@ -55,16 +55,23 @@ def _last_window_dead(stats, name):
 
 @rule("dead_units", requires=("activations",))
 def dead_units(stats, th):
-    """ReLU-like units never active on any input seen (or in the last window of training)."""
+    """ReLU-like units never active on any input seen (or in the last window of training).
+
+    Units active on at most ``nearly_dead_fraction`` of their values (a conv channel that fires
+    at 2 of 16384 positions) count as dead too; the evidence keeps the two counts apart.
+    """
     graded = {}
     for name, a in by_depth(stats.activations):
         units = getattr(a, "units", 0) or 0
         if _kind(a) not in DEAD_KINDS or units < 1 or (getattr(a, "unit_total", 0) or 0) < th.dead_min_values:
             continue
         dead = list(getattr(a, "dead_units", None) or [])
-        frac = len(dead) / units
+        counts = getattr(a, "unit_active_counts", None) or []
+        nearly = [i for i, c in enumerate(counts) if 0 < c <= th.nearly_dead_fraction * a.unit_total]
+        frac = (len(dead) + len(nearly)) / units
+        ev = {"dead_fraction": frac, "dead_units": len(dead), "nearly_dead_units": len(nearly), "units": units,
+              "values_per_unit": a.unit_total}
         late, window = _last_window_dead(stats, name)
-        ev = {"dead_fraction": frac, "dead_units": len(dead), "units": units, "values_per_unit": a.unit_total}
         if late is not None and late > frac and late >= th.dead_warning:
             ev.update(last_window_dead_fraction=late, last_window_steps=[window.start_step, window.end_step])
             frac = late
