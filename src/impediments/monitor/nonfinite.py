@@ -10,8 +10,10 @@ gradient, parameter. For the gradient the origin is the parameter the backward p
 i.e. the last bad one in registration order.
 
 Localisation on CPU (where reading a flag costs nothing): the first training forward whose output
-is non-finite is replayed once under interception with the same inputs, the RNG state of that
-forward and the buffers restored afterwards, so training is unchanged; the first module output or
+is non-finite is replayed once under interception with the same inputs (and, for models with
+Dropout, the RNG state saved before that forward); buffers and the RNG are restored afterwards, so
+training is unchanged. A forward that modifies its own input in place before the NaN appears can
+be replayed inexactly; the first module output or
 activation call (in execution order) holding NaN/Inf is recorded. On accelerators the layer comes
 from the non-finite counts of sampled steps (exact when the failing step was sampled).
 """

@@ -63,6 +63,7 @@ class Monitor:
         self._icpt = Interceptor(names, kinds, self._act_in, self._act_out, self._mod_pre, self._mod_post)
         self._handles = [model.register_forward_pre_hook(self._root_pre, with_kwargs=True),
                          model.register_forward_hook(self._root_post, always_call=True)]
+        self._uses_rng = any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules())
         self._params = ParamWatcher(self, model, self._optimizer)
         self._handles += self._params.attach()
         self.meta["optimizer"] = self._params.optimizer_info()
@@ -104,8 +105,8 @@ class Monitor:
         self.training_forwards += 1
         self._root_args = (args, kwargs)
         x = _first_tensor(args, kwargs)
-        if x is not None and x.device.type == "cpu" and not self.nonfinite.forward_found:
-            self._rng = torch.get_rng_state()
+        if self._uses_rng and x is not None and x.device.type == "cpu" and not self.nonfinite.forward_found:
+            self._rng = torch.get_rng_state()    # only to replay dropout masks when localising a NaN
         self._sampled_now = bool(self.schedule(self._fwd_step))
         if self._sampled_now:
             self.sampled_steps += 1
@@ -122,11 +123,14 @@ class Monitor:
             return None
         self._icpt.disarm()
         self._last_leaf = self._last_out = self._last_moments = None
-        bad = _nonfinite_flag(out)
-        if bad is not None:
-            if bad.device.type != "cpu":
-                self.nonfinite.update("output", bad, self._fwd_step, "output")
-            elif not self.nonfinite.forward_found and self._replays < MAX_REPLAYS and bool(bad):
+        if isinstance(out, torch.Tensor) and out.device.type == "cpu" and out.is_floating_point():
+            bad = not math.isfinite(float(out.detach().sum()))   # one reduction, read for free on CPU
+        else:
+            bad = _nonfinite_flag(out)
+        if bad is not None and not isinstance(bad, bool) and bad.device.type != "cpu":
+            self.nonfinite.update("output", bad, self._fwd_step, "output")
+        elif bad is not None:
+            if not self.nonfinite.forward_found and self._replays < MAX_REPLAYS and bool(bad):
                 self._replays += 1
                 localise(self, model, self._root_args, self._rng, self._fwd_step)
         self._root_args, self._rng = None, None
