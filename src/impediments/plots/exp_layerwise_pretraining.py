@@ -27,10 +27,10 @@ def plot_layerwise_pretraining(r):
     ax.legend(fontsize=7)
     ax = axes[2]
     layers = np.arange(1, len(r.recon_first) + 1)
-    ax.bar(layers - 0.2, r.recon_first, width=0.4, label="first step")
-    ax.bar(layers + 0.2, r.recon_last, width=0.4, label="last step")
+    ax.bar(layers - 0.2, r.recon_first, width=0.4, label="before")
+    ax.bar(layers + 0.2, np.maximum(np.asarray(r.recon_last, dtype=float), 1e-8), width=0.4, label="after")
     ax.set_yscale("log")
-    ax.set(xlabel="layer", ylabel="reconstruction error / input variance", title="greedy pre-training")
+    ax.set(xlabel="layer", ylabel="reconstruction MSE (floor 1e-8)", title="greedy pre-training")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig, axes

@@ -54,18 +54,19 @@ class Result:
 
 
 def initialize(model: nn.Module, scheme: str, noise: float, seed: int) -> nn.Module:
-    """``identical``: W = 1/fan_in, b = 0; ``perturbed``: that plus N(0, noise²); ``random``: PyTorch default."""
+    """``identical``: W = 1/fan_in, b = 0 (``impediments.init`` "constant", layer by layer); ``perturbed``:
+    that plus N(0, noise²); ``random``: PyTorch's default U(±1/√fan_in)."""
+    from impediments.init import initialize as init_model
+
     if scheme == "random":
         return model
     g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() < 2:
-                p.zero_()
-                continue
-            p.fill_(1.0 / p.shape[1])
+    for name, layer in model.named_modules():
+        if isinstance(layer, nn.Linear):
+            init_model(model, "constant", value=1.0 / layer.in_features, bias=0.0, layers=[name])
             if scheme == "perturbed":
-                p.add_(noise * torch.randn(p.shape, generator=g))
+                with torch.no_grad():
+                    layer.weight.add_(noise * torch.randn(layer.weight.shape, generator=g))
     return model
 
 

@@ -5,7 +5,8 @@ called layer-wise pre-training was very popular" (module, "Layer-wise
 pre-training"). Each hidden layer in turn is trained as the encoder of an
 autoencoder that reconstructs that layer's input (the output of the layers
 below, already pre-trained), then the whole network is fine-tuned on the
-labels. Here a 6-layer sigmoid MLP on digits under PyTorch's default random
+labels (:func:`impediments.init.pretrain_layerwise`). Here a 6-layer
+sigmoid MLP on digits under PyTorch's default random
 init (U[±1/√n]) is compared with the same network after pre-training, both
 fine-tuned by the same SGD, and with Glorot's normalized init without
 pre-training; the random-init network gets extra steps equal to the
@@ -19,7 +20,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from torch import nn
 
 from impediments.experiments.framework import Claim, Table, claim, seeded, train
@@ -35,8 +35,8 @@ class Config:
     seed: int = 0
     depth: int = 6
     width: int = 64
-    pretrain_steps: int = 100        # per layer
-    pretrain_lr: float = 0.01        # Adam, reconstruction error divided by the input's variance
+    pretrain_epochs: int = 5         # per layer (impediments.init.pretrain_layerwise)
+    pretrain_lr: float = 0.01        # Adam, mean squared reconstruction error
     finetune_steps: int = 300
     lr: float = 0.5                  # SGD for fine-tuning and for the random-init baseline
     momentum: float = 0.9
@@ -48,13 +48,13 @@ class Config:
 
     @classmethod
     def full(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, depth=8, width=128, pretrain_steps=300, finetune_steps=1500)
+        return cls(seed=seed, depth=8, width=128, pretrain_epochs=15, finetune_steps=1500)
 
 
 @dataclass
 class Result:
-    recon_first: list                # per layer: relative reconstruction error at the first pre-training step
-    recon_last: list                 # ... and at the last
+    recon_first: list                # per layer: reconstruction MSE before its pre-training
+    recon_last: list                 # ... and after
     pretrain_steps_total: int
     pre_steps: list                  # fine-tuning evaluation steps (pre-trained network)
     pre_train_loss: list
@@ -68,34 +68,9 @@ class Result:
     finetune_steps: int
 
 
-def pretrain_layers(model: nn.Module, X: torch.Tensor, config: Config) -> tuple[list, list]:
-    """Greedy pre-training: layer k learns to reconstruct its own input through a linear decoder.
-
-    Loss: mean squared reconstruction error / mean feature variance of the input.
-    """
-    g = torch.Generator().manual_seed(config.seed)
-    h, first, last = X, [], []
-    for k in range(1, config.depth + 1):
-        block = model.get_submodule(f"hidden{k}")
-        decoder = nn.Linear(block.linear.out_features, block.linear.in_features)
-        opt = torch.optim.Adam([*block.linear.parameters(), *decoder.parameters()], lr=config.pretrain_lr)
-        scale = h.var(dim=0).mean().clamp_min(1e-12)
-        for step in range(config.pretrain_steps):
-            xb = h[torch.randint(0, len(h), (config.batch_size,), generator=g)]
-            loss = ((decoder(block.act(block.linear(xb))) - xb) ** 2).mean() / scale
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if step == 0:
-                first.append(float(loss.detach()))
-        last.append(float(loss.detach()))
-        with torch.no_grad():
-            h = block.act(block.linear(h))
-    return first, last
-
-
 def run(config: Config) -> Result:
     from impediments.data import load_dataset
+    from impediments.init import initialize, pretrain_layerwise
     from impediments.models import mlp
 
     data = load_dataset("digits", seed=config.seed)
@@ -105,18 +80,16 @@ def run(config: Config) -> Result:
                       activation="sigmoid")
 
     pre = fresh()
-    first, last = pretrain_layers(pre, data.X_train, config)
+    history = pretrain_layerwise(pre, data, epochs_per_layer=config.pretrain_epochs, lr=config.pretrain_lr,
+                                 batch_size=config.batch_size, seed=config.seed)
+    first, last = [h.losses[0] for h in history], [h.losses[-1] for h in history]
     kw = dict(seed=config.seed, batch_size=config.batch_size, lr=config.lr, momentum=config.momentum,
               eval_every=max(config.finetune_steps // 10, 1))
     hp = train(pre, data, steps=config.finetune_steps, **kw)
-    total = config.depth * config.pretrain_steps
+    total = config.depth * config.pretrain_epochs * math.ceil(len(data.X_train) / config.batch_size)
     hr = train(fresh(), data, steps=config.finetune_steps + total, **kw)
     glorot = fresh()
-    with torch.no_grad():
-        for m in glorot.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                m.bias.zero_()
+    initialize(glorot, "glorot_uniform", bias=0.0, seed=config.seed)
     hg = train(glorot, data, steps=config.finetune_steps, **kw)
     return Result(recon_first=first, recon_last=last, pretrain_steps_total=total, pre_steps=hp.eval_steps,
                   pre_train_loss=hp.train_loss, pre_test_acc=hp.test_acc, rand_steps=hr.eval_steps,
@@ -166,5 +139,5 @@ def claims(result: Result) -> list[Claim]:
 
 def tables(result: Result) -> list[Table]:
     rows = [[k + 1, f, l] for k, (f, l) in enumerate(zip(result.recon_first, result.recon_last))]
-    return [Table("pre-training: reconstruction error / input variance", ["layer", "first step", "last step"],
+    return [Table("pre-training: reconstruction mean squared error per layer", ["layer", "before", "after"],
                   rows)]
