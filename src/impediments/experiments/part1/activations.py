@@ -80,9 +80,10 @@ def run(config: Config) -> Result:
 
 
 def plot(result: Result):
-    from impediments.plots.exp_activations import plot_activation_regions
+    """The module's figure: ``plot_activations(np.arange(-5, 5, 0.1))`` for the measured activations."""
+    from impediments.plots import plot_activations
 
-    return plot_activation_regions(result)
+    return plot_activations(np.arange(-5, 5, 0.1), list(result.names), ncols=3)
 
 
 def _boundary(intervals: list, side: int) -> float:
