@@ -9,14 +9,11 @@ import torch
 from torch import nn
 
 
-def gaussian_init(model: nn.Module, std: float) -> nn.Module:
+def gaussian_init(model: nn.Module, std: float, seed: int) -> nn.Module:
     """Every Linear/Conv weight ~ N(0, std²), biases 0 (the BatchNorm paper's "small random Gaussian" init)."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
-                nn.init.normal_(m.weight, std=std)
-                if m.bias is not None:
-                    m.bias.zero_()
+    from impediments.init import initialize
+
+    initialize(model, "normal", std=std, bias=0.0, seed=seed)
     return model
 
 

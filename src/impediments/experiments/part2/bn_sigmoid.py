@@ -90,7 +90,7 @@ def train_one(config: Config, norm: str | None) -> dict:
     data = load_dataset("digits", seed=config.seed)
     model = seeded(config.seed, mlp, data.in_features, data.num_classes, width=config.width, depth=config.depth,
                    activation="sigmoid", norm=norm)
-    gaussian_init(model, config.init_std)
+    gaussian_init(model, config.init_std, config.seed)
     probe = PercentileProbe(model, data.X_test, f"hidden{config.depth}.act")
     h = train(model, data, seed=config.seed, steps=config.steps, batch_size=config.batch_size, lr=config.lr,
               eval_every=config.eval_every, callbacks=[probe])

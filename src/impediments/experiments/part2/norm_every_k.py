@@ -42,7 +42,7 @@ class Config:
 
     @classmethod
     def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed)
+        return cls(seed=seed, steps=200)
 
     @classmethod
     def full(cls, seed: int = 0) -> "Config":
