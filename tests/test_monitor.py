@@ -259,6 +259,12 @@ def test_hooks_removed_on_exception_and_no_reference_kept():
     gc.collect()
     assert ref() is None
     model(torch.randn(2, 6))   # still usable
+    with pytest.raises(Boom):   # without an optimizer: per-parameter grad hooks, removed too
+        with watch(model, every=1):
+            model(torch.randn(2, 6)).sum().backward()
+            raise Boom
+    assert _no_global_state()
+    assert all(not getattr(p, "_post_accumulate_grad_hooks", None) for p in model.parameters())
 
 
 def _train(model, steps, every=None, use_watch=True, seed=1):

@@ -114,6 +114,8 @@ class ParamWatcher:
 
     # --------------------------------------------------------------------- shared
     def _scatter(self, idx, values: torch.Tensor) -> torch.Tensor:
+        if len(idx) == len(self.names):   # every parameter had a gradient: already in order
+            return values
         full = torch.zeros(len(self.names), dtype=values.dtype, device=values.device)
         return full.index_copy(0, torch.tensor(idx, device=values.device), values)
 
