@@ -2,17 +2,13 @@
 
     impediments doctor examples/dead_relu.py        # exit 1
 """
-from torch import nn
 
 import impediments as imp
 
 
 def model():
     net = imp.mlp(64, 10, width=64, depth=3, activation="relu")
-    for m in net.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            nn.init.constant_(m.bias, -10.0)
+    imp.init.initialize(net, "he_normal", bias=-10.0, seed=0)
     return net
 
 

@@ -5,6 +5,8 @@
 import torch
 from torch import nn
 
+import impediments as imp
+
 
 def model():
     net = nn.Sequential(
@@ -12,10 +14,7 @@ def model():
         nn.Linear(64, 64), nn.Dropout(0.5), nn.BatchNorm1d(64), nn.ReLU(),
         nn.Linear(64, 10),
     )
-    for m in net.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+    imp.init.initialize(net, "he_normal", bias=0.0, seed=0)
     return net
 
 

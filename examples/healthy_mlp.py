@@ -3,7 +3,6 @@
     impediments doctor examples/healthy_mlp.py      # exit 0: no warning or error
 """
 import torch
-from torch import nn
 
 import impediments as imp
 
@@ -12,10 +11,7 @@ STEPS = 150
 
 def model():
     net = imp.mlp(64, 10, width=64, depth=3, activation="relu")
-    for m in net.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+    imp.init.initialize(net, "he_normal", bias=0.0, seed=0)
     return net
 
 

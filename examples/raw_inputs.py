@@ -3,17 +3,13 @@
     impediments doctor examples/raw_inputs.py       # exit 1
 """
 import torch
-from torch import nn
 
 import impediments as imp
 
 
 def model():
     net = imp.mlp(64, 10, width=64, depth=2, activation="relu")
-    for m in net.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+    imp.init.initialize(net, "he_normal", bias=0.0, seed=0)
     return net
 
 

@@ -2,17 +2,13 @@
 
     impediments doctor examples/saturated_sigmoid.py   # exit 1
 """
-from torch import nn
 
 import impediments as imp
 
 
 def model():
     net = imp.mlp(64, 10, width=64, depth=5, activation="sigmoid")
-    for m in net.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, std=12.0 / m.in_features ** 0.5)
-            nn.init.zeros_(m.bias)
+    imp.init.initialize(net, "normal", std=1.5, bias=0.0, seed=0)   # std 1.5 x sqrt(64 inputs) = 12 pre-activation
     return net
 
 
