@@ -3,7 +3,24 @@
 ``diagnose(stats)`` turns a :class:`~impediments.monitor.schema.MonitorStats`
 into a :class:`Report`; ``checkup(model, inputs, ...)`` does one forward (and
 backward) pass under the monitor at the current weights. Thresholds live in
-:class:`Thresholds`; the codes in :data:`CODES`.
+:class:`Thresholds` (each with its reason; ``Thresholds().describe()``); the
+codes in :data:`CODES` (meaning, experiment, reference); the rules, one pure
+function per code family declaring the ``MonitorStats`` fields it requires, in
+:data:`RULES`.
+
+Layout::
+
+    codes.py        the catalogue of codes          thresholds.py  every threshold + reason
+    finding.py      Finding, Report (JSON schema)   terminal.py    rich table rendering
+    rules/          pure rules (stats, th) -> list[Finding]
+    diagnose.py     run the rules                   checkup.py     one batch at init
+    spec.py         SPEC.py loading + short training run for the CLI
+
+JSON (``report.to_json``): ``{"schema": "impediments.doctor.report", "version": 1,
+"title", "summary": {"worst", "counts", "codes"}, "findings": [{"code", "severity",
+"where", "evidence", "explanation", "remedy", "see"}], "skipped": {rule: reason},
+"thresholds": [{"name", "value", "reason"}], "stats": MonitorStats.to_dict()}``;
+non-finite numbers are written as the strings ``"nan"``, ``"inf"``, ``"-inf"``.
 """
 from __future__ import annotations
 
