@@ -395,3 +395,13 @@ def test_nearly_dead_units(count, fires):
     assert bool(found) is fires
     if fires:
         assert found[0].severity == "error" and found[0].evidence["layers"]["a"]["nearly_dead_units"] == 10
+
+
+def test_doctor_core_never_imports_matplotlib():
+    import subprocess
+    import sys
+
+    code = ("import sys, impediments.doctor, impediments.cli.doctor; "
+            "from impediments.doctor import diagnose; print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
