@@ -73,7 +73,7 @@ class ParamWatcher:
         ps = [self.params[i].detach() for i in idx]
         wnorm = torch.stack(torch._foreach_norm(ps))
         self._record(step, idx, gnorm, wnorm)
-        self._before = (idx, [p.clone() for p in ps], wnorm)
+        self._before = (idx, torch._foreach_mul(ps, 1.0), wnorm)   # one fused copy
 
     def _step_post(self, opt, args, kwargs):
         step = self.mon.steps
