@@ -88,6 +88,7 @@ def _frozen_bn_transfer(r):
     assert all(d == 0.0 for d in keras["drift"]), "a frozen BN never moves its running statistics"
     assert all(d > 0 for d in naive["drift"]) and all(d > 0 for d in finetune["drift"])
     assert keras["source_acc_after"] == r.source_acc
+    assert keras["monitor_frozen"] == 1 and naive["monitor_frozen"] == 0 == finetune["monitor_frozen"]
 
 
 def _bn_inference(r):
@@ -108,6 +109,7 @@ def _bn_dropout(r):
     # dropout right before BN: the shift grows with the rate
     first = [s[0] for s in r.shift["before"]]
     assert first == sorted(first) and first[0] > 1
+    assert r.preceded_by["after"] == ["Linear"] * len(r.baseline)
 
 
 def _l2_with_bn(r):

@@ -71,6 +71,7 @@ class Result:
     acc_running: dict   # arrangement -> test accuracy with running statistics collected with dropout on
     acc_adjusted: dict  # arrangement -> test accuracy with statistics recomputed with dropout off
     train_rate: float
+    preceded_by: dict   # arrangement -> [class of the module that ran just before each BN] (impediments.monitor)
 
 
 def build(arrangement: str, in_features: int, out_features: int, width: int, depth: int, rate: float) -> nn.Sequential:
@@ -112,6 +113,19 @@ def shifts(model: nn.Module, batches: list, *, fresh: bool = False) -> list[floa
     return [ratios[k] for k in sorted(ratios)]
 
 
+def preceded_by(model: nn.Module, batches: list) -> list[str]:
+    """Per BN (in order): the class of the module that ran just before it, as :func:`impediments.monitor.watch`
+    reports it (the doctor's dropout-before-BN rule reads this)."""
+    from impediments.monitor import watch
+
+    model.train()
+    with torch.no_grad(), watch(model, every=1) as mon:
+        for xb, _ in batches[:2]:
+            model(xb)
+    stats = mon.stats().batchnorm
+    return [str(stats[k].preceded_by) for k in sorted(stats)]
+
+
 def run(config: Config) -> Result:
     from impediments.data import load_dataset
     from impediments.data.batching import iterate_batches
@@ -130,6 +144,8 @@ def run(config: Config) -> Result:
         formula.append(li_formula(inputs_of(before, "hidden1.norm", data.X_train), 1 - rate))
     baseline = shifts(seeded(config.seed, build, "after", *args, 0.0), batches, fresh=True)
     trained_shift, acc_running, acc_adjusted = {}, {}, {}
+    before_bn = {a: preceded_by(seeded(config.seed, build, a, *args, config.train_rate), batches)
+                 for a in ARRANGEMENTS}
     for a in ARRANGEMENTS:
         model = seeded(config.seed, build, a, *args, config.train_rate)
         train(model, data, seed=config.seed, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr)
@@ -139,7 +155,8 @@ def run(config: Config) -> Result:
         recompute_bn_stats(adjusted, batches, max_batches=len(batches))
         acc_adjusted[a] = evaluate(adjusted, data.X_test, data.y_test)[1]
     return Result(rates=list(config.rates), shift=shift, formula=formula, baseline=baseline, trained_shift=trained_shift,
-                  acc_running=acc_running, acc_adjusted=acc_adjusted, train_rate=config.train_rate)
+                  acc_running=acc_running, acc_adjusted=acc_adjusted, train_rate=config.train_rate,
+                  preceded_by=before_bn)
 
 
 def plot(result: Result):
@@ -180,6 +197,13 @@ def claims(result: Result) -> list[Claim]:
               "variance of every BN after the first, by more than 10% at the largest rate.", SOURCE,
               {f"min_ratio_later_layers_rate_{result.rates[i]:g}": float(min(result.shift["between"][i][1:]))},
               "min ratio of BN 2.. >= 1.1", float(min(result.shift["between"][i][1:])) >= 1.1),
+        claim("The monitor sees the arrangement: it reports Dropout as the module that runs just before every BN "
+              "of 'before' and before none of 'between' or 'after' (the doctor's rule for this pitfall reads it).",
+              "impediments.monitor", {f"dropout_before_bn_{a}": sum(p == "Dropout" for p in result.preceded_by[a])
+                                      for a in ARRANGEMENTS} | {"bn_layers": len(result.preceded_by["before"])},
+              "before: all BNs; between, after: none",
+              all(p == "Dropout" for p in result.preceded_by["before"])
+              and not any(p == "Dropout" for a in ("between", "after") for p in result.preceded_by[a])),
         claim(f"Measured, reported honestly: test accuracy with the running statistics (collected with dropout on) "
               f"versus statistics recomputed with dropout off, at dropout {result.train_rate:g}. Li et al. find the "
               "recomputed statistics help when dropout precedes BN; at this small scale the difference is small. "

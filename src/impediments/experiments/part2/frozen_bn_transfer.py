@@ -61,7 +61,10 @@ class Config:
 class Result:
     source_acc: float                # pretrained network on the source test set
     runs: dict                       # method -> {"test_acc": [...], "drift": [per step], "final_acc",
-                                     #   "drift_final", "var_change_final", "source_acc_after" (old head)}
+                                     #   "drift_final", "var_change_final", "source_acc_after" (old head),
+                                     #   "monitor_running_fraction": share of the base BNs' training-mode
+                                     #   forwards that used running statistics (impediments.monitor),
+                                     #   "monitor_frozen": share of base BNs the monitor reports frozen}
     eval_steps: list
     shots: int
 
@@ -118,6 +121,7 @@ def pretrain(config: Config):
 
 
 def transfer(pretrained: nn.Module, source, target, method: str, config: Config) -> dict:
+    from impediments.monitor import watch
     from impediments.norm import freeze
     from impediments.train import evaluate
 
@@ -135,12 +139,18 @@ def transfer(pretrained: nn.Module, source, target, method: str, config: Config)
     elif method != "finetune":
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
     probe = DriftProbe(model, reference)
-    h = train(model, target, seed=config.seed, steps=config.steps, batch_size=config.batch_size, lr=config.lr,
-              eval_every=max(config.steps // 10, 1), callbacks=[probe])
+    opt = torch.optim.SGD(model.parameters(), lr=config.lr)
+    with watch(model, optimizer=opt) as mon:     # what the monitor (and the doctor) see of the base's BNs
+        h = train(model, target, seed=config.seed, steps=config.steps, batch_size=config.batch_size, optimizer=opt,
+                  eval_every=max(config.steps // 10, 1), callbacks=[probe])
+    bn_stats = list(mon.stats().batchnorm.values())
     drift, var_change = running_stat_drift(model, reference)
     model.output = source_head   # the old head on the (supposedly frozen) base: is the source task intact?
     return {"test_acc": h.test_acc, "eval_steps": h.eval_steps, "drift": probe.drift, "final_acc": h.test_acc[-1],
             "drift_final": drift, "var_change_final": var_change,
+            "monitor_running_fraction": sum(b.running_stats_forwards_in_training for b in bn_stats)
+            / max(sum(b.training_forwards for b in bn_stats), 1),
+            "monitor_frozen": sum(b.frozen for b in bn_stats) / max(len(bn_stats), 1),
             "source_acc_after": evaluate(model, source.X_test, source.y_test)[1]}
 
 
@@ -179,6 +189,15 @@ def claims(result: Result) -> list[Claim]:
               {"source_acc": result.source_acc, "source_acc_after_keras": a["source_acc_after"],
                "source_acc_after_naive": b["source_acc_after"]},
               "source_acc_after_keras == source_acc", a["source_acc_after"] == result.source_acc),
+        claim("The monitor sees the difference (impediments.monitor.watch during transfer): with Keras-style "
+              "freezing every training-mode forward of the base's BNs used running statistics and every BN is "
+              "reported frozen; with the naive freeze and with fine-tuning none did.", "impediments.monitor",
+              {"running_fraction_keras": a["monitor_running_fraction"], "frozen_keras": a["monitor_frozen"],
+               "running_fraction_naive": b["monitor_running_fraction"], "frozen_naive": b["monitor_frozen"],
+               "running_fraction_finetune": c["monitor_running_fraction"]},
+              "keras: 1 and 1; naive and finetune: 0",
+              a["monitor_running_fraction"] == 1 and a["monitor_frozen"] == 1 and b["monitor_running_fraction"] == 0
+              and b["monitor_frozen"] == 0 and c["monitor_running_fraction"] == 0),
         claim(f"The pretrained base transfers: a new head on a frozen base ({result.shots} examples per target "
               "class) beats chance (0.2) by far.", SOURCE,
               {"acc_keras": a["final_acc"], "source_acc": result.source_acc}, "acc_keras >= 0.5",
