@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from torch import nn
 
 from impediments.experiments.framework import Claim, Table, UnitSpread, claim, seeded, train

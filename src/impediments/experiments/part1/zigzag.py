@@ -221,8 +221,8 @@ def claims(result: Result) -> list[Claim]:
               "|cond_positive / predicted - 1| <= 0.15 and cond_centred <= 1.5",
               abs(r.cond_positive / r.cond_predicted - 1) <= 0.15 and r.cond_centred <= 1.5),
         claim(f"LeCun et al. 1998 on digits (64-30-10 tanh net, 3 epochs at batch 32, same learning rate {r.lr}, "
-              f"mean of {len(r.curve_std)} initializations): standardized inputs reach a clearly higher test accuracy than raw pixels "
-              "(published reproduction: about 93% vs 75%).", "LeCun et al. 1998 (Efficient BackProp)",
+              f"mean of {len(r.curve_std)} initializations): standardized inputs reach a clearly higher test "
+              "accuracy than raw pixels (published reproduction: about 93% vs 75%).", "LeCun et al. 1998 (Efficient BackProp)",
               {"acc_std": acc_std, "acc_raw": acc_raw, "published_std": 0.93, "published_raw": 0.75},
               "acc_std >= acc_raw + 0.05", acc_std >= acc_raw + 0.05),
         claim("Even when each input gets its own best learning rate from the grid, standardized inputs are at "
