@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
-from impediments.monitor.accumulators import Bag, batch_moments, histogram_counts
+from impediments.monitor.accumulators import Bag, batch_moments, histogram_counts, histogram_many, histogram_subsample
 
 RELU_FAMILY = frozenset({"relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "softplus", "mish"})
 LAYER_TYPES = (nn.Linear, _ConvNd)
@@ -84,12 +84,29 @@ def record_activation_input(bag: Bag, x: torch.Tensor, kind: str, dim: int, mome
     return units
 
 
-def record_activation_output(bag: Bag, out: torch.Tensor) -> torch.Tensor:
-    """Fold the output into ``bag``; returns its :class:`Batch` moments (``bad`` = non-finite count)."""
+def record_activation_output(bag: Bag, out: torch.Tensor, hist_queue: list | None = None):
+    """Fold the output into ``bag``; returns its :class:`Batch` moments (``bad`` = non-finite count).
+
+    With ``hist_queue``, the histogram subsample (copied now, before any later in-place op) is queued
+    as ``(bag, values)`` for :func:`flush_histograms` at the end of the forward pass.
+    """
     m = batch_moments(out)
     bag.add("output", m, "moments")
-    bag.add("hist", histogram_counts(out), "sum")
+    if hist_queue is None:
+        bag.add("hist", histogram_counts(out), "sum")
+    else:
+        hist_queue.append((bag, histogram_subsample(out).to(torch.float64, copy=True)))
     return m
+
+
+def flush_histograms(queue: list) -> None:
+    """Count every queued histogram subsample in one pass and add each row to its bag."""
+    if not queue:
+        return
+    rows = histogram_many([v for _, v in queue])
+    for (bag, _), row in zip(queue, rows.unbind(0)):
+        bag.add("hist", row, "sum")
+    queue.clear()
 
 
 def record_layer_output(bag: Bag, out: torch.Tensor) -> torch.Tensor:

@@ -54,6 +54,7 @@ class Monitor:
         self._sym: dict = {}
         self._replays = 0
         self._last_moments = None
+        self._hist_queue: list = []
 
     # --------------------------------------------------------------------- scope
     def __enter__(self) -> "Monitor":
@@ -96,6 +97,7 @@ class Monitor:
         if self._icpt is None or not model.training:
             return None
         self._icpt.disarm()          # a previous forward may have raised while armed
+        self._hist_queue.clear()
         if self._params.counts_steps:
             self._fwd_step = self.steps
         else:
@@ -122,6 +124,7 @@ class Monitor:
         if self._icpt is None or not model.training:
             return None
         self._icpt.disarm()
+        C.flush_histograms(self._hist_queue)
         self._last_leaf = self._last_out = self._last_moments = None
         if isinstance(out, torch.Tensor) and out.device.type == "cpu" and out.is_floating_point():
             bad = not math.isfinite(float(out.detach().sum()))   # one reduction, read for free on CPU
@@ -155,7 +158,7 @@ class Monitor:
 
     def _act_out(self, token, out):
         name, bag = token
-        m = C.record_activation_output(bag, out)
+        m = C.record_activation_output(bag, out, self._hist_queue)
         self.nonfinite.update_forward(m.bad, self._fwd_step, name)
 
     def _mod_pre(self, name, module, args):
