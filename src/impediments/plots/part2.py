@@ -72,8 +72,8 @@ def plot_bn_inference(r):
     axes[0].set(xlabel="step", ylabel="gap", title="EMA vs exact (PreciseBN) statistics")
     axes[1].plot(steps, r.acc_ema, color="tab:blue", label="EMA statistics")
     axes[1].plot(steps, r.acc_precise, color="tab:green", ls="--", label="PreciseBN statistics")
-    axes[1].set(xlabel="step", ylabel="test accuracy", ylim=(max(0.0, min(r.acc_ema[1:] + r.acc_precise[1:]) - 0.05), 1),
-                title="test accuracy, same weights")
+    low = min(r.acc_ema[1:] + r.acc_precise[1:])
+    axes[1].set(xlabel="step", ylabel="test accuracy", ylim=(max(0.0, low - 0.05), 1), title="test accuracy, same weights")
     m = np.asarray(r.batch_sizes, dtype=float)
     grid = np.linspace(m.min(), m.max(), 200)
     axes[2].plot(grid, (grid - 1) / grid, color="grey", ls=":", label="(m−1)/m")
@@ -181,7 +181,7 @@ def plot_bn_output_stats(r):
             color = CYCLE[k % len(CYCLE)]
             axes[0].plot(epochs, m[:, k], ls=ls, color=color, label=f"{label}, layer {k + 1}")
             axes[1].plot(epochs, v[:, k], ls=ls, color=color, label=f"{label}, layer {k + 1}")
-        axes[2].plot(epochs, r.test_loss[key], ls=ls, color=COLORS[key], label=f"{'with' if key == 'bn' else 'without'} BN")
+        axes[2].plot(epochs, r.test_loss[key], ls=ls, color=COLORS[key], label="with BN" if key == "bn" else "without BN")
     axes[0].axhline(0, color="grey", lw=0.8)
     axes[1].axhline(1, color="grey", lw=0.8)
     axes[0].set(xlabel="epoch", ylabel="mean over units of the unit mean", title="mean of layer outputs")

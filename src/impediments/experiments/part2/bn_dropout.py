@@ -96,7 +96,10 @@ def build(arrangement: str, in_features: int, out_features: int, width: int, dep
 
 
 def li_formula(x: torch.Tensor, keep: float) -> float:
-    r"""Pooled predicted ratio :math:`\sum_c [(c^2+v)/p - c^2] / \sum_c v` from per-channel mean c, variance v of ``x``."""
+    r"""Pooled predicted ratio :math:`\sum_c [(c^2+v)/p - c^2] / \sum_c v`.
+
+    c and v are the per-channel mean and variance of ``x``; p is the keep probability.
+    """
     c, v = x.mean(0), x.var(0)
     return float(((c ** 2 + v) / keep - c ** 2).sum() / v.sum())
 
@@ -154,7 +157,8 @@ def run(config: Config) -> Result:
         adjusted = copy.deepcopy(model).eval()      # eval(): dropout off while the statistics are recomputed
         recompute_bn_stats(adjusted, batches, max_batches=len(batches))
         acc_adjusted[a] = evaluate(adjusted, data.X_test, data.y_test)[1]
-    return Result(rates=list(config.rates), shift=shift, formula=formula, baseline=baseline, trained_shift=trained_shift,
+    return Result(rates=list(config.rates), shift=shift, formula=formula, baseline=baseline,
+                  trained_shift=trained_shift,
                   acc_running=acc_running, acc_adjusted=acc_adjusted, train_rate=config.train_rate,
                   preceded_by=before_bn)
 

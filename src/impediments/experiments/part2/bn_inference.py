@@ -156,7 +156,8 @@ def run(config: Config) -> Result:
         out, out_folded = model.eval()(data.X_test), folded(data.X_test)
     return Result(
         steps=h.eval_steps, acc_ema=h.test_acc, acc_precise=probe.acc_precise, mean_gap=probe.mean_gap,
-        var_gap=probe.var_gap, batch_sizes=list(config.batch_sizes), draws=config.draws, biased_var=biased, running_var=running,
+        var_gap=probe.var_gap, batch_sizes=list(config.batch_sizes), draws=config.draws, biased_var=biased,
+        running_var=running,
         one_step_ratio=ratio, eval_batch_diff=eval_diff, train_batch_diff=train_diff, batch1_eval_ok=ok,
         batch1_train_error=error, fold_max_diff=float((out - out_folded).abs().max()),
         fold_same_predictions=float((out.argmax(1) == out_folded.argmax(1)).float().mean()),

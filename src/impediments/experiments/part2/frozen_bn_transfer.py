@@ -75,7 +75,7 @@ def bn_layers(model: nn.Module) -> dict[str, nn.Module]:
     return {name: m for name, m in model.named_modules() if is_batch_norm(m)}
 
 
-def running_stat_drift(model: nn.Module, reference: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, float]:
+def running_stat_drift(model: nn.Module, reference: dict) -> tuple[float, float]:
     """Mean over BN channels of ``|μ − μ₀| / σ₀`` and of ``|log(σ²/σ₀²)|`` against the pretrained statistics."""
     shifts, logs = [], []
     for name, bn in bn_layers(model).items():

@@ -7,7 +7,8 @@ BatchNorm computes its statistics per GPU. BN's error rises from 23.6% to
 Scaled down to a 3-layer 1-D CNN on MNIST-1D on one CPU: every SGD step sees
 32 examples, and BatchNorm computes its statistics over groups of b
 examples ("ghost batches", the per-GPU batch of Wu & He), for b in
-{2, 4, 8, 32} (quick: b in {2, 32}, only BN and GN trained, 2 epochs); running statistics are updated from the first group only, as
+{2, 4, 8, 32} (quick: b in {2, 32}, only BN and GN trained, 2 epochs);
+running statistics are updated from the first group only, as
 data-parallel training keeps those of GPU 0. This isolates what Wu & He vary
 for BN (the number of examples per normalization) from the optimizer's
 batch size. LayerNorm, GroupNorm and no normalization compute nothing across
