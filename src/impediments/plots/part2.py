@@ -217,7 +217,7 @@ def plot_bn_learning_rates(r):
 
 
 def plot_norm_every_k(r):
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
     labels = ["none" if e == 0 else f"every {e}" for e in r.every]
     x = np.arange(len(r.every))
     axes[0].bar(x, r.elements_per_step, color=CYCLE[: len(x)])
@@ -227,10 +227,12 @@ def plot_norm_every_k(r):
     axes[1].bar(x, r.ms_per_step, color=CYCLE[: len(x)])
     axes[1].set_xticks(x, labels)
     axes[1].set(ylabel="ms per step (min over repeats)", title="wall-clock (noisy on a shared machine)")
-    for i, label in enumerate(labels):
-        axes[2].plot(r.ms_per_step[i], r.test_acc[i], "o", color=CYCLE[i % len(CYCLE)], ms=9, label=label)
-    axes[2].set(xlabel="ms per step", ylabel=f"test accuracy after {r.steps} steps", ylim=(0, 1),
-                title="time per step vs accuracy")
-    axes[2].legend(fontsize=8, title="BN")
+    for ax, key, xlabel in ((axes[2], "ms_per_step", "ms per step"),
+                            (axes[3], "elements_per_step", "tensor elements written per step")):
+        for i, label in enumerate(labels):
+            ax.plot(getattr(r, key)[i], r.test_acc[i], "o", color=CYCLE[i % len(CYCLE)], ms=9, label=label)
+        ax.set(xlabel=xlabel, ylabel=f"test accuracy after {r.steps} steps", ylim=(0, 1),
+               title=f"{'time' if key == 'ms_per_step' else 'work'} per step vs accuracy")
+        ax.legend(fontsize=8, title="BN")
     _finish(fig, f"{r.depth}-layer ReLU MLP on digits with BN after every k-th layer")
     return fig, axes
