@@ -180,9 +180,11 @@ def claims(result: Result) -> list[Claim]:
               {"drift_keras": a["drift_final"], "var_change_keras": a["var_change_final"]},
               "drift_keras == 0 and var_change_keras == 0", a["drift_final"] == 0 and a["var_change_final"] == 0),
         claim("With a naive PyTorch freeze (requires_grad=False, BN left in training mode) the running statistics "
-              "drift toward the target data: mean shift of at least 0.1 running standard deviations per channel.",
-              SOURCE, {"drift_naive": b["drift_final"], "var_change_naive": b["var_change_final"]},
-              "drift_naive >= 0.1", b["drift_final"] >= 0.1),
+              "drift toward the target data (the module states no size; measured: mean shift in running-σ units "
+              "and mean |log| variance ratio per channel, next to fine-tuning everything).", SOURCE,
+              {"drift_naive": b["drift_final"], "var_change_naive": b["var_change_final"],
+               "drift_finetune": c["drift_final"], "var_change_finetune": c["var_change_final"]},
+              "drift_naive > 0 and var_change_naive > 0", b["drift_final"] > 0 and b["var_change_final"] > 0),
         claim("A frozen base must stay the pretrained network. With Keras-style freezing the source task (old head "
               "on the base) keeps exactly its accuracy; with the naive freeze only the drifted running statistics "
               "change the base, and the source accuracy is reported.", SOURCE,

@@ -46,7 +46,7 @@ class Config:
 
     @classmethod
     def full(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, width=128, depth=16, every=(1, 2, 4, 8, 0), steps=2000, timing_repeats=10)
+        return cls(seed=seed, depth=16, every=(1, 2, 4, 8, 0), steps=800, timing_repeats=5)
 
 
 @dataclass
