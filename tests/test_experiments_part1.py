@@ -145,6 +145,9 @@ def _layerwise_pretraining(r):
     assert r.rand_steps[-1] == r.finetune_steps + r.pretrain_steps_total and r.pre_steps[-1] == r.finetune_steps
     assert at_step(r.rand_steps, r.rand_train_loss, r.finetune_steps) > r.pre_train_loss[-1]
     assert at_step([0, 10, 20], [3.0, 2.0, 1.0], 15) == 2.0 and at_step([0, 10, 20], [3.0, 2.0, 1.0], 20) == 1.0
+    from impediments.experiments.part1.layerwise_pretraining import best_until
+
+    assert best_until([0, 10, 20], [3.0, 1.0, 2.0], 15) == 1.0 and best_until([0, 10, 20], [3.0, 1.0, 2.0], 5) == 3.0
 
 
 def _activations(r):
