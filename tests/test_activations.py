@@ -152,7 +152,7 @@ def test_classify_does_not_sync_with_the_host(monkeypatch):
 
 def test_module_kind():
     assert A.module_kind(nn.ReLU(inplace=True)) == "relu"
-    assert A.module_kind(nn.LeakyReLU(0.2)) == "leaky_relu"
+    assert A.module_kind(nn.LeakyReLU(0.2)) is None  # regions are for slope 0.01
     assert A.module_kind(A.get("identity").module()) == "identity"
     assert A.module_kind(nn.Identity()) is None
     assert A.module_kind(nn.Linear(2, 2)) is None
@@ -260,3 +260,19 @@ def test_plots_package_is_lazy(monkeypatch):
     assert callable(plots.plot_activations) and "impediments.plots.activations" in sys.modules
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         plots.nope
+
+
+def test_module_kind_rejects_lookalikes_with_other_regions():
+    from torch import nn
+
+    from impediments.activations import module_kind
+
+    assert module_kind(nn.ReLU6()) is None  # subclasses Hardtanh but saturates at 0 and 6
+    assert module_kind(nn.LeakyReLU(0.3)) is None
+    assert module_kind(nn.Hardtanh(-2.0, 2.0)) is None
+    assert module_kind(nn.LeakyReLU()) == "leaky_relu" and module_kind(nn.Hardtanh()) == "hardtanh"
+
+    class MyReLU(nn.ReLU):
+        pass
+
+    assert module_kind(MyReLU()) == "relu"

@@ -36,3 +36,10 @@ def test_reproduce_unknown_name_exit_2(capsys):
 def test_console_script_entry_point():
     out = subprocess.run([sys.executable, "-m", "impediments.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and __version__ in out.stdout
+
+
+def test_reproduce_unwritable_out_is_clear_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["reproduce", "zigzag", "--quick", "--out", str(blocker / "sub")]) == 2
+    assert str(blocker) in capsys.readouterr().err

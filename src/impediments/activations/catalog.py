@@ -229,9 +229,18 @@ def module_kind(module: nn.Module) -> str | None:
 
     Subclasses count (``nn.ReLU(inplace=True)`` → ``"relu"``); a plain ``nn.Identity``
     is a structural placeholder and gives ``None`` (only :class:`IdentityActivation`,
-    what ``get("identity").module()`` builds, is ``"identity"``). Module hyper-parameters
-    (e.g. a LeakyReLU slope other than 0.01) are not checked.
+    what ``get("identity").module()`` builds, is ``"identity"``). Built-in torch
+    subclasses with other shapes (``nn.ReLU6`` subclasses ``nn.Hardtanh``) and modules
+    whose hyper-parameters move the regions (a LeakyReLU slope other than 0.01, a
+    Hardtanh range other than [-1, 1]) give ``None``: the catalog's regions would be wrong.
     """
+    cls0 = type(module)
+    if cls0 not in _KIND_BY_TYPE and cls0.__module__.startswith("torch.nn"):
+        return None
+    if isinstance(module, nn.LeakyReLU) and module.negative_slope != 0.01:
+        return None
+    if isinstance(module, nn.Hardtanh) and (module.min_val, module.max_val) != (-1.0, 1.0):
+        return None
     for cls in type(module).__mro__:
         kind = _KIND_BY_TYPE.get(cls)
         if kind is not None:

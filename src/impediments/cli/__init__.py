@@ -45,9 +45,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if not names:
         print("no experiments registered yet; nothing to reproduce")
         return EXIT_OK
-    from impediments.experiments.runner import reproduce
+    from impediments.experiments.runner import OutputFolderError, reproduce
 
-    return EXIT_OK if reproduce(names, quick=args.quick, out=args.out, seed=args.seed) else EXIT_FAIL
+    try:
+        passed = reproduce(names, quick=args.quick, out=args.out, seed=args.seed)
+    except OutputFolderError as exc:
+        print(f"impediments reproduce: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK if passed else EXIT_FAIL
 
 
 COMMANDS = {"list": cmd_list, "reproduce": cmd_reproduce}
