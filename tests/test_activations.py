@@ -276,3 +276,33 @@ def test_module_kind_rejects_lookalikes_with_other_regions():
         pass
 
     assert module_kind(MyReLU()) == "relu"
+
+
+# --------------------------------------------------------------------------------------------- per-unit regions
+@pytest.mark.parametrize("name", A.names())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_unit_region_counts_equal_the_reference_masks_value_for_value(name, dtype):
+    """The float-kernel path counts exactly what region_counts' boolean masks count, per unit,
+    including values exactly on every region boundary, zeros and infinities."""
+    from impediments.activations.unit_regions import unit_region_counts
+
+    torch.manual_seed(0)
+    ends = [e for iv in A.saturated_intervals(name) + A.linear_intervals(name) for e in iv if math.isfinite(e)]
+    x = torch.randn(40, 6, 5) * 4
+    specials = torch.tensor(ends + [0.0, math.inf, -math.inf]).to(dtype).float()
+    x.view(-1)[torch.randperm(x.numel())[: 10 * len(specials)]] = specials.repeat(10)
+    x = x.to(dtype)
+    for dim in (1, 2):
+        ref = torch.stack([A.region_counts(x.movedim(dim, 0)[u], name) for u in range(x.shape[dim])], 1)
+        for finite in (True, False):
+            got = unit_region_counts(x, name, dim, finite=finite)
+            assert torch.equal(got.long(), ref), (name, dtype, dim, finite)
+
+
+def test_unit_region_counts_count_nan_as_active_and_reject_scalars():
+    from impediments.activations.unit_regions import unit_region_counts
+
+    x = torch.tensor([[float("nan"), -1.0], [2.0, 0.0]])
+    assert unit_region_counts(x, "relu", 1).tolist() == [[0.0, 2.0], [1.0, 0.0], [1.0, 0.0]]
+    with pytest.raises(ValueError, match="unit dimension"):
+        unit_region_counts(torch.tensor(1.0), "relu", 0)

@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from impediments.activations import region_counts
 from impediments.monitor import HIST_EDGES, watch
-from impediments.monitor.accumulators import HIST_MAX_VALUES, batch_moments, histogram_counts, merge_moments, moments_dict
+from impediments.monitor.accumulators import HIST_MAX_VALUES, batch_moments, histogram_counts, histogram_subsample, \
+    merge_moments, moments_dict
 from impediments.monitor.export import from_json
 from impediments.monitor.intercept import FUNCTION_KINDS
 from impediments.monitor.schedule import default_schedule, make_schedule
@@ -33,8 +35,11 @@ def assert_moments(m, ref, rtol=1e-5):
 
 def brute_hist(x, subsample=True):
     x = x.reshape(-1)
-    if subsample:   # the documented subsample: evenly strided, at most HIST_MAX_VALUES values
-        x = x[::-(-x.numel() // HIST_MAX_VALUES)]
+    if subsample:   # the documented subsample: a prime stride >= ceil(n / HIST_MAX_VALUES), at most that many
+        stride = -(-x.numel() // HIST_MAX_VALUES)
+        while stride > 2 and any(stride % p == 0 for p in range(2, stride)):
+            stride += 1
+        x = x[::stride]
     x = x.double().numpy()
     x = x[np.isfinite(x)]
     edges = np.asarray(HIST_EDGES)
@@ -55,9 +60,11 @@ def test_moments_and_histogram_merge_equal_brute_force():
     ref = brute_moments(full)
     for k in ref:
         assert got[k] == pytest.approx(ref[k], rel=1e-6)
-    assert sum(histogram_counts(p)[:-1] for p in parts).tolist() == brute_hist(full)
+    assert sum(histogram_counts(p)[:-1] for p in parts).tolist() == brute_hist(full, subsample=False)
     big = torch.randn(3 * HIST_MAX_VALUES + 5)
     assert 0 < histogram_counts(big)[:-1].sum() <= HIST_MAX_VALUES and histogram_counts(big)[:-1].tolist() == brute_hist(big)
+    wide = torch.arange(128 * 256).reshape(128, 256)       # the subsample reads every column, not a few
+    assert histogram_subsample(wide).remainder(256).unique().numel() == 256
     bad = torch.tensor([1.0, float("nan"), float("inf"), -float("inf"), 1e9, -1e-9])
     h = histogram_counts(bad)
     assert h[-1] == 3 and h[:-1].tolist() == brute_hist(bad) and moments_dict(batch_moments(bad))["nonfinite"] == 3
@@ -137,7 +144,9 @@ def test_activation_layer_and_input_stats_equal_brute_force():
     assert relu.histogram.counts == brute_hist(pre1.relu()) and relu.histogram.edges == HIST_EDGES
     assert relu.unit_active_counts == (pre1 > 0).sum(0).tolist() and relu.unit_total == 64 and relu.units == 8
     assert relu.dead_units == [i for i in range(8) if (pre1[:, i] <= 0).all()]
-    assert tanh.unit_active_counts is None and relu.samples == 4
+    tanh_sat = torch.stack([region_counts(pre2[:, u], "tanh") for u in range(8)], 1)   # per-unit reference
+    assert tanh.unit_active_counts == (tanh_sat[1] + tanh_sat[2]).tolist() and relu.samples == 4
+    assert tanh.saturated_fraction == pytest.approx(float(tanh_sat[0].sum()) / pre2.numel())
     assert_moments(s.layers["fc2"].output, brute_moments(pre2))
     assert [s.layers[n].depth for n in ("fc1", "fc2", "fc3")] == [0, 1, 2]
     X = torch.cat(xs).double()
@@ -556,3 +565,18 @@ def test_include_and_bad_arguments():
         watch("model")
     with pytest.raises(ValueError, match="every must be"):
         watch(model, every=-2)
+
+
+def test_histogram_numpy_and_torch_paths_agree_with_numpy_histogram_at_exact_edges():
+    """Both bin chains (numpy on CPU, torch elsewhere) put every value where np.histogram does,
+    including values exactly on an edge (-1.0, 10.0, +-1e-6), beyond the outer edges, and NaN/Inf."""
+    from impediments.monitor.histogram import _many_numpy, _many_torch
+
+    g = torch.Generator().manual_seed(3)
+    edges = torch.tensor(HIST_EDGES, dtype=torch.float64)
+    exact = torch.tensor([-1.0, 1.0, 10.0, -10.0, 100.0, 1e-6, -1e-6, 0.0, -0.0, 1e7, -1e7], dtype=torch.float64)
+    parts = [torch.cat([exact, edges]), torch.randn(700, generator=g, dtype=torch.float64) * 10 ** torch.randint(
+        -8, 8, (700,), generator=g).double(), torch.tensor([float("nan"), float("inf"), -float("inf"), 2.0]).double()]
+    want = [brute_hist(p, subsample=False) + [int((~torch.isfinite(p)).sum())] for p in parts]
+    assert _many_numpy([p.numpy() for p in parts]).tolist() == want
+    assert _many_torch(parts).tolist() == want

@@ -1,9 +1,10 @@
 """What is recorded for each kind of module, as functions of (bag, tensors); no host sync.
 
 * activations: moments of the input (pre-activation) and output, a signed-log histogram of the
-  output, region counts from :func:`impediments.activations.region_counts`, and per-unit activity
-  for the ReLU family (a unit is active on a value when its pre-activation is > 0; for ReLU that is
-  exactly a non-zero output);
+  output, and per-unit counts of the pre-activations in each region of the activation
+  (:mod:`impediments.activations.unit_regions`; a unit is alive on a value outside the saturated
+  region, so for ReLU on a positive pre-activation: exactly a non-zero output). ReLU-like kinds
+  outside the catalog (ReLU6, CELU, Mish) count ``x > 0`` as alive and report no regions;
 * Linear/Conv outputs: moments, and moments of d loss / d output through a tensor hook
   (Glorot & Bengio 2010, the backward signal);
 * BatchNorm: batch vs running statistics per channel, in forwards that normalise with batch
@@ -11,17 +12,42 @@
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
-from impediments.monitor.accumulators import Bag, batch_moments, histogram_counts, histogram_many, histogram_subsample
+from impediments.monitor.bag import Bag
+from impediments.monitor.histogram import histogram_counts, histogram_many, histogram_subsample
+from impediments.monitor.moments import batch_moments
 
 RELU_FAMILY = frozenset({"relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "softplus", "mish"})
 LAYER_TYPES = (nn.Linear, _ConvNd)
 _CHANNEL_FIRST = (_ConvNd, _BatchNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm,
                   nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)
+
+
+class Scratch:
+    """Reusable full-size temporaries for one sampled step (``like(x)``), released by ``clear()``.
+
+    On CPU a fresh large tensor is a fresh ``mmap`` whose pages fault on first touch, which costs
+    more than the arithmetic done in it; one buffer per dtype and device serves every reduction.
+    """
+
+    def __init__(self) -> None:
+        self._buf: dict = {}
+
+    def like(self, x: torch.Tensor) -> torch.Tensor:
+        key = (x.dtype, x.device)
+        buf = self._buf.get(key)
+        if buf is None or buf.numel() < x.numel():
+            buf = self._buf[key] = torch.empty(x.numel(), dtype=x.dtype, device=x.device)
+        return buf[: x.numel()].view(x.shape)
+
+    def clear(self) -> None:
+        self._buf.clear()
 
 
 def _norm_api():
@@ -56,41 +82,56 @@ def unit_dim(x: torch.Tensor, previous: nn.Module | None) -> int:
     return x.dim() - 1
 
 
-def _region_counts(x: torch.Tensor, kind: str):
+@lru_cache(maxsize=1)
+def catalog_kinds() -> frozenset:
+    """Names of the activation catalog (regions are defined for these only)."""
     try:
-        from impediments.activations import names, region_counts
-    except ImportError:
-        return None
-    if kind not in names():
-        return None
-    return region_counts(x, kind)
+        from impediments.activations import names
+    except ImportError:  # pragma: no cover - the catalog is part of the package
+        return frozenset()
+    return frozenset(names())
 
 
-def record_activation_input(bag: Bag, x: torch.Tensor, kind: str, dim: int, moments=None) -> int:
+def region_kind(kind: str) -> str | None:
+    """The catalog kind whose region cuts are counted for ``kind``: itself, ``"relu"`` for ReLU-like
+    kinds outside the catalog (alive = pre-activation > 0), else ``None``."""
+    if kind in catalog_kinds():
+        return kind
+    return "relu" if kind in RELU_FAMILY and "relu" in catalog_kinds() else None
+
+
+def record_activation_input(bag: Bag, x: torch.Tensor, kind: str, dim: int, moments=None,
+                            scratch: Scratch | None = None) -> int:
     """Fold the pre-activation ``x`` into ``bag`` (``moments``: its moments if already computed,
-    e.g. as the output of the Linear that fed it); returns the number of units (host int)."""
+    e.g. as the output of the Linear that fed it); returns the number of units (host int).
+
+    Per unit (feature, or conv channel), the raw counts at the region cuts of ``kind`` are added
+    (:func:`~impediments.activations.unit_regions.cut_counts`); they become per-unit region counts
+    when read. On CPU a batch holding NaN/Inf is left out of the counts (it is in ``nonfinite``).
+    """
     x = x.detach()
-    bag.add("input", batch_moments(x) if moments is None else moments, "moments")
-    counts = _region_counts(x, kind)
-    if counts is not None:
-        bag.add("regions", counts.to(torch.int64), "sum")
+    out = scratch.like(x) if scratch is not None and x.is_floating_point() else None
+    m = batch_moments(x, out=out) if moments is None else moments
+    bag.add("input", m, "moments")
     units = x.shape[dim] if x.dim() else 1
-    if kind in RELU_FAMILY and x.dim():
-        others = tuple(d for d in range(x.dim()) if d != dim)
-        active = (x > 0).float().sum(dim=others) if others else (x > 0).float()   # exact below 2**24 per call
-        bag.add("active", active.double(), "sum")
+    rkind = region_kind(kind)
+    if x.dim() and rkind is not None and m.finite is not False:
+        from impediments.activations.unit_regions import cut_counts
+
+        bag.add("cuts", cut_counts(x, rkind, dim, out=out), "sum")
         bag.count("unit_total", x.numel() // max(units, 1))
     bag.count("samples")
     return units
 
 
-def record_activation_output(bag: Bag, out: torch.Tensor, hist_queue: list | None = None):
+def record_activation_output(bag: Bag, out: torch.Tensor, hist_queue: list | None = None,
+                             scratch: Scratch | None = None):
     """Fold the output into ``bag``; returns its :class:`Batch` moments (``bad`` = non-finite count).
 
     With ``hist_queue``, the histogram subsample (copied now, before any later in-place op) is queued
     as ``(bag, values)`` for :func:`flush_histograms` at the end of the forward pass.
     """
-    m = batch_moments(out)
+    m = _moments(out, scratch)
     bag.add("output", m, "moments")
     if hist_queue is None:
         bag.add("hist", histogram_counts(out), "sum")
@@ -109,17 +150,22 @@ def flush_histograms(queue: list) -> None:
     queue.clear()
 
 
-def record_layer_output(bag: Bag, out: torch.Tensor) -> torch.Tensor:
+def _moments(x: torch.Tensor, scratch: Scratch | None):
+    x = x.detach()
+    return batch_moments(x, out=scratch.like(x) if scratch is not None and x.is_floating_point() else None)
+
+
+def record_layer_output(bag: Bag, out: torch.Tensor, scratch: Scratch | None = None):
     """Moments of a Linear/Conv output and, in the backward pass, of its gradient."""
-    m = batch_moments(out)
+    m = _moments(out, scratch)
     bag.add("output", m, "moments")
     bag.count("samples")
     if out.requires_grad:
-        out.register_hook(lambda g: bag.add("grad", batch_moments(g), "moments"))
+        out.register_hook(lambda g: bag.add("grad", _moments(g, scratch), "moments"))
     return m
 
 
-def record_batchnorm(bag: Bag, module: nn.Module, x: torch.Tensor) -> None:
+def record_batchnorm(bag: Bag, module: nn.Module, x: torch.Tensor, scratch: Scratch | None = None) -> None:
     """Batch mean/var per channel against running statistics (before this forward updates them).
 
     .. math:: d_\\mu = \\operatorname{mean}_c \\frac{|\\bar x_c - \\hat\\mu_c|}{\\sqrt{\\hat\\sigma^2_c + \\epsilon}},
@@ -134,7 +180,11 @@ def record_batchnorm(bag: Bag, module: nn.Module, x: torch.Tensor) -> None:
         return
     x = x.detach()
     dims = tuple(d for d in range(x.dim()) if d != 1)
-    var, mean = torch.var_mean(x, dim=dims, correction=0)
+    n = x.numel() // max(x.shape[1], 1)
+    mean = x.sum(dims) / n                 # two passes: torch.var_mean over dims is ~10x slower on CPU
+    d = scratch.like(x) if scratch is not None else torch.empty_like(x)
+    torch.sub(x, mean.view(1, -1, *([1] * (x.dim() - 2))), out=d)
+    var = d.mul_(d).sum(dims) / n
     dev = ((mean - rm).abs() / torch.sqrt(rv + module.eps)).mean()
     ratio = (var / rv.clamp_min(1e-30)).mean()
     bag.add("running_dev", torch.stack([dev, ratio]).double(), "sum")

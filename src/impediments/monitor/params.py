@@ -61,6 +61,7 @@ class ParamWatcher:
     # --------------------------------------------------------------------- optimizer path
     def _step_pre(self, opt, args, kwargs):
         step = self.mon.steps
+        self.mon._scratch.clear()          # the backward pass is over
         idx = [i for i, p in enumerate(self.params) if p.grad is not None]
         if not idx:
             return

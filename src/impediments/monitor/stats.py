@@ -7,7 +7,8 @@ import torch
 
 from impediments.monitor import schema as S
 from impediments.monitor.symmetry import groups
-from impediments.monitor.accumulators import HIST_BINS, HIST_EDGES, empty_moments, moments_dict
+from impediments.monitor.histogram import HIST_BINS, HIST_EDGES
+from impediments.monitor.moments import empty_moments, moments_dict
 
 NAN = float("nan")
 
@@ -16,18 +17,28 @@ def _moments(bag, field) -> S.MomentStats:
     return S.MomentStats(**moments_dict(bag.t.get(field, empty_moments())))
 
 
+def _unit_regions(meta, bag):
+    """Per-unit ``[saturated, linear, active]`` counts ``(3, units)`` on the host, or None."""
+    from impediments.activations.unit_regions import regions_from_cut_counts
+    from impediments.monitor.collectors import region_kind
+
+    cuts, rkind = bag.t.get("cuts"), region_kind(meta["kind"])
+    if cuts is None or rkind is None:
+        return None
+    return regions_from_cut_counts(cuts.cpu(), bag.ints.get("unit_total", 0), rkind)
+
+
 def _activation(name, meta, bag) -> S.ActivationStats:
     hist = bag.t.get("hist")
     counts = hist.cpu().tolist()[:HIST_BINS] if hist is not None else [0] * HIST_BINS
-    regions = bag.t.get("regions")
     sat = lin = act = NAN
-    if regions is not None:
-        r = regions.cpu().double()
+    unit_counts = None
+    r = _unit_regions(meta, bag)
+    if r is not None:
+        unit_counts = [int(c) for c in (r[1] + r[2]).tolist()]
         total = float(r.sum())
-        if total > 0:
-            sat, lin, act = (r / total).tolist()
-    active = bag.t.get("active")
-    unit_counts = [int(c) for c in active.cpu().tolist()] if active is not None else None
+        if total > 0 and meta.get("regions", True):
+            sat, lin, act = (r.sum(1) / total).tolist()
     return S.ActivationStats(
         name=name, kind=meta["kind"], depth=meta["depth"], samples=bag.ints.get("samples", 0),
         output=_moments(bag, "output"), input=_moments(bag, "input"),
@@ -107,8 +118,9 @@ def _window(mon, start, end, st) -> S.Window:
     for (cat, name), b in st.items():
         if cat == "act":
             w.activation_var[name] = moments_dict(b.t["output"])["var"] if "output" in b.t else NAN
-            if "active" in b.t:
-                w.dead_fraction[name] = float((b.t["active"] == 0).double().mean())
+            r = _unit_regions(mon.meta["act"].get(name, {"kind": ""}), b)
+            if r is not None:
+                w.dead_fraction[name] = float(((r[1] + r[2]) == 0).double().mean())
     pb = st.get(("params", ""))
     if pb is not None and "gnorm" in pb.t:
         g, c = pb.t["gnorm"].cpu().tolist(), pb.t["gcount"].cpu().tolist()

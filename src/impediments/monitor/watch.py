@@ -21,18 +21,14 @@ from torch import nn
 
 from impediments.monitor import collectors as C
 from impediments.monitor import symmetry
-from impediments.monitor.accumulators import batch_moments
 from impediments.monitor.intercept import Interceptor, module_kind
-from impediments.monitor.nonfinite import FirstNonFinite, localise
+from impediments.monitor.nonfinite import FirstNonFinite
 from impediments.monitor.params import ParamWatcher
+from impediments.monitor.recording import Recorder
 from impediments.monitor.schedule import make_schedule
 from impediments.monitor.windows import DEFAULT_CAPACITY, Windows
 
-#: most CPU replays tried when an output sum overflows without any NaN/Inf value being found
-MAX_REPLAYS = 3
-
-
-class Monitor:
+class Monitor(Recorder):
     """Streaming statistics of one model (see :func:`watch`). Use as a context manager."""
 
     def __init__(self, model: nn.Module, optimizer=None, every=None, include=None,
@@ -55,6 +51,9 @@ class Monitor:
         self._replays = 0
         self._last_moments = None
         self._hist_queue: list = []
+        self._scratch = C.Scratch()       # full-size temporaries of one sampled step
+        self._loss_bag = None             # (step, the loss bag of its window)
+        self._sampled_now, self._uses_rng = False, False
 
     # --------------------------------------------------------------------- scope
     def __enter__(self) -> "Monitor":
@@ -92,124 +91,7 @@ class Monitor:
             return bool(inc(name))
         return any(name == p or name.startswith(p + ".") for p in inc) or name == ""
 
-    # --------------------------------------------------------------------- root hooks (every forward)
-    def _root_pre(self, model, args, kwargs):
-        if self._icpt is None or not model.training:
-            return None
-        self._icpt.disarm()          # a previous forward may have raised while armed
-        self._hist_queue.clear()
-        if self._params.counts_steps:
-            self._fwd_step = self.steps
-        else:
-            self._params.flush()
-            self.steps += 1
-            self._fwd_step = self.steps - 1
-        self.training_forwards += 1
-        self._root_args = (args, kwargs)
-        x = _first_tensor(args, kwargs)
-        if self._uses_rng and x is not None and x.device.type == "cpu" and not self.nonfinite.forward_found:
-            self._rng = torch.get_rng_state()    # only to replay dropout masks when localising a NaN
-        self._sampled_now = bool(self.schedule(self._fwd_step))
-        if self._sampled_now:
-            self.sampled_steps += 1
-            if x is not None and x.dim() >= 1 and x.is_floating_point():
-                self.state().bag("input", "").add("x", batch_moments(x.reshape(len(x), -1) if x.dim() > 1
-                                                                      else x.reshape(-1, 1), dim=0), "moments")
-            if symmetry.due(self._fwd_step):
-                symmetry.snapshot(model, self._included, self._fwd_step, self._sym)
-            self._icpt.arm(model, args)
-        return None
-
-    def _root_post(self, model, args, out):
-        if self._icpt is None or not model.training:
-            return None
-        self._icpt.disarm()
-        C.flush_histograms(self._hist_queue)
-        self._last_leaf = self._last_out = self._last_moments = None
-        if isinstance(out, torch.Tensor) and out.device.type == "cpu" and out.is_floating_point():
-            bad = not math.isfinite(float(out.detach().sum()))   # one reduction, read for free on CPU
-        else:
-            bad = _nonfinite_flag(out)
-        if bad is not None and not isinstance(bad, bool) and bad.device.type != "cpu":
-            self.nonfinite.update("output", bad, self._fwd_step, "output")
-        elif bad is not None:
-            if not self.nonfinite.forward_found and self._replays < MAX_REPLAYS and bool(bad):
-                self._replays += 1
-                localise(self, model, self._root_args, self._rng, self._fwd_step)
-        self._root_args, self._rng = None, None
-        return None
-
-    def state(self):
-        """The window state of the current step."""
-        return self.windows.at(self._fwd_step)
-
-    # --------------------------------------------------------------------- interception callbacks
-    def _act_in(self, name, kind, x):
-        if not x.is_floating_point():
-            return None
-        meta = self.meta["act"].get(name)
-        dim = C.unit_dim(x, self._last_leaf)
-        if meta is None:
-            meta = self.meta["act"][name] = {"kind": kind, "depth": len(self.meta["act"]), "units": 0}
-        bag = self.state().bag("act", name)
-        known = self._last_moments if self._last_out is x else None   # fed directly by a Linear/Conv
-        meta["units"] = max(meta["units"], C.record_activation_input(bag, x, kind, dim, known))
-        return name, bag
-
-    def _act_out(self, token, out):
-        name, bag = token
-        m = C.record_activation_output(bag, out, self._hist_queue)
-        self.nonfinite.update_forward(m.bad, self._fwd_step, name)
-
-    def _mod_pre(self, name, module, args):
-        if not C.is_batch_norm(module) or not args or not isinstance(args[0], torch.Tensor):
-            return
-        x = args[0]
-        meta = self.meta["bn"].setdefault(name, {"kind": type(module).__name__, "values_per_channel": None})
-        if x.dim() >= 2:
-            v = x.numel() // max(1, x.shape[1])
-            meta["values_per_channel"] = v if meta["values_per_channel"] is None else min(v, meta["values_per_channel"])
-        meta["frozen"] = C.is_frozen(module)
-        prev = self._last_leaf
-        meta["preceded_by"] = type(prev).__name__ if prev is not None else None
-        meta["preceded_by_name"] = self._icpt.names.get(id(prev)) if prev is not None else None
-        fed = isinstance(prev, C.LAYER_TYPES) and self._last_out is x
-        meta["feeding_layer"] = meta["preceded_by_name"] if fed else None
-        C.record_batchnorm(self.state().bag("bn", name), module, x)
-
-    def _mod_post(self, name, module, args, out):
-        if next(module.children(), None) is None:
-            self._last_leaf, self._last_out, self._last_moments = module, out, None
-        if isinstance(module, C.LAYER_TYPES) and isinstance(out, torch.Tensor):
-            meta = self.meta["layer"]
-            if name not in meta:
-                meta[name] = {"kind": type(module).__name__, "depth": len(meta)}
-            m = C.record_layer_output(self.state().bag("layer", name), out)
-            self._last_moments = m
-            self.nonfinite.update_forward(m.bad, self._fwd_step, name)
-
     # --------------------------------------------------------------------- public API
-    def record_loss(self, loss: torch.Tensor) -> None:
-        """Record the loss of the current step (no sync). Call once per step, before or after ``step()``."""
-        if not isinstance(loss, torch.Tensor):
-            loss = torch.tensor(float(loss))
-        v = loss.detach().reshape(-1)[0] if loss.numel() else loss.detach().sum()
-        bag = self.windows.at(self._fwd_step).bag("loss", "")
-        bag.count("count")
-        if v.device.type == "cpu":          # host floats: reading a CPU scalar costs nothing
-            f = float(v)
-            for field, rule in (("sum", "sum"), ("min", "min"), ("first", "first"), ("last", "last")):
-                bag.addf(field, f, rule)
-            if "loss" not in self.nonfinite.first and not math.isfinite(f):
-                self.nonfinite.first["loss"] = (self._fwd_step, self.nonfinite.code("loss"))
-            return
-        v = v.double()
-        bag.add("sum", v, "sum")
-        bag.add("min", v, "min")
-        bag.add("first", v, "first")
-        bag.add("last", v, "last")
-        self.nonfinite.update("loss", ~torch.isfinite(v), self._fwd_step, "loss")
-
     def stats(self):
         """All statistics as a :class:`~impediments.monitor.schema.MonitorStats` (syncs here only)."""
         from impediments.monitor.stats import compute
@@ -297,28 +179,3 @@ def watch(model: nn.Module, optimizer=None, every=None, include=None, windows: i
         ValueError: for a bad ``every`` or ``windows``.
     """
     return Monitor(model, optimizer=optimizer, every=every, include=include, windows=windows)
-
-
-def _first_tensor(args, kwargs):
-    for a in list(args) + list(kwargs.values()):
-        if isinstance(a, torch.Tensor):
-            return a
-    return None
-
-
-def _nonfinite_flag(out):
-    """Device bool: the sum of the floating output tensors is NaN/Inf (one reduction per tensor).
-
-    Any NaN/Inf makes the sum non-finite; a finite output whose sum overflows is a false alarm that
-    the localisation replay rejects (it records only values that are themselves non-finite).
-    """
-    if isinstance(out, torch.Tensor):
-        leaves = [out] if out.is_floating_point() else []
-    else:
-        leaves = [t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor) and t.is_floating_point()]
-    if not leaves:
-        return None
-    total = leaves[0].detach().sum()
-    for t in leaves[1:]:
-        total = total + t.detach().sum()
-    return ~torch.isfinite(total)

@@ -1,13 +1,13 @@
 """A bounded time series of statistics: windows of steps that merge pairwise when the buffer fills.
 
-Each window is a :class:`State` (a dict of :class:`~impediments.monitor.accumulators.Bag`) covering
+Each window is a :class:`State` (a dict of :class:`~impediments.monitor.bag.Bag`) covering
 steps ``[start, end)``. Windows start ``span`` steps long (``span=1``); when ``capacity`` windows are
 closed, adjacent pairs merge and ``span`` doubles, so memory is bounded by ``capacity`` windows
 however long training runs, and the whole run is the merge of all windows.
 """
 from __future__ import annotations
 
-from impediments.monitor.accumulators import Bag
+from impediments.monitor.bag import Bag
 
 DEFAULT_CAPACITY = 32
 

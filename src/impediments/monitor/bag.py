@@ -1,0 +1,185 @@
+"""A :class:`Bag` is the mergeable record of one thing watched (an activation, the parameters, ...).
+
+Each field has a merge rule (``sum``, ``max``, ``min``, ``moments``, ``first``, ``last``); merging,
+``state_dict`` and the DDP sync all walk the same fields (torchmetrics' ``update``/``merge``/``compute``
+split). ``sum`` and ``moments`` updates are queued and folded together, at most :attr:`Bag.PENDING`
+parts at a time, so an update costs no kernel and merging two bags is a list concatenation.
+"""
+from __future__ import annotations
+
+import torch
+
+from impediments.monitor.moments import Batch, as_state, fold_moments, merge_moments
+
+_QUEUED = ("sum", "moments")
+
+
+class Bag:
+    """Named tensors with merge rules, plus host-side integers (``ints``, added) and floats (``h``)."""
+
+    RULES = ("sum", "max", "min", "moments", "last", "first")
+
+    #: pending parts folded in one go once this many accumulate (or when read)
+    PENDING = 32
+
+    def __init__(self) -> None:
+        self._t: dict[str, torch.Tensor] = {}
+        self._p: dict[str, list] = {}
+        self.rule: dict[str, str] = {}
+        self.ints: dict[str, int] = {}
+        self.h: dict[str, float] = {}       # host floats (CPU fast path), same rules
+        self.hrule: dict[str, str] = {}
+
+    # --------------------------------------------------------------------- update
+    def add(self, name: str, value, rule: str) -> None:
+        """Fold ``value`` (a tensor, or a :class:`~impediments.monitor.moments.Batch` for ``moments``)
+        into field ``name`` (no host sync)."""
+        if rule in _QUEUED:
+            self.rule[name] = rule
+            self._queue(name, [value if isinstance(value, Batch) else value.detach()])
+            return
+        if isinstance(value, Batch):
+            value = value.state()
+        old = self._t.get(name)
+        if old is None:
+            self._t[name], self.rule[name] = value.detach().clone() if rule == "last" else value.detach(), rule
+        else:
+            self._t[name] = _combine(old, value.detach(), rule)
+
+    def addf(self, name: str, value: float, rule: str) -> None:
+        """Fold a host float into field ``name`` (``sum``, ``min``, ``max``, ``first`` or ``last``)."""
+        old = self.h.get(name)
+        if old is None:
+            self.h[name], self.hrule[name] = value, rule
+        elif rule == "sum":
+            self.h[name] = old + value
+        elif rule == "min":
+            self.h[name] = min(old, value)
+        elif rule == "max":
+            self.h[name] = max(old, value)
+        elif rule == "last":
+            self.h[name] = value
+
+    def count(self, name: str, k: int = 1) -> None:
+        self.ints[name] = self.ints.get(name, 0) + k
+
+    def _queue(self, name: str, parts: list) -> None:
+        q = self._p.setdefault(name, [])
+        q.extend(parts)
+        if len(q) >= self.PENDING:
+            self._fold(name)
+
+    def _fold(self, name: str) -> None:
+        parts = self._p.pop(name, None)
+        if not parts:
+            return
+        old = self._t.get(name)
+        if self.rule[name] == "moments":
+            self._t[name] = fold_moments(old, parts)
+            return
+        try:
+            total = torch.stack(parts).sum(0)
+        except RuntimeError:   # shapes differ (a layer seen with more units): fold one by one
+            total = parts[0]
+            for p in parts[1:]:
+                total = _combine(total, p, "sum")
+        self._t[name] = total if old is None else _combine(old, total, "sum")
+
+    # --------------------------------------------------------------------- read
+    @property
+    def t(self) -> dict[str, torch.Tensor]:
+        """The folded tensors (folds pending parts first)."""
+        for name in list(self._p):
+            self._fold(name)
+        return self._t
+
+    def get(self, name: str):
+        """A field as a host float (from the host or device part), or None."""
+        if name in self.h:
+            return self.h[name]
+        t = self.t.get(name)
+        return None if t is None else float(t)
+
+    # --------------------------------------------------------------------- merge
+    def merge(self, other: "Bag") -> "Bag":
+        """Fold ``other`` (a later part of the stream, or another process) into ``self``.
+
+        Queued fields only concatenate their parts (and ``other``'s folded value as one more part).
+        """
+        for name, parts in other._p.items():
+            self.rule[name] = other.rule[name]
+            self._queue(name, list(parts))
+        for name, value in other._t.items():
+            rule = other.rule[name]
+            if rule in _QUEUED:
+                self.rule[name] = rule
+                self._queue(name, [value])
+            else:
+                self.add(name, value, rule)
+        for name, k in other.ints.items():
+            self.count(name, k)
+        for name, v in other.h.items():
+            self.addf(name, v, other.hrule[name])
+        return self
+
+    def copy(self) -> "Bag":
+        """An independent bag (tensors are never modified in place, so parts are shared)."""
+        b = Bag()
+        b._t, b._p = dict(self._t), {k: list(v) for k, v in self._p.items()}
+        b.rule, b.ints, b.h, b.hrule = dict(self.rule), dict(self.ints), dict(self.h), dict(self.hrule)
+        return b
+
+    # --------------------------------------------------------------------- serialise
+    def state(self) -> dict:
+        """Plain dict on the host (syncs)."""
+        return {"t": {k: v.detach().cpu() for k, v in self.t.items()}, "rule": dict(self.rule),
+                "ints": dict(self.ints), "h": dict(self.h), "hrule": dict(self.hrule)}
+
+    @classmethod
+    def from_state(cls, d: dict, device=None) -> "Bag":
+        b = cls()
+        b._t = {k: torch.as_tensor(v).to(device) for k, v in d["t"].items()}
+        b.rule, b.ints = dict(d["rule"]), dict(d["ints"])
+        b.h, b.hrule = dict(d.get("h", {})), dict(d.get("hrule", {}))
+        unknown = set(b.rule.values()) - set(cls.RULES)
+        if unknown:
+            raise ValueError(f"unknown merge rule(s) {sorted(unknown)}; valid: {list(cls.RULES)}")
+        return b
+
+    def tensors(self) -> int:
+        return len(self._t) + sum(len(p) for p in self._p.values())
+
+    def nbytes(self) -> int:
+        return sum(v.numel() * v.element_size() for v in self._t.values()) + sum(
+            _part_bytes(p) for q in self._p.values() for p in q)
+
+
+def _part_bytes(p) -> int:
+    if isinstance(p, Batch):
+        return 32 if isinstance(p.v, tuple) else p.v.numel() * 8
+    return p.numel() * p.element_size()
+
+
+def _combine(old: torch.Tensor, new: torch.Tensor, rule: str) -> torch.Tensor:
+    if rule == "sum":
+        if old.shape != new.shape:  # e.g. a layer seen with more units later: pad (never shrinks)
+            old, new = _pad_to(old, new)
+        return old + new
+    if rule == "max":
+        return torch.maximum(old, new)
+    if rule == "min":
+        return torch.minimum(old, new)
+    if rule == "moments":
+        return merge_moments(old, as_state(new))
+    if rule == "last":
+        return new.clone()
+    if rule == "first":
+        return old
+    raise ValueError(f"unknown merge rule {rule!r}; valid: {list(Bag.RULES)}")
+
+
+def _pad_to(a: torch.Tensor, b: torch.Tensor):
+    """Zero-pad the last dim of the shorter tensor (units or parameters seen later)."""
+    n = max(a.shape[-1], b.shape[-1])
+    pad = lambda t: torch.nn.functional.pad(t, (0, n - t.shape[-1])) if t.shape[-1] < n else t  # noqa: E731
+    return pad(a), pad(b)

@@ -1,0 +1,189 @@
+"""What the monitor does inside one training step: the root hooks and the interception callbacks.
+
+Every training-mode forward of the watched model pays only for a root forward pre/post hook (step
+counting, the schedule, one finiteness reduction of the output); the loss costs one host read. A
+sampled step (:mod:`~impediments.monitor.schedule`) also records the input's per-feature moments,
+arms the :class:`~impediments.monitor.intercept.Interceptor` for that forward (activations, Linear
+and Conv outputs and their gradients, BatchNorm) and, after the forward, counts every queued
+histogram in one pass. Full-size temporaries come from one :class:`~impediments.monitor.collectors.Scratch`
+per step. Nothing here syncs with an accelerator: on CPU, reading a scalar is free and is used.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from impediments.monitor import collectors as C
+from impediments.monitor import symmetry
+from impediments.monitor.moments import batch_moments
+from impediments.monitor.nonfinite import localise
+
+#: most CPU replays tried when an output sum overflows without any NaN/Inf value being found
+MAX_REPLAYS = 3
+
+
+class Recorder:
+    """The per-step half of :class:`~impediments.monitor.watch.Monitor` (a mixin: it reads the
+    monitor's ``schedule``, ``windows``, ``meta``, ``nonfinite``, ``_icpt`` and ``_params``)."""
+
+    # --------------------------------------------------------------------- root hooks (every forward)
+    def _root_pre(self, model, args, kwargs):
+        icpt = self._icpt
+        if icpt is None or not model.training:
+            return None
+        if icpt.armed:                   # a previous forward raised while armed
+            icpt.disarm()
+        if self._params.counts_steps:
+            step = self.steps
+        else:
+            self._params.flush()
+            step = self.steps
+            self.steps += 1
+        self._fwd_step = step
+        self.training_forwards += 1
+        self._root_args = (args, kwargs)
+        if self._uses_rng and not self.nonfinite.forward_found:
+            self._rng = torch.get_rng_state()    # only to replay dropout masks when localising a NaN
+        self._sampled_now = bool(self.schedule(step))
+        if self._sampled_now:
+            self._begin_sampled(model, args, kwargs, step)
+        return None
+
+    def _begin_sampled(self, model, args, kwargs, step: int) -> None:
+        self.sampled_steps += 1
+        self._hist_queue.clear()
+        self._scratch.clear()
+        x = _first_tensor(args, kwargs)
+        if x is not None and x.dim() >= 1 and x.is_floating_point():
+            rows = x.reshape(len(x), -1) if x.dim() > 1 else x.reshape(-1, 1)
+            self.state().bag("input", "").add("x", batch_moments(rows, dim=0), "moments")
+        if symmetry.due(step):
+            symmetry.snapshot(model, self._included, step, self._sym)
+        self._icpt.arm(model, args)
+
+    def _root_post(self, model, args, out):
+        if self._icpt is None or not model.training:
+            return None
+        if self._sampled_now:
+            self._icpt.disarm()
+            C.flush_histograms(self._hist_queue)
+            self._last_leaf = self._last_out = self._last_moments = None
+        if isinstance(out, torch.Tensor) and out.device.type == "cpu" and out.is_floating_point():
+            bad = not math.isfinite(float(out.detach().sum()))   # one reduction, read for free on CPU
+        else:
+            bad = _nonfinite_flag(out)
+        if bad is not None and not isinstance(bad, bool) and bad.device.type != "cpu":
+            self.nonfinite.update("output", bad, self._fwd_step, "output")
+        elif bad and not self.nonfinite.forward_found and self._replays < MAX_REPLAYS:
+            self._replays += 1
+            localise(self, model, self._root_args, self._rng, self._fwd_step)
+        self._root_args, self._rng = None, None
+        return None
+
+    def state(self):
+        """The window state of the current step."""
+        return self.windows.at(self._fwd_step)
+
+    # --------------------------------------------------------------------- interception callbacks
+    def _act_in(self, name, kind, x):
+        if not x.is_floating_point():
+            return None
+        meta = self.meta["act"].get(name)
+        dim = C.unit_dim(x, self._last_leaf)
+        if meta is None:
+            meta = self.meta["act"][name] = {"kind": kind, "depth": len(self.meta["act"]), "units": 0,
+                                             "regions": kind in C.catalog_kinds()}
+        bag = self.state().bag("act", name)
+        known = self._last_moments if self._last_out is x else None   # fed directly by a Linear/Conv
+        meta["units"] = max(meta["units"], C.record_activation_input(bag, x, kind, dim, known, self._scratch))
+        return name, bag
+
+    def _act_out(self, token, out):
+        name, bag = token
+        m = C.record_activation_output(bag, out, self._hist_queue, self._scratch)
+        self.nonfinite.update_forward(m.bad, self._fwd_step, name)
+
+    def _mod_pre(self, name, module, args):
+        if not C.is_batch_norm(module) or not args or not isinstance(args[0], torch.Tensor):
+            return
+        x = args[0]
+        meta = self.meta["bn"].setdefault(name, {"kind": type(module).__name__, "values_per_channel": None})
+        if x.dim() >= 2:
+            v = x.numel() // max(1, x.shape[1])
+            meta["values_per_channel"] = v if meta["values_per_channel"] is None else min(v, meta["values_per_channel"])
+        meta["frozen"] = C.is_frozen(module)
+        prev = self._last_leaf
+        meta["preceded_by"] = type(prev).__name__ if prev is not None else None
+        meta["preceded_by_name"] = self._icpt.names.get(id(prev)) if prev is not None else None
+        fed = isinstance(prev, C.LAYER_TYPES) and self._last_out is x
+        meta["feeding_layer"] = meta["preceded_by_name"] if fed else None
+        C.record_batchnorm(self.state().bag("bn", name), module, x, self._scratch)
+
+    def _mod_post(self, name, module, args, out):
+        if next(module.children(), None) is None:
+            self._last_leaf, self._last_out, self._last_moments = module, out, None
+        if isinstance(module, C.LAYER_TYPES) and isinstance(out, torch.Tensor):
+            meta = self.meta["layer"]
+            if name not in meta:
+                meta[name] = {"kind": type(module).__name__, "depth": len(meta)}
+            m = C.record_layer_output(self.state().bag("layer", name), out, self._scratch)
+            self._last_moments = m
+            self.nonfinite.update_forward(m.bad, self._fwd_step, name)
+
+    # --------------------------------------------------------------------- the loss
+    def record_loss(self, loss: torch.Tensor) -> None:
+        """Record the loss of the current step (no sync). Call once per step, before or after ``step()``."""
+        if not isinstance(loss, torch.Tensor):
+            loss = torch.tensor(float(loss))
+        v = loss.detach().reshape(-1)[0] if loss.numel() else loss.detach().sum()
+        step = self._fwd_step
+        if self._loss_bag is None or self._loss_bag[0] != step:
+            self._loss_bag = (step, self.windows.at(step).bag("loss", ""))
+        bag = self._loss_bag[1]
+        bag.count("count")
+        if v.device.type == "cpu":          # host floats: reading a CPU scalar costs nothing
+            f = v.item()
+            h = bag.h
+            if "sum" in h:
+                h["sum"] += f
+                h["min"] = min(h["min"], f)
+                h["last"] = f
+            else:
+                for field, rule in (("sum", "sum"), ("min", "min"), ("first", "first"), ("last", "last")):
+                    bag.addf(field, f, rule)
+            if not math.isfinite(f) and "loss" not in self.nonfinite.first:
+                self.nonfinite.first["loss"] = (step, self.nonfinite.code("loss"))
+            return
+        v = v.double()
+        for rule in ("sum", "min", "first", "last"):
+            bag.add(rule, v, rule)
+        self.nonfinite.update("loss", ~torch.isfinite(v), step, "loss")
+
+
+def _first_tensor(args, kwargs):
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            return a
+    for a in kwargs.values():
+        if isinstance(a, torch.Tensor):
+            return a
+    return None
+
+
+def _nonfinite_flag(out):
+    """Device bool: the sum of the floating output tensors is NaN/Inf (one reduction per tensor).
+
+    Any NaN/Inf makes the sum non-finite; a finite output whose sum overflows is a false alarm that
+    the localisation replay rejects (it records only values that are themselves non-finite).
+    """
+    if isinstance(out, torch.Tensor):
+        leaves = [out] if out.is_floating_point() else []
+    else:
+        leaves = [t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor) and t.is_floating_point()]
+    if not leaves:
+        return None
+    total = leaves[0].detach().sum()
+    for t in leaves[1:]:
+        total = total + t.detach().sum()
+    return ~torch.isfinite(total)
