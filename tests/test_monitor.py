@@ -98,8 +98,8 @@ def test_windows_are_bounded_and_merge_exactly():
 
 
 def test_schedule():
-    assert [s for s in range(60) if default_schedule(s)] == list(range(10)) + [20, 40]
-    assert default_schedule(10_100) and not default_schedule(10_020)
+    assert [s for s in range(160) if default_schedule(s)] == list(range(10)) + [50, 100, 150]
+    assert default_schedule(10_200) and not default_schedule(10_050)
     assert make_schedule(1)(7) and make_schedule(3)(6) and not make_schedule(3)(7)
     with pytest.raises(ValueError, match="every must be"):
         make_schedule(0)
@@ -316,7 +316,7 @@ def test_training_is_bit_identical(every):
     for (n, a), (_, b) in zip(ref.state_dict().items(), watched.state_dict().items()):
         assert torch.equal(a, b), n
     s = mon.stats()
-    assert s.steps == 50 and s.sampled_steps == (50 if every == 1 else 12)
+    assert s.steps == 50 and s.sampled_steps == (50 if every == 1 else sum(map(default_schedule, range(50))))
     assert {"act", "/silu#0", "/relu#0"} <= set(s.activations) and s.loss.count == 50
 
 
@@ -518,7 +518,10 @@ def test_memory_is_flat_over_20000_steps():
     assert late[0] <= early[0] and late[1] <= early[1], (early, late)
     s = mon.stats()
     assert s.steps == 20_000 and len(s.windows) <= 33 and s.loss.count == 20_000
-    assert s.activations["1"].samples == s.sampled_steps == 10 + (10_000 - 10) // 20 + 100
+    from impediments.monitor.schedule import LATE_PERIOD, LATE_START, PERIOD, WARMUP
+
+    expected = WARMUP + len(range(PERIOD, LATE_START, PERIOD)) + len(range(LATE_START, 20_000, LATE_PERIOD))
+    assert s.activations["1"].samples == s.sampled_steps == expected == 259
 
 
 def test_tensorboard_exporter_writes_scalars_and_histograms():
@@ -580,3 +583,19 @@ def test_histogram_numpy_and_torch_paths_agree_with_numpy_histogram_at_exact_edg
     want = [brute_hist(p, subsample=False) + [int((~torch.isfinite(p)).sum())] for p in parts]
     assert _many_numpy([p.numpy() for p in parts]).tolist() == want
     assert _many_torch(parts).tolist() == want
+
+
+def test_batchnorm_forwards_are_counted_at_every_step_not_only_sampled_ones():
+    """A BatchNorm left in eval() inside a training model is seen at every step (host counters),
+    while the batch-vs-running comparison runs on sampled steps only."""
+    model = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with watch(model, optimizer=opt) as mon:
+        for step in range(30):
+            model[1].train(step < 20)           # eval() for the last 10 steps, none of them sampled
+            model(torch.randn(8, 4)).sum().backward()
+            opt.step()
+            opt.zero_grad()
+    b = mon.stats().batchnorm["1"]
+    assert (b.training_forwards, b.running_stats_forwards_in_training) == (30, 10)
+    assert mon.stats().sampled_steps == sum(map(default_schedule, range(30))) == 10

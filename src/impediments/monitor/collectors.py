@@ -30,10 +30,13 @@ _CHANNEL_FIRST = (_ConvNd, _BatchNorm, nn.GroupNorm, nn.modules.instancenorm._In
 
 
 class Scratch:
-    """Reusable full-size temporaries for one sampled step (``like(x)``), released by ``clear()``.
+    """Reusable full-size temporaries (``like(x)``), released by ``clear()``.
 
-    On CPU a fresh large tensor is a fresh ``mmap`` whose pages fault on first touch, which costs
-    more than the arithmetic done in it; one buffer per dtype and device serves every reduction.
+    On CPU a fresh large tensor is a fresh ``mmap`` whose pages fault on first touch, and freeing it
+    makes glibc trim the heap that training itself reuses; that costs more than the arithmetic done
+    in it (measured: a sampled CNN step 2x slower). One buffer per dtype and device, as large as the
+    largest tensor reduced, serves every reduction for as long as the monitor is open: the price is
+    that much memory.
     """
 
     def __init__(self) -> None:
@@ -165,16 +168,21 @@ def record_layer_output(bag: Bag, out: torch.Tensor, scratch: Scratch | None = N
     return m
 
 
+def count_batchnorm_forward(bag: Bag, module: nn.Module) -> None:
+    """Every training-mode forward of the model (host counters only): one more BatchNorm forward,
+    and whether it normalised with running statistics (``eval()``/frozen inside a training model)."""
+    bag.count("training_forwards")
+    if not module.training and getattr(module, "running_mean", None) is not None:
+        bag.count("running_forwards")
+
+
 def record_batchnorm(bag: Bag, module: nn.Module, x: torch.Tensor, scratch: Scratch | None = None) -> None:
-    """Batch mean/var per channel against running statistics (before this forward updates them).
+    """Sampled steps: batch mean/var per channel against running statistics (before this forward
+    updates them).
 
     .. math:: d_\\mu = \\operatorname{mean}_c \\frac{|\\bar x_c - \\hat\\mu_c|}{\\sqrt{\\hat\\sigma^2_c + \\epsilon}},
               \\quad r_\\sigma = \\operatorname{mean}_c \\frac{s^2_c}{\\hat\\sigma^2_c}
     """
-    bag.count("training_forwards")
-    uses_running = (not module.training) and getattr(module, "running_mean", None) is not None
-    if uses_running:
-        bag.count("running_forwards")
     rm, rv = getattr(module, "running_mean", None), getattr(module, "running_var", None)
     if not module.training or rm is None or rv is None or x.dim() < 2 or module.num_batches_tracked is None or x.shape[1] != rm.numel():
         return

@@ -1,7 +1,8 @@
 """Parameters, gradients and updates, as vectors over all parameters (fused ``_foreach_norm``).
 
 With an optimizer, its step pre-hook checks every step that all gradient norms are finite (one
-``_foreach_norm``, no sync) and, on sampled steps, records per parameter
+``_foreach_norm``; on CPU the norms are read on the host, elsewhere a device register is updated,
+no sync) and, on sampled steps, records per parameter
 
 .. math:: \\|g\\|,\\ \\max \\|g\\|,\\ \\frac{\\|g\\|}{\\|w\\|},\\ \\frac{\\|\\Delta w\\|}{\\|w\\|}
 
@@ -61,19 +62,25 @@ class ParamWatcher:
     # --------------------------------------------------------------------- optimizer path
     def _step_pre(self, opt, args, kwargs):
         step = self.mon.steps
-        self.mon._scratch.clear()          # the backward pass is over
-        idx = [i for i, p in enumerate(self.params) if p.grad is not None]
+        grads, idx = [], []
+        for i, p in enumerate(self.params):
+            if p.grad is not None:
+                grads.append(p.grad.detach())
+                idx.append(i)
         if not idx:
             return
-        gnorm = torch.stack(torch._foreach_norm([self.params[i].grad.detach() for i in idx]))
+        gnorm = torch._foreach_norm(grads)
         nf = self.mon.nonfinite
-        if "gradient" not in nf.first and (gnorm.device.type != "cpu" or not math.isfinite(float(gnorm.sum()))):
-            nf.update_vector("gradient", ~torch.isfinite(gnorm), step, [self.names[i] for i in idx])
+        if "gradient" not in nf.first:
+            if gnorm[0].device.type != "cpu":
+                nf.update_vector("gradient", ~torch.isfinite(torch.stack(gnorm)), step, [self.names[i] for i in idx])
+            elif not all(math.isfinite(g) for g in gnorm):       # host reads: free on CPU
+                nf.update_vector("gradient", ~torch.isfinite(torch.stack(gnorm)), step, [self.names[i] for i in idx])
         if not self.mon.schedule(step):
             return
         ps = [self.params[i].detach() for i in idx]
         wnorm = torch.stack(torch._foreach_norm(ps))
-        self._record(step, idx, gnorm, wnorm)
+        self._record(step, idx, torch.stack(gnorm), wnorm)
         self._before = (idx, torch._foreach_mul(ps, 1.0), wnorm)   # one fused copy
 
     def _step_post(self, opt, args, kwargs):
@@ -84,12 +91,10 @@ class ParamWatcher:
         idx, before, wnorm = self._before
         self._before = None
         after = [self.params[i].detach() for i in idx]
-        dnorm = torch.stack(torch._foreach_norm(torch._foreach_sub(after, before)))
-        new_w = torch.stack(torch._foreach_norm(after))
-        self.mon.nonfinite.update_vector("parameter", ~torch.isfinite(new_w), step, [self.names[i] for i in idx])
-        bag = self.mon.windows.at(step).bag("params", "")
-        bag.add("u2w", self._scatter(idx, (dnorm / wnorm).double()), "sum")
-        bag.add("ucount", self._scatter(idx, torch.ones_like(dnorm, dtype=torch.float64)), "sum")
+        torch._foreach_sub_(before, after)                          # in place: no second copy
+        dnorm = torch.stack(torch._foreach_norm(before)).double()
+        ratio = torch.stack([dnorm / wnorm.double(), torch.ones_like(dnorm)])
+        self.mon.windows.at(step).bag("params", "").add("update", self._scatter(idx, ratio), "sum")
 
     # --------------------------------------------------------------------- no-optimizer path
     def _grad_hook(self, i: int):
@@ -115,18 +120,20 @@ class ParamWatcher:
 
     # --------------------------------------------------------------------- shared
     def _scatter(self, idx, values: torch.Tensor) -> torch.Tensor:
+        """``values[..., j]`` of parameter ``idx[j]`` placed in a row over all parameters (zeros elsewhere)."""
         if len(idx) == len(self.names):   # every parameter had a gradient: already in order
             return values
-        full = torch.zeros(len(self.names), dtype=values.dtype, device=values.device)
-        return full.index_copy(0, torch.tensor(idx, device=values.device), values)
+        full = values.new_zeros((*values.shape[:-1], len(self.names)))
+        return full.index_copy(-1, torch.tensor(idx, device=values.device), values)
 
     def _record(self, step, idx, gnorm, wnorm) -> None:
+        """Fields of the ``params`` bag, one row per parameter: ``grad`` = sums of
+        ``[|g|, |g|/|w|, 1]``, ``gmax`` = max ``|g|``, ``wnorm`` = last ``|w|``; ``update`` (post-hook) =
+        sums of ``[|dw|/|w|, 1]``."""
         bag = self.mon.windows.at(step).bag("params", "")
-        g = gnorm.detach().double()
-        bag.add("gnorm", self._scatter(idx, g), "sum")
+        g, w = gnorm.detach().double(), wnorm.double()
+        bag.add("grad", self._scatter(idx, torch.stack([g, g / w, torch.ones_like(g)])), "sum")
         bag.add("gmax", self._scatter(idx, g), "max")
-        bag.add("g2w", self._scatter(idx, g / wnorm.double()), "sum")
-        bag.add("gcount", self._scatter(idx, torch.ones_like(g)), "sum")
-        bag.add("wnorm", self._scatter(idx, wnorm.double()), "last")
-        if "names" not in self.mon.meta or self.mon.meta.get("param_names") != self.names:
+        bag.add("wnorm", self._scatter(idx, w), "last")
+        if self.mon.meta.get("param_names") != self.names:
             self.mon.meta["param_names"] = list(self.names)

@@ -6,7 +6,7 @@ sampled step (:mod:`~impediments.monitor.schedule`) also records the input's per
 arms the :class:`~impediments.monitor.intercept.Interceptor` for that forward (activations, Linear
 and Conv outputs and their gradients, BatchNorm) and, after the forward, counts every queued
 histogram in one pass. Full-size temporaries come from one :class:`~impediments.monitor.collectors.Scratch`
-per step. Nothing here syncs with an accelerator: on CPU, reading a scalar is free and is used.
+kept while the monitor is open. Nothing here syncs with an accelerator: on CPU, reading a scalar is free and is used.
 """
 from __future__ import annotations
 
@@ -53,7 +53,6 @@ class Recorder:
     def _begin_sampled(self, model, args, kwargs, step: int) -> None:
         self.sampled_steps += 1
         self._hist_queue.clear()
-        self._scratch.clear()
         x = _first_tensor(args, kwargs)
         if x is not None and x.dim() >= 1 and x.is_floating_point():
             rows = x.reshape(len(x), -1) if x.dim() > 1 else x.reshape(-1, 1)
@@ -80,6 +79,13 @@ class Recorder:
             localise(self, model, self._root_args, self._rng, self._fwd_step)
         self._root_args, self._rng = None, None
         return None
+
+    def _bn_count(self, name: str):
+        """A forward pre-hook counting every BatchNorm forward of a training-mode step (no tensor op)."""
+        def hook(module, args):
+            if self._model is not None and self._model.training:
+                C.count_batchnorm_forward(self.state().bag("bn", name), module)
+        return hook
 
     def state(self):
         """The window state of the current step."""

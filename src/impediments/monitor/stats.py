@@ -60,15 +60,17 @@ def _params(mon, bag) -> dict:
     if bag is None or not names:
         return {}
     get = {k: v.cpu().tolist() for k, v in bag.t.items()}
+    zeros = [0.0] * len(names)
+    gnorm, g2w, gcount = get.get("grad", [zeros, zeros, zeros])
+    u2w, ucount = get.get("update", [zeros, zeros])
     out = {}
     for i, n in enumerate(names):
-        c = int(get["gcount"][i]) if "gcount" in get else 0
-        uc = get.get("ucount", [0] * len(names))[i]
+        c, uc = int(gcount[i]), ucount[i]
         out[n] = S.ParamStats(
             module=n.rsplit(".", 1)[0] if "." in n else "", samples=c,
-            grad_norm=get["gnorm"][i] / c if c else NAN, grad_norm_max=get["gmax"][i] if c else NAN,
-            weight_norm=get["wnorm"][i] if c else NAN, grad_to_weight=get["g2w"][i] / c if c else NAN,
-            update_to_weight=get["u2w"][i] / uc if uc else NAN)
+            grad_norm=gnorm[i] / c if c else NAN, grad_norm_max=get["gmax"][i] if c else NAN,
+            weight_norm=get["wnorm"][i] if c else NAN, grad_to_weight=g2w[i] / c if c else NAN,
+            update_to_weight=u2w[i] / uc if uc else NAN)
     return out
 
 
@@ -122,8 +124,8 @@ def _window(mon, start, end, st) -> S.Window:
             if r is not None:
                 w.dead_fraction[name] = float(((r[1] + r[2]) == 0).double().mean())
     pb = st.get(("params", ""))
-    if pb is not None and "gnorm" in pb.t:
-        g, c = pb.t["gnorm"].cpu().tolist(), pb.t["gcount"].cpu().tolist()
+    if pb is not None and "grad" in pb.t:
+        g, _, c = pb.t["grad"].cpu().tolist()
         for n, gi, ci in zip(mon.meta.get("param_names") or [], g, c):
             if ci:
                 w.grad_norm[n] = gi / ci

@@ -51,7 +51,7 @@ class Monitor(Recorder):
         self._replays = 0
         self._last_moments = None
         self._hist_queue: list = []
-        self._scratch = C.Scratch()       # full-size temporaries of one sampled step
+        self._scratch = C.Scratch()       # full-size temporaries, reused by every sampled step
         self._loss_bag = None             # (step, the loss bag of its window)
         self._sampled_now, self._uses_rng = False, False
 
@@ -64,6 +64,8 @@ class Monitor(Recorder):
         self._handles = [model.register_forward_pre_hook(self._root_pre, with_kwargs=True),
                          model.register_forward_hook(self._root_post, always_call=True)]
         self._uses_rng = any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules())
+        self._handles += [m.register_forward_pre_hook(self._bn_count(n)) for n, m in model.named_modules()
+                          if id(m) in names and C.is_batch_norm(m)]
         self._params = ParamWatcher(self, model, self._optimizer)
         self._handles += self._params.attach()
         self.meta["optimizer"] = self._params.optimizer_info()
@@ -81,6 +83,7 @@ class Monitor(Recorder):
         if self._params is not None:
             self._params.detach()
         self._handles, self._icpt, self._params = [], None, None
+        self._scratch.clear()
         self._model = self._optimizer = self._last_leaf = self._last_out = self._root_args = None
 
     def _included(self, name: str) -> bool:
