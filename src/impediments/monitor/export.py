@@ -82,7 +82,12 @@ def to_tensorboard(stats: S.MonitorStats, writer, step: int | None = None) -> in
         if counts.sum() > 0:
             edges = np.asarray(a.histogram.edges)
             centers = (edges[:-1] + edges[1:]) / 2
-            writer.add_histogram_raw(f"activations/{name}/output", min=float(a.output.min), max=float(a.output.max),
+            # TensorBoard draws the outer non-empty buckets from min to max; the moments are NaN once a
+            # non-finite value was seen, so fall back to the edges of the outer non-empty buckets
+            nz = np.flatnonzero(counts)
+            lo = a.output.min if math.isfinite(a.output.min) else edges[nz[0]]
+            hi = a.output.max if math.isfinite(a.output.max) else edges[nz[-1] + 1]
+            writer.add_histogram_raw(f"activations/{name}/output", min=float(lo), max=float(hi),
                                      num=int(counts.sum()), sum=float((counts * centers).sum()),
                                      sum_squares=float((counts * centers ** 2).sum()),
                                      bucket_limits=edges[1:].tolist(), bucket_counts=counts.tolist(),
