@@ -10,19 +10,35 @@ mean, std and a 40-bin histogram on the CPU at every step).
 For each repeat, every configuration runs a block of ``--steps`` steps in turn; the ratio to plain
 is taken per repeat and the median over repeats is reported. "state" is the memory held by the
 collector's statistics after the run (the monitor's is bounded; the naive one grows with steps).
+"RSS +MiB" is how much more resident memory a configuration's process grows by over 60 steps than
+plain training's does, each measured alone in a fresh subprocess (CPU has no allocator counters).
 
-    python benchmarks/overhead.py [--repeats 5] [--steps 40] [--threads 1]
+A second table (``--mechanisms``) prices the interception mechanisms alone, switched on at every
+step with nothing recorded: an empty pass-through ``TorchFunctionMode``, global module forward
+pre/post hooks that do nothing, and both.
+
+Timings on a shared CPU are noisy (glibc's heap trimming alone moves a CNN step by 30 %): read
+the min..max column, and compare only ratios from the same run.
+
+    python benchmarks/overhead.py [--repeats 11] [--steps 30] [--threads 1] [--no-memory] [--no-mechanisms]
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import platform
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from torch.overrides import TorchFunctionMode
 
 from impediments.monitor import watch
 
@@ -118,29 +134,132 @@ class Runner:
 CONFIGS = ("plain", "watch()", "watch(every=1)", "naive hooks")
 
 
+class _EmptyMode(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+class Mechanism:
+    """Interception switched on for every step, recording nothing (``mode``, ``hooks`` or both)."""
+
+    def __init__(self, which):
+        self.which, self.mode, self.handles = which, None, []
+
+    def __enter__(self):
+        if "mode" in self.which:
+            self.mode = _EmptyMode()
+            self.mode.__enter__()
+        if "hooks" in self.which:
+            reg = torch.nn.modules.module
+            self.handles = [reg.register_module_forward_pre_hook(lambda m, a: None),
+                            reg.register_module_forward_hook(lambda m, a, o: None)]
+        return self
+
+    def __exit__(self, *exc):
+        if self.mode is not None:
+            self.mode.__exit__(None, None, None)
+        for h in self.handles:
+            h.remove()
+
+
+def interleaved(loop, configs, repeats, steps, make):
+    """Median ratio to the first config, min..max ratio, median ms/step, and the runners."""
+    model, X, y = loop
+    runners = {c: make(c, model, X, y) for c in configs}
+    for r in runners.values():
+        r.run(12)                                   # warm-up (and the default schedule's first 10 steps)
+    times = {c: [] for c in configs}
+    for _ in range(repeats):
+        for c, r in runners.items():
+            times[c].append(r.run(steps))
+    base = configs[0]
+    out = {}
+    for c in configs:
+        ratios = [t / p for t, p in zip(times[c], times[base])]
+        out[c] = (statistics.median(ratios), min(ratios), max(ratios), statistics.median(times[c]))
+    return out, runners
+
+
+class MechanismRunner(Runner):
+    def __init__(self, config, model, X, y):
+        super().__init__("plain", model, X, y)
+        self.mech = Mechanism(config) if config != "plain" else None
+
+    def run(self, steps):
+        if self.mech is None:
+            return super().run(steps)
+        with self.mech:
+            return super().run(steps)
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def rss_growth_mib(loop: str, config: str, steps: int, threads: int) -> float:
+    """Growth of resident memory (MiB) over ``steps`` steps of ``loop`` under ``config``, in a fresh
+    process: the largest RSS seen after any step minus the RSS before the first one. glibc keeps
+    freed heap, so this tracks the peak heap of a step, not only what is alive between steps."""
+    code = (f"import sys, torch; sys.path.insert(0, {str(__file__.rsplit('/', 1)[0])!r}); "
+            f"import overhead as O; torch.set_num_threads({threads}); m, X, y = O.loops()[{loop!r}]; "
+            f"r = O.Runner({config!r}, m, X, y); base = O._rss_mib(); peak = base\n"
+            f"for _ in range({steps}):\n    r.run(1); peak = max(peak, O._rss_mib())\n"
+            "r.close(); print(peak - base)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(res.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu}, {len(__import__('os').sched_getaffinity(0))} cores, torch {torch.__version__}"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--repeats", type=int, default=11)
+    p.add_argument("--steps", type=int, default=30)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--no-mechanisms", action="store_true", help="skip the interception-mechanism table")
+    p.add_argument("--json", help="also write the results to this JSON file")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.repeats} repeats x {args.steps} steps, "
+    results = {"machine": machine(), "threads": args.threads, "repeats": args.repeats, "steps": args.steps,
+               "monitor": {}, "mechanisms": {}}
+    print(f"{results['machine']}; {args.threads} thread(s), {args.repeats} repeats x {args.steps} steps, "
           "ratio = median over repeats of (block time / plain block time)")
-    print(f"{'loop':18s} {'config':16s} {'ms/step':>8s} {'ratio':>7s} {'min..max ratio':>16s} {'state KiB':>10s}")
-    for loop, (model, X, y) in loops().items():
-        runners = {c: Runner(c, model, X, y) for c in CONFIGS}
-        for r in runners.values():
-            r.run(12)                                   # warm-up (and the default schedule's first 10 steps)
-        times = {c: [] for c in CONFIGS}
-        for _ in range(args.repeats):
-            for c, r in runners.items():
-                times[c].append(r.run(args.steps))
+    print(f"{'loop':18s} {'config':16s} {'ms/step':>8s} {'ratio':>7s} {'min..max ratio':>16s} {'state KiB':>10s} "
+          f"{'RSS +MiB':>14s}")
+    for loop, data in loops().items():
+        res, runners = interleaved(data, CONFIGS, args.repeats, args.steps, Runner)
         state = {c: r.close() for c, r in runners.items()}
+        rss = {} if args.no_memory else {c: rss_growth_mib(loop, c, 60, args.threads) for c in CONFIGS}
         for c in CONFIGS:
-            ratios = [t / p for t, p in zip(times[c], times["plain"])]
-            print(f"{loop:18s} {c:16s} {1e3 * statistics.median(times[c]):8.3f} {statistics.median(ratios):7.3f} "
-                  f"{min(ratios):7.3f}..{max(ratios):<7.3f} {state[c] / 1024:10.1f}")
+            med, lo, hi, ms = res[c]
+            grow = f"{rss[c] - rss['plain']:14.1f}" if rss else f"{'-':>14s}"
+            print(f"{loop:18s} {c:16s} {1e3 * ms:8.3f} {med:7.3f} {lo:7.3f}..{hi:<7.3f} {state[c] / 1024:10.1f} {grow}")
+            results["monitor"][f"{loop} | {c}"] = {"ratio": med, "min": lo, "max": hi, "ms": 1e3 * ms,
+                                                   "state_kib": state[c] / 1024,
+                                                   "peak_rss_growth_mib": rss[c] - rss["plain"] if rss else None}
+    if not args.no_mechanisms:
+        mech = ("plain", "mode", "hooks", "mode+hooks")
+        print("\ninterception mechanisms alone, on at every step, recording nothing")
+        print(f"{'loop':18s} " + " ".join(f"{c:>12s}" for c in mech))
+        for loop, data in loops().items():
+            if loop.startswith("(c)"):
+                continue
+            res, _ = interleaved(data, mech, args.repeats, args.steps, MechanismRunner)
+            print(f"{loop:18s} " + " ".join(f"{res[c][0]:12.3f}" for c in mech))
+            results["mechanisms"][loop] = {c: res[c][0] for c in mech}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
 
 
 if __name__ == "__main__":

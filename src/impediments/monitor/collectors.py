@@ -41,16 +41,26 @@ class Scratch:
 
     def __init__(self) -> None:
         self._buf: dict = {}
+        self._views: dict = {}
 
     def like(self, x: torch.Tensor) -> torch.Tensor:
-        key = (x.dtype, x.device)
-        buf = self._buf.get(key)
+        key = (x.shape, x.dtype, x.get_device())
+        view = self._views.get(key)
+        if view is not None:
+            return view
+        dev = (key[1], key[2])
+        buf = self._buf.get(dev)
         if buf is None or buf.numel() < x.numel():
-            buf = self._buf[key] = torch.empty(x.numel(), dtype=x.dtype, device=x.device)
-        return buf[: x.numel()].view(x.shape)
+            buf = self._buf[dev] = torch.empty(x.numel(), dtype=x.dtype, device=x.device)
+            self._views = {k: v for k, v in self._views.items() if (k[1], k[2]) != dev}
+        if len(self._views) >= 256:      # shapes that vary per step (sequence lengths): stay bounded
+            self._views.clear()
+        view = self._views[key] = buf[: x.numel()].view(x.shape)
+        return view
 
     def clear(self) -> None:
         self._buf.clear()
+        self._views.clear()
 
 
 def _norm_api():

@@ -36,7 +36,15 @@ class MomentStats:
 
 @dataclass
 class ActivationStats:
-    """One activation (module or functional call ``"module/kind#k"``)."""
+    """One activation (module or functional call ``"module/kind#k"``).
+
+    ``input`` holds the pre-activations. The region fractions use every pre-activation value of the
+    sampled steps (:mod:`impediments.activations.regions`). Per unit (feature, or conv channel),
+    ``unit_active_counts[i]`` counts the values of unit ``i`` outside the saturated region (for
+    ReLU: pre-activation > 0), out of ``unit_total`` per unit; ``dead_units`` are units with none.
+    ``histogram`` counts a deterministic subsample of the outputs (at most
+    ``HIST_MAX_VALUES`` per tensor and step, :mod:`impediments.monitor.histogram`).
+    """
 
     name: str
     kind: str
