@@ -1,3 +1,4 @@
+import functools
 import os
 import socket
 
@@ -29,3 +30,20 @@ def no_network(monkeypatch):
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def quick_run():
+    """``quick_run(name, seed) -> (module, result)``: each experiment runs once per session and seed in quick mode.
+
+    Shared by ``test_experiments_common.py`` and the part-specific experiment tests, so that a
+    (name, seed) pair is never run twice in one session.
+    """
+    from impediments import experiments
+
+    @functools.lru_cache(maxsize=None)
+    def run(name: str, seed: int):
+        module = experiments.get(name)
+        return module, module.run(module.Config.quick(seed))
+
+    return run

@@ -12,9 +12,9 @@ try:
     from impediments.monitor import watch
 except ImportError:  # pragma: no cover - the monitor lands in parallel
     pytest.skip("impediments.monitor.watch not available yet", allow_module_level=True)
-from impediments.doctor import checkup  # noqa: E402
-
-LIN = (nn.Linear, nn.Conv1d, nn.Conv2d)
+from impediments.doctor import CODES, checkup  # noqa: E402
+from impediments.doctor.zoo import FAMILIES, ResNet, digits_mlp, init_weights, zoo  # noqa: E402
+from impediments.doctor.zoo import LINEAR_TYPES as LIN  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -31,26 +31,12 @@ def raw_digits():
 
 def he(model, *, bias=0.0, scale=1.0):
     torch.manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, LIN):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            with torch.no_grad():
-                m.weight.mul_(scale)
-            if m.bias is not None:
-                nn.init.constant_(m.bias, bias)
-    return model
+    return init_weights(model, "he", bias=bias, scale=scale)
 
 
 def glorot(model, *, scale=1.0):
     torch.manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, LIN):
-            nn.init.xavier_normal_(m.weight)
-            with torch.no_grad():
-                m.weight.mul_(scale)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-    return model
+    return init_weights(model, "glorot", scale=scale)
 
 
 def constant(model, value):
@@ -60,7 +46,7 @@ def constant(model, value):
 
 
 def mlp(depth=3, act="relu", **kw):
-    return imp.mlp(64, 10, width=32, depth=depth, activation=act, **kw)
+    return digits_mlp(depth, width=32, act=act, **kw)
 
 
 def flagged(report):
@@ -197,29 +183,6 @@ class FunctionalCNN(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
-class BasicBlock(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
-        self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        return self.relu(self.bn2(self.conv2(out)) + x)
-
-
-class ResNet(nn.Module):
-    def __init__(self, c=8):
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(1, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
-        self.layer1 = nn.Sequential(BasicBlock(c), BasicBlock(c))
-        self.fc = nn.Linear(c, 10)
-
-    def forward(self, x):
-        return self.fc(self.layer1(self.stem(x.view(-1, 1, 8, 8))).mean((2, 3)))
-
-
 class TransformerBlock(nn.Module):
     def __init__(self, d=16, heads=2):
         super().__init__()
@@ -262,7 +225,7 @@ def _dict_loss(out, y):
     ("functional_cnn", lambda: he(FunctionalCNN()), None, "conv1"),
     ("inplace_relu", lambda: he(nn.Sequential(nn.Linear(64, 32), nn.ReLU(inplace=True), nn.Linear(32, 10))), None,
      "0"),
-    ("resnet_bn", lambda: he(ResNet()), None, "layer1.0.conv1"),
+    ("resnet_bn", lambda: he(ResNet(c=8)), None, "layer1.0.conv1"),
     ("transformer", lambda: glorot(TransformerBlock()), None, "ff.0"),
     ("dict_out", lambda: he(DictOut()), _dict_loss, "body.0"),
     ("tuple_out", lambda: he(TupleOut()), lambda o, y: F.cross_entropy(o[0], y), "body.0"),
@@ -314,3 +277,25 @@ def test_dead_units_found_through_functional_inplace_and_dict_models(digits, mak
     ev = f.evidence["layers"][first]
     assert ev["dead_units"] == int((active == 0).sum())
     assert ev["nearly_dead_units"] == int(((active > 0) & (active <= 1e-3 * z.shape[1])).sum())
+
+
+# --------------------------------------------------------------------------------------------- the zoo
+def test_zoo_catalogue_covers_every_code():
+    """The benchmark's zoo (built lazily, nothing trained here): unique names, known codes, every code covered."""
+    setups = zoo()
+    assert len({s.name for s in setups}) == len(setups)
+    assert {s.family for s in setups} == set(FAMILIES)
+    healthy = [s for s in setups if not s.expected]
+    assert {s.family for s in healthy} == set(FAMILIES), "a healthy setup per family"
+    assert all(s.expected <= set(CODES) for s in setups), [s.name for s in setups if not s.expected <= set(CODES)]
+    assert set().union(*(s.expected for s in setups)) == set(CODES), "every code has a broken setup"
+    assert all(callable(s.build) and s.batch_size >= 1 for s in setups)
+
+
+def test_zoo_resnet_dropout_before_bn(digits):
+    X, y = digits
+    plain = he(ResNet())
+    assert [type(m).__name__ for m in plain.stem] == ["Conv2d", "BatchNorm2d", "ReLU"]
+    assert flagged(checkup(plain, X, y)) == set()
+    [f] = checkup(he(ResNet(dropout_before_bn=True)), X, y).by_code("dropout_before_bn")
+    assert f.where == ["stem.1", "stem.2"]

@@ -1,62 +1,21 @@
-"""Part-1 experiments: every claim holds at seeds 0, 1 and 2 in quick mode.
+"""Part-1 experiments: key numbers checked directly at seeds 0, 1 and 2 in quick mode, and helpers.
 
-Verdicts are recomputed from the returned numbers; a few key numbers are also
-checked directly here, independently of each module's ``claims``.
+The checks here are independent of each module's ``claims``; the contract
+every experiment keeps (claims hold, JSON round trip, presets) is tested once
+for both parts in ``test_experiments_common.py``. Runs come from the shared
+session cache ``quick_run`` (``conftest.py``).
 """
 from __future__ import annotations
 
-import functools
-import json
 import math
 
 import numpy as np
 import pytest
 
-from impediments import experiments
 from impediments.experiments import part1
-from impediments.experiments.framework import from_jsonable, to_jsonable
 
 NAMES = [p.rsplit(".", 1)[-1] for p in part1.EXPERIMENTS]
 SEEDS = (0, 1, 2)
-
-
-@functools.lru_cache(maxsize=None)
-def quick(name: str, seed: int):
-    module = experiments.get(name)
-    return module, module.run(module.Config.quick(seed))
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("name", NAMES)
-def test_claims_hold(name, seed):
-    module, result = quick(name, seed)
-    claims = module.claims(result)
-    assert claims, f"{name} makes no claims"
-    failed = [f"{c.text} [{c.threshold}; {c.measured}]" for c in claims if not c.passed]
-    assert not failed, f"{name} seed {seed}: " + " | ".join(failed)
-    for c in claims:
-        assert c.measured and all(isinstance(v, (int, float, bool)) for v in c.measured.values())
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_result_roundtrips_through_json_and_plots(name):
-    import matplotlib.pyplot as plt
-
-    module, result = quick(name, 0)
-    data = json.loads(json.dumps(to_jsonable(result), allow_nan=False))
-    back = from_jsonable(module.Result, data)
-    assert [c.to_dict() for c in module.claims(back)] == [c.to_dict() for c in module.claims(result)]
-    fig, axes = module.plot(back)
-    assert fig.get_axes()
-    plt.close(fig)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_config_presets(name):
-    module = experiments.get(name)
-    q, f = module.Config.quick(3), module.Config.full(3)
-    assert q.seed == f.seed == 3 and q != f
-    assert module.NAME == name and "matplotlib" not in vars(module)
 
 
 # ---------------------------------------------------------------- direct checks of key numbers
@@ -177,8 +136,8 @@ DIRECT = {
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("name", sorted(set(DIRECT) & set(NAMES)))
-def test_key_numbers(name, seed):
-    DIRECT[name](quick(name, seed)[1])
+def test_key_numbers(quick_run, name, seed):
+    DIRECT[name](quick_run(name, seed)[1])
 
 
 def test_zigzag_condition_number_formula():

@@ -1,74 +1,23 @@
-"""Part-2 experiments (normalization): every claim holds at seeds 0, 1 and 2 in quick mode.
+"""Part-2 experiments (normalization): key numbers checked directly at seeds 0, 1 and 2 in quick mode, and helpers.
 
-Verdicts are recomputed from the returned numbers; key numbers are also
-checked directly here against brute force or closed forms, independently of
-each module's ``claims``.
+Key numbers are checked here against brute force or closed forms,
+independently of each module's ``claims``; the contract every experiment
+keeps (claims hold, JSON round trip, presets, registry order) is tested once
+for both parts in ``test_experiments_common.py``. Runs come from the shared
+session cache ``quick_run`` (``conftest.py``).
 """
 from __future__ import annotations
 
-import functools
-import json
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from impediments import experiments
 from impediments.experiments import part2
-from impediments.experiments.framework import from_jsonable, to_jsonable
 
 NAMES = [p.rsplit(".", 1)[-1] for p in part2.EXPERIMENTS]
 SEEDS = (0, 1, 2)
-
-
-@functools.lru_cache(maxsize=None)
-def quick(name: str, seed: int):
-    module = experiments.get(name)
-    return module, module.run(module.Config.quick(seed))
-
-
-def test_registry_lists_part2_in_story_order():
-    assert NAMES, "part 2 registers experiments"
-    assert all(n in experiments.names() for n in NAMES)
-    order = [experiments.names().index(n) for n in NAMES]
-    assert order == sorted(order)
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("name", NAMES)
-def test_claims_hold(name, seed):
-    module, result = quick(name, seed)
-    claims = module.claims(result)
-    assert claims, f"{name} makes no claims"
-    failed = [f"{c.text} [{c.threshold}; {c.measured}]" for c in claims if not c.passed]
-    assert not failed, f"{name} seed {seed}: " + " | ".join(failed)
-    for c in claims:
-        assert c.measured and all(isinstance(v, (int, float, bool)) for v in c.measured.values())
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_result_roundtrips_through_json_and_plots(name):
-    import matplotlib.pyplot as plt
-
-    module, result = quick(name, 0)
-    data = json.loads(json.dumps(to_jsonable(result), allow_nan=False))
-    back = from_jsonable(module.Result, data)
-    assert [c.to_dict() for c in module.claims(back)] == [c.to_dict() for c in module.claims(result)]
-    if hasattr(module, "tables"):
-        assert all(t.rows for t in module.tables(back))
-    fig, axes = module.plot(back)
-    assert fig.get_axes()
-    plt.close(fig)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_config_presets(name):
-    module = experiments.get(name)
-    q, f = module.Config.quick(3), module.Config.full(3)
-    assert q.seed == f.seed == 3 and q != f
-    assert module.NAME == name and module.SECTION and module.DESCRIPTION
-    assert "matplotlib" not in vars(module)
 
 
 # ---------------------------------------------------------------- direct checks of key numbers
@@ -157,8 +106,8 @@ DIRECT = {"bn_sigmoid": _bn_sigmoid, "frozen_bn_transfer": _frozen_bn_transfer, 
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("name", sorted(set(DIRECT) & set(NAMES)))
-def test_key_numbers(name, seed):
-    DIRECT[name](quick(name, seed)[1])
+def test_key_numbers(quick_run, name, seed):
+    DIRECT[name](quick_run(name, seed)[1])
 
 
 # ---------------------------------------------------------------- helpers against references

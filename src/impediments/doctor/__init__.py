@@ -15,6 +15,7 @@ Layout::
     rules/          pure rules (stats, th) -> list[Finding]
     diagnose.py     run the rules                   checkup.py     one batch at init
     spec.py         SPEC.py loading + short training run for the CLI
+    zoo.py          broken and healthy training setups (benchmarks/doctor_zoo.py, tests); not imported here
 
 JSON (``report.to_json``): ``{"schema": "impediments.doctor.report", "version": 1,
 "title", "summary": {"worst", "counts", "codes"}, "findings": [{"code", "severity",

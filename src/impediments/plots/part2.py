@@ -9,9 +9,13 @@ COLORS = {"plain": "tab:red", "bn": "tab:blue", "none": "tab:red", "batch": "tab
 CYCLE = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 
 
-def _finish(fig, title: str):
+def _finish(fig, axes, title: str, *, legend=()):
+    """Legends (``fontsize=7``) on the ``legend`` axes, the figure title and a tight layout; returns ``(fig, axes)``."""
+    for ax in legend:
+        ax.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
+    return fig, axes
 
 
 def plot_bn_sigmoid(r):
@@ -35,8 +39,8 @@ def plot_bn_sigmoid(r):
     hi = max(axes[2].get_ylim()[1], axes[3].get_ylim()[1])
     axes[2].set_ylim(lo, hi)
     axes[3].set_ylim(lo, hi)
-    _finish(fig, "3×100 sigmoid MLP on digits, small Gaussian init, batch 60 (Ioffe & Szegedy 2015, Fig. 1)")
-    return fig, axes
+    return _finish(fig, axes,
+                   "3×100 sigmoid MLP on digits, small Gaussian init, batch 60 (Ioffe & Szegedy 2015, Fig. 1)")
 
 
 def plot_frozen_bn_transfer(r):
@@ -57,11 +61,10 @@ def plot_frozen_bn_transfer(r):
     axes[2].axhline(r.source_acc, color="grey", ls=":", lw=1, label="source acc before transfer")
     axes[2].set_xticks(x, [labels[m] for m in methods], fontsize=7)
     axes[2].set(ylim=(0, 1.05), title="after transfer")
-    axes[0].legend(fontsize=7)
-    axes[1].legend(fontsize=7)
     axes[2].legend(fontsize=7, loc="lower center")
-    _finish(fig, f"BN MLP pretrained on digits 0–4, new head on {r.shots} examples per class of digits 5–9")
-    return fig, axes
+    return _finish(fig, axes,
+                   f"BN MLP pretrained on digits 0–4, new head on {r.shots} examples per class of digits 5–9",
+                   legend=axes[:2])
 
 
 def plot_bn_inference(r):
@@ -88,10 +91,7 @@ def plot_bn_inference(r):
     axes[3].bar(["train mode:\nother batch", "inference:\nalone vs batch", "fold_bn vs\ninference"],
                 [max(v, tiny) for v in values], color=["tab:red", "tab:blue", "tab:green"])
     axes[3].set(yscale="log", ylim=(tiny / 10, 100), ylabel="max |Δ output|", title="determinism and folding")
-    for ax in axes[:3]:
-        ax.legend(fontsize=7)
-    _finish(fig, "BatchNorm in training vs inference mode (BN MLP on digits)")
-    return fig, axes
+    return _finish(fig, axes, "BatchNorm in training vs inference mode (BN MLP on digits)", legend=axes[:3])
 
 
 def plot_bn_dropout(r):
@@ -121,10 +121,8 @@ def plot_bn_dropout(r):
     lo = min(list(r.acc_running.values()) + list(r.acc_adjusted.values()))
     axes[2].set_xticks(x, [labels[a] for a in arr], fontsize=7)
     axes[2].set(ylim=(max(0.0, lo - 0.05), 1.0), ylabel="test accuracy", title="test accuracy")
-    for ax in axes:
-        ax.legend(fontsize=7)
-    _finish(fig, "Dropout and BatchNorm: the variance shift (Li et al. 2018), ReLU MLPs on digits")
-    return fig, axes
+    return _finish(fig, axes, "Dropout and BatchNorm: the variance shift (Li et al. 2018), ReLU MLPs on digits",
+                   legend=axes)
 
 
 def plot_l2_with_bn(r):
@@ -148,10 +146,9 @@ def plot_l2_with_bn(r):
     axes[3].bar(range(len(keys)), accs, color=[CYCLE[i % len(CYCLE)] for i in range(len(keys))])
     axes[3].set_xticks(range(len(keys)), [f"λ = {d:g}" for d in r.decays])
     axes[3].set(ylim=(max(0.0, min(accs) - 0.05), 1.0), ylabel="test accuracy", title="test accuracy")
-    for ax in axes[:3]:
-        ax.legend(fontsize=7)
-    _finish(fig, "Weight decay with BatchNorm changes ‖w‖ and the effective learning rate (van Laarhoven 2017)")
-    return fig, axes
+    return _finish(fig, axes,
+                   "Weight decay with BatchNorm changes ‖w‖ and the effective learning rate (van Laarhoven 2017)",
+                   legend=axes[:3])
 
 
 def plot_small_batch_norms(r):
@@ -168,8 +165,8 @@ def plot_small_batch_norms(r):
         ax.minorticks_off()
         ax.invert_xaxis()
         ax.legend(fontsize=8)
-    _finish(fig, f"1-D CNN on MNIST-1D, SGD batch {r.batch_size}: BN degrades at small batches (Wu & He 2018)")
-    return fig, axes
+    return _finish(fig, axes,
+                   f"1-D CNN on MNIST-1D, SGD batch {r.batch_size}: BN degrades at small batches (Wu & He 2018)")
 
 
 def plot_bn_output_stats(r):
@@ -188,10 +185,8 @@ def plot_bn_output_stats(r):
     axes[1].set(xlabel="epoch", ylabel="mean over units of the unit variance", title="variance of layer outputs",
                 yscale="log")
     axes[2].set(xlabel="epoch", ylabel="test loss", title="test loss")
-    for ax in axes:
-        ax.legend(fontsize=7)
-    _finish(fig, "Sigmoid MLP on digits with BN after the first Dense layers (test set, inference mode)")
-    return fig, axes
+    return _finish(fig, axes, "Sigmoid MLP on digits with BN after the first Dense layers (test set, inference mode)",
+                   legend=axes)
 
 
 def plot_bn_learning_rates(r):
@@ -210,10 +205,7 @@ def plot_bn_learning_rates(r):
     axes[1].axhline(r.target_acc, color="grey", ls=":", lw=1)
     axes[1].set(xscale="log", xlabel="learning rate", ylabel="test accuracy when stopped", ylim=(0, 1),
                 title="accuracy when stopped")
-    for ax in axes:
-        ax.legend(fontsize=7)
-    _finish(fig, "4-layer ReLU MLP on digits, plain SGD: BN tolerates higher learning rates")
-    return fig, axes
+    return _finish(fig, axes, "4-layer ReLU MLP on digits, plain SGD: BN tolerates higher learning rates", legend=axes)
 
 
 def plot_norm_every_k(r):
@@ -234,5 +226,4 @@ def plot_norm_every_k(r):
         ax.set(xlabel=xlabel, ylabel=f"test accuracy after {r.steps} steps", ylim=(0, 1),
                title=f"{'time' if key == 'ms_per_step' else 'work'} per step vs accuracy")
         ax.legend(fontsize=8, title="BN")
-    _finish(fig, f"{r.depth}-layer ReLU MLP on digits with BN after every k-th layer")
-    return fig, axes
+    return _finish(fig, axes, f"{r.depth}-layer ReLU MLP on digits with BN after every k-th layer")
