@@ -94,8 +94,11 @@ def _batch_moments_dim(x: torch.Tensor, dim) -> Batch:
     for d in (dim if isinstance(dim, tuple) else (dim,)):
         n *= x.shape[d]
     mean = x.mean(dim=dim, keepdim=True)
-    var = ((x - mean) ** 2).mean(dim=dim)
+    d = x - mean
+    var = d.mul_(d).mean(dim=dim)
     v = torch.stack([mean.squeeze(dim), var, torch.amin(x, dim=dim), torch.amax(x, dim=dim)])
+    if x.device.type == "cpu" and math.isfinite(float(mean.sum())):   # no NaN/Inf anywhere: skip the count
+        return Batch(n, v, torch.zeros_like(var))
     return Batch(n, v, n - torch.isfinite(x).sum(dim=dim))
 
 
