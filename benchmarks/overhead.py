@@ -228,6 +228,7 @@ def main(argv=None):
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--no-mechanisms", action="store_true", help="skip the interception-mechanism table")
     p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--only", default="", help="run only the loops whose name contains this (e.g. MLP)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     results = {"machine": machine(), "threads": args.threads, "repeats": args.repeats, "steps": args.steps,
@@ -236,7 +237,8 @@ def main(argv=None):
           "ratio = median over repeats of (block time / plain block time)")
     print(f"{'loop':18s} {'config':16s} {'ms/step':>8s} {'ratio':>7s} {'min..max ratio':>16s} {'state KiB':>10s} "
           f"{'RSS +MiB':>14s}")
-    for loop, data in loops().items():
+    selected = {k: v for k, v in loops().items() if args.only in k}
+    for loop, data in selected.items():
         res, runners = interleaved(data, CONFIGS, args.repeats, args.steps, Runner)
         state = {c: r.close() for c, r in runners.items()}
         rss = {} if args.no_memory else {c: rss_growth_mib(loop, c, 60, args.threads) for c in CONFIGS}
@@ -251,7 +253,7 @@ def main(argv=None):
         mech = ("plain", "mode", "hooks", "mode+hooks")
         print("\ninterception mechanisms alone, on at every step, recording nothing")
         print(f"{'loop':18s} " + " ".join(f"{c:>12s}" for c in mech))
-        for loop, data in loops().items():
+        for loop, data in selected.items():
             if loop.startswith("(c)"):
                 continue
             res, _ = interleaved(data, mech, args.repeats, args.steps, MechanismRunner)

@@ -1,20 +1,15 @@
 """Per-unit region counts in a few elementwise float kernels, exact (the monitor's hot path).
 
 :func:`~impediments.activations.regions.region_counts` builds boolean masks; on CPU, comparisons
-that produce ``bool`` and sums of ``bool`` are 5-15x slower than float kernels. Here the real line
-is cut once per activation into pieces of one region label each (:func:`region_cuts`, cached), and
-the number of values above each cut is counted with float kernels only:
-
-.. math:: \\#\\{x > b\\} = \\sum \\operatorname{sign}(\\operatorname{relu}(x - b)), \\qquad
-          \\#\\{x \\ge b\\} = n - \\sum \\operatorname{sign}(\\operatorname{relu}(b - x)).
-
-Both are exact in IEEE arithmetic with gradual underflow (``x - b = 0`` iff ``x = b``) and for
-``±inf``; sums of 0/1 are exact in float32 below 2^24 values per unit (float64 above). A piece's
-count is the difference of the counts at its two cuts, and its label is the reference
-classification (:func:`~impediments.activations.regions.region_counts`) of a point inside it, so
-the result equals the boolean path value for value. NaN would poison the sums, so tensors that may
-hold NaN take the boolean path; off the CPU, where comparisons are as cheap, the cuts are compared.
-The raw counts per cut (:func:`cut_counts`) add across batches, so a monitor stores those and turns
+that produce ``bool``, ``&``/``~`` of masks and sums of ``bool`` cost 5-15x a float kernel. Here the
+real line is cut once per activation into pieces of one region label each (:func:`region_cuts`,
+cached), and the number of values beyond each cut, :math:`\\#\\{x > b\\}` or :math:`\\#\\{x < b\\}`,
+is one comparison written as 0/1 into a float buffer and one sum (exact in float32 below 2^24
+values per unit, float64 above). A piece's count is the difference of the counts at its two cuts,
+and its label is the reference classification (:func:`~impediments.activations.regions.region_counts`)
+of a point inside it, so the result equals the boolean path value for value. A NaN is beyond no
+cut and would land in an arbitrary piece, so tensors that may hold NaN take the boolean path
+(``finite`` of :func:`unit_region_counts`; the monitor leaves batches with NaN out). The raw counts per cut (:func:`cut_counts`) add across batches, so a monitor stores those and turns
 them into regions only when read (:func:`regions_from_cut_counts`).
 """
 from __future__ import annotations
@@ -74,41 +69,30 @@ def _reduce(t: torch.Tensor, dim: int, dtype=None) -> torch.Tensor:
 
 
 def _count_beyond(x: torch.Tensor, cut: Cut, dim: int, dtype, out: torch.Tensor) -> torch.Tensor:
-    """Per unit, ``#(x > b)`` for a ``closed_left`` cut, else ``#(x < b)``, with float kernels only
-    (``out``: scratch like ``x``, so a call allocates no full-size temporary)."""
+    """Per unit, ``#(x > b)`` for a ``closed_left`` cut, else ``#(x < b)``: the comparison written as
+    0/1 into the float scratch ``out`` (twice as fast on CPU as a ``bool`` result), then summed."""
     b, closed_left = cut
-    if closed_left:
-        torch.sub(x, b, out=out)
-    else:
-        torch.sub(x, b, out=out).neg_()
-    return _reduce(out.relu_().sign_(), dim, dtype)
+    return _reduce((torch.gt if closed_left else torch.lt)(x, b, out=out), dim, dtype)
 
 
 def cut_counts(x: torch.Tensor, name: str, dim: int, *, saturation_tol: float = SATURATION_TOL,
                linear_tol: float = LINEAR_TOL, out: torch.Tensor | None = None) -> torch.Tensor:
     """Raw per-unit counts at each cut of :func:`region_cuts`: ``#(x > b)`` (``closed_left``) or
     ``#(x < b)``; shape ``(len(cuts), units)``. They add across batches and processes; turn them into
-    regions with :func:`regions_from_cut_counts`. Float kernels on CPU (``x`` must hold no NaN there),
-    comparisons elsewhere (where a NaN counts at no cut). ``out``: optional scratch of ``x``'s shape and
-    dtype, reused by every cut (large temporaries are what cost most on CPU: each is a fresh mmap).
+    regions with :func:`regions_from_cut_counts`. A NaN counts at no cut. ``out``: optional float32 or
+    float64 scratch of ``x``'s shape, reused by every cut (large temporaries cost most on CPU: each is a
+    fresh mmap).
     """
     x = x.detach()
     if not x.is_floating_point():
         x = x.double()
     dim = dim % x.dim()
     cuts, _ = region_cuts(name, saturation_tol, linear_tol)
-    if x.device.type != "cpu":
-        masks = [(x > b) if closed_left else (x < b) for b, closed_left in cuts]
-        return torch.stack([_reduce(m, dim, torch.float64) for m in masks]) if masks else \
-            x.new_zeros((0, x.shape[dim]), dtype=torch.float64)
-    if x.dtype in (torch.float16, torch.bfloat16):   # compare as torch does: the bound rounded to x's dtype
-        cuts = tuple((float(torch.tensor(b, dtype=x.dtype)), c) for b, c in cuts)
-        x = x.float()
     dtype = None if x.numel() // max(x.shape[dim], 1) < _EXACT_F32 else torch.float64
     if not cuts:
-        return x.new_zeros((0, x.shape[dim]))
-    if out is None or out.shape != x.shape or out.dtype != x.dtype:
-        out = torch.empty_like(x)
+        return x.new_zeros((0, x.shape[dim]), dtype=torch.float32)
+    if out is None or out.shape != x.shape or out.dtype not in (torch.float32, torch.float64):
+        out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
     return torch.stack([_count_beyond(x, cut, dim, dtype, out) for cut in cuts])
 
 
