@@ -57,7 +57,7 @@ class Recorder:
         if x is not None and x.dim() >= 1 and x.is_floating_point():
             rows = x.reshape(len(x), -1) if x.dim() > 1 else x.reshape(-1, 1)
             self.state().bag("input", "").add("x", batch_moments(rows, dim=0), "moments")
-        if symmetry.due(step):
+        if symmetry.due(self.sampled_steps - 1):   # the 1st, 2nd, 3rd, 5th, 9th, 17th ... sampled step
             symmetry.snapshot(model, self._included, step, self._sym)
         self._icpt.arm(model, args)
 

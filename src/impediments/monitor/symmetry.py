@@ -3,7 +3,8 @@
 Identical units receive identical gradients and stay identical forever (the symmetry-breaking
 argument for random init; Goodfellow, Bengio & Courville 2016, §8.4). The check is one
 ``torch.unique(dim=0)`` over rows rounded to 1e-6 of the layer's largest weight, run rarely (at
-sampled steps 0, 1, 2, 4, 8, ...), kept on the device and turned into groups only when read.
+the 1st, 2nd, 3rd, 5th, 9th, 17th, ... sampled step: log-spaced over the whole run), kept on the
+device and turned into groups only when read.
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from impediments.monitor.collectors import LAYER_TYPES
 RELATIVE_RESOLUTION = 1e-6
 
 
-def due(step: int) -> bool:
-    """Steps 0 and powers of two."""
-    return step == 0 or (step & (step - 1)) == 0
+def due(k: int) -> bool:
+    """``k`` (a count of sampled steps before this one) is 0 or a power of two."""
+    return k == 0 or (k & (k - 1)) == 0
 
 
 @torch.no_grad()
