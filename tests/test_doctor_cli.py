@@ -101,3 +101,24 @@ def test_broken_examples_exit_one(tmp_path, capsys, command, example, code):
     assert main(argv) == 1
     assert code in capsys.readouterr().out
     assert code in json.loads(js.read_text())["summary"]["codes"]
+
+
+def test_threshold_overrides_change_the_verdict_and_bad_ones_are_usage_errors(tmp_path, capsys):
+    js = tmp_path / "r.json"
+    spec = str(EXAMPLES / "dead_relu.py")
+    assert main(["checkup", spec, "--json", str(js)]) == 1
+    dead = [f for f in json.loads(js.read_text())["findings"] if f["code"] == "dead_units"]
+    assert dead and {f["severity"] for f in dead} & {"warning", "error"}
+    # no fraction of dead units reaches 1.01: the same layers are now reported as info only
+    main(["checkup", spec, "--json", str(js), "--threshold", "dead_warning=1.01", "--threshold", "dead_error=1.01"])
+    dead = [f for f in json.loads(js.read_text())["findings"] if f["code"] == "dead_units"]
+    assert dead and {f["severity"] for f in dead} == {"info"}
+    capsys.readouterr()
+    assert main(["checkup", spec, "--threshold", "dead_eror=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "dead_eror" in err and "dead_error" in err and "valid:" in err
+    assert main(["doctor", spec, "--steps", "3", "--threshold", "dead_error=-1"]) == 2
+    assert "dead_error" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["checkup", spec, "--threshold", "dead_error"])
+    assert exc.value.code == 2 and "NAME=NUMBER" in capsys.readouterr().err

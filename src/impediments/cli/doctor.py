@@ -6,6 +6,7 @@ or broken spec, unwatchable model, report path in a missing folder).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -26,8 +27,30 @@ def _positive(text: str) -> int:
     return value
 
 
+def _threshold(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        if not sep:
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER (e.g. dead_error=0.5), got {text!r}") from None
+
+
+def _thresholds(args):
+    """The ``--threshold`` overrides as a validated ``Thresholds`` (ValueError names the bad one)."""
+    from impediments.doctor.thresholds import Thresholds
+
+    overrides = dict(args.threshold or [])
+    ints = {f.name for f in dataclasses.fields(Thresholds) if f.type in ("int", int)}
+    return Thresholds.coerce({k: int(v) if k in ints and float(v).is_integer() else v for k, v in overrides.items()})
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="SPEC.py defining model() and data() (optionally optimizer(params), loss_fn)")
+    p.add_argument("--threshold", action="append", type=_threshold, metavar="NAME=VALUE",
+                   help="override one of the doctor's thresholds (repeatable; the names and reasons are in "
+                        "impediments.doctor.Thresholds.describe())")
     p.add_argument("--html", help="write a self-contained HTML report here")
     p.add_argument("--json", help="write the JSON report here")
     p.add_argument("--batch-size", type=_positive, default=None, help=f"default: spec BATCH_SIZE or {DEFAULT_BATCH}")
@@ -85,6 +108,10 @@ def _run(command, args, body) -> int:
         return body()
     except (SpecError, FileNotFoundError, IsADirectoryError, UnwatchableModel) as exc:
         return _usage(command, str(exc))
+    except ValueError as exc:
+        if "threshold" in str(exc):
+            return _usage(command, str(exc))
+        raise
 
 
 def _check_watchable(model) -> None:
@@ -107,13 +134,14 @@ def cmd_doctor(args) -> int:
     def body():
         from impediments.doctor.spec import build_training, train_under_monitor
 
+        thresholds = _thresholds(args)
         spec, model, X, y, batch = _prepare(args)
         _check_watchable(model)
         opt, loss_fn = build_training(spec, model)
         steps = args.steps or spec.get("STEPS") or DEFAULT_STEPS
         mon = _watch_errors(lambda: train_under_monitor(model, X, y, opt, loss_fn, steps=int(steps),
                                                         batch_size=batch, seed=args.seed))
-        report = mon.report()
+        report = mon.report(thresholds)
         report.title = f"impediments doctor {args.spec} ({steps} steps)"
         return _finish(args, report)
 
@@ -124,10 +152,11 @@ def cmd_checkup(args) -> int:
     def body():
         from impediments.doctor.checkup import checkup
 
+        thresholds = _thresholds(args)
         spec, model, X, y, batch = _prepare(args)
         _check_watchable(model)
         loss_fn = spec.get("loss_fn")
-        report = _watch_errors(lambda: checkup(model, X[:batch], y[:batch], loss_fn))
+        report = _watch_errors(lambda: checkup(model, X[:batch], y[:batch], loss_fn, thresholds=thresholds))
         report.title = f"impediments checkup {args.spec}"
         return _finish(args, report)
 
