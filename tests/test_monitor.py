@@ -599,3 +599,37 @@ def test_batchnorm_forwards_are_counted_at_every_step_not_only_sampled_ones():
     b = mon.stats().batchnorm["1"]
     assert (b.training_forwards, b.running_stats_forwards_in_training) == (30, 10)
     assert mon.stats().sampled_steps == sum(map(default_schedule, range(30))) == 10
+
+
+class MetaNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.fc1, self.drop, self.fc2 = nn.Linear(4 * 8 * 8, 16), nn.Dropout(0.1), nn.Linear(16, 3)
+
+    def forward(self, x):
+        h = F.relu(self.bn(self.conv(x)))
+        h = torch.tanh(self.drop(self.fc1(h.flatten(1))))
+        return self.fc2(F.gelu(h))
+
+
+@pytest.mark.parametrize("every", [None, 1])
+@pytest.mark.parametrize("with_optimizer", [True, False])
+def test_accelerator_path_never_reads_a_value_back(every, with_optimizer):
+    """On the ``meta`` device any host read (``.item()``, ``float()``, ``bool()``, ``.tolist()``,
+    ``.cpu()``) and any op whose output size depends on the data (``bincount``, ``unique``,
+    ``nonzero``) raises, so a training loop that runs there proves the non-CPU code path of every
+    hook free of host-device synchronisation (CI has no GPU)."""
+    model = MetaNet().to("meta")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with watch(model, optimizer=opt if with_optimizer else None, every=every) as mon:
+        for _ in range(12):
+            x, y = torch.randn(5, 1, 8, 8, device="meta"), torch.randint(0, 3, (5,), device="meta")
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.record_loss(loss)
+    assert mon.sampled_steps == (12 if every == 1 else 10) and mon.training_forwards == 12
+    assert {"/relu#0", "/tanh#0", "/gelu#0"} <= set(mon.meta["act"]) and "bn" in mon.meta["bn"]
+    assert mon.memory()["tensors"] > 0

@@ -56,6 +56,7 @@ def histogram_counts(x: torch.Tensor) -> torch.Tensor:
 
 
 _OFFSETS: dict = {}
+_EDGES: dict = {}
 
 
 def _row_offsets(sizes: tuple, device) -> torch.Tensor:
@@ -97,9 +98,13 @@ def _many_numpy(parts: list) -> np.ndarray:
 
 def _many_torch(parts: list) -> torch.Tensor:
     a = torch.cat(parts) if len(parts) > 1 else parts[0]
-    edges = torch.tensor(HIST_EDGES, dtype=a.dtype, device=a.device)
-    idx = (torch.searchsorted(edges, a, right=True) - 1).clamp_(0, HIST_BINS - 1)
+    key = (a.dtype, str(a.device))
+    if key not in _EDGES:
+        _EDGES[key] = torch.tensor(HIST_EDGES, dtype=a.dtype).to(a.device)
+    idx = (torch.searchsorted(_EDGES[key], a, right=True) - 1).clamp_(0, HIST_BINS - 1)
     idx = idx.masked_fill(~torch.isfinite(a), HIST_BINS)
     if len(parts) > 1:
         idx = idx + _row_offsets(tuple(len(p) for p in parts), a.device)
-    return torch.bincount(idx, minlength=_WIDTH * len(parts)).view(len(parts), _WIDTH)
+    # not bincount: on CUDA it reads the maximum back to size its output (a sync)
+    counts = torch.zeros(_WIDTH * len(parts), dtype=torch.int64, device=a.device)
+    return counts.index_add_(0, idx, torch.ones_like(idx)).view(len(parts), _WIDTH)

@@ -21,6 +21,18 @@ import torch
 MOMENT_FIELDS = ("count", "mean", "m2", "min", "max", "nonfinite")
 
 
+def to_device(values, dtype, device) -> torch.Tensor:
+    """A small host list as a tensor on ``device`` without waiting for the device: a plain copy
+    from pageable memory blocks until the stream drains, so CUDA gets a pinned, non-blocking copy."""
+    t = torch.tensor(values, dtype=dtype)
+    device = torch.device(device) if device is not None else t.device
+    if device.type == "cpu":
+        return t
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def empty_moments(shape=(), device=None) -> torch.Tensor:
     """The identity of :func:`merge_moments`: count 0, min +inf, max -inf."""
     m = torch.zeros((6, *shape), dtype=torch.float64, device=device)
@@ -113,7 +125,7 @@ def _fold_batches(batches: list) -> torch.Tensor:
         dev = next(b.v.device for b in batches if not isinstance(b.v, tuple))
         v = torch.stack([b.values(dev) for b in batches])      # (K, 4, ...)
     shape = (-1,) + (1,) * (v.dim() - 2)
-    n = torch.tensor([b.n for b in batches], dtype=torch.float64, device=v.device).view(shape)
+    n = to_device([b.n for b in batches], torch.float64, v.device).view(shape)
     bads = [b.bad for b in batches]
     if all(isinstance(b, int) for b in bads):
         bad = torch.full_like(v[0, 0], float(sum(bads)))

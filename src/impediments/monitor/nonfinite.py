@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from impediments.monitor.intercept import Interceptor, module_kind
+from impediments.monitor.moments import to_device
 
 PRIORITY = {"input": 0, "localised": 1, "activation": 2, "output": 3, "loss": 4, "gradient": 5, "parameter": 6}
 
@@ -33,6 +34,7 @@ class FirstNonFinite:
         self._code: dict[str, int] = {}
         self.host: tuple[int, str, str] | None = None   # (step, kind, where) from localisation
         self.first: dict[str, tuple[int, int]] = {}        # kind -> (step, code) read on the host (CPU)
+        self._codes_on_device: dict = {}
 
     @property
     def forward_found(self) -> bool:
@@ -51,7 +53,8 @@ class FirstNonFinite:
                 self.first[kind] = (step, int(code))
             return
         reg = self.reg.get(kind)
-        new = torch.stack([torch.as_tensor(step, device=bad.device), torch.as_tensor(code, device=bad.device)])
+        code = torch.full((), code, dtype=torch.int64, device=bad.device) if isinstance(code, int) else code
+        new = torch.stack([torch.full((), step, dtype=torch.int64, device=bad.device), code.to(torch.int64)])
         if reg is None:
             reg = torch.full((2,), -1, dtype=torch.int64, device=bad.device)
         self.reg[kind] = torch.where((reg[0] < 0) & bad, new.to(torch.int64), reg)
@@ -88,9 +91,12 @@ class FirstNonFinite:
                 last = max(i for i, b in enumerate(bad.tolist()) if b)
                 self.first[kind] = (step, self.code(wheres[last]))
             return
-        codes = torch.tensor([self.code(w) for w in wheres], device=bad.device)
+        key = (tuple(wheres), str(bad.device))
+        if key not in self._codes_on_device:   # built once: a host->device copy per step would wait
+            self._codes_on_device[key] = to_device([self.code(w) for w in wheres], torch.int64, bad.device)
+        codes = self._codes_on_device[key]
         last = (bad.long() * torch.arange(1, len(wheres) + 1, device=bad.device)).argmax()
-        self._set(kind, bad.any(), step, codes[last])
+        self._set(kind, bad.any(), step, codes.gather(0, last.view(1)).squeeze(0))   # not codes[last]: .item()
 
     def result(self):
         """``(step, kind, where)`` of the first non-finite value, or ``None`` (syncs)."""

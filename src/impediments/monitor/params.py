@@ -16,6 +16,8 @@ import math
 import torch
 from torch import nn
 
+from impediments.monitor.moments import to_device
+
 
 class ParamWatcher:
     def __init__(self, mon, model: nn.Module, optimizer) -> None:
@@ -31,6 +33,7 @@ class ParamWatcher:
         self._pending: dict[int, torch.Tensor] = {}
         self._pending_step = 0
         self._handles: list = []
+        self._index: dict = {}
 
     def optimizer_info(self) -> dict | None:
         opt = self.optimizer
@@ -123,8 +126,11 @@ class ParamWatcher:
         """``values[..., j]`` of parameter ``idx[j]`` placed in a row over all parameters (zeros elsewhere)."""
         if len(idx) == len(self.names):   # every parameter had a gradient: already in order
             return values
+        key = (tuple(idx), str(values.device))
+        if key not in self._index:
+            self._index = {key: to_device(idx, torch.int64, values.device)}   # the last pattern only
         full = values.new_zeros((*values.shape[:-1], len(self.names)))
-        return full.index_copy(-1, torch.tensor(idx, device=values.device), values)
+        return full.index_copy(-1, self._index[key], values)
 
     def _record(self, step, idx, gnorm, wnorm) -> None:
         """Fields of the ``params`` bag, one row per parameter: ``grad`` = sums of

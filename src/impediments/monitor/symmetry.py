@@ -1,8 +1,11 @@
 """Symmetric units: Linear rows / Conv filters whose incoming weights and bias are identical.
 
 Identical units receive identical gradients and stay identical forever (the symmetry-breaking
-argument for random init; Goodfellow, Bengio & Courville 2016, §8.4). The check is one
-``torch.unique(dim=0)`` over rows rounded to 1e-6 of the layer's largest weight, run rarely (at
+argument for random init; Goodfellow, Bengio & Courville 2016, §8.4). The check rounds each row to
+1e-6 of the layer's largest weight and hashes it with two fixed random int64 vectors (exact integer
+arithmetic modulo 2^64, so equal rows hash equal on any device; two distinct rows collide with
+probability about 2^-40). Unlike ``torch.unique``, whose output size depends on the data, this never
+waits for the device. It runs rarely (at
 the 1st, 2nd, 3rd, 5th, 9th, 17th, ... sampled step: log-spaced over the whole run), kept on the
 device and turned into groups only when read.
 """
@@ -22,9 +25,21 @@ def due(k: int) -> bool:
     return k == 0 or (k & (k - 1)) == 0
 
 
+_COEFFICIENTS: dict = {}
+
+
+def _coefficients(width: int, device) -> torch.Tensor:
+    key = (width, str(device))
+    v = _COEFFICIENTS.get(key)
+    if v is None:
+        g = torch.Generator().manual_seed(width)          # private: never touches the global RNG
+        v = _COEFFICIENTS[key] = torch.randint(-(2 ** 30), 2 ** 30, (2, width), generator=g).to(device)
+    return v
+
+
 @torch.no_grad()
 def snapshot(model: nn.Module, included, step: int, into: dict) -> None:
-    """Store ``inverse`` labels of identical rows per layer in ``into`` (no sync)."""
+    """Store two hashes per row (Linear unit / Conv filter, bias included) per layer in ``into`` (no sync)."""
     for name, m in model.named_modules():
         if not isinstance(m, LAYER_TYPES) or not included(name) or m.weight.shape[0] < 2:
             continue
@@ -32,18 +47,18 @@ def snapshot(model: nn.Module, included, step: int, into: dict) -> None:
         if getattr(m, "bias", None) is not None:
             rows = torch.cat([rows, m.bias.detach()[:, None]], dim=1)
         scale = rows.abs().amax().clamp_min(1e-30) * RELATIVE_RESOLUTION
-        _, inverse = torch.unique(torch.round(rows / scale), dim=0, return_inverse=True)
-        into[name] = (inverse, step)
+        q = torch.round(rows / scale).long()
+        v = _coefficients(q.shape[1], q.device)
+        into[name] = (torch.stack([(q * v[0]).sum(1), (q * v[1]).sum(1)], 1), step)
 
 
 def groups(into: dict) -> dict[str, S.SymmetryStats]:
-    """Groups of size >= 2 per layer (syncs)."""
+    """Groups of size >= 2 per layer: units whose rows hash equal (syncs)."""
     out = {}
-    for name, (inverse, step) in into.items():
-        labels = inverse.cpu().tolist()
-        by: dict[int, list[int]] = {}
-        for i, lab in enumerate(labels):
-            by.setdefault(lab, []).append(i)
-        out[name] = S.SymmetryStats(units=len(labels), groups=[g for g in by.values() if len(g) >= 2],
+    for name, (hashes, step) in into.items():
+        by: dict[tuple, list[int]] = {}
+        for i, h in enumerate(hashes.cpu().tolist()):
+            by.setdefault(tuple(h), []).append(i)
+        out[name] = S.SymmetryStats(units=len(hashes), groups=[g for g in by.values() if len(g) >= 2],
                                     checked_at_step=step)
     return out
