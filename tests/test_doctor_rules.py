@@ -330,15 +330,18 @@ def test_json_encodes_non_finite_numbers():
 def test_html_is_self_contained_with_findings_first_and_plots(tmp_path):
     import re
 
+    hist = lambda i: [1 + i, 2]  # noqa: E731 - the two bins of act()'s edges
     w = [_make("Window", start_step=i * 10, end_step=i * 10 + 9, loss_mean=2.0, activation_var={"a": 1.0, "b": 0.5},
-               dead_fraction={"a": 0.1 * i, "b": 0.0}, grad_norm={"fc.weight": 0.1}) for i in range(3)]
+               dead_fraction={"a": 0.1 * i, "b": 0.0}, grad_norm={"fc.weight": 0.1}, histograms={"a": hist(i)})
+         for i in range(3)]
     s = stats(activations={"a": act("a", units=10, dead=range(8)), "b": act("b", kind="tanh", depth=1, sat=0.2)},
               params={"fc.weight": param("fc")}, windows=w)
     path = tmp_path / "r.html"
     html = diagnose(s).to_html(path)
     assert path.read_text() == html
     assert html.index("<h2>Findings</h2>") < html.index("<img")
-    assert html.count("<img") == 4          # distributions, fractions, gradient norms, history
+    assert html.count("<img") == 5     # distributions, fractions, gradient norms, history, distributions over time
+    assert 'alt="distributions over time"' in html
     refs = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']+)', html)
     assert refs and all(r.startswith("data:image/png;base64,") for r in refs)
     assert "http://" not in html and "https://" not in html

@@ -524,40 +524,6 @@ def test_memory_is_flat_over_20000_steps():
     assert s.activations["1"].samples == s.sampled_steps == expected == 259
 
 
-def test_tensorboard_exporter_writes_scalars_and_histograms():
-    from impediments.monitor.export import to_tensorboard
-
-    class Recorder:   # the SummaryWriter methods used (tensorboard itself is an optional extra)
-        def __init__(self):
-            self.scalars, self.hists, self.calls = {}, {}, 0
-
-        def add_scalar(self, tag, value, step):
-            self.scalars[tag] = (value, step)
-            self.calls += 1
-
-        def add_histogram_raw(self, tag, **kw):
-            self.hists[tag] = kw
-            self.calls += 1
-
-    model = Net()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    with watch(model, optimizer=opt, every=1) as mon:
-        for _ in range(3):
-            loss = model(torch.randn(8, 6)).pow(2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            mon.record_loss(loss)
-    s = mon.stats()
-    w = Recorder()
-    n = to_tensorboard(s, w)
-    assert n == w.calls and len(w.hists) == 2
-    assert w.scalars["activations/act/output_var"] == (pytest.approx(s.activations["act"].output.var), 3)
-    h = w.hists["activations/act/output"]
-    assert h["bucket_counts"] == s.activations["act"].histogram.counts and h["num"] == sum(h["bucket_counts"])
-    assert "params/fc1.weight/update_to_weight" in w.scalars
-
-
 def test_include_and_bad_arguments():
     model = Net()
     with watch(model, every=1, include=["fc1", "act"]) as mon:

@@ -59,7 +59,22 @@ def test_event_count_matches_return_value(stats, exported):
     tags = acc.Tags()
     read = sum(len(acc.Scalars(t)) for t in tags["scalars"]) + sum(len(acc.Histograms(t)) for t in tags["histograms"])
     assert n == read > 0
-    assert set(tags["histograms"]) == {"activations/1/output", "activations/3/output"}
+    assert set(tags["histograms"]) == {"activations/1/output", "activations/3/output",
+                                       "activations_over_time/1", "activations_over_time/3"}
+
+
+def test_histograms_over_time_are_the_windows_and_add_up_to_the_total(stats, exported):
+    """One histogram per window at its end step (TensorBoard's over-time view); the windows partition
+    the run, so their counts add up to the whole run's histogram."""
+    _, acc = exported
+    for name in ("1", "3"):
+        events = acc.Histograms(f"activations_over_time/{name}")
+        windows = [w for w in stats.windows if sum(w.histograms.get(name, [])) > 0]
+        assert [ev.step for ev in events] == [w.end_step for w in windows] and len(windows) == STEPS
+        for ev, w in zip(events, windows):
+            assert [int(c) for c in ev.histogram_value.bucket] == w.histograms[name]
+        total = [sum(col) for col in zip(*(w.histograms[name] for w in windows))]
+        assert total == stats.activations[name].histogram.counts
 
 
 def test_scalars_read_back_equal_the_stats(stats, exported):

@@ -78,29 +78,43 @@ def to_tensorboard(stats: S.MonitorStats, writer, step: int | None = None) -> in
             if isinstance(v, float) and math.isfinite(v):
                 writer.add_scalar(f"activations/{name}/{k}", v, step)
                 n += 1
-        counts = np.asarray(a.histogram.counts, dtype=np.float64)
-        if counts.sum() > 0:
-            edges = np.asarray(a.histogram.edges)
-            centers = (edges[:-1] + edges[1:]) / 2
-            # TensorBoard draws the outer non-empty buckets from min to max; the moments are NaN once a
-            # non-finite value was seen, so fall back to the edges of the outer non-empty buckets
-            nz = np.flatnonzero(counts)
-            lo = a.output.min if math.isfinite(a.output.min) else edges[nz[0]]
-            hi = a.output.max if math.isfinite(a.output.max) else edges[nz[-1] + 1]
-            writer.add_histogram_raw(f"activations/{name}/output", min=float(lo), max=float(hi),
-                                     num=int(counts.sum()), sum=float((counts * centers).sum()),
-                                     sum_squares=float((counts * centers ** 2).sum()),
-                                     bucket_limits=edges[1:].tolist(), bucket_counts=counts.tolist(),
-                                     global_step=step)
-            n += 1
+        n += _histogram(writer, f"activations/{name}/output", a.histogram.counts, a.histogram.edges,
+                        a.output.min, a.output.max, step)
     for name, p in stats.params.items():
         for k, v in (("grad_norm", p.grad_norm), ("grad_to_weight", p.grad_to_weight),
                      ("update_to_weight", p.update_to_weight)):
             if math.isfinite(v):
                 writer.add_scalar(f"params/{name}/{k}", v, step)
                 n += 1
+    edges = next(iter(stats.activations.values())).histogram.edges if stats.activations else None
     for w in stats.windows:
         if w.loss_mean is not None and math.isfinite(w.loss_mean):
             writer.add_scalar("loss/window_mean", w.loss_mean, w.end_step)
             n += 1
+        for name, counts in (w.histograms or {}).items():     # TensorBoard's histograms-over-time view
+            n += _histogram(writer, f"activations_over_time/{name}", counts, edges, NAN, NAN, w.end_step)
     return n
+
+
+NAN = float("nan")
+
+
+def _histogram(writer, tag: str, counts, edges, lo: float, hi: float, step: int) -> int:
+    """One ``add_histogram_raw`` of fixed-edge counts; 0 if empty. ``sum``/``sum_squares`` are estimated
+    from bin centres (TensorBoard does not draw them)."""
+    import numpy as np
+
+    counts = np.asarray(counts, dtype=np.float64)
+    if edges is None or counts.sum() <= 0:
+        return 0
+    edges = np.asarray(edges)
+    centers = (edges[:-1] + edges[1:]) / 2
+    # TensorBoard draws the outer non-empty buckets from min to max; without finite moments (a window,
+    # or an activation that saw NaN/Inf) the edges of the outer non-empty buckets stand in
+    nz = np.flatnonzero(counts)
+    lo = lo if math.isfinite(lo) else edges[nz[0]]
+    hi = hi if math.isfinite(hi) else edges[nz[-1] + 1]
+    writer.add_histogram_raw(tag, min=float(lo), max=float(hi), num=int(counts.sum()),
+                             sum=float((counts * centers).sum()), sum_squares=float((counts * centers ** 2).sum()),
+                             bucket_limits=edges[1:].tolist(), bucket_counts=counts.tolist(), global_step=step)
+    return 1

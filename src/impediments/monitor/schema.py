@@ -151,6 +151,8 @@ class Window:
     activation_var: dict[str, float] = field(default_factory=dict)
     dead_fraction: dict[str, float] = field(default_factory=dict)
     grad_norm: dict[str, float] = field(default_factory=dict)
+    #: per activation, its output histogram in this window (``HIST_EDGES`` bins): distributions over time
+    histograms: dict[str, list[int]] = field(default_factory=dict)
 
 
 

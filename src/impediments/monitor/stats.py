@@ -120,6 +120,8 @@ def _window(mon, start, end, st) -> S.Window:
     for (cat, name), b in st.items():
         if cat == "act":
             w.activation_var[name] = moments_dict(b.t["output"])["var"] if "output" in b.t else NAN
+            if "hist" in b.t:
+                w.histograms[name] = [int(c) for c in b.t["hist"].cpu().tolist()[:HIST_BINS]]
             r = _unit_regions(mon.meta["act"].get(name, {"kind": ""}), b)
             if r is not None:
                 w.dead_fraction[name] = float(((r[1] + r[2]) == 0).double().mean())

@@ -3,7 +3,8 @@
 Plots, from the report's MonitorStats when present: activation distributions by
 layer, dead and saturated fractions by layer, gradient norms by layer, and, when
 there is history, a per-layer "colorful dimension" view of activation variance,
-dead fraction and gradient norm over training.
+dead fraction and gradient norm over training, and each activation's distribution over
+training (its histogram per time window, the view TensorBoard calls histograms over time).
 """
 from __future__ import annotations
 
@@ -140,6 +141,33 @@ def history(stats) -> str | None:
     return _img(fig, "history")
 
 
+def distributions_over_time(stats, most: int = 6) -> str | None:
+    """Per activation (the ``most`` shallowest), its output histogram in each window as a column,
+    normalised per column: drift, collapse to zero and saturation at +-1 show as bands moving."""
+    windows = [w for w in (getattr(stats, "windows", None) or []) if getattr(w, "histograms", None)]
+    acts = [n for n, _ in _by_depth(getattr(stats, "activations", None) or {})
+            if sum(1 for w in windows if sum(w.histograms.get(n, [])) > 0) >= 2][:most]
+    if not acts:
+        return None
+    edges = next(iter(stats.activations.values())).histogram.edges
+    fig = _figure(11, 2.2 * len(acts))
+    for i, name in enumerate(acts):
+        cols = [(w.end_step, w.histograms[name]) for w in windows if sum(w.histograms.get(name, [])) > 0]
+        used = [b for b in range(len(edges) - 1) if any(c[b] for _, c in cols)]
+        lo, hi = used[0], used[-1] + 1
+        grid = [[c[b] / sum(c) for _, c in cols] for b in range(lo, hi)]
+        ax = fig.add_subplot(len(acts), 1, i + 1)
+        im = ax.imshow(grid, aspect="auto", origin="lower", interpolation="nearest", cmap="magma")
+        rows = list(range(0, hi - lo, max(1, (hi - lo) // 5)))
+        ax.set_yticks(rows, [f"{edges[lo + r]:.0e}" for r in rows], fontsize=7)
+        ticks = list(range(0, len(cols), max(1, len(cols) // 8)))
+        ax.set_xticks(ticks, [str(cols[j][0]) for j in ticks], fontsize=7)
+        ax.set_title(f"{name}: output distribution over training (column = window ending at step)", fontsize=9)
+        fig.colorbar(im, ax=ax, label="fraction")
+    fig.tight_layout()
+    return _img(fig, "distributions over time")
+
+
 def _cell(value, log: bool) -> float:
     if value is None or not math.isfinite(value):
         return float("nan")
@@ -151,7 +179,7 @@ def render_report(report) -> str:
     stats = report.stats
     plots = []
     if stats is not None:
-        for fn in (activation_histograms, fractions_by_layer, gradient_norms, history):
+        for fn in (activation_histograms, fractions_by_layer, gradient_norms, history, distributions_over_time):
             html = fn(stats)
             if html:
                 plots.append(html)
