@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+from impediments._files import write_atomic
 
 
 def check_writable_path(path: str | os.PathLike) -> Path:
@@ -23,16 +24,4 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     Raises:
         FileNotFoundError: if the folder does not exist (nothing is written).
     """
-    path = check_writable_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return write_atomic(check_writable_path(path), text)

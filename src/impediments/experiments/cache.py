@@ -18,6 +18,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from impediments._files import write_atomic as atomic_write
 from impediments.experiments.framework import Claim, Table, to_jsonable
 
 CACHE_DIR = ".cache"
@@ -33,30 +34,6 @@ class CacheWarning(UserWarning):
 
 
 # ---------------------------------------------------------------- files
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def prepare_output(out: str | os.PathLike) -> Path:

@@ -5,6 +5,7 @@ import json
 import math
 from pathlib import Path
 
+from impediments._files import write_atomic
 from impediments.monitor import schema as S
 
 
@@ -24,9 +25,8 @@ def to_dict(stats: S.MonitorStats) -> dict:
 
 
 def to_json(stats: S.MonitorStats, path) -> Path:
-    path = Path(path)
-    path.write_text(json.dumps(to_dict(stats), indent=1))
-    return path
+    """Write :func:`to_dict` to ``path`` atomically (the folder must exist)."""
+    return write_atomic(path, json.dumps(to_dict(stats), indent=1))
 
 
 def _restore(x):
