@@ -135,3 +135,26 @@ def test_histogram_bounds_stay_finite_when_the_activation_saw_nan_and_inf(tmp_pa
     nz = [i for i, c in enumerate(a.histogram.counts) if c]
     assert (h.min, h.max) == (a.histogram.edges[nz[0]], a.histogram.edges[nz[-1] + 1])
     assert h.min <= 0 < 1.0 <= h.max
+
+
+def test_monitor_method_and_cli_write_a_log_folder(tmp_path, capsys):
+    """``mon.to_tensorboard(folder)`` and ``impediments doctor SPEC --tensorboard DIR`` create readable runs."""
+    from pathlib import Path
+
+    from impediments.cli import main
+
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+    with impediments.watch(model, every=1) as mon:
+        for _ in range(3):
+            model(torch.randn(5, 4)).sum().backward()
+    n = mon.to_tensorboard(tmp_path / "run")
+    acc = EventAccumulator(str(tmp_path / "run"), size_guidance={"histograms": 0, "scalars": 0})
+    acc.Reload()
+    assert n == sum(len(acc.Scalars(t)) for t in acc.Tags()["scalars"]) + sum(
+        len(acc.Histograms(t)) for t in acc.Tags()["histograms"]) > 0
+    spec = Path(__file__).resolve().parents[1] / "examples" / "healthy_mlp.py"
+    assert main(["doctor", str(spec), "--steps", "12", "--tensorboard", str(tmp_path / "cli")]) == 0
+    assert "TensorBoard events" in capsys.readouterr().out
+    acc = EventAccumulator(str(tmp_path / "cli"), size_guidance={"histograms": 0, "scalars": 0})
+    acc.Reload()
+    assert "activations/hidden1.act/output" in acc.Tags()["histograms"]

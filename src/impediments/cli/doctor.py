@@ -62,6 +62,8 @@ def register(subparsers) -> dict:
     _common(doc)
     doc.add_argument("--steps", type=_positive, default=None, help=f"training steps (default: spec STEPS or "
                                                                    f"{DEFAULT_STEPS})")
+    doc.add_argument("--tensorboard", metavar="DIR", help="also write the monitor's statistics as TensorBoard "
+                                                          "events to DIR (needs the tensorboard extra)")
     chk = subparsers.add_parser("checkup", help="diagnose a SPEC.py model at initialization (one batch)")
     _common(chk)
     return {"doctor": cmd_doctor, "checkup": cmd_checkup}
@@ -106,7 +108,7 @@ def _run(command, args, body) -> int:
 
     try:
         return body()
-    except (SpecError, FileNotFoundError, IsADirectoryError, UnwatchableModel) as exc:
+    except (SpecError, FileNotFoundError, IsADirectoryError, UnwatchableModel, ImportError) as exc:
         return _usage(command, str(exc))
     except ValueError as exc:
         if "threshold" in str(exc):
@@ -143,6 +145,8 @@ def cmd_doctor(args) -> int:
                                                         batch_size=batch, seed=args.seed))
         report = mon.report(thresholds)
         report.title = f"impediments doctor {args.spec} ({steps} steps)"
+        if args.tensorboard:
+            print(f"wrote {mon.to_tensorboard(args.tensorboard)} TensorBoard events to {args.tensorboard}")
         return _finish(args, report)
 
     return _run("doctor", args, body)

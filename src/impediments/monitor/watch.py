@@ -153,6 +153,28 @@ class Monitor(Recorder):
 
         to_json(self.stats(), path)
 
+    def to_tensorboard(self, writer) -> int:
+        """Write :meth:`stats` to TensorBoard (scalars, histograms and histograms over time); returns the
+        number of events. ``writer``: a ``SummaryWriter``, or a log folder (created, written, closed).
+
+        Raises:
+            ImportError: for a folder when the ``tensorboard`` extra is not installed.
+        """
+        from impediments.monitor.export import to_tensorboard
+
+        if hasattr(writer, "add_scalar"):
+            return to_tensorboard(self.stats(), writer)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as exc:
+            raise ImportError("writing TensorBoard events needs the tensorboard package: "
+                              "pip install 'impediments[tensorboard]'") from exc
+        sw = SummaryWriter(str(writer))
+        try:
+            return to_tensorboard(self.stats(), sw)
+        finally:
+            sw.close()
+
     def memory(self) -> dict:
         """Tensor count and bytes held in the statistics, pending parts folded (for the flat-memory test)."""
         for _, _, st in self.windows.all():
