@@ -43,9 +43,15 @@ def _worker(rank, port, out):
                 opt.step()
                 mon.record_loss(loss)
         mon.sync()
-        if rank == 0:   # report only on rank 0
+        json_path = f"{out}.rank{rank}.json"
+        mon.to_json(json_path)                       # rank 0 writes; rank 1 writes nothing
+        report = mon.report()
+        if rank == 0:
             with open(out, "wb") as f:
-                pickle.dump(mon.stats(), f)
+                pickle.dump((mon.stats(), report is not None, open(json_path).read()), f)
+        else:
+            assert report is None
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -62,7 +68,9 @@ def test_ddp_sync_equals_single_process(tmp_path):
     out = tmp_path / "rank0.pkl"
     # fork: the children inherit the imported package (spawn would re-import it, several seconds each)
     mp.start_processes(_worker, args=(_free_port(), str(out)), nprocs=2, join=True, start_method="fork")
-    merged = pickle.loads(out.read_bytes())
+    merged, reported, written = pickle.loads(out.read_bytes())
+    assert reported and '"steps": 6' in written                       # report and JSON on rank 0 ...
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rank0.pkl", "rank0.pkl.rank0.json"]   # ... only
 
     model = make_model()   # one process over the same data: the two halves of each batch, same weights
     opt = torch.optim.SGD(model.parameters(), lr=0.0)

@@ -3,7 +3,9 @@
 The state of each process (its windows of bags: sums, counts, min/max, moments, histograms) is
 all-gathered and merged in rank order with the same rules as :meth:`Monitor.merge`, so counts and
 histograms are exact and moments are Chan-merged (equal to a single run over the union of the
-data up to float rounding). Call it on every rank; read and report on rank 0.
+data up to float rounding). Call it on every rank; ``report()``, ``to_json()`` and ``to_tensorboard()``
+act on rank 0 only (elsewhere they return ``None``/0 and write nothing), so N processes never write
+the same file; ``stats()`` works on every rank.
 """
 from __future__ import annotations
 
@@ -46,6 +48,11 @@ def _merge_meta(meta: dict, other: dict) -> None:
         meta["param_names"] = other["param_names"]
     if not meta.get("symmetry") and other.get("symmetry"):
         meta["symmetry"] = other["symmetry"]
+
+
+def is_reporting_rank() -> bool:
+    """True outside ``torch.distributed`` and on rank 0: the one process that reports and writes files."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def sync(mon, group=None):

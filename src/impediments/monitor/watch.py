@@ -102,10 +102,12 @@ class Monitor(Recorder):
         return compute(self)
 
     def report(self, thresholds=None):
-        """The doctor's diagnosis of :meth:`stats` (``impediments.doctor.diagnose``)."""
+        """The doctor's diagnosis of :meth:`stats` (``impediments.doctor.diagnose``); under
+        ``torch.distributed``, on rank 0 only (``None`` elsewhere: call :meth:`sync` first)."""
         from impediments.doctor import diagnose
+        from impediments.monitor.distributed import is_reporting_rank
 
-        return diagnose(self.stats(), thresholds)
+        return diagnose(self.stats(), thresholds) if is_reporting_rank() else None
 
     def state_dict(self) -> dict:
         """Everything needed to resume or merge, on the host (plain tensors, ints and dicts)."""
@@ -149,9 +151,11 @@ class Monitor(Recorder):
 
     def to_json(self, path) -> None:
         """Write :meth:`stats` as versioned JSON (see :mod:`~impediments.monitor.export`)."""
+        from impediments.monitor.distributed import is_reporting_rank
         from impediments.monitor.export import to_json
 
-        to_json(self.stats(), path)
+        if is_reporting_rank():          # rank 0 only under torch.distributed
+            to_json(self.stats(), path)
 
     def to_tensorboard(self, writer) -> int:
         """Write :meth:`stats` to TensorBoard (scalars, histograms and histograms over time); returns the
@@ -160,8 +164,11 @@ class Monitor(Recorder):
         Raises:
             ImportError: for a folder when the ``tensorboard`` extra is not installed.
         """
+        from impediments.monitor.distributed import is_reporting_rank
         from impediments.monitor.export import to_tensorboard
 
+        if not is_reporting_rank():      # rank 0 only under torch.distributed
+            return 0
         if hasattr(writer, "add_scalar"):
             return to_tensorboard(self.stats(), writer)
         try:
