@@ -599,3 +599,22 @@ def test_accelerator_path_never_reads_a_value_back(every, with_optimizer):
     assert mon.sampled_steps == (12 if every == 1 else 10) and mon.training_forwards == 12
     assert {"/relu#0", "/tanh#0", "/gelu#0"} <= set(mon.meta["act"]) and "bn" in mon.meta["bn"]
     assert mon.memory()["tensors"] > 0
+
+
+def test_empty_batch_batch_of_one_and_bfloat16_are_recorded():
+    """Edge inputs: an empty batch adds nothing, a batch of one counts, a bfloat16 model is watched."""
+    c = nn.Sequential(nn.Conv1d(2, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 6, 2))
+    with watch(c, every=1) as mon:
+        for n in (4, 1, 0):
+            c(torch.randn(n, 2, 8)).sum().backward()
+    s = mon.stats()
+    relu = s.activations["1"]
+    assert (s.steps, s.inputs.count, relu.units, relu.unit_total, relu.output.count) == (3, 5, 3, 5 * 6, 5 * 3 * 6)
+    m = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 4)).to(torch.bfloat16)
+    x = torch.randn(5, 8, dtype=torch.bfloat16)
+    with watch(m, every=1) as mon:
+        m(x).float().sum().backward()
+    pre = m[0](x).detach()
+    g = mon.stats().activations["1"]
+    assert g.output.count == 80 and g.saturated_fraction == pytest.approx(
+        float(region_counts(pre, "gelu")[0]) / pre.numel())

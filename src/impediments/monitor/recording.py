@@ -54,7 +54,7 @@ class Recorder:
         self.sampled_steps += 1
         self._hist_queue.clear()
         x = _first_tensor(args, kwargs)
-        if x is not None and x.dim() >= 1 and x.is_floating_point():
+        if x is not None and x.dim() >= 1 and x.is_floating_point() and x.numel():
             rows = x.reshape(len(x), -1) if x.dim() > 1 else x.reshape(-1, 1)
             self.state().bag("input", "").add("x", batch_moments(rows, dim=0), "moments")
         if symmetry.due(self.sampled_steps - 1):   # the 1st, 2nd, 3rd, 5th, 9th, 17th ... sampled step
