@@ -618,3 +618,16 @@ def test_empty_batch_batch_of_one_and_bfloat16_are_recorded():
     g = mon.stats().activations["1"]
     assert g.output.count == 80 and g.saturated_fraction == pytest.approx(
         float(region_counts(pre, "gelu")[0]) / pre.numel())
+
+
+def test_batchnorm_count_hooks_are_removed_and_keep_no_reference():
+    model = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.ReLU())
+    with watch(model) as mon:
+        model(torch.randn(6, 4))
+        assert model[1]._forward_pre_hooks                     # the per-step counter is on while watching
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    assert _no_global_state() and mon.stats().batchnorm["1"].training_forwards == 1
+    ref = weakref.ref(mon)
+    del mon
+    gc.collect()
+    assert ref() is None
