@@ -136,6 +136,23 @@ def from_jsonable(cls: type, data: Mapping):
     return cls(**kwargs)
 
 
+class Presets:
+    """Mixin for an experiment's frozen ``Config`` dataclass: ``quick(seed)`` and ``full(seed)`` are
+    the defaults overridden by the class attributes ``QUICK`` and ``FULL`` (plain dicts, not fields,
+    so they never enter the cache key)."""
+
+    QUICK: dict = {}
+    FULL: dict = {}
+
+    @classmethod
+    def quick(cls, seed: int = 0):
+        return cls(seed=seed, **cls.QUICK)
+
+    @classmethod
+    def full(cls, seed: int = 0):
+        return cls(seed=seed, **cls.FULL)
+
+
 def claim(text: str, source: str, measured: Mapping[str, float], threshold: str, passed: bool) -> Claim:
     """Shorthand for :class:`Claim` (keeps experiment code short)."""
     return Claim(text=text, source=source, measured=dict(measured), threshold=threshold, passed=bool(passed))

@@ -19,7 +19,7 @@ from torch import nn
 
 import numpy as np
 
-from impediments.experiments.framework import Claim, Table, claim, seeded, train
+from impediments.experiments.framework import Claim, Presets, Table, claim, seeded, train
 
 NAME = "dead_bias"
 DESCRIPTION = "large negative bias: ReLU units die at init and stay dead through training"
@@ -28,7 +28,7 @@ SOURCE = "seed: Dead Activation functions"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Presets):
     seed: int = 0
     width: int = 64
     depth: int = 3
@@ -37,13 +37,7 @@ class Config:
     epochs: int = 10
     batch_size: int = 32
 
-    @classmethod
-    def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed)
-
-    @classmethod
-    def full(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, width=256, depth=4, epochs=40)
+    FULL = dict(width=256, depth=4, epochs=40)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from impediments.experiments.framework import Claim, Table, claim, seeded
+from impediments.experiments.framework import Claim, Presets, Table, claim, seeded
 
 NAME = "depth_distributions"
 DESCRIPTION = "10-layer stack at init: output distributions per layer for 3 activations x 4 inits"
@@ -34,7 +34,7 @@ BINS = 40
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Presets):
     seed: int = 0
     width: int = 256
     depth: int = 10
@@ -42,13 +42,7 @@ class Config:
     large_std: float = 1.0
     small_std: float = 0.01
 
-    @classmethod
-    def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed)
-
-    @classmethod
-    def full(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, width=1024, batch=2000)
+    FULL = dict(width=1024, batch=2000)
 
 
 @dataclass

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from impediments.experiments.framework import Claim, Table, claim, seeded, train
+from impediments.experiments.framework import Claim, Presets, Table, claim, seeded, train
 
 NAME = "glorot_he"
 DESCRIPTION = "30-layer ReLU: Glorot stalls at ln(10), He trains; tanh: standard vs normalized init per layer"
@@ -31,7 +31,7 @@ BINS = 40
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Presets):
     seed: int = 0
     deep_depth: int = 30
     deep_width: int = 64
@@ -43,13 +43,7 @@ class Config:
     tanh_width: int = 256
     tanh_batch: int = 512
 
-    @classmethod
-    def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed)
-
-    @classmethod
-    def full(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, steps=1500, tanh_width=1000, tanh_batch=1000)
+    FULL = dict(steps=1500, tanh_width=1000, tanh_batch=1000)
 
 
 @dataclass

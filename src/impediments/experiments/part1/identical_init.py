@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from impediments.experiments.framework import Claim, Table, UnitSpread, claim, seeded, train
+from impediments.experiments.framework import Claim, Presets, Table, UnitSpread, claim, seeded, train
 
 NAME = "identical_init"
 DESCRIPTION = "identical non-zero weights: units never differ; a tiny perturbation starts to break the tie"
@@ -26,7 +26,7 @@ SCHEMES = ("identical", "perturbed", "random")
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Presets):
     seed: int = 0
     width: int = 32
     depth: int = 2
@@ -36,13 +36,7 @@ class Config:
     batch_size: int = 32
     noise: float = 1e-3              # std of the perturbation added to the identical weights
 
-    @classmethod
-    def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed)
-
-    @classmethod
-    def full(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, width=128, depth=3, epochs=40)
+    FULL = dict(width=128, depth=3, epochs=40)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from impediments.experiments.framework import Claim, Table, claim, seeded, train
+from impediments.experiments.framework import Claim, Presets, Table, claim, seeded, train
 
 NAME = "layerwise_pretraining"
 DESCRIPTION = "6-layer sigmoid MLP: random init vs greedy autoencoder pre-training + fine-tuning"
@@ -31,7 +31,7 @@ SOURCE = "seed: Layer-wise pre-training"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Presets):
     seed: int = 0
     depth: int = 6
     width: int = 64
@@ -42,13 +42,7 @@ class Config:
     momentum: float = 0.9
     batch_size: int = 64
 
-    @classmethod
-    def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed)
-
-    @classmethod
-    def full(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, depth=8, width=128, pretrain_epochs=15, finetune_steps=1500)
+    FULL = dict(depth=8, width=128, pretrain_epochs=15, finetune_steps=1500)
 
 
 @dataclass

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from impediments.experiments.framework import Claim, Table, claim, seeded, train
+from impediments.experiments.framework import Claim, Presets, Table, claim, seeded, train
 
 NAME = "residual_limits"
 DESCRIPTION = "residual MLP without normalization: He init output std explodes with depth, Fixup stays flat"
@@ -29,7 +29,7 @@ SOURCE = "seed: Limits of good initialization; Zhang, Dauphin & Ma 2019 (Fixup)"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Presets):
     seed: int = 0
     depths: tuple[int, ...] = (8, 16, 32, 64)
     width: int = 64
@@ -39,13 +39,7 @@ class Config:
     steps: int = 100
     batch_size: int = 64
 
-    @classmethod
-    def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed)
-
-    @classmethod
-    def full(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, depths=(8, 16, 32, 64, 128), width=128, train_depth=32, steps=600)
+    FULL = dict(depths=(8, 16, 32, 64, 128), width=128, train_depth=32, steps=600)
 
 
 @dataclass

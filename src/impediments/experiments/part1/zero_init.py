@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from impediments.experiments.framework import Claim, Table, UnitSpread, claim, seeded, train
+from impediments.experiments.framework import Claim, Presets, Table, UnitSpread, claim, seeded, train
 
 NAME = "zero_init"
 DESCRIPTION = "zero vs random init: units stay identical and accuracy stays far below"
@@ -23,7 +23,7 @@ SOURCE = "seed: Symmetry (weights initialized to zero)"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Presets):
     seed: int = 0
     width: int = 32
     depth: int = 2
@@ -32,13 +32,7 @@ class Config:
     epochs: int = 10
     batch_size: int = 32
 
-    @classmethod
-    def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed)
-
-    @classmethod
-    def full(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, width=128, depth=3, epochs=40)
+    FULL = dict(width=128, depth=3, epochs=40)
 
 
 @dataclass

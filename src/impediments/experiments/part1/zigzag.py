@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from impediments.experiments.framework import Claim, Table, claim, seeded, train
+from impediments.experiments.framework import Claim, Presets, Table, claim, seeded, train
 
 NAME = "zigzag"
 DESCRIPTION = "all-positive vs centred inputs: zig-zag updates, raw vs standardized digits, mini-batch means"
@@ -26,7 +26,7 @@ SOURCE = "seed: Zero centered inputs"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Presets):
     seed: int = 0
     toy_examples: int = 400          # examples of the 2-weight problem
     toy_low: float = 0.5             # all-positive inputs ~ U[low, high] per feature
@@ -41,13 +41,7 @@ class Config:
     init_seeds: int = 5              # networks averaged per setting
     probe_batch: int = 32            # batch size of the mini-batch-mean probe
 
-    @classmethod
-    def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed)
-
-    @classmethod
-    def full(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, lrs=(0.003, 0.01, 0.03, 0.1, 0.3), init_seeds=10)
+    FULL = dict(lrs=(0.003, 0.01, 0.03, 0.1, 0.3), init_seeds=10)
 
 
 @dataclass

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from impediments.experiments.framework import Claim, Table, claim, seeded, train
+from impediments.experiments.framework import Claim, Presets, Table, claim, seeded, train
 from impediments.experiments.part2._common import inputs_of
 
 NAME = "bn_dropout"
@@ -42,7 +42,7 @@ ARRANGEMENTS = ("before", "between", "after")
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Presets):
     seed: int = 0
     width: int = 128
     depth: int = 3
@@ -52,13 +52,7 @@ class Config:
     epochs: int = 10
     batch_size: int = 50
 
-    @classmethod
-    def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed)
-
-    @classmethod
-    def full(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, width=256, rates=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7), epochs=30)
+    FULL = dict(width=256, rates=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7), epochs=30)
 
 
 @dataclass

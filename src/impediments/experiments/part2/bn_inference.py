@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from impediments.experiments.framework import Claim, Table, claim, seeded, train
+from impediments.experiments.framework import Claim, Presets, Table, claim, seeded, train
 
 NAME = "bn_inference"
 DESCRIPTION = "BN train vs inference mode: EMA vs PreciseBN statistics, m/(m-1), batch size 1, fold_bn"
@@ -38,7 +38,7 @@ SOURCE = "seed: Batch Normalization (At inference time)"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Presets):
     seed: int = 0
     width: int = 64
     depth: int = 3
@@ -49,13 +49,7 @@ class Config:
     batch_sizes: tuple[int, ...] = (2, 4, 8, 32)   # for the m/(m-1) check
     draws: int = 2000            # batches per size in the m/(m-1) check
 
-    @classmethod
-    def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed)
-
-    @classmethod
-    def full(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, width=128, epochs=30, batch_sizes=(2, 3, 4, 8, 16, 32, 128), draws=20000)
+    FULL = dict(width=128, epochs=30, batch_sizes=(2, 3, 4, 8, 16, 32, 128), draws=20000)
 
 
 @dataclass

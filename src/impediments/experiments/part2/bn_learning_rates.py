@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from impediments.experiments.framework import Claim, Table, claim, seeded
+from impediments.experiments.framework import Claim, Presets, Table, claim, seeded
 
 NAME = "bn_learning_rates"
 DESCRIPTION = "learning-rate sweep with and without BN: largest stable rate and steps to a target accuracy"
@@ -26,7 +26,7 @@ SOURCE = "Ioffe & Szegedy 2015"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Presets):
     seed: int = 0
     width: int = 64
     depth: int = 4
@@ -36,13 +36,8 @@ class Config:
     eval_every: int = 10
     target_acc: float = 0.9
 
-    @classmethod
-    def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, lrs=(0.1, 0.3, 1.0, 3.0, 10.0))
-
-    @classmethod
-    def full(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, lrs=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0), max_steps=2000)
+    QUICK = dict(lrs=(0.1, 0.3, 1.0, 3.0, 10.0))
+    FULL = dict(lrs=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0), max_steps=2000)
 
 
 @dataclass

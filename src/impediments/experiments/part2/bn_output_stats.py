@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from impediments.experiments.framework import Claim, Table, claim, seeded, train
+from impediments.experiments.framework import Claim, Presets, Table, claim, seeded, train
 
 NAME = "bn_output_stats"
 DESCRIPTION = "BN after the first Dense layers: BN outputs stay near mean 0, variance 1 per epoch; loss and accuracy"
@@ -27,7 +27,7 @@ SOURCE = "seed: Batch Normalization (chart)"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Presets):
     seed: int = 0
     width: int = 64
     depth: int = 4
@@ -36,13 +36,7 @@ class Config:
     epochs: int = 15
     batch_size: int = 32
 
-    @classmethod
-    def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed)
-
-    @classmethod
-    def full(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, width=128, epochs=60)
+    FULL = dict(width=128, epochs=60)
 
 
 @dataclass

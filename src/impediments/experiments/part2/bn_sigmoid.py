@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from impediments.experiments.framework import Claim, Table, claim, seeded, train
+from impediments.experiments.framework import Claim, Presets, Table, claim, seeded, train
 from impediments.experiments.part2._common import gaussian_init, inputs_of, steps_to_reach
 
 NAME = "bn_sigmoid"
@@ -34,7 +34,7 @@ QUANTILES = (0.15, 0.5, 0.85)
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Presets):
     seed: int = 0
     width: int = 100
     depth: int = 3
@@ -46,13 +46,7 @@ class Config:
     target_acc: float = 0.9      # "learns faster": steps to reach this test accuracy
     warmup_fraction: float = 0.1  # drift is measured after this fraction of training
 
-    @classmethod
-    def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed)
-
-    @classmethod
-    def full(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, steps=4000, eval_every=50)
+    FULL = dict(steps=4000, eval_every=50)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from impediments.experiments.framework import Claim, Table, claim, seeded, train
+from impediments.experiments.framework import Claim, Presets, Table, claim, seeded, train
 
 NAME = "frozen_bn_transfer"
 DESCRIPTION = "transfer with a frozen BN base: Keras-style freeze vs naive requires_grad=False vs fine-tuning"
@@ -35,7 +35,7 @@ LABELS = {"keras_freeze": "(a) norm.freeze (Keras)", "naive_freeze": "(b) requir
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Presets):
     seed: int = 0
     width: int = 64
     depth: int = 2
@@ -48,13 +48,7 @@ class Config:
     steps: int = 150
     lr: float = 0.05
 
-    @classmethod
-    def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed)
-
-    @classmethod
-    def full(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, width=128, depth=3, pretrain_epochs=20, steps=400)
+    FULL = dict(width=128, depth=3, pretrain_epochs=20, steps=400)
 
 
 @dataclass

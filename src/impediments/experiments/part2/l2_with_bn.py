@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from impediments.experiments.framework import Claim, Table, claim, seeded, train
+from impediments.experiments.framework import Claim, Presets, Table, claim, seeded, train
 
 NAME = "l2_with_bn"
 DESCRIPTION = "weight decay before BN: scale invariance, ‖w‖ and effective learning rate η/‖w‖² (van Laarhoven 2017)"
@@ -36,7 +36,7 @@ SOURCE = "van Laarhoven 2017"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Presets):
     seed: int = 0
     width: int = 64
     depth: int = 3
@@ -48,13 +48,7 @@ class Config:
     alpha_train: float = 2.0         # the (α w, α² η) run
     record_every: int = 10
 
-    @classmethod
-    def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed)
-
-    @classmethod
-    def full(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, width=128, epochs=60, decays=(0.0, 5e-4, 5e-3, 5e-2))
+    FULL = dict(width=128, epochs=60, decays=(0.0, 5e-4, 5e-3, 5e-2))
 
 
 @dataclass

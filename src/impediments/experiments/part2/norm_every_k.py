@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from impediments.experiments.framework import Claim, Table, claim, seeded, train
+from impediments.experiments.framework import Claim, Presets, Table, claim, seeded, train
 
 NAME = "norm_every_k"
 DESCRIPTION = "BN after every layer vs every k-th layer vs none: time per step against accuracy"
@@ -29,7 +29,7 @@ SOURCE = "seed: Batch Normalization (Final words)"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Presets):
     seed: int = 0
     width: int = 64
     depth: int = 8
@@ -40,13 +40,8 @@ class Config:
     timing_steps: int = 10                   # steps per timed block
     timing_repeats: int = 3
 
-    @classmethod
-    def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, steps=200)
-
-    @classmethod
-    def full(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, depth=16, every=(1, 2, 4, 8, 0), steps=800, timing_repeats=5)
+    QUICK = dict(steps=200)
+    FULL = dict(depth=16, every=(1, 2, 4, 8, 0), steps=800, timing_repeats=5)
 
 
 @dataclass

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from impediments.experiments.framework import Claim, Table, claim, seeded, train
+from impediments.experiments.framework import Claim, Presets, Table, claim, seeded, train
 
 NAME = "small_batch_norms"
 DESCRIPTION = "BN vs LayerNorm vs GroupNorm vs none on an MNIST-1D CNN at BN batch sizes 2..32 (Wu & He 2018)"
@@ -35,7 +35,7 @@ NORMS = ("batch", "group", "layer", "none")
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Presets):
     seed: int = 0
     width: int = 32
     ghost_sizes: tuple[int, ...] = (2, 4, 8, 32)
@@ -45,13 +45,8 @@ class Config:
     epochs: int = 3
     trained: tuple[str, ...] = NORMS         # norms trained (all are checked for batch dependence)
 
-    @classmethod
-    def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, ghost_sizes=(2, 32), trained=("batch", "group"), epochs=2)
-
-    @classmethod
-    def full(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, epochs=6)
+    QUICK = dict(ghost_sizes=(2, 32), trained=("batch", "group"), epochs=2)
+    FULL = dict(epochs=6)
 
 
 @dataclass
