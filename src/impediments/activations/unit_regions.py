@@ -1,7 +1,8 @@
 """Per-unit region counts in a few elementwise float kernels, exact (the monitor's hot path).
 
 :func:`~impediments.activations.regions.region_counts` builds boolean masks; on CPU, comparisons
-that produce ``bool``, ``&``/``~`` of masks and sums of ``bool`` cost 5-15x a float kernel. Here the
+that produce ``bool``, ``&``/``~`` of masks and sums of ``bool`` are slow (measured on a
+64x16x28x28 tensor: 6x for ReLU, 8x for tanh, 14x for GELU against this path). Here the
 real line is cut once per activation into pieces of one region label each (:func:`region_cuts`,
 cached), and the number of values beyond each cut, :math:`\\#\\{x > b\\}` or :math:`\\#\\{x < b\\}`,
 is one comparison written as 0/1 into a float buffer and one sum (exact in float32 below 2^24

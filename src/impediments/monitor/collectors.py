@@ -20,7 +20,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
 from impediments.monitor.bag import Bag
-from impediments.monitor.histogram import histogram_counts, histogram_many, histogram_subsample
+from impediments.monitor.histogram import histogram_many, histogram_subsample
 from impediments.monitor.moments import batch_moments
 
 RELU_FAMILY = frozenset({"relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "softplus", "mish"})
@@ -123,7 +123,7 @@ def record_activation_input(bag: Bag, x: torch.Tensor, kind: str, dim: int, mome
     when read. On CPU a batch holding NaN/Inf is left out of the counts (it is in ``nonfinite``).
     """
     x = x.detach()
-    out = scratch.like(x) if scratch is not None and x.is_floating_point() else None
+    out = _scratch_for(x, scratch)
     m = batch_moments(x, out=out) if moments is None else moments
     bag.add("input", m, "moments")
     units = x.shape[dim] if x.dim() else 1
@@ -137,19 +137,15 @@ def record_activation_input(bag: Bag, x: torch.Tensor, kind: str, dim: int, mome
     return units
 
 
-def record_activation_output(bag: Bag, out: torch.Tensor, hist_queue: list | None = None,
-                             scratch: Scratch | None = None):
+def record_activation_output(bag: Bag, out: torch.Tensor, hist_queue: list, scratch: Scratch | None = None):
     """Fold the output into ``bag``; returns its :class:`Batch` moments (``bad`` = non-finite count).
 
-    With ``hist_queue``, the histogram subsample (copied now, before any later in-place op) is queued
-    as ``(bag, values)`` for :func:`flush_histograms` at the end of the forward pass.
+    The histogram subsample (copied now, before any later in-place op) is queued as ``(bag, values)``
+    for :func:`flush_histograms`, which counts a whole forward pass in one go.
     """
     m = _moments(out, scratch)
     bag.add("output", m, "moments")
-    if hist_queue is None:
-        bag.add("hist", histogram_counts(out), "sum")
-    else:
-        hist_queue.append((bag, histogram_subsample(out).to(torch.float64, copy=True)))
+    hist_queue.append((bag, histogram_subsample(out).to(torch.float64, copy=True)))
     return m
 
 
@@ -163,9 +159,13 @@ def flush_histograms(queue: list) -> None:
     queue.clear()
 
 
+def _scratch_for(x: torch.Tensor, scratch: Scratch | None):
+    return scratch.like(x) if scratch is not None and x.is_floating_point() else None
+
+
 def _moments(x: torch.Tensor, scratch: Scratch | None):
     x = x.detach()
-    return batch_moments(x, out=scratch.like(x) if scratch is not None and x.is_floating_point() else None)
+    return batch_moments(x, out=_scratch_for(x, scratch))
 
 
 def record_layer_output(bag: Bag, out: torch.Tensor, scratch: Scratch | None = None):

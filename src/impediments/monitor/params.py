@@ -74,11 +74,9 @@ class ParamWatcher:
             return
         gnorm = torch._foreach_norm(grads)
         nf = self.mon.nonfinite
-        if "gradient" not in nf.first:
-            if gnorm[0].device.type != "cpu":
-                nf.update_vector("gradient", ~torch.isfinite(torch.stack(gnorm)), step, [self.names[i] for i in idx])
-            elif not all(math.isfinite(g) for g in gnorm):       # host reads: free on CPU
-                nf.update_vector("gradient", ~torch.isfinite(torch.stack(gnorm)), step, [self.names[i] for i in idx])
+        # on CPU the norms are read on the host (free); elsewhere a device register is updated (no sync)
+        if "gradient" not in nf.first and (gnorm[0].device.type != "cpu" or not all(map(math.isfinite, gnorm))):
+            nf.update_vector("gradient", ~torch.isfinite(torch.stack(gnorm)), step, [self.names[i] for i in idx])
         if not self.mon.schedule(step):
             return
         ps = [self.params[i].detach() for i in idx]
