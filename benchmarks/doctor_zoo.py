@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/doctor_zoo.py [--steps 60] [--only NAME ...] [--json out.json]
 
-Every setup of :func:`impediments.doctor.zoo.zoo` trains briefly under
+Every setup of :func:`zoo.zoo` (``benchmarks/zoo.py``) trains briefly under
 :func:`impediments.monitor.watch` (digits or MNIST-1D, standardized unless the
 setup breaks that on purpose) and is diagnosed with default thresholds. A
 broken setup lists the codes it must produce; a code counts as detected at any
@@ -23,8 +23,8 @@ import torch
 from torch.nn import functional as F
 
 from impediments.doctor import CODES
-from impediments.doctor.spec import train_under_monitor
-from impediments.doctor.zoo import Setup, zoo
+from impediments.cli.spec import train_under_monitor
+from zoo import Setup, zoo
 
 
 # ------------------------------------------------------------------------------------------------ running

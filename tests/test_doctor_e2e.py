@@ -13,8 +13,8 @@ try:
 except ImportError:  # pragma: no cover - the monitor lands in parallel
     pytest.skip("impediments.monitor.watch not available yet", allow_module_level=True)
 from impediments.doctor import CODES, checkup  # noqa: E402
-from impediments.doctor.zoo import FAMILIES, ResNet, digits_mlp, init_weights, zoo  # noqa: E402
-from impediments.doctor.zoo import LINEAR_TYPES as LIN  # noqa: E402
+from zoo import FAMILIES, ResNet, digits_mlp, init_weights, zoo  # noqa: E402
+from zoo import LINEAR_TYPES as LIN  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def flagged(report):
 
 
 def train(model, X, y, *, steps=40, lr=0.1, opt=None, batch=64, prepare=None):
-    from impediments.doctor.spec import train_under_monitor
+    from impediments.cli.spec import train_under_monitor
 
     opt = opt or torch.optim.SGD(model.parameters(), lr=lr)
     return train_under_monitor(model, X, y, opt, F.cross_entropy, steps=steps, batch_size=batch,

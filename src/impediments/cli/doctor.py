@@ -79,7 +79,7 @@ def _prepare(args):
     import torch
 
     from impediments.doctor.atomic import check_writable_path
-    from impediments.doctor.spec import build_data, build_model, load_spec
+    from impediments.cli.spec import build_data, build_model, load_spec
 
     for path in (args.html, args.json):
         if path:
@@ -104,7 +104,7 @@ def _finish(args, report) -> int:
 
 
 def _run(command, args, body) -> int:
-    from impediments.doctor.spec import SpecError
+    from impediments.cli.spec import SpecError
 
     try:
         return body()
@@ -134,7 +134,7 @@ def _watch_errors(fn):
 
 def cmd_doctor(args) -> int:
     def body():
-        from impediments.doctor.spec import build_training, train_under_monitor
+        from impediments.cli.spec import build_training, train_under_monitor
 
         thresholds = _thresholds(args)
         spec, model, X, y, batch = _prepare(args)

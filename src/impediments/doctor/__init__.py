@@ -14,8 +14,9 @@ Layout::
     finding.py      Finding, Report (JSON schema)   terminal.py    rich table rendering
     rules/          pure rules (stats, th) -> list[Finding]
     diagnose.py     run the rules                   checkup.py     one batch at init
-    spec.py         SPEC.py loading + short training run for the CLI
-    zoo.py          broken and healthy training setups (benchmarks/doctor_zoo.py, tests); not imported here
+
+The SPEC.py loading and short training run for the CLI live in ``impediments.cli.spec``;
+the zoo of broken and healthy setups in ``benchmarks/zoo.py``.
 
 JSON (``report.to_json``): ``{"schema": "impediments.doctor.report", "version": 1,
 "title", "summary": {"worst", "counts", "codes"}, "findings": [{"code", "severity",

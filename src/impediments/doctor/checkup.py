@@ -47,9 +47,18 @@ def _call(model, inputs):
 def _loss(output, targets, loss_fn: Callable | None):
     if loss_fn is not None:
         return loss_fn(output) if targets is None else loss_fn(output, targets)
-    from impediments.doctor.spec import default_loss
-
     return default_loss(output, targets)
+
+
+def default_loss(output, target):
+    """Cross-entropy for integer targets, else MSE; the first output of a dict/tuple/list."""
+    if isinstance(output, dict):
+        output = next(iter(output.values()))
+    elif isinstance(output, (tuple, list)):
+        output = output[0]
+    if target.dtype in (torch.int64, torch.int32):
+        return nn.functional.cross_entropy(output, target)
+    return nn.functional.mse_loss(output, target)
 
 
 def checkup(model: nn.Module, inputs, targets=None, loss_fn: Callable | None = None, *,

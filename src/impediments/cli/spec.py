@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from impediments.doctor.checkup import default_loss
+
 
 class SpecError(ValueError):
     """A spec that cannot be used (missing file or names, raising code, wrong return types)."""
@@ -94,16 +96,6 @@ def build_data(spec: Spec) -> tuple[torch.Tensor, torch.Tensor]:
         return data[0], data[1]
     raise SpecError(f"spec {str(spec.path)!r}: data() must return a dataset name, a Dataset, or a tuple (X, y) "
                     f"of tensors with the same non-zero length; got {type(data).__name__}")
-
-
-def default_loss(output, target):
-    if isinstance(output, dict):
-        output = next(iter(output.values()))
-    elif isinstance(output, (tuple, list)):
-        output = output[0]
-    if target.dtype in (torch.int64, torch.int32):
-        return nn.functional.cross_entropy(output, target)
-    return nn.functional.mse_loss(output, target)
 
 
 def build_training(spec: Spec, model: nn.Module):
