@@ -21,7 +21,34 @@ def format_value(value) -> str:
     return str(value)
 
 
-def short_where(where: list[str]) -> str:
+def module_types(stats) -> dict[str, str]:
+    """``{module name: type name}`` of the layers, activations and BatchNorm layers in ``stats``.
+
+    Activations are recorded by catalog kind (``"relu"``); a module-named one (no ``/``) shows the
+    ``nn`` class of that kind (``"ReLU"``), a functional call keeps its name (``"block/relu#0"``).
+    """
+    if stats is None:
+        return {}
+    from impediments.monitor.intercept import activation_type_name
+
+    out = {name: activation_type_name(a.kind) for name, a in stats.activations.items() if "/" not in name}
+    out.update({name: layer.kind for name, layer in stats.layers.items()})
+    out.update({name: bn.kind for name, bn in stats.batchnorm.items()})
+    return out
+
+
+def readable(name: str, types: dict[str, str]) -> str:
+    """``"8 (ReLU)"`` for a module (or ``"8.weight (Linear)"`` for its parameter) whose name ends in an
+    index, as the children of ``nn.Sequential`` are named; other names are readable as they are."""
+    module = name if name in types else name.rsplit(".", 1)[0]
+    last = module.rsplit(".", 1)[-1]
+    if (last.isdigit() or module == "") and types.get(module):
+        return f"{name} ({types[module]})"
+    return name
+
+
+def short_where(where: list[str], types: dict[str, str] | None = None) -> str:
+    where = [readable(w, types or {}) for w in where]
     shown = ", ".join(where[:MAX_WHERE])
     return shown + (f" (+{len(where) - MAX_WHERE} more)" if len(where) > MAX_WHERE else "")
 
@@ -40,8 +67,9 @@ def rich_renderable(report):
         table = Table(show_lines=False, expand=False)
         for col in ("#", "severity", "code", "where", "evidence"):
             table.add_column(col, overflow="fold")
+        types = module_types(report.stats)
         for i, f in enumerate(report.findings, 1):
-            table.add_row(str(i), Text(f.severity, style=STYLE[f.severity]), f.code, short_where(f.where),
+            table.add_row(str(i), Text(f.severity, style=STYLE[f.severity]), f.code, short_where(f.where, types),
                           short_evidence(f.evidence))
         parts.append(table)
         for i, f in enumerate(report.findings, 1):

@@ -39,6 +39,14 @@ _MODULE_KINDS = {nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.GEL
                  nn.CELU: "celu", nn.Mish: "mish"}
 
 
+def activation_type_name(kind: str) -> str:
+    """The ``nn`` class name of an activation kind (``"relu"`` -> ``"ReLU"``); the kind itself if none."""
+    for cls, k in _MODULE_KINDS.items():
+        if k == kind:
+            return cls.__name__
+    return kind
+
+
 def module_kind(module: nn.Module) -> str | None:
     """Catalog name of an activation module (``impediments.activations.module_kind`` when available)."""
     try:

@@ -1,0 +1,36 @@
+"""The doctor's report as read by a person: readable names in the terminal, the HTML report over time."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from impediments.doctor.terminal import readable, render_text
+from impediments.monitor import watch
+
+
+def _dead_sequential(steps: int = 12):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 2))
+    with torch.no_grad():
+        model[2].bias.fill_(-100.0)      # every unit of the second ReLU dead
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with watch(model, optimizer=opt, every=1) as mon:
+        for _ in range(steps):
+            loss = model(torch.randn(32, 10)).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.record_loss(loss)
+    return model, mon.report()
+
+
+def test_sequential_units_are_named_with_their_module_type():
+    model, report = _dead_sequential()
+    (dead,) = report.by_code("dead_units")
+    assert dead.where == ["3"]                                  # the JSON keeps the module's own name
+    text = render_text(report, width=200)
+    assert f"3 ({type(model[3]).__name__})" in text             # the terminal says what module "3" is
+    types = {"3": "ReLU", "2": "Linear", "block": "Sequential"}
+    assert readable("2.weight", types) == "2.weight (Linear)"   # a parameter: its module's type
+    assert readable("block", types) == "block"                  # named attributes are readable already
+    assert readable("layer/relu#0", types) == "layer/relu#0"
