@@ -33,6 +33,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from impediments.norm import fused
 from impediments.norm.autograd import BatchNormFn, RowNormFn
 
 __all__ = ["batch_norm", "from_keras_momentum", "group_norm", "instance_norm", "layer_norm", "to_keras_momentum"]
@@ -77,12 +78,22 @@ def batch_norm_with_stats(
     x: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None,
     bias: Tensor | None, training: bool, momentum: float, eps: float,
 ) -> tuple[Tensor, Tensor | None]:
-    """:func:`batch_norm` that also returns the biased batch variance (``None`` in inference mode)."""
+    r""":func:`batch_norm` that also returns a per-channel spread (``None`` in inference mode).
+
+    The spread is the biased batch variance on the reference path and :math:`\sqrt{\sigma^2+\epsilon}`
+    on the fused path (torch's kernel, taken where :func:`impediments.norm.fused.eligible`): either is
+    non-finite exactly when the batch variance is, which is what the layers' NaN/Inf check reads.
+    """
     check_batch_norm_input(x, weight.shape[0] if weight is not None else None, training)
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm with training=False needs running_mean and running_var; "
+                         "pass training=True to normalize with batch statistics")
+    if momentum is None and training and running_mean is not None:
+        raise ValueError("functional batch_norm needs a float momentum; the BatchNorm module turns "
+                         "momentum=None into the cumulative factor 1/num_batches_tracked")
+    if fused.eligible(x, running_mean, running_var, weight, bias):
+        return fused.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
     if not training:
-        if running_mean is None or running_var is None:
-            raise ValueError("batch_norm with training=False needs running_mean and running_var; "
-                             "pass training=True to normalize with batch statistics")
         scale = torch.rsqrt(running_var + eps)
         scale = scale * weight if weight is not None else scale
         shift = -running_mean * scale
@@ -91,9 +102,6 @@ def batch_norm_with_stats(
         return (x * scale.view(shape)).add_(shift.view(shape)).to(x.dtype), None
     xc = _compute_dtype(x)
     x3 = xc if x.dim() <= 3 else xc.reshape(x.shape[0], x.shape[1], -1)
-    if momentum is None and running_mean is not None:
-        raise ValueError("functional batch_norm needs a float momentum; the BatchNorm module turns "
-                         "momentum=None into the cumulative factor 1/num_batches_tracked")
     stats: list = []
     y = BatchNormFn.apply(x3, weight, bias, eps, stats)
     mean, var = stats[0]
@@ -145,11 +153,13 @@ def batch_norm(
 
 def layer_norm_with_stats(x: Tensor, normalized_shape: tuple[int, ...], weight: Tensor | None,
                           bias: Tensor | None, eps: float) -> tuple[Tensor, Tensor]:
-    """:func:`layer_norm` that also returns the per-example variance."""
+    """:func:`layer_norm` that also returns the per-example spread (see :func:`batch_norm_with_stats`)."""
     k = len(normalized_shape)
     if k == 0 or x.dim() < k or tuple(x.shape[x.dim() - k:]) != tuple(normalized_shape):
         raise ValueError(f"LayerNorm expects input whose trailing dimensions are {tuple(normalized_shape)} "
                          f"(non-empty), got input of shape {tuple(x.shape)}")
+    if fused.eligible(x, weight, bias):
+        return fused.layer_norm(x, tuple(normalized_shape), weight, bias, eps)
     xc = _compute_dtype(x)
     stats: list = []
     y = RowNormFn.apply(xc, weight, bias, eps, tuple(range(-k, 0)), stats)
@@ -173,12 +183,14 @@ def layer_norm(x: Tensor, normalized_shape: int | tuple[int, ...], weight: Tenso
 
 def group_norm_with_stats(x: Tensor, num_groups: int, weight: Tensor | None, bias: Tensor | None,
                           eps: float) -> tuple[Tensor, Tensor]:
-    """:func:`group_norm` that also returns the per-(example, group) variance."""
+    """:func:`group_norm` that also returns the per-(example, group) spread (see :func:`batch_norm_with_stats`)."""
     if x.dim() < 2:
         raise ValueError(f"GroupNorm expects input of shape (N, C, *), got shape {tuple(x.shape)}")
     n, c = x.shape[0], x.shape[1]
     if c % num_groups:
         raise ValueError(f"num_groups={num_groups} must divide the channel count C={c} (input shape {tuple(x.shape)})")
+    if fused.eligible(x, weight, bias):
+        return fused.group_norm(x, num_groups, weight, bias, eps)
     xc = _compute_dtype(x)
     x4 = xc.reshape(n, num_groups, c // num_groups, -1)
     per_group = lambda t: None if t is None else t.view(num_groups, c // num_groups, 1)  # noqa: E731
