@@ -43,3 +43,18 @@ def test_reproduce_unwritable_out_is_clear_error(tmp_path, capsys):
     blocker.write_text("not a folder")
     assert main(["reproduce", "zigzag", "--quick", "--out", str(blocker / "sub")]) == 2
     assert str(blocker) in capsys.readouterr().err
+
+
+def test_closed_stdout_is_a_clean_exit():
+    """``impediments list | head``: the reader leaves early; no traceback, exit 0 (a pipe closed before
+    the first write makes every write fail, deterministically)."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        out = subprocess.run([sys.executable, "-m", "impediments.cli", "list"], stdout=write,
+                             stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert out.returncode == 0 and out.stderr == ""

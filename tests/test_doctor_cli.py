@@ -122,3 +122,97 @@ def test_threshold_overrides_change_the_verdict_and_bad_ones_are_usage_errors(tm
     with pytest.raises(SystemExit) as exc:
         main(["checkup", spec, "--threshold", "dead_error"])
     assert exc.value.code == 2 and "NAME=NUMBER" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------- user errors: one line, exit 2
+_MISMATCH_IN_FORWARD = '''import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(64, 32)
+        self.b = nn.Linear(16, 10)
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        return self.b(h)   # the bad line
+
+
+def model():
+    return Net()
+
+
+def data():
+    return torch.randn(32, 64), torch.randint(0, 10, (32,))
+'''
+_MISMATCH_IN_SEQUENTIAL = '''import torch
+from torch import nn
+
+
+def model():
+    return nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(16, 10))
+
+
+def data():
+    return torch.randn(32, 64), torch.randint(0, 10, (32,))
+'''
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+@pytest.mark.parametrize("command", ["doctor", "checkup"])
+def test_model_failing_in_its_own_code_is_one_line_naming_the_spec_line(tmp_path, capsys, command):
+    steps = ["--steps", "2"] if command == "doctor" else []
+    path = _spec(tmp_path, _MISMATCH_IN_FORWARD)
+    assert main([command, path, *steps]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert f"{path}:{_line_of(_MISMATCH_IN_FORWARD, 'the bad line')} (in forward)" in err
+    assert "mat1 and mat2 shapes cannot be multiplied" in err
+    # all in torch's own layers: the line of the spec's model() that built them
+    path = _spec(tmp_path, _MISMATCH_IN_SEQUENTIAL, "seq.py")
+    assert main([command, path, *steps]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{path}:{_line_of(_MISMATCH_IN_SEQUENTIAL, 'def model')}" in err
+
+
+def test_a_bug_in_impediments_itself_keeps_its_traceback(tmp_path, monkeypatch):
+    """Only the spec's own failures become usage errors: one raised inside the monitor propagates."""
+    from impediments.monitor import symmetry
+
+    monkeypatch.setattr(symmetry, "due", None)     # the monitor's own code now raises TypeError
+    path = _spec(tmp_path, _MISMATCH_IN_SEQUENTIAL.replace("nn.Linear(16, 10)", "nn.Linear(32, 10)"))
+    with pytest.raises(TypeError, match="not callable"):
+        main(["doctor", path, "--steps", "2"])
+
+
+def _unwritable_folder(tmp_path) -> Path:
+    """A folder no file can be created in, even by root (who ignores permission bits): /proc."""
+    import os
+
+    if os.geteuid() == 0:
+        return Path("/proc")
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    return folder
+
+
+@pytest.mark.parametrize("flag", ["--json", "--html", "--tensorboard"])
+def test_unwritable_outputs_are_refused_before_training(tmp_path, capsys, flag):
+    marker = tmp_path / "model_built"
+    path = _spec(tmp_path, _MISMATCH_IN_SEQUENTIAL.replace(
+        "def model():\n", f"def model():\n    open({str(marker)!r}, 'w').close()\n"))
+    target = _unwritable_folder(tmp_path) / "report.out"
+    assert main(["doctor", path, "--steps", "2", flag, str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and flag in err and "not writable" in err
+    assert not marker.exists()                      # refused before the spec's model was even built
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert main(["doctor", path, "--steps", "2", flag, str(blocker / "out")]) == 2
+    assert str(blocker) in capsys.readouterr().err and not marker.exists()

@@ -22,7 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("names", nargs="*", help="experiments to run (default: all)")
     rep.add_argument("--quick", action="store_true", help="small budgets (minutes, not tens of minutes)")
     rep.add_argument("--out", default="reproduce-out", help="output folder (default: reproduce-out)")
-    rep.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    rep.add_argument("--seed", type=int, default=0,
+                     help="first seed of the default seeds (default: 0; quick runs 3 seeds, full 8)")
+    rep.add_argument("--seeds", default=None, help="seeds to run instead, e.g. 0-9 or 3,4,7")
+    rep.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
     return parser
 
 
@@ -31,7 +34,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not names:
         print("no experiments registered yet")
     for name in names:
-        print(f"{name:24s} {experiments.get(name).DESCRIPTION}")
+        print(f"{name:24s} {experiments.description(name)}")
     return EXIT_OK
 
 
@@ -45,14 +48,31 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if not names:
         print("no experiments registered yet; nothing to reproduce")
         return EXIT_OK
-    from impediments.experiments.runner import OutputFolderError, reproduce
+    from impediments.experiments.runner import OutputFolderError, parse_seeds, reproduce
 
     try:
-        passed = reproduce(names, quick=args.quick, out=args.out, seed=args.seed)
+        seeds = parse_seeds(args.seeds, quick=args.quick, start=args.seed)
+        jobs = parse_jobs(args.jobs)
+    except ValueError as exc:
+        print(f"impediments reproduce: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        passed = reproduce(names, quick=args.quick, out=args.out, seeds=seeds, jobs=jobs)
     except OutputFolderError as exc:
         print(f"impediments reproduce: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK if passed else EXIT_FAIL
+
+
+def parse_jobs(jobs: int | None) -> int:
+    """``--jobs``: default one worker per core; must be >= 1."""
+    import os
+
+    if jobs is None:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    return jobs
 
 
 COMMANDS = {"list": cmd_list, "reproduce": cmd_reproduce}
@@ -83,7 +103,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    return handlers[args.command](args)
+    try:
+        return handlers[args.command](args)
+    except BrokenPipeError:
+        _quiet_closed_stdout()
+        return EXIT_OK
+
+
+def _quiet_closed_stdout() -> None:
+    """The reader of our stdout left (``impediments list | head``): not an error. Point stdout at
+    devnull so that the interpreter's final flush does not raise again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (captured): nothing to flush
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

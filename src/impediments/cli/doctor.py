@@ -1,13 +1,16 @@
 """``impediments doctor SPEC.py`` and ``impediments checkup SPEC.py``.
 
 Exit codes: 0 nothing above info, 1 any warning or error, 2 usage error (missing
-or broken spec, unwatchable model, report path in a missing folder).
+or broken spec, a model that fails in its own code, unwatchable model, a report path
+that cannot be written: checked before training).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import sys
+import tempfile
+from pathlib import Path
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 DEFAULT_STEPS, DEFAULT_BATCH = 100, 64
@@ -74,16 +77,68 @@ def _usage(command: str, message: str) -> int:
     return EXIT_USAGE
 
 
+class UnwritableOutput(OSError):
+    """A report or event path that cannot be written (checked before any training)."""
+
+
+def _probe_folder(folder: Path, what: str) -> None:
+    """Create and remove a file in ``folder``: the one test that holds for permissions, read-only
+    file systems and ACLs alike."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UnwritableOutput(f"cannot write {what}: folder {str(folder)!r} is not writable") from exc
+
+
+def _check_outputs(args) -> None:
+    """Every ``--html``/``--json`` file and ``--tensorboard`` folder can be written: before training."""
+    from impediments.doctor.atomic import check_writable_path
+
+    for flag, path in (("--html", args.html), ("--json", args.json)):
+        if path:
+            path = check_writable_path(path)
+            _probe_folder(path.parent if str(path.parent) else Path("."), f"{flag} report {str(path)!r}")
+    folder = getattr(args, "tensorboard", None)
+    if folder:
+        folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise UnwritableOutput(f"cannot write --tensorboard events to {str(folder)!r}: it is a file")
+        existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+        if not existing.is_dir():
+            raise UnwritableOutput(f"cannot create --tensorboard folder {str(folder)!r}: {str(existing)!r} is a file")
+        _probe_folder(existing, f"--tensorboard events to {str(folder)!r}")
+        try:
+            import torch.utils.tensorboard  # noqa: F401
+        except ImportError:
+            raise ImportError("--tensorboard needs the tensorboard package: pip install 'impediments[tensorboard]'") \
+                from None
+
+
+def _blamed(spec, fn):
+    """Run ``fn``; an exception from the spec's own model or loss becomes a one-line SpecError
+    (file:line of the spec); one from impediments itself propagates with its traceback."""
+    from impediments.cli.spec import SpecError, blame_spec
+
+    try:
+        return fn()
+    except (SpecError, UnwatchableModel, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        error = blame_spec(spec, exc)
+        if error is None:
+            raise
+        raise error from exc
+
+
 def _prepare(args):
-    """Load the spec and build everything; raises SpecError/FileNotFoundError for usage errors."""
+    """Check the outputs, load the spec and build everything; raises SpecError, FileNotFoundError,
+    UnwritableOutput or ImportError for usage errors."""
     import torch
 
-    from impediments.doctor.atomic import check_writable_path
     from impediments.cli.spec import build_data, build_model, load_spec
 
-    for path in (args.html, args.json):
-        if path:
-            check_writable_path(path)
+    _check_outputs(args)
     spec = load_spec(args.spec)
     torch.manual_seed(args.seed)
     model = build_model(spec)
@@ -93,13 +148,16 @@ def _prepare(args):
 
 
 def _finish(args, report) -> int:
-    print(report)
-    if args.json:
+    written = []
+    if args.json:                 # files first: a closed stdout (``| head``) must not lose them
         report.to_json(args.json)
-        print(f"wrote {args.json}")
+        written.append(args.json)
     if args.html:
         report.to_html(args.html)
-        print(f"wrote {args.html}")
+        written.append(args.html)
+    print(report)
+    for path in written:
+        print(f"wrote {path}")
     return report.exit_code
 
 
@@ -108,7 +166,7 @@ def _run(command, args, body) -> int:
 
     try:
         return body()
-    except (SpecError, FileNotFoundError, IsADirectoryError, UnwatchableModel, ImportError) as exc:
+    except (SpecError, FileNotFoundError, IsADirectoryError, UnwatchableModel, UnwritableOutput, ImportError) as exc:
         return _usage(command, str(exc))
     except ValueError as exc:
         if "threshold" in str(exc):
@@ -141,8 +199,8 @@ def cmd_doctor(args) -> int:
         _check_watchable(model)
         opt, loss_fn = build_training(spec, model)
         steps = args.steps or spec.get("STEPS") or DEFAULT_STEPS
-        mon = _watch_errors(lambda: train_under_monitor(model, X, y, opt, loss_fn, steps=int(steps),
-                                                        batch_size=batch, seed=args.seed))
+        mon = _blamed(spec, lambda: _watch_errors(lambda: train_under_monitor(
+            model, X, y, opt, loss_fn, steps=int(steps), batch_size=batch, seed=args.seed)))
         report = mon.report(thresholds)
         report.title = f"impediments doctor {args.spec} ({steps} steps)"
         if args.tensorboard:
@@ -160,7 +218,8 @@ def cmd_checkup(args) -> int:
         spec, model, X, y, batch = _prepare(args)
         _check_watchable(model)
         loss_fn = spec.get("loss_fn")
-        report = _watch_errors(lambda: checkup(model, X[:batch], y[:batch], loss_fn, thresholds=thresholds))
+        report = _blamed(spec, lambda: _watch_errors(
+            lambda: checkup(model, X[:batch], y[:batch], loss_fn, thresholds=thresholds)))
         report.title = f"impediments checkup {args.spec}"
         return _finish(args, report)
 

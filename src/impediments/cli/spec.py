@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,35 @@ def _call(spec: Spec, name: str, *args):
         return getattr(spec.module, name)(*args)
     except Exception as exc:
         raise SpecError(f"spec {str(spec.path)!r}: {name}() raised {type(exc).__name__}: {exc}") from exc
+
+
+_PACKAGE = Path(__file__).resolve().parents[1]          # src/impediments
+_PASS_THROUGH = {"__torch_function__"}                  # the monitor's torch-function mode only forwards the call
+
+
+def blame_spec(spec: Spec, exc: BaseException) -> SpecError | None:
+    """A one-line :class:`SpecError` for ``exc``, raised while the spec's model trained or was checked,
+    naming the spec's file and the line of its own code where it failed; ``None`` for a failure in
+    impediments itself (a bug to report with its traceback, not a usage error).
+
+    The line is the deepest frame of the traceback in the spec file (e.g. the ``forward`` line that
+    multiplies mismatched shapes); when the failure lies wholly inside torch (an ``nn.Sequential`` of
+    mismatched layers), the line of the spec's ``model()`` that built the model.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = Path(spec.path).resolve()
+    in_spec = [f for f in frames if Path(f.filename).resolve() == own]
+    if in_spec:
+        where = f"{spec.path}:{in_spec[-1].lineno} (in {in_spec[-1].name})"
+    else:
+        deepest = Path(frames[-1].filename).resolve() if frames else None
+        if deepest is not None and deepest.is_relative_to(_PACKAGE) and frames[-1].name not in _PASS_THROUGH:
+            return None
+        build = getattr(spec.module, "model", None)
+        line = build.__code__.co_firstlineno if hasattr(build, "__code__") else 1
+        where = f"{spec.path}:{line} (the model built by model())"
+    message = (str(exc).strip().splitlines() or [""])[0]
+    return SpecError(f"{where}: {type(exc).__name__}: {message}")
 
 
 def build_model(spec: Spec) -> nn.Module:
