@@ -119,7 +119,7 @@ class BatchNorm(nn.Module):
             self.weight, self.bias, use_batch_stats, 0.0 if momentum is None else momentum, self.eps)
         if finite.should_check(self, x):
             if var is not None:
-                finite.warn_if_nonfinite(self, var, "per-channel batch variances")
+                finite.warn_if_nonfinite(self, var, "per-channel batch statistics")
             elif finite.mode_of(self) is True:
                 finite.warn_if_nonfinite(self, x.detach(), "input values", nonnegative=False)
         return y

@@ -9,7 +9,8 @@ Cost and policy: each layer's ``check_finite`` attribute, or, while that is
 (initially ``"auto"``):
 
 * ``"auto"`` — check the statistics the layer computes anyway (per-channel
-  batch variance, or per-example/group variance), which are non-finite
+  batch mean on the fused path or variance on the reference path, likewise
+  per example or group; :mod:`impediments.norm.fused`), which are non-finite
   exactly when the values they summarize contain NaN/Inf (or overflow). That
   is a reduction over C (or N·G) values, not over the input; it needs
   ``bool()`` on the result, so it runs only for CPU tensors, where there is
@@ -70,7 +71,7 @@ def should_check(module: nn.Module, x: torch.Tensor) -> bool:
 def warn_if_nonfinite(module: nn.Module, stats: torch.Tensor, what: str, nonnegative: bool = True) -> None:
     """Warn if ``stats`` holds a NaN/Inf. ``what`` says which statistics they are.
 
-    For non-negative statistics (variances) one ``sum`` decides: it is finite
+    For statistics (batch means or variances) one ``sum`` decides: it is finite
     exactly when every term is (barring overflow of already-huge values).
     """
     finite = math.isfinite(float(stats.sum())) if nonnegative else bool(torch.isfinite(stats).all())

@@ -78,11 +78,12 @@ def batch_norm_with_stats(
     x: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None,
     bias: Tensor | None, training: bool, momentum: float, eps: float,
 ) -> tuple[Tensor, Tensor | None]:
-    r""":func:`batch_norm` that also returns a per-channel spread (``None`` in inference mode).
+    """:func:`batch_norm` that also returns per-channel batch statistics (``None`` in inference mode).
 
-    The spread is the biased batch variance on the reference path and :math:`\sqrt{\sigma^2+\epsilon}`
-    on the fused path (torch's kernel, taken where :func:`impediments.norm.fused.eligible`): either is
-    non-finite exactly when the batch variance is, which is what the layers' NaN/Inf check reads.
+    The statistics are the biased batch variance on the reference path and the batch mean on the
+    fused path (torch's kernel, taken where :func:`impediments.norm.fused.eligible`): either is
+    non-finite exactly when the input holds NaN/Inf (barring overflow), which is what the layers'
+    NaN/Inf check reads.
     """
     check_batch_norm_input(x, weight.shape[0] if weight is not None else None, training)
     if not training and (running_mean is None or running_var is None):
@@ -153,7 +154,7 @@ def batch_norm(
 
 def layer_norm_with_stats(x: Tensor, normalized_shape: tuple[int, ...], weight: Tensor | None,
                           bias: Tensor | None, eps: float) -> tuple[Tensor, Tensor]:
-    """:func:`layer_norm` that also returns the per-example spread (see :func:`batch_norm_with_stats`)."""
+    """:func:`layer_norm` that also returns per-example statistics (see :func:`batch_norm_with_stats`)."""
     k = len(normalized_shape)
     if k == 0 or x.dim() < k or tuple(x.shape[x.dim() - k:]) != tuple(normalized_shape):
         raise ValueError(f"LayerNorm expects input whose trailing dimensions are {tuple(normalized_shape)} "
@@ -183,7 +184,7 @@ def layer_norm(x: Tensor, normalized_shape: int | tuple[int, ...], weight: Tenso
 
 def group_norm_with_stats(x: Tensor, num_groups: int, weight: Tensor | None, bias: Tensor | None,
                           eps: float) -> tuple[Tensor, Tensor]:
-    """:func:`group_norm` that also returns the per-(example, group) spread (see :func:`batch_norm_with_stats`)."""
+    """:func:`group_norm` that also returns per-(example, group) statistics (see :func:`batch_norm_with_stats`)."""
     if x.dim() < 2:
         raise ValueError(f"GroupNorm expects input of shape (N, C, *), got shape {tuple(x.shape)}")
     n, c = x.shape[0], x.shape[1]

@@ -12,10 +12,10 @@ and ``torch.native_group_norm``, whose semantics are identical:
 * BatchNorm inference (``eval()`` and frozen): running statistics, nothing updated.
 * LayerNorm (Ba et al. 2016) and GroupNorm (Wu & He 2018): per-example statistics.
 
-The fused kernels return :math:`\text{rstd} = 1/\sqrt{\sigma^2+\epsilon}` instead of
-:math:`\sigma^2`. The layers' NaN/Inf check needs only a statistic that is non-finite exactly
-when :math:`\sigma^2` is, so the fast path hands it :math:`1/\text{rstd} = \sqrt{\sigma^2+\epsilon}`
-(one op on C or N·G values; ``rstd = 0`` for an infinite variance gives ``inf``).
+The fused kernels return the batch (or per-example) *mean* next to the output. The layers'
+NaN/Inf check needs only a statistic that is non-finite exactly when the values it summarizes
+contain NaN/Inf (barring overflow of already-huge values), and the mean is one, so the fast path
+hands it over at no extra cost; the reference path hands over the variance.
 
 Only float32/float64 inputs whose parameters and buffers share their dtype take the fast path;
 half precision keeps the reference path, which computes in float32. ``tests/test_norm_fused.py``
@@ -50,33 +50,32 @@ def reference_path(enabled: bool = True):
 
 def eligible(x: Tensor, *tensors: Tensor | None) -> bool:
     """Whether the fused path applies: not forced to the reference, float32/64, one dtype throughout."""
-    if _STATE["reference"] or x.dtype not in _FAST_DTYPES or x.numel() == 0:
+    dtype = x.dtype
+    if _STATE["reference"] or dtype not in _FAST_DTYPES or x.numel() == 0:
         return False
-    return all(t is None or t.dtype == x.dtype for t in tensors)
-
-
-def _spread(rstd: Tensor) -> Tensor:
-    r""":math:`\sqrt{\sigma^2+\epsilon}`: non-finite exactly where the variance is."""
-    return rstd.detach().reciprocal()
+    for t in tensors:
+        if t is not None and t.dtype != dtype:
+            return False
+    return True
 
 
 def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None,
                bias: Tensor | None, training: bool, momentum: float, eps: float) -> tuple[Tensor, Tensor | None]:
     """Fused :func:`impediments.norm.functional.batch_norm_with_stats` (inputs already validated)."""
-    y, _, rstd = torch.native_batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps)
-    return y, (_spread(rstd) if training else None)
+    y, mean, _ = torch.native_batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps)
+    return y, (mean.detach() if training else None)
 
 
 def layer_norm(x: Tensor, normalized_shape: tuple[int, ...], weight: Tensor | None, bias: Tensor | None,
                eps: float) -> tuple[Tensor, Tensor]:
     """Fused :func:`impediments.norm.functional.layer_norm_with_stats` (inputs already validated)."""
-    y, _, rstd = torch.native_layer_norm(x, normalized_shape, weight, bias, eps)
-    return y, _spread(rstd)
+    y, mean, _ = torch.native_layer_norm(x, normalized_shape, weight, bias, eps)
+    return y, mean.detach()
 
 
 def group_norm(x: Tensor, num_groups: int, weight: Tensor | None, bias: Tensor | None,
                eps: float) -> tuple[Tensor, Tensor]:
     """Fused :func:`impediments.norm.functional.group_norm_with_stats` (inputs already validated)."""
     n, c = x.shape[0], x.shape[1]
-    y, _, rstd = torch.native_group_norm(x, weight, bias, n, c, x[0, 0].numel() if n else 1, num_groups, eps)
-    return y, _spread(rstd)
+    y, mean, _ = torch.native_group_norm(x, weight, bias, n, c, x[0, 0].numel(), num_groups, eps)
+    return y, mean.detach()

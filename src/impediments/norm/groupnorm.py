@@ -78,7 +78,7 @@ class GroupNorm(nn.Module):
         self._check_input(x)
         y, var = group_norm_with_stats(x, self.num_groups, self.weight, self.bias, self.eps)
         if finite.should_check(self, x):
-            finite.warn_if_nonfinite(self, var, "per-example group variances")
+            finite.warn_if_nonfinite(self, var, "per-example group statistics")
         return y
 
     def extra_repr(self) -> str:

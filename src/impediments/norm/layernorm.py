@@ -65,7 +65,7 @@ class LayerNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         y, var = layer_norm_with_stats(x, self.normalized_shape, self.weight, self.bias, self.eps)
         if finite.should_check(self, x):
-            finite.warn_if_nonfinite(self, var, "per-example variances")
+            finite.warn_if_nonfinite(self, var, "per-example statistics")
         return y
 
     def extra_repr(self) -> str:
