@@ -34,3 +34,27 @@ def test_sequential_units_are_named_with_their_module_type():
     assert readable("2.weight", types) == "2.weight (Linear)"   # a parameter: its module's type
     assert readable("block", types) == "block"                  # named attributes are readable already
     assert readable("layer/relu#0", types) == "layer/relu#0"
+
+
+def test_not_checked_reasons_stay_true_when_the_whole_loop_ran_in_eval_mode():
+    """With the model in eval() throughout, the BatchNorm rules lacked data because nothing was
+    recorded, not because the model has no BatchNorm layers (it has two)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    model.eval()
+    with watch(model, optimizer=opt) as mon:
+        for _ in range(4):
+            loss = nn.functional.cross_entropy(model(torch.randn(8, 1, 8, 8)), torch.randint(0, 3, (8,)))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.record_loss(loss)
+    report = mon.report()
+    assert not any("no BatchNorm layers" in reason for reason in report.skipped.values())
+    for rule, reason in report.skipped.items():
+        if rule.startswith("bn_") or rule == "dead_units":
+            assert "training mode" in reason
+    text = render_text(report, width=300)
+    assert text.count("no forward ran in training mode") <= 1           # one reason, said once

@@ -11,6 +11,14 @@ _HINTS = {"loss": "record losses with mon.record_loss(loss)", "layers": "no Line
           "activations": "no activations recorded"}
 
 
+def _skip_reason(stats, absent: list[str]) -> str:
+    """Why a rule lacked data. With no training-mode forward at all, every per-layer field is empty
+    because nothing was recorded (not because the model lacks BatchNorm or Linear layers): say that."""
+    if stats.model_training_steps == 0 and any(a not in ("loss", "inputs") for a in absent):
+        return "no forward ran in training mode, so no layer was recorded: model left in eval()?"
+    return "; ".join(_HINTS.get(a, f"no {a}") for a in absent)
+
+
 def diagnose(stats, thresholds: Thresholds | dict | None = None, *, title: str = "impediments doctor") -> Report:
     """Name the impediments visible in ``stats``.
 
@@ -30,7 +38,8 @@ def diagnose(stats, thresholds: Thresholds | dict | None = None, *, title: str =
     for r in RULES:
         absent = missing(stats, r.requires)
         if absent:
-            skipped[r.name] = "; ".join(_HINTS.get(a, f"no {a}") for a in absent)
+            skipped[r.name] = _skip_reason(stats, absent)
             continue
         findings.extend(r(stats, th))
+    skipped.update(stats.not_checked)        # what the monitor itself could not see (torch.compile, ...)
     return Report(findings, skipped, th.describe(), stats, title)

@@ -58,6 +58,14 @@ def short_evidence(evidence: dict) -> str:
     return "; ".join(f"{k}={format_value(v)}" for k, v in items)
 
 
+def skipped_by_reason(skipped: dict[str, str]) -> dict[str, list[str]]:
+    """``{reason: [what, ...]}``: one reason shared by several rules is said once."""
+    out: dict[str, list[str]] = {}
+    for what, reason in skipped.items():
+        out.setdefault(reason, []).append(what)
+    return out
+
+
 def rich_renderable(report):
     """A rich ``Group``: title, findings table and numbered remedies (or an all-clear line)."""
     parts = [Text(report.title, style="bold")]
@@ -76,7 +84,8 @@ def rich_renderable(report):
             parts.append(Text.assemble((f"{i}. {f.code}: ", "bold"), f.explanation))
             parts.append(Text(f"   fix: {f.remedy}"))
     if report.skipped:
-        parts.append(Text("not checked: " + "; ".join(f"{k} ({v})" for k, v in report.skipped.items()),
+        parts.append(Text("not checked: " + "; ".join(f"{', '.join(names)} ({reason})"
+                                                      for reason, names in skipped_by_reason(report.skipped).items()),
                           style="dim"))
     return Group(*parts)
 
