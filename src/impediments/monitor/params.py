@@ -16,13 +16,42 @@ import math
 import torch
 from torch import nn
 
+from impediments.monitor.compiled import clean_name
 from impediments.monitor.moments import to_device
+
+#: attributes under which optimizer wrappers keep the torch optimizer they wrap
+#: (Hugging Face Accelerate's ``AcceleratedOptimizer.optimizer``, Lightning's ``LightningOptimizer._optimizer``)
+WRAPPED_OPTIMIZER_ATTRIBUTES = ("optimizer", "_optimizer")
+
+
+def unwrap_optimizer(optimizer):
+    """``(torch optimizer or None, reason it could not be hooked or "")`` for any optimizer-like object.
+
+    Wrappers are unwrapped through :data:`WRAPPED_OPTIMIZER_ATTRIBUTES` until an object with
+    ``register_step_pre_hook`` (``torch.optim.Optimizer``, torch >= 2.0) appears. Anything else (a Keras
+    optimizer, a custom stepper) is named in the reason, and the monitor falls back to per-parameter
+    post-accumulate-grad hooks: gradients are recorded, update ratios are not.
+    """
+    seen, obj = [], optimizer
+    while obj is not None and not hasattr(obj, "register_step_pre_hook") and len(seen) < 8:
+        seen.append(type(obj).__name__)
+        obj = next((getattr(obj, a) for a in WRAPPED_OPTIMIZER_ATTRIBUTES
+                    if getattr(obj, a, None) is not None and getattr(obj, a) is not obj), None)
+    if obj is not None and hasattr(obj, "register_step_pre_hook") and hasattr(obj, "param_groups"):
+        return obj, ""
+    if optimizer is None:
+        return None, ""
+    return None, (f"{' -> '.join(seen)} has no torch optimizer step hooks (looked in "
+                  f"{', '.join('.' + a for a in WRAPPED_OPTIMIZER_ATTRIBUTES)}): steps are counted by training "
+                  f"forwards and update-to-weight ratios are not measured")
 
 
 class ParamWatcher:
     def __init__(self, mon, model: nn.Module, optimizer) -> None:
+        optimizer, self.not_hooked = unwrap_optimizer(optimizer)
         self.mon, self.optimizer = mon, optimizer
-        named = [(n, p) for n, p in model.named_parameters() if mon._included(n.rsplit(".", 1)[0] if "." in n else "")]
+        named = [(clean_name(n), p) for n, p in model.named_parameters()]
+        named = [(n, p) for n, p in named if mon._included(n.rsplit(".", 1)[0] if "." in n else "")]
         if optimizer is not None:
             in_opt = {id(p) for g in optimizer.param_groups for p in g["params"]}
             named = [(n, p) for n, p in named if id(p) in in_opt]
@@ -65,6 +94,7 @@ class ParamWatcher:
     # --------------------------------------------------------------------- optimizer path
     def _step_pre(self, opt, args, kwargs):
         step = self.mon.steps
+        self.mon._note_step()
         grads, idx = [], []
         for i, p in enumerate(self.params):
             if p.grad is not None:
@@ -100,6 +130,8 @@ class ParamWatcher:
     # --------------------------------------------------------------------- no-optimizer path
     def _grad_hook(self, i: int):
         def hook(p):
+            if not self._pending or i in self._pending:   # the first gradient of a backward pass
+                self.mon._note_step()
             if self._pending and self._pending_step != self.mon._fwd_step:
                 self.flush()
             self._pending_step = self.mon._fwd_step

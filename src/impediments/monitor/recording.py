@@ -15,7 +15,7 @@ import math
 import torch
 
 from impediments.monitor import collectors as C
-from impediments.monitor import symmetry
+from impediments.monitor import compiled, recurrent, symmetry
 from impediments.monitor.moments import batch_moments
 from impediments.monitor.nonfinite import localise
 
@@ -27,11 +27,19 @@ class Recorder:
     """The per-step half of :class:`~impediments.monitor.watch.Monitor` (a mixin: it reads the
     monitor's ``schedule``, ``windows``, ``meta``, ``nonfinite``, ``_icpt`` and ``_params``)."""
 
+    #: forwards of the model since the last optimizer step (or backward): in eval mode, in training mode
+    _eval_since_step = 0
+    _trained_since_step = 0
+
     # --------------------------------------------------------------------- root hooks (every forward)
     def _root_pre(self, model, args, kwargs):
         icpt = self._icpt
-        if icpt is None or not model.training:
+        if icpt is None:
             return None
+        if not model.training:
+            self._eval_forward(model)
+            return None
+        self._trained_since_step += 1
         if icpt.armed:                   # a previous forward raised while armed
             icpt.disarm()
         if self._params.counts_steps:
@@ -48,6 +56,8 @@ class Recorder:
         self._sampled_now = bool(self.schedule(step))
         if self._sampled_now:
             self._begin_sampled(model, args, kwargs, step)
+            if self._eager is not None:      # torch.compile'd: this forward runs eagerly (see compiled)
+                self._eager.enter()
         return None
 
     def _begin_sampled(self, model, args, kwargs, step: int) -> None:
@@ -58,10 +68,13 @@ class Recorder:
             rows = x.reshape(len(x), -1) if x.dim() > 1 else x.reshape(-1, 1)
             self.state().bag("input", "").add("x", batch_moments(rows, dim=0), "moments")
         if symmetry.due(self.sampled_steps - 1):   # the 1st, 2nd, 3rd, 5th, 9th, 17th ... sampled step
-            symmetry.snapshot(model, self._included, step, self._sym)
-        self._icpt.arm(model, args)
+            symmetry.snapshot(compiled.uncompiled(model), self._included, step, self._sym)
+        if not self._compiled or self._eager is not None:   # a compiled graph without eager fallback hides it
+            self._icpt.arm(model, args)
 
     def _root_post(self, model, args, out):
+        if self._eager is not None:
+            self._eager.exit()
         if self._icpt is None or not model.training:
             return None
         if self._sampled_now:
@@ -76,16 +89,45 @@ class Recorder:
             self.nonfinite.update("output", bad, self._fwd_step, "output")
         elif bad and not self.nonfinite.forward_found and self._replays < MAX_REPLAYS:
             self._replays += 1
-            localise(self, model, self._root_args, self._rng, self._fwd_step)
+            localise(self, compiled.uncompiled(model), self._root_args, self._rng, self._fwd_step)
         self._root_args, self._rng = None, None
         return None
 
     def _bn_count(self, name: str):
         """A forward pre-hook counting every BatchNorm forward of a training-mode step (no tensor op)."""
         def hook(module, args):
+            if compiled.compiling():         # inside a compiled graph: counted on (eager) sampled steps only
+                return
             if self._model is not None and self._model.training:
                 C.count_batchnorm_forward(self.state().bag("bn", name), module)
         return hook
+
+    def _eval_forward(self, model) -> None:
+        """An eval-mode forward costs one counter (and, the first time, counting BN/Dropout modules)."""
+        mode = self.meta.get("mode")
+        if mode is None:
+            mode = self.meta["mode"] = {"eval_forwards": 0, "eval_only_steps": 0, "trained_steps": 0,
+                                        "first_eval_only_step": None}
+        if "batchnorm" not in mode:
+            modules = list(model.modules())
+            mode["batchnorm"] = sum(C.is_batch_norm(m) for m in modules)
+            mode["dropout"] = sum(isinstance(m, torch.nn.modules.dropout._DropoutNd) for m in modules)
+        mode["eval_forwards"] += 1
+        self._eval_since_step += 1
+
+    def _note_step(self) -> None:
+        """Called at each optimizer step (or backward): were the forwards since the last one all in eval mode?"""
+        mode = self.meta.get("mode")
+        if mode is None:
+            mode = self.meta["mode"] = {"eval_forwards": 0, "eval_only_steps": 0, "trained_steps": 0,
+                                        "first_eval_only_step": None}
+        if self._trained_since_step:
+            mode["trained_steps"] += 1
+        elif self._eval_since_step:
+            mode["eval_only_steps"] += 1
+            if mode["first_eval_only_step"] is None:
+                mode["first_eval_only_step"] = self.steps
+        self._eval_since_step = self._trained_since_step = 0
 
     def state(self):
         """The window state of the current step."""
@@ -99,11 +141,20 @@ class Recorder:
         dim = C.unit_dim(x, self._last_leaf)
         if meta is None:
             meta = self.meta["act"][name] = {"kind": kind, "depth": len(self.meta["act"]), "units": 0,
-                                             "regions": kind in C.catalog_kinds()}
+                                             "regions": kind in C.catalog_kinds(), "values_per_example": 0}
         bag = self.state().bag("act", name)
         known = self._last_moments if self._last_out is x else None   # fed directly by a Linear/Conv
-        meta["units"] = max(meta["units"], C.record_activation_input(bag, x, kind, dim, known, self._scratch))
+        units = C.record_activation_input(bag, x, kind, dim, known, self._scratch)
+        meta["units"] = max(meta["units"], units)
+        if units and x.dim() >= 2:
+            meta["values_per_example"] = max(meta.get("values_per_example", 0), x.numel() // (len(x) * units))
         return name, bag
+
+    def _gate(self, name: str) -> None:
+        """The output of activation ``name`` multiplied another tensor (see Interceptor): it is a gate."""
+        meta = self.meta["act"].get(name)
+        if meta is not None:
+            meta["gate"] = True
 
     def _act_out(self, token, out):
         name, bag = token
@@ -133,9 +184,14 @@ class Recorder:
             meta = self.meta["layer"]
             if name not in meta:
                 meta[name] = {"kind": type(module).__name__, "depth": len(meta)}
+            if out.dim() >= 2 and out.numel():
+                channels = out.shape[1] if isinstance(module, C.ConvNd) else out.shape[-1]
+                meta[name]["positions"] = out.numel() // (len(out) * max(1, channels))
             m = C.record_layer_output(self.state().bag("layer", name), out, self._scratch)
             self._last_moments = m
             self.nonfinite.update_forward(m.bad, self._fwd_step, name)
+        elif recurrent.is_recurrent(module):         # gates inside one fused op: recomputed (see recurrent)
+            recurrent.record(self, name, module, args, out)
 
     # --------------------------------------------------------------------- the loss
     def record_loss(self, loss: torch.Tensor) -> None:

@@ -60,6 +60,10 @@ class ActivationStats:
     unit_active_counts: list[int] | None
     unit_total: int
     dead_units: list[int]
+    #: values of one unit per example (1 for a Linear feature, H*W for a conv channel, T for a sequence)
+    values_per_example: int = 0
+    #: its output multiplied another tensor in a sampled forward (a gate: SE, GLU/SwiGLU, LSTM-style)
+    gate: bool = False
 
 
 @dataclass
@@ -83,6 +87,8 @@ class LayerOutputStats:
     kind: str
     output: MomentStats
     grad_var: float | None
+    #: output positions per example and channel (1 for a Linear on (N, features), H*W for a conv, T for (N, T, d))
+    positions: int = 0
 
 
 @dataclass
@@ -153,8 +159,113 @@ class Window:
     grad_norm: dict[str, float] = field(default_factory=dict)
     #: per activation, its output histogram in this window (``HIST_EDGES`` bins): distributions over time
     histograms: dict[str, list[int]] = field(default_factory=dict)
+    #: per activation: fraction of its pre-activations in the near-linear region in this window
+    linear_fraction: dict[str, float] = field(default_factory=dict)
+    #: per activation: values seen per unit in this window, and the units never active in it
+    unit_values: dict[str, int] = field(default_factory=dict)
+    silent_units: dict[str, list[int]] = field(default_factory=dict)
 
 
+
+
+@dataclass
+class LoopParamStats:
+    """One trainable parameter as the training loop treated it (:mod:`~impediments.monitor.loop`).
+
+    ``order`` is the forward order of its module on sampled steps (None: the module never ran);
+    ``in_optimizer`` and ``lr`` are None without a watched optimizer; ``received`` counts the sampled
+    backward passes that wrote its ``.grad``, ``gradient_norm_sum`` sums those gradients' norms;
+    ``changed``: its norm differs between entering and leaving ``watch()``; ``stale`` counts sampled
+    backward passes that began with the previous optimizer step's non-zero gradient still in ``.grad``.
+    """
+
+    module: str
+    order: int | None
+    in_optimizer: bool | None
+    lr: float | None
+    received: int
+    gradient_norm_sum: float
+    changed: bool
+    stale: int
+
+
+@dataclass
+class LossCallStats:
+    """Calls of one loss function seen on sampled steps, with what fed them.
+
+    ``input_from`` counts the autograd node that produced the loss input (``SoftmaxBackward0``, ...);
+    ``probability_rows`` counts calls whose input rows were probability distributions (in [0, 1],
+    summing to 1), and ``max_probability`` is their mean largest probability (saturation). For
+    regression losses, ``shape_mismatches`` counts calls whose input and target shapes differ; the
+    first pair and the number of values after broadcasting are kept.
+    """
+
+    calls: int
+    input_from: dict[str, int]
+    classes: int | None
+    probability_rows: int
+    max_probability: float | None
+    shape_mismatches: int
+    input_shape: list[int] | None
+    target_shape: list[int] | None
+    broadcast_numel: int | None
+
+
+@dataclass
+class LoopStats:
+    """The training loop: steps, gradient clearing, loss calls, targets, inputs, learning rates, clipping.
+
+    ``forwards_per_step`` is ``[min, max]`` training forwards between two optimizer steps;
+    ``stale_steps`` the first sampled steps whose backward began with uncleared gradients. Targets:
+    per sampled batch of integer class targets, the mean number of targets and of distinct classes,
+    and the class counts over those batches. ``repeated_inputs`` counts sampled forwards whose input
+    equalled the previous sampled one, of ``compared_inputs``. ``learning_rates``: per param group,
+    ``first``, ``max``, ``min``, ``last`` and ``below[k]``, the first step with lr <= max / 10^(k+1).
+    ``clip_at_least[k]`` counts ``clip_grad_norm_`` calls with total norm >= 10^k max_norm.
+    """
+
+    optimizer_steps: int
+    forwards_per_step: list[int]
+    backwards: int
+    grad_checks: int
+    stale_steps: list[int]
+    params: dict[str, LoopParamStats]
+    losses: dict[str, LossCallStats]
+    target_batches: int
+    targets_per_batch: float | None
+    distinct_classes_per_batch: float | None
+    class_counts: list[int]
+    compared_inputs: int
+    repeated_inputs: int
+    learning_rates: list[dict]
+    clip_calls: int
+    clip_max_norm: float | None
+    clip_at_least: list[int]
+    clip_log_ratio_mean: float | None
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LoopStats":
+        d = dict(d)
+        d["params"] = {k: LoopParamStats(**v) for k, v in d["params"].items()}
+        d["losses"] = {k: LossCallStats(**v) for k, v in d["losses"].items()}
+        return cls(**d)
+
+
+@dataclass
+class ModeStats:
+    """Train/eval mode of the watched model's forwards around optimizer steps.
+
+    ``eval_only_steps`` counts optimizer steps (or backward passes, without an optimizer) preceded since
+    the previous one by forwards of the model in eval mode only; ``trained_steps`` those preceded by at
+    least one training-mode forward. ``batchnorm`` / ``dropout``: modules whose behaviour eval() changes.
+    """
+
+    eval_forwards: int = 0
+    eval_only_steps: int = 0
+    trained_steps: int = 0
+    first_eval_only_step: int | None = None
+    batchnorm: int = 0
+    dropout: int = 0
 
 
 @dataclass
@@ -175,6 +286,12 @@ class MonitorStats:
     nonfinite: NonFinite | None
     windows: list[Window]
     optimizer: dict | None
+    #: what the monitor could not see, ``{what: why}`` (a compiled graph, an optimizer it could not hook)
+    not_checked: dict[str, str] = field(default_factory=dict)
+    #: train/eval mode of the forwards before each optimizer step (None: nothing recorded)
+    mode: ModeStats | None = None
+    #: the training loop (:mod:`~impediments.monitor.loop`); None in documents written before it existed
+    loop: LoopStats | None = None
 
     def to_dict(self) -> dict:
         """Nested plain dict (JSON-ready apart from non-finite floats)."""
@@ -218,4 +335,7 @@ class MonitorStats:
             nonfinite=NonFinite(**d["nonfinite"]) if d.get("nonfinite") else None,
             windows=[Window(**w) for w in d["windows"]],
             optimizer=d.get("optimizer"),
+            not_checked=dict(d.get("not_checked") or {}),
+            mode=ModeStats(**d["mode"]) if d.get("mode") else None,
+            loop=LoopStats.from_dict(d["loop"]) if d.get("loop") else None,
         )

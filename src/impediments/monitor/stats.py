@@ -45,14 +45,15 @@ def _activation(name, meta, bag) -> S.ActivationStats:
         histogram=S.Histogram(edges=list(HIST_EDGES), counts=[int(c) for c in counts]),
         saturated_fraction=sat, linear_fraction=lin, active_fraction=act, units=meta["units"],
         unit_active_counts=unit_counts, unit_total=bag.ints.get("unit_total", 0),
-        dead_units=[i for i, c in enumerate(unit_counts) if c == 0] if unit_counts is not None else [])
+        dead_units=[i for i, c in enumerate(unit_counts) if c == 0] if unit_counts is not None else [],
+        values_per_example=meta.get("values_per_example", 0), gate=bool(meta.get("gate", False)))
 
 
 def _layer(meta, bag) -> S.LayerOutputStats:
     grad = bag.t.get("grad")
     grad_var = moments_dict(grad)["var"] if grad is not None else None
     return S.LayerOutputStats(depth=meta["depth"], kind=meta["kind"], output=_moments(bag, "output"),
-                              grad_var=grad_var)
+                              grad_var=grad_var, positions=meta.get("positions", 0))
 
 
 def _params(mon, bag) -> dict:
@@ -122,9 +123,16 @@ def _window(mon, start, end, st) -> S.Window:
             w.activation_var[name] = moments_dict(b.t["output"])["var"] if "output" in b.t else NAN
             if "hist" in b.t:
                 w.histograms[name] = [int(c) for c in b.t["hist"].cpu().tolist()[:HIST_BINS]]
-            r = _unit_regions(mon.meta["act"].get(name, {"kind": ""}), b)
+            meta = mon.meta["act"].get(name, {"kind": ""})
+            r = _unit_regions(meta, b)
             if r is not None:
-                w.dead_fraction[name] = float(((r[1] + r[2]) == 0).double().mean())
+                silent = ((r[1] + r[2]) == 0)
+                w.dead_fraction[name] = float(silent.double().mean())
+                w.unit_values[name] = b.ints.get("unit_total", 0)
+                w.silent_units[name] = silent.nonzero().flatten().tolist()
+                total = float(r.sum())
+                if total > 0 and meta.get("regions", True):
+                    w.linear_fraction[name] = float(r[1].sum()) / total
     pb = st.get(("params", ""))
     if pb is not None and "grad" in pb.t:
         g, _, c = pb.t["grad"].cpu().tolist()
@@ -159,7 +167,9 @@ def compute(mon) -> S.MonitorStats:
         batchnorm={n: _batchnorm(mon, n, m, total.get(("bn", n))) for n, m in meta["bn"].items()},
         inputs=_inputs(total.get(("input", ""))), loss=loss,
         nonfinite=S.NonFinite(step=first[0], kind=first[1], where=first[2]) if first else None,
-        windows=[_window(mon, s, e, st) for s, e, st in windows], optimizer=meta.get("optimizer"))
+        windows=[_window(mon, s, e, st) for s, e, st in windows], optimizer=meta.get("optimizer"),
+        not_checked=dict(meta.get("not_checked", {})),
+        mode=S.ModeStats(**meta["mode"]) if meta.get("mode") else None)
 
 
 def finite_or_none(x):

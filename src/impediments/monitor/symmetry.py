@@ -16,6 +16,7 @@ from torch import nn
 
 from impediments.monitor import schema as S
 from impediments.monitor.collectors import LAYER_TYPES
+from impediments.monitor.compiled import clean_name
 
 RELATIVE_RESOLUTION = 1e-6
 
@@ -41,6 +42,7 @@ def _coefficients(width: int, device) -> torch.Tensor:
 def snapshot(model: nn.Module, included, step: int, into: dict) -> None:
     """Store two hashes per row (Linear unit / Conv filter, bias included) per layer in ``into`` (no sync)."""
     for name, m in model.named_modules():
+        name = clean_name(name)
         if not isinstance(m, LAYER_TYPES) or not included(name) or m.weight.shape[0] < 2:
             continue
         rows = m.weight.detach().flatten(1)

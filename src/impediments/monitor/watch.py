@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 from impediments.monitor import collectors as C
-from impediments.monitor import symmetry
+from impediments.monitor import compiled, symmetry
 from impediments.monitor.intercept import Interceptor, module_kind
 from impediments.monitor.nonfinite import FirstNonFinite
+from impediments.monitor.loop import LoopProbe
 from impediments.monitor.params import ParamWatcher
 from impediments.monitor.recording import Recorder
 from impediments.monitor.schedule import make_schedule
@@ -32,7 +33,7 @@ class Monitor(Recorder):
     """Streaming statistics of one model (see :func:`watch`). Use as a context manager."""
 
     def __init__(self, model: nn.Module, optimizer=None, every=None, include=None,
-                 windows: int = DEFAULT_CAPACITY) -> None:
+                 windows: int = DEFAULT_CAPACITY, live=False) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"watch needs an nn.Module, got {type(model).__name__}")
         self.schedule = make_schedule(every)
@@ -44,6 +45,7 @@ class Monitor(Recorder):
         self._handles: list = []
         self._icpt: Interceptor | None = None
         self._params: ParamWatcher | None = None
+        self._loop: LoopProbe | None = None   # kept after close: its statistics outlive the hooks
         self._fwd_step, self._sampled_now, self._rng = 0, False, None
         self._last_leaf: nn.Module | None = None
         self._last_out = self._root_args = None
@@ -54,21 +56,36 @@ class Monitor(Recorder):
         self._scratch = C.Scratch()       # full-size temporaries, reused by every sampled step
         self._loss_bag = None             # (step, the loss bag of its window)
         self._sampled_now, self._uses_rng = False, False
+        self._live, self._live_feed = live, None   # live dashboard (impediments.playground.live)
+        self._compiled, self._eager = False, None   # torch.compile'd model: sampled forwards run eagerly
 
     # --------------------------------------------------------------------- scope
     def __enter__(self) -> "Monitor":
-        model = self._model
-        names = {id(m): n for n, m in model.named_modules() if self._included(n)}
+        root = self._model                        # hooks on a torch.compile wrapper run outside its graph
+        model = compiled.uncompiled(root)         # names and parameters come from the module it wraps
+        named = [(compiled.clean_name(n), m) for n, m in model.named_modules()]
+        names = {id(m): n for n, m in named if self._included(n)}
         kinds = {id(m): k for m in model.modules() if id(m) in names and (k := module_kind(m)) is not None}
         self._icpt = Interceptor(names, kinds, self._act_in, self._act_out, self._mod_pre, self._mod_post)
-        self._handles = [model.register_forward_pre_hook(self._root_pre, with_kwargs=True),
-                         model.register_forward_hook(self._root_post, always_call=True)]
+        self._icpt.on_gate = self._gate
+        if compiled.is_compiled(root):
+            self._eager = compiled.EagerForward() if compiled.can_run_eagerly() else None
+            self._compiled = True
+            self.meta.setdefault("not_checked", {}).update(compiled.not_checked())
+        self._handles = [root.register_forward_pre_hook(self._root_pre, with_kwargs=True),
+                         root.register_forward_hook(self._root_post, always_call=True)]
         self._uses_rng = any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules())
-        self._handles += [m.register_forward_pre_hook(self._bn_count(n)) for n, m in model.named_modules()
+        self._handles += [m.register_forward_pre_hook(self._bn_count(n)) for n, m in named
                           if id(m) in names and C.is_batch_norm(m)]
         self._params = ParamWatcher(self, model, self._optimizer)
         self._handles += self._params.attach()
         self.meta["optimizer"] = self._params.optimizer_info()
+        self._loop = LoopProbe(self, model, self._params.optimizer)
+        self._loop.attach(root)
+        if self._params.not_hooked:
+            self.meta.setdefault("not_checked", {})["optimizer"] = self._params.not_hooked
+        if self._live:
+            self.serve(self._live)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -76,10 +93,17 @@ class Monitor(Recorder):
 
     def close(self) -> None:
         """Remove every hook and drop every reference to the model and optimizer (idempotent)."""
+        if self._live_feed is not None:       # publishes the final state while the statistics are whole
+            self._live_feed.detach()
+            self._live_feed = None
         if self._icpt is not None:
             self._icpt.disarm()
+        if self._eager is not None:
+            self._eager.exit()
         for h in self._handles:
             h.remove()
+        if self._loop is not None:
+            self._loop.detach()
         if self._params is not None:
             self._params.detach()
         self._handles, self._icpt, self._params = [], None, None
@@ -99,7 +123,9 @@ class Monitor(Recorder):
         """All statistics as a :class:`~impediments.monitor.schema.MonitorStats` (syncs here only)."""
         from impediments.monitor.stats import compute
 
-        return compute(self)
+        stats = compute(self)
+        stats.loop = self._loop.to_stats() if self._loop is not None else None
+        return stats
 
     def report(self, thresholds=None):
         """The doctor's diagnosis of :meth:`stats` (``impediments.doctor.diagnose``); under
@@ -190,7 +216,25 @@ class Monitor(Recorder):
         return {"tensors": self.windows.tensors() + self.nonfinite.tensors(), "bytes": self.windows.nbytes()}
 
 
-def watch(model: nn.Module, optimizer=None, every=None, include=None, windows: int = DEFAULT_CAPACITY) -> Monitor:
+    def serve(self, server=True):
+        """Show this monitor live in the browser (inside the ``with`` block; the URL is printed).
+
+        ``server``: ``True`` starts a local dashboard on a free port; or pass one from
+        ``impediments.playground.live.start_live_server(port=...)``. Returns the
+        :class:`~impediments.playground.live.LiveFeed` (``.url``; ``.close()`` stops the server).
+        The page follows the sampled steps; see :mod:`impediments.playground.live` for its cost bound.
+        """
+        from impediments.playground.live import attach_live
+
+        if self._model is None:
+            raise RuntimeError("mon.serve() needs an active monitor: call it inside `with watch(...) as mon:`")
+        if self._live_feed is None:
+            self._live_feed = attach_live(self, self._model, server)
+        return self._live_feed
+
+
+def watch(model: nn.Module, optimizer=None, every=None, include=None, windows: int = DEFAULT_CAPACITY,
+          live=False) -> Monitor:
     """Watch ``model`` while it trains; use as ``with watch(model, optimizer=opt) as mon: ...``.
 
     Args:
@@ -202,6 +246,8 @@ def watch(model: nn.Module, optimizer=None, every=None, include=None, windows: i
             (:mod:`~impediments.monitor.schedule`).
         include: module-name prefixes (or ``name -> bool``) to watch; default all.
         windows: the most time windows kept (even, >= 2).
+        live: ``True`` to show the statistics and findings live in the browser while it trains
+            (:meth:`Monitor.serve`), or a server from ``impediments.playground.live.start_live_server``.
 
     Returns:
         A :class:`Monitor`; hooks exist only inside the ``with`` block.
@@ -210,4 +256,4 @@ def watch(model: nn.Module, optimizer=None, every=None, include=None, windows: i
         TypeError: if ``model`` is not an ``nn.Module``.
         ValueError: for a bad ``every`` or ``windows``.
     """
-    return Monitor(model, optimizer=optimizer, every=every, include=include, windows=windows)
+    return Monitor(model, optimizer=optimizer, every=every, include=include, windows=windows, live=live)
