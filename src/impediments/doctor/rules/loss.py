@@ -8,10 +8,16 @@ def _windows(loss) -> list[float]:
     return [float(v) for v in (getattr(loss, "window_means", None) or []) if v is not None]
 
 
+def compared_windows(n: int) -> tuple[list[int], list[int]]:
+    """Indices of the windows whose mean losses the rules compare: the first and the last third."""
+    k = max(1, n // 3)
+    return list(range(k)), list(range(max(0, n - k), n))
+
+
 def _thirds(means: list[float]) -> tuple[float, float]:
     """Mean of the first and of the last third of the windows (averages out mini-batch noise)."""
-    k = max(1, len(means) // 3)
-    return sum(means[:k]) / k, sum(means[-k:]) / k
+    first, last = compared_windows(len(means))
+    return sum(means[i] for i in first) / len(first), sum(means[i] for i in last) / len(last)
 
 
 @rule("diverging_loss", requires=("loss",))
