@@ -1,0 +1,54 @@
+"""Playground links for the module's experiments (``impediments reproduce NAME``).
+
+:func:`experiment_config` gives the playground setup closest to an experiment (its network,
+activation, init and optimizer, at the experiment's quick size), and :func:`experiment_url` the
+link that opens it: ``http://127.0.0.1:PORT/#dataset=digits&depth=...``.
+"""
+from __future__ import annotations
+
+from impediments.playground.config import PlaygroundConfig, to_fragment
+
+#: experiment name -> the playground settings that show its mechanism live
+EXPERIMENT_SETUPS: dict[str, dict] = {
+    # part 1
+    "activations": dict(activation="sigmoid", init="too_large", depth=3, width=64),
+    "dead_bias": dict(activation="relu", init="he_normal", bias=-3.0, depth=3, width=64, lr=0.05, batch_size=32),
+    "depth_distributions": dict(activation="tanh", init="too_small", depth=10, width=256, batch_size=256),
+    "glorot_he": dict(activation="relu", init="glorot_normal", depth=20, width=64, optimizer="momentum",
+                      lr=0.003),
+    "identical_init": dict(activation="tanh", init="identical", depth=2, width=32, batch_size=32),
+    "layerwise_pretraining": dict(activation="sigmoid", init="glorot_normal", depth=6, width=64,
+                                  optimizer="momentum", lr=0.5),
+    "residual_limits": dict(activation="relu", init="he_normal", depth=20, width=64, lr=0.05),
+    "zero_init": dict(activation="sigmoid", init="zero", depth=2, width=32, lr=0.5, batch_size=32),
+    "zigzag": dict(activation="tanh", init="glorot_normal", depth=1, width=32, inputs="raw", batch_size=32),
+    # part 2
+    "bn_dropout": dict(activation="relu", norm="batch", norm_position="post", dropout=0.5, depth=3, width=128,
+                       batch_size=50),
+    "bn_inference": dict(activation="relu", norm="batch", depth=3, width=64, lr=0.2, batch_size=50),
+    "bn_learning_rates": dict(activation="relu", norm="batch", depth=4, width=64, lr=3.0, batch_size=32),
+    "bn_output_stats": dict(activation="relu", norm="batch", depth=4, width=64, batch_size=32),
+    "bn_sigmoid": dict(activation="sigmoid", norm="batch", init="normal", depth=3, width=100, lr=0.5,
+                       batch_size=50),
+    "frozen_bn_transfer": dict(activation="relu", norm="batch", depth=2, width=64, lr=0.05, batch_size=8),
+    "l2_with_bn": dict(activation="relu", norm="batch", depth=3, width=64, batch_size=50, optimizer="adamw"),
+    "norm_every_k": dict(activation="relu", norm="batch", depth=8, width=64),
+    "small_batch_norms": dict(activation="relu", norm="batch", depth=3, width=32, batch_size=2,
+                              optimizer="momentum", lr=0.05),
+}
+
+
+def experiment_config(name: str) -> PlaygroundConfig:
+    """The playground setup of experiment ``name``.
+
+    Raises:
+        ValueError: for a name with no setup (the valid names listed).
+    """
+    if name not in EXPERIMENT_SETUPS:
+        raise ValueError(f"no playground setup for experiment {name!r}; valid: {', '.join(EXPERIMENT_SETUPS)}")
+    return PlaygroundConfig().replace(**EXPERIMENT_SETUPS[name])
+
+
+def experiment_url(name: str, base: str = "http://127.0.0.1:8765/") -> str:
+    """The playground link that opens experiment ``name``'s setup (``base``: where the playground runs)."""
+    return f"{base.rstrip('/')}/#{to_fragment(experiment_config(name))}"
