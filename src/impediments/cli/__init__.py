@@ -77,7 +77,7 @@ def parse_jobs(jobs: int | None) -> int:
 
 COMMANDS = {"list": cmd_list, "reproduce": cmd_reproduce}
 # Subcommand modules: each defines ``register(subparsers) -> dict[name, handler]``.
-PLUGINS = ("impediments.cli.doctor",)
+PLUGINS = ("impediments.cli.doctor", "impediments.cli.fix", "impediments.cli.playground")
 
 
 def _register_plugins(parser: argparse.ArgumentParser) -> dict:

@@ -1,0 +1,142 @@
+"""The pieces of a training setup that remedies change: model factory, data, optimizer factory, loss, budget.
+
+A remedy never edits these in place: it returns a new :class:`Pieces` whose
+factories wrap the old ones (``dataclasses.replace``), so the user's model,
+tensors and optimizer are never touched and every trial starts from a fresh
+build under the same seed.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from impediments.doctor.checkup import default_loss
+
+#: The validation split held out from a bare ``(X, y)`` (seeded, the same for every trial).
+VAL_FRACTION = 0.2
+SPLIT_SEED = 0
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """One training setup, as factories and tensors.
+
+    Attributes:
+        model_fn: ``() -> nn.Module``, a fresh model per call.
+        X, y: training inputs and targets.
+        X_val, y_val: validation inputs and targets (the dataset's held-out split, or
+            :data:`VAL_FRACTION` of ``(X, y)`` held out with seed :data:`SPLIT_SEED`).
+        opt_fn: ``params -> torch.optim.Optimizer``.
+        loss_fn: ``(output, target) -> loss``.
+        steps: mini-batch steps per trial.
+        batch_size: mini-batch size.
+        prepare: ``model -> None`` run after ``model.train()`` (e.g. layers deliberately put in eval mode).
+        clip_grad_norm: clip the global gradient norm to this value each step (``None``: no clipping).
+        warmup_steps: linear learning-rate warm-up over this many steps (0: none).
+    """
+
+    model_fn: Callable[[], nn.Module]
+    X: torch.Tensor
+    y: torch.Tensor
+    X_val: torch.Tensor
+    y_val: torch.Tensor
+    opt_fn: Callable
+    loss_fn: Callable
+    steps: int
+    batch_size: int
+    prepare: Callable | None = None
+    clip_grad_norm: float | None = None
+    warmup_steps: int = 0
+
+    @property
+    def classification(self) -> bool:
+        """Integer targets: the metric is validation accuracy (else validation loss)."""
+        return self.y.dtype in (torch.int64, torch.int32)
+
+
+def default_optimizer(params) -> torch.optim.Optimizer:
+    """SGD with learning rate 0.1, the doctor CLI's default."""
+    return torch.optim.SGD(params, lr=0.1)
+
+
+def hold_out(X: torch.Tensor, y: torch.Tensor, fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED):
+    """``(X_train, y_train, X_val, y_val)``: a seeded random ``fraction`` of ``(X, y)`` held out.
+
+    Raises:
+        ValueError: fewer than 2 examples, or ``fraction`` not in (0, 1).
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction!r}")
+    n = len(X)
+    if n < 2 or len(y) != n:
+        raise ValueError(f"need at least 2 examples with as many targets to hold out a validation split; "
+                         f"got X with {n} and y with {len(y)}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    k = max(1, int(round(n * fraction)))
+    val, train = order[:k], order[k:]
+    return X[train], y[train], X[val], y[val]
+
+
+def split_data(data):
+    """``(X, y, X_val, y_val)`` from a dataset name, a :class:`~impediments.data.Dataset`, ``(X, y)`` or
+    ``(X, y, X_val, y_val)``.
+
+    Raises:
+        ValueError: for any other value (the accepted forms are named).
+    """
+    if isinstance(data, str):
+        from impediments.data import load_dataset
+
+        data = load_dataset(data)
+    if hasattr(data, "X_train") and hasattr(data, "X_test"):
+        return data.X_train, data.y_train, data.X_test, data.y_test
+    if isinstance(data, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in data):
+        if len(data) == 2:
+            return hold_out(*data)
+        if len(data) == 4:
+            return tuple(data)
+    raise ValueError(f"data must be a dataset name, a Dataset, (X, y) or (X, y, X_val, y_val) of tensors; "
+                     f"got {type(data).__name__}")
+
+
+class ModelCopies:
+    """``() -> deepcopy(model)``: a model factory over a module the user passed (never trained itself)."""
+
+    def __init__(self, model: nn.Module):
+        self.model = copy.deepcopy(model)
+
+    def __call__(self) -> nn.Module:
+        return copy.deepcopy(self.model)
+
+
+def make_pieces(model, data, *, optimizer=None, loss_fn=None, steps: int = 100, batch_size: int = 64,
+                prepare=None) -> Pieces:
+    """:class:`Pieces` from what a user has in hand.
+
+    Args:
+        model: an ``nn.Module`` (copied; the original is never trained) or a ``() -> nn.Module`` factory.
+        data: see :func:`split_data`.
+        optimizer: ``params -> Optimizer`` (default SGD lr 0.1).
+        loss_fn: ``(output, target) -> loss`` (default cross-entropy for integer targets, else MSE).
+        steps, batch_size: the training budget of every trial.
+        prepare: ``model -> None`` run after ``model.train()``.
+
+    Raises:
+        ValueError: a non-positive ``steps``/``batch_size``, a model that is neither, or bad data.
+    """
+    for name, value in (("steps", steps), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(model, nn.Module):
+        model_fn = ModelCopies(model)
+    elif callable(model):
+        model_fn = model
+    else:
+        raise ValueError(f"model must be an nn.Module or a () -> nn.Module factory, got {type(model).__name__}")
+    X, y, X_val, y_val = split_data(data)
+    return Pieces(model_fn, X, y, X_val, y_val, optimizer or default_optimizer, loss_fn or default_loss,
+                  int(steps), min(int(batch_size), len(X)), prepare)
