@@ -1,0 +1,153 @@
+"""Calibration of the doctor on the field's standard architectures: false alarms on healthy runs,
+recall on injected faults.
+
+Usage::
+
+    python benchmarks/calibration.py [--steps 30] [--seed 0] [--workers 2] [--only ARCH ...]
+                                     [--faults FAULT ...] [--healthy-only | --faults-only]
+                                     [--held-out] [--json out.json]
+
+Every architecture of ``benchmarks/calibration/`` (compact re-implementations with their standard
+init and recipe, on a small learnable task) runs healthy: a checkup on the first batch, then
+``--steps`` training steps under ``impediments.watch`` and ``diagnose``. A healthy run counts as a
+false alarm if either report has any warning or error. Then each injected fault
+(``calibration.INJECTIONS``) runs the same way and counts as found if every expected code appears at
+any severity. Held-out architectures (and their faults) run only with ``--held-out``: look at them
+last, after the rules are settled. Exit status 0 (this is a measurement, not a test).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from calibration import ARCHITECTURES, DEFAULT_STEPS, FAULTS, INJECTIONS, run_case  # noqa: E402
+
+
+def _job(args):
+    arch, fault, expected, steps, seed = args
+    try:
+        return run_case(arch, fault, steps=steps, seed=seed, expected=expected)
+    except Exception as exc:      # a crash is a result too: reported, never hidden
+        return {"arch": arch, "family": ARCHITECTURES[arch].family, "fault": fault, "expected": list(expected),
+                "checkup": [], "training": [], "codes": [], "flagged": [f"crash: {type(exc).__name__}: {exc}"],
+                "missed": list(expected), "unsupported": [], "loss_first": float("nan"),
+                "loss_last": float("nan"), "steps_run": 0, "seconds": 0.0}
+
+
+def select(args) -> list[tuple]:
+    archs = [a for a in ARCHITECTURES.values() if args.held_out or not a.held_out]
+    if args.only:
+        unknown = sorted(set(args.only) - set(ARCHITECTURES))
+        if unknown:
+            raise SystemExit(f"error: unknown architecture(s) {', '.join(unknown)}; valid: {', '.join(ARCHITECTURES)}")
+        archs = [a for a in archs if a.name in args.only]
+    names = {a.name for a in archs}
+    jobs = []
+    if not args.faults_only:
+        jobs += [(a.name, None, (), args.steps, args.seed) for a in archs]
+    if not args.healthy_only:
+        jobs += [(i.arch, i.fault, i.expected, args.steps, args.seed) for i in INJECTIONS
+                 if i.arch in names and (not args.faults or i.fault in args.faults)]
+    return jobs
+
+
+def summarize(rows: list[dict]) -> dict:
+    healthy = [r for r in rows if r["fault"] is None]
+    faulty = [r for r in rows if r["fault"] is not None]
+    alarms = {r["arch"]: r["flagged"] for r in healthy if r["flagged"]}
+    recall: dict[str, list[int]] = {}
+    for r in faulty:
+        for code in r["expected"]:
+            hit = recall.setdefault(code, [0, 0, 0])
+            hit[0] += code in r["codes"]
+            hit[1] += 1
+            hit[2] += code in r["unsupported"]
+    found = sum(not r["missed"] for r in faulty)
+    return {"healthy": len(healthy), "false_alarms": len(alarms), "false_alarm_rate":
+            len(alarms) / len(healthy) if healthy else None, "false_alarm_codes": alarms,
+            "injected": len(faulty), "found": found, "recall": found / len(faulty) if faulty else None,
+            "recall_per_code": {c: {"found": h, "injected": n, "unsupported": u > 0}
+                                for c, (h, n, u) in sorted(recall.items())}}
+
+
+def _where(findings: list[dict], severe: bool = True) -> str:
+    parts = [f"{f['code']}@{','.join(f['where'][:2]) or '-'}" for f in findings
+             if not severe or f["severity"] in ("warning", "error")]
+    return "; ".join(dict.fromkeys(parts)) or "-"
+
+
+def table(rows: list[dict]) -> str:
+    archs = list(dict.fromkeys(r["arch"] for r in rows))
+    lines = ["| architecture | loss first -> last | healthy: warnings/errors (checkup; training) "
+             "| faults found / injected | missed |", "|---|---|---|---|---|"]
+    for a in archs:
+        h = next((r for r in rows if r["arch"] == a and r["fault"] is None), None)
+        faults = [r for r in rows if r["arch"] == a and r["fault"] is not None]
+        healthy = ("not run" if h is None else "none" if not h["flagged"] else
+                   f"{_where(h['checkup'])}; {_where(h['training'])}")
+        loss = "" if h is None else f"{h['loss_first']:.2f} -> {h['loss_last']:.2f}"
+        missed = ", ".join(f"{r['fault']}: {'/'.join(r['missed'])}" for r in faults if r["missed"]) or "-"
+        lines.append(f"| {a} | {loss} | {healthy} | {sum(not r['missed'] for r in faults)} / {len(faults)} "
+                     f"| {missed} |")
+    return "\n".join(lines)
+
+
+def report(rows: list[dict], summary: dict) -> str:
+    out = [table(rows), ""]
+    if summary["healthy"]:
+        out.append(f"healthy architectures with a warning or error: {summary['false_alarms']} of "
+                   f"{summary['healthy']} ({summary['false_alarm_rate']:.0%})")
+    if summary["injected"]:
+        out += [f"faults found: {summary['found']} of {summary['injected']} ({summary['recall']:.0%})", "",
+                "| code | found / injected | recall |", "|---|---|---|"]
+        for code, r in summary["recall_per_code"].items():
+            note = " (code not in the doctor yet)" if r["unsupported"] else ""
+            out.append(f"| `{code}` | {r['found']} / {r['injected']} | {r['found'] / r['injected']:.0%}{note} |")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps per run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2, help="parallel worker processes")
+    parser.add_argument("--only", nargs="+", metavar="ARCH", help="these architectures only")
+    parser.add_argument("--faults", nargs="+", metavar="FAULT", choices=sorted(FAULTS),
+                        help="these faults only")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--healthy-only", action="store_true")
+    group.add_argument("--faults-only", action="store_true")
+    parser.add_argument("--held-out", action="store_true", help="include the held-out architectures")
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args(argv)
+    jobs = select(args)
+    start = time.perf_counter()
+    rows = []
+    with ProcessPoolExecutor(max(1, args.workers), mp_context=get_context("spawn")) as pool:
+        for row in pool.map(_job, jobs):
+            rows.append(row)
+            status = "ok" if (not row["missed"] if row["fault"] else not row["flagged"]) else "MISS" \
+                if row["fault"] else "ALARM"
+            print(f"{status:5s} {row['arch']:16s} {row['fault'] or 'healthy':18s} "
+                  f"codes={','.join(row['codes']) or '-'} ({row['seconds']:.1f}s)", flush=True)
+    summary = summarize(rows)
+    print()
+    print(report(rows, summary))
+    print(f"\n{len(rows)} runs in {time.perf_counter() - start:.0f} s, {args.workers} workers, "
+          f"{args.steps} steps, seed {args.seed}")
+    if args.json:
+        from impediments._files import write_atomic
+
+        write_atomic(args.json, json.dumps({"args": vars(args), "rows": rows, "summary": summary}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

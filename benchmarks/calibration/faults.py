@@ -1,0 +1,219 @@
+"""Injected faults: each turns a healthy :class:`Case` into a broken one, and the codes it must produce.
+
+A fault edits the case in place (weights, data, recipe, loss, train/eval mode). :data:`INJECTIONS`
+lists which fault goes on which architecture and the code(s) the doctor must then report, chosen by
+mechanism (what the fault does to that architecture), not by what the doctor happens to say.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .registry import Architecture, Recipe
+from .tasks import raw_pixels
+
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+WEIGHTED = (nn.Linear, nn.Conv2d)
+
+
+@dataclass
+class Case:
+    """What one run trains: the model, its data, recipe and loss, and how the loop treats the model."""
+
+    model: nn.Module
+    X: torch.Tensor
+    y: torch.Tensor
+    recipe: Recipe
+    loss: Callable
+    eval_mode: bool = False                   # model.eval() for the whole training loop
+    prepare: Callable | None = None           # called on the model after model.train()
+
+
+def _hidden_layers(model: nn.Module) -> list[nn.Module]:
+    """Every Linear/Conv2d except the last one created (the output layer)."""
+    layers = [m for m in model.modules() if isinstance(m, WEIGHTED)]
+    return layers[:-1]
+
+
+@torch.no_grad()
+def negative_bias(case: Case, bias: float = -10.0) -> None:
+    """Every BatchNorm shift at ``bias`` (BN nets) or every hidden-layer bias at ``bias`` (others):
+    the ReLU that follows sees a pre-activation ~10 standard deviations below zero."""
+    norms = [m for m in case.model.modules() if isinstance(m, NORMS)]
+    for m in norms or [m for m in _hidden_layers(case.model) if m.bias is not None]:
+        m.bias.fill_(bias)
+
+
+@torch.no_grad()
+def scale_init(case: Case, scale: float, zero_bias: bool = False) -> None:
+    """Every weight matrix (Linear, conv, embedding, recurrent) multiplied by ``scale``; with
+    ``zero_bias`` every bias vector of those layers set to 0 (norm layers keep theirs)."""
+    for m in case.model.modules():
+        for name, p in m.named_parameters(recurse=False):
+            if p.dim() >= 2:
+                p.mul_(scale)
+            elif zero_bias and "bias" in name and not isinstance(m, (*NORMS, nn.LayerNorm)):
+                p.zero_()
+
+
+@torch.no_grad()
+def identical_init(case: Case) -> None:
+    """Every hidden Linear/Conv2d with all output units' incoming weights equal to the first unit's
+    (and equal biases): zero or constant init, without changing the layer's scale."""
+    for m in _hidden_layers(case.model):
+        if m.weight.shape[0] > 1 and getattr(m, "groups", 1) == 1:
+            m.weight.copy_(m.weight[:1].expand_as(m.weight))
+            if m.bias is not None:
+                m.bias.fill_(float(m.bias[0]))
+
+
+def small_batch(case: Case, batch_size: int = 2) -> None:
+    case.recipe = dataclasses.replace(case.recipe, batch_size=batch_size)
+
+
+def _insert_before_norms(model: nn.Module, make: Callable[[], nn.Module]) -> None:
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, NORMS):
+                setattr(parent, name, nn.Sequential(make(), child))
+
+
+def dropout_before_bn(case: Case, p: float = 0.3) -> None:
+    """``Dropout(p)`` inserted in front of every BatchNorm (Li et al. 2019's variance shift)."""
+    _insert_before_norms(case.model, lambda: nn.Dropout(p))
+
+
+def left_in_eval(case: Case) -> None:
+    """``model.eval()`` for the whole training loop (forgot ``model.train()`` after validation)."""
+    case.eval_mode = True
+
+
+def frozen_bn(case: Case) -> None:
+    """Every BatchNorm in eval mode (running statistics) while the rest of the model trains."""
+    def prepare(model):
+        for m in model.modules():
+            if isinstance(m, NORMS):
+                m.eval()
+    case.prepare = prepare
+
+
+def raw_inputs(case: Case) -> None:
+    """The images as raw 8-bit pixels in [0, 255]."""
+    case.X = raw_pixels(case.X)
+
+
+def mixed_units(case: Case) -> None:
+    """Channels in different units, unscaled: raw 8-bit, unit scale, and 1e-3 (e.g. depth in km)."""
+    scale = torch.tensor([255.0, 1.0, 1e-3]).view(1, 3, 1, 1)
+    case.X = case.X * scale
+
+
+def lr_too_high(case: Case) -> None:
+    """The learning rate 100x the recipe's (SGD) or 1000x (Adam/AdamW, whose step per parameter is
+    bounded by the learning rate, so it takes more to break it)."""
+    lr = case.recipe.lr * (100 if case.recipe.optimizer == "sgd" else 1000)
+    case.recipe = dataclasses.replace(case.recipe, lr=lr)
+
+
+def log_of_outputs(case: Case) -> None:
+    """The loss takes ``log`` of the raw outputs (a log-likelihood without softmax): NaN for outputs <= 0."""
+    base = case.loss
+
+    def loss(output, target):
+        return base(torch.log(output), target)
+    case.loss = loss
+
+
+class LogInputs(nn.Module):
+    """``model(log(x))``: a log transform applied to standardized (partly negative) inputs."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(torch.log(x))
+
+
+def log_of_inputs(case: Case) -> None:
+    case.model = LogInputs(case.model)
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    apply: Callable[[Case], None]
+    description: str
+
+
+FAULTS: dict[str, Fault] = {f.name: f for f in [
+    Fault("negative_bias", negative_bias, "bias -10 before every ReLU (BN shift or layer bias)"),
+    Fault("huge_init", lambda c: scale_init(c, 10.0), "every weight matrix x10"),
+    Fault("huge_init_x50", lambda c: scale_init(c, 50.0), "every weight matrix x50 (std 0.02 -> 1)"),
+    Fault("tiny_init", lambda c: scale_init(c, 0.01, zero_bias=True), "every weight matrix x0.01, biases 0"),
+    Fault("identical_init", identical_init, "identical incoming weights for every unit of each hidden layer"),
+    Fault("batch_2", small_batch, "batch size 2"),
+    Fault("dropout_before_bn", dropout_before_bn, "Dropout(0.3) in front of every BatchNorm"),
+    Fault("left_in_eval", left_in_eval, "the whole training loop in eval mode"),
+    Fault("frozen_bn", frozen_bn, "every BatchNorm in eval mode while training"),
+    Fault("raw_pixels", raw_inputs, "raw 8-bit pixels in [0, 255]"),
+    Fault("mixed_units", mixed_units, "input channels scaled by 255, 1 and 1e-3"),
+    Fault("lr_too_high", lr_too_high, "learning rate 100x (SGD) or 1000x (Adam)"),
+    Fault("log_of_outputs", log_of_outputs, "loss on log(raw outputs): NaN from log of non-positive values"),
+    Fault("log_of_inputs", log_of_inputs, "model(log(x)) on standardized inputs: NaN from log of negatives"),
+]}
+
+
+@dataclass(frozen=True)
+class Injection:
+    """One fault on one architecture, and the codes the doctor must report (all of them)."""
+
+    arch: str
+    fault: str
+    expected: tuple
+    notes: str = field(default="", compare=False)
+
+
+def _inj(fault: str, expected, archs: str) -> list[Injection]:
+    expected = (expected,) if isinstance(expected, str) else tuple(expected)
+    return [Injection(a, fault, expected) for a in archs.split()]
+
+
+INJECTIONS: list[Injection] = [
+    *_inj("negative_bias", "dead_units", "lenet5 vgg11_bn mobilenet_v2 regnet_x"),
+    *_inj("huge_init", "exploding_activations", "lenet5"),
+    *_inj("huge_init", "saturated_units", "lstm_lm gru_lm"),
+    *_inj("huge_init_x50", "saturated_units", "bert"),
+    *_inj("tiny_init", ("vanishing_activations", "vanishing_gradients"), "lenet5"),
+    *_inj("tiny_init", "vanishing_gradients", "lstm_lm gru_lm bert"),
+    *_inj("identical_init", "symmetric_units", "lenet5 vgg11_bn gpt2 vit"),
+    *_inj("batch_2", "bn_small_batch", "resnet18 vgg11_bn mobilenet_v2 densenet_bc"),
+    *_inj("dropout_before_bn", "dropout_before_bn", "vgg11_bn resnet18 mobilenet_v1 densenet_bc"),
+    *_inj("left_in_eval", "model_in_eval_mode", "vgg11_bn resnet18 mobilenet_v2 bert"),
+    *_inj("frozen_bn", "bn_inference_mode_in_training", "resnet18 mobilenet_v2 efficientnet vgg11_bn"),
+    *_inj("raw_pixels", "uncentered_inputs", "lenet5 resnet18 vit mobilenet_v1"),
+    *_inj("mixed_units", "unequal_input_scales", "resnet18 vit shufflenet_v2"),
+    *_inj("lr_too_high", ("diverging_loss", "exploding_gradients"), "lenet5"),
+    *_inj("lr_too_high", "diverging_loss", "resnet18 gpt2 lstm_lm"),
+    *_inj("log_of_outputs", "non_finite", "lenet5 gpt2"),
+    *_inj("log_of_inputs", "non_finite", "resnet18 vit"),
+    # on held-out architectures (run only with --held-out)
+    *_inj("negative_bias", "dead_units", "resnext"),
+    *_inj("batch_2", "bn_small_batch", "resnext"),
+    *_inj("lr_too_high", "diverging_loss", "convnext"),
+    *_inj("raw_pixels", "uncentered_inputs", "convnext mlp_mixer"),
+    *_inj("identical_init", "symmetric_units", "mlp_mixer"),
+    *_inj("huge_init", "saturated_units", "rnn_lm"),
+    *_inj("log_of_outputs", "non_finite", "rnn_lm"),
+]
+
+
+def check_injections(architectures: dict[str, Architecture]) -> None:
+    """Every injection names a known architecture and fault (raises ValueError otherwise)."""
+    for inj in INJECTIONS:
+        if inj.arch not in architectures or inj.fault not in FAULTS:
+            raise ValueError(f"injection {inj} names an unknown architecture or fault")

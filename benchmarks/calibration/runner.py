@@ -1,0 +1,100 @@
+"""Run one case: checkup at init, then a short training run under ``watch()``, then ``diagnose``.
+
+This is what a user does (README, "Doctor"): ``imp.checkup(model, x, y, loss_fn)`` on the first
+batch, then the training loop under ``imp.watch(model, optimizer=opt)`` with
+``mon.record_loss(loss)``, and ``imp.doctor.diagnose(mon.stats())``. The result is a plain dict
+(picklable, JSON-able) with every finding's code, severity and where, from both reports.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+import impediments as imp
+from impediments.data.batching import infinite_batches
+from impediments.doctor import CODES
+
+from .faults import FAULTS, Case
+from .registry import ARCHITECTURES
+
+DEFAULT_STEPS = 30
+
+
+def _findings(report) -> list[dict]:
+    """Code, severity and where of every finding; the evidence too for warnings and errors."""
+    rows = []
+    for f in report.findings:
+        row = {"code": f.code, "severity": f.severity, "where": list(f.where)[:4]}
+        if f.severity != "info":
+            row["evidence"] = f.to_dict()["evidence"]
+        rows.append(row)
+    return rows
+
+
+def build_case(arch_name: str, fault: str | None = None, seed: int = 0) -> Case:
+    """The architecture's model (standard init), data, recipe and loss, with ``fault`` injected."""
+    arch = ARCHITECTURES[arch_name]
+    torch.manual_seed(seed)
+    X, y = arch.data(seed)
+    case = Case(arch.build(), X, y, arch.recipe, arch.loss)
+    if fault is not None:
+        FAULTS[fault].apply(case)
+    return case
+
+
+def run_case(arch_name: str, fault: str | None = None, *, steps: int = DEFAULT_STEPS, seed: int = 0,
+             expected: tuple = ()) -> dict:
+    """Checkup + ``steps`` training steps of one architecture (healthy when ``fault`` is None).
+
+    Returns:
+        ``{"arch", "fault", "expected", "checkup", "training", "codes", "flagged", "missed",
+        "unsupported", "loss_first", "loss_last", "steps_run", "seconds"}``: ``checkup`` and
+        ``training`` list the findings (code, severity, where); ``codes`` is every code at any
+        severity from either report, ``flagged`` those at warning or error; ``unsupported`` the
+        expected codes the doctor does not have (yet).
+    """
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    case = build_case(arch_name, fault, seed)
+    model, recipe = case.model, case.recipe
+    batches = infinite_batches(case.X, case.y, min(recipe.batch_size, len(case.X)), seed=seed)
+    x0, y0 = next(batches)
+    checkup = imp.checkup(model, x0, y0, case.loss)
+
+    opt = recipe.make_optimizer(model.parameters())
+    sched = recipe.make_scheduler(opt)
+    model.train()
+    if case.prepare is not None:
+        case.prepare(model)
+    if case.eval_mode:
+        model.eval()
+    losses = []
+    with imp.watch(model, optimizer=opt) as mon:
+        for _ in range(steps):
+            xb, yb = next(batches)
+            loss = case.loss(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if recipe.clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.clip)
+            opt.step()
+            sched.step()
+            mon.record_loss(loss)
+            losses.append(float(loss.detach()))
+            if not math.isfinite(losses[-1]):
+                break
+    training = imp.diagnose(mon.stats())
+
+    found = _findings(checkup) + _findings(training)
+    codes = sorted({f["code"] for f in found})
+    flagged = sorted({f["code"] for f in found if f["severity"] in ("warning", "error")})
+    return {"arch": arch_name, "family": ARCHITECTURES[arch_name].family, "fault": fault,
+            "expected": list(expected), "checkup": _findings(checkup), "training": _findings(training),
+            "codes": codes, "flagged": flagged,
+            "missed": [c for c in expected if c not in codes],
+            "unsupported": [c for c in expected if c not in CODES],
+            "loss_first": losses[0] if losses else float("nan"),
+            "loss_last": sum(losses[-5:]) / len(losses[-5:]) if losses else float("nan"),
+            "steps_run": len(losses), "seconds": round(time.perf_counter() - start, 2)}
