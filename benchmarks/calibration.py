@@ -22,6 +22,7 @@ import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -44,9 +45,6 @@ def _job(args):
 def select(args) -> list[tuple]:
     archs = [a for a in ARCHITECTURES.values() if args.held_out or not a.held_out]
     if args.only:
-        unknown = sorted(set(args.only) - set(ARCHITECTURES))
-        if unknown:
-            raise SystemExit(f"error: unknown architecture(s) {', '.join(unknown)}; valid: {', '.join(ARCHITECTURES)}")
         archs = [a for a in archs if a.name in args.only]
     names = {a.name for a in archs}
     jobs = []
@@ -127,11 +125,18 @@ def main(argv=None) -> int:
     parser.add_argument("--held-out", action="store_true", help="include the held-out architectures")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.only or ()) - set(ARCHITECTURES))
+    if unknown:
+        parser.error(f"unknown architecture(s) {', '.join(unknown)}; valid: {', '.join(ARCHITECTURES)}")
+    held = sorted(a for a in args.only or () if ARCHITECTURES[a].held_out and not args.held_out)
+    if held:
+        parser.error(f"architecture(s) {', '.join(held)} are held out; add --held-out to run them")
     jobs = select(args)
     start = time.perf_counter()
     rows = []
-    with ProcessPoolExecutor(max(1, args.workers), mp_context=get_context("spawn")) as pool:
-        for row in pool.map(_job, jobs):
+    pool = (ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) if args.workers > 1 else None)
+    with pool or nullcontext():
+        for row in (pool.map(_job, jobs) if pool else map(_job, jobs)):
             rows.append(row)
             status = "ok" if (not row["missed"] if row["fault"] else not row["flagged"]) else "MISS" \
                 if row["fault"] else "ALARM"

@@ -55,7 +55,15 @@ def run_case(arch_name: str, fault: str | None = None, *, steps: int = DEFAULT_S
         severity from either report, ``flagged`` those at warning or error; ``unsupported`` the
         expected codes the doctor does not have (yet).
     """
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        return _run(arch_name, fault, steps, seed, tuple(expected))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(arch_name: str, fault: str | None, steps: int, seed: int, expected: tuple) -> dict:
     start = time.perf_counter()
     case = build_case(arch_name, fault, seed)
     model, recipe = case.model, case.recipe
