@@ -1,15 +1,18 @@
 """The doctor's report as one self-contained HTML page (findings first, then plots as inline PNG).
 
-Plots, from the report's MonitorStats when present: activation distributions by
-layer, dead and saturated fractions by layer, gradient norms by layer, and, when
-there is history, a per-layer "colorful dimension" view of activation variance,
-dead fraction and gradient norm over training, and each activation's distribution over
-training (its histogram per time window, the view TensorBoard calls histograms over time).
+Plots, from the report's MonitorStats when present: the loss over training (window means, with
+the windows the loss rules compare shaded), activation distributions by layer, dead and saturated
+fractions by layer, gradient norms by layer, and, when there is history, a per-layer "colorful
+dimension" view of activation variance, dead fraction and gradient norm over training, and each
+activation's distribution over training (its histogram per time window, the view TensorBoard calls
+histograms over time). Activations are recorded on sampled steps only, so the x axis of the views
+over training is the windows that hold a sampled step, each labelled with its steps.
 """
 from __future__ import annotations
 
 import math
 
+from impediments.doctor.terminal import module_types, readable
 from impediments.report.html import escape, fig_to_data_uri
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
@@ -43,11 +46,12 @@ def _short(value) -> str:
 def findings_table(report) -> str:
     if not report.findings:
         return '<p class="ok">No impediments found.</p>'
+    types = module_types(report.stats)
     rows = ["<tr><th>severity</th><th>code</th><th>where</th><th>evidence</th><th>why</th><th>fix</th></tr>"]
     for f in report.findings:
         evidence = "<br>".join(f"{escape(k)} = {escape(_short(v))}" for k, v in f.evidence.items())
         rows.append(f'<tr><td class="{f.severity}">{f.severity}</td><td><code>{escape(f.code)}</code></td>'
-                    f"<td>{escape(', '.join(f.where))}</td><td class=small>{evidence}</td>"
+                    f"<td>{escape(', '.join(readable(w, types) for w in f.where))}</td><td class=small>{evidence}</td>"
                     f"<td>{escape(f.explanation)}</td><td>{escape(f.remedy)}</td></tr>")
     return "<table>" + "".join(rows) + "</table>"
 
@@ -115,36 +119,92 @@ def gradient_norms(stats) -> str | None:
     return _img(fig, "gradient norms")
 
 
+def step_label(window) -> str:
+    """The steps of a window: ``"12"`` for one step, ``"8-11"`` for steps 8 to 11 (inclusive)."""
+    last = window.end_step - 1
+    return str(window.start_step) if last <= window.start_step else f"{window.start_step}-{last}"
+
+
+def _step_ticks(ax, windows: list) -> None:
+    ticks = list(range(0, len(windows), max(1, math.ceil(len(windows) / 10))))
+    ax.set_xticks(ticks, [step_label(windows[j]) for j in ticks], fontsize=7, rotation=30, ha="right")
+    ax.set_xlabel("sampled steps (one column per window holding a sampled step)", fontsize=8)
+
+
+def sampled_windows(stats, key: str) -> list:
+    """The windows in which ``key`` (``activation_var``, ``dead_fraction``, ``grad_norm``,
+    ``histograms``) holds data: those with a sampled step. The others would be blank columns."""
+    return [w for w in stats.windows if getattr(w, key)]
+
+
 def history(stats) -> str | None:
-    windows = getattr(stats, "windows", None) or []
-    if len(windows) < 2:
-        return None
     panels = [("activation_var", "log10 activation variance", True), ("dead_fraction", "dead fraction", False),
               ("grad_norm", "log10 gradient norm", True)]
-    panels = [(key, title, log) for key, title, log in panels
-              if any(getattr(w, key, None) for w in windows)]
+    panels = [(key, title, log, sampled_windows(stats, key)) for key, title, log in panels]
+    panels = [p for p in panels if len(p[3]) >= 2]
     if not panels:
         return None
-    fig = _figure(11, 2.6 * len(panels))
-    steps = [w.end_step for w in windows]
-    for i, (key, title, log) in enumerate(panels):
+    fig = _figure(11, 2.9 * len(panels))
+    types = module_types(stats)
+    for i, (key, title, log, windows) in enumerate(panels):
         names = sorted({n for w in windows for n in getattr(w, key)})
         grid = [[_cell(getattr(w, key).get(n), log) for w in windows] for n in names]
         ax = fig.add_subplot(len(panels), 1, i + 1)
         im = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap="viridis")
-        ax.set_yticks(range(len(names)), names, fontsize=7)
-        ticks = list(range(0, len(steps), max(1, len(steps) // 8)))
-        ax.set_xticks(ticks, [str(steps[j]) for j in ticks], fontsize=7)
-        ax.set_title(f"{title} over training (step)", fontsize=9)
+        ax.set_yticks(range(len(names)), [readable(n, types) for n in names], fontsize=7)
+        _step_ticks(ax, windows)
+        ax.set_title(f"{title} over training", fontsize=9)
         fig.colorbar(im, ax=ax)
     fig.tight_layout()
     return _img(fig, "history")
 
 
+def compared_windows(windows: list, transient_steps: int) -> tuple[list, list, list]:
+    """``(transient, first third, last third)``: the windows with a loss that start before
+    ``transient_steps`` (no trend is judged on them), then the first and last third of the others,
+    whose mean losses ``diverging_loss`` compares (:mod:`impediments.doctor.rules.loss`)."""
+    with_loss = [w for w in windows if w.loss_mean is not None]
+    transient = [w for w in with_loss if w.start_step < transient_steps]
+    later = [w for w in with_loss if w.start_step >= transient_steps]
+    k = max(1, len(later) // 3)
+    return transient, later[:k], later[-k:] if later else []
+
+
+def _threshold(report, name: str, default):
+    return next((row["value"] for row in report.thresholds if row.get("name") == name), default)
+
+
+def loss_curve(stats, transient_steps: int = 0) -> str | None:
+    """The loss of every window (its mean over the window's steps) against the step, with the windows
+    the loss rules read shaded (:func:`compared_windows`)."""
+    windows = [w for w in stats.windows if w.loss_mean is not None and math.isfinite(w.loss_mean)]
+    if stats.loss is None or not windows:
+        return None
+    fig = _figure(8, 3.0)
+    ax = fig.add_subplot(1, 1, 1)
+    mid = [(w.start_step + w.end_step - 1) / 2 for w in windows]
+    ax.plot(mid, [w.loss_mean for w in windows], marker="o", markersize=3, color="#1b5e20", label="window mean")
+    transient, first, last = compared_windows(stats.windows, transient_steps)
+    for part, color, label in ((transient, "#999999", f"first {transient_steps} steps: transient, no trend judged"),
+                               (first, "#1f78b4", "first third" + (" after it" if transient else "")), (last, "#e31a1c", "last third")):
+        if part:
+            ax.axvspan(part[0].start_step - 0.5, part[-1].end_step - 0.5, color=color, alpha=0.15, label=label)
+    if min(w.loss_mean for w in windows) > 0:
+        ax.set_yscale("log")
+    ax.set_xlabel("step", fontsize=8)
+    ax.set_ylabel("loss", fontsize=8)
+    ax.legend(fontsize=7)
+    nonfinite = f"; first non-finite at step {stats.loss.first_nonfinite_step}" \
+        if stats.loss.first_nonfinite_step is not None else ""
+    ax.set_title(f"loss over training ({stats.loss.count} steps in {len(windows)} windows{nonfinite})", fontsize=9)
+    fig.tight_layout()
+    return _img(fig, "loss curve")
+
+
 def distributions_over_time(stats, most: int = 6) -> str | None:
     """Per activation (the ``most`` shallowest), its output histogram in each window as a column,
     normalised per column: drift, collapse to zero and saturation at +-1 show as bands moving."""
-    windows = [w for w in (getattr(stats, "windows", None) or []) if getattr(w, "histograms", None)]
+    windows = sampled_windows(stats, "histograms")
     acts = [n for n, _ in _by_depth(getattr(stats, "activations", None) or {})
             if sum(1 for w in windows if sum(w.histograms.get(n, [])) > 0) >= 2][:most]
     if not acts:
@@ -152,7 +212,7 @@ def distributions_over_time(stats, most: int = 6) -> str | None:
     edges = next(iter(stats.activations.values())).histogram.edges
     fig = _figure(11, 2.2 * len(acts))
     for i, name in enumerate(acts):
-        cols = [(w.end_step, w.histograms[name]) for w in windows if sum(w.histograms.get(name, [])) > 0]
+        cols = [(w, w.histograms[name]) for w in windows if sum(w.histograms.get(name, [])) > 0]
         used = [b for b in range(len(edges) - 1) if any(c[b] for _, c in cols)]
         lo, hi = used[0], used[-1] + 1
         grid = [[c[b] / sum(c) for _, c in cols] for b in range(lo, hi)]
@@ -160,9 +220,8 @@ def distributions_over_time(stats, most: int = 6) -> str | None:
         im = ax.imshow(grid, aspect="auto", origin="lower", interpolation="nearest", cmap="magma")
         rows = list(range(0, hi - lo, max(1, (hi - lo) // 5)))
         ax.set_yticks(rows, [f"{edges[lo + r]:.0e}" for r in rows], fontsize=7)
-        ticks = list(range(0, len(cols), max(1, len(cols) // 8)))
-        ax.set_xticks(ticks, [str(cols[j][0]) for j in ticks], fontsize=7)
-        ax.set_title(f"{name}: output distribution over training (column = window ending at step)", fontsize=9)
+        _step_ticks(ax, [w for w, _ in cols])
+        ax.set_title(f"{name}: output distribution over training", fontsize=9)
         fig.colorbar(im, ax=ax, label="fraction")
     fig.tight_layout()
     return _img(fig, "distributions over time")
@@ -179,7 +238,9 @@ def render_report(report) -> str:
     stats = report.stats
     plots = []
     if stats is not None:
-        for fn in (activation_histograms, fractions_by_layer, gradient_norms, history, distributions_over_time):
+        transient = int(float(_threshold(report, "transient_steps", 0)))
+        for fn in (lambda st: loss_curve(st, transient), activation_histograms, fractions_by_layer, gradient_norms,
+                   history, distributions_over_time):
             html = fn(stats)
             if html:
                 plots.append(html)
