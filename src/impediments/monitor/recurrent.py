@@ -1,0 +1,187 @@
+"""Gates of ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``, which run inside one fused op, made visible.
+
+The fused recurrent op calls no ``torch.sigmoid``/``torch.tanh`` the monitor could see, so on sampled
+steps its gate pre-activations are recomputed from the module's weights, its input and its hidden
+state sequence, one batched matmul per layer and direction, in the module's dtype:
+
+.. math::
+    z_t = W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}
+
+split into the gates of the cell (Hochreiter & Schmidhuber 1997; Gers et al. 2000; Cho et al. 2014):
+
+* LSTM, rows ``[i, f, g, o]``: ``input_gate``, ``forget_gate``, ``output_gate`` (sigmoid, gates) and
+  ``cell_candidate`` (tanh);
+* GRU, rows ``[r, z, n]``: ``reset_gate``, ``update_gate`` (sigmoid, gates) and ``candidate``
+  :math:`n_t = \\tanh(W_{in} x_t + b_{in} + r_t \\odot (W_{hn} h_{t-1} + b_{hn}))`;
+* RNN: ``hidden`` (its ``tanh`` or ``relu``).
+
+Each becomes an activation named ``"{module}/l{layer}[_reverse].{gate}"`` (``"lstm/l0.input_gate"``),
+recorded like any other (moments, regions, dead units, histograms), its units the hidden units; a
+sigmoid gate is marked ``gate`` (its output multiplies another tensor, so a near-linear regime there
+is no impediment). The top layer's hidden sequence is the module's output; the lower layers' are
+recomputed by running each lower layer alone with the module's own weights (``torch.func.functional_call``),
+which is exact without inter-layer dropout. What cannot be recomputed exactly is listed in the
+monitor's ``not_checked``: layers above the first under inter-layer dropout (its masks are gone),
+packed sequences, and the gradient through time inside the fused op.
+
+Verified against stepping ``nn.LSTMCell`` / ``nn.GRUCell`` / ``nn.RNNCell`` by hand in
+``tests/test_monitor_recurrent.py``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: per mode: (gate name, kind, is a gate) for each block of ``hidden_size`` rows of ``weight_ih``
+GATES = {
+    "LSTM": (("input_gate", "sigmoid", True), ("forget_gate", "sigmoid", True), ("cell_candidate", "tanh", False),
+             ("output_gate", "sigmoid", True)),
+    "GRU": (("reset_gate", "sigmoid", True), ("update_gate", "sigmoid", True), ("candidate", "tanh", False)),
+    "RNN_TANH": (("hidden", "tanh", False),),
+    "RNN_RELU": (("hidden", "relu", False),),
+}
+
+GRADIENT_THROUGH_TIME = "inside the fused recurrent op: only the gates' forward values are recomputed"
+
+
+def is_recurrent(module: nn.Module) -> bool:
+    return isinstance(module, nn.RNNBase) and module.mode in GATES
+
+
+def _layer_weights(module: nn.RNNBase, layer: int, suffix: str):
+    w_ih = getattr(module, f"weight_ih_l{layer}{suffix}")
+    w_hh = getattr(module, f"weight_hh_l{layer}{suffix}")
+    b_ih = getattr(module, f"bias_ih_l{layer}{suffix}", None) if module.bias else None
+    b_hh = getattr(module, f"bias_hh_l{layer}{suffix}", None) if module.bias else None
+    return w_ih, w_hh, b_ih, b_hh
+
+
+def _run_layer(module: nn.RNNBase, layer: int, x: torch.Tensor, h0, c0) -> torch.Tensor:
+    """The output sequence ``(T, B, D * H_out)`` of layer ``layer`` alone on ``x`` (time-major), with the
+    module's own weights (its fused op, so exactly what the module computed without dropout)."""
+    from torch.func import functional_call
+
+    dirs = 2 if module.bidirectional else 1
+    kwargs = dict(num_layers=1, bias=module.bias, batch_first=False, bidirectional=module.bidirectional)
+    if module.mode == "LSTM":
+        kwargs["proj_size"] = module.proj_size
+    if module.mode.startswith("RNN"):
+        kwargs["nonlinearity"] = "tanh" if module.mode == "RNN_TANH" else "relu"
+    one = type(module)(x.shape[-1], module.hidden_size, device="meta", **kwargs)   # structure only, no memory
+    params = {}
+    for suffix in ("", "_reverse")[:dirs]:
+        for short, full in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), _layer_weights(module, layer, suffix)):
+            if full is not None:
+                params[f"{short}_l0{suffix}"] = full
+        if module.mode == "LSTM" and module.proj_size > 0:
+            params[f"weight_hr_l0{suffix}"] = getattr(module, f"weight_hr_l{layer}{suffix}")
+    hx = None
+    if h0 is not None:
+        hl = h0[layer * dirs:(layer + 1) * dirs]
+        hx = (hl, c0[layer * dirs:(layer + 1) * dirs]) if module.mode == "LSTM" else hl
+    out, _ = functional_call(one, params, (x, hx) if hx is not None else (x,))
+    return out
+
+
+def _previous(h_seq: torch.Tensor, h0: torch.Tensor, reverse: bool) -> torch.Tensor:
+    """``h_{t-1}`` for every ``t`` (``h_{t+1}`` when reading the sequence backwards), time-major."""
+    if reverse:
+        return torch.cat([h_seq[1:], h0.unsqueeze(0)], 0)
+    return torch.cat([h0.unsqueeze(0), h_seq[:-1]], 0)
+
+
+def gate_preactivations(module: nn.RNNBase, x: torch.Tensor, hx=None, output: torch.Tensor | None = None,
+                        layers: int | None = None) -> dict[str, tuple[str, bool, torch.Tensor]]:
+    """Every gate's pre-activation, ``{"l0.input_gate": (kind, is_gate, z (T, B, H))}``.
+
+    Args:
+        module: an ``nn.LSTM``, ``nn.GRU`` or ``nn.RNN``.
+        x: its input, ``(T, B, in)``, ``(B, T, in)`` with ``batch_first``, or unbatched ``(T, in)``.
+        hx: its initial state as passed to it (``h0`` or ``(h0, c0)``), or ``None`` for zeros.
+        output: the module's output sequence for this ``x`` (saves recomputing the top layer), or None.
+        layers: how many layers from the bottom (default: all).
+
+    Returns:
+        Time-major pre-activations, detached, in the dtype of the module's computation; for the
+        GRU candidate, its full argument :math:`W_{in} x + b_{in} + r \\odot (W_{hn} h + b_{hn})`.
+    """
+    mode = module.mode
+    dirs = 2 if module.bidirectional else 1
+    layers = module.num_layers if layers is None else layers
+    h0, c0 = (hx if isinstance(hx, tuple) else (hx, None))
+    unbatched = x.dim() == 2
+    with torch.no_grad():
+        if unbatched:
+            x = x.unsqueeze(1)
+            output = output.unsqueeze(1) if output is not None else None
+            h0 = h0.unsqueeze(1) if h0 is not None else None
+            c0 = c0.unsqueeze(1) if c0 is not None else None
+        elif module.batch_first:
+            x = x.transpose(0, 1)
+            output = output.transpose(0, 1) if output is not None else None
+        h_out = module.proj_size if mode == "LSTM" and module.proj_size > 0 else module.hidden_size
+        if h0 is None:
+            h0 = x.new_zeros(module.num_layers * dirs, x.shape[1], h_out)
+        if mode == "LSTM" and c0 is None:
+            c0 = x.new_zeros(module.num_layers * dirs, x.shape[1], module.hidden_size)
+        out, inp = {}, x.detach()
+        for layer in range(layers):
+            top = layer == module.num_layers - 1
+            seq = output.detach() if top and output is not None else _run_layer(module, layer, inp, h0, c0)
+            for d, suffix in enumerate(("", "_reverse")[:dirs]):
+                w_ih, w_hh, b_ih, b_hh = (w.detach() if w is not None else None
+                                          for w in _layer_weights(module, layer, suffix))
+                h_prev = _previous(seq[..., d * h_out:(d + 1) * h_out], h0[layer * dirs + d], reverse=d == 1)
+                zi = inp @ w_ih.to(inp.dtype).T
+                zh = h_prev.to(inp.dtype) @ w_hh.to(inp.dtype).T
+                if b_ih is not None:
+                    zi, zh = zi + b_ih.to(inp.dtype), zh + b_hh.to(inp.dtype)
+                H = module.hidden_size
+                if mode == "GRU":
+                    r = torch.sigmoid(zi[..., :H] + zh[..., :H])
+                    z_all = torch.cat([zi[..., :2 * H] + zh[..., :2 * H], zi[..., 2 * H:] + r * zh[..., 2 * H:]], -1)
+                else:
+                    z_all = zi + zh
+                for k, (gate, kind, is_gate) in enumerate(GATES[mode]):
+                    out[f"l{layer}{suffix}.{gate}"] = (kind, is_gate, z_all[..., k * H:(k + 1) * H])
+            inp = seq
+    if unbatched:
+        out = {k: (kind, g, z.squeeze(1)) for k, (kind, g, z) in out.items()}
+    return out
+
+
+def record(mon, name: str, module: nn.RNNBase, args, out) -> None:
+    """On a sampled step: hand every gate's pre-activation and value to the monitor as activations
+    (via its ``_act_in``/``_act_out``), and list in ``mon.meta["not_checked"]`` what it cannot see."""
+    not_checked = mon.meta.setdefault("not_checked", {})
+    not_checked[f"{name}/gradient_through_time"] = GRADIENT_THROUGH_TIME
+    if not args or not isinstance(args[0], torch.Tensor):       # a PackedSequence
+        not_checked[f"{name}/gates"] = "packed sequences are not unpacked to recompute the gates"
+        return
+    if type(module) not in (nn.LSTM, nn.GRU, nn.RNN):
+        not_checked[f"{name}/gates"] = f"{type(module).__name__}: a subclass of {module.mode} is not recomputed"
+        return
+    layers = module.num_layers
+    if module.dropout > 0 and module.num_layers > 1:
+        layers = 1
+        not_checked[f"{name}/gates_above_l0"] = (
+            f"inter-layer dropout {module.dropout:g}: its masks are gone, so the inputs of layers 1.."
+            f"{module.num_layers - 1} cannot be recomputed")
+    output = out[0] if isinstance(out, tuple) and isinstance(out[0], torch.Tensor) else None
+    for gate, (kind, is_gate, z) in gate_preactivations(module, args[0], _initial(args), output, layers).items():
+        flat = z.reshape(-1, z.shape[-1])
+        token = mon._act_in(f"{name}/{gate}", kind, flat)
+        if token is None:
+            continue
+        if is_gate:
+            mon.meta["act"][f"{name}/{gate}"]["gate"] = True
+        mon._act_out(token, _apply(kind, flat))
+
+
+def _initial(args):
+    """The initial state as passed to the forward (``h0``, ``(h0, c0)``, or None for zeros)."""
+    return args[1] if len(args) > 1 else None
+
+
+def _apply(kind: str, z: torch.Tensor) -> torch.Tensor:
+    return {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}[kind](z)

@@ -1,0 +1,145 @@
+"""Gates of nn.LSTM / nn.GRU / nn.RNN recomputed on sampled steps, against stepping torch's own cells."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from impediments.monitor import watch
+from impediments.monitor.recurrent import gate_preactivations
+
+
+def _cell_reference(module, layer: int, suffix: str, x_seq, h0, c0):
+    """Step ``nn.LSTMCell``/``nn.GRUCell``/``nn.RNNCell`` (loaded with the layer's weights) over
+    ``x_seq`` (T, B, in), in reading order; returns ``(pre-activations (T, B, G*H), outputs (T, B, H))``
+    with the gate pre-activations read back through hooks on the cell's own matmuls."""
+    H = module.hidden_size
+    cell_type = {"LSTM": nn.LSTMCell, "GRU": nn.GRUCell}.get(module.mode, nn.RNNCell)
+    kw = {"nonlinearity": "tanh" if module.mode == "RNN_TANH" else "relu"} if cell_type is nn.RNNCell else {}
+    cell = cell_type(x_seq.shape[-1], H, bias=module.bias, **kw).double()
+    with torch.no_grad():
+        for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            if hasattr(module, f"{p}_l{layer}{suffix}"):
+                getattr(cell, p).copy_(getattr(module, f"{p}_l{layer}{suffix}"))
+    times = range(len(x_seq) - 1, -1, -1) if suffix else range(len(x_seq))
+    pre, outs = [None] * len(x_seq), [None] * len(x_seq)
+    h, c = h0, c0
+    for t in times:
+        zi = x_seq[t] @ cell.weight_ih.T + (cell.bias_ih if module.bias else 0)
+        zh = h @ cell.weight_hh.T + (cell.bias_hh if module.bias else 0)
+        if module.mode == "GRU":          # n's argument: W_in x + b_in + r * (W_hn h + b_hn)
+            r = torch.sigmoid(zi[:, :H] + zh[:, :H])
+            pre[t] = torch.cat([zi[:, :2 * H] + zh[:, :2 * H], zi[:, 2 * H:] + r * zh[:, 2 * H:]], 1)
+        else:
+            pre[t] = zi + zh
+        if module.mode == "LSTM":
+            h, c = cell(x_seq[t], (h, c))
+        else:
+            h = cell(x_seq[t], h)
+        outs[t] = h
+    return torch.stack(pre), torch.stack(outs)
+
+
+@pytest.mark.parametrize("mode,layers,bidirectional,batch_first,bias", [
+    ("LSTM", 2, True, True, True), ("LSTM", 1, False, False, False), ("GRU", 2, True, False, True),
+    ("GRU", 1, False, True, True), ("RNN_TANH", 2, False, True, True), ("RNN_RELU", 1, True, False, True),
+])
+def test_gate_preactivations_match_stepping_the_cells(mode, layers, bidirectional, batch_first, bias):
+    torch.manual_seed(1)
+    cls = {"LSTM": nn.LSTM, "GRU": nn.GRU}.get(mode, nn.RNN)
+    kw = {"nonlinearity": "tanh" if mode == "RNN_TANH" else "relu"} if cls is nn.RNN else {}
+    module = cls(5, 6, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first, bias=bias,
+                 **kw).double()
+    T, B, D = 7, 3, 2 if bidirectional else 1
+    x = torch.randn((B, T, 5) if batch_first else (T, B, 5), dtype=torch.double)
+    h0 = torch.randn(layers * D, B, 6, dtype=torch.double)
+    hx = (h0, torch.randn(layers * D, B, 6, dtype=torch.double)) if mode == "LSTM" else h0
+    output, _ = module(x, hx)
+    got = gate_preactivations(module, x, hx, output)
+    G = {"LSTM": 4, "GRU": 3}.get(mode, 1)
+    assert len(got) == layers * D * G
+    inp = x.transpose(0, 1) if batch_first else x
+    for layer in range(layers):
+        outs = []
+        for d, suffix in enumerate(("", "_reverse")[:D]):
+            c0 = hx[1][layer * D + d] if mode == "LSTM" else None
+            pre, h_seq = _cell_reference(module, layer, suffix, inp, h0[layer * D + d], c0)
+            names = [n for n in got if n.startswith(f"l{layer}{suffix}.")]
+            assert len(names) == G
+            mine = torch.cat([got[n][2] for n in names], -1)   # gate order of weight_ih rows
+            torch.testing.assert_close(mine, pre)
+            outs.append(h_seq)
+        inp = torch.cat(outs, -1)
+    torch.testing.assert_close(inp, output.transpose(0, 1) if batch_first else output)   # the reference is right
+
+
+def test_unbatched_input_gives_the_batched_gates():
+    torch.manual_seed(2)
+    module = nn.GRU(4, 5, num_layers=2).double()
+    x = torch.randn(6, 4, dtype=torch.double)
+    out, _ = module(x)
+    single = gate_preactivations(module, x, None, out)
+    batched = gate_preactivations(module, x.unsqueeze(1), None, out.unsqueeze(1))
+    for name, (_, _, z) in single.items():
+        torch.testing.assert_close(z, batched[name][2].squeeze(1))
+
+
+class _LanguageModel(nn.Module):
+    def __init__(self, mode: str, dropout: float = 0.0, vocab: int = 30, hidden: int = 16):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, 12)
+        self.rnn = getattr(nn, mode)(12, hidden, num_layers=2, batch_first=True, dropout=dropout)
+        self.out = nn.Linear(hidden, vocab)
+
+    def forward(self, x):
+        h, _ = self.rnn(self.emb(x))
+        return self.out(h)
+
+
+def _train(model, steps: int = 3, vocab: int = 30, lr: float = 0.1, x=None):
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    with watch(model, optimizer=opt, every=1) as mon:
+        for _ in range(steps):
+            x = torch.randint(0, vocab, (4, 9)) if x is None else x
+            loss = nn.functional.cross_entropy(model(x).reshape(-1, vocab), x.roll(-1, 1).reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.record_loss(loss)
+    return mon.stats()
+
+
+def test_lstm_gates_are_watched_activations_and_gates_are_marked():
+    torch.manual_seed(0)
+    model = _LanguageModel("LSTM")
+    x = torch.randint(0, 30, (4, 9))
+    stats = _train(model, lr=0.0, x=x)            # the same weights and batch at every step
+    gates = {n: a for n, a in stats.activations.items() if n.startswith("rnn/")}
+    assert sorted(gates) == sorted(f"rnn/l{layer}.{g}" for layer in (0, 1)
+                                   for g in ("input_gate", "forget_gate", "cell_candidate", "output_gate"))
+    for name, a in gates.items():
+        assert a.units == 16 and a.samples == 3 and a.unit_total == 3 * 4 * 9
+        assert a.kind == ("tanh" if name.endswith("cell_candidate") else "sigmoid")
+        assert a.gate == name.endswith("_gate")
+    # brute force: the recorded pre-activation moments and dead units are those of the gates stepped by LSTMCell
+    with torch.no_grad():
+        emb = model.emb(x).transpose(0, 1).double()
+        lstm = model.rnn.double()
+        zeros = torch.zeros(4, 16, dtype=torch.double)
+        _, h_seq = _cell_reference(lstm, 0, "", emb, zeros, zeros)
+        pre, _ = _cell_reference(lstm, 1, "", h_seq, zeros, zeros)
+    forget = pre[..., 16:32].reshape(-1)
+    a = stats.activations["rnn/l1.forget_gate"]
+    assert a.input.count == 3 * forget.numel()
+    assert abs(a.input.mean - forget.mean().item()) < 1e-5
+    assert abs(a.input.var - forget.var(unbiased=False).item()) < 1e-5
+    assert abs(a.input.max - forget.max().item()) < 1e-5
+    assert "rnn/gradient_through_time" in stats.not_checked
+
+
+def test_inter_layer_dropout_limits_the_gates_to_layer_0_and_says_so():
+    torch.manual_seed(0)
+    stats = _train(_LanguageModel("GRU", dropout=0.3))
+    names = {n for n in stats.activations if n.startswith("rnn/")}
+    assert names == {"rnn/l0.reset_gate", "rnn/l0.update_gate", "rnn/l0.candidate"}
+    assert "dropout 0.3" in stats.not_checked["rnn/gates_above_l0"]
