@@ -631,3 +631,25 @@ def test_batchnorm_count_hooks_are_removed_and_keep_no_reference():
     del mon
     gc.collect()
     assert ref() is None
+
+
+def test_nonfinite_replay_leaves_batchnorm_buffers_usable_for_backward():
+    """Localising a NaN replays the forward; the user's backward through BatchNorm must still work."""
+    torch.manual_seed(0)
+
+    class Log(nn.Module):
+        def forward(self, x):
+            return torch.log(x)
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), Log(), nn.Flatten(), nn.Linear(4 * 36, 3))
+    x, y = torch.rand(6, 3, 8, 8), torch.randint(0, 3, (6,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = [b.clone() for b in model.buffers()]
+    with watch(model, optimizer=opt) as mon:
+        out = model(x)                            # NaN inside the model: log of a negative BN output
+        loss = nn.functional.cross_entropy(out, y)
+        mon.record_loss(loss)
+        loss.backward()                           # raised "modified by an inplace operation" before
+        opt.step()
+    assert mon.stats().nonfinite is not None
+    assert int(model[1].num_batches_tracked) == int(before[2]) + 1   # the replay's update was discarded

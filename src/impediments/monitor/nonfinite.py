@@ -157,7 +157,11 @@ def localise(mon, model, root_args, rng_state, step: int) -> None:
     kinds = {id(m): k for m in model.modules() if id(m) in names and (k := module_kind(m)) is not None}
     icpt = Interceptor(names, kinds, lambda name, kind, x: name, check, lambda *a: None,
                        lambda name, module, a, out: check(name, out))
-    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    # The replay runs on clones of the buffers, swapped in and back out: the originals are never
+    # written, so their autograd versions (BatchNorm saves running_mean/var for backward) stay intact.
+    buffers = [(m, key, b) for m in model.modules() for key, b in m._buffers.items() if b is not None]
+    for m, key, b in buffers:
+        m._buffers[key] = b.detach().clone()
     after_rng = torch.get_rng_state()
     try:
         if rng_state is not None:
@@ -168,9 +172,8 @@ def localise(mon, model, root_args, rng_state, step: int) -> None:
         check("", out)
     finally:
         icpt.disarm()
-        with torch.no_grad():
-            for b, saved in buffers:
-                b.copy_(saved)
+        for m, key, b in buffers:
+            m._buffers[key] = b
         torch.set_rng_state(after_rng)
     if found:
         mon.nonfinite.host = (step, "activation", found[0])
