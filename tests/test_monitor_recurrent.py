@@ -22,7 +22,7 @@ def _cell_reference(module, layer: int, suffix: str, x_seq, h0, c0):
             if hasattr(module, f"{p}_l{layer}{suffix}"):
                 getattr(cell, p).copy_(getattr(module, f"{p}_l{layer}{suffix}"))
     times = range(len(x_seq) - 1, -1, -1) if suffix else range(len(x_seq))
-    pre, outs = [None] * len(x_seq), [None] * len(x_seq)
+    pre, outs, cells = [None] * len(x_seq), [None] * len(x_seq), [None] * len(x_seq)
     h, c = h0, c0
     for t in times:
         zi = x_seq[t] @ cell.weight_ih.T + (cell.bias_ih if module.bias else 0)
@@ -34,9 +34,12 @@ def _cell_reference(module, layer: int, suffix: str, x_seq, h0, c0):
             pre[t] = zi + zh
         if module.mode == "LSTM":
             h, c = cell(x_seq[t], (h, c))
+            cells[t] = c
         else:
             h = cell(x_seq[t], h)
         outs[t] = h
+    if module.mode == "LSTM":                 # the cell state joins as the last block
+        pre = [torch.cat([p, c], 1) for p, c in zip(pre, cells)]
     return torch.stack(pre), torch.stack(outs)
 
 
@@ -56,7 +59,7 @@ def test_gate_preactivations_match_stepping_the_cells(mode, layers, bidirectiona
     hx = (h0, torch.randn(layers * D, B, 6, dtype=torch.double)) if mode == "LSTM" else h0
     output, _ = module(x, hx)
     got = gate_preactivations(module, x, hx, output)
-    G = {"LSTM": 4, "GRU": 3}.get(mode, 1)
+    G = {"LSTM": 5, "GRU": 3}.get(mode, 1)             # LSTM: i, f, g, o and the cell state
     assert len(got) == layers * D * G
     inp = x.transpose(0, 1) if batch_first else x
     for layer in range(layers):
@@ -66,7 +69,7 @@ def test_gate_preactivations_match_stepping_the_cells(mode, layers, bidirectiona
             pre, h_seq = _cell_reference(module, layer, suffix, inp, h0[layer * D + d], c0)
             names = [n for n in got if n.startswith(f"l{layer}{suffix}.")]
             assert len(names) == G
-            mine = torch.cat([got[n][2] for n in names], -1)   # gate order of weight_ih rows
+            mine = torch.cat([got[n][2] for n in names], -1)   # gate order of weight_ih rows, then the cell
             torch.testing.assert_close(mine, pre)
             outs.append(h_seq)
         inp = torch.cat(outs, -1)
@@ -116,10 +119,10 @@ def test_lstm_gates_are_watched_activations_and_gates_are_marked():
     stats = _train(model, lr=0.0, x=x)            # the same weights and batch at every step
     gates = {n: a for n, a in stats.activations.items() if n.startswith("rnn/")}
     assert sorted(gates) == sorted(f"rnn/l{layer}.{g}" for layer in (0, 1)
-                                   for g in ("input_gate", "forget_gate", "cell_candidate", "output_gate"))
+                                   for g in ("input_gate", "forget_gate", "cell_candidate", "output_gate", "cell"))
     for name, a in gates.items():
         assert a.units == 16 and a.samples == 3 and a.unit_total == 3 * 4 * 9
-        assert a.kind == ("tanh" if name.endswith("cell_candidate") else "sigmoid")
+        assert a.kind == ("sigmoid" if name.endswith("_gate") else "tanh")
         assert a.gate == name.endswith("_gate")
     # brute force: the recorded pre-activation moments and dead units are those of the gates stepped by LSTMCell
     with torch.no_grad():
@@ -143,3 +146,18 @@ def test_inter_layer_dropout_limits_the_gates_to_layer_0_and_says_so():
     names = {n for n in stats.activations if n.startswith("rnn/")}
     assert names == {"rnn/l0.reset_gate", "rnn/l0.update_gate", "rnn/l0.candidate"}
     assert "dropout 0.3" in stats.not_checked["rnn/gates_above_l0"]
+
+
+def test_projected_lstm_top_layer_from_its_output_equals_rerunning_it():
+    """``proj_size``: h is projected; the top layer's gates read from the module output agree with
+    re-running that layer alone (the path taken for the lower layers), and the layer shapes hold."""
+    torch.manual_seed(3)
+    module = nn.LSTM(4, 6, num_layers=2, proj_size=3, bidirectional=True).double()
+    x = torch.randn(5, 2, 4, dtype=torch.double)
+    out, _ = module(x)
+    from_output = gate_preactivations(module, x, None, out)
+    rerun = gate_preactivations(module, x, None, None)
+    assert from_output.keys() == rerun.keys() and len(rerun) == 2 * 2 * 5
+    for name, (_, _, z) in rerun.items():
+        assert z.shape == (5, 2, 6)
+        torch.testing.assert_close(from_output[name][2], z)

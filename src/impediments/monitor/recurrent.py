@@ -10,7 +10,8 @@ state sequence, one batched matmul per layer and direction, in the module's dtyp
 split into the gates of the cell (Hochreiter & Schmidhuber 1997; Gers et al. 2000; Cho et al. 2014):
 
 * LSTM, rows ``[i, f, g, o]``: ``input_gate``, ``forget_gate``, ``output_gate`` (sigmoid, gates) and
-  ``cell_candidate`` (tanh);
+  ``cell_candidate`` (tanh); and ``cell``, the cell state :math:`c_t = f_t c_{t-1} + i_t g_t` squashed by
+  the tanh of :math:`h_t = o_t \tanh(c_t)` (one elementwise step per time step);
 * GRU, rows ``[r, z, n]``: ``reset_gate``, ``update_gate`` (sigmoid, gates) and ``candidate``
   :math:`n_t = \\tanh(W_{in} x_t + b_{in} + r_t \\odot (W_{hn} h_{t-1} + b_{hn}))`;
 * RNN: ``hidden`` (its ``tanh`` or ``relu``).
@@ -90,6 +91,20 @@ def _previous(h_seq: torch.Tensor, h0: torch.Tensor, reverse: bool) -> torch.Ten
     return torch.cat([h0.unsqueeze(0), h_seq[:-1]], 0)
 
 
+def _cell_states(z: torch.Tensor, c0: torch.Tensor, reverse: bool) -> torch.Tensor:
+    """``c_t = sigmoid(z_f) c_{t-1} + sigmoid(z_i) tanh(z_g)`` for every ``t`` (time-major, read backwards
+    for the reverse direction), from the LSTM pre-activations ``z = [z_i, z_f, z_g, z_o]``."""
+    H = z.shape[-1] // 4
+    i, f, g = torch.sigmoid(z[..., :H]), torch.sigmoid(z[..., H:2 * H]), torch.tanh(z[..., 2 * H:3 * H])
+    ig = i * g
+    cells = torch.empty_like(ig)
+    c = c0.to(z.dtype)
+    for t in (range(len(z) - 1, -1, -1) if reverse else range(len(z))):
+        c = torch.addcmul(ig[t], f[t], c)
+        cells[t] = c
+    return cells
+
+
 def gate_preactivations(module: nn.RNNBase, x: torch.Tensor, hx=None, output: torch.Tensor | None = None,
                         layers: int | None = None) -> dict[str, tuple[str, bool, torch.Tensor]]:
     """Every gate's pre-activation, ``{"l0.input_gate": (kind, is_gate, z (T, B, H))}``.
@@ -144,6 +159,8 @@ def gate_preactivations(module: nn.RNNBase, x: torch.Tensor, hx=None, output: to
                     z_all = zi + zh
                 for k, (gate, kind, is_gate) in enumerate(GATES[mode]):
                     out[f"l{layer}{suffix}.{gate}"] = (kind, is_gate, z_all[..., k * H:(k + 1) * H])
+                if mode == "LSTM":
+                    out[f"l{layer}{suffix}.cell"] = ("tanh", False, _cell_states(z_all, c0[layer * dirs + d], d == 1))
             inp = seq
     if unbatched:
         out = {k: (kind, g, z.squeeze(1)) for k, (kind, g, z) in out.items()}
