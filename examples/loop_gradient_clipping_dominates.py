@@ -1,0 +1,29 @@
+"""Broken: clip_grad_norm_ with max_norm=1e-3 rescales every step: the effective learning rate is ~1000x lower.
+
+    impediments doctor examples/loop_gradient_clipping_dominates.py          # exit 1: gradient_clipping_dominates
+    impediments doctor examples/loop_gradient_clipping_dominates_fixed.py    # exit 0
+"""
+import torch
+
+import impediments as imp
+
+STEPS = 30
+
+
+def model():
+    net = imp.mlp(64, 10, width=64, depth=3, activation="relu")
+    imp.init.initialize(net, "he_normal", bias=0.0, seed=0)
+    return net
+
+
+def data():
+    return "digits"
+
+
+def train_step(model, optimizer, loss_fn, xb, yb, step):
+    loss = loss_fn(model(xb), yb)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1e-3)   # BUG: far below the gradient norm (~1)
+    optimizer.step()
+    return loss

@@ -1,0 +1,23 @@
+"""Broken: the model ends in a softmax and its probabilities go into cross_entropy (which applies log_softmax).
+
+    impediments doctor examples/loop_softmax_before_loss.py          # exit 1: softmax_before_loss
+    impediments doctor examples/loop_softmax_before_loss_fixed.py    # exit 0
+"""
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+STEPS = 30
+
+
+def model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10), nn.Softmax(dim=1))   # BUG: Softmax
+
+
+def data():
+    return "digits"
+
+
+def loss_fn(output, target):
+    return F.cross_entropy(output, target)     # expects logits

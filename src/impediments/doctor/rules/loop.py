@@ -1,0 +1,267 @@
+"""Rules on the training loop itself (``stats.loop``, :mod:`impediments.monitor.loop`): the silent bugs.
+
+A missing ``zero_grad``, an optimizer over another model's parameters, a cut graph, probabilities fed
+to a loss that applies its own softmax, a broadcast regression target, unshuffled or repeated
+batches, a learning rate annealed away early, clipping that swallows every step. None raises; each
+only makes the loss creep. TrainCheck (Jiang et al. 2025, OSDI) shows such errors are visible within
+an iteration as violated invariants of the loop; these rules check the invariants directly.
+"""
+from __future__ import annotations
+
+import math
+
+from impediments.doctor.rules.base import finding, rule
+
+#: names listed in a finding's evidence before "and N more"
+SHOWN = 8
+_PROBABILITY_NODES = ("SoftmaxBackward0", "SigmoidBackward0")
+
+
+def _names(names: list[str]) -> list[str]:
+    return names[:SHOWN] + ([f"... and {len(names) - SHOWN} more"] if len(names) > SHOWN else [])
+
+
+def _modules(loop, names) -> list[str]:
+    """The modules owning ``names``, in their order, each once."""
+    return list(dict.fromkeys(loop.params[n].module or "(root)" for n in names))
+
+
+@rule("gradients_not_cleared", requires=("loop",))
+def gradients_not_cleared(stats, th):
+    """A backward started with the last optimizer step's gradient still in ``.grad`` (accumulation: info)."""
+    loop = stats.loop
+    stale = [n for n, p in loop.params.items() if p.stale]
+    fps = loop.forwards_per_step
+    if not stale:
+        if loop.grad_checks and loop.optimizer_steps >= th.loop_min_observations and fps and fps[0] >= 2:
+            return [finding(
+                "gradients_not_cleared", "info", ["optimizer"],
+                {"forwards_per_optimizer_step": fps, "optimizer_steps": loop.optimizer_steps,
+                 "checked_backwards": loop.grad_checks},
+                f"Gradient accumulation recognised: {fps[0]}-{fps[1]} forward/backward passes per optimizer step, "
+                "and every gradient was cleared after the step that used it. That is intentional, not the bug.",
+                "Nothing to fix; divide each micro-batch loss by the number of micro-batches so the step matches "
+                "one large batch")]
+        return []
+    worst = max(loop.params[n].stale for n in stale)
+    share = worst / max(loop.grad_checks, 1)
+    return [finding(
+        "gradients_not_cleared", "error" if share >= th.stale_gradient_error else "warning", _modules(loop, stale),
+        {"steps_with_stale_gradients": loop.stale_steps, "stale_backwards": worst,
+         "checked_backwards": loop.grad_checks, "stale_share": share, "threshold_error": th.stale_gradient_error,
+         "parameters": _names(stale), "forwards_per_optimizer_step": fps},
+        "Each backward adds into .grad. After an optimizer step nothing cleared it, so the next step used the "
+        "sum of this gradient and every earlier one: the steps grow and point to where the loss was, not where "
+        "it is.",
+        "Call optimizer.zero_grad(set_to_none=True) once per optimizer step, before the backward; for gradient "
+        "accumulation over k micro-batches, step and clear together every k backwards")]
+
+
+@rule("parameters_not_updated", requires=("loop",))
+def parameters_not_updated(stats, th):
+    """Trainable parameters that received non-zero gradients yet never changed."""
+    loop = stats.loop
+    if loop.optimizer_steps < 1:
+        return []
+    graded = [n for n, p in loop.params.items() if p.received and p.gradient_norm_sum > 0]
+    stuck = [n for n in graded if not loop.params[n].changed]
+    if not stuck:
+        return []
+    outside = [n for n in stuck if loop.params[n].in_optimizer is False]
+    zero_lr = [n for n in stuck if loop.params[n].in_optimizer and loop.params[n].lr == 0]
+    other = [n for n in stuck if n not in outside and n not in zero_lr]
+    why = []
+    if outside:
+        why.append(f"{len(outside)} are not in the optimizer (was it built on another model instance?)")
+    if zero_lr:
+        why.append(f"{len(zero_lr)} sit in a param group with learning rate 0")
+    if other:
+        why.append(f"{len(other)} are in the optimizer with a non-zero rate but did not change "
+                   "(a different optimizer steps, or the step is skipped)")
+    return [finding(
+        "parameters_not_updated", "error" if len(stuck) == len(graded) else "warning", _modules(loop, stuck),
+        {"parameters": _names(stuck), "not_updated": len(stuck), "with_gradient": len(graded),
+         "not_in_optimizer": len(outside), "zero_learning_rate": len(zero_lr), "unexplained": len(other),
+         "optimizer_steps": loop.optimizer_steps},
+        "These parameters receive gradients but their values never changed: " + "; ".join(why) + ". Backward "
+        "pays for their gradients and they keep their initial values: that part of the model does not learn.",
+        "Build the optimizer from this model's parameters (optimizer = SGD(model.parameters(), ...) after the "
+        "model is final), give every group a positive lr; to freeze on purpose, set requires_grad_(False)")]
+
+
+@rule("parameters_without_gradient", requires=("loop",))
+def parameters_without_gradient(stats, th):
+    """Trainable parameters that never received a gradient while others did: name where the graph is cut."""
+    loop = stats.loop
+    if not loop.backwards or not any(p.received for p in loop.params.values()):
+        return []
+    none = [n for n, p in loop.params.items() if not p.received]
+    cut = [n for n in none if loop.params[n].order is not None]
+    unused = [n for n in none if loop.params[n].order is None]
+    out = []
+    if cut:
+        last = max(cut, key=lambda n: loop.params[n].order)
+        first_cut = loop.params[last].module or "(root)"
+        out.append(finding(
+            "parameters_without_gradient", "warning", [first_cut] + [m for m in _modules(loop, cut) if m != first_cut],
+            {"parameters": _names(cut), "without_gradient": len(cut),
+             "with_gradient": sum(1 for p in loop.params.values() if p.received), "backwards": loop.backwards,
+             "cut_after_module": first_cut},
+            f"These modules ran in the forward and require gradients, yet no backward reached them: the graph is "
+            f"cut at the output of '{first_cut}' (the last module, in forward order, whose parameters get no "
+            "gradient) or right after it, by a .detach(), a torch.no_grad() block, .data, or an integer cast.",
+            f"Remove the .detach()/no_grad()/.data/int cast after '{first_cut}'; to freeze these layers on purpose, "
+            "set requires_grad_(False) instead"))
+    if unused:
+        out.append(finding(
+            "parameters_without_gradient", "info", _modules(loop, unused),
+            {"parameters": _names(unused), "unused": len(unused)},
+            "These trainable parameters belong to modules that never ran in a training forward: they are unused "
+            "(an auxiliary head, a leftover layer), so they get no gradient.",
+            "Fine if intended; otherwise call the module in forward(), or delete it"))
+    return out
+
+
+@rule("softmax_before_loss", requires=("loop",))
+def softmax_before_loss(stats, th):
+    """cross_entropy / nll_loss / BCE-with-logits fed probabilities instead of logits or log-probabilities."""
+    out = []
+    for kind, call in stats.loop.losses.items():
+        if kind not in ("cross_entropy", "nll_loss", "binary_cross_entropy_with_logits") or not call.calls:
+            continue
+        squashed = sum(call.input_from.get(n, 0) for n in _PROBABILITY_NODES)
+        probs = max(squashed, call.probability_rows)
+        if probs * 2 < call.calls:
+            continue
+        ev = {"loss": kind, "calls": call.calls, "calls_fed_probabilities": probs, "input_from": call.input_from,
+              "mean_largest_probability": call.max_probability, "classes": call.classes}
+        if kind == "cross_entropy" and call.classes:
+            ev["lowest_reachable_loss"] = math.log(1 + (call.classes - 1) / math.e)
+        effect = {"cross_entropy": "cross_entropy applies log_softmax again: log_softmax(p) of probabilities p "
+                                   "in [0, 1] can never be confident, so the loss cannot go below "
+                                   "log(1 + (C - 1)/e), and the gradient passes through the softmax Jacobian "
+                                   "diag(p) - p p^T, whose entries are at most 1/4 and vanish as p saturates.",
+                  "nll_loss": "nll_loss expects log-probabilities: on probabilities it minimises -p_y, whose "
+                              "gradient is a constant -1 regardless of how wrong the prediction is, then shrinks "
+                              "through the softmax Jacobian diag(p) - p p^T as p saturates.",
+                  "binary_cross_entropy_with_logits": "BCE-with-logits applies its own sigmoid: sigmoid(sigmoid(z)) "
+                                                      "lies in [0.5, 0.73], the loss never reaches 0 and the "
+                                                      "gradient is scaled by sigma'(z) <= 1/4 twice."}[kind]
+        fix = {"cross_entropy": "Feed the raw logits to cross_entropy (remove the softmax; apply it only when "
+                                "you need probabilities at inference)",
+               "nll_loss": "Feed log_softmax(logits) to nll_loss, or raw logits to cross_entropy",
+               "binary_cross_entropy_with_logits": "Feed the raw logits to binary_cross_entropy_with_logits "
+                                                   "(remove the sigmoid)"}[kind]
+        out.append(finding("softmax_before_loss", "error", [kind], ev,
+                           "The loss was fed probabilities (the output of a softmax or sigmoid). " + effect, fix))
+    return out
+
+
+@rule("loss_broadcast", requires=("loop",))
+def loss_broadcast(stats, th):
+    """A regression loss whose input and target shapes differ (torch broadcasts them and only warns)."""
+    out = []
+    for kind, call in stats.loop.losses.items():
+        if not call.shape_mismatches or call.input_shape is None:
+            continue
+        n_in = math.prod(call.input_shape)
+        out.append(finding(
+            "loss_broadcast", "error", [kind],
+            {"loss": kind, "input_shape": call.input_shape, "target_shape": call.target_shape,
+             "values_compared": call.broadcast_numel, "input_values": n_in, "calls_mismatched": call.shape_mismatches,
+             "calls": call.calls},
+            f"{kind} got input {tuple(call.input_shape)} and target {tuple(call.target_shape)}: broadcasting "
+            f"compares {call.broadcast_numel} pairs instead of {n_in}, every prediction against every target, so "
+            "the model learns to predict the mean target and the loss plateaus.",
+            "Give input and target the same shape: target.view_as(output) or output.squeeze(-1) (a head with "
+            "one output returns (N, 1))"))
+    return out
+
+
+@rule("unshuffled_batches", requires=("loop",))
+def unshuffled_batches(stats, th):
+    """Batches hold far fewer distinct classes than shuffled batches of the same size would."""
+    loop = stats.loop
+    total = sum(loop.class_counts)
+    if (loop.target_batches < th.loop_min_observations or not total or loop.targets_per_batch is None
+            or loop.distinct_classes_per_batch is None):
+        return []
+    b = loop.targets_per_batch
+    expected = sum(1 - (1 - c / total) ** b for c in loop.class_counts if c)
+    seen = loop.distinct_classes_per_batch
+    if expected < th.unshuffled_min_classes or seen > th.unshuffled_distinct_ratio * expected:
+        return []
+    return [finding(
+        "unshuffled_batches", "warning", ["data"],
+        {"batches": loop.target_batches, "distinct_classes_per_batch": seen, "expected_if_shuffled": expected,
+         "targets_per_batch": b, "classes_seen": sum(1 for c in loop.class_counts if c),
+         "threshold_ratio": th.unshuffled_distinct_ratio},
+        f"Each batch held {seen:.1f} classes on average where shuffled batches of {b:.0f} targets would hold "
+        f"{expected:.1f}: the data arrives sorted or grouped by class. Each stretch of steps then pulls the "
+        "model towards a few classes and the next undoes it.",
+        "Shuffle every epoch: DataLoader(..., shuffle=True) or a RandomSampler; for imbalance use a "
+        "class-balanced sampler, never sorted order")]
+
+
+@rule("repeated_batch", requires=("loop",))
+def repeated_batch(stats, th):
+    """The same input batch arrives at (nearly) every sampled step."""
+    loop = stats.loop
+    n = loop.compared_inputs
+    if n < th.loop_min_observations or loop.repeated_inputs < th.repeated_batch_fraction * n:
+        return []
+    return [finding(
+        "repeated_batch", "warning", ["data"],
+        {"identical_to_previous": loop.repeated_inputs, "compared": n, "threshold": th.repeated_batch_fraction},
+        f"{loop.repeated_inputs} of {n} sampled inputs were identical to the previous one: the loop trains on "
+        "one batch again and again (for example next(iter(loader)) inside the loop, which restarts the "
+        "iterator). The loss falls on that batch while the model learns nothing else.",
+        "Create the iterator once per epoch (for xb, yb in loader: ...); ignore this only for full-batch "
+        "training on purpose")]
+
+
+@rule("learning_rate_collapsed", requires=("loop",))
+def learning_rate_collapsed(stats, th):
+    """The learning rate fell ``lr_collapse_factor``-fold early in the run and stayed there."""
+    loop = stats.loop
+    steps = loop.optimizer_steps
+    k = min(max(math.ceil(math.log10(max(th.lr_collapse_factor, 10.0))) - 1, 0), 5)
+    out = []
+    for g, lr in enumerate(loop.learning_rates):
+        at = lr["below"][k] if k < len(lr["below"]) else None
+        if (at is None or steps < th.loop_min_observations or lr["max"] <= 0
+                or (at - lr["first_step"]) > th.lr_collapse_fraction * steps
+                or lr["last"] > lr["max"] / th.lr_collapse_factor):
+            continue
+        out.append(finding(
+            "learning_rate_collapsed", "warning", [f"param_group {g}"],
+            {"max_lr": lr["max"], "last_lr": lr["last"], "first_lr": lr["first"], "collapsed_at_step": at,
+             "steps": steps, "factor": th.lr_collapse_factor},
+            f"The learning rate fell from {lr['max']:.3g} to {lr['last']:.3g}, {th.lr_collapse_factor:.0f}x below "
+            f"its peak by step {at} of {steps}: a scheduler meant for epochs is stepped every batch (or its gamma "
+            "is too small), so training stops moving early.",
+            "Call scheduler.step() once per epoch (after the epoch's batches), or size the schedule in batches "
+            "(T_max/step_size = epochs x batches per epoch)"))
+    return out
+
+
+@rule("gradient_clipping_dominates", requires=("loop",))
+def gradient_clipping_dominates(stats, th):
+    """``clip_grad_norm_`` cut the gradient by ``clip_dominates_factor`` or more on nearly every call."""
+    loop = stats.loop
+    k = min(max(round(math.log10(max(th.clip_dominates_factor, 1.0))), 0), 4)
+    if loop.clip_calls < th.loop_min_observations or len(loop.clip_at_least) <= k:
+        return []
+    share = loop.clip_at_least[k] / loop.clip_calls
+    if share < th.clip_dominates_fraction:
+        return []
+    typical = 10 ** loop.clip_log_ratio_mean if loop.clip_log_ratio_mean is not None else None
+    return [finding(
+        "gradient_clipping_dominates", "warning", ["clip_grad_norm_"],
+        {"calls": loop.clip_calls, "max_norm": loop.clip_max_norm, "share_clipped_10x": share,
+         "typical_norm_over_max_norm": typical, "threshold": th.clip_dominates_fraction},
+        f"On {share:.0%} of the calls the total gradient norm was {th.clip_dominates_factor:.0f}x max_norm or more "
+        f"(typically {typical:.3g}x): every step is rescaled, so the effective learning rate is lr x max_norm / "
+        "||g||, far below the one set, and the step size no longer follows the gradient.",
+        "Raise max_norm to about the typical gradient norm (clipping should bite only on spikes), or lower the "
+        "learning rate and drop the clipping")]

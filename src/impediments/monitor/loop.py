@@ -1,0 +1,349 @@
+"""The training loop as the monitor sees it: clearing, steps, learning rates, loss calls, clipping, batches.
+
+Every step pays only for host integers and floats: the optimizer's step hooks count steps and the
+forwards between them and read each group's learning rate, and a wrapper around
+``torch.nn.utils.clip_grad_norm_`` (installed only while watching, restored on exit) reads the norm it
+returns. On sampled steps (the monitor's schedule) the probe also
+
+* fingerprints the model's first input (a strided sample, compared with the previous sampled input);
+* notes the forward order of the modules that own parameters (global module pre-hooks, that forward only);
+* from the end of the forward to the optimizer step, arms a :class:`~torch.overrides.TorchFunctionMode`
+  that sees the loss-function calls (``F.cross_entropy``, ``F.nll_loss``, ``F.mse_loss``, ...) with
+  their arguments, and ``Tensor.backward``. Before the backward runs, a parameter whose ``.grad`` is
+  the very tensor, at the same version, that it held right after the previous optimizer step, with a
+  non-zero norm, still holds that step's gradient (nobody cleared it); after it, the parameters whose
+  ``.grad`` was written received a gradient.
+
+Parameter norms are taken (one ``_foreach_norm``) on entry and on exit: a parameter whose norm is
+bitwise unchanged was never updated. On CPU values are read on the host; elsewhere they accumulate
+in device tensors read by :meth:`LoopProbe.to_stats` only (no sync in a hook). Read by the
+``doctor/rules/loop.py`` rules (Jiang et al. 2025, TrainCheck, OSDI: silent training errors).
+"""
+from __future__ import annotations
+
+import math
+import weakref
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from impediments.monitor import schema as S
+
+#: loss functions whose input provenance and targets are read, by kind
+CLASSIFICATION = {F.cross_entropy: "cross_entropy", F.nll_loss: "nll_loss",
+                  F.binary_cross_entropy_with_logits: "binary_cross_entropy_with_logits"}
+REGRESSION = {F.mse_loss: "mse_loss", F.l1_loss: "l1_loss", F.smooth_l1_loss: "smooth_l1_loss",
+              F.huber_loss: "huber_loss"}
+#: class histograms are kept for at most this many classes (classification, not a vocabulary)
+MAX_CLASSES = 1000
+#: learning-rate decades tracked: first step at lr <= max lr / 10^k, k = 1..LR_DECADES
+LR_DECADES = 6
+#: clipping ratios counted: calls with total_norm / max_norm >= 10^k, k = 0..CLIP_DECADES-1
+CLIP_DECADES = 5
+#: input values fingerprinted per sampled forward (a strided sample)
+FINGERPRINT_VALUES = 4096
+#: sampled steps remembered as evidence of uncleared gradients
+STALE_STEPS_KEPT = 16
+
+
+class _LossMode(TorchFunctionMode):
+    def __init__(self, probe: "LoopProbe") -> None:
+        super().__init__()
+        self.probe = probe
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.Tensor.backward:
+            return self.probe.backward(func, args, kwargs)
+        if len(args) >= 2 and isinstance(args[0], torch.Tensor) and isinstance(args[1], torch.Tensor):
+            if func in CLASSIFICATION or func in REGRESSION:
+                self.probe.loss_call(func, args[0], args[1])
+        return func(*args, **kwargs)
+
+
+class LoopProbe:
+    """Observes one training loop (see the module docstring); owns its hooks; ``to_stats()`` -> LoopStats."""
+
+    def __init__(self, mon, model: nn.Module, optimizer) -> None:
+        self.mon, self.optimizer = mon, optimizer
+        named = [(n, p) for n, p in model.named_parameters()
+                 if p.requires_grad and mon._included(n.rsplit(".", 1)[0] if "." in n else "")]
+        self.names = [n for n, _ in named]
+        self.params = [p for _, p in named]
+        in_opt = {id(p) for g in optimizer.param_groups for p in g["params"]} if optimizer is not None else None
+        self.in_optimizer = [None if in_opt is None else id(p) in in_opt for p in self.params]
+        self.lr_of = [None] * len(self.params)
+        self.owners = {id(m): n for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))}
+        self.order: dict[str, int] = {}
+        self.steps = self.backwards = self.grad_checks = 0
+        self.fps = [None, None]                # forwards between two optimizer steps: min, max
+        self._fwd_at_step = 0
+        self.received = [0] * len(self.params)
+        self.stale_steps: list[int] = []
+        self.losses: dict[str, dict] = {}
+        self.targets = {"batches": 0, "values": 0}
+        self.inputs = {"compared": 0}
+        self.lr: list[dict] = []
+        self.clip = {"calls": 0, "max_norm": None}
+        self._dev: dict[str, torch.Tensor] = {}  # device accumulators, read by to_stats only
+        self._snap: dict[int, tuple] = {}
+        self._prev_fp = None
+        self._mode: _LossMode | None = None
+        self._module_hook = None
+        self._clip_orig = self._clip_installed = None
+        self._start = torch._foreach_norm([p.detach() for p in self.params]) if self.params else []
+        self._end = None
+        self._handles: list = []
+
+    # --------------------------------------------------------------------- scope
+    def attach(self, model: nn.Module) -> list:
+        h = [model.register_forward_pre_hook(self._root_pre), model.register_forward_hook(self._root_post,
+                                                                                           always_call=True)]
+        if self.optimizer is not None:
+            h += [self.optimizer.register_step_pre_hook(self._step_pre),
+                  self.optimizer.register_step_post_hook(self._step_post)]
+        else:
+            from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+            h += [register_optimizer_step_pre_hook(self._step_pre), register_optimizer_step_post_hook(self._step_post)]
+        self._handles = h
+        self._clip_orig, self._clip_installed = torch.nn.utils.clip_grad_norm_, self._clip_wrapper
+        torch.nn.utils.clip_grad_norm_ = self._clip_installed
+        return h
+
+    def detach(self) -> None:
+        """Disarm, restore ``clip_grad_norm_``, take the final parameter norms and drop every reference."""
+        self.disarm()
+        self._remove_module_hook()
+        for h in self._handles:
+            h.remove()
+        if self._clip_orig is not None and torch.nn.utils.clip_grad_norm_ is self._clip_installed:
+            torch.nn.utils.clip_grad_norm_ = self._clip_orig   # (another watch() entered later restores its own)
+        self._clip_installed = None
+        if self.params and self._end is None:
+            self._end = torch._foreach_norm([p.detach() for p in self.params])
+            self.lr_of = self._group_lrs()
+        self._handles, self.params, self.optimizer, self._snap, self._prev_fp = [], [], None, {}, None
+
+    def arm(self) -> None:
+        if self._mode is None:
+            self._mode = _LossMode(self)
+            self._mode.__enter__()
+
+    def disarm(self) -> None:
+        mode, self._mode = self._mode, None
+        if mode is not None:
+            try:
+                mode.__exit__(None, None, None)
+            except Exception:  # pragma: no cover - mode stack already unwound by an exception
+                pass
+
+    def _group_lrs(self) -> list:
+        """Each parameter's learning rate in the watched optimizer now (None: not in it, or no optimizer)."""
+        if self.optimizer is None:
+            return [None] * len(self.params)
+        lrs = {}
+        for g in self.optimizer.param_groups:
+            lr = g.get("lr")
+            if isinstance(lr, torch.Tensor):
+                lr = float(lr) if lr.device.type == "cpu" else None
+            lrs.update({id(p): lr for p in g["params"]})
+        return [lrs.get(id(p)) for p in self.params]
+
+    def _remove_module_hook(self) -> None:
+        if self._module_hook is not None:
+            self._module_hook.remove()
+            self._module_hook = None
+
+    # --------------------------------------------------------------------- forward
+    def _root_pre(self, model, args):
+        if not model.training:
+            return
+        self.disarm()
+        if not self.mon._sampled_now:
+            return
+        x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if x is not None and x.numel():
+            self._fingerprint(x.detach())
+        if id(model) in self.owners:
+            self.order.setdefault("", len(self.order))
+        self._module_hook = torch.nn.modules.module.register_module_forward_pre_hook(self._module_pre)
+
+    def _module_pre(self, module, args):
+        name = self.owners.get(id(module))
+        if name is not None and name not in self.order:
+            self.order[name] = len(self.order)
+
+    def _root_post(self, model, args, out):
+        self._remove_module_hook()
+        if model.training and self.mon._sampled_now:
+            self.arm()
+
+    def _fingerprint(self, x: torch.Tensor) -> None:
+        flat = x.reshape(-1)
+        s = flat[:: max(1, -(-flat.numel() // FINGERPRINT_VALUES))].double()
+        ramp = torch.arange(1, len(s) + 1, dtype=torch.float64, device=s.device)
+        fp = (tuple(x.shape), torch.stack([s.sum(), (s * ramp).sum()]))
+        prev, self._prev_fp = self._prev_fp, fp
+        if prev is None or prev[0] != fp[0]:
+            return
+        self.inputs["compared"] += 1
+        self._add("repeated_inputs", (prev[1] == fp[1]).all())
+
+    # --------------------------------------------------------------------- optimizer
+    def _step_pre(self, opt, args, kwargs):
+        step = self.mon.steps
+        for k, g in enumerate(opt.param_groups):
+            lr = g.get("lr")
+            if isinstance(lr, torch.Tensor):
+                if lr.device.type != "cpu":
+                    continue
+                lr = float(lr)
+            if not isinstance(lr, (int, float)):
+                continue
+            if k == len(self.lr):
+                self.lr.append({"first": lr, "max": lr, "min": lr, "last": lr, "below": [None] * LR_DECADES,
+                                "first_step": step})
+            t = self.lr[k]
+            t["max"], t["min"], t["last"] = max(t["max"], lr), min(t["min"], lr), lr
+            for d in range(LR_DECADES):
+                if t["below"][d] is None and lr <= t["max"] / 10 ** (d + 1) * (1 + 1e-9):   # 0.1 * 0.1**2 > 1e-3
+                    t["below"][d] = step
+
+    def _step_post(self, opt, args, kwargs):
+        self.disarm()
+        self.steps += 1
+        f = self.mon.training_forwards - self._fwd_at_step
+        self._fwd_at_step = self.mon.training_forwards
+        self.fps = [f if self.fps[0] is None else min(self.fps[0], f), f if self.fps[1] is None else max(self.fps[1], f)]
+        if self.mon.schedule(self.mon.steps):      # the next step is sampled: remember each gradient as stepped
+            self._snap = {i: (weakref.ref(p.grad), p.grad._version) for i, p in enumerate(self.params)
+                          if p.grad is not None and self.in_optimizer[i] is not False}
+
+    # --------------------------------------------------------------------- backward and loss (sampled steps)
+    def backward(self, func, args, kwargs):
+        params = self.params
+        stale = [i for i, (ref, ver) in self._snap.items() if (g := params[i].grad) is not None and ref() is g
+                 and g._version == ver]
+        if self._snap:
+            self.grad_checks += 1
+            if stale:
+                norms = torch.stack(torch._foreach_norm([params[i].grad for i in stale]))
+                hit = norms > 0
+                self._add_at("stale", stale, hit)
+                if len(self.stale_steps) < STALE_STEPS_KEPT and (hit.device.type != "cpu" or bool(hit.any())):
+                    self.stale_steps.append(self.mon.steps)
+        self._snap = {}
+        before = [(p.grad, None if p.grad is None else p.grad._version) for p in params]
+        out = func(*args, **kwargs)
+        self.backwards += 1
+        got = [i for i, (p, (g, v)) in enumerate(zip(params, before)) if p.grad is not None
+               and (p.grad is not g or p.grad._version != v)]
+        for i in got:
+            self.received[i] += 1
+        if got:
+            self._add_at("grad_norm", got, torch.stack(torch._foreach_norm([params[i].grad for i in got])))
+        return out
+
+    def loss_call(self, func, x: torch.Tensor, target: torch.Tensor) -> None:
+        kind = CLASSIFICATION.get(func) or REGRESSION[func]
+        rec = self.losses.setdefault(kind, {"calls": 0, "input_from": {}, "classes": None, "shape_mismatches": 0,
+                                            "input_shape": None, "target_shape": None, "broadcast_numel": None})
+        rec["calls"] += 1
+        source = type(x.grad_fn).__name__ if x.grad_fn is not None else "leaf"
+        rec["input_from"][source] = rec["input_from"].get(source, 0) + 1
+        x = x.detach()
+        if func in REGRESSION:
+            if x.shape != target.shape:
+                rec["shape_mismatches"] += 1
+                if rec["input_shape"] is None:
+                    rec["input_shape"], rec["target_shape"] = list(x.shape), list(target.shape)
+                    rec["broadcast_numel"] = math.prod(torch.broadcast_shapes(x.shape, target.shape))
+            return
+        if func is F.binary_cross_entropy_with_logits or x.dim() < 1 or not x.numel():
+            return
+        cdim = 1 if x.dim() >= 2 else 0
+        rec["classes"] = x.shape[cdim]
+        rows_sum = x.double().sum(cdim)
+        prob = (x.min() >= 0) & (x.max() <= 1) & ((rows_sum - 1).abs().max() <= 1e-3)
+        self._add(f"{kind}.probability_rows", prob)
+        self._add(f"{kind}.max_probability", torch.where(prob, x.amax(cdim).double().mean(), 0.0))
+        if not target.dtype.is_floating_point and not target.is_complex() and target.shape != x.shape:
+            self._class_histogram(target.reshape(-1), x.shape[cdim])
+
+    def _class_histogram(self, t: torch.Tensor, classes: int) -> None:
+        if classes > MAX_CLASSES or not t.numel():
+            return
+        bins = torch.where((t >= 0) & (t < classes), t, classes)        # ignore_index etc. -> last bin
+        hist = torch.zeros(classes + 1, dtype=torch.float64, device=t.device).index_add_(
+            0, bins, torch.ones(len(bins), dtype=torch.float64, device=t.device))[:classes]
+        self.targets["batches"] += 1
+        self.targets["values"] += t.numel()
+        self._add("distinct_classes", (hist > 0).sum())
+        total = self._dev.get("class_counts")
+        if total is not None and len(total) < classes:
+            total = torch.cat([total, total.new_zeros(classes - len(total))])
+        self._dev["class_counts"] = hist if total is None else total + torch.nn.functional.pad(
+            hist, (0, len(total) - classes))
+
+    # --------------------------------------------------------------------- clipping (every call)
+    def _clip_wrapper(self, parameters, max_norm, *args, **kwargs):
+        total = self._clip_orig(parameters, max_norm, *args, **kwargs)
+        self.clip["calls"] += 1
+        self.clip["max_norm"] = float(max_norm)
+        if max_norm > 0 and isinstance(total, torch.Tensor):
+            ratio = total.detach().double() / float(max_norm)
+            edges = torch.tensor([10.0 ** k for k in range(CLIP_DECADES)], dtype=torch.float64, device=ratio.device)
+            self._add("clip_at_least", (ratio >= edges).double())
+            self._add("clip_log_ratio", torch.log10(ratio.clamp_min(1e-30)))
+        return total
+
+    # --------------------------------------------------------------------- accumulators
+    def _add(self, key: str, value: torch.Tensor) -> None:
+        v = value.double()
+        self._dev[key] = v if key not in self._dev else self._dev[key] + v
+
+    def _add_at(self, key: str, idx: list, values: torch.Tensor) -> None:
+        cur = self._dev.get(key)
+        if cur is None:
+            cur = self._dev[key] = torch.zeros(len(self.names), dtype=torch.float64, device=values.device)
+        cur.index_add_(0, torch.tensor(idx, device=values.device), values.double())
+
+    def to_stats(self) -> S.LoopStats:
+        """The probe's observations as plain data (reads the device accumulators: the only sync)."""
+        dev = {k: v.cpu().tolist() for k, v in self._dev.items()}
+        end, lr_of = self._end, self.lr_of
+        if end is None and self.params:            # still watching: the norms and rates of now
+            end, lr_of = torch._foreach_norm([p.detach() for p in self.params]), self._group_lrs()
+        changed = [bool(a != b) for a, b in zip(torch.stack(self._start).tolist(), torch.stack(end).tolist())] \
+            if self.names else []
+        zeros = [0.0] * len(self.names)
+        stale, gnorm = dev.get("stale", zeros), dev.get("grad_norm", zeros)
+        params = {n: S.LoopParamStats(
+            module=n.rsplit(".", 1)[0] if "." in n else "", order=self.order.get(n.rsplit(".", 1)[0] if "." in n
+                                                                                  else ""),
+            in_optimizer=self.in_optimizer[i], lr=lr_of[i], received=self.received[i],
+            gradient_norm_sum=gnorm[i], changed=changed[i], stale=int(stale[i]))
+            for i, n in enumerate(self.names)}
+        losses = {}
+        for kind, r in self.losses.items():
+            prob = int(dev.get(f"{kind}.probability_rows", 0))
+            losses[kind] = S.LossCallStats(
+                calls=r["calls"], input_from=dict(r["input_from"]), classes=r["classes"], probability_rows=prob,
+                max_probability=dev[f"{kind}.max_probability"] / prob if prob else None,
+                shape_mismatches=r["shape_mismatches"], input_shape=r["input_shape"],
+                target_shape=r["target_shape"], broadcast_numel=r["broadcast_numel"])
+        nb = self.targets["batches"]
+        calls = self.clip["calls"]
+        return S.LoopStats(
+            optimizer_steps=self.steps, forwards_per_step=list(self.fps) if self.steps else [],
+            backwards=self.backwards, grad_checks=self.grad_checks, stale_steps=list(self.stale_steps),
+            params=params, losses=losses, target_batches=nb,
+            targets_per_batch=self.targets["values"] / nb if nb else None,
+            distinct_classes_per_batch=dev["distinct_classes"] / nb if nb else None,
+            class_counts=[int(c) for c in dev.get("class_counts", [])], compared_inputs=self.inputs["compared"],
+            repeated_inputs=int(dev.get("repeated_inputs", 0)), learning_rates=[dict(t) for t in self.lr],
+            clip_calls=calls, clip_max_norm=self.clip["max_norm"],
+            clip_at_least=[int(c) for c in dev.get("clip_at_least", [])],
+            clip_log_ratio_mean=dev["clip_log_ratio"] / calls if "clip_log_ratio" in dev and calls else None)
