@@ -5,6 +5,7 @@ Package map (dependencies run one way, top to bottom)::
     data, models, train        foundation: datasets, model builders, training loop
     activations, init, norm    the module's remedies as library code
     monitor, doctor            watch training, name impediments with evidence
+    fix                        try each remedy on a copy, retrain, verify (``imp.fix(model, data)``)
     experiments                the module's experiments: run / plot / claims
     plots, report              the only places that import matplotlib
     cli                        the ``impediments`` command
@@ -31,7 +32,7 @@ _LAZY = {
     "Report": "impediments.doctor",
     "Finding": "impediments.doctor",
 }
-_SUBPACKAGES = ("activations", "init", "norm", "monitor", "doctor", "experiments", "plots", "report")
+_SUBPACKAGES = ("activations", "init", "norm", "monitor", "doctor", "experiments", "plots", "report", "fix")
 
 
 def __getattr__(name: str):
@@ -42,4 +43,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'impediments' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "cnn1d", "cnn2d", "fit", "load_dataset", "mlp", *_LAZY]
+__all__ = ["__version__", "cnn1d", "cnn2d", "fit", "fix", "load_dataset", "mlp", *_LAZY]

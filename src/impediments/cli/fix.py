@@ -74,8 +74,10 @@ class SpecSource:
             steps = int(self.steps or spec.get("STEPS") or DEFAULT_STEPS)
             batch = int(self.batch_size or spec.get("BATCH_SIZE") or DEFAULT_BATCH)
             opt = (lambda params: _call(spec, "optimizer", params)) if callable(spec.get("optimizer")) else None
+            sched = (lambda o: _call(spec, "scheduler", o)) if callable(spec.get("scheduler")) else None
             return make_pieces(lambda: build_model(spec), data, optimizer=opt, loss_fn=spec.get("loss_fn"),
-                               steps=steps, batch_size=batch)
+                               steps=steps, batch_size=batch, train_step=spec.get("train_step"),
+                               batches=spec.get("batches"), scheduler=sched)
         except ValueError as exc:
             if isinstance(exc, SpecError):
                 raise
@@ -97,7 +99,13 @@ def cmd_fix(args) -> int:
             if path:
                 check_writable_path(path)
         source = SpecSource(args.spec, args.steps, args.batch_size)
-        source()
+        pieces = source()
+        floor = thresholds.plateau_min_steps
+        if args.steps is None and pieces.steps < floor:     # the spec's STEPS is too short to show a finding
+            print(f"note: STEPS {pieces.steps} raised to {floor}: the doctor's loss rules need {floor} steps to "
+                  "speak, and nothing is claimed from a shorter run")
+            source = SpecSource(args.spec, floor, args.batch_size)
+            source()
     except (SpecError, FileNotFoundError, IsADirectoryError, ValueError) as exc:
         return usage(str(exc))
 

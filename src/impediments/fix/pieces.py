@@ -37,6 +37,11 @@ class Pieces:
         prepare: ``model -> None`` run after ``model.train()`` (e.g. layers deliberately put in eval mode).
         clip_grad_norm: clip the global gradient norm to this value each step (``None``: no clipping).
         warmup_steps: linear learning-rate warm-up over this many steps (0: none).
+        step_fn: ``(model, optimizer, loss_fn, xb, yb, step[, scheduler]) -> loss`` replacing the plain
+            step (zero_grad, backward, step), as a spec's ``train_step``; None for the plain step.
+        batches_fn: ``(X, y, batch_size, seed) -> iterator of (xb, yb)`` replacing reshuffled epochs.
+        scheduler_fn: ``optimizer -> LR scheduler``, stepped once per epoch by the plain loop (a
+            ``step_fn`` receives it as a 7th argument and steps it itself).
     """
 
     model_fn: Callable[[], nn.Module]
@@ -51,6 +56,9 @@ class Pieces:
     prepare: Callable | None = None
     clip_grad_norm: float | None = None
     warmup_steps: int = 0
+    step_fn: Callable | None = None
+    batches_fn: Callable | None = None
+    scheduler_fn: Callable | None = None
 
     @property
     def classification(self) -> bool:
@@ -114,7 +122,7 @@ class ModelCopies:
 
 
 def make_pieces(model, data, *, optimizer=None, loss_fn=None, steps: int = 100, batch_size: int = 64,
-                prepare=None) -> Pieces:
+                prepare=None, train_step=None, batches=None, scheduler=None) -> Pieces:
     """:class:`Pieces` from what a user has in hand.
 
     Args:
@@ -124,6 +132,8 @@ def make_pieces(model, data, *, optimizer=None, loss_fn=None, steps: int = 100, 
         loss_fn: ``(output, target) -> loss`` (default cross-entropy for integer targets, else MSE).
         steps, batch_size: the training budget of every trial.
         prepare: ``model -> None`` run after ``model.train()``.
+        train_step, batches, scheduler: the loop's own parts, as :class:`Pieces` ``step_fn``,
+            ``batches_fn`` and ``scheduler_fn`` (a spec's ``train_step``, ``batches``, ``scheduler``).
 
     Raises:
         ValueError: a non-positive ``steps``/``batch_size``, a model that is neither, or bad data.
@@ -139,4 +149,5 @@ def make_pieces(model, data, *, optimizer=None, loss_fn=None, steps: int = 100, 
         raise ValueError(f"model must be an nn.Module or a () -> nn.Module factory, got {type(model).__name__}")
     X, y, X_val, y_val = split_data(data)
     return Pieces(model_fn, X, y, X_val, y_val, optimizer or default_optimizer, loss_fn or default_loss,
-                  int(steps), min(int(batch_size), len(X)), prepare)
+                  int(steps), min(int(batch_size), len(X)), prepare, step_fn=train_step, batches_fn=batches,
+                  scheduler_fn=scheduler)

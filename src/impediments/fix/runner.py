@@ -36,32 +36,49 @@ class PiecesSource:
         return self.pieces
 
 
-def _execute(tasks: list[tuple], jobs: int, notes: list[str], progress: Callable | None) -> list[Trial]:
-    """Run ``run_trial(*task)`` for every task, in ``jobs`` spawned worker processes when it can."""
-    if jobs > 1 and len(tasks) > 1:
-        try:
-            pickle.dumps(tasks[0][0])
-        except Exception as exc:
-            notes.append(f"ran in this process, not {jobs} workers: the setup does not pickle ({type(exc).__name__})")
-            jobs = 1
-    if jobs <= 1 or len(tasks) <= 1:
-        out = []
-        for task in tasks:
-            out.append(run_trial(*task))
-            if progress:
-                progress(out[-1])
-        return out
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+class _Workers:
+    """Runs ``run_trial(*task)`` for a list of tasks: in this process, or in ``jobs`` spawned workers.
 
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(run_trial, *task) for task in tasks]
+    The worker pool is started on first use and kept for every round of one ``run_fix`` (starting a
+    worker imports torch, seconds each); :meth:`close` ends it. A setup that does not pickle runs here,
+    with a note saying so.
+    """
+
+    def __init__(self, jobs: int, notes: list[str], progress: Callable | None):
+        self.jobs, self.notes, self.progress, self.pool = jobs, notes, progress, None
+
+    def run(self, tasks: list[tuple]) -> list[Trial]:
+        if self.jobs > 1 and len(tasks) > 1 and self.pool is None:
+            try:
+                pickle.dumps(tasks[0])
+            except Exception as exc:
+                self.notes.append(f"ran in this process, not {self.jobs} workers: the setup does not pickle "
+                                  f"({type(exc).__name__}: {exc})")
+                self.jobs = 1
         out = []
-        for f in futures:
-            out.append(f.result())
-            if progress:
-                progress(out[-1])
+        if self.jobs <= 1 or (len(tasks) <= 1 and self.pool is None):
+            for task in tasks:
+                out.append(run_trial(*task))
+                self._report(out[-1])
+            return out
+        if self.pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"))
+        for future in [self.pool.submit(run_trial, *task) for task in tasks]:
+            out.append(future.result())
+            self._report(out[-1])
         return out
+
+    def _report(self, trial: Trial) -> None:
+        if self.progress is not None:
+            self.progress(trial)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
 
 
 def _candidates(flagged: list[str]) -> list[str]:
@@ -106,7 +123,18 @@ def run_fix(source: Callable[[], Pieces], *, seeds: int = 1, seed: int = 0, jobs
     start, notes = time.perf_counter(), []
     pieces = source()
     seed_list = [seed + k for k in range(seeds)]
-    baseline = _execute([(source, (), (), s, th) for s in seed_list], jobs, notes, progress)
+    workers = _Workers(jobs, notes, progress)
+    try:
+        return _run(source, pieces, seed_list, th, tolerance, budget_runs, title, workers, start)
+    finally:
+        workers.close()
+
+
+def _run(source, pieces, seed_list, th, tolerance, budget_runs, title, workers, start) -> FixReport:
+    from impediments.doctor.codes import CODES
+
+    seeds, notes = len(seed_list), workers.notes
+    baseline = workers.run([(source, (), (), s, th) for s in seed_list])
     failed = [t.error for t in baseline if t.error]
     if failed:
         raise FixError(f"the setup itself failed to train: {failed[0]}")
@@ -115,7 +143,7 @@ def run_fix(source: Callable[[], Pieces], *, seeds: int = 1, seed: int = 0, jobs
     flagged = [c for c in CODES if any(c in t.flagged for t in baseline)]
     findings = tuple(f for f in baseline[0].findings if f["code"] in flagged)
     report = FixReport(title, {"steps": pieces.steps, "batch_size": pieces.batch_size, "seeds": seed_list,
-                               "jobs": jobs, "tolerance": tolerance, "min_evidence_steps": min_evidence_steps(th),
+                               "jobs": workers.jobs, "tolerance": tolerance, "min_evidence_steps": min_evidence_steps(th),
                                "metric": "val_acc" if pieces.classification else "val_loss",
                                "val_examples": len(pieces.X_val)}, baseline, flagged, notes=notes)
     unknown = [c for c in flagged if not remedies_for(c)]
@@ -123,7 +151,7 @@ def run_fix(source: Callable[[], Pieces], *, seeds: int = 1, seed: int = 0, jobs
         notes.append(f"no remedy is registered for {', '.join(unknown)}")
     names = _candidates(flagged)
     budget = budget_runs if budget_runs is not None else 10_000
-    ctx = _Round(source, findings, seed_list, th, tolerance, min_evidence_steps(th), jobs, notes, progress,
+    ctx = _Round(source, findings, seed_list, th, tolerance, min_evidence_steps(th), workers,
                  budget - (seeds if len(flagged) > 1 else 0), report)
     todo = [(n,) for n in names]
     while todo:
@@ -164,14 +192,14 @@ def _follow_ups(row: Row) -> list[tuple[str, ...]]:
 class _Round:
     """The shared state of the remedy runs: what to run with, the budget left, what was tried."""
 
-    def __init__(self, source, findings, seeds, th, tolerance, min_steps, jobs, notes, progress, budget, report):
+    def __init__(self, source, findings, seeds, th, tolerance, min_steps, workers, budget, report):
         self.source, self.findings, self.seeds, self.th = source, findings, seeds, th
-        self.tolerance, self.min_steps, self.jobs, self.notes = tolerance, min_steps, jobs, notes
-        self.progress, self.budget, self.report, self.tried = progress, budget, report, set()
+        self.tolerance, self.min_steps, self.workers = tolerance, min_steps, workers
+        self.budget, self.report, self.tried = budget, report, set()
 
     def trials(self, combos: list[tuple[str, ...]]) -> list[list[Trial]]:
         tasks = [(self.source, c, self.findings, s, self.th) for c in combos for s in self.seeds]
-        out = _execute(tasks, self.jobs, self.notes, self.progress)
+        out = self.workers.run(tasks)
         self.budget -= len(tasks)
         return [out[i * len(self.seeds):(i + 1) * len(self.seeds)] for i in range(len(combos))]
 
@@ -204,7 +232,7 @@ def _choose(ctx: _Round) -> None:
                                                       >= len(best_single.verdict.cleared)):
             report.chosen = row
     elif len(units) > 1:
-        ctx.notes.append("the combination was not tried: the run budget is spent")
+        ctx.workers.notes.append("the combination was not tried: the run budget is spent")
     if report.chosen is None and best_single is not None:
         report.chosen = best_single
 

@@ -77,29 +77,45 @@ def _evaluate(model, pieces: Pieces) -> tuple[float, float | None]:
     return loss, float(ok.float().mean())
 
 
+def _plain_step(model, opt, pieces: Pieces, xb, yb, warmup):
+    loss = pieces.loss_fn(model(xb), yb)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if pieces.clip_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), pieces.clip_grad_norm)
+    opt.step()
+    if warmup is not None:
+        warmup.step()
+    return loss
+
+
 def _train(model, pieces: Pieces, seed: int, thresholds):
+    """The doctor CLI's loop (``train_under_monitor``), with the remedies' clipping and warm-up added."""
     from impediments.data.batching import infinite_batches
     from impediments.monitor import watch
 
     opt = pieces.opt_fn(model.parameters())
-    sched = (torch.optim.lr_scheduler.LinearLR(opt, start_factor=1 / pieces.warmup_steps,
-                                               total_iters=pieces.warmup_steps) if pieces.warmup_steps else None)
-    batches = infinite_batches(pieces.X, pieces.y, min(pieces.batch_size, len(pieces.X)), seed=seed)
+    warmup = (torch.optim.lr_scheduler.LinearLR(opt, start_factor=1 / pieces.warmup_steps,
+                                                total_iters=pieces.warmup_steps) if pieces.warmup_steps else None)
+    scheduler = pieces.scheduler_fn(opt) if pieces.scheduler_fn is not None else None
+    batch_size = min(pieces.batch_size, len(pieces.X))
+    make_batches = pieces.batches_fn or (lambda X, y, b, s: infinite_batches(X, y, b, seed=s))
+    batches = make_batches(pieces.X, pieces.y, batch_size, seed)
+    per_epoch = max(1, len(pieces.X) // batch_size)
     model.train()
     if pieces.prepare is not None:
         pieces.prepare(model)
     curve = []
     with watch(model, optimizer=opt) as mon:
-        for _ in range(pieces.steps):
+        for step in range(pieces.steps):
             xb, yb = next(batches)
-            loss = pieces.loss_fn(model(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if pieces.clip_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), pieces.clip_grad_norm)
-            opt.step()
-            if sched is not None:
-                sched.step()
+            if pieces.step_fn is None:
+                loss = _plain_step(model, opt, pieces, xb, yb, warmup)
+                if scheduler is not None and (step + 1) % per_epoch == 0:
+                    scheduler.step()
+            else:
+                extra = (scheduler,) if scheduler is not None else ()
+                loss = pieces.step_fn(model, opt, pieces.loss_fn, xb, yb, step, *extra)
             mon.record_loss(loss)
             curve.append(float(loss.detach()))
             if not math.isfinite(curve[-1]):

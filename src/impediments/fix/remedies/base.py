@@ -10,7 +10,8 @@ from torch import nn
 from impediments.fix.pieces import Pieces
 
 #: the order in which a combination applies its remedies (one per slot).
-SLOT_ORDER = ("data", "batch", "structure", "activation", "init", "mode", "optimizer", "clip", "warmup")
+SLOT_ORDER = ("data", "batch", "structure", "activation", "init", "mode", "loss", "optimizer", "loop", "clip",
+              "warmup")
 
 
 class NotApplicable(Exception):
@@ -77,7 +78,8 @@ class Composed:
 
 
 def with_model(pieces: Pieces, transform: Callable[[nn.Module], object]) -> Pieces:
-    """New pieces whose models get ``transform`` (which may edit the fresh model or return a new one)."""
+    """New pieces whose models get ``transform``: it edits the fresh model in place (returning anything that
+    is not a module, e.g. an init summary) or returns the new model."""
     return replace(pieces, model_fn=Composed(pieces.model_fn, transform))
 
 

@@ -48,12 +48,16 @@ def scale_lr(factor: float):
 
 def clip_gradients(pieces: Pieces, ctx: Context) -> Change:
     """Clip the global gradient norm to 1 before every step (Pascanu, Mikolov & Bengio 2013)."""
+    if pieces.step_fn is not None:
+        raise NotApplicable("the setup's own train_step owns the step; clip inside it")
     new = replace(pieces, clip_grad_norm=CLIP_NORM)
     return Change(new, f"loss.backward()\ntorch.nn.utils.clip_grad_norm_(net.parameters(), {CLIP_NORM})\nopt.step()")
 
 
 def warmup(pieces: Pieces, ctx: Context) -> Change:
     """Linear learning-rate warm-up over the first fifth of the steps (Goyal et al. 2017)."""
+    if pieces.step_fn is not None:
+        raise NotApplicable("the setup's own train_step owns the step; add the warm-up there")
     steps = max(1, int(pieces.steps * WARMUP_FRACTION))
     new = replace(pieces, warmup_steps=steps)
     return Change(new, f"sched = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1 / {steps}, total_iters={steps})"
@@ -69,6 +73,9 @@ def larger_batch(pieces: Pieces, ctx: Context) -> Change:
 
 
 class _TrainModules:
+    """``prepare`` that runs the setup's own, then puts the named layers (every one for ``"model"``) in training
+    mode, except BatchNorm frozen on purpose with :func:`impediments.norm.freeze`."""
+
     def __init__(self, inner, names):
         self.inner, self.names = inner, names
 
@@ -78,7 +85,7 @@ class _TrainModules:
         if self.inner is not None:
             self.inner(model)
         for name, module in model.named_modules():
-            if name in self.names and not is_frozen(module):
+            if (name in self.names or "model" in self.names) and not is_frozen(module):
                 module.train()
 
 
