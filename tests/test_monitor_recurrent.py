@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from impediments.monitor import watch
-from impediments.monitor.recurrent import gate_preactivations
+from impediments.monitor.recurrent import gate_preactivations, grad_energy_through_time
 
 
 def _cell_reference(module, layer: int, suffix: str, x_seq, h0, c0):
@@ -137,7 +137,7 @@ def test_lstm_gates_are_watched_activations_and_gates_are_marked():
     assert abs(a.input.mean - forget.mean().item()) < 1e-5
     assert abs(a.input.var - forget.var(unbiased=False).item()) < 1e-5
     assert abs(a.input.max - forget.max().item()) < 1e-5
-    assert "rnn/gradient_through_time" in stats.not_checked
+    assert set(stats.recurrent) == {"rnn"} and stats.recurrent["rnn"].samples == 3
 
 
 def test_inter_layer_dropout_limits_the_gates_to_layer_0_and_says_so():
@@ -161,3 +161,112 @@ def test_projected_lstm_top_layer_from_its_output_equals_rerunning_it():
     for name, (_, _, z) in rerun.items():
         assert z.shape == (5, 2, 6)
         torch.testing.assert_close(from_output[name][2], z)
+
+
+# --------------------------------------------------------------------------------------------- gradient through time
+@pytest.mark.parametrize("mode,batch_first", [("RNN_TANH", False), ("LSTM", True), ("GRU", False)])
+def test_gradient_energy_through_time_matches_autograd_through_stepped_cells(mode, batch_first):
+    torch.manual_seed(4)
+    cls = {"LSTM": nn.LSTM, "GRU": nn.GRU}.get(mode, nn.RNN)
+    module = cls(3, 5, num_layers=2, batch_first=batch_first).double()
+    T, B = 6, 4
+    x = torch.randn((B, T, 3) if batch_first else (T, B, 3), dtype=torch.double)
+    got = grad_energy_through_time(module, x)
+    # reference: step a cell per layer by hand, differentiate <u, h_T> w.r.t. every input step
+    seq = (x.transpose(0, 1) if batch_first else x).clone().requires_grad_(True)
+    inp = seq
+    for layer in range(2):
+        zeros = torch.zeros(B, 5, dtype=torch.double)
+        cell_type = {"LSTM": nn.LSTMCell, "GRU": nn.GRUCell}.get(mode, nn.RNNCell)
+        cell = cell_type(inp.shape[-1], 5).double()
+        with torch.no_grad():
+            for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(cell, p).copy_(getattr(module, f"{p}_l{layer}"))
+        h, c, outs = zeros, zeros, []
+        for t in range(T):
+            if mode == "LSTM":
+                h, c = cell(inp[t], (h, c))
+            else:
+                h = cell(inp[t], h)
+            outs.append(h)
+        inp = torch.stack(outs)
+    u = torch.randn(B, 5, generator=torch.Generator().manual_seed(0), dtype=torch.double)
+    (grad,) = torch.autograd.grad((inp[-1] * u).sum(), seq)
+    expected = grad.pow(2).mean((1, 2)).flip(0).float()
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=0)
+    assert got[-1] < got[0]                                            # it does decay through time
+
+
+def test_the_monitor_leaves_training_unchanged():
+    """The recomputation draws no random number from training's stream (inter-layer dropout here)."""
+    def losses(watched: bool):
+        torch.manual_seed(0)
+        model = _LanguageModel("LSTM", dropout=0.3)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        out = []
+        ctx = watch(model, optimizer=opt, every=1) if watched else None
+        if ctx is not None:
+            ctx.__enter__()
+        for _ in range(3):
+            x = torch.randint(0, 30, (4, 9))
+            loss = nn.functional.cross_entropy(model(x).reshape(-1, 30), x.roll(-1, 1).reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            out.append(loss.item())
+        if ctx is not None:
+            ctx.__exit__(None, None, None)
+        return out
+
+    assert losses(True) == losses(False)
+
+
+def _lm_report(setup, mode="LSTM", steps: int = 3):
+    torch.manual_seed(0)
+    model = _LanguageModel(mode)
+    with torch.no_grad():
+        setup(model.rnn)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    with watch(model, optimizer=opt, every=1) as mon:
+        for _ in range(steps):
+            x = torch.randint(0, 30, (4, 24))
+            loss = nn.functional.cross_entropy(model(x).reshape(-1, 30), x.roll(-1, 1).reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.record_loss(loss)
+    return mon.report()
+
+
+def _close_forget_gates(lstm):
+    for name, p in lstm.named_parameters():
+        if name.startswith("bias"):
+            p[lstm.hidden_size:2 * lstm.hidden_size] = -6.0
+
+
+def test_gradients_through_time_findings():
+    from impediments.doctor.rules.recurrent import horizon
+    from impediments.doctor.thresholds import Thresholds
+
+    floor = Thresholds().through_time_floor
+    healthy = _lm_report(lambda rnn: None)
+    assert not [f for f in healthy.by_code("vanishing_gradients") if f.where == ["rnn"]]
+    closed = _lm_report(_close_forget_gates)                        # memory cut by closed forget gates
+    (f,) = [f for f in closed.by_code("vanishing_gradients") if f.where == ["rnn"]]
+    energy = closed.stats.recurrent["rnn"].energy_by_steps_back
+    assert f.severity == "info" and f.evidence["horizon_steps"] == horizon(energy, floor) < 23
+    assert energy[f.evidence["horizon_steps"]] >= floor > energy[f.evidence["horizon_steps"] + 1]
+    # an RNN without recurrent weights (a GRU would still carry h through its update gate)
+    cut = _lm_report(lambda rnn: [getattr(rnn, f"weight_hh_l{k}").zero_() for k in range(2)], mode="RNN")
+    (f,) = [f for f in cut.by_code("vanishing_gradients") if f.where == ["rnn"]]   # no recurrence at all
+    assert f.severity == "warning" and f.evidence["horizon_steps"] == 0
+
+
+def test_recurrent_stats_survive_json_and_old_documents_load():
+    from impediments.monitor.schema import MonitorStats
+
+    stats = _lm_report(lambda rnn: None, steps=1).stats
+    d = stats.to_dict()
+    assert MonitorStats.from_dict(d).recurrent == stats.recurrent
+    d.pop("recurrent")
+    assert MonitorStats.from_dict(d).recurrent == {}

@@ -16,7 +16,18 @@ split into the gates of the cell (Hochreiter & Schmidhuber 1997; Gers et al. 200
   :math:`n_t = \\tanh(W_{in} x_t + b_{in} + r_t \\odot (W_{hn} h_{t-1} + b_{hn}))`;
 * RNN: ``hidden`` (its ``tanh`` or ``relu``).
 
-Each becomes an activation named ``"{module}/l{layer}[_reverse].{gate}"`` (``"lstm/l0.input_gate"``),
+The gradient through time, which the fused backward never exposes, is measured directly: the module
+is re-run (its own weights, detached, without dropout) from its input, and one backward of a random
+projection of its last output :math:`\\langle u, h_T \\rangle` gives
+
+.. math:: e_k = \\operatorname{mean}_{b,j} \\Big(\\frac{\\partial \\langle u, h_T\\rangle}{\\partial x_{T-k,b,j}}\\Big)^2,
+          \\quad k = 0 \\dots T-1,
+
+the gradient energy reaching the input ``k`` steps back from the output (Bengio, Simard & Frasconi
+1994; Pascanu, Mikolov & Bengio 2013). ``e_k / e_0`` falling toward zero is vanishing gradients
+through time. ``u`` comes from a private generator, so training's random stream is untouched.
+
+Each gate becomes an activation named ``"{module}/l{layer}[_reverse].{gate}"`` (``"lstm/l0.input_gate"``),
 recorded like any other (moments, regions, dead units, histograms), its units the hidden units; a
 sigmoid gate is marked ``gate`` (its output multiplies another tensor, so a near-linear regime there
 is no impediment). The top layer's hidden sequence is the module's output; the lower layers' are
@@ -42,7 +53,7 @@ GATES = {
     "RNN_RELU": (("hidden", "relu", False),),
 }
 
-GRADIENT_THROUGH_TIME = "inside the fused recurrent op: only the gates' forward values are recomputed"
+PACKED = "packed sequences are not unpacked to recompute the gates or the gradient through time"
 
 
 def is_recurrent(module: nn.Module) -> bool:
@@ -167,13 +178,49 @@ def gate_preactivations(module: nn.RNNBase, x: torch.Tensor, hx=None, output: to
     return out
 
 
+def _detached_state(hx):
+    if hx is None:
+        return None
+    return tuple(h.detach() for h in hx) if isinstance(hx, tuple) else hx.detach()
+
+
+def grad_energy_through_time(module: nn.RNNBase, x: torch.Tensor, hx=None) -> torch.Tensor:
+    """``e_k`` for ``k = 0 .. T-1`` (steps back from the last output, see the module docstring), ``(T,)``.
+
+    The forward direction's last output is projected (for a bidirectional module its reverse
+    direction ends at the first step, not the last).
+    """
+    from torch.func import functional_call
+
+    kwargs = dict(num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
+                  bidirectional=module.bidirectional)
+    if module.mode == "LSTM":
+        kwargs["proj_size"] = module.proj_size
+    if module.mode.startswith("RNN"):
+        kwargs["nonlinearity"] = "tanh" if module.mode == "RNN_TANH" else "relu"
+    replica = type(module)(module.input_size, module.hidden_size, device="meta", **kwargs)   # no dropout
+    params = {n: p.detach() for n, p in module.named_parameters()}
+    with torch.enable_grad():
+        xr = x.detach().requires_grad_(True)
+        hx = _detached_state(hx)
+        out, _ = functional_call(replica, params, (xr, hx) if hx is not None else (xr,))
+        time_dim = 0 if x.dim() == 2 or not module.batch_first else 1
+        last = out.select(time_dim, out.shape[time_dim] - 1)
+        last = last[..., : last.shape[-1] // (2 if module.bidirectional else 1)]
+        gen = torch.Generator(device=last.device).manual_seed(0)
+        u = torch.randn(last.shape, generator=gen, device=last.device, dtype=last.dtype)
+        (grad,) = torch.autograd.grad((last * u).sum(), xr)
+    grad = grad.detach().float()
+    energy = grad.pow(2).movedim(time_dim, 0).reshape(grad.shape[time_dim], -1).mean(1)
+    return energy.flip(0)
+
+
 def record(mon, name: str, module: nn.RNNBase, args, out) -> None:
     """On a sampled step: hand every gate's pre-activation and value to the monitor as activations
     (via its ``_act_in``/``_act_out``), and list in ``mon.meta["not_checked"]`` what it cannot see."""
     not_checked = mon.meta.setdefault("not_checked", {})
-    not_checked[f"{name}/gradient_through_time"] = GRADIENT_THROUGH_TIME
     if not args or not isinstance(args[0], torch.Tensor):       # a PackedSequence
-        not_checked[f"{name}/gates"] = "packed sequences are not unpacked to recompute the gates"
+        not_checked[f"{name}/gates"] = PACKED
         return
     if type(module) not in (nn.LSTM, nn.GRU, nn.RNN):
         not_checked[f"{name}/gates"] = f"{type(module).__name__}: a subclass of {module.mode} is not recomputed"
@@ -185,6 +232,12 @@ def record(mon, name: str, module: nn.RNNBase, args, out) -> None:
             f"inter-layer dropout {module.dropout:g}: its masks are gone, so the inputs of layers 1.."
             f"{module.num_layers - 1} cannot be recomputed")
     output = out[0] if isinstance(out, tuple) and isinstance(out[0], torch.Tensor) else None
+    energy = grad_energy_through_time(module, args[0], _initial(args))
+    bag = mon.state().bag("rnn", name)
+    bag.add("energy", energy.double(), "sum")
+    bag.add("seen", torch.ones_like(energy, dtype=torch.float64), "sum")
+    bag.count("samples")
+    mon.meta.setdefault("rnn", {})[name] = {"kind": module.mode}
     for gate, (kind, is_gate, z) in gate_preactivations(module, args[0], _initial(args), output, layers).items():
         flat = z.reshape(-1, z.shape[-1])
         token = mon._act_in(f"{name}/{gate}", kind, flat)
