@@ -67,6 +67,9 @@ def register(subparsers) -> dict:
                                                                    f"{DEFAULT_STEPS})")
     doc.add_argument("--tensorboard", metavar="DIR", help="also write the monitor's statistics as TensorBoard "
                                                           "events to DIR (needs the tensorboard extra)")
+    from impediments.cli.playground import add_live_options
+
+    add_live_options(doc)     # --live [--port N] [--host H] [--no-browser]
     chk = subparsers.add_parser("checkup", help="diagnose a SPEC.py model at initialization (one batch)")
     _common(chk)
     return {"doctor": cmd_doctor, "checkup": cmd_checkup}
@@ -192,20 +195,34 @@ def _watch_errors(fn):
 
 def cmd_doctor(args) -> int:
     def body():
-        from impediments.cli.spec import build_training, train_under_monitor
+        from impediments.cli.spec import build_loop, build_training, train_under_monitor
 
         thresholds = _thresholds(args)
         spec, model, X, y, batch = _prepare(args)
         _check_watchable(model)
         opt, loss_fn = build_training(spec, model)
         steps = args.steps or spec.get("STEPS") or DEFAULT_STEPS
+        loop = _blamed(spec, lambda: build_loop(spec, opt))
+        live = None
+        if args.live:                     # the URL is the first stdout line; waits for the page to open
+            from impediments.cli.playground import start_live_dashboard
+
+            live = start_live_dashboard(args, f"impediments doctor {args.spec} (live)")
+            if live is None:
+                return EXIT_USAGE
         mon = _blamed(spec, lambda: _watch_errors(lambda: train_under_monitor(
-            model, X, y, opt, loss_fn, steps=int(steps), batch_size=batch, seed=args.seed)))
+            model, X, y, opt, loss_fn, steps=int(steps), batch_size=batch, seed=args.seed, **loop,
+            live=live or False)))
         report = mon.report(thresholds)
         report.title = f"impediments doctor {args.spec} ({steps} steps)"
         if args.tensorboard:
             print(f"wrote {mon.to_tensorboard(args.tensorboard)} TensorBoard events to {args.tensorboard}")
-        return _finish(args, report)
+        code = _finish(args, report)
+        if live is not None:
+            from impediments.cli.playground import serve_until_interrupt
+
+            serve_until_interrupt(live)
+        return code
 
     return _run("doctor", args, body)
 

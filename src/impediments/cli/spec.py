@@ -7,7 +7,12 @@ A spec is an ordinary Python file defining:
   :class:`impediments.data.Dataset`, or a tuple ``(X, y)`` of tensors (required);
 - ``optimizer(params)`` -> ``torch.optim.Optimizer`` (optional; default SGD lr 0.1);
 - ``loss_fn(output, target)`` (optional; default cross-entropy for integer targets, else MSE);
-- ``BATCH_SIZE`` and ``STEPS`` (optional integers).
+- ``BATCH_SIZE`` and ``STEPS`` (optional integers);
+- the loop itself, to show training-loop bugs (optional): ``batches(X, y, batch_size, seed)`` -> an
+  iterator of ``(xb, yb)`` (default: reshuffled epochs); ``scheduler(optimizer)`` -> an LR scheduler
+  (default loop: stepped once per epoch); ``train_step(model, optimizer, loss_fn, xb, yb, step)`` ->
+  the loss, replacing the default ``zero_grad``/``backward``/``step`` (it also gets the scheduler as a
+  7th argument when ``scheduler`` is defined, and then steps it itself).
 
 It is loaded as a module (``importlib``), not through ``exec`` of strings.
 """
@@ -142,28 +147,61 @@ def build_training(spec: Spec, model: nn.Module):
     return opt, loss_fn
 
 
+def build_loop(spec: Spec, optimizer) -> dict:
+    """The spec's loop overrides as ``train_under_monitor`` keywords (``step_fn``, ``batches``, ``scheduler``)."""
+    out = {}
+    for name in ("train_step", "batches", "scheduler"):
+        fn = spec.get(name)
+        if fn is not None and not callable(fn):
+            raise SpecError(f"spec {str(spec.path)!r}: {name} must be callable, got {type(fn).__name__}")
+    if spec.get("scheduler") is not None:
+        out["scheduler"] = _call(spec, "scheduler", optimizer)
+    if spec.get("train_step") is not None:
+        out["step_fn"] = spec.get("train_step")
+    if spec.get("batches") is not None:
+        out["batches"] = spec.get("batches")
+    return out
+
+
+def default_step(model, optimizer, loss_fn, xb, yb, step):
+    """One plain training step: forward, loss, ``zero_grad``, backward, ``step``; returns the loss."""
+    loss = loss_fn(model(xb), yb)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 def train_under_monitor(model, X, y, optimizer, loss_fn, *, steps: int, batch_size: int, seed: int = 0,
-                        prepare=None):
+                        prepare=None, step_fn=None, batches=None, scheduler=None, live=False):
     """Train ``steps`` mini-batch steps under :func:`impediments.monitor.watch`; return the Monitor.
 
     ``prepare(model)``, if given, runs after ``model.train()`` (e.g. to put some
     layers in eval mode). Stops early (after recording it) when the loss becomes NaN/Inf.
+    ``step_fn(model, optimizer, loss_fn, xb, yb, step[, scheduler])`` replaces :func:`default_step`,
+    ``batches(X, y, batch_size, seed)`` the reshuffled epochs; a ``scheduler`` is stepped once per epoch
+    unless ``step_fn`` is given (it then receives the scheduler and owns it).
+    ``live``: passed to :func:`~impediments.monitor.watch` (a live dashboard server, ``impediments doctor --live``).
     """
     from impediments.data.batching import infinite_batches
     from impediments.monitor import watch
 
     torch.manual_seed(seed)
-    batches = infinite_batches(X, y, min(batch_size, len(X)), seed=seed)
+    batch_size = min(batch_size, len(X))
+    data = (batches or (lambda X, y, b, s: infinite_batches(X, y, b, seed=s)))(X, y, batch_size, seed)
+    per_epoch = max(1, len(X) // batch_size)
     model.train()
     if prepare is not None:
         prepare(model)
-    with watch(model, optimizer=optimizer) as mon:
-        for _ in range(steps):
-            xb, yb = next(batches)
-            loss = loss_fn(model(xb), yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    with watch(model, optimizer=optimizer, live=live) as mon:
+        for step in range(steps):
+            xb, yb = next(data)
+            if step_fn is None:
+                loss = default_step(model, optimizer, loss_fn, xb, yb, step)
+                if scheduler is not None and (step + 1) % per_epoch == 0:
+                    scheduler.step()
+            else:
+                loss = step_fn(model, optimizer, loss_fn, xb, yb, step, *([scheduler] if scheduler is not None else []))
             mon.record_loss(loss)
             if not math.isfinite(float(loss.detach())):
                 break

@@ -28,6 +28,8 @@ class Finding:
         evidence: the measured numbers that triggered it, including the threshold used.
         explanation: one or two sentences on the mechanism (why it stops learning).
         remedy: a concrete change, naming impediments' functions where they help.
+        caused_by: the code of another finding of the same report that explains this one (it is
+            reported first, and its remedy comes first); None for a root cause.
     """
 
     code: str
@@ -36,10 +38,13 @@ class Finding:
     evidence: dict
     explanation: str
     remedy: str
+    caused_by: str | None = None
 
     def __post_init__(self):
         check_code(self.code)
         check_severity(self.severity)
+        if self.caused_by is not None:
+            check_code(self.caused_by)
         object.__setattr__(self, "where", [str(w) for w in self.where])
 
     @property
@@ -49,20 +54,39 @@ class Finding:
 
     @property
     def see(self) -> str:
-        return f"see: impediments reproduce {self.experiment}"
+        return CODES[self.code].see
 
     def to_dict(self) -> dict:
         return {"code": self.code, "severity": self.severity, "where": list(self.where),
                 "evidence": _jsonable(self.evidence), "explanation": self.explanation, "remedy": self.remedy,
-                "see": self.see}
+                "see": self.see, "caused_by": self.caused_by}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Finding":
-        return cls(d["code"], d["severity"], list(d["where"]), dict(d["evidence"]), d["explanation"], d["remedy"])
+        return cls(d["code"], d["severity"], list(d["where"]), dict(d["evidence"]), d["explanation"], d["remedy"],
+                   d.get("caused_by"))
 
 
 def _sort_key(f: Finding):
     return (-SEVERITY_RANK[f.severity], list(CODES).index(f.code), f.where)
+
+
+def causes_first(findings: list[Finding]) -> list[Finding]:
+    """Most severe first, except that each cause comes right before its consequences.
+
+    A group (a root cause and the findings whose ``caused_by`` names it) is ranked by its most severe
+    member, so a warning that explains an error is read first.
+    """
+    ordered = sorted(findings, key=_sort_key)
+    present = {f.code for f in ordered}
+    groups: dict[str, list[Finding]] = {}
+    for f in ordered:
+        root = f.caused_by if f.caused_by in present and f.caused_by != f.code else f.code
+        groups.setdefault(root, []).append(f)
+    out = []
+    for root, members in sorted(groups.items(), key=lambda kv: min(_sort_key(f) for f in kv[1])):
+        out.extend(sorted(members, key=lambda f: (f.code != root, _sort_key(f))))
+    return out
 
 
 @dataclass
@@ -84,7 +108,7 @@ class Report:
     title: str = "impediments doctor"
 
     def __post_init__(self):
-        self.findings = sorted(self.findings, key=_sort_key)
+        self.findings = causes_first(self.findings)
 
     @property
     def codes(self) -> set[str]:

@@ -29,6 +29,10 @@ class Thresholds:
                                            "gradient either: counted as dead (reported separately as nearly dead)")
     dead_warning: float = _t(0.25, "a quarter of a layer's units never active: a quarter of its capacity is gone")
     dead_error: float = _t(0.7, "AUTOTRAINER's dying-ReLU ratio gamma = 0.7 (Zhang et al. 2021)")
+    dead_false_alarm: float = _t(0.01, "units are called dead only when healthy units as active as their live "
+                                       "siblings would all be this silent by chance with probability below 1% "
+                                       "(a unit active 5% of the time is silent over 48 examples 8% of the time); "
+                                       "otherwise 'not enough data yet'")
     # -- saturation / linear regime ------------------------------------------------------------------
     saturation_bound: float = _t(5.0, "DeepDiagnosis' +-5 pre-activation bound for sigmoid/tanh saturation "
                                       "(Wardat et al. 2022); used by the activations catalogue's classify()")
@@ -36,6 +40,9 @@ class Thresholds:
     saturated_error: float = _t(0.9, "nearly all inputs saturated: the layer passes almost no gradient")
     linear_warning: float = _t(0.98, "nearly all inputs within the near-linear region: the nonlinearity is unused "
                                      "(Glorot & Bengio 2010, small-init regime)")
+    transient_steps: int = _t(12, "the first dozen steps are a transient (momentum 0.9 and Adam's beta1 average "
+                                  "over 1/(1 - 0.9) = 10 steps; BN running statistics and warm-up settle): no "
+                                  "verdict on the loss trend or on a regime that may be left is drawn from them")
     # -- activation / gradient variance with depth ---------------------------------------------------
     depth_min_layers: int = _t(3, "a geometric trend needs at least three layers")
     activation_var_ratio: float = _t(100.0, "last/first pre-activation variance outside [1/r, r], r = 100 "
@@ -43,9 +50,15 @@ class Thresholds:
     gradient_var_ratio: float = _t(1000.0, "last/first hidden layer back-propagated gradient energy outside [1/r, r], "
                                           "r = 1000: one learning rate cannot suit layers three orders apart")
     vanishing_grad_norm: float = _t(1e-7, "every parameter gradient norm below this: training has effectively stopped")
+    through_time_floor: float = _t(1.4e-14, "gradient energy through time below float32 resolution squared "
+                                            "(eps = 1.19e-7) of the nearest step's: a contribution that small is "
+                                            "lost when added to it, so dependencies that long cannot be learned")
     exploding_update_ratio: float = _t(1.0, "an update as large as the weight itself (Karpathy's healthy "
                                             "||dw||/||w|| is about 1e-3)")
     exploding_grad_norm: float = _t(1e4, "a gradient norm this large overflows any sensible learning rate")
+    cause_update_ratio: float = _t(0.1, "updates a tenth of the weight per step (100x Karpathy's healthy 1e-3): "
+                                        "units pushed this hard die, saturate or blow up within a few steps, so "
+                                        "the learning rate is named as the cause of those findings")
     # -- inputs --------------------------------------------------------------------------------------
     input_min_count: int = _t(64, "input statistics need at least this many examples")
     uncentered_energy: float = _t(0.5, "the mean carries at least half the inputs' second moment, "
@@ -53,6 +66,10 @@ class Thresholds:
                                        ">= ||mu||^2 along the mean that dominates the curvature (LeCun et al. 1998)")
     uncentered_sign_share: float = _t(0.9, "at least 90% of the mean's energy in features of one sign: their "
                                            "weight updates share a sign (the zig-zag)")
+    near_constant_share: float = _t(0.01, "a feature with Var / range^2 below 1% departs from one level on under 1% "
+                                          "of the examples (a two-level feature has Var = f (1 - f) range^2): "
+                                          "near-constant, it carries no signal, and its scale is not compared "
+                                          "(a Gaussian feature's range would have to reach 10 std)")
     input_var_ratio: float = _t(1000.0, "max/min feature variance above 1e3: the curvature along inputs differs by "
                                         "three orders of magnitude (LeCun et al. 1998: equalize covariances)")
     # -- BatchNorm -----------------------------------------------------------------------------------
@@ -67,6 +84,30 @@ class Thresholds:
     plateau_min_steps: int = _t(50, "do not call a plateau before this many steps")
     plateau_improvement: float = _t(0.02, "loss over the last third less than 2% below the first third's (2% is "
                                           "above the mini-batch noise of window means; healthy runs fall far more)")
+    # -- training loop (issue 18) ----------------------------------------------------------------------
+    loop_min_observations: int = _t(3, "a loop pattern (repeated inputs, class mix, clipping) is called only after "
+                                       "this many sampled batches or calls: one or two can coincide by chance")
+    stale_gradient_error: float = _t(0.5, "uncleared gradients on at least half the checked steps: zero_grad is "
+                                          "missing, not merely misplaced once (any stale step is already a warning: "
+                                          "nothing legitimate steps the optimizer and then adds to the old gradient)")
+    unshuffled_distinct_ratio: float = _t(0.5, "distinct classes per batch at most half of E = sum_c 1 - (1 - pi_c)^B, "
+                                               "the count expected from shuffled batches of B targets with the run's "
+                                               "class shares pi_c (shuffled batches come within a few % of E; "
+                                               "sorted data gives 1-2)")
+    unshuffled_min_classes: float = _t(2.5, "E above 2.5 before 'one or two classes per batch' means anything: a "
+                                            "binary task has E <= 2 however well it is shuffled")
+    repeated_batch_fraction: float = _t(0.9, "nearly every sampled input identical to the previous sampled one: "
+                                             "one batch is trained on again and again")
+    lr_collapse_factor: float = _t(100.0, "the learning rate 100x below its largest value: two decades below, a "
+                                          "step barely moves the weights (issue 18)")
+    lr_collapse_fraction: float = _t(0.5, "collapsed within the first half of the watched steps and still collapsed "
+                                          "at the end: cosine annealing reaches 1/100 only after 93.6% of T_max, "
+                                          "linear decay to 0 after 99%, so a schedule stepped once per epoch never "
+                                          "gets there this early")
+    clip_dominates_factor: float = _t(10.0, "total gradient norm 10x max_norm: clipping divides the step by 10 or "
+                                            "more, the effective learning rate is a tenth of the one set")
+    clip_dominates_fraction: float = _t(0.9, "on 90% of the calls ('nearly every step'); clipping that bites on the "
+                                             "first steps or on spikes is what it is for (Pascanu et al. 2013)")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):

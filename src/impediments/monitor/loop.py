@@ -99,8 +99,8 @@ class LoopProbe:
 
     # --------------------------------------------------------------------- scope
     def attach(self, model: nn.Module) -> list:
-        h = [model.register_forward_pre_hook(self._root_pre), model.register_forward_hook(self._root_post,
-                                                                                           always_call=True)]
+        h = [model.register_forward_pre_hook(self._root_pre, prepend=True),   # before the Interceptor arms
+             model.register_forward_hook(self._root_post, always_call=True)]
         if self.optimizer is not None:
             h += [self.optimizer.register_step_pre_hook(self._step_pre),
                   self.optimizer.register_step_post_hook(self._step_post)]
@@ -132,12 +132,15 @@ class LoopProbe:
             self._mode.__enter__()
 
     def disarm(self) -> None:
+        """Take the mode off the stack even when another mode was pushed above it since (those stay)."""
         mode, self._mode = self._mode, None
-        if mode is not None:
-            try:
-                mode.__exit__(None, None, None)
-            except Exception:  # pragma: no cover - mode stack already unwound by an exception
-                pass
+        if mode is None or mode not in torch.overrides._get_current_function_mode_stack():
+            return
+        above = []
+        while (top := torch._C._pop_torch_function_stack()) is not mode:
+            above.append(top)
+        for m in reversed(above):
+            torch._C._push_on_torch_function_stack(m)
 
     def _group_lrs(self) -> list:
         """Each parameter's learning rate in the watched optimizer now (None: not in it, or no optimizer)."""
@@ -161,7 +164,7 @@ class LoopProbe:
         if not model.training:
             return
         self.disarm()
-        if not self.mon._sampled_now:
+        if not self.mon.schedule(self.mon.steps):    # the step the monitor is about to give this forward
             return
         x = next((a for a in args if isinstance(a, torch.Tensor)), None)
         if x is not None and x.numel():

@@ -124,6 +124,9 @@ class InputStats:
     count: int
     mean: list[float]
     var: list[float]
+    #: per-feature smallest and largest value seen (empty in documents written before they were kept)
+    min: list[float] = field(default_factory=list)
+    max: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -159,8 +162,8 @@ class Window:
     grad_norm: dict[str, float] = field(default_factory=dict)
     #: per activation, its output histogram in this window (``HIST_EDGES`` bins): distributions over time
     histograms: dict[str, list[int]] = field(default_factory=dict)
-    #: per activation: fraction of its pre-activations in the near-linear region in this window
-    linear_fraction: dict[str, float] = field(default_factory=dict)
+    #: per activation: fractions of its pre-activations ``[saturated, linear, active]`` in this window
+    region_fractions: dict[str, list[float]] = field(default_factory=dict)
     #: per activation: values seen per unit in this window, and the units never active in it
     unit_values: dict[str, int] = field(default_factory=dict)
     silent_units: dict[str, list[int]] = field(default_factory=dict)
@@ -269,6 +272,21 @@ class ModeStats:
 
 
 @dataclass
+class RecurrentStats:
+    """Gradient through time of one ``nn.LSTM``/``nn.GRU``/``nn.RNN`` (:mod:`~impediments.monitor.recurrent`).
+
+    ``energy_by_steps_back[k]``: the gradient energy of a random projection of the last output with
+    respect to the input ``k`` steps before it, over that at ``k = 0`` (so element 0 is 1), averaged
+    over the sampled steps; ``sequences[k]``: how many sampled forwards were long enough to reach ``k``.
+    """
+
+    kind: str
+    samples: int
+    energy_by_steps_back: list[float]
+    sequences: list[int]
+
+
+@dataclass
 class MonitorStats:
     """Everything the monitor measured, as plain data."""
 
@@ -292,6 +310,8 @@ class MonitorStats:
     mode: ModeStats | None = None
     #: the training loop (:mod:`~impediments.monitor.loop`); None in documents written before it existed
     loop: LoopStats | None = None
+    #: per nn.LSTM/GRU/RNN, its gradient through time (empty without recurrent modules)
+    recurrent: dict[str, RecurrentStats] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """Nested plain dict (JSON-ready apart from non-finite floats)."""
@@ -338,4 +358,5 @@ class MonitorStats:
             not_checked=dict(d.get("not_checked") or {}),
             mode=ModeStats(**d["mode"]) if d.get("mode") else None,
             loop=LoopStats.from_dict(d["loop"]) if d.get("loop") else None,
+            recurrent={k: RecurrentStats(**v) for k, v in (d.get("recurrent") or {}).items()},
         )

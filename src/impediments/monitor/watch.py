@@ -33,7 +33,11 @@ class Monitor(Recorder):
     """Streaming statistics of one model (see :func:`watch`). Use as a context manager."""
 
     def __init__(self, model: nn.Module, optimizer=None, every=None, include=None,
-                 windows: int = DEFAULT_CAPACITY, live=False) -> None:
+                 windows: int = DEFAULT_CAPACITY, live=False, *, modules: dict | None = None,
+                 parameters: dict | None = None) -> None:
+        """See :func:`watch`. ``modules`` / ``parameters``: ``{name: module}`` / ``{name: parameter}`` to
+        watch instead of ``model.named_modules()`` / ``named_parameters()``, for frameworks whose layers
+        are not registered as children (Keras 3 on torch: :mod:`impediments.integrations.keras`)."""
         if not isinstance(model, nn.Module):
             raise TypeError(f"watch needs an nn.Module, got {type(model).__name__}")
         self.schedule = make_schedule(every)
@@ -42,6 +46,7 @@ class Monitor(Recorder):
         self.steps = self.sampled_steps = self.training_forwards = 0
         self.nonfinite = FirstNonFinite()
         self._model, self._optimizer, self._include = model, optimizer, include
+        self._named_modules, self._named_parameters = modules, parameters   # framework-supplied names
         self._handles: list = []
         self._icpt: Interceptor | None = None
         self._params: ParamWatcher | None = None
@@ -63,7 +68,8 @@ class Monitor(Recorder):
     def __enter__(self) -> "Monitor":
         root = self._model                        # hooks on a torch.compile wrapper run outside its graph
         model = compiled.uncompiled(root)         # names and parameters come from the module it wraps
-        named = [(compiled.clean_name(n), m) for n, m in model.named_modules()]
+        named = (list(self._named_modules.items()) if self._named_modules is not None
+                 else [(compiled.clean_name(n), m) for n, m in model.named_modules()])
         names = {id(m): n for n, m in named if self._included(n)}
         kinds = {id(m): k for m in model.modules() if id(m) in names and (k := module_kind(m)) is not None}
         self._icpt = Interceptor(names, kinds, self._act_in, self._act_out, self._mod_pre, self._mod_post)
@@ -77,7 +83,7 @@ class Monitor(Recorder):
         self._uses_rng = any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules())
         self._handles += [m.register_forward_pre_hook(self._bn_count(n)) for n, m in named
                           if id(m) in names and C.is_batch_norm(m)]
-        self._params = ParamWatcher(self, model, self._optimizer)
+        self._params = ParamWatcher(self, model, self._optimizer, self._named_parameters)
         self._handles += self._params.attach()
         self.meta["optimizer"] = self._params.optimizer_info()
         self._loop = LoopProbe(self, model, self._params.optimizer)

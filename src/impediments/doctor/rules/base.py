@@ -50,18 +50,53 @@ def missing(stats, requires) -> list[str]:
     """The required fields that are absent, None, or empty."""
     out = []
     for name in requires:
-        value = getattr(stats, name, None)
+        value = getattr(stats, name)            # a misspelled requirement fails loudly
         if value is None or (hasattr(value, "__len__") and len(value) == 0):
             out.append(name)
     return out
 
 
-def finding(code: str, severity: str, where, evidence: dict, explanation: str, remedy: str) -> Finding:
-    """A Finding whose remedy ends with the experiment link (``see: impediments reproduce ...``)."""
-    see = f"see: impediments reproduce {CODES[code].experiment}"
-    if "impediments reproduce" not in remedy:
+@dataclass(frozen=True)
+class NotChecked:
+    """What a rule returns instead of guessing: the code it could not judge yet, and what it lacked.
+
+    :func:`~impediments.doctor.diagnose.diagnose` lists these under ``Report.skipped`` ("not checked").
+    """
+
+    code: str
+    where: tuple[str, ...]
+    reason: str
+
+
+def finding(code: str, severity: str, where, evidence: dict, explanation: str | None = None,
+            remedy: str | None = None, *, seen: dict | None = None, confidence: str | None = None) -> Finding:
+    """A Finding whose remedy ends with the experiment link (``see: impediments reproduce ...``).
+
+    ``explanation`` and ``remedy`` default to the code table's (:data:`~impediments.doctor.codes.CODES`).
+    ``seen`` (how much data the verdict rests on: values, examples, steps) and ``confidence`` (one
+    sentence) are stored in the evidence under those keys.
+    """
+    row = CODES[code]
+    explanation = row.explanation if explanation is None else explanation
+    remedy = row.remedy if remedy is None else remedy
+    see = row.see
+    if "see: impediments" not in remedy:
         remedy = f"{remedy}; {see}"
+    if seen is not None:
+        evidence = {**evidence, "seen": seen}
+    if confidence is not None:
+        evidence = {**evidence, "confidence": confidence}
     return Finding(code, severity, list(where), evidence, explanation, remedy)
+
+
+def not_checked(code: str, where, reason: str) -> NotChecked:
+    """A :class:`NotChecked` for ``code`` at ``where`` (layer names)."""
+    return NotChecked(code, tuple(str(w) for w in where), reason)
+
+
+def run_seen(stats) -> dict:
+    """How much of the run a rule saw: optimizer steps and sampled steps."""
+    return {"steps": stats.steps, "sampled_steps": stats.sampled_steps}
 
 
 def finite(x) -> bool:
@@ -70,8 +105,7 @@ def finite(x) -> bool:
 
 def by_depth(items: dict) -> list[tuple[str, object]]:
     """``(name, item)`` pairs sorted by ``item.depth`` (then name), items without depth last."""
-    return sorted(items.items(), key=lambda kv: (getattr(kv[1], "depth", None) is None,
-                                                 getattr(kv[1], "depth", 0) or 0, kv[0]))
+    return sorted(items.items(), key=lambda kv: (kv[1].depth is None, kv[1].depth or 0, kv[0]))
 
 
 def geometric_ratio(values: list[float]) -> float:
