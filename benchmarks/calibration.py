@@ -89,7 +89,8 @@ def table(rows: list[dict]) -> str:
         h = next((r for r in rows if r["arch"] == a and r["fault"] is None), None)
         faults = [r for r in rows if r["arch"] == a and r["fault"] is not None]
         healthy = ("not run" if h is None else "none" if not h["flagged"] else
-                   f"{_where(h['checkup'])}; {_where(h['training'])}")
+                   " / ".join(f"{part}: {_where(h[part])}" for part in ("checkup", "training")
+                              if _where(h[part]) != "-") or f"{h['flagged']}")
         loss = "" if h is None else f"{h['loss_first']:.2f} -> {h['loss_last']:.2f}"
         missed = ", ".join(f"{r['fault']}: {'/'.join(r['missed'])}" for r in faults if r["missed"]) or "-"
         lines.append(f"| {a} | {loss} | {healthy} | {sum(not r['missed'] for r in faults)} / {len(faults)} "
@@ -97,8 +98,29 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def fault_table(rows: list[dict]) -> str:
+    """One line per injected fault: what was expected, what was reported, and the loss against the
+    healthy run's (evidence that the fault really impedes training, where it does)."""
+    healthy = {r["arch"]: r["loss_last"] for r in rows if r["fault"] is None}
+    lines = ["| architecture | fault | expected | reported (W/E = warning/error) | loss last (healthy) |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        if r["fault"] is None:
+            continue
+        codes = ", ".join(c + (" W/E" if c in r["flagged"] else "") for c in r["codes"]) or "-"
+        if r["flagged"] and r["flagged"][0].startswith("crash"):
+            codes = r["flagged"][0][:120]
+        base = healthy.get(r["arch"])
+        loss = f"{r['loss_last']:.3g}" + (f" ({base:.3g})" if base is not None else "")
+        mark = "" if not r["missed"] else " **missed**"
+        lines.append(f"| {r['arch']} | {r['fault']} | {', '.join(r['expected'])}{mark} | {codes} | {loss} |")
+    return "\n".join(lines)
+
+
 def report(rows: list[dict], summary: dict) -> str:
     out = [table(rows), ""]
+    if summary["injected"]:
+        out += [fault_table(rows), ""]
     if summary["healthy"]:
         out.append(f"healthy architectures with a warning or error: {summary['false_alarms']} of "
                    f"{summary['healthy']} ({summary['false_alarm_rate']:.0%})")
