@@ -28,7 +28,12 @@ def _zigzag(r):
     assert np.all(np.sign(d[:, 0]) * np.sign(d[:, 1]) >= 0)
     assert r.steps_positive > r.steps_centred
     assert np.linalg.norm(np.asarray(r.path_centred)[-1] - r.w_star) <= 0.01 * np.linalg.norm(r.w_star) + 1e-12
-    assert r.acc_std[r.lrs.index(r.lr)] > r.acc_raw[r.lrs.index(r.lr)]
+    # (a') one step from 0 removes the fraction η·σ_j² of weight j's error (diagonal Hessian), η = 0.5/λmax
+    eta = 0.5 / max(r.variances)
+    np.testing.assert_allclose(r.rates_unequal, [eta * v for v in r.variances], rtol=1e-9)
+    assert r.steps_equal == 1 and r.steps_unequal > 1  # κ = 1: the best rate 2/(λmax+λmin) lands in one step
+    for key in r.acc:  # (b) each input's best rate is the argmax of its own accuracies
+        assert r.best_lr[key] == r.lrs[int(np.argmax(r.acc[key]))] and len(r.acc[key]) == len(r.lrs)
     assert r.train_mean_abs_max < 1e-5 < r.batch_mean_abs
 
 

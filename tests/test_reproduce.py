@@ -1,4 +1,4 @@
-"""The experiment runner: cache, resume, atomic outputs, notebook, claims.json, CLI exit codes."""
+"""The experiment runner: seeds, cache, resume, atomic outputs, notebook, claims.json, CLI exit codes."""
 from __future__ import annotations
 
 import json
@@ -16,13 +16,15 @@ from impediments import experiments
 from impediments.cli import main
 from impediments.experiments import runner
 from impediments.experiments.framework import Claim, Table, claim, from_jsonable, to_jsonable
+from impediments.experiments.verdict import over_seeds
 
 CALLS = {"n": 0}
 
 
 def _fake_module(name: str, *, passes: bool = True, section: str = "Fake section") -> types.ModuleType:
     mod = types.ModuleType(f"impediments_test_fake.{name}")
-    mod.__doc__ = f"Fake {name}.\n\nA story paragraph for {name}."
+    mod.__doc__ = (f"Fake experiment {name}.\n\nA story paragraph for {name} with :func:`x.y`, ``code``, "
+                   "**bold** and :math:`\\sigma^2`.\n\n- first item\n- second item")
 
     @dataclass(frozen=True)
     class Config:
@@ -55,13 +57,16 @@ def _fake_module(name: str, *, passes: bool = True, section: str = "Fake section
         return fig, ax
 
     def claims(result):
-        return [claim("the values sum to their total", "test", {"total": result.total},
-                      "total == sum(values)", passes and np.isclose(result.total, np.sum(result.values)))]
+        total = float(np.sum(result.values))
+        shift = 0.0 if passes else 1.0  # a failing claim: the recorded total is off by 1 at every seed
+        return [claim("the values sum to their total", "test",
+                      {"total": result.total + shift, "sum_of_values": total},
+                      "abs(total - sum_of_values) <= 1e-9", labels={"total": "recorded total"})]
 
     def tables(result):
         return [Table("values", ["i", "v"], [[i, float(v)] for i, v in enumerate(result.values)])]
 
-    mod.NAME, mod.DESCRIPTION, mod.SECTION = name, f"fake experiment {name}", section
+    mod.SECTION, mod.np = section, np  # np: the namespace Result's annotations resolve in
     mod.Config, mod.Result, mod.run, mod.plot, mod.claims, mod.tables = Config, Result, run, plot, claims, tables
     Result.__module__ = mod.__name__
     return mod
@@ -78,8 +83,8 @@ def fake(monkeypatch):
 
 
 def _run(tmp_path, names=("fake_a", "fake_b"), **kw):
-    return runner.reproduce(list(names), quick=True, out=tmp_path, seed=kw.pop("seed", 0),
-                            stream=open(os.devnull, "w"), **kw)
+    kw.setdefault("seeds", [0, 1, 2])
+    return runner.reproduce(list(names), quick=True, out=tmp_path, stream=open(os.devnull, "w"), **kw)
 
 
 def test_writes_all_outputs_and_claims_json(fake, tmp_path):
@@ -87,13 +92,22 @@ def test_writes_all_outputs_and_claims_json(fake, tmp_path):
     for name in fake:
         assert (tmp_path / f"{name}.png").read_bytes().startswith(b"\x89PNG")
         record = json.loads((tmp_path / f"{name}.json").read_text())
-        assert record["name"] == name and record["passed"] is True and record["config"] == {"seed": 0, "n": 5}
-        assert record["result"]["total"] == pytest.approx(sum(record["result"]["values"]))
+        assert record["name"] == name and record["verdict"] == "holds" and record["seeds"] == [0, 1, 2]
+        assert record["configs"] == {str(s): {"seed": s, "n": 5} for s in (0, 1, 2)}
+        # the figure's result is the mean over seeds, field by field
+        runs = [np.random.default_rng(s).normal(size=5) for s in (0, 1, 2)]
+        np.testing.assert_allclose(record["mean_result"]["values"], np.mean(runs, axis=0))
     summary = json.loads((tmp_path / "claims.json").read_text())
-    assert summary["passed"] is True and summary["quick"] is True and summary["seed"] == 0
+    assert summary["schema"] == "impediments.claims" and summary["version"] == 2
+    assert summary["passed"] is True and summary["quick"] is True and summary["seeds"] == [0, 1, 2]
+    assert summary["counts"] == {"holds": 2, "inconclusive": 0, "fails": 0}
     assert list(summary["experiments"]) == ["fake_a", "fake_b"]
     c = summary["experiments"]["fake_a"]["claims"][0]
-    assert set(c) == {"text", "source", "measured", "threshold", "passed"} and c["passed"] is True
+    assert c["verdict"] == "holds" and c["seeds"] == [0, 1, 2] and len(c["measured"]["total"]) == 3
+    assert c["condition"] == "abs(total - sum_of_values) <= 1e-9"
+    (q,) = c["quantities"]
+    assert q["quantity"] == "1e-09 - abs(total - sum_of_values)" and q["side"] == ">= 0" and len(q["values"]) == 3
+    assert q["low"] <= q["mean"] <= q["high"] and q["confidence"] == 0.95
     assert not list(tmp_path.glob("*.tmp")) and not list((tmp_path / ".cache").glob("*.tmp"))
 
 
@@ -102,9 +116,24 @@ def test_failed_claim_returns_false_and_cli_exit_1(fake, tmp_path, monkeypatch, 
     monkeypatch.setitem(sys.modules, bad.__name__, bad)
     monkeypatch.setitem(experiments.REGISTRY, "fake_bad", bad.__name__)
     assert _run(tmp_path, names=["fake_bad"]) is False
-    assert json.loads((tmp_path / "claims.json").read_text())["passed"] is False
-    assert main(["reproduce", "fake_bad", "--quick", "--out", str(tmp_path / "cli")]) == 1
-    assert main(["reproduce", "fake_a", "--quick", "--out", str(tmp_path / "cli")]) == 0
+    summary = json.loads((tmp_path / "claims.json").read_text())
+    assert summary["passed"] is False and summary["counts"]["fails"] == 1
+    assert main(["reproduce", "fake_bad", "--quick", "--out", str(tmp_path / "cli"), "--jobs", "1"]) == 1
+    assert main(["reproduce", "fake_a", "--quick", "--out", str(tmp_path / "cli"), "--jobs", "1"]) == 0
+
+
+def test_inconclusive_claim_does_not_fail_the_run(fake, tmp_path, monkeypatch):
+    def claims(result):  # the sign of the second value: positive at some seeds, negative at others
+        return [claim("the second value is positive", "test", {"second": float(result.values[1])}, "second > 0",
+                      inconclusive_reason="a coin flip")]
+
+    monkeypatch.setattr(fake["fake_a"], "claims", claims)
+    assert _run(tmp_path, names=["fake_a"], seeds=[0, 1, 2, 3]) is True
+    (c,) = json.loads((tmp_path / "claims.json").read_text())["experiments"]["fake_a"]["claims"]
+    firsts = [np.random.default_rng(s).normal(size=5)[1] for s in range(4)]
+    assert min(firsts) < 0 < max(firsts), "the fixture needs seeds on both sides"
+    assert c["verdict"] == "inconclusive" and c["inconclusive_reason"] == "a coin flip"
+    assert "a coin flip" in (tmp_path / "notebook.html").read_text()
 
 
 def test_crashing_experiment_is_reported_and_others_still_run(fake, tmp_path, monkeypatch):
@@ -114,58 +143,56 @@ def test_crashing_experiment_is_reported_and_others_still_run(fake, tmp_path, mo
     monkeypatch.setattr(fake["fake_a"], "run", boom)
     log = tmp_path / "log.txt"
     with open(log, "w") as stream:
-        ok = runner.reproduce(["fake_a", "fake_b"], quick=True, out=tmp_path / "out", seed=0, stream=stream)
+        ok = runner.reproduce(["fake_a", "fake_b"], quick=True, out=tmp_path / "out", seeds=[0, 1, 2], stream=stream)
     assert ok is False
     assert "broken on purpose" in log.read_text() and "Traceback" in log.read_text()
     summary = json.loads((tmp_path / "out" / "claims.json").read_text())
-    assert summary["experiments"]["fake_a"]["passed"] is False
+    assert summary["experiments"]["fake_a"]["verdict"] == "fails"
     assert "broken on purpose" in summary["experiments"]["fake_a"]["claims"][0]["text"]
-    assert summary["experiments"]["fake_b"]["passed"] is True
+    assert summary["experiments"]["fake_b"]["verdict"] == "holds"
     assert not list((tmp_path / "out" / ".cache").glob("fake_a-*")), "a crash is never cached"
     assert "broken on purpose" in (tmp_path / "out" / "notebook.html").read_text()
-    assert json.loads((tmp_path / "out" / "fake_a.json").read_text())["passed"] is False
+    assert json.loads((tmp_path / "out" / "fake_a.json").read_text())["verdict"] == "fails"
     assert not (tmp_path / "out" / "fake_a.png").exists()
 
 
-def test_repeated_run_is_cached_and_instant(fake, tmp_path):
+def test_each_seed_is_cached_separately_and_a_repeated_run_is_instant(fake, tmp_path):
     _run(tmp_path)
-    assert CALLS["n"] == 2
+    assert CALLS["n"] == 6
     start = time.perf_counter()
     _run(tmp_path)
-    assert CALLS["n"] == 2, "a repeated run must not rerun experiments"
+    assert CALLS["n"] == 6, "a repeated run must not rerun experiments"
     assert time.perf_counter() - start < 1.0
-    _run(tmp_path, seed=1)  # another config -> another key -> runs
-    assert CALLS["n"] == 4
+    _run(tmp_path, seeds=[0, 1, 2, 3, 4])  # adding seeds reuses the earlier ones
+    assert CALLS["n"] == 10
+    assert len(list((tmp_path / ".cache").glob("fake_a-*.json"))) == 5
 
 
 def test_interrupted_run_resumes(fake, tmp_path, monkeypatch):
     real = fake["fake_b"].run
 
     def boom(config):
-        raise KeyboardInterrupt
+        if config.seed == 1:
+            raise KeyboardInterrupt
+        return real(config)
 
     monkeypatch.setattr(fake["fake_b"], "run", boom)
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path)
-    assert CALLS["n"] == 1 and (tmp_path / "fake_a.png").exists() and not (tmp_path / "fake_b.png").exists()
+    assert CALLS["n"] == 4 and not (tmp_path / "notebook.html").exists()  # fake_a 0-2, fake_b 0
     monkeypatch.setattr(fake["fake_b"], "run", real)
     assert _run(tmp_path) is True
-    assert CALLS["n"] == 2, "only the unfinished experiment reruns"
+    assert CALLS["n"] == 6, "only the unfinished (experiment, seed) pairs rerun"
 
 
 def test_corrupt_cache_entry_warns_and_reruns(fake, tmp_path):
-    _run(tmp_path, names=["fake_a"])
-    (entry,) = (tmp_path / ".cache").glob("fake_a-*.json")
+    _run(tmp_path, names=["fake_a"], seeds=[0])
+    (entry,) = (tmp_path / ".cache").glob("fake_a-*[0-9a-f].json")
     entry.write_text("{not json")
     with pytest.warns(runner.CacheWarning, match="corrupt"):
-        assert _run(tmp_path, names=["fake_a"]) is True
+        assert _run(tmp_path, names=["fake_a"], seeds=[0]) is True
     assert CALLS["n"] == 2
     json.loads(entry.read_text())  # rewritten, valid again
-    (png,) = (tmp_path / ".cache").glob("fake_a-*.png")
-    png.write_bytes(b"garbage")
-    with pytest.warns(runner.CacheWarning):
-        _run(tmp_path, names=["fake_a"])
-    assert CALLS["n"] == 3
 
 
 def test_unwritable_output_folder_is_a_clear_error(fake, tmp_path):
@@ -184,6 +211,38 @@ def test_unwritable_output_folder_is_a_clear_error(fake, tmp_path):
             ro.chmod(0o700)
 
 
+@pytest.mark.parametrize("text, seeds", [("0-9", list(range(10))), ("3,4,7", [3, 4, 7]), ("0-2,7", [0, 1, 2, 7]),
+                                         ("5", [5])])
+def test_parse_seeds(text, seeds):
+    assert runner.parse_seeds(text, quick=True) == seeds
+
+
+def test_default_seeds_per_mode():
+    assert runner.parse_seeds(None, quick=True, start=10) == list(range(10, 10 + runner.QUICK_SEEDS))
+    assert runner.parse_seeds(None, quick=False) == list(range(runner.FULL_SEEDS))
+    assert runner.QUICK_SEEDS >= 3 and runner.FULL_SEEDS >= 8
+
+
+@pytest.mark.parametrize("argv, bad", [(["--seed", "-1"], "-1"), (["--seeds", "-1"], "-1"), (["--seeds", "3-1"], "3-1"),
+                                       (["--seeds", "a"], "'a'"), (["--jobs", "0"], "0")])
+def test_bad_seeds_and_jobs_are_one_line_usage_errors(fake, tmp_path, capsys, argv, bad):
+    assert main(["reproduce", "fake_a", "--out", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and bad in err and "Traceback" not in err
+    assert CALLS["n"] == 0
+
+
+def test_worker_processes_give_the_same_verdicts(tmp_path):
+    """Two spawned workers (real experiments: workers import the registry afresh) match one process."""
+    one = runner.reproduce(["activations"], quick=True, out=tmp_path / "one", seeds=[0, 1], jobs=1,
+                           stream=open(os.devnull, "w"))
+    two = runner.reproduce(["activations"], quick=True, out=tmp_path / "two", seeds=[0, 1], jobs=2,
+                           stream=open(os.devnull, "w"))
+    assert one is two is True
+    a, b = (json.loads((tmp_path / d / "claims.json").read_text()) for d in ("one", "two"))
+    assert a["experiments"] == b["experiments"]
+
+
 class _Links(HTMLParser):
     def __init__(self):
         super().__init__()
@@ -197,7 +256,7 @@ class _Links(HTMLParser):
                 self.refs.append((tag, key, value))
 
 
-def test_notebook_is_self_contained_and_in_story_order(fake, tmp_path):
+def test_notebook_is_self_contained_readable_and_in_story_order(fake, tmp_path):
     _run(tmp_path)
     text = (tmp_path / "notebook.html").read_text()
     parser = _Links()
@@ -209,7 +268,12 @@ def test_notebook_is_self_contained_and_in_story_order(fake, tmp_path):
     assert sum(v.startswith("data:image/png;base64,") for _, _, v in parser.refs) == 2
     assert text.index('id="fake_a"') < text.index('id="fake_b"')
     assert "Fake section" in text and "Other section" in text and "A story paragraph for fake_a" in text
-    assert "2/2 claims pass" in text and "PASS" in text
+    assert "2 of 2 claims hold" in text and "recorded total" in text  # the human label, not the name
+    # markup rendered: math as an offline SVG, roles and code as code, bold as bold, bullets as a list
+    for raw in (":math:", ":func:", "``", "**", "- first item"):
+        assert raw not in text, raw
+    assert "data:image/svg+xml;base64," in text and "<code>x.y</code>" in text and "<b>bold</b>" in text
+    assert "<li>first item</li>" in text and text.count("<svg") >= 2  # strip plots, one per quantity
 
 
 def test_unknown_names(fake, tmp_path, capsys):
@@ -226,7 +290,8 @@ def test_registry_is_story_ordered_part1_first():
     assert names == list(dict.fromkeys(names))
     for name in names:
         mod = experiments.get(name)
-        assert mod.NAME == name and mod.DESCRIPTION and mod.SECTION
+        assert mod.SECTION and experiments.description(name) == mod.__doc__.strip().splitlines()[0].replace("``", "")
+        assert not hasattr(mod, "NAME") and not hasattr(mod, "DESCRIPTION"), "derived, not written twice"
         assert all(hasattr(mod, a) for a in ("Config", "Result", "run", "plot", "claims"))
         assert "matplotlib" not in (mod.__dict__.keys())
     from impediments.experiments import part1
@@ -248,7 +313,7 @@ def test_jsonable_roundtrip():
     assert back.b == [1, {"x": 0.5}] and back.c == float("-inf")
     with pytest.raises(TypeError, match="cannot convert"):
         to_jsonable(object())
-    c = Claim("t", "s", {"x": np.float64(1.5), "ok": np.bool_(True)}, "x > 1", np.bool_(True))
+    c = Claim("t", "s", {"x": np.float64(1.5), "ok": np.bool_(True)}, "x > 1")
     assert c.passed is True and Claim.from_dict(json.loads(json.dumps(c.to_dict()))) == c
 
 
@@ -259,11 +324,11 @@ def test_cli_list_and_real_quick_reproduce(tmp_path, capsys):
     listed = capsys.readouterr().out
     for path in part1.EXPERIMENTS:
         name = path.rsplit(".", 1)[-1]
-        assert name in listed and experiments.get(name).DESCRIPTION in listed
+        assert name in listed and experiments.description(name) in listed
     out = tmp_path / "real"
-    assert main(["reproduce", "activations", "--quick", "--out", str(out), "--seed", "1"]) == 0
+    assert main(["reproduce", "activations", "--quick", "--out", str(out), "--seed", "1", "--jobs", "1"]) == 0
     record = json.loads((out / "activations.json").read_text())
-    assert record["seed"] == 1 and record["quick"] is True and record["passed"] is True
+    assert record["seeds"] == list(range(1, 1 + runner.QUICK_SEEDS)) and record["verdict"] == "holds"
     assert (out / "activations.png").read_bytes().startswith(b"\x89PNG")
     claims = json.loads((out / "claims.json").read_text())
     assert list(claims["experiments"]) == ["activations"] and claims["passed"] is True

@@ -1,12 +1,12 @@
 """The result cache of ``impediments reproduce``: atomic files, keys, corrupt-entry handling.
 
-A cache entry is ``out/.cache/<name>-<key>.json`` plus ``<name>-<key>.png``;
-the key hashes (experiment name, config, package version, experiment module
-source). Every file is written atomically (temporary file in the same folder,
-then ``os.replace``), and the JSON entry is written after its PNG, so an entry
-that exists is complete. An unreadable entry warns (:class:`CacheWarning`)
-and is treated as absent, so the experiment reruns. Figures are cached with
-their results: delete ``.cache`` to redraw after changing only plotting code.
+A cache entry is ``out/.cache/<name>-<key>.json``, one per (experiment,
+seed); the key hashes (experiment name, config with its seed, package
+version, experiment module source). Every file is written atomically
+(temporary file in the same folder, then ``os.replace``), so an entry that
+exists is complete. An unreadable entry warns (:class:`CacheWarning`) and is
+treated as absent, so that seed reruns. Figures are cached by the runner under
+a key of their seeds' entries and the plotting module's source.
 """
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ import warnings
 from pathlib import Path
 
 from impediments._files import write_atomic as atomic_write
-from impediments.experiments.framework import Claim, Table, to_jsonable
+from impediments.experiments.claims import Claim
+from impediments.experiments.framework import to_jsonable
 
 CACHE_DIR = ".cache"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 class OutputFolderError(OSError):
@@ -75,14 +76,14 @@ def cache_key(name: str, config, module) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def entry_paths(out: Path, name: str, key: str) -> tuple[Path, Path]:
-    base = out / CACHE_DIR / f"{name}-{key}"
-    return base.with_suffix(".json"), base.with_suffix(".png")
+def entry_paths(out: Path, name: str, key: str) -> Path:
+    """The cache entry of one (experiment, seed)."""
+    return out / CACHE_DIR / f"{name}-{key}.json"
 
 
 def load_cached(out: Path, name: str, key: str) -> dict | None:
     """The cached record, or None when absent; a corrupt entry warns and returns None."""
-    jpath, ppath = entry_paths(out, name, key)
+    jpath = entry_paths(out, name, key)
     if not jpath.exists():
         return None
     try:
@@ -90,10 +91,7 @@ def load_cached(out: Path, name: str, key: str) -> dict | None:
         if record.get("key") != key or record.get("name") != name:
             raise ValueError("key mismatch")
         record["claims"] = [Claim.from_dict(c) for c in record["claims"]]
-        record["tables"] = [Table.from_dict(t) for t in record.get("tables", [])]
-        record["png"] = ppath.read_bytes()
-        if not record["png"].startswith(b"\x89PNG"):
-            raise ValueError("figure is not a PNG")
+        record["result"]  # noqa: B018  (a record without its result is corrupt)
         return record
     except (OSError, ValueError, KeyError, TypeError) as exc:
         warnings.warn(f"cache entry {jpath} is corrupt ({exc}); rerunning {name}", CacheWarning, stacklevel=2)

@@ -1,9 +1,10 @@
 """Shared pieces of every experiment: claims, tables, JSON conversion, seeded training.
 
-An experiment measures numbers (``run``), draws them (``plot``) and checks
-the module's statements against them (``claims``). A :class:`Claim` records
-the statement, the measured numbers, the condition checked and the verdict,
-so a reader can judge the verdict without rerunning anything.
+An experiment measures numbers at one seed (``run``) and states the module's
+claims about them (``claims``); a :class:`Claim` records the statement, the
+measured numbers and the one condition that is both printed and checked
+(:mod:`impediments.experiments.claims`). The verdict comes from several seeds
+(:mod:`impediments.experiments.verdict`).
 """
 from __future__ import annotations
 
@@ -17,39 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class Claim:
-    """One statement of the module (or a paper) checked against measured numbers.
-
-    Attributes:
-        text: the claim as the module or paper states it (quoted or paraphrased);
-            where the effect is scaled down or does not show, the text says so.
-        source: where it comes from, e.g. ``"seed: Initialization"`` or ``"He et al. 2015"``.
-        measured: the numbers the verdict is computed from.
-        threshold: the condition checked, human readable, e.g. ``"acc_he >= acc_glorot + 0.3"``.
-        passed: whether the measured numbers meet the condition.
-    """
-
-    text: str
-    source: str
-    measured: dict[str, float]
-    threshold: str
-    passed: bool
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "measured", {str(k): _number(v) for k, v in dict(self.measured).items()})
-        object.__setattr__(self, "passed", bool(self.passed))
-
-    def to_dict(self) -> dict:
-        return {"text": self.text, "source": self.source, "measured": dict(self.measured),
-                "threshold": self.threshold, "passed": self.passed}
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "Claim":
-        return cls(text=d["text"], source=d["source"], measured=dict(d["measured"]), threshold=d["threshold"],
-                   passed=bool(d["passed"]))
-
+from impediments.experiments.claims import Claim, claim  # noqa: F401  (re-exported for the experiments)
 
 @dataclass(frozen=True)
 class Table:
@@ -65,16 +34,6 @@ class Table:
     @classmethod
     def from_dict(cls, d: Mapping) -> "Table":
         return cls(title=d["title"], columns=list(d["columns"]), rows=[list(r) for r in d["rows"]])
-
-
-def _number(v) -> float | int | bool:
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, torch.Tensor):
-        v = v.item()
-    return float(v)
 
 
 def to_jsonable(obj):
@@ -151,11 +110,6 @@ class Presets:
     @classmethod
     def full(cls, seed: int = 0):
         return cls(seed=seed, **cls.FULL)
-
-
-def claim(text: str, source: str, measured: Mapping[str, float], threshold: str, passed: bool) -> Claim:
-    """Shorthand for :class:`Claim` (keeps experiment code short)."""
-    return Claim(text=text, source=source, measured=dict(measured), threshold=threshold, passed=bool(passed))
 
 
 def seeded(seed: int, build, *args, **kwargs) -> nn.Module:

@@ -1,23 +1,26 @@
-"""Run experiments, cache their results, write figures, claims and the lab notebook.
+"""Run experiments over seeds, cache each (experiment, seed), judge the claims, write figures and the notebook.
 
-``reproduce(names, quick=..., out=..., seed=...)`` is what ``impediments
-reproduce`` calls. For each experiment it builds ``Config.quick(seed)`` or
-``Config.full(seed)``, and looks for a cache entry keyed by a hash of
-(experiment name, config, package version, experiment source). A hit skips
-the run (a repeated run is instant); a miss runs, plots and checks claims,
-then writes the cache entry last, so an interrupted run resumes after the
-last finished experiment. Every file is written atomically (temporary file,
-then ``os.replace``). A corrupt cache entry is reported with a warning and
-rerun.
+``reproduce(names, quick=..., out=..., seeds=...)`` is what ``impediments
+reproduce`` calls. Every (experiment, seed) pair is one task: it builds
+``Config.quick(seed)`` or ``Config.full(seed)`` and looks for a cache entry
+keyed by a hash of (experiment name, config, package version, experiment
+source). A hit skips the run; a miss runs the experiment and its claims and
+writes the entry atomically, so adding seeds reuses the earlier ones and an
+interrupted run resumes after the last finished pair. Tasks run in ``jobs``
+worker processes (one thread each). Then, per experiment, the claims are
+judged over the seeds (:mod:`impediments.experiments.verdict`) and the figure
+draws the mean result with the band over seeds
+(:mod:`impediments.experiments.aggregate`).
 
 Output folder layout::
 
     out/<name>.png  out/<name>.json  out/claims.json  out/notebook.html
-    out/.cache/<name>-<key>.json     out/.cache/<name>-<key>.png
+    out/.cache/<name>-<key>.json          one per (experiment, seed)
+    out/.cache/<name>-figure-<key>.png    the figure of a set of seeds
 """
 from __future__ import annotations
 
-import dataclasses
+import hashlib
 import inspect
 import json
 import os
@@ -25,51 +28,117 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from impediments.experiments.cache import (  # noqa: F401  (re-exported: part of the runner's API)
-    CacheWarning, OutputFolderError, atomic_write, cache_key, config_dict, entry_paths, load_cached, prepare_output,
+    CACHE_DIR, CacheWarning, OutputFolderError, atomic_write, cache_key, config_dict, entry_paths, load_cached,
+    prepare_output,
 )
-from impediments.experiments.framework import Claim, Table, from_jsonable, to_jsonable
+from impediments.experiments.framework import Table, from_jsonable, to_jsonable
+from impediments.experiments.verdict import FAILS, HOLDS, INCONCLUSIVE, SeedClaim, over_seeds
 
-@dataclasses.dataclass
+# Seeds per claim by default. Quick runs 5, not the minimum 3: a 95 % t interval over 3 seeds reaches
+# 2.5 standard deviations to each side of the mean, over 5 seeds 1.2.
+QUICK_SEEDS, FULL_SEEDS = 5, 8
+CLAIMS_SCHEMA, CLAIMS_VERSION = "impediments.claims", 2
+
+
+def default_seeds(quick: bool, start: int = 0) -> list[int]:
+    """The mode's default seeds: ``QUICK_SEEDS`` or ``FULL_SEEDS`` consecutive seeds from ``start``."""
+    return list(range(start, start + (QUICK_SEEDS if quick else FULL_SEEDS)))
+
+
+def parse_seeds(text: str | None, *, quick: bool, start: int = 0) -> list[int]:
+    """Seeds from ``--seeds`` (``"0-9"``, ``"3,4,7"``, or both: ``"0-2,7"``), else the mode's defaults from ``start``.
+
+    Raises:
+        ValueError: one line naming the bad value and the accepted forms (negative seeds included).
+    """
+    if text is None:
+        if start < 0:
+            raise ValueError(f"--seed must be a non-negative integer, got {start}")
+        return default_seeds(quick, start)
+    seeds: set[int] = set()
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        try:
+            a, b = int(lo), int(hi) if dash else int(lo)
+        except ValueError:
+            raise ValueError(f"--seeds {text!r}: {part.strip()!r} is not a non-negative integer or range; "
+                             "use e.g. 0-9 or 3,4,7") from None
+        if b < a:
+            raise ValueError(f"--seeds {text!r}: range {part.strip()!r} is empty (end before start)")
+        seeds.update(range(a, b + 1))
+    return sorted(seeds)
+
+
+@dataclass
 class Outcome:
-    """What one experiment produced (fresh or from the cache)."""
+    """What one experiment produced over its seeds (fresh or from the cache)."""
 
     name: str
     description: str
     section: str
-    config: dict
-    result: dict
-    claims: list[Claim]
+    seeds: list[int]
+    configs: dict
+    result: dict                    # the mean result over seeds (JSON form)
+    claims: list[SeedClaim]
     tables: list[Table]
     png: bytes
-    elapsed_s: float
+    elapsed_s: float                # seconds in run() summed over seeds
     cached: bool
     story: str = ""
+    errors: list[str] = field(default_factory=list)
 
     @property
-    def passed(self) -> bool:
-        return all(c.passed for c in self.claims)
+    def verdict(self) -> str:
+        if self.errors:
+            return FAILS
+        verdicts = [c.verdict for c in self.claims]
+        return FAILS if FAILS in verdicts else (INCONCLUSIVE if INCONCLUSIVE in verdicts else HOLDS)
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict == FAILS
 
 
+# ---------------------------------------------------------------- one (experiment, seed)
 
-# ---------------------------------------------------------------- running one experiment
 
+def run_seed(name: str, seed: int, quick: bool, out: str) -> dict:
+    """Run (or load from the cache) one experiment at one seed; returns the cache record.
 
-def run_experiment(module, config) -> tuple[object, list[Claim], list[Table], bytes, float]:
-    """Run, check and plot one experiment; returns (result, claims, tables, png, seconds for run)."""
+    The record holds the config, the result in JSON form, the claims of that
+    seed and the seconds spent in ``run``. Top-level so worker processes can run it.
+    """
+    from impediments import experiments
+
+    module = experiments.get(name)
+    config = module.Config.quick(seed) if quick else module.Config.full(seed)
+    key = cache_key(name, config, module)
+    record = load_cached(Path(out), name, key)
+    if record is not None:
+        record["cached"] = True
+        return record
     start = time.perf_counter()
     result = module.run(config)
     elapsed = time.perf_counter() - start
     claims = list(module.claims(result))
-    tables = list(module.tables(result)) if hasattr(module, "tables") else []
-    from impediments.report.html import fig_to_png
+    record = {"name": name, "key": key, "seed": seed, "quick": quick, "config": config_dict(config),
+              "elapsed_s": elapsed, "result": to_jsonable(result), "claims": [c.to_dict() for c in claims]}
+    atomic_write(entry_paths(Path(out), name, key), _dumps(record))
+    record["claims"], record["cached"] = claims, False
+    return record
 
-    fig, _ = module.plot(result)
-    return result, claims, tables, fig_to_png(fig), elapsed
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+# ---------------------------------------------------------------- one experiment over seeds
 
 
 def story_of(module) -> str:
@@ -78,75 +147,83 @@ def story_of(module) -> str:
     return doc.split("\n", 1)[1].strip() if "\n" in doc else ""
 
 
-def obtain(name: str, *, quick: bool, seed: int, out: Path) -> Outcome:
-    """An experiment's outcome from the cache, or by running it and caching it."""
+def draw(module, result, spread) -> bytes:
+    """The experiment's figure of the mean result, with the band over seeds where the plot takes one."""
+    from impediments.report.html import fig_to_png
+
+    takes_band = len(inspect.signature(module.plot).parameters) >= 2
+    fig, _ = module.plot(result, spread) if takes_band else module.plot(result)
+    return fig_to_png(fig)
+
+
+def _figure(out: Path, name: str, module, keys: list[str], result, spread) -> bytes:
+    plot_source = ""
+    try:
+        plot_source = inspect.getsource(sys.modules[module.plot.__module__])
+    except (OSError, TypeError, KeyError):
+        pass
+    key = hashlib.sha256(json.dumps([keys, hashlib.sha256(plot_source.encode()).hexdigest()]).encode()).hexdigest()
+    path = out / CACHE_DIR / f"{name}-figure-{key[:16]}.png"
+    if path.exists():
+        png = path.read_bytes()
+        if png.startswith(b"\x89PNG"):
+            return png
+    png = draw(module, result, spread)
+    atomic_write(path, png)
+    return png
+
+
+def combine_seeds(name: str, records: dict[int, dict], out: Path) -> Outcome:
+    """The outcome of one experiment from its per-seed records: claims over seeds, mean result, figure."""
     from impediments import experiments
+    from impediments.experiments.aggregate import band, mean_result
 
     module = experiments.get(name)
-    config = module.Config.quick(seed) if quick else module.Config.full(seed)
-    key = cache_key(name, config, module)
-    record = load_cached(out, name, key)
-    if record is None:
-        result, claims, tables, png, elapsed = run_experiment(module, config)
-        record = {"name": name, "key": key, "description": module.DESCRIPTION, "section": module.SECTION,
-                  "story": story_of(module), "quick": quick, "seed": seed, "config": config_dict(config),
-                  "elapsed_s": elapsed,
-                  "result": to_jsonable(result), "claims": claims, "tables": tables}
-        jpath, ppath = entry_paths(out, name, key)
-        atomic_write(ppath, png)
-        atomic_write(jpath, _dumps({**record, "claims": [c.to_dict() for c in claims],
-                                    "tables": [t.to_dict() for t in tables]}))
-        record["png"], cached = png, False
-    else:
-        cached = True
-    outcome = Outcome(name=name, description=record["description"], section=record["section"],
-                      config=record["config"], result=record["result"], claims=record["claims"],
-                      tables=record["tables"], png=record["png"], elapsed_s=float(record["elapsed_s"]),
-                      cached=cached, story=record.get("story", ""))
-    _write_public(out, outcome, quick=quick, seed=seed)
-    return outcome
+    seeds = sorted(records)
+    claims = over_seeds({s: records[s]["claims"] for s in seeds})
+    results = [from_jsonable(module.Result, records[s]["result"]) for s in seeds]
+    mean = mean_result(results)
+    tables = list(module.tables(mean)) if hasattr(module, "tables") else []
+    png = _figure(out, name, module, [records[s]["key"] for s in seeds], mean, band(results))
+    return Outcome(name=name, description=experiments.description(name), section=module.SECTION, seeds=seeds,
+                   configs={str(s): records[s]["config"] for s in seeds}, result=to_jsonable(mean), claims=claims,
+                   tables=tables, png=png, elapsed_s=sum(float(records[s]["elapsed_s"]) for s in seeds),
+                   cached=all(records[s]["cached"] for s in seeds), story=story_of(module))
 
 
-def crashed(name: str, exc: BaseException) -> Outcome:
-    """An outcome for an experiment that raised: one failed claim carrying the error (nothing cached)."""
+def crashed(name: str, seeds: list[int], errors: list[str]) -> Outcome:
+    """An outcome for an experiment that raised at some seed: one failed claim carrying the errors."""
     from impediments import experiments
 
     try:
         module = experiments.get(name)
-        description, section = module.DESCRIPTION, module.SECTION
+        description, section = experiments.description(name), module.SECTION
     except Exception:  # the module itself may fail to import
         description, section = "(could not be imported)", "Errors"
-    error = f"{type(exc).__name__}: {exc}"
-    return Outcome(name=name, description=description, section=section, config={}, result={},
-                   claims=[Claim(text=f"the experiment runs to completion (it raised {error})", source="runner",
-                                 measured={"raised": True}, threshold="no exception", passed=False)],
-                   tables=[], png=b"", elapsed_s=0.0, cached=False)
-
-
-def rebuild_result(name: str, outcome: Outcome):
-    """The ``Result`` dataclass of a (possibly cached) outcome."""
-    from impediments import experiments
-
-    return from_jsonable(experiments.get(name).Result, outcome.result)
+    error = "; ".join(errors)
+    failed = SeedClaim(text=f"the experiment runs to completion (it raised {error})", source="runner",
+                       condition="no exception", seeds=seeds, measured={}, quantities=[], verdict=FAILS)
+    return Outcome(name=name, description=description, section=section, seeds=seeds, configs={}, result={},
+                   claims=[failed], tables=[], png=b"", elapsed_s=0.0, cached=False, errors=list(errors))
 
 
 def _dumps(obj) -> str:
     return json.dumps(to_jsonable(obj), indent=1, allow_nan=False)
 
 
-def _write_public(out: Path, o: Outcome, *, quick: bool, seed: int) -> None:
+def _write_public(out: Path, o: Outcome, *, quick: bool) -> None:
     if o.png:
         atomic_write(out / f"{o.name}.png", o.png)
     else:  # a crashed experiment: no figure, and no stale one from an earlier run
         (out / f"{o.name}.png").unlink(missing_ok=True)
     atomic_write(out / f"{o.name}.json", _dumps({
-        "name": o.name, "description": o.description, "section": o.section, "quick": quick, "seed": seed,
-        "config": o.config, "elapsed_s": o.elapsed_s, "passed": o.passed,
+        "name": o.name, "description": o.description, "section": o.section, "quick": quick, "seeds": o.seeds,
+        "configs": o.configs, "elapsed_s": o.elapsed_s, "verdict": o.verdict, "errors": o.errors,
         "claims": [c.to_dict() for c in o.claims], "tables": [t.to_dict() for t in o.tables],
-        "result": o.result}))
+        "mean_result": o.result}))
 
 
-# ---------------------------------------------------------------- progress and the whole run
+# ---------------------------------------------------------------- the whole run
 
 
 def _reporter(stream) -> Callable[[str], None]:
@@ -156,22 +233,24 @@ def _reporter(stream) -> Callable[[str], None]:
     return say
 
 
-def reproduce(names: Sequence[str], *, quick: bool, out: str | os.PathLike, seed: int = 0,
-              stream=None) -> bool:
-    """Run experiments and write ``<name>.png``, ``<name>.json``, ``claims.json``, ``notebook.html``.
+def reproduce(names: Sequence[str], *, quick: bool, out: str | os.PathLike, seeds: Sequence[int] | None = None,
+              seed: int = 0, jobs: int = 1, stream=None) -> bool:
+    """Run experiments over seeds and write ``<name>.png``, ``<name>.json``, ``claims.json``, ``notebook.html``.
 
     Args:
         names: registry names, run in the module's story order.
         quick: small budgets (``Config.quick``) instead of ``Config.full``.
         out: output folder (created if needed).
-        seed: seed passed to every config.
+        seeds: the seeds to run; default :func:`default_seeds` from ``seed``.
+        seed: first seed of the default seeds.
+        jobs: worker processes; 1 runs everything in this process.
         stream: where progress lines go (default ``sys.stderr``).
 
     Returns:
-        True iff every claim of every experiment passed.
+        True iff no claim fails (inconclusive claims do not fail the run).
 
     Raises:
-        ValueError: for an unknown experiment name (the message lists the valid ones).
+        ValueError: for an unknown experiment name, a negative seed, or ``jobs < 1``.
         OutputFolderError: if ``out`` cannot be created or written.
     """
     from impediments import experiments
@@ -179,44 +258,101 @@ def reproduce(names: Sequence[str], *, quick: bool, out: str | os.PathLike, seed
     unknown = [n for n in names if n not in experiments.REGISTRY]
     if unknown:
         raise ValueError(f"unknown experiment(s) {', '.join(unknown)}; valid: {', '.join(experiments.names())}")
+    seeds = sorted(set(default_seeds(quick, seed) if seeds is None else seeds))
+    if not seeds or min(seeds) < 0:
+        raise ValueError(f"seeds must be non-negative integers, got {seeds}")
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     order = [n for n in experiments.names() if n in set(names)]
     out = prepare_output(out)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the models are tiny: one thread is fastest on a shared CPU, and deterministic
     try:
-        return _reproduce(order, quick=quick, out=out, seed=seed,
+        return _reproduce(order, quick=quick, out=out, seeds=seeds, jobs=jobs,
                           say=_reporter(stream if stream is not None else sys.stderr))
     finally:
         torch.set_num_threads(threads)
 
 
-def _reproduce(order: list[str], *, quick: bool, out: Path, seed: int, say: Callable[[str], None]) -> bool:
+def _run_tasks(tasks: list[tuple[str, int]], *, quick: bool, out: Path, jobs: int,
+               say: Callable[[str], None]) -> dict[tuple[str, int], dict | str]:
+    """Every task's record, or its error text; in ``jobs`` spawned worker processes when ``jobs > 1``."""
+    done: dict[tuple[str, int], dict | str] = {}
+
+    def report(task, rec) -> None:
+        done[task] = rec
+        how = rec if isinstance(rec, str) else ("cached" if rec["cached"] else f"{rec['elapsed_s']:.1f} s")
+        say(f"[{len(done)}/{len(tasks)}] {task[0]} seed {task[1]}: {how}")
+
+    if jobs == 1 or len(tasks) == 1:
+        for task in tasks:
+            try:
+                report(task, run_seed(task[0], task[1], quick, str(out)))
+            except Exception as exc:  # one broken experiment must not hide the others' results
+                say(traceback.format_exc().rstrip())
+                report(task, f"{type(exc).__name__}: {exc}")
+        return done
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init)
+    try:
+        futures = {pool.submit(run_seed, name, s, quick, str(out)): (name, s) for name, s in tasks}
+        for future in as_completed(futures):
+            try:
+                rec = future.result()
+            except Exception as exc:
+                say(f"{futures[future][0]} seed {futures[future][1]} raised:\n{exc!r}")
+                rec = f"{type(exc).__name__}: {exc}"
+            report(futures[future], rec)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return done
+
+
+def _reproduce(order: list[str], *, quick: bool, out: Path, seeds: list[int], jobs: int,
+               say: Callable[[str], None]) -> bool:
     from impediments.report.notebook import write_notebook
 
     mode = "quick" if quick else "full"
-    say(f"reproducing {len(order)} experiment(s), {mode} mode, seed {seed} -> {out}")
+    say(f"reproducing {len(order)} experiment(s), {mode} mode, seeds {_seed_text(seeds)}, {jobs} job(s) -> {out}")
+    start = time.perf_counter()
+    done = _run_tasks([(n, s) for n in order for s in seeds], quick=quick, out=out, jobs=jobs, say=say)
     outcomes: list[Outcome] = []
-    for i, name in enumerate(order, 1):
-        say(f"[{i}/{len(order)}] {name} ...")
+    for name in order:
+        errors = [f"seed {s}: {done[(name, s)]}" for s in seeds if isinstance(done[(name, s)], str)]
         try:
-            o = obtain(name, quick=quick, seed=seed, out=out)
-        except Exception as exc:  # one broken experiment must not hide the others' results
+            o = crashed(name, seeds, errors) if errors else combine_seeds(
+                name, {s: done[(name, s)] for s in seeds}, out)
+        except Exception as exc:
             say(traceback.format_exc().rstrip())
-            o = crashed(name, exc)
-            _write_public(out, o, quick=quick, seed=seed)
+            o = crashed(name, seeds, [f"{type(exc).__name__}: {exc}"])
+        _write_public(out, o, quick=quick)
         outcomes.append(o)
-        verdict = sum(c.passed for c in o.claims)
-        how = "cached" if o.cached else f"{o.elapsed_s:.1f} s"
-        say(f"[{i}/{len(order)}] {name}: {verdict}/{len(o.claims)} claims passed ({how})")
+        counts = {v: sum(c.verdict == v for c in o.claims) for v in (HOLDS, INCONCLUSIVE, FAILS)}
+        say(f"{name}: {counts[HOLDS]} hold, {counts[INCONCLUSIVE]} inconclusive, {counts[FAILS]} fail "
+            f"({len(seeds)} seeds)")
         for c in o.claims:
-            if not c.passed:
-                say(f"    FAILED: {c.text} [{c.threshold}; measured {c.measured}]")
+            if c.verdict != HOLDS:
+                detail = "; ".join(f"{q.quantity} = {q.mean:.4g} [{q.low:.4g}, {q.high:.4g}]" for q in c.quantities)
+                say(f"    {c.verdict.upper()}: {c.text} [{c.condition}; {detail}]")
+    claims = [c for o in outcomes for c in o.claims]
+    counts = {v: sum(c.verdict == v for c in claims) for v in (HOLDS, INCONCLUSIVE, FAILS)}
+    ok = counts[FAILS] == 0
     atomic_write(out / "claims.json", _dumps({
-        "quick": quick, "seed": seed, "passed": all(o.passed for o in outcomes),
-        "experiments": {o.name: {"passed": o.passed, "claims": [c.to_dict() for c in o.claims]}
-                        for o in outcomes}}))
-    write_notebook(out / "notebook.html", outcomes, quick=quick, seed=seed, writer=atomic_write)
-    total = sum(len(o.claims) for o in outcomes)
-    passed = sum(c.passed for o in outcomes for c in o.claims)
-    say(f"{passed}/{total} claims passed; wrote {out / 'notebook.html'}")
-    return passed == total
+        "schema": CLAIMS_SCHEMA, "version": CLAIMS_VERSION, "quick": quick, "seeds": seeds,
+        "confidence": 0.95, "passed": ok, "counts": counts,
+        "experiments": {o.name: {"verdict": o.verdict, "errors": o.errors,
+                                 "claims": [c.to_dict() for c in o.claims]} for o in outcomes}}))
+    write_notebook(out / "notebook.html", outcomes, quick=quick, seeds=seeds, writer=atomic_write)
+    say(f"{counts[HOLDS]} claims hold, {counts[INCONCLUSIVE]} inconclusive, {counts[FAILS]} fail over seeds "
+        f"{_seed_text(seeds)} ({time.perf_counter() - start:.0f} s); wrote {out / 'notebook.html'}")
+    return ok
+
+
+def _seed_text(seeds: Sequence[int]) -> str:
+    s = sorted(seeds)
+    return f"{s[0]}-{s[-1]}" if len(s) > 2 and s == list(range(s[0], s[-1] + 1)) else ",".join(map(str, s))

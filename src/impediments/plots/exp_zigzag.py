@@ -1,13 +1,18 @@
-"""Figure of the ``zigzag`` experiment (takes a Result, never a model)."""
+"""Figure of the ``zigzag`` experiment (takes a Result, and optionally the band over seeds; never a model)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 
+from impediments.plots.style import LEGEND, fill_band
+
+COLORS = {"raw": "tab:red", "std": "tab:blue", "rescaled": "tab:green"}
+LABELS = {"raw": "raw pixels 0..16", "std": "standardized", "rescaled": "every other pixel x 10"}
+
 
 def _paths(ax, r) -> None:
-    for path, label, color in ((r.path_positive, f"all-positive ({r.steps_positive} steps)", "tab:red"),
-                               (r.path_centred, f"centred ({r.steps_centred} steps)", "tab:blue")):
+    for path, label, color in ((r.path_positive, f"all-positive ({r.steps_positive:.0f} steps on average)", "tab:red"),
+                               (r.path_centred, f"centred ({r.steps_centred:.0f} steps on average)", "tab:blue")):
         p = np.asarray(path)[:200]
         ax.plot(p[:, 0], p[:, 1], "-", marker=".", ms=3, lw=0.8, color=color, label=label)
     w = np.asarray(r.w_star)
@@ -16,33 +21,57 @@ def _paths(ax, r) -> None:
     ax.set(xlabel="w1", ylabel="w2", title="(a) per-example updates, first 200 steps")
     ax.axhline(0, color="0.8", lw=0.5)
     ax.axvline(0, color="0.8", lw=0.5)
-    ax.legend(fontsize=7)
+    ax.legend(**LEGEND)
 
 
-def plot_zigzag(r):
-    fig, axes = plt.subplots(2, 2, figsize=(10, 8))
+def _rates(ax, r) -> None:
+    for err, name, ls in ((r.error_unequal, "unequal variances", "-"), (r.error_equal, "standardized", "--")):
+        e = np.maximum(np.asarray(err), 1e-12)
+        for j, color in ((0, "tab:purple"), (1, "tab:orange")):
+            ax.semilogy(e[:, j], ls=ls, color=color, label=f"{name}: weight {j + 1} (σ²={r.variances[j]:.0f})"
+                        if name.startswith("unequal") else f"{name}: weight {j + 1}")
+    ax.set(xlabel="full-batch step (each at its best rate)", ylabel="|w_j - w*_j| / |w*_j|",
+           title="(a') unequal variances: weights learn at different rates", ylim=(1e-3, 2))
+    ax.legend(**LEGEND)
+
+
+def plot_zigzag(r, band=None):
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
     _paths(axes[0, 0], r)
-    ax = axes[0, 1]
+    _rates(axes[0, 1], r)
     lrs = np.asarray(r.lrs, dtype=float)
-    ax.semilogx(lrs, r.acc_raw, "o-", color="tab:red", label="raw pixels 0..16")
-    ax.semilogx(lrs, r.acc_std, "o-", color="tab:blue", label="standardized")
-    ax.axhline(0.93, color="tab:blue", ls=":", lw=0.8, label="LeCun reproduction 93%")
-    ax.axhline(0.75, color="tab:red", ls=":", lw=0.8, label="LeCun reproduction 75%")
-    ax.set(xlabel="learning rate", ylabel="test accuracy after 3 epochs", title="(b) digits, 64-30-10 tanh",
-           ylim=(0, 1))
-    ax.legend(fontsize=7)
+    ax = axes[0, 2]
+    for key in r.acc:
+        ax.semilogx(lrs, r.acc[key], "o-", color=COLORS[key], label=LABELS[key])
+        if band is not None:
+            fill_band(ax, lrs, band.low.acc[key], band.high.acc[key], COLORS[key])
+    ax.set(xlabel="learning rate", ylabel="test accuracy after 3 epochs", ylim=(0, 1),
+           title="(b) digits, 64-30-10 tanh: accuracy per learning rate")
+    ax.legend(**LEGEND)
     ax = axes[1, 0]
-    for curves, color, label in ((r.curve_raw, "tab:red", "raw"), (r.curve_std, "tab:blue", "standardized")):
-        c = np.asarray(curves)
-        ax.plot(c.T, color=color, lw=0.6, alpha=0.5)
-        ax.plot(c.mean(axis=0), color=color, lw=2, label=f"{label} (mean of {len(c)} inits)")
-    ax.set(xlabel="epoch", ylabel="test accuracy", title=f"(b) test accuracy per epoch at lr {r.lr}", ylim=(0, 1))
-    ax.legend(fontsize=7)
+    for key in r.steps_to_loss:
+        steps = np.asarray(r.steps_to_loss[key], dtype=float)
+        ok = np.isfinite(steps)
+        ax.semilogx(lrs[ok], steps[ok], "o-", color=COLORS[key], label=LABELS[key])
+    ax.set(xlabel="learning rate", ylabel=f"steps to training loss {r.target_loss:g}",
+           title="(b) steps to the target loss (missing: not reached)")
+    ax.legend(**LEGEND)
     ax = axes[1, 1]
+    for key, curve in r.curves.items():
+        c = np.asarray(curve, dtype=float)
+        ax.plot(c, color=COLORS[key], lw=2, label=f"{LABELS[key]}, lr {r.best_lr[key]:g}")
+        if band is not None:
+            fill_band(ax, np.arange(len(c)), band.low.curves[key], band.high.curves[key], COLORS[key])
+    ax.set(xlabel="epoch", ylabel="test accuracy", title="(b) each input at its own best learning rate",
+           ylim=(0, 1))
+    ax.legend(**LEGEND)
+    ax = axes[1, 2]
     ax.hist(np.asarray(r.batch_means_example), bins=20, color="tab:gray")
     ax.axvline(0, color="k", lw=1, label="training-set mean (0)")
     ax.set(xlabel=f"mini-batch mean (B={r.probe_batch}) of one standardized feature", ylabel="batches",
            title=f"(c) mean |batch mean| {r.batch_mean_abs:.3f} (predicted {r.batch_mean_predicted:.3f})")
-    ax.legend(fontsize=7)
+    ax.legend(**LEGEND)
+    if band is not None:
+        fig.text(0.01, 0.005, f"lines: mean over {band.seeds} seeds; shaded: lowest to highest seed", fontsize=9)
     fig.tight_layout()
     return fig, axes

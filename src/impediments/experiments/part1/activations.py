@@ -19,8 +19,6 @@ import torch
 
 from impediments.experiments.framework import Claim, Table, claim
 
-NAME = "activations"
-DESCRIPTION = "activations and derivatives with saturated and linear regions shaded"
 SECTION = "Activations: saturation and linearity"
 SOURCE = "seed: Activation functions"
 
@@ -101,26 +99,30 @@ def claims(result: Result) -> list[Claim]:
         claim("The derivatives of sigmoid, tanh and ReLU each have a portion of the domain yielding near-zero "
               f"derivatives (fraction of [{r.x[0]:g}, {r.x[-1]:g}] where |a'| < 2.5% of its peak).", SOURCE,
               {f"saturated_fraction_{n}": v for n, v in frac.items()},
-              "every saturated fraction >= 0.2", min(frac.values()) >= 0.2),
+              "min(saturated_fraction_sigmoid, saturated_fraction_tanh, saturated_fraction_relu) >= 0.2",
+              labels={f"saturated_fraction_{n}": f"{n}: saturated fraction of the domain" for n in frac}),
         claim("Sigmoid saturates for |x| beyond about 5, tanh beyond about 2.5, ReLU for every x < 0.", SOURCE,
               {"sigmoid_boundary": _boundary(r.saturated["sigmoid"], 1),
                "tanh_boundary": _boundary(r.saturated["tanh"], 1),
-               "relu_right_edge_of_dead_side": max(hi for lo, hi in r.saturated["relu"] if lo == -math.inf)},
-              "4.5 <= sigmoid <= 5.5, 2 <= tanh <= 3, relu dead side ends at 0",
-              4.5 <= _boundary(r.saturated["sigmoid"], 1) <= 5.5 and 2 <= _boundary(r.saturated["tanh"], 1) <= 3
-              and max(hi for lo, hi in r.saturated["relu"] if lo == -math.inf) == 0.0),
+               "relu_dead_side_end": max(hi for lo, hi in r.saturated["relu"] if lo == -math.inf)},
+              "4.5 <= sigmoid_boundary <= 5.5 and 2 <= tanh_boundary <= 3 and abs(relu_dead_side_end) <= 0",
+              labels={"sigmoid_boundary": "sigmoid saturates beyond |x| =", "tanh_boundary":
+                      "tanh saturates beyond |x| =", "relu_dead_side_end": "ReLU's flat side ends at x ="},
+              paper="sigmoid about 5, tanh about 2.5, ReLU 0"),
         claim("There are also portions of the domain with near-linear response: around 0 for sigmoid and tanh, "
               "all of x > 0 for ReLU.", SOURCE, {f"linear_fraction_{n}": v for n, v in lin.items()},
-              "sigmoid and tanh linear fractions > 0 and relu linear fraction >= 0.45",
-              lin["sigmoid"] > 0 and lin["tanh"] > 0 and lin["relu"] >= 0.45),
+              "min(linear_fraction_sigmoid, linear_fraction_tanh) > 0 and linear_fraction_relu >= 0.45",
+              labels={f"linear_fraction_{n}": f"{n}: near-linear fraction of the domain" for n in lin}),
         claim("Sigmoid's derivative never exceeds 1/4 (so each sigmoid layer shrinks the back-propagated gradient "
               "at least 4-fold); tanh's peaks at 1.", "seed: Activation functions; Glorot & Bengio 2010",
               {"sigmoid_peak": r.peak_derivative[i["sigmoid"]], "tanh_peak": r.peak_derivative[i["tanh"]]},
-              "|sigmoid_peak - 0.25| < 1e-9 and |tanh_peak - 1| < 1e-9",
-              abs(r.peak_derivative[i["sigmoid"]] - 0.25) < 1e-9 and abs(r.peak_derivative[i["tanh"]] - 1) < 1e-9),
-        claim("Each analytic derivative drawn here equals autograd's on the grid (float64).", "reference: autograd",
-              {"max_error": max(r.autograd_max_error)}, "max_error <= 1e-7 (torch.testing float64 atol)",
-              max(r.autograd_max_error) <= 1e-7),
+              "abs(sigmoid_peak - 0.25) < 1e-9 and abs(tanh_peak - 1) < 1e-9",
+              labels={"sigmoid_peak": "largest sigmoid derivative", "tanh_peak": "largest tanh derivative"},
+              paper="1/4 and 1"),
+        claim("Each analytic derivative drawn here equals autograd's on the grid (float64; the bound is "
+              "torch.testing's float64 tolerance).", "reference: autograd",
+              {"max_error": max(r.autograd_max_error)}, "max_error <= 1e-7",
+              labels={"max_error": "largest |analytic - autograd| derivative"}),
     ]
 
 

@@ -24,8 +24,6 @@ import torch
 
 from impediments.experiments.framework import Claim, Presets, Table, claim, seeded
 
-NAME = "depth_distributions"
-DESCRIPTION = "10-layer stack at init: output distributions per layer for 3 activations x 4 inits"
 SECTION = "Initialization: constant variance through the layers"
 SOURCE = "seed: Maintaining constant variance throughout the layers"
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
@@ -155,52 +153,62 @@ def claims(result: Result) -> list[Claim]:
     ratio_he = r.pre_var[:, :, 1:] / r.formula_he[:, :, 1:]
     ratio_mod = r.pre_var[:, :, 1:] / r.formula_module[:, :, 1:]
     gap = r.formula_he[:, :, 1:] / r.formula_module[:, :, 1:]
-    tol = 3 * math.sqrt(2 / r.width)
     t = r.activations.index("tanh")
     s = r.activations.index("sigmoid")
     return [
         claim("Large init variance pushes pre-activations to extreme values: tanh outputs are bimodal at ±1 and "
               "ReLU outputs have a large spike at 0 (last layer).", SOURCE,
-              {"tanh_frac_abs_gt_0.9": r.frac_extreme[tl][-1], "relu_frac_zero": r.frac_zero[rl][-1]},
-              "tanh_frac_abs_gt_0.9 >= 0.8 and relu_frac_zero >= 0.4",
-              r.frac_extreme[tl][-1] >= 0.8 and r.frac_zero[rl][-1] >= 0.4),
+              {"tanh_frac_extreme": r.frac_extreme[tl][-1], "relu_frac_zero": r.frac_zero[rl][-1]},
+              "tanh_frac_extreme >= 0.8 and relu_frac_zero >= 0.4",
+              labels={"tanh_frac_extreme": "tanh, large init: fraction of outputs with |y| > 0.9",
+                      "relu_frac_zero": "ReLU, large init: fraction of outputs at 0"}),
         claim("With large init variance the output variance increases as we get deeper.", SOURCE,
               {"relu_var_last_over_first": drift["relu_large"],
                "tanh_var_first": r.out_var[tl][0], "tanh_var_last": r.out_var[tl][-1]},
-              "relu_var_last_over_first >= 1e6 and tanh_var_last > tanh_var_first",
-              drift["relu_large"] >= 1e6 and r.out_var[tl][-1] > r.out_var[tl][0]),
+              "log10(relu_var_last_over_first) >= 6 and tanh_var_last > tanh_var_first",
+              labels={"relu_var_last_over_first": "ReLU, large init: variance of layer 10 / layer 1",
+                      "tanh_var_first": "tanh, large init: variance of layer 1",
+                      "tanh_var_last": "tanh, large init: variance of layer 10"}),
         claim("With small init variance the outputs cluster at 0.5 for sigmoid and at 0 for tanh, in the linear "
               "region (every layer: small spread, and every tanh pre-activation within |x| < 0.5).", SOURCE,
-              {"sigmoid_max_abs_mean_minus_0.5": float(np.abs(r.out_mean[ss] - 0.5).max()),
+              {"sigmoid_max_mean_offset": float(np.abs(r.out_mean[ss] - 0.5).max()),
                "sigmoid_max_std": float(np.sqrt(r.out_var[ss].max())),
                "tanh_max_std": float(np.sqrt(r.out_var[ts].max())),
-               "tanh_min_frac_preact_in_linear_region": float(r.frac_linear[ts].min())},
-              "sigmoid |mean - 0.5| <= 0.01 and std <= 0.05; tanh std <= 0.1 and min frac in linear region == 1",
-              np.abs(r.out_mean[ss] - 0.5).max() <= 0.01 and np.sqrt(r.out_var[ss].max()) <= 0.05
-              and np.sqrt(r.out_var[ts].max()) <= 0.1 and r.frac_linear[ts].min() == 1.0),
+               "tanh_min_linear_fraction": float(r.frac_linear[ts].min())},
+              "sigmoid_max_mean_offset <= 0.01 and sigmoid_max_std <= 0.05 and tanh_max_std <= 0.1 "
+              "and tanh_min_linear_fraction >= 1",
+              labels={"sigmoid_max_mean_offset": "sigmoid, small init: largest |mean - 0.5| of a layer",
+                      "sigmoid_max_std": "sigmoid, small init: largest std of a layer",
+                      "tanh_max_std": "tanh, small init: largest std of a layer",
+                      "tanh_min_linear_fraction": "tanh, small init: smallest fraction with |x| < 0.5"}),
         claim("Glorot (tanh, sigmoid) and He (ReLU) keep the variance level across the identical layers 2-10, "
-              "while large or "
-              "small variances change it by orders of magnitude. Glorot with tanh still drifts down a few-fold "
-              "(tanh's gain is below 1 away from 0, as in Glorot & Bengio 2010).",
+              "while large or small variances change it by orders of magnitude. Glorot with tanh still drifts "
+              "down a few-fold (tanh's gain is below 1 away from 0, as in Glorot & Bengio 2010).",
               "seed: Glorot initialization; He et al. 2015",
               {**{f"{k}_max_over_min": v for k, v in level.items()}, **{f"{k}_change": v for k, v in drift.items()}},
-              "relu_he <= 3, tanh_glorot <= 10, sigmoid_glorot <= 3; relu_large and tanh_small changes >= 1e3",
-              level["relu_he"] <= 3 and level["tanh_glorot"] <= 10 and level["sigmoid_glorot"] <= 3
-              and min(drift.values()) >= 1e3),
+              "relu_he_max_over_min <= 3 and tanh_glorot_max_over_min <= 10 and sigmoid_glorot_max_over_min <= 3 "
+              "and log10(min(relu_large_change, tanh_small_change)) >= 3",
+              labels={**{f"{k}_max_over_min": f"{k.replace('_', ' + ')}: largest / smallest layer variance"
+                         for k in level},
+                      **{f"{k}_change": f"{k.replace('_', ', ')} init: variance change over the stack"
+                         for k in drift}}),
         claim("The pre-activation variance is n·Var(W)·E[y²] of the layer input, for every activation and init "
               "(layers 2-10, within 3 sampling standard deviations sqrt(2/width) of the finite layer); the "
               "module's n·Var(W)·Var(Y) equals it for zero-mean tanh outputs but is too small by the factor "
               "E[y²]/Var(y) >= 1/(1 - mean) for sigmoid (about 2), well beyond sampling noise (ReLU: about "
               "π/(π-1) ≈ 1.47, reported).",
               "seed: The cause; He et al. 2015",
-              {"he_max_abs_log_ratio": float(np.abs(np.log(ratio_he)).max()), "tolerance": tol,
+              {"he_max_abs_log_ratio": float(np.abs(np.log(ratio_he)).max()), "tolerance": 3 * math.sqrt(2 / r.width),
                "module_tanh_max_abs_log_ratio": float(np.abs(np.log(ratio_mod[t])).max()),
                "sigmoid_min_he_over_module": float(gap[s].min()),
                "relu_min_he_over_module": float(gap[r.activations.index("relu")].min())},
               "he_max_abs_log_ratio <= tolerance and module_tanh_max_abs_log_ratio <= tolerance and "
               "log(sigmoid_min_he_over_module) > tolerance",
-              np.abs(np.log(ratio_he)).max() <= tol and np.abs(np.log(ratio_mod[t])).max() <= tol
-              and math.log(gap[s].min()) > tol),
+              labels={"he_max_abs_log_ratio": "largest |log(measured / n·Var(W)·E[y²])|",
+                      "tolerance": "3 sampling standard deviations, sqrt(2/width)",
+                      "module_tanh_max_abs_log_ratio": "tanh: largest |log(measured / n·Var(W)·Var(Y))|",
+                      "sigmoid_min_he_over_module": "sigmoid: smallest E[y²] / Var(y)",
+                      "relu_min_he_over_module": "ReLU: smallest E[y²] / Var(y)"}),
     ]
 
 

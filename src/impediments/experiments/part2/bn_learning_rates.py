@@ -19,8 +19,6 @@ from torch import nn
 
 from impediments.experiments.framework import Claim, Presets, Table, claim, seeded
 
-NAME = "bn_learning_rates"
-DESCRIPTION = "learning-rate sweep with and without BN: largest stable rate and steps to a target accuracy"
 SECTION = "Batch Normalization"
 SOURCE = "Ioffe & Szegedy 2015"
 
@@ -122,23 +120,29 @@ def summary(result: Result) -> dict:
 def claims(result: Result) -> list[Claim]:
     s = summary(result)
     t = f"{result.target_acc:g}"
-    ratio = s["fewest_steps_plain"] / s["fewest_steps_bn"] if math.isfinite(s["fewest_steps_plain"]) else math.inf
     return [
         claim(f"BN facilitates much higher learning rates: the largest learning rate of the sweep that reaches "
-              f"{t} test accuracy is larger with BN.", "seed: Batch Normalization",
+              f"{t} test accuracy is larger with BN (each network over the same sweep, so no shared rate "
+              "favours either).", "seed: Batch Normalization",
               {"largest_lr_plain": s["largest_lr_plain"], "largest_lr_bn": s["largest_lr_bn"],
                "diverged_runs_plain": s["diverged_plain"], "diverged_runs_bn": s["diverged_bn"]},
-              "largest_lr_bn > largest_lr_plain", s["largest_lr_bn"] > s["largest_lr_plain"]),
-        claim(f"BN speeds training: the fewest steps to {t} test accuracy over the sweep is smaller with BN "
-              "(Inception: 14 times fewer steps; the measured ratio at this small scale is reported).", SOURCE,
-              {"fewest_steps_plain": s["fewest_steps_plain"], "fewest_steps_bn": s["fewest_steps_bn"],
-               "ratio": ratio}, "fewest_steps_bn < fewest_steps_plain",
-              s["fewest_steps_bn"] < s["fewest_steps_plain"]),
+              "largest_lr_bn / largest_lr_plain > 1",
+              labels={"largest_lr_plain": f"largest learning rate reaching {t}, without BN",
+                      "largest_lr_bn": f"largest learning rate reaching {t}, with BN",
+                      "diverged_runs_plain": "diverged runs without BN", "diverged_runs_bn": "diverged runs with BN"}),
+        claim(f"BN speeds training: the fewest steps to {t} test accuracy over the sweep (each network at its own "
+              "best rate) is smaller with BN (Inception: 14 times fewer steps; the measured ratio at this small "
+              "scale is reported).", SOURCE,
+              {"fewest_steps_plain": s["fewest_steps_plain"], "fewest_steps_bn": s["fewest_steps_bn"]},
+              "fewest_steps_bn < fewest_steps_plain", paper="14 times fewer steps (Inception on ImageNet)",
+              labels={"fewest_steps_plain": f"fewest steps to {t} without BN",
+                      "fewest_steps_bn": f"fewest steps to {t} with BN"}),
         claim("Without BN, a learning rate 5 times (here: the next grid point, 3 or more times) above the largest "
               "one that works fails to reach the target or diverges.", SOURCE,
-              {"largest_lr_plain": s["largest_lr_plain"],
-               "next_lr_plain_reached": _next_reached(result)},
-              "next grid learning rate does not reach the target", not _next_reached(result)),
+              {"largest_lr_plain": s["largest_lr_plain"], "next_lr_plain_reached": _next_reached(result)},
+              "next_lr_plain_reached <= 0",
+              labels={"largest_lr_plain": f"largest learning rate reaching {t}, without BN",
+                      "next_lr_plain_reached": "the next larger rate reaches it too (1 = yes)"}),
     ]
 
 

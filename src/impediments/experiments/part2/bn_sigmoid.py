@@ -26,8 +26,6 @@ import torch
 from impediments.experiments.framework import Claim, Presets, Table, claim, seeded, train
 from impediments.experiments.part2._common import gaussian_init, inputs_of, steps_to_reach
 
-NAME = "bn_sigmoid"
-DESCRIPTION = "sigmoid MLP with and without BN: faster learning and stable sigmoid-input percentiles"
 SECTION = "Batch Normalization"
 SOURCE = "Ioffe & Szegedy 2015, Fig. 1"
 QUANTILES = (0.15, 0.5, 0.85)
@@ -120,25 +118,31 @@ def _summary(result: Result) -> dict:
 
 def claims(result: Result) -> list[Claim]:
     s, t = _summary(result), f"{result.target_acc:g}"
-    sp, sb = s[f"steps_to_{t}_plain"], s[f"steps_to_{t}_bn"]
-    dp, db = s["median_drift_plain"], s["median_drift_bn"]
     return [
         claim(f"BN learns faster: at the same learning rate the BN network reaches {t} test accuracy in fewer "
-              "steps (Fig. 1a; digits instead of MNIST, a few hundred steps instead of 50,000).", SOURCE,
-              {"steps_plain": sp, "steps_bn": sb}, "steps_bn < steps_plain", sb < sp),
+              "steps (Fig. 1a; digits instead of MNIST, a few hundred steps instead of 50,000). The shared rate "
+              "is the paper's protocol; bn_learning_rates compares each network over its own learning-rate sweep.",
+              SOURCE, {"steps_plain": s[f"steps_to_{t}_plain"], "steps_bn": s[f"steps_to_{t}_bn"]},
+              "steps_bn < steps_plain",
+              labels={"steps_plain": f"steps to {t} test accuracy without BN",
+                      "steps_bn": f"steps to {t} test accuracy with BN"}),
         claim("BN ends no worse: final test accuracy with BN is at least that without BN, within 0.01 "
               "(the paper reports higher; reproductions 0.98 vs 0.977).", SOURCE,
               {"acc_plain": s["final_acc_plain"], "acc_bn": s["final_acc_bn"]},
-              "acc_bn >= acc_plain - 0.01", s["final_acc_bn"] >= s["final_acc_plain"] - 0.01),
+              "acc_bn >= acc_plain - 0.01", paper="0.98 with BN vs 0.977 without (reproductions)",
+              labels={"acc_plain": "final test accuracy without BN", "acc_bn": "final test accuracy with BN"}),
         claim("BN ends with no higher test loss (module: BN 'significantly improves the Loss').", "seed: Batch "
               "Normalization", {"loss_plain": s["final_loss_plain"], "loss_bn": s["final_loss_bn"]},
-              "loss_bn <= loss_plain", s["final_loss_bn"] <= s["final_loss_plain"]),
+              "loss_bn <= loss_plain",
+              labels={"loss_plain": "final test loss without BN", "loss_bn": "final test loss with BN"}),
         claim("The 15/50/85th percentiles of a last-layer sigmoid input drift without BN and stay stable with it "
               "(Fig. 1b,c): median over the layer's units of the largest percentile change after the first "
               f"{result.warmup_fraction:.0%} of training, relative to the final 15-85 spread, is at least twice "
               "as large without BN.", SOURCE,
-              {"median_drift_plain": dp, "median_drift_bn": db}, "median_drift_plain >= 2 * median_drift_bn",
-              dp >= 2 * db),
+              {"median_drift_plain": s["median_drift_plain"], "median_drift_bn": s["median_drift_bn"]},
+              "median_drift_plain / median_drift_bn >= 2",
+              labels={"median_drift_plain": "percentile drift without BN (median over units)",
+                      "median_drift_bn": "percentile drift with BN (median over units)"}),
     ]
 
 

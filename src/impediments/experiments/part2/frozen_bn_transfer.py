@@ -25,8 +25,6 @@ from torch import nn
 
 from impediments.experiments.framework import Claim, Presets, Table, claim, seeded, train
 
-NAME = "frozen_bn_transfer"
-DESCRIPTION = "transfer with a frozen BN base: Keras-style freeze vs naive requires_grad=False vs fine-tuning"
 SECTION = "Batch Normalization and transfer learning"
 SOURCE = "seed: BatchNormalization and Transfer Learning"
 METHODS = ("keras_freeze", "naive_freeze", "finetune")
@@ -172,37 +170,54 @@ def claims(result: Result) -> list[Claim]:
         claim("With Keras semantics (impediments.norm.freeze) a frozen BatchNorm runs in inference mode while "
               "the head trains: its running statistics do not move at all.", SOURCE,
               {"drift_keras": a["drift_final"], "var_change_keras": a["var_change_final"]},
-              "drift_keras == 0 and var_change_keras == 0", a["drift_final"] == 0 and a["var_change_final"] == 0),
+              "abs(drift_keras) <= 0 and abs(var_change_keras) <= 0",
+              labels={"drift_keras": "Keras-style freeze: running-mean shift (running-σ units)",
+                      "var_change_keras": "Keras-style freeze: mean |log| running-variance ratio"}),
         claim("With a naive PyTorch freeze (requires_grad=False, BN left in training mode) the running statistics "
               "drift toward the target data (the module states no size; measured: mean shift in running-σ units "
               "and mean |log| variance ratio per channel, next to fine-tuning everything).", SOURCE,
               {"drift_naive": b["drift_final"], "var_change_naive": b["var_change_final"],
                "drift_finetune": c["drift_final"], "var_change_finetune": c["var_change_final"]},
-              "drift_naive > 0 and var_change_naive > 0", b["drift_final"] > 0 and b["var_change_final"] > 0),
+              "drift_naive > 0 and var_change_naive > 0",
+              labels={"drift_naive": "naive freeze: running-mean shift (running-σ units)",
+                      "var_change_naive": "naive freeze: mean |log| running-variance ratio",
+                      "drift_finetune": "fine-tuning: running-mean shift (running-σ units)",
+                      "var_change_finetune": "fine-tuning: mean |log| running-variance ratio"}),
         claim("A frozen base must stay the pretrained network. With Keras-style freezing the source task (old head "
               "on the base) keeps exactly its accuracy; with the naive freeze only the drifted running statistics "
               "change the base, and the source accuracy is reported.", SOURCE,
               {"source_acc": result.source_acc, "source_acc_after_keras": a["source_acc_after"],
                "source_acc_after_naive": b["source_acc_after"]},
-              "source_acc_after_keras == source_acc", a["source_acc_after"] == result.source_acc),
+              "abs(source_acc_after_keras - source_acc) <= 0",
+              labels={"source_acc": "source-task test accuracy before transfer",
+                      "source_acc_after_keras": "source-task accuracy after Keras-style transfer",
+                      "source_acc_after_naive": "source-task accuracy after naive transfer"}),
         claim("The monitor sees the difference (impediments.monitor.watch during transfer): with Keras-style "
               "freezing every training-mode forward of the base's BNs used running statistics and every BN is "
               "reported frozen; with the naive freeze and with fine-tuning none did.", "impediments.monitor",
               {"running_fraction_keras": a["monitor_running_fraction"], "frozen_keras": a["monitor_frozen"],
                "running_fraction_naive": b["monitor_running_fraction"], "frozen_naive": b["monitor_frozen"],
                "running_fraction_finetune": c["monitor_running_fraction"]},
-              "keras: 1 and 1; naive and finetune: 0",
-              a["monitor_running_fraction"] == 1 and a["monitor_frozen"] == 1 and b["monitor_running_fraction"] == 0
-              and b["monitor_frozen"] == 0 and c["monitor_running_fraction"] == 0),
+              "running_fraction_keras >= 1 and frozen_keras >= 1 and running_fraction_naive <= 0 "
+              "and frozen_naive <= 0 and running_fraction_finetune <= 0",
+              labels={"running_fraction_keras": "Keras-style: fraction of BN forwards on running statistics",
+                      "frozen_keras": "Keras-style: fraction of BNs reported frozen",
+                      "running_fraction_naive": "naive: fraction of BN forwards on running statistics",
+                      "frozen_naive": "naive: fraction of BNs reported frozen",
+                      "running_fraction_finetune": "fine-tuning: fraction of BN forwards on running statistics"}),
         claim(f"The pretrained base transfers: a new head on a frozen base ({result.shots} examples per target "
               "class) beats chance (0.2) by far.", SOURCE,
               {"acc_keras": a["final_acc"], "source_acc": result.source_acc}, "acc_keras >= 0.5",
-              a["final_acc"] >= 0.5),
+              labels={"acc_keras": "target test accuracy, Keras-style freeze",
+                      "source_acc": "source-task test accuracy"}),
         claim("Measured, not asserted by the module: target test accuracy of the three ways. Checked only that "
               "Keras-style freezing is not worse than the naive freeze by more than 0.05 (at this small scale the "
               "drift to target statistics can help or hurt; see the table).", SOURCE,
               {"acc_keras": a["final_acc"], "acc_naive": b["final_acc"], "acc_finetune": c["final_acc"]},
-              "acc_keras >= acc_naive - 0.05", a["final_acc"] >= b["final_acc"] - 0.05),
+              "acc_keras >= acc_naive - 0.05",
+              labels={"acc_keras": "target test accuracy, Keras-style freeze",
+                      "acc_naive": "target test accuracy, naive freeze",
+                      "acc_finetune": "target test accuracy, fine-tuning everything"}),
     ]
 
 
