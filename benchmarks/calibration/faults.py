@@ -31,6 +31,9 @@ class Case:
     loss: Callable
     eval_mode: bool = False                   # model.eval() for the whole training loop
     prepare: Callable | None = None           # called on the model after model.train()
+    zero_grad: bool = True                    # opt.zero_grad() before every backward
+    order: str = "shuffled"                   # batches: "shuffled", "sorted" by label, "repeated" (one batch)
+    trainable: Callable | None = None         # model -> the parameters given to the optimizer (None: all)
 
 
 def _hidden_layers(model: nn.Module) -> list[nn.Module]:
@@ -143,6 +146,39 @@ def log_of_inputs(case: Case) -> None:
     case.model = LogInputs(case.model)
 
 
+def no_zero_grad(case: Case) -> None:
+    """``opt.zero_grad()`` forgotten: every backward adds to the previous step's gradients."""
+    case.zero_grad = False
+
+
+def softmax_then_cross_entropy(case: Case) -> None:
+    """``cross_entropy(softmax(output))``: probabilities where the loss expects logits."""
+    base = case.loss
+
+    def loss(output, target):
+        return base(output.softmax(dim=-1), target)
+    case.loss = loss
+
+
+def optimizer_misses_first_layer(case: Case) -> None:
+    """The optimizer built from every parameter except the first layer's (e.g. a filtered list)."""
+    def trainable(model):
+        first = next(m for m in model.modules() if isinstance(m, (*WEIGHTED, nn.Embedding)))
+        skip = {id(p) for p in first.parameters()}
+        return [p for p in model.parameters() if id(p) not in skip]
+    case.trainable = trainable
+
+
+def sorted_by_label(case: Case) -> None:
+    """Batches taken in label order, never shuffled."""
+    case.order = "sorted"
+
+
+def one_batch(case: Case) -> None:
+    """The same batch at every step (the loader re-created inside the loop, say)."""
+    case.order = "repeated"
+
+
 @dataclass(frozen=True)
 class Fault:
     name: str
@@ -165,6 +201,11 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
     Fault("lr_too_high", lr_too_high, "learning rate 100x (SGD) or 1000x (Adam)"),
     Fault("log_of_outputs", log_of_outputs, "loss on log(raw outputs): NaN from log of non-positive values"),
     Fault("log_of_inputs", log_of_inputs, "model(log(x)) on standardized inputs: NaN from log of negatives"),
+    Fault("no_zero_grad", no_zero_grad, "opt.zero_grad() never called"),
+    Fault("softmax_before_loss", softmax_then_cross_entropy, "cross_entropy(softmax(output))"),
+    Fault("optimizer_misses_params", optimizer_misses_first_layer, "the first layer's parameters not in the optimizer"),
+    Fault("unshuffled", sorted_by_label, "batches in label order, never shuffled"),
+    Fault("repeated_batch", one_batch, "the same batch at every step"),
 ]}
 
 
@@ -202,6 +243,12 @@ INJECTIONS: list[Injection] = [
     *_inj("lr_too_high", "diverging_loss", "resnet18 gpt2 lstm_lm"),
     *_inj("log_of_outputs", "non_finite", "lenet5 gpt2"),
     *_inj("log_of_inputs", "non_finite", "resnet18 vit"),
+    # training-loop bugs
+    *_inj("no_zero_grad", "gradients_not_cleared", "resnet18 gpt2 lstm_lm"),
+    *_inj("softmax_before_loss", "softmax_before_loss", "lenet5 vit bert"),
+    *_inj("optimizer_misses_params", "parameters_not_updated", "resnet18 gpt2 mobilenet_v1"),
+    *_inj("unshuffled", "unshuffled_batches", "lenet5 resnet18 vgg11_bn"),
+    *_inj("repeated_batch", "repeated_batch", "vgg11_bn gpt2 lstm_lm"),
     # on held-out architectures (run only with --held-out)
     *_inj("negative_bias", "dead_units", "resnext"),
     *_inj("batch_2", "bn_small_batch", "resnext"),
@@ -210,6 +257,8 @@ INJECTIONS: list[Injection] = [
     *_inj("identical_init", "symmetric_units", "mlp_mixer"),
     *_inj("huge_init", "saturated_units", "rnn_lm"),
     *_inj("log_of_outputs", "non_finite", "rnn_lm"),
+    *_inj("no_zero_grad", "gradients_not_cleared", "convnext"),
+    *_inj("softmax_before_loss", "softmax_before_loss", "resnext"),
 ]
 
 

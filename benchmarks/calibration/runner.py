@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 
 import torch
 
@@ -31,6 +32,18 @@ def _findings(report) -> list[dict]:
             row["evidence"] = f.to_dict()["evidence"]
         rows.append(row)
     return rows
+
+
+def make_batches(case: Case, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless mini-batches in the case's order: reshuffled epochs, label order, or one batch repeated."""
+    size = min(case.recipe.batch_size, len(case.X))
+    if case.order == "shuffled":
+        yield from infinite_batches(case.X, case.y, size, seed=seed)
+    order = torch.argsort(case.y, stable=True) if case.order == "sorted" else torch.arange(size)
+    X, y = case.X[order], case.y[order]
+    while True:
+        for i in range(0, len(X) - size + 1, size):
+            yield X[i:i + size], y[i:i + size]
 
 
 def build_case(arch_name: str, fault: str | None = None, seed: int = 0) -> Case:
@@ -67,11 +80,11 @@ def _run(arch_name: str, fault: str | None, steps: int, seed: int, expected: tup
     start = time.perf_counter()
     case = build_case(arch_name, fault, seed)
     model, recipe = case.model, case.recipe
-    batches = infinite_batches(case.X, case.y, min(recipe.batch_size, len(case.X)), seed=seed)
+    batches = make_batches(case, seed)
     x0, y0 = next(batches)
     checkup = imp.checkup(model, x0, y0, case.loss)
 
-    opt = recipe.make_optimizer(model.parameters())
+    opt = recipe.make_optimizer(case.trainable(model) if case.trainable else model.parameters())
     sched = recipe.make_scheduler(opt)
     model.train()
     if case.prepare is not None:
@@ -83,7 +96,8 @@ def _run(arch_name: str, fault: str | None, steps: int, seed: int, expected: tup
         for _ in range(steps):
             xb, yb = next(batches)
             loss = case.loss(model(xb), yb)
-            opt.zero_grad(set_to_none=True)
+            if case.zero_grad:
+                opt.zero_grad(set_to_none=True)
             loss.backward()
             if recipe.clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.clip)
