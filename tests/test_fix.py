@@ -267,3 +267,14 @@ def test_cli_fix_usage_errors_exit_2_with_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cli_fix_seeds_and_run_budget(tmp_path, capsys):
+    out = tmp_path / "fix.json"
+    code = main(["fix", str(EXAMPLES / "small_batch_bn.py"), "--steps", "50", "--seeds", "2", "--budget-runs", "2",
+                 "--jobs", "1", "--json", str(out)])
+    doc = json.loads(out.read_text())
+    assert [t["seed"] for t in doc["baseline"]] == [0, 1] and len(doc["rows"]) == 1
+    assert [t["seed"] for t in doc["rows"][0]["trials"]] == [0, 1]
+    assert doc["not_tried"] and "not tried (run budget)" in capsys.readouterr().out
+    assert code == (0 if doc["remaining"] == [] else 1)

@@ -143,7 +143,8 @@ def _run(source, pieces, seed_list, th, tolerance, budget_runs, title, workers, 
     flagged = [c for c in CODES if any(c in t.flagged for t in baseline)]
     findings = tuple(f for f in baseline[0].findings if f["code"] in flagged)
     report = FixReport(title, {"steps": pieces.steps, "batch_size": pieces.batch_size, "seeds": seed_list,
-                               "jobs": workers.jobs, "tolerance": tolerance, "min_evidence_steps": min_evidence_steps(th),
+                               "jobs": workers.jobs, "tolerance": tolerance,
+                               "min_evidence_steps": min_evidence_steps(th),
                                "metric": "val_acc" if pieces.classification else "val_loss",
                                "val_examples": len(pieces.X_val)}, baseline, flagged, notes=notes)
     unknown = [c for c in flagged if not remedies_for(c)]

@@ -49,31 +49,39 @@ def diff_table(report) -> str:
     return "<table>" + head + "".join(rows) + "</table>"
 
 
+def _finite(curve) -> list[float]:
+    return [v for v in curve if math.isfinite(v)]
+
+
 def loss_curves(report) -> str | None:
-    """Training loss per step: baseline (black), each remedy (thin), the chosen fix (thick, green); seed 0."""
+    """Training loss per step (seed of the first run): left, the baseline against the chosen fix; right, every
+    remedy tried, on the baseline's scale (curves that leave it, e.g. diverging ones, are cut at the top)."""
     if not report.rows:
         return None
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 4.2))
-    ax = fig.add_subplot(1, 1, 1)
+    fig = Figure(figsize=(11, 4))
+    before, after = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    base = report.baseline[0].curve
+    for ax in (before, after):
+        ax.plot(range(len(base)), base, lw=2.2, color="black", label="baseline")
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss")
+    if report.chosen is not None:
+        curve = report.chosen.trials[0].curve
+        before.plot(range(len(curve)), curve, lw=2.2, color="#1b7f2a", label=f"chosen: {report.chosen.name}")
+    before.set_title("before and after the chosen fix")
     for row in report.rows:
         curve = row.trials[0].curve
-        if curve and row is not report.chosen:
-            ax.plot(range(len(curve)), curve, lw=0.8, alpha=0.55, label=row.name)
-    if report.chosen is not None and report.chosen.trials[0].curve:
-        curve = report.chosen.trials[0].curve
-        ax.plot(range(len(curve)), curve, lw=2.4, color="#1b7f2a", label=f"chosen: {report.chosen.name}")
-    base = report.baseline[0].curve
-    ax.plot(range(len(base)), base, lw=2.2, color="black", label="baseline")
-    finite = [v for row in report.rows for v in row.trials[0].curve if math.isfinite(v) and v > 0] + \
-        [v for v in base if math.isfinite(v) and v > 0]
-    if finite and max(finite) / min(finite) > 100:
-        ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    ax.set_title(f"training loss, seed {report.baseline[0].seed}: before (black) and after each remedy")
-    ax.legend(fontsize=7, ncol=2, loc="upper right")
+        if curve:
+            after.plot(range(len(curve)), curve, lw=1.6 if row is report.chosen else 0.8, alpha=0.7, label=row.name)
+    scale = _finite(base) + (_finite(report.chosen.trials[0].curve) if report.chosen is not None else [])
+    if scale:
+        low, high = min(scale), max(scale)
+        after.set_ylim(min(0.0, low), high * 1.5 if high > 0 else 1.0)
+    after.set_title("every remedy tried (cut at 1.5x the baseline's top)")
+    before.legend(fontsize=8)
+    after.legend(fontsize=7, ncol=2, loc="upper right")
     fig.tight_layout()
     return f'<img alt="training loss curves" src="{fig_to_data_uri(fig)}">'
 

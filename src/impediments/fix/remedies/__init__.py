@@ -18,4 +18,5 @@ from __future__ import annotations
 from impediments.fix.remedies.base import SLOT_ORDER, Change, Context, NotApplicable, Remedy, apply_all
 from impediments.fix.remedies.registry import REMEDIES, continuation, remedies_for
 
-__all__ = ["REMEDIES", "SLOT_ORDER", "Change", "Context", "NotApplicable", "Remedy", "apply_all", "continuation", "remedies_for"]
+__all__ = ["REMEDIES", "SLOT_ORDER", "Change", "Context", "NotApplicable", "Remedy", "apply_all", "continuation",
+           "remedies_for"]

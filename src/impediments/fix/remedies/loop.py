@@ -48,7 +48,7 @@ def optimizer_over_model_parameters(pieces: Pieces, ctx: Context) -> Change:
 
     name, lr = base_lr(pieces)
     return Change(replace(pieces, opt_fn=_OwnParameters(pieces.opt_fn)),
-                  f"def optimizer(params):\n    return torch.optim.{name}(params, lr={lr:.4g})   # the params passed in")
+                  f"def optimizer(params):\n    return torch.optim.{name}(params, lr={lr:.4g})  # the params passed in")
 
 
 def drop_final_softmax(pieces: Pieces, ctx: Context) -> Change:
