@@ -24,6 +24,7 @@ from impediments.monitor.histogram import histogram_many, histogram_subsample
 from impediments.monitor.moments import batch_moments
 
 RELU_FAMILY = frozenset({"relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "softplus", "mish"})
+ConvNd = _ConvNd
 LAYER_TYPES = (nn.Linear, _ConvNd)
 _CHANNEL_FIRST = (_ConvNd, _BatchNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm,
                   nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)

@@ -27,30 +27,35 @@ WRAPPED_OPTIMIZER_ATTRIBUTES = ("optimizer", "_optimizer")
 def unwrap_optimizer(optimizer):
     """``(torch optimizer or None, reason it could not be hooked or "")`` for any optimizer-like object.
 
-    Wrappers are unwrapped through :data:`WRAPPED_OPTIMIZER_ATTRIBUTES` until an object with
-    ``register_step_pre_hook`` (``torch.optim.Optimizer``, torch >= 2.0) appears. Anything else (a Keras
-    optimizer, a custom stepper) is named in the reason, and the monitor falls back to per-parameter
-    post-accumulate-grad hooks: gradients are recorded, update ratios are not.
+    Wrappers are unwrapped through :data:`WRAPPED_OPTIMIZER_ATTRIBUTES` (Accelerate's wrapper subclasses
+    ``torch.optim.Optimizer`` without running its ``__init__``, so it has ``register_step_pre_hook`` but
+    no hook table) down to a ``torch.optim.Optimizer`` whose step hooks (torch >= 2.0) can be registered.
+    Anything else (a Keras optimizer, a custom stepper) is named in the reason, and the monitor falls
+    back to per-parameter post-accumulate-grad hooks: gradients are recorded, update ratios are not.
     """
-    seen, obj = [], optimizer
-    while obj is not None and not hasattr(obj, "register_step_pre_hook") and len(seen) < 8:
-        seen.append(type(obj).__name__)
-        obj = next((getattr(obj, a) for a in WRAPPED_OPTIMIZER_ATTRIBUTES
-                    if getattr(obj, a, None) is not None and getattr(obj, a) is not obj), None)
-    if obj is not None and hasattr(obj, "register_step_pre_hook") and hasattr(obj, "param_groups"):
-        return obj, ""
     if optimizer is None:
         return None, ""
+    seen, obj = [type(optimizer).__name__], optimizer
+    for _ in range(8):
+        inner = next((getattr(obj, a) for a in WRAPPED_OPTIMIZER_ATTRIBUTES
+                      if getattr(obj, a, None) is not None and getattr(obj, a) is not obj), None)
+        if inner is None:
+            break
+        obj = inner
+        seen.append(type(obj).__name__)
+    if isinstance(obj, torch.optim.Optimizer) and hasattr(obj, "_optimizer_step_pre_hooks"):
+        return obj, ""
     return None, (f"{' -> '.join(seen)} has no torch optimizer step hooks (looked in "
                   f"{', '.join('.' + a for a in WRAPPED_OPTIMIZER_ATTRIBUTES)}): steps are counted by training "
                   f"forwards and update-to-weight ratios are not measured")
 
 
 class ParamWatcher:
-    def __init__(self, mon, model: nn.Module, optimizer) -> None:
+    def __init__(self, mon, model: nn.Module, optimizer, parameters: dict | None = None) -> None:
         optimizer, self.not_hooked = unwrap_optimizer(optimizer)
         self.mon, self.optimizer = mon, optimizer
-        named = [(clean_name(n), p) for n, p in model.named_parameters()]
+        named = (list(parameters.items()) if parameters is not None
+                 else [(clean_name(n), p) for n, p in model.named_parameters()])
         named = [(n, p) for n, p in named if mon._included(n.rsplit(".", 1)[0] if "." in n else "")]
         if optimizer is not None:
             in_opt = {id(p) for g in optimizer.param_groups for p in g["params"]}
@@ -93,6 +98,30 @@ class ParamWatcher:
 
     # --------------------------------------------------------------------- optimizer path
     def _step_pre(self, opt, args, kwargs):
+        closure = kwargs.get("closure", args[1] if len(args) > 1 else None)   # args[0] is the optimizer
+        if callable(closure):            # step(closure): the gradients exist only once the closure ran
+            return self._read_after(closure, args, kwargs)
+        self._read_gradients()
+        return None
+
+    def _read_after(self, closure, args, kwargs):
+        """``opt.step(closure)`` (Lightning's automatic optimization, LBFGS) runs forward and backward
+        inside ``step``: the pre-hook hands ``step`` a closure that reads the gradients right after its
+        first call, before the update (a step pre-hook may return new ``(args, kwargs)``)."""
+        done: list = []
+
+        def closure_then_read():
+            out = closure()
+            if not done:
+                done.append(True)
+                self._read_gradients()
+            return out
+
+        if "closure" in kwargs:
+            return args, {**kwargs, "closure": closure_then_read}
+        return (args[0], closure_then_read, *args[2:]), kwargs
+
+    def _read_gradients(self) -> None:
         step = self.mon.steps
         self.mon._note_step()
         grads, idx = [], []

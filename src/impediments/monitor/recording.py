@@ -27,12 +27,18 @@ class Recorder:
     """The per-step half of :class:`~impediments.monitor.watch.Monitor` (a mixin: it reads the
     monitor's ``schedule``, ``windows``, ``meta``, ``nonfinite``, ``_icpt`` and ``_params``)."""
 
+    #: nesting of the watched model's own forwards (only the outermost one is a step)
+    _root_depth = 0
+
     #: forwards of the model since the last optimizer step (or backward): in eval mode, in training mode
     _eval_since_step = 0
     _trained_since_step = 0
 
     # --------------------------------------------------------------------- root hooks (every forward)
     def _root_pre(self, model, args, kwargs):
+        self._root_depth += 1
+        if self._root_depth > 1:         # a re-entrant call (Lightning's training_step calling self(x)):
+            return None                  # part of the outer forward
         icpt = self._icpt
         if icpt is None:
             return None
@@ -73,6 +79,9 @@ class Recorder:
             self._icpt.arm(model, args)
 
     def _root_post(self, model, args, out):
+        self._root_depth = max(0, self._root_depth - 1)
+        if self._root_depth:
+            return None
         if self._eager is not None:
             self._eager.exit()
         if self._icpt is None or not model.training:
@@ -224,10 +233,11 @@ class Recorder:
 
 
 def _first_tensor(args, kwargs):
-    for a in args:
+    """The first tensor among the arguments, looking inside lists, tuples and dicts (a batch ``(x, y)``)."""
+    for a in (*args, *kwargs.values()):
         if isinstance(a, torch.Tensor):
             return a
-    for a in kwargs.values():
+    for a in torch.utils._pytree.tree_leaves((args, kwargs)):
         if isinstance(a, torch.Tensor):
             return a
     return None
