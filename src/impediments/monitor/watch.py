@@ -47,7 +47,6 @@ class Monitor(Recorder):
         self.nonfinite = FirstNonFinite()
         self._model, self._optimizer, self._include = model, optimizer, include
         self._named_modules, self._named_parameters = modules, parameters   # framework-supplied names
-        self._named_modules, self._named_parameters = modules, parameters   # framework-supplied names
         self._handles: list = []
         self._icpt: Interceptor | None = None
         self._params: ParamWatcher | None = None
