@@ -37,7 +37,7 @@ CHOICES: dict[str, tuple] = {
     "norm_position": ("pre", "post"),
     "dropout": (0.0, 0.1, 0.2, 0.3, 0.5),
     "optimizer": ("sgd", "momentum", "adam", "adamw"),
-    "lr": (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.05, 0.1, 0.3, 0.5, 1.0, 3.0, 10.0),
+    "lr": (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 3.0, 10.0),
     "batch_size": (1, 2, 4, 8, 16, 32, 50, 64, 128, 256),
     "inputs": ("standardized", "raw"),
     "steps": (100, 200, 500, 1000, 2000, 5000, 20000),
@@ -83,7 +83,7 @@ class ConfigError(ValueError):
 
 def _coerce(field: str, value):
     """``value`` (a JSON or URL value) as the offered choice it equals, else raise ConfigError."""
-    choices = CHOICES[field]
+    choices, received = CHOICES[field], value
     if isinstance(value, bool):
         value = None
     elif isinstance(choices[0], (int, float)) and isinstance(value, str):
@@ -96,8 +96,7 @@ def _coerce(field: str, value):
             return choice
         if not isinstance(choice, str) and isinstance(value, (int, float)) and float(value) == float(choice):
             return choice
-    shown = value if value is not None else "(not one of them)"
-    raise ConfigError(f"{field}={shown!r} is not offered; valid {field}: {', '.join(map(str, choices))}")
+    raise ConfigError(f"{field}={received!r} is not offered; valid {field}: {', '.join(map(str, choices))}")
 
 
 def validate(values: dict) -> PlaygroundConfig:

@@ -30,9 +30,9 @@ MONITOR_EVERY = 5
 #: curve points kept before the curve halves its resolution
 CURVE_POINTS = 400
 #: test examples evaluated per update (the same fixed subset each time)
-EVAL_EXAMPLES = 500
+EVAL_EXAMPLES = 256
 #: the doctor's findings are recomputed at most this often (seconds)
-DIAGNOSE_EVERY_S = 0.3
+DIAGNOSE_EVERY_S = 0.4
 _IDS = itertools.count(1)
 
 

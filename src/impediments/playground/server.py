@@ -149,7 +149,9 @@ class Handler(BaseHTTPRequestHandler):
         if path in self.server.pages:
             self._reply(HTTPStatus.OK, *self.server.pages[path])
         elif path == "/api/info":
-            info = {"mode": self.server.mode, "title": self.server.title}
+            b = self.server.broadcaster
+            info = {"mode": self.server.mode, "title": self.server.title,
+                    "stream": {"subscribers": b.subscribers, "queued": b.queued(), "capacity": b.capacity}}
             if self.server.mode == "playground":
                 info.update(choices_document())
             self._reply(HTTPStatus.OK, info)

@@ -18,7 +18,7 @@ from impediments.playground.run import Run
 from impediments.playground.stream import Broadcaster
 
 #: seconds between two published updates while training (>= 5 updates a second)
-UPDATE_INTERVAL_S = 0.08
+UPDATE_INTERVAL_S = 0.12
 #: pending commands before the session answers "busy"
 COMMAND_CAPACITY = 32
 COMMANDS = ("train", "pause", "step", "reset", "remedy")
@@ -36,6 +36,7 @@ class Session:
         self.runs: list[Run] = []
         self.training = False
         self.updates = 0
+        self._publish_cost = 0.0            # seconds, running average (see _tick)
         self._commands: queue.Queue = queue.Queue(COMMAND_CAPACITY)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="playground-training", daemon=True)
@@ -73,6 +74,7 @@ class Session:
 
         torch.set_num_threads(1)            # leave a core to the server and the browser
         Run(PlaygroundConfig(steps=100)).close()   # warm up: first imports, the default dataset
+        self._publish()                            # the page learns that the session is ready
         while not self._stop.is_set():
             self._drain(block=not self._active())
             if self._active():
@@ -93,19 +95,24 @@ class Session:
         self._publish()
 
     def _tick(self) -> None:
-        """Train every active run round-robin for one update interval, then publish."""
-        deadline = time.monotonic() + UPDATE_INTERVAL_S
+        """Train every active run round-robin, then publish, so that a whole tick (training, evaluation,
+        statistics, encoding) lasts about UPDATE_INTERVAL_S: the time left after the expected cost of
+        publishing (a running average) goes to training, at least one step."""
+        start = time.monotonic()
+        deadline = start + max(0.0, UPDATE_INTERVAL_S - self._publish_cost)
         first = True
-        while time.monotonic() < deadline and self._commands.empty():
+        while first or (time.monotonic() < deadline and self._commands.empty()):
             for run in self.runs:
                 run.train_step(capture=first)
             first = False
+        publish_start = time.monotonic()
         for run in self.runs:
             if run.mon is not None and (not run.curve.points or run.curve.points[-1][0] != run.step):
                 run.add_curve_point()
         if not self._active():
             self.training = False
         self._publish()
+        self._publish_cost = 0.7 * self._publish_cost + 0.3 * (time.monotonic() - publish_start)
 
     def _publish(self) -> None:
         self.updates += 1

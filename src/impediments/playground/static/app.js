@@ -221,8 +221,8 @@ function drawHistograms(el, run) {
       const row = document.createElement("div");
       row.className = "hist-row"; row.dataset.layer = name;
       const label = document.createElement("span"); label.textContent = name;
-      const now = document.createElement("canvas"); now.width = 240; now.height = 44; now.className = "now";
-      const time = document.createElement("canvas"); time.width = 240; time.height = 44; time.className = "time";
+      const now = document.createElement("canvas"); now.width = 300; now.height = 56; now.className = "now";
+      const time = document.createElement("canvas"); time.width = 300; time.height = 56; time.className = "time";
       row.append(label, now, time); box.appendChild(row);
     }
   }

@@ -1,0 +1,330 @@
+"""The playground without a browser: settings, remedies, links, bounded streams, the server's security."""
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from torch import nn
+
+import impediments as imp
+from impediments import experiments
+from impediments.activations.catalog import module_kind
+from impediments.activations.catalog import names as activation_names
+from impediments.doctor.codes import CODES
+from impediments.init.initialize import SCHEMES
+from impediments.playground import (CHOICES, ConfigError, PlaygroundConfig, apply_remedy, experiment_config,
+                                    experiment_url, from_fragment, remedy_changes, to_fragment, validate)
+from impediments.playground.build import TOO_LARGE_STD, TOO_SMALL_STD, build_model, dataset
+from impediments.playground.capture import ActivationCapture, nice_ceiling
+from impediments.playground.remedies import REMEDIES
+from impediments.playground.run import Curve
+from impediments.playground.server import DashboardServer, PublicBindRefused
+from impediments.playground.stream import Broadcaster, Subscriber
+
+
+# ---------------------------------------------------------------------- settings
+def test_every_catalog_activation_and_init_preset_is_offered():
+    assert set(CHOICES["activation"]) == set(activation_names())
+    presets = set(SCHEMES) - {"zeros", "constant"}          # offered as "zero"; constant 0 is the same
+    assert presets <= set(CHOICES["init"])
+    assert {"zero", "identical", "too_small", "too_large", "lsuv"} <= set(CHOICES["init"])
+    assert set(CHOICES["norm"]) == {"none", "batch", "layer", "group"} and set(CHOICES["norm_position"]) == {"pre", "post"}
+    assert set(CHOICES["dataset"]) == {"digits", "mnist1d", "blobs"}
+
+
+def test_validate_accepts_only_offered_values_and_says_which_are_valid():
+    assert validate({}) == PlaygroundConfig()
+    assert validate({"depth": "10", "lr": 0.01, "activation": "tanh"}).depth == 10
+    with pytest.raises(ConfigError, match=r"depth=7 is not offered; valid depth: 1, 2, 3"):
+        validate({"depth": 7})
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) 'path'"):
+        validate({"path": "/etc/passwd"})
+    with pytest.raises(ConfigError, match="activation=.__import__.*valid activation: sigmoid"):
+        validate({"activation": "__import__('os')"})
+    with pytest.raises(ConfigError, match="lr"):
+        validate({"lr": True})                                 # a bool is not the number 1
+    with pytest.raises(ConfigError, match="lr"):
+        validate({"lr": float("nan")})
+    with pytest.raises(ConfigError, match="object"):
+        validate(["depth", 3])
+
+
+def test_fragment_round_trips_every_experiment_setup():
+    for name in experiments.names():
+        config = experiment_config(name)
+        assert from_fragment("#" + to_fragment(config)) == config
+    with pytest.raises(ConfigError, match="more than once"):
+        from_fragment("depth=3&depth=4")
+
+
+def test_every_experiment_of_reproduce_has_a_playground_link():
+    for name in experiments.names():
+        url = experiment_url(name, "http://127.0.0.1:9999/")
+        assert url.startswith("http://127.0.0.1:9999/#dataset=")
+        assert from_fragment(url.split("#", 1)[1]) == experiment_config(name)
+    with pytest.raises(ValueError, match="valid: activations"):
+        experiment_config("no_such_experiment")
+
+
+# ---------------------------------------------------------------------- building
+@pytest.mark.parametrize("init", CHOICES["init"])
+def test_every_init_builds_and_the_named_scales_hold(init):
+    config = PlaygroundConfig(init=init, activation="tanh", depth=2, width=128, bias=0.01)
+    model = build_model(config, dataset("digits", True))
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert all(torch.all(m.bias == 0.01) for m in linears)
+    w = linears[1].weight.detach()                             # 128 x 128
+    if init == "too_small":
+        assert abs(float(w.std()) / TOO_SMALL_STD - 1) < 0.05
+    elif init == "too_large":
+        assert abs(float(w.std()) / TOO_LARGE_STD - 1) < 0.05
+    elif init == "zero":
+        assert torch.all(w == 0)
+    elif init == "he_normal":
+        assert abs(float(w.std()) / math.sqrt(2 / 128) - 1) < 0.05
+    elif init == "identical":
+        assert torch.equal(w[0], w[1])
+    elif init == "lsuv":                                       # unit output variance on the calibration batch
+        x = dataset("digits", True).X_train[:256]
+        assert abs(float(linears[0](x.flatten(1)).detach().var()) - 1) < 0.1
+
+
+def test_activation_norm_dropout_and_inputs_reach_the_model():
+    raw, std = dataset("digits", False), dataset("digits", True)
+    assert float(raw.X_train.max()) == 16.0 and abs(float(std.X_train.mean())) < 1e-3
+    for act in CHOICES["activation"]:
+        model = build_model(PlaygroundConfig(activation=act, depth=2, width=8), std)
+        assert [module_kind(m) for m in model.modules() if module_kind(m)] == [act, act]
+    model = build_model(PlaygroundConfig(norm="group", norm_position="post", dropout=0.3, depth=1, width=16), std)
+    assert list(model.hidden1._modules) == ["linear", "act", "norm", "dropout"]
+    assert isinstance(model.hidden1.norm, nn.GroupNorm) and model.hidden1.dropout.p == 0.3
+
+
+# ---------------------------------------------------------------------- remedies
+def test_remedy_table_covers_known_codes_only():
+    assert set(REMEDIES) <= set(CODES)
+    with pytest.raises(ValueError, match="valid: dead_units"):
+        remedy_changes("no_such_code", PlaygroundConfig())
+    assert remedy_changes("dead_units", PlaygroundConfig(init="he_normal", bias=0.0)) is None   # nothing to change
+
+
+@pytest.mark.parametrize("code, broken", [
+    ("dead_units", PlaygroundConfig(activation="relu", init="he_normal", bias=-10.0)),
+    ("saturated_units", PlaygroundConfig(activation="sigmoid", init="too_large")),
+])
+def test_applied_remedy_clears_the_finding_at_init(code, broken):
+    data = dataset("digits", True)
+    x, y = data.X_train[:256], data.y_train[:256]
+    before = imp.checkup(build_model(broken, data), x, y)
+    assert {f.severity for f in before.by_code(code)} & {"warning", "error"}
+    fixed = apply_remedy(code, broken)
+    after = imp.checkup(build_model(fixed, data), x, y)
+    assert {f.severity for f in after.by_code(code)} <= {"info"}, (fixed, after.findings)
+
+
+# ---------------------------------------------------------------------- bounded pieces
+def test_subscriber_queue_is_bounded_and_drops_the_oldest():
+    sub = Subscriber(capacity=4)
+    for i in range(1000):
+        sub.put(str(i).encode())
+    assert len(sub) == 4 and sub.dropped == 996
+    assert [sub.get(0) for _ in range(4)] == [b"996", b"997", b"998", b"999"]
+    assert sub.get(0.01) is None
+
+
+def test_broadcaster_replays_latest_and_caps_subscribers():
+    b = Broadcaster(capacity=2, max_subscribers=2)
+    b.publish("state", {"seq": 1})
+    b.publish("state", {"seq": 2})
+    first = b.subscribe()
+    assert json.loads(first.get(0).split(b"data: ")[1]) == {"seq": 2}
+    assert b.subscribe() is not None and b.subscribe() is None
+    for i in range(100):
+        b.publish("state", {"seq": i})
+    assert b.queued() <= 2 * 2
+    with pytest.raises(ValueError):                          # NaN is not JSON
+        b.publish("state", {"x": float("nan")})
+
+
+def test_curve_keeps_a_bounded_number_of_points_spanning_the_run():
+    c = Curve(capacity=50)
+    for step in range(10_000):
+        c.add(step, 1.0, 0.5)
+    d = c.to_dict()
+    assert len(d["step"]) <= 51 and d["step"][0] == 0 and d["step"][-1] > 9000
+
+
+def test_capture_histograms_against_numpy_and_hooks_removed():
+    model = nn.Sequential(nn.Linear(4, 32), nn.Sigmoid(), nn.Linear(32, 8), nn.Tanh())
+    x = torch.randn(64, 4) * 10
+    with ActivationCapture(model) as cap:
+        model(x)
+    assert not any(m._forward_hooks for m in model.modules())
+    assert cap.value_range() == (-1.0, 1.0)
+    h = cap.histograms((0.0, 1.0))
+    import numpy as np
+
+    ref, _ = np.histogram(torch.sigmoid(model[0](x)).detach().numpy(), bins=40, range=(0.0, 1.0))
+    assert h["counts"][0] == ref.tolist() and sum(h["counts"][1]) == 64 * 8   # tanh: clamped into the range
+    assert [nice_ceiling(v) for v in (0.3, 1.0, 1.01, 4.2, 70.0, 0.0)] == [0.5, 1.0, 2.0, 5.0, 100.0, 1.0]
+
+
+# ---------------------------------------------------------------------- the server
+def _request(port, method, path, body=None, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    data = json.dumps(body).encode() if body is not None and not isinstance(body, bytes) else body
+    conn.request(method, path, data, headers or {})
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+class _Recorder:
+    """A stand-in session that records commands (the security checks come before any session work)."""
+
+    def __init__(self):
+        self.broadcaster, self.commands = Broadcaster(), []
+
+    def submit(self, command, *args):
+        self.commands.append((command, args))
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def server():
+    session = _Recorder()
+    srv = DashboardServer("playground", port=0, session=session).start()
+    yield srv, session
+    srv.close()
+
+
+def test_server_rejects_foreign_host_and_origin_and_unoffered_settings(server):
+    srv, session = server
+    port, local = srv.port, {"Host": f"127.0.0.1:{srv.port}"}
+    post = {**local, "Origin": f"http://127.0.0.1:{port}", "Content-Type": "application/json"}
+    assert _request(port, "GET", "/", headers=local)[0] == 200
+    assert _request(port, "GET", "/", headers={"Host": f"localhost:{port}"})[0] == 200
+    assert _request(port, "GET", "/", headers={"Host": f"evil.example:{port}"})[0] == 403        # DNS rebinding
+    assert _request(port, "GET", "/api/info", headers={**local, "Origin": "http://evil.example"})[0] == 403
+    assert _request(port, "POST", "/api/pause", {}, {**post, "Origin": "http://evil.example"})[0] == 403
+    assert _request(port, "POST", "/api/pause", {}, {**local, "Content-Type": "application/json"})[0] == 403
+    assert _request(port, "POST", "/api/pause", {}, {**post, "Content-Type": "text/plain"})[0] == 415
+    assert _request(port, "POST", "/api/train", b"x" * 20000, post)[0] == 413
+    status, body = _request(port, "POST", "/api/train", {"config": {"activation": "os.system"}}, post)
+    assert status == 400 and b"valid activation: sigmoid" in body
+    assert _request(port, "POST", "/api/remedy", {"code": ["dead_units"]}, post)[0] == 400
+    assert _request(port, "GET", "/../../etc/passwd", headers=local)[0] == 404
+    assert session.commands == []                               # nothing reached the session
+    assert _request(port, "POST", "/api/train", {"config": {"activation": "tanh"}}, post)[0] == 202
+    assert _request(port, "POST", "/api/remedy", {"code": "dead_units"}, post)[0] == 202
+    assert session.commands == [("train", (PlaygroundConfig(activation="tanh"),)), ("remedy", ("dead_units",))]
+
+
+def test_server_binds_loopback_only_unless_allowed():
+    with pytest.raises(PublicBindRefused, match="0.0.0.0"):
+        DashboardServer("live", host="0.0.0.0", port=0)
+    srv = DashboardServer("live", host="0.0.0.0", port=0, allow_public=True)
+    try:
+        assert f"0.0.0.0:{srv.port}" in srv.allowed_hosts
+    finally:
+        srv.close()
+    local = DashboardServer("live", port=0).start()
+    try:
+        assert local.server_address[0] == "127.0.0.1"
+        status, _ = _request(local.port, "POST", "/api/train", {}, {
+            "Host": f"127.0.0.1:{local.port}", "Origin": f"http://127.0.0.1:{local.port}",
+            "Content-Type": "application/json"})
+        assert status == 405                                    # the live page is read-only
+    finally:
+        local.close()
+
+
+def _cli(*args):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}    # as conftest's torch threads
+    return subprocess.Popen([sys.executable, "-m", "impediments.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_cli_warns_when_host_leaves_loopback():
+    proc = _cli("playground", "--no-browser", "--port", "0", "--host", "0.0.0.0")
+    try:
+        assert "warning: serving on 0.0.0.0" in proc.stderr.readline()
+        assert proc.stdout.readline().startswith("http://0.0.0.0:")
+    finally:
+        proc.terminate()                    # Ctrl-C is tested below, with a warm server
+        proc.communicate(timeout=30)
+
+
+
+def test_cli_rejects_a_bad_port_as_a_usage_error(capsys):
+    from impediments.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["playground", "--port", "70000"])
+    assert exc.value.code == 2 and "expected a port number 0..65535, got '70000'" in capsys.readouterr().err
+
+
+def test_updates_arrive_5_per_second_at_depth_10_width_256_and_memory_stays_flat():
+    """Shortened version of "10 minutes of use": ~9 s of training with a reading and a stalled page; then
+    Ctrl-C stops the server, the streams and the training thread cleanly."""
+    proc = _cli("playground", "--no-browser", "--port", "0")
+    try:
+        url = proc.stdout.readline().strip()                    # the first stdout line is the URL
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/")
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        host = {"Host": f"127.0.0.1:{port}"}
+        reader = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        reader.request("GET", "/events", headers=host)
+        stream = reader.getresponse()
+
+        def next_state():
+            while True:
+                line = stream.fp.readline()
+                if line.startswith(b"data: "):
+                    return json.loads(line[6:])
+
+        next_state()                                            # published once the session is warm
+        stalled = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        stalled.request("GET", "/events", headers=host)          # never read: its queue must stay bounded
+        stalled.getresponse()
+        config = {"depth": 10, "width": 256, "steps": 20000, "activation": "relu", "init": "he_normal"}
+        assert _request(port, "POST", "/api/train", {"config": config},
+                        {**host, "Origin": f"http://127.0.0.1:{port}", "Content-Type": "application/json"})[0] == 202
+        while not next_state()["runs"]:
+            pass
+        rss, counts, start = [], [], time.monotonic()
+        while time.monotonic() - start < 9:
+            state = next_state()
+            counts.append((time.monotonic(), state["runs"][0]["step"]))
+            rss.append(_rss_mib(proc.pid))
+        window = [t for t, _ in counts if t - start >= 2]
+        rate = (len(window) - 1) / (window[-1] - window[0])
+        assert rate >= 5.0, f"{rate:.1f} updates/s"
+        assert counts[-1][1] > counts[0][1] > 0
+        early = max(rss[len(rss) // 4: len(rss) // 2])
+        late = max(rss[-len(rss) // 4:])
+        assert late - early < 25, f"RSS grew from {early:.0f} to {late:.0f} MiB"
+        info = json.loads(_request(port, "GET", "/api/info", headers=host)[1])
+        stream_info = info["stream"]                            # the stalled page may have timed out already
+        assert 1 <= stream_info["subscribers"] <= 2
+        assert stream_info["queued"] <= stream_info["subscribers"] * stream_info["capacity"]
+        print(f"{rate:.1f} updates/s at depth 10 width 256; server RSS {early:.0f} -> {late:.0f} MiB; "
+              f"steps {counts[0][1]} -> {counts[-1][1]}")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err and "stopped" in err, err
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024

@@ -1,0 +1,188 @@
+"""The playground and the live doctor in a real browser: Playwright driving Debian's chromium.
+
+``make test`` installs chromium with apt-get when it is missing; never ``playwright install``.
+The screenshots the README shows are written by these tests to docs/screenshots/.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from impediments.playground import CHOICES, PlaygroundConfig, experiment_config, to_fragment
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions"]
+SATURATING = PlaygroundConfig(activation="sigmoid", init="too_large", steps=5000)
+
+
+def _cli(*args) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "impediments.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
+    url = proc.stdout.readline().strip()
+    assert url.startswith("http://127.0.0.1:"), (url, proc.stderr.read() if proc.poll() is not None else "")
+    return proc, url
+
+
+def _stop(proc: subprocess.Popen) -> tuple[str, str]:
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("the browser tests need Debian's chromium: `make test` installs it, or run "
+                    "`apt-get install -y chromium` (never `playwright install`)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def playground():
+    proc, url = _cli("playground", "--no-browser", "--port", "0")
+    yield url
+    _, err = _stop(proc)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page; the test fails if the page logs any console error or warning, or throws."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    problems: list[str] = []
+    pg.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    yield pg
+    context.close()
+    assert problems == []
+
+
+def _open(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("body[data-ready=true]")
+    _wait(page, "window.__pg.updates >= 1", timeout=90)         # the session has warmed up
+
+
+def _wait(page, expression: str, timeout: float = 30.0) -> None:
+    """Poll a JS expression with ``page.evaluate`` (``wait_for_function`` would need eval, which the page's
+    Content-Security-Policy forbids, as it should)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(f"() => Boolean({expression})"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {expression}")
+        page.wait_for_timeout(50)
+
+
+def _run(page, label: str = "A") -> dict | None:
+    return page.evaluate(f"(window.__pg.last && window.__pg.last.runs.find(r => r.label === '{label}')) || null")
+
+
+def _shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name), full_page=True)
+
+
+def test_page_loads_with_every_offered_control_and_no_console_errors(page, playground):
+    _open(page, playground)
+    assert page.text_content("#connection") == "live"
+    for field, choices in CHOICES.items():
+        options = page.eval_on_selector(f"#cfg-{field}", "s => Array.from(s.options).map(o => o.value)")
+        assert [float(o) for o in options] == [float(c) for c in choices] if field not in (
+            "dataset", "activation", "init", "norm", "norm_position", "optimizer", "inputs") else options == list(choices)
+
+
+def test_sigmoid_with_too_large_init_saturates_and_histograms_pile_at_0_and_1(page, playground):
+    _open(page, playground)
+    page.select_option("#cfg-activation", "sigmoid")
+    page.select_option("#cfg-init", "too_large")
+    page.select_option("#cfg-steps", "5000")
+    start = time.monotonic()
+    page.click("#train")
+    page.wait_for_selector('#run-A .finding[data-code="saturated_units"]', timeout=15_000)
+    elapsed = time.monotonic() - start
+    _wait(page, "window.__pg.last.runs[0].hist && window.__pg.last.runs[0].step > 20")
+    run = _run(page)
+    assert run["config"] == SATURATING.to_dict()
+    for counts in run["hist"]["counts"]:                    # every layer: most outputs in the outer bins
+        ends = (counts[0] + counts[-1]) / sum(counts)
+        assert ends > 0.5 and counts[0] > 0.15 * sum(counts) and counts[-1] > 0.15 * sum(counts), counts
+    # ... and the drawn picture shows it: the first and last bars are the tallest, the middle is empty
+    heights = page.evaluate("""() => {
+        const c = document.querySelector('#run-A .hist-row:last-child canvas.now');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height - 10).data;
+        const col = x => { let n = 0; for (let y = 0; y < c.height - 10; y++) n += d[(y * c.width + x) * 4 + 3] > 0; return n; };
+        return [col(2), col(Math.floor(c.width / 2)), col(c.width - 3)];
+    }""")
+    assert min(heights[0], heights[2]) > 3 * max(heights[1], 1), heights
+    print(f"saturated_units shown {elapsed:.1f} s after Train; edge/middle bar heights {heights}")
+    _shot(page, "playground-saturated.png")
+
+
+def test_url_restores_the_controls(page, playground):
+    config = experiment_config("dead_bias")
+    _open(page, playground + "#" + to_fragment(config))
+    for field, value in config.to_dict().items():
+        shown = page.input_value(f"#cfg-{field}")
+        assert (shown == value) if isinstance(value, str) else float(shown) == float(value), (field, shown, value)
+    page.evaluate("location.hash = 'activation=evil&depth=10'")
+    _wait(page, "document.querySelector('#cfg-depth').value === '10'")
+    assert page.input_value("#cfg-activation") == PlaygroundConfig().activation     # not offered: not used
+    assert "activation=evil" in page.text_content("#problem")
+    assert page.evaluate("location.hash").startswith("#dataset=")                  # rewritten from the controls
+
+
+def test_apply_remedy_trains_a_second_run_side_by_side(page, playground):
+    _open(page, playground + "#" + to_fragment(SATURATING))
+    page.click("#train")
+    page.click('#run-A .finding[data-code="saturated_units"] .apply-remedy', timeout=15_000)
+    _wait(page, "(() => { const b = window.__pg.last.runs.find(r => r.label === 'B');"
+                " return b && b.step > 150 && b.saturated && b.saturated.length; })()", timeout=30)
+    a, b = _run(page, "A"), _run(page, "B")
+    assert b["config"] == {**a["config"], "init": "glorot_normal"} and "remedy for saturated_units" in b["note"]
+    assert max(b["saturated"]) < 0.5 * min(a["saturated"]), (a["saturated"], b["saturated"])
+    box_a, box_b = page.locator("#run-A").bounding_box(), page.locator("#run-B").bounding_box()
+    assert box_b["x"] >= box_a["x"] + box_a["width"] and abs(box_b["y"] - box_a["y"]) < 5     # side by side
+    _shot(page, "playground-remedy.png")
+
+
+def test_live_doctor_page_follows_a_spec_while_it_trains(page):
+    proc, url = _cli("doctor", "examples/dead_relu.py", "--live", "--no-browser", "--port", "0", "--steps", "1000")
+    try:
+        page.goto(url)                                      # training starts once a page is connected
+        seen, shot, deadline = [], False, time.monotonic() + 90
+        while time.monotonic() < deadline:
+            run = _run(page, "your model")
+            if run:
+                seen.append((run["status"], run["step"], {f["code"] for f in run["findings"]}))
+                if run["status"] == "training" and "dead_units" in seen[-1][2] and not shot:
+                    _shot(page, "live-doctor.png")              # findings on the page while it trains
+                    shot = True
+                if run["status"] == "done":
+                    break
+            page.wait_for_timeout(50)
+        training = [s for s in seen if s[0] == "training"]
+        assert len({step for _, step, _ in training}) >= 3, seen            # it followed the training
+        assert any("dead_units" in codes for _, _, codes in training), seen  # findings arrive while it trains
+        assert seen[-1][0] == "done" and seen[-1][1] == 1000, seen[-1]
+        assert "dead_units" in page.text_content('.run[data-label="your model"] .findings')
+        while "the page stays up until Ctrl-C" not in proc.stderr.readline():   # report printed; serving on
+            assert proc.poll() is None
+    finally:
+        page.close()                                        # before the server goes (no reconnect errors)
+        out, err = _stop(proc)
+    assert proc.returncode == 1, err                         # findings: exit 1, after Ctrl-C
+    assert "dead_units" in out and "Traceback" not in err
