@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export MPLBACKEND := agg
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,13 @@ demo: $(STAMP)
 	$(BIN)/impediments list
 	$(BIN)/impediments reproduce --quick --out reproduce-out
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The playground's browser tests drive Debian's chromium through Playwright (never `playwright install`).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) || \
+	  { echo "the browser tests need Debian's chromium: run 'sudo apt-get install -y chromium'" >&2; exit 1; }
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[bench]"
