@@ -17,7 +17,8 @@ from impediments.doctor import CODES
 # convnet on digits, a decoder transformer, an encoder with a tanh pooler, a recurrent LM.
 HEALTHY = ["mobilenet_v2", "efficientnet", "lenet5", "gpt2", "bert", "lstm_lm"]
 FAULTY = [("lenet5", "negative_bias"), ("vit", "identical_init"), ("gpt2", "lr_too_high"),
-          ("mobilenet_v2", "batch_2"), ("vgg11_bn", "left_in_eval"), ("lenet5", "log_of_outputs")]
+          ("mobilenet_v2", "batch_2"), ("vgg11_bn", "left_in_eval"), ("lenet5", "log_of_outputs"),
+          ("gpt2", "no_zero_grad")]
 STEPS = 30
 
 
@@ -29,8 +30,7 @@ def test_corpus_covers_the_standard_architectures_and_every_injection_is_known()
     calibration.faults.check_injections(ARCHITECTURES)
     for inj in INJECTIONS:
         assert inj.fault in FAULTS
-        # every expected code is a doctor code, except model_in_eval_mode until the doctor has it
-        assert all(c in CODES or c == "model_in_eval_mode" for c in inj.expected), inj
+        assert all(c in CODES for c in inj.expected), inj
     per_code = {}
     for inj in INJECTIONS:
         if not ARCHITECTURES[inj.arch].held_out:
