@@ -157,7 +157,7 @@ def _run(source, pieces, seed_list, th, tolerance, budget_runs, title, workers, 
     todo = [(n,) for n in names]
     while todo:
         done = ctx.run(todo)
-        todo = [nxt for row in done for nxt in _follow_ups(row) if nxt not in ctx.tried]
+        todo = [nxt for nxt in _follow_ups(done) if nxt not in ctx.tried]
     ctx.budget += seeds if len(flagged) > 1 else 0
     report.rows.sort(key=lambda r: rank_key(r.verdict))
     _choose(ctx)
@@ -165,29 +165,36 @@ def _run(source, pieces, seed_list, th, tolerance, budget_runs, title, workers, 
     return report
 
 
-RETUNE = ("lr_up_3", "lr_up_9", "lr_down_3")
+RETUNE = ("lr_down_3", "lr_up_3", "lr_up_9", "lr_up_27", "lr_up_270", "lr_up_2700")
+#: what a learning rate tuned for another scale looks like; a remedy that only adds these is retuned.
+LR_SYMPTOMS = {"loss_plateau", "diverging_loss", "parameters_not_updated", "non_finite", "exploding_gradients"}
+RETUNED_REMEDIES = 2
 
 
-def _follow_ups(row: Row) -> list[tuple[str, ...]]:
-    """What a finished row calls for next.
+def _follow_ups(rows: list[Row]) -> list[tuple[str, ...]]:
+    """What the finished rows call for next.
 
     - A sweep point that cleared none of its targets, and added nothing except as by-products of a run that
       stopped on a non-finite loss, continues its sweep (``lr_down_27`` -> ``lr_down_270`` -> ...).
-    - A remedy that cleared its target, added nothing and only lost on the metric is retried with the learning
-      rate retuned (x3, x9, /3): it changed the problem's scale (standardized inputs, a new init or layer), and a
-      learning rate tuned for the old scale says nothing about the remedy.
+    - A remedy that cleared its target but lost on the metric, or added only :data:`LR_SYMPTOMS`, is retried
+      with the learning rate swept (/3 and x3 up to x2700; the best :data:`RETUNED_REMEDIES` such remedies):
+      it changed the problem's scale (standardized inputs, a new init or layer), and a learning rate tuned
+      for the old scale says nothing about the remedy itself. Both versions are shown.
     """
-    v = row.verdict
-    if v.errors:
-        return []
-    hit = set(v.targets) & set(v.cleared)
-    if len(v.remedies) == 1 and not hit and (not v.new or v.short):
-        nxt = continuation(v.remedies[0])
-        return [(nxt,)] if nxt else []
-    if (len(v.remedies) == 1 and hit and not v.new and not v.short and not v.metric_ok
-            and REMEDIES[v.remedies[0]].slot != "optimizer"):
-        return [(v.remedies[0], lr) for lr in RETUNE]
-    return []
+    out, retuned = [], 0
+    for row in sorted(rows, key=lambda r: rank_key(r.verdict)):
+        v = row.verdict
+        if v.errors or len(v.remedies) != 1:
+            continue
+        hit = set(v.targets) & set(v.cleared)
+        if not hit and (not v.new or v.short):
+            nxt = continuation(v.remedies[0])
+            out += [(nxt,)] if nxt else []
+        elif (hit and not v.verified and set(v.new) <= LR_SYMPTOMS and (v.new or not v.metric_ok)
+              and REMEDIES[v.remedies[0]].slot != "optimizer" and retuned < RETUNED_REMEDIES):
+            retuned += 1
+            out += [(v.remedies[0], lr) for lr in RETUNE]
+    return out
 
 
 class _Round:
