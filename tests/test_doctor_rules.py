@@ -25,12 +25,12 @@ def act(name, kind="relu", depth=0, units=10, dead=(), sat=0.5, lin=0.3, in_var=
     return _make("ActivationStats", name=name, kind=kind, depth=depth, samples=10, output=moments(),
                  input=moments(var=in_var), histogram=_make("Histogram", edges=edges, counts=[1, 2]),
                  saturated_fraction=sat, linear_fraction=lin, active_fraction=1 - sat - lin, units=units,
-                 unit_active_counts=[0 if i in dead else 5 for i in range(units)], unit_total=unit_total,
+                 unit_active_counts=[0 if i in dead else unit_total // 2 for i in range(units)], unit_total=unit_total,
                  dead_units=list(dead))
 
 
-def layer(depth, grad_var=1.0, kind="Linear"):
-    return _make("LayerOutputStats", depth=depth, kind=kind, output=moments(), grad_var=grad_var)
+def layer(depth, grad_var=1.0, kind="Linear", positions=1):
+    return _make("LayerOutputStats", depth=depth, kind=kind, output=moments(), grad_var=grad_var, positions=positions)
 
 
 def param(module, grad_norm=0.1, grad_max=0.2, wnorm=1.0, upd=1e-3):
@@ -50,11 +50,19 @@ def loss(means, count=100, nonfinite=None):
                  first_nonfinite_step=nonfinite)
 
 
+def loss_windows(means, span=10):
+    """Windows of ``span`` steps from step 0 carrying the given mean losses."""
+    return [_make("Window", start_step=i * span, end_step=(i + 1) * span, loss_mean=m) for i, m in enumerate(means)]
+
+
 def stats(**kw):
     base = dict(schema_version=1, steps=100, sampled_steps=100, model_training_steps=100, activations={}, layers={},
                 params={}, symmetry={}, batchnorm={}, inputs=None, loss=None, nonfinite=None, windows=[],
                 optimizer=None)
     base.update(kw)
+    if base["loss"] is not None and "windows" not in kw:
+        base["windows"] = loss_windows(base["loss"].window_means, span=max(1, base["loss"].count //
+                                                                          len(base["loss"].window_means)))
     return _make("MonitorStats", **base)
 
 
@@ -101,11 +109,54 @@ def test_dead_units_need_enough_values_and_a_relu_like_kind():
 
 
 def test_dead_units_from_last_window():
-    w = _make("Window", start_step=90, end_step=100, loss_mean=None, activation_var={}, dead_fraction={"a": 0.8},
-              grad_norm={})
+    # 10 units active on half their 640 values over the run; in the last window (64 values each) 8 were silent:
+    # a unit active on 320/576 of its values before is silent over 64 examples with probability (1 - 0.56)^64
+    w = _make("Window", start_step=90, end_step=100, loss_mean=None, dead_fraction={"a": 0.8},
+              unit_values={"a": 64}, silent_units={"a": list(range(8))})
     s = stats(activations={"a": act("a")}, windows=[w])
     [f] = diagnose(s).by_code("dead_units")
-    assert f.severity == "error" and f.evidence["layers"]["a"]["last_window_dead_fraction"] == 0.8
+    ev = f.evidence["layers"]["a"]
+    assert f.severity == "error" and ev["window_dead_fraction"] == 0.8 and ev["window"] == [90, 100]
+    assert ev["dead_fraction"] == 0.0 and "never active over all 640 examples" in ev["whole_run"]
+
+
+def test_dead_units_silent_in_a_short_window_are_not_dead_when_sparse():
+    # squeeze-excitation ReLU: 4 units, one value per example; a unit active on 10% of the examples before is
+    # silent over a 16-example window with probability 0.9^16 = 0.19: not evidence that it died
+    a = act("se.act", units=4, unit_total=160)
+    a.unit_active_counts = [16, 80, 80, 80]
+    w = _make("Window", start_step=9, end_step=10, loss_mean=None, unit_values={"se.act": 16},
+              silent_units={"se.act": [0]})
+    assert "dead_units" not in codes(stats(activations={"se.act": a}, windows=[w]))
+
+
+def test_dead_units_chance_probability_matches_closed_form_and_brute_force():
+    from math import comb
+
+    from impediments.doctor.rules.activations import binomial_tail, chance_silent
+
+    assert chance_silent([0.05], 48) == pytest.approx(0.95 ** 48) and 0.08 < chance_silent([0.05], 48) < 0.09
+    assert chance_silent([], 10) == pytest.approx(2 ** -10)
+    for n, q, k in [(10, 0.3, 4), (84, 0.01, 11), (4, 0.5, 1), (50, 1e-4, 0)]:
+        brute = sum(comb(n, i) * q ** i * (1 - q) ** (n - i) for i in range(k, n + 1))
+        assert binomial_tail(n, q, k) == pytest.approx(brute, rel=1e-9)
+
+
+def test_dead_units_say_not_enough_data_instead_of_guessing():
+    # LeNet-5's fc: siblings active on 2 of 48 examples, so each unit is silent by chance with probability
+    # (1 - 2/48)^48 = 0.13: 11 of 84 silent units is what chance gives (about 11 expected)
+    a = act("fc.act", units=84, unit_total=48)
+    a.unit_active_counts = [0] * 11 + [2] * 73
+    a.dead_units = list(range(11))
+    report = diagnose(stats(activations={"fc.act": a}))
+    assert not report.by_code("dead_units")
+    assert "not enough data yet" in report.skipped["dead_units"] and "fc.act" in report.skipped["dead_units"]
+    # a quarter silent is more than chance (P = 0.001), and over 2000 examples 11 silent units are no accident
+    a.unit_active_counts = [0] * 21 + [2] * 63
+    assert diagnose(stats(activations={"fc.act": a})).by_code("dead_units")[0].severity == "warning"
+    a.unit_total, a.unit_active_counts = 2000, [0] * 11 + [100] * 73
+    [f] = diagnose(stats(activations={"fc.act": a})).by_code("dead_units")
+    assert f.severity == "info" and f.evidence["layers"]["fc.act"]["chance_of_this_many"] < 0.01
 
 
 def test_thresholds_are_overridable():
@@ -134,8 +185,26 @@ def test_relu_negative_inputs_are_not_saturation():
                                                 ("sigmoid", 0.0, 0.985, True), ("relu", 0.01, 1.0, True),
                                                 ("relu", 0.3, 1.0, False), ("identity", 0.0, 1.0, False)])
 def test_linear_regime(kind, sat, lin, fires):
-    s = stats(activations={"h": act("h", kind=kind, sat=sat, lin=lin)})
+    w = [_make("Window", start_step=i * 10, end_step=i * 10 + 10, loss_mean=None,
+               region_fractions={"h": [sat, lin, 1 - sat - lin]}) for i in range(10)]
+    s = stats(activations={"h": act("h", kind=kind, sat=sat, lin=lin)}, windows=w)
     assert ("linear_regime" in codes(s)) is fires
+
+
+def test_linear_regime_only_when_it_persists_and_never_for_gates():
+    def windows(later_lin):
+        return [_make("Window", start_step=s, end_step=s + 6, loss_mean=None,
+                      region_fractions={"h": [0.0, 1.0 if s < 12 else later_lin, 0.0]}) for s in range(0, 60, 6)]
+    tanh = act("h", kind="tanh", sat=0.0, lin=0.99)
+    [f] = diagnose(stats(activations={"h": tanh}, windows=windows(0.99))).by_code("linear_regime")
+    assert f.evidence["layers"]["h"]["role"] == "hidden" and f.evidence["layers"]["h"]["from_step"] == 12
+    assert "linear_regime" not in codes(stats(activations={"h": tanh}, windows=windows(0.9)))   # training left it
+    # at init (a checkup: no window after the transient) it is what LeCun et al. 1998 recommend: not judged yet
+    init = diagnose(stats(steps=1, activations={"h": tanh}, windows=windows(0.99)[:2]))
+    assert "linear_regime" not in init.codes and "as recommended at init" in init.skipped["linear_regime"]
+    gate = act("se/sigmoid#0", kind="sigmoid", sat=0.0, lin=1.0)
+    gate.gate = True
+    assert "linear_regime" not in codes(stats(activations={"se/sigmoid#0": gate}, windows=windows(1.0)))
 
 
 # --------------------------------------------------------------------------------------------- depth trends
@@ -165,6 +234,33 @@ def test_gradient_energy_with_depth(factor, code):
     layers["out"] = layer(4, grad_var=1e-30)
     found = codes(stats(layers=layers)) & {"vanishing_gradients", "exploding_gradients"}
     assert found == ({code} if code else set())
+
+
+def test_gradient_depth_rule_leaves_out_batchnorm_fed_layers_and_heads():
+    # BN nets: d loss / d conv output grows toward the input at init (Yang et al. 2019) but those weights are
+    # scale-invariant; a pooler/classifier after the positions were pooled is not the last hidden layer
+    layers = {f"conv{i}": layer(i, grad_var=10.0 ** -i, kind="Conv2d", positions=64) for i in range(6)}
+    layers["fc"] = layer(6, positions=1)
+    assert "exploding_gradients" in codes(stats(layers=layers))
+    bns = {f"bn{i}": bn(feeding=f"conv{i}") for i in range(6)}
+    report = diagnose(stats(layers=layers, batchnorm=bns))
+    assert "exploding_gradients" not in report.codes and "feed BatchNorm" in report.skipped["vanishing_gradients"]
+    body = {f"enc{i}": layer(i, grad_var=1.0, positions=32) for i in range(4)}
+    body.update(pooler=layer(4, grad_var=1e4, positions=1), cls=layer(5, grad_var=1e5, positions=1))
+    assert "vanishing_gradients" not in codes(stats(layers=body))
+    body["pooler"].positions = 32                 # run on every position: then it is a hidden layer of the body
+    assert "vanishing_gradients" in codes(stats(layers=body))
+
+
+def test_gradient_spread_under_adam_needs_spread_updates():
+    layers = {f"l{i}": layer(i, grad_var=11.0 ** i) for i in range(4)}
+    layers["out"] = layer(9)
+    adam = {"type": "AdamW", "groups": []}
+    even = {f"l{i}.weight": param(f"l{i}", upd=2.7e-2) for i in range(4)}
+    assert "vanishing_gradients" not in codes(stats(layers=layers, params=even, optimizer=adam))
+    spread = {f"l{i}.weight": param(f"l{i}", upd=1e-5 * 20.0 ** i) for i in range(4)}
+    assert "vanishing_gradients" in codes(stats(layers=layers, params=spread, optimizer=adam))
+    assert "vanishing_gradients" in codes(stats(layers=layers, params=even, optimizer={"type": "SGD", "groups": []}))
 
 
 def test_gradient_energy_accounts_for_layer_size():
@@ -209,8 +305,8 @@ def test_symmetric_units_skip_output_layer_and_grade_by_step():
 
 
 # --------------------------------------------------------------------------------------------- inputs
-def _inputs(mean, var, count=1000):
-    return _make("InputStats", count=count, mean=list(mean), var=list(var))
+def _inputs(mean, var, count=1000, lo=None, hi=None):
+    return _make("InputStats", count=count, mean=list(mean), var=list(var), min=list(lo or []), max=list(hi or []))
 
 
 def test_uncentered_inputs_energy_and_sign():
@@ -228,6 +324,18 @@ def test_unequal_input_scales_ignores_constant_features():
     assert "unequal_input_scales" in codes(stats(inputs=_inputs([0.0] * 3, [1.0, 1.0, 1e3])))
     assert "unequal_input_scales" not in codes(stats(inputs=_inputs([0.0] * 3, [1.0, 1.0, 999.0])))
     assert "unequal_input_scales" not in codes(stats(inputs=_inputs([0.0] * 3, [0.0, 1.0, 2.0])))
+
+
+def test_unequal_input_scales_says_nothing_about_near_constant_features():
+    # a border pixel: background on all but a few examples (Var / range^2 = 3.9e-5 / 1.0 < 1%), next to pixels
+    # that vary on every example (Var / range^2 = 1/16): not an impediment
+    var, lo, hi = [3.9e-5, 0.5, 1.0], [-0.4, -2.0, -3.0], [0.6, 2.0, 3.0]
+    [f] = [f for f in diagnose(stats(inputs=_inputs([0.0] * 3, var, lo=lo, hi=hi))).findings] or [None]
+    assert f is None
+    # the same variance on a feature that varies on every example (small units) is an impediment
+    lo[0], hi[0] = -0.025, 0.025
+    [f] = diagnose(stats(inputs=_inputs([0.0] * 3, var, lo=lo, hi=hi))).by_code("unequal_input_scales")
+    assert f.evidence["near_constant_features_left_out"] == 0 and f.evidence["min_feature"] == 0
 
 
 # --------------------------------------------------------------------------------------------- BatchNorm
@@ -249,11 +357,12 @@ def test_bn_rules():
 
 # --------------------------------------------------------------------------------------------- loss, non-finite
 def test_loss_rules():
-    assert "diverging_loss" in codes(stats(loss=loss([2.3, 3.0, 3.5])))
-    assert "diverging_loss" not in codes(stats(loss=loss([2.3, 3.0, 3.4])))
-    spike = diagnose(stats(loss=loss([2.3, 24.0, 2.0, 1.9]))).by_code("diverging_loss")   # 24 > 10 x 2.3
+    # windows of 10 steps from step 0: the first two (steps 0-19) start inside the 12-step transient
+    assert "diverging_loss" in codes(stats(loss=loss([2.3, 2.3, 3.5, 3.5, 3.5])))      # 3.5 / 2.3 >= 1.5
+    assert "diverging_loss" not in codes(stats(loss=loss([2.3, 2.3, 3.4, 3.4, 3.4])))
+    spike = diagnose(stats(loss=loss([2.3, 2.3, 24.0, 2.0, 1.9]))).by_code("diverging_loss")   # 24 > 10 x 2.3
     assert [f.severity for f in spike] == ["warning"] and spike[0].evidence["peak_over_first"] > 10
-    assert "diverging_loss" not in codes(stats(loss=loss([2.3, 22.0, 2.0, 1.9])))
+    assert "diverging_loss" not in codes(stats(loss=loss([2.3, 2.3, 22.0, 2.0, 1.9])))
     assert diagnose(stats(loss=loss([2.3, 2.3, 2.3], nonfinite=7))).by_code("diverging_loss")[0].evidence[
         "first_nonfinite_step"] == 7
     assert "loss_plateau" in codes(stats(loss=loss([2.3, 2.29, 2.3])))
@@ -263,6 +372,15 @@ def test_loss_rules():
     assert "loss_plateau" in codes(stats(loss=loss([2.3, 2.0, 2.3, 2.31, 2.25, 2.3])))
     assert "loss_plateau" not in codes(stats(loss=loss([2.3, 2.3, 2.3], count=20)))
     assert codes(stats(loss=loss([2.3, 1.0, 0.5]))) == set()
+
+
+def test_loss_transient_of_the_first_dozen_steps_is_no_verdict():
+    # PNASNet after 12 steps: the loss rose over the first steps (momentum building up), nothing after them yet
+    short = diagnose(stats(steps=12, loss=loss([2.3, 2.6, 2.9, 3.2], count=12)))
+    assert "diverging_loss" not in short.codes
+    assert "not enough steps yet" in short.skipped["diverging_loss"] and "12 steps" in short.skipped["diverging_loss"]
+    # the same rise, then a fall, over 60 steps: no verdict either
+    assert "diverging_loss" not in codes(stats(loss=loss([2.3, 3.4, 3.0, 2.2, 2.0, 1.8], count=60)))
 
 
 def test_non_finite_names_where_and_step():
@@ -280,8 +398,11 @@ def _mixed_report():
 
 def test_report_order_codes_exit_and_json_roundtrip(tmp_path):
     report = _mixed_report()
-    sev = [f.severity for f in report.findings]
-    assert sev == sorted(sev, key=["error", "warning", "info"].index)
+    # causes first: the dead units explain the plateau, which follows them and is marked as their consequence
+    assert [(f.code, f.severity, f.caused_by) for f in report.findings] == [
+        ("dead_units", "error", None), ("dead_units", "info", None), ("loss_plateau", "warning", "dead_units"),
+        ("weight_decay_with_bn", "info", None)]
+    assert report.findings[2].remedy.startswith("Caused by dead_units")
     assert report.codes == {"dead_units", "weight_decay_with_bn", "loss_plateau"}
     assert report.exit_code == 1
     path = tmp_path / "r.json"
@@ -361,6 +482,9 @@ def _everything():
     """Hand-built stats that fire every code at least once."""
     acts = {"d": act("d", units=10, dead=range(10)), "s": act("s", kind="tanh", depth=1, sat=0.95, lin=0.0),
             "l": act("l", kind="tanh", depth=2, sat=0.0, lin=0.99, in_var=1e-8)}
+    later = [_make("Window", start_step=s, end_step=s + 10, loss_mean=2.3,
+                   region_fractions={"l": [0.0, 0.99, 0.01]}) for s in range(0, 100, 10)]
+    mode = _make("ModeStats", eval_forwards=5, eval_only_steps=5, trained_steps=0, batchnorm=1)
     grow = {f"g{i}": act(f"g{i}", depth=10 + i, in_var=10.0 ** i) for i in range(4)}
     layers = {f"l{i}": layer(i, grad_var=11.0 ** i) for i in range(4)}
     layers["out"] = layer(9)
@@ -370,9 +494,9 @@ def _everything():
     s1 = stats(activations={**acts}, layers=layers, params={"w.weight": param("w", upd=3.0)},
                symmetry={"l0": _make("SymmetryStats", units=4, groups=[[0, 1]], checked_at_step=5)},
                batchnorm=bns, inputs=_inputs([50.0, 50.0, 50.0], [1.0, 1.0, 2e3]), loss=loss([2.3, 2.3, 2.3]),
-               nonfinite=_make("NonFinite", step=99, where="d", kind="activation"))
+               nonfinite=_make("NonFinite", step=99, where="d", kind="activation"), windows=later, mode=mode)
     s2 = stats(activations=grow, layers=rev, params={"w.weight": param("w", grad_norm=0.0, grad_max=0.0)},
-               loss=loss([2.3, 5.0, 9.0]))
+               loss=loss([2.3, 5.0, 9.0, 9.0, 9.0]))
     return diagnose(s1).findings + diagnose(s2).findings
 
 
@@ -381,9 +505,11 @@ def test_every_code_fires_and_every_remedy_names_real_functions():
     import re
 
     findings = _everything()
-    assert {f.code for f in findings} == set(CODES)
+    mine = {c for r in RULES if r.fn.__module__ != "impediments.doctor.rules.loop" for c in r.codes}
+    assert {f.code for f in findings} == mine
     for f in findings:
         assert f.explanation and f.remedy and f.where
+        assert f.evidence["seen"] and f.evidence["confidence"], f.code      # how much it saw, how sure
         assert re.search(r"see: impediments reproduce [a-z_0-9]+", f.remedy), f.remedy
         for dotted in re.findall(r"\bimpediments(?:\.[A-Za-z_]\w*)+", f.remedy):
             module, _, attr = dotted.rpartition(".")

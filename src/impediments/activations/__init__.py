@@ -6,7 +6,18 @@
 
 See :mod:`impediments.activations.regions` for the region definitions.
 """
-from impediments.activations.catalog import CATALOG, Activation, IdentityActivation, get, module_kind, names
+from impediments.activations.catalog import (
+    CATALOG,
+    TAXONOMY,
+    Activation,
+    IdentityActivation,
+    Taxonomy,
+    get,
+    kinds_of,
+    module_kind,
+    names,
+    taxonomy,
+)
 from impediments.activations.regions import (
     LINEAR_TOL,
     SATURATION_TOL,
@@ -18,5 +29,6 @@ from impediments.activations.regions import (
 
 REGIONS = ("saturated", "linear", "active")  # order of classify / region_counts
 
-__all__ = ["CATALOG", "LINEAR_TOL", "REGIONS", "SATURATION_TOL", "Activation", "IdentityActivation", "classify",
-           "get", "linear_intervals", "module_kind", "names", "region_counts", "saturated_intervals"]
+__all__ = ["CATALOG", "LINEAR_TOL", "REGIONS", "SATURATION_TOL", "TAXONOMY", "Activation", "IdentityActivation",
+           "Taxonomy", "classify", "get", "kinds_of", "linear_intervals", "module_kind", "names", "region_counts",
+           "saturated_intervals", "taxonomy"]

@@ -224,6 +224,51 @@ def get(name: str) -> Activation:
 _KIND_BY_TYPE = {t: a.name for a in _ENTRIES for t in a.module_types}
 
 
+@dataclass(frozen=True)
+class Taxonomy:
+    """What kind of nonlinearity an activation is: the one table the monitor, the doctor and the plots read.
+
+    Attributes:
+        family: ``"rectifier"`` (one flat tail on the left: a unit never outside it is dead, He et al.
+            2015; Lu et al. 2019), ``"leaky"`` (no flat tail: never dead), ``"saturating"`` (two flat
+            tails: sigmoid-like, Glorot & Bengio 2010) or ``"linear"``.
+        piecewise: piecewise linear, so on one side of its kink it *is* the identity (ReLU's
+            near-linear regime is "no input in the flat part"); smooth kinds use the catalog's
+            linear region instead.
+        gate: bounded output (in [0, 1] or [-1, 1]) of the shape used to *multiply* another tensor
+            (LSTM/GRU gates, squeeze-excitation, GLU; Hochreiter & Schmidhuber 1997, Hu et al. 2018).
+            Whether a given call is a gate is observed by the monitor (its output multiplies a
+            tensor); this flag says the kind can be one.
+    """
+
+    family: str
+    piecewise: bool
+    gate: bool
+
+
+#: kind -> taxonomy, for every kind the monitor records (catalog entries and ReLU6, CELU, Mish)
+TAXONOMY: dict[str, Taxonomy] = {
+    "relu": Taxonomy("rectifier", True, False), "relu6": Taxonomy("rectifier", True, False),
+    "gelu": Taxonomy("rectifier", False, False), "silu": Taxonomy("rectifier", False, False),
+    "elu": Taxonomy("rectifier", False, False), "selu": Taxonomy("rectifier", False, False),
+    "celu": Taxonomy("rectifier", False, False), "softplus": Taxonomy("rectifier", False, False),
+    "mish": Taxonomy("rectifier", False, False), "leaky_relu": Taxonomy("leaky", True, False),
+    "sigmoid": Taxonomy("saturating", False, True), "tanh": Taxonomy("saturating", False, True),
+    "hardsigmoid": Taxonomy("saturating", True, True), "hardtanh": Taxonomy("saturating", True, False),
+    "softsign": Taxonomy("saturating", False, False), "identity": Taxonomy("linear", True, False),
+}
+
+
+def taxonomy(kind: str) -> Taxonomy | None:
+    """The :class:`Taxonomy` of an activation kind (catalog name, ``"relu6"``, ...), or None if unknown."""
+    return TAXONOMY.get(str(kind).lower())
+
+
+def kinds_of(family: str) -> frozenset:
+    """Every kind of one family (``"rectifier"``, ``"leaky"``, ``"saturating"``, ``"linear"``)."""
+    return frozenset(k for k, t in TAXONOMY.items() if t.family == family)
+
+
 def module_kind(module: nn.Module) -> str | None:
     """Catalog name of an activation module instance, else ``None``.
 

@@ -1,14 +1,18 @@
 """``diagnose(stats) -> Report``: run every rule on a MonitorStats."""
 from __future__ import annotations
 
+import dataclasses
+
 from impediments.doctor.finding import Report
+from impediments.doctor.causes import link
 from impediments.doctor.rules import RULES, missing
+from impediments.doctor.rules.base import NotChecked
 from impediments.doctor.thresholds import Thresholds
 
 _HINTS = {"loss": "record losses with mon.record_loss(loss)", "layers": "no Linear/Conv layer outputs recorded",
           "params": "no parameter gradients recorded (run a backward pass)", "inputs": "no input statistics",
           "batchnorm": "no BatchNorm layers", "symmetry": "no Linear/Conv layers checked",
-          "activations": "no activations recorded"}
+          "activations": "no activations recorded", "mode": "no optimizer step or backward pass seen"}
 
 
 def _skip_reason(stats, absent: list[str]) -> str:
@@ -19,6 +23,15 @@ def _skip_reason(stats, absent: list[str]) -> str:
     return "; ".join(_HINTS.get(a, f"no {a}") for a in absent)
 
 
+def _with_seen(f, stats):
+    """Every finding says how much it saw: a rule that did not say gets the run's steps and sampled steps."""
+    if "seen" in f.evidence:
+        return f
+    evidence = {**f.evidence, "seen": {"steps": stats.steps, "sampled_steps": stats.sampled_steps}}
+    evidence.setdefault("confidence", f"from {stats.sampled_steps} sampled steps of {stats.steps}")
+    return dataclasses.replace(f, evidence=evidence)
+
+
 def diagnose(stats, thresholds: Thresholds | dict | None = None, *, title: str = "impediments doctor") -> Report:
     """Name the impediments visible in ``stats``.
 
@@ -27,8 +40,9 @@ def diagnose(stats, thresholds: Thresholds | dict | None = None, *, title: str =
         thresholds: a :class:`Thresholds`, a dict overriding some of them, or None for the defaults.
 
     Returns:
-        A :class:`Report` with findings sorted most severe first, and ``skipped``
-        listing each rule whose required statistics were absent.
+        A :class:`Report` with findings sorted most severe first, causes before the findings they
+        explain (:mod:`~impediments.doctor.causes`), and ``skipped`` listing each rule whose required
+        statistics were absent and each code a rule could not judge yet ("not enough data yet").
 
     Raises:
         ValueError: for unknown threshold names.
@@ -40,6 +54,12 @@ def diagnose(stats, thresholds: Thresholds | dict | None = None, *, title: str =
         if absent:
             skipped[r.name] = _skip_reason(stats, absent)
             continue
-        findings.extend(r(stats, th))
+        for item in r(stats, th):
+            if isinstance(item, NotChecked):         # "not enough data yet": said, not guessed
+                where = f" ({', '.join(item.where)})" if item.where else ""
+                skipped[item.code] = "; ".join(filter(None, [skipped.get(item.code), f"{item.reason}{where}"]))
+            else:
+                findings.append(item)
+    findings = link([_with_seen(f, stats) for f in findings], stats, th)
     skipped.update(stats.not_checked)        # what the monitor itself could not see (torch.compile, ...)
     return Report(findings, skipped, th.describe(), stats, title)

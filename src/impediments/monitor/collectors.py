@@ -19,11 +19,13 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
+from impediments.activations.catalog import kinds_of
 from impediments.monitor.bag import Bag
 from impediments.monitor.histogram import histogram_many, histogram_subsample
 from impediments.monitor.moments import batch_moments
 
-RELU_FAMILY = frozenset({"relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "softplus", "mish"})
+#: kinds counted as alive on ``x > 0`` when the catalog has no regions for them (the one taxonomy)
+RELU_FAMILY = kinds_of("rectifier") | kinds_of("leaky")
 ConvNd = _ConvNd
 LAYER_TYPES = (nn.Linear, _ConvNd)
 _CHANNEL_FIRST = (_ConvNd, _BatchNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm,

@@ -33,6 +33,13 @@ _FUNCTIONS: dict[str, list] = {
 #: torch function object -> activation catalog name (the mapping owned by the monitor)
 FUNCTION_KINDS: dict = {f: kind for kind, fs in _FUNCTIONS.items() for f in fs}
 
+T = torch.Tensor
+#: elementwise products: an activation output multiplied by another tensor here is a gate
+PRODUCTS = frozenset({torch.mul, T.mul, T.mul_, T.__mul__, T.__rmul__, T.__imul__, torch.addcmul})
+#: elementwise ops that, with a number, keep an output "the activation's" (``0.5 * (1 + tanh(u))``)
+SCALAR_OPS = frozenset({torch.add, T.add, T.__add__, T.__radd__, torch.sub, T.sub, T.__sub__, T.__rsub__, torch.rsub,
+                        T.__mul__, T.__rmul__, torch.mul, T.mul, T.__truediv__, torch.div, T.div})
+
 _MODULE_KINDS = {nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.GELU: "gelu", nn.SiLU: "silu",
                  nn.LeakyReLU: "leaky_relu", nn.ELU: "elu", nn.Softplus: "softplus", nn.Hardtanh: "hardtanh",
                  nn.SELU: "selu", nn.Softsign: "softsign", nn.Hardsigmoid: "hardsigmoid", nn.ReLU6: "relu6",
@@ -63,6 +70,15 @@ def module_kind(module: nn.Module) -> str | None:
     return None
 
 
+def _can_gate(kind: str) -> bool:
+    try:
+        from impediments.activations.catalog import taxonomy
+    except ImportError:  # pragma: no cover - the catalog is part of the package
+        return kind in ("sigmoid", "tanh", "hardsigmoid")
+    t = taxonomy(kind)
+    return bool(t and t.gate)
+
+
 class _Mode(TorchFunctionMode):
     def __init__(self, owner: "Interceptor") -> None:
         super().__init__()
@@ -71,12 +87,14 @@ class _Mode(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         kind = FUNCTION_KINDS.get(func)
+        if kind is None and self.owner.outputs and (func in PRODUCTS or func in SCALAR_OPS):
+            return self.owner.elementwise(func, args, kwargs)
         if kind is None or not args or not isinstance(args[0], torch.Tensor):
             return func(*args, **kwargs)
         token = self.owner.before(kind, args[0])
         out = func(*args, **kwargs)
         if token is not None:
-            self.owner.after(token, out)
+            self.owner.after(token, out, kind)
         return out
 
 
@@ -98,6 +116,11 @@ class Interceptor:
         self.stack: list[tuple[int, str]] = []
         self.calls: dict[tuple[str, str], int] = {}
         self.seen_in_module: set[int] = set()
+        #: ``{id(tensor): (tensor, activation name, kind)}``: activation outputs of this forward (and
+        #: their affine images with numbers), held for the forward only so ids stay unique
+        self.outputs: dict[int, tuple] = {}
+        #: ``f(name)`` when an activation's output multiplies another tensor (a gate); None: not tracked
+        self.on_gate = None
         self._mode: _Mode | None = None
         self._handles: list = []
 
@@ -109,7 +132,7 @@ class Interceptor:
         """Start intercepting one forward of ``root`` (called from its pre-hook). Idempotent."""
         if self.armed:
             return
-        self.stack, self.calls, self.seen_in_module = [], {}, set()
+        self.stack, self.calls, self.seen_in_module, self.outputs = [], {}, set(), {}
         reg = torch.nn.modules.module
         self._handles = [reg.register_module_forward_pre_hook(self._pre),
                          reg.register_module_forward_hook(self._post, always_call=True)]
@@ -129,6 +152,7 @@ class Interceptor:
             h.remove()
         self._handles = []
         self.stack = []
+        self.outputs = {}
 
     # --------------------------------------------------------------------- hooks
     def _pre(self, module, args):
@@ -163,6 +187,35 @@ class Interceptor:
         self.calls[(mname, kind)] = k + 1
         return self.on_activation(f"{mname}/{kind}#{k}", kind, x)
 
-    def after(self, token, out) -> None:
+    def after(self, token, out, kind: str = "") -> None:
         if isinstance(out, torch.Tensor):
             self.on_activation_out(token, out)
+            if self.on_gate is not None and isinstance(token, tuple) and isinstance(token[0], str):
+                self.outputs[id(out)] = (out, token[0], kind)
+
+    def elementwise(self, func, args, kwargs):
+        """Run a product or scalar op seen while activation outputs are tracked; name gates.
+
+        A tracked output times another tensor is a gate (squeeze-excitation ``x * sigmoid(s)``, SwiGLU
+        ``silu(a) * b``, ``o * tanh(c)``). When both factors are activation outputs, the gate is the one
+        whose kind can be a gate (:data:`impediments.activations.catalog.TAXONOMY`), else the smaller
+        (broadcast) one. With a number, the result stays the activation's (``0.5 * (1 + tanh(u))``).
+        """
+        out = func(*args, **kwargs)
+        with torch._C.DisableTorchFunction():
+            tensors = [a for a in args[:3] if isinstance(a, torch.Tensor)]
+            tracked = [self.outputs[id(t)] for t in tensors if id(t) in self.outputs]
+            if not tracked:
+                return out
+            if func in PRODUCTS and len(tensors) >= 2 and (func is not torch.addcmul or len(tensors) == 3):
+                factors = tensors[1:] if func is torch.addcmul else tensors
+                mine = [self.outputs[id(t)] for t in factors if id(t) in self.outputs]
+                if len(mine) == 1 and len(factors) >= 2:
+                    self.on_gate(mine[0][1])
+                elif len(mine) >= 2:
+                    gates = [m for m in mine if _can_gate(m[2])] or [min(mine, key=lambda m: m[0].numel())]
+                    for m in gates:
+                        self.on_gate(m[1])
+            elif len(tensors) == 1 and isinstance(out, torch.Tensor):
+                self.outputs[id(out)] = (out, tracked[0][1], tracked[0][2])
+        return out

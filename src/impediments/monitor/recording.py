@@ -155,7 +155,7 @@ class Recorder:
         known = self._last_moments if self._last_out is x else None   # fed directly by a Linear/Conv
         units = C.record_activation_input(bag, x, kind, dim, known, self._scratch)
         meta["units"] = max(meta["units"], units)
-        if units and x.dim() >= 2:
+        if units and x.dim() >= 2 and x.numel():
             meta["values_per_example"] = max(meta.get("values_per_example", 0), x.numel() // (len(x) * units))
         return name, bag
 
@@ -171,6 +171,8 @@ class Recorder:
         self.nonfinite.update_forward(m.bad, self._fwd_step, name)
 
     def _mod_pre(self, name, module, args):
+        if recurrent.is_recurrent(module):           # its dropout masks, to replay (see recurrent)
+            recurrent.before(module, args)
         if not C.is_batch_norm(module) or not args or not isinstance(args[0], torch.Tensor):
             return
         x = args[0]

@@ -100,7 +100,8 @@ def _inputs(bag) -> S.InputStats | None:
         return None
     m = bag.t["x"].cpu()
     n = m[0]
-    return S.InputStats(count=int(n.max()), mean=m[1].tolist(), var=(m[2] / n.clamp_min(1)).tolist())
+    return S.InputStats(count=int(n.max()), mean=m[1].tolist(), var=(m[2] / n.clamp_min(1)).tolist(),
+                        min=m[3].tolist(), max=m[4].tolist())
 
 
 def _loss(windows) -> S.LossStats | None:
@@ -132,7 +133,7 @@ def _window(mon, start, end, st) -> S.Window:
                 w.silent_units[name] = silent.nonzero().flatten().tolist()
                 total = float(r.sum())
                 if total > 0 and meta.get("regions", True):
-                    w.linear_fraction[name] = float(r[1].sum()) / total
+                    w.region_fractions[name] = (r.sum(1) / total).tolist()
     pb = st.get(("params", ""))
     if pb is not None and "grad" in pb.t:
         g, _, c = pb.t["grad"].cpu().tolist()
@@ -140,6 +141,15 @@ def _window(mon, start, end, st) -> S.Window:
             if ci:
                 w.grad_norm[n] = gi / ci
     return w
+
+
+def _recurrent(meta, bag) -> S.RecurrentStats:
+    """Mean gradient energy per step back over the sampled forwards that reached it, relative to k = 0."""
+    energy, seen = bag.t["energy"].cpu(), bag.t["seen"].cpu()
+    mean = (energy / seen.clamp_min(1)).tolist()
+    base = mean[0] if mean and mean[0] > 0 else float("nan")
+    return S.RecurrentStats(kind=meta["kind"], samples=bag.ints.get("samples", 0),
+                            energy_by_steps_back=[m / base for m in mean], sequences=[int(c) for c in seen.tolist()])
 
 
 def compute(mon) -> S.MonitorStats:
@@ -169,6 +179,7 @@ def compute(mon) -> S.MonitorStats:
         nonfinite=S.NonFinite(step=first[0], kind=first[1], where=first[2]) if first else None,
         windows=[_window(mon, s, e, st) for s, e, st in windows], optimizer=meta.get("optimizer"),
         not_checked=dict(meta.get("not_checked", {})),
+        recurrent={n: _recurrent(m, total[("rnn", n)]) for n, m in meta.get("rnn", {}).items() if ("rnn", n) in total},
         mode=S.ModeStats(**meta["mode"]) if meta.get("mode") else None)
 
 

@@ -214,6 +214,21 @@ class Monitor(Recorder):
         finally:
             sw.close()
 
+    def record_batchnorm_forward(self, name: str, kind: str, *, running_statistics: bool, frozen: bool,
+                                 values_per_channel: int) -> None:
+        """Count one training-mode forward of a batch-normalization layer the monitor cannot recognise
+        itself (Keras 3's ``BatchNormalization``), as its own hooks count a torch BatchNorm's: whether it
+        normalised with running statistics (``bn_inference_mode_in_training``) and how many values per
+        channel it saw (``bn_small_batch``). Call from a forward hook of that layer."""
+        meta = self.meta["bn"].setdefault(name, {"kind": kind, "values_per_channel": None})
+        v = meta["values_per_channel"]
+        meta["values_per_channel"] = values_per_channel if v is None else min(v, values_per_channel)
+        meta["frozen"] = frozen
+        bag = self.state().bag("bn", name)
+        bag.count("training_forwards")
+        if running_statistics:
+            bag.count("running_forwards")
+
     def memory(self) -> dict:
         """Tensor count and bytes held in the statistics, pending parts folded (for the flat-memory test)."""
         for _, _, st in self.windows.all():

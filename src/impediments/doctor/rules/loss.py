@@ -1,66 +1,79 @@
-"""Rules on the recorded loss: divergence and plateau (need ``mon.record_loss``)."""
+"""Rules on the recorded loss: divergence and plateau (need ``mon.record_loss``).
+
+A trend is read only after the first ``transient_steps`` (a dozen): momentum and Adam's moment
+estimates average over about :math:`1/(1-\\beta) = 10` steps, and BatchNorm running statistics and
+warm-up settle in that time, so a loss that rises over the first steps and then falls is not
+diverging. A NaN/Inf loss is evidence at any step.
+"""
 from __future__ import annotations
 
-from impediments.doctor.rules.base import finding, finite, rule
+from impediments.doctor.rules.base import finding, finite, not_checked, rule
 
 
-def _windows(loss) -> list[float]:
-    return [float(v) for v in (getattr(loss, "window_means", None) or []) if v is not None]
-
-
-def compared_windows(n: int) -> tuple[list[int], list[int]]:
-    """Indices of the windows whose mean losses the rules compare: the first and the last third."""
-    k = max(1, n // 3)
-    return list(range(k)), list(range(max(0, n - k), n))
+def _after_transient(stats, th) -> list[tuple[int, float]]:
+    """``(start_step, mean loss)`` of the windows that start after the transient."""
+    return [(w.start_step, float(w.loss_mean)) for w in stats.windows
+            if w.loss_mean is not None and w.start_step >= th.transient_steps]
 
 
 def _thirds(means: list[float]) -> tuple[float, float]:
     """Mean of the first and of the last third of the windows (averages out mini-batch noise)."""
-    first, last = compared_windows(len(means))
-    return sum(means[i] for i in first) / len(first), sum(means[i] for i in last) / len(last)
+    k = max(1, len(means) // 3)
+    return sum(means[:k]) / k, sum(means[-k:]) / k
+
+
+def _too_short(stats, th, code: str, later) -> list:
+    return [not_checked(code, ["loss"], f"not enough steps yet: {stats.loss.count} losses recorded, "
+                                        f"{len(later)} window(s) after the first {th.transient_steps} steps "
+                                        f"(the transient); at least {th.loss_min_windows} needed")]
 
 
 @rule("diverging_loss", requires=("loss",))
 def diverging_loss(stats, th):
-    """The loss became non-finite, or ended well above where it started."""
+    """The loss became non-finite, or, after the transient, ended well above where it started."""
     loss = stats.loss
-    bad_step = getattr(loss, "first_nonfinite_step", None)
-    means = _windows(loss)
-    explanation = ("The loss grew instead of falling: the steps overshoot the minimum along high-curvature "
-                   "directions (learning rate too large for the curvature), and each overshoot makes it worse.")
-    remedy = ("Lower the learning rate (start 10x lower), standardize the inputs, use the variance-preserving "
-              "init or BatchNorm to allow larger rates; see: impediments reproduce bn_learning_rates")
-    if bad_step is not None:
+    seen = {"losses": loss.count, "steps": stats.steps, "windows": len(loss.window_means)}
+    if loss.first_nonfinite_step is not None:
         return [finding("diverging_loss", "error", ["loss"],
-                        {"first_nonfinite_step": bad_step, "first_loss": loss.first, "min_loss": loss.min},
-                        explanation, remedy)]
-    if len(means) < th.loss_min_windows or not all(map(finite, means)) or means[0] <= 0:
+                        {"first_nonfinite_step": loss.first_nonfinite_step, "first_loss": loss.first,
+                         "min_loss": loss.min}, seen=seen,
+                        confidence=f"the loss was NaN/Inf at step {loss.first_nonfinite_step}: no trend needed")]
+    later = _after_transient(stats, th)
+    means = [m for _, m in later]
+    if len(means) < th.loss_min_windows:
+        return _too_short(stats, th, "diverging_loss", later)
+    start = loss.first
+    if not all(map(finite, means)) or not finite(start) or start <= 0:
         return []
     first, last = _thirds(means)
-    ratio = last / first
-    start = getattr(loss, "first", None)
+    seen["windows_after_transient"] = len(means)
+    confidence = (f"windows from step {later[0][0]} on (after the {th.transient_steps}-step transient), "
+                  f"{loss.count} losses in all")
+    if last / start >= th.diverging_factor or (first > 0 and last / first >= th.diverging_factor):
+        return [finding("diverging_loss", "error", ["loss"],
+                        {"last_over_first": last / start, "last_third_over_first_third": last / first if first else None,
+                         "threshold": th.diverging_factor, "first_loss": start, "first_third_loss": first,
+                         "last_third_loss": last, "min_loss": loss.min, "steps": loss.count,
+                         "from_step": later[0][0]}, seen=seen, confidence=confidence)]
     peak = max(means)
-    if ratio < th.diverging_factor:
-        if finite(start) and start > 0 and peak > th.loss_spike_factor * start:
-            return [finding("diverging_loss", "warning", ["loss"],
-                            {"peak_over_first": peak / start, "threshold": th.loss_spike_factor,
-                             "first_loss": start, "peak_window_loss": peak, "last_third_loss": last,
-                             "steps": loss.count}, explanation, remedy)]
-        return []
-    return [finding("diverging_loss", "error", ["loss"],
-                    {"last_over_first": ratio, "threshold": th.diverging_factor, "first_third_loss": first,
-                     "last_third_loss": last, "min_loss": loss.min, "steps": loss.count},
-                    explanation, remedy)]
+    if peak > th.loss_spike_factor * start:
+        return [finding("diverging_loss", "warning", ["loss"],
+                        {"peak_over_first": peak / start, "threshold": th.loss_spike_factor, "first_loss": start,
+                         "peak_window_loss": peak, "last_third_loss": last, "steps": loss.count,
+                         "from_step": later[0][0]}, seen=seen, confidence=confidence)]
+    return []
 
 
 @rule("loss_plateau", requires=("loss",))
 def loss_plateau(stats, th):
     """The loss of the last third of training is not meaningfully below the first third's."""
     loss = stats.loss
-    means = _windows(loss)
-    if ((getattr(loss, "count", 0) or 0) < th.plateau_min_steps or len(means) < th.loss_min_windows
-            or not all(map(finite, means)) or getattr(loss, "first_nonfinite_step", None) is not None):
+    means = [float(v) for v in loss.window_means if v is not None]
+    if loss.first_nonfinite_step is not None or not all(map(finite, means)):
         return []
+    if loss.count < th.plateau_min_steps or len(means) < th.loss_min_windows:
+        return [not_checked("loss_plateau", ["loss"], f"not enough steps yet: {loss.count} losses recorded, "
+                                                      f"a plateau is called after {th.plateau_min_steps}")]
     first, last = _thirds(means)
     improvement = (first - last) / abs(first) if first != 0 else 0.0
     if improvement >= th.plateau_improvement or last / max(first, 1e-12) >= th.diverging_factor:
@@ -69,8 +82,5 @@ def loss_plateau(stats, th):
         "loss_plateau", "warning", ["loss"],
         {"relative_improvement": improvement, "threshold": th.plateau_improvement, "first_third_loss": first,
          "last_third_loss": last, "steps": loss.count},
-        "The loss has not fallen below where it started: the gradient signal is blocked (dead, saturated or "
-        "symmetric units, vanishing gradients) or the learning rate is far too small.",
-        "Check the other findings first; then use the variance-preserving init "
-        "(impediments.init.initialize(model, \"he_normal\")), standardized inputs and a larger learning rate; "
-        "see: impediments reproduce glorot_he")]
+        seen={"losses": loss.count, "steps": stats.steps, "windows": len(means)},
+        confidence=f"mean loss of the first and last thirds of {len(means)} windows over {loss.count} steps")]
