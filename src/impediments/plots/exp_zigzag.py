@@ -30,8 +30,9 @@ def _rates(ax, r) -> None:
         for j, color in ((0, "tab:purple"), (1, "tab:orange")):
             ax.semilogy(e[:, j], ls=ls, color=color, label=f"{name}: weight {j + 1} (σ²={r.variances[j]:.0f})"
                         if name.startswith("unequal") else f"{name}: weight {j + 1}")
-    ax.set(xlabel="full-batch step (each at its best rate)", ylabel="|w_j - w*_j| / |w*_j|",
-           title="(a') unequal variances: weights learn at different rates", ylim=(1e-3, 2))
+    ax.set(xlabel="full-batch step, rate 1/λmax (the largest stable for the high-variance weight)",
+           ylabel="|w_j - w*_j| / |w*_j|", title="(a') unequal variances: weights learn at different rates",
+           ylim=(1e-3, 2))
     ax.legend(**LEGEND)
 
 
@@ -54,12 +55,15 @@ def plot_zigzag(r, band=None):
         ok = np.isfinite(steps)
         ax.semilogx(lrs[ok], steps[ok], "o-", color=COLORS[key], label=LABELS[key])
     ax.set(xlabel="learning rate", ylabel=f"steps to training loss {r.target_loss:g}",
-           title="(b) steps to the target loss (missing: not reached)")
+           title="(b) steps to the target loss (missing: not reached at some seed)")
     ax.legend(**LEGEND)
     ax = axes[1, 1]
     for key, curve in r.curves.items():
         c = np.asarray(curve, dtype=float)
-        ax.plot(c, color=COLORS[key], lw=2, label=f"{LABELS[key]}, lr {r.best_lr[key]:g}")
+        lrs_used = f"{r.best_lr[key]:g}" if band is None else (
+            f"{band.low.best_lr[key]:g}" if band.low.best_lr[key] == band.high.best_lr[key]
+            else f"{band.low.best_lr[key]:g} to {band.high.best_lr[key]:g}")
+        ax.plot(c, color=COLORS[key], lw=2, label=f"{LABELS[key]}, best lr {lrs_used}")
         if band is not None:
             fill_band(ax, np.arange(len(c)), band.low.curves[key], band.high.curves[key], COLORS[key])
     ax.set(xlabel="epoch", ylabel="test accuracy", title="(b) each input at its own best learning rate",

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
+
+from impediments.plots.style import LEGEND, fill_band
 
 COLORS = {"plain": "tab:red", "bn": "tab:blue", "none": "tab:red", "batch": "tab:blue", "layer": "tab:green",
           "group": "tab:orange"}
@@ -10,9 +13,9 @@ CYCLE = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:br
 
 
 def _finish(fig, axes, title: str, *, legend=()):
-    """Legends (``fontsize=7``) on the ``legend`` axes, the figure title and a tight layout; returns ``(fig, axes)``."""
+    """Legends (:data:`impediments.plots.style.LEGEND`) on the ``legend`` axes, the title and a tight layout."""
     for ax in legend:
-        ax.legend(fontsize=7)
+        ax.legend(**LEGEND)
     fig.suptitle(title)
     fig.tight_layout()
     return fig, axes
@@ -94,11 +97,12 @@ def plot_bn_inference(r):
     return _finish(fig, axes, "BatchNorm in training vs inference mode (BN MLP on digits)", legend=axes[:3])
 
 
-def plot_bn_dropout(r):
+def plot_bn_dropout(r, band=None):
     colors = {"before": "tab:red", "between": "tab:orange", "after": "tab:blue"}
     labels = {"before": "linear→dropout→BN→ReLU", "between": "linear→BN→ReLU→dropout",
               "after": "dropout after the last BN"}
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(2, 2, figsize=(14, 9))
+    axes = axes.ravel()
     keep = 1 - np.asarray(r.rates)
     grid = np.linspace(keep.min(), keep.max(), 100)
     axes[0].plot(1 - grid, 1 / grid, color="grey", ls=":", label="1/p")
@@ -119,14 +123,26 @@ def plot_bn_dropout(r):
     axes[2].bar(x - 0.2, [r.acc_running[a] for a in arr], 0.4, label="running stats (dropout on)")
     axes[2].bar(x + 0.2, [r.acc_adjusted[a] for a in arr], 0.4, label="recomputed, dropout off")
     lo = min(list(r.acc_running.values()) + list(r.acc_adjusted.values()))
-    axes[2].set_xticks(x, [labels[a] for a in arr], fontsize=7)
+    axes[2].set_xticks(x, [labels[a].replace(": ", ":\n").replace("→", "→\n", 1) for a in arr], fontsize=8)
     axes[2].set(ylim=(max(0.0, lo - 0.05), 1.0), ylabel="test accuracy", title="test accuracy")
+    names = {"plain": "no BN, no dropout", "bn": "BN", "dropout": f"dropout {r.train_rate:g}, no BN"}
+    keys = list(r.gap)
+    gaps = [r.gap[k] for k in keys]
+    yerr = None
+    if band is not None:
+        yerr = np.abs(np.array([[g - band.low.gap[k] for g, k in zip(gaps, keys)],
+                                [band.high.gap[k] - g for g, k in zip(gaps, keys)]]))
+    axes[3].bar(range(len(keys)), gaps, yerr=yerr, capsize=4, color=["tab:red", "tab:blue", "tab:orange"])
+    axes[3].set_xticks(range(len(keys)), [names[k] for k in keys])
+    axes[3].set(ylabel="test loss − training loss",
+                title=f"generalization gap ({r.gap_examples} training digits, {r.gap_epochs} epochs)")
     return _finish(fig, axes, "Dropout and BatchNorm: the variance shift (Li et al. 2018), ReLU MLPs on digits",
-                   legend=axes)
+                   legend=axes[:3])
 
 
 def plot_l2_with_bn(r):
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    axes = axes.ravel()
     alphas = np.asarray(r.alphas)
     grid = np.geomspace(alphas.min(), alphas.max(), 50)
     axes[0].plot(grid, 1 / grid, color="grey", ls=":", label="1/α")
@@ -151,22 +167,26 @@ def plot_l2_with_bn(r):
                    legend=axes[:3])
 
 
-def plot_small_batch_norms(r):
+def plot_small_batch_norms(r, band=None):
     labels = {"batch": "BatchNorm", "group": "GroupNorm", "layer": "LayerNorm", "none": "no norm"}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     b = np.asarray(r.ghost_sizes)
     for norm, err in r.test_error.items():
-        axes[0].plot(b, 100 * np.asarray(err), "o-", color=COLORS[norm], label=labels.get(norm, norm))
-        axes[1].plot(b, 100 * np.asarray(r.train_error[norm]), "o-", color=COLORS[norm], label=labels.get(norm, norm))
+        for ax, values, key in ((axes[0], err, "test_error"), (axes[1], r.train_error[norm], "train_error")):
+            ax.plot(b, 100 * np.asarray(values), "o-", color=COLORS[norm], label=labels.get(norm, norm))
+            if band is not None:
+                fill_band(ax, b, 100 * np.asarray(getattr(band.low, key)[norm]),
+                          100 * np.asarray(getattr(band.high, key)[norm]), COLORS[norm])
     for ax, what in zip(axes, ("test", "train")):
         ax.set(xscale="log", xlabel="examples per BatchNorm statistic (ghost batch)", ylabel=f"{what} error (%)",
                title=f"{what} error after {r.epochs} epochs")
         ax.set_xticks(b, [str(v) for v in b])
         ax.minorticks_off()
         ax.invert_xaxis()
-        ax.legend(fontsize=8)
-    return _finish(fig, axes,
-                   f"1-D CNN on MNIST-1D, SGD batch {r.batch_size}: BN degrades at small batches (Wu & He 2018)")
+        ax.legend(**LEGEND)
+    trained = " vs ".join(labels.get(n, n) for n in r.test_error)
+    return _finish(fig, axes, f"{trained} on a 1-D CNN (MNIST-1D, SGD batch {r.batch_size}): small batches per "
+                              "normalization (Wu & He 2018)")
 
 
 def plot_bn_output_stats(r):
@@ -209,7 +229,8 @@ def plot_bn_learning_rates(r):
 
 
 def plot_norm_every_k(r):
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    axes = axes.ravel()
     labels = ["none" if e == 0 else f"every {e}" for e in r.every]
     x = np.arange(len(r.every))
     axes[0].bar(x, r.elements_per_step, color=CYCLE[: len(x)])
@@ -225,5 +246,7 @@ def plot_norm_every_k(r):
             ax.plot(getattr(r, key)[i], r.test_acc[i], "o", color=CYCLE[i % len(CYCLE)], ms=9, label=label)
         ax.set(xlabel=xlabel, ylabel=f"test accuracy after {r.steps} steps", ylim=(0, 1),
                title=f"{'time' if key == 'ms_per_step' else 'work'} per step vs accuracy")
-        ax.legend(fontsize=8, title="BN")
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+        ax.legend(title="BN", **LEGEND)
     return _finish(fig, axes, f"{r.depth}-layer ReLU MLP on digits with BN after every k-th layer")

@@ -35,7 +35,7 @@ class Config(Presets):
     epochs: int = 10
     batch_size: int = 32
 
-    FULL = dict(width=256, depth=4, epochs=40)
+    FULL = dict(width=256, depth=4, epochs=25)
 
 
 @dataclass

@@ -41,7 +41,7 @@ class Config(Presets):
     tanh_width: int = 256
     tanh_batch: int = 512
 
-    FULL = dict(steps=1500, tanh_width=1000, tanh_batch=1000)
+    FULL = dict(steps=1000, tanh_width=1000, tanh_batch=1000)
 
 
 @dataclass

@@ -34,7 +34,7 @@ class Config(Presets):
     batch_size: int = 32
     noise: float = 1e-3              # std of the perturbation added to the identical weights
 
-    FULL = dict(width=128, depth=3, epochs=40)
+    FULL = dict(width=128, depth=3, epochs=25)
 
 
 @dataclass

@@ -40,7 +40,7 @@ class Config(Presets):
     momentum: float = 0.9
     batch_size: int = 64
 
-    FULL = dict(depth=8, width=128, pretrain_epochs=15, finetune_steps=1500)
+    FULL = dict(depth=8, width=128, pretrain_epochs=10, finetune_steps=1000)
 
 
 @dataclass

@@ -37,7 +37,7 @@ class Config(Presets):
     steps: int = 100
     batch_size: int = 64
 
-    FULL = dict(depths=(8, 16, 32, 64, 128), width=128, train_depth=32, steps=600)
+    FULL = dict(depths=(8, 16, 32, 64, 128), width=128, train_depth=32, steps=400)
 
 
 @dataclass

@@ -30,7 +30,7 @@ class Config(Presets):
     epochs: int = 10
     batch_size: int = 32
 
-    FULL = dict(width=128, depth=3, epochs=40)
+    FULL = dict(width=128, depth=3, epochs=25)
 
 
 @dataclass

@@ -52,7 +52,7 @@ class Config(Presets):
     gap_examples: int = 300                      # training digits of the generalization-gap comparison
     gap_epochs: int = 40
 
-    FULL = dict(width=256, rates=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7), epochs=30)
+    FULL = dict(width=256, rates=(0.1, 0.3, 0.5, 0.7), epochs=20, gap_epochs=60)
 
 
 @dataclass
@@ -191,10 +191,10 @@ def run(config: Config) -> Result:
                   gap_epochs=config.gap_epochs)
 
 
-def plot(result: Result):
+def plot(result: Result, band=None):
     from impediments.plots.part2 import plot_bn_dropout
 
-    return plot_bn_dropout(result)
+    return plot_bn_dropout(result, band)
 
 
 def claims(result: Result) -> list[Claim]:

@@ -47,7 +47,7 @@ class Config(Presets):
     batch_sizes: tuple[int, ...] = (2, 4, 8, 32)   # for the m/(m-1) check
     draws: int = 2000            # batches per size in the m/(m-1) check
 
-    FULL = dict(width=128, epochs=30, batch_sizes=(2, 3, 4, 8, 16, 32, 128), draws=20000)
+    FULL = dict(width=128, epochs=20, batch_sizes=(2, 3, 4, 8, 16, 32, 128), draws=20000)
 
 
 @dataclass

@@ -34,7 +34,7 @@ class Config(Presets):
     epochs: int = 15
     batch_size: int = 32
 
-    FULL = dict(width=128, epochs=60)
+    FULL = dict(width=128, epochs=40)
 
 
 @dataclass

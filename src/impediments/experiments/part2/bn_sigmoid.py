@@ -44,7 +44,7 @@ class Config(Presets):
     target_acc: float = 0.9      # "learns faster": steps to reach this test accuracy
     warmup_fraction: float = 0.1  # drift is measured after this fraction of training
 
-    FULL = dict(steps=4000, eval_every=50)
+    FULL = dict(steps=2500, eval_every=50)
 
 
 @dataclass

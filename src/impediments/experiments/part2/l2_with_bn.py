@@ -46,7 +46,7 @@ class Config(Presets):
     alpha_train: float = 2.0         # the (α w, α² η) run
     record_every: int = 10
 
-    FULL = dict(width=128, epochs=60, decays=(0.0, 5e-4, 5e-3, 5e-2))
+    FULL = dict(width=128, epochs=40, decays=(0.0, 5e-4, 5e-3, 5e-2))
 
 
 @dataclass

@@ -40,7 +40,7 @@ class Config(Presets):
     timing_repeats: int = 3
 
     QUICK = dict(steps=200)
-    FULL = dict(depth=16, every=(1, 2, 4, 8, 0), steps=800, timing_repeats=5)
+    FULL = dict(depth=16, every=(1, 2, 4, 8, 0), steps=500, timing_repeats=5)
 
 
 @dataclass

@@ -142,10 +142,10 @@ def run(config: Config) -> Result:
                   batch_dependence=dependence, batch_size=config.batch_size, epochs=config.epochs)
 
 
-def plot(result: Result):
+def plot(result: Result, band=None):
     from impediments.plots.part2 import plot_small_batch_norms
 
-    return plot_small_batch_norms(result)
+    return plot_small_batch_norms(result, band)
 
 
 def claims(result: Result) -> list[Claim]:
