@@ -14,7 +14,7 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,tensorboard]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,tensorboard,lightning,transformers,keras]"
 	touch $(STAMP)
 
 install: $(STAMP)
