@@ -278,3 +278,15 @@ def test_cli_fix_seeds_and_run_budget(tmp_path, capsys):
     assert [t["seed"] for t in doc["rows"][0]["trials"]] == [0, 1]
     assert doc["not_tried"] and "not tried (run budget)" in capsys.readouterr().out
     assert code == (0 if doc["remaining"] == [] else 1)
+
+
+def test_two_independent_findings_are_fixed_by_the_combination():
+    d = imp.load_dataset("digits", standardize=False)
+    report = imp.fix(dead_mlp, (d.X_train, d.y_train, d.X_test, d.y_test), steps=60, budget_runs=3,
+                     optimizer=lambda p: torch.optim.SGD(p, lr=0.01))
+    assert {"dead_units", "uncentered_inputs"} <= set(report.flagged)
+    assert [r.name for r in report.rows] == ["variance_preserving_init", "standardize_inputs"]
+    assert report.chosen is report.combination and report.remaining == [] and report.exit_code == 0
+    assert set(report.combination.verdict.remedies) == {"variance_preserving_init", "standardize_inputs"}
+    snippet = report.snippet()
+    assert snippet.index("Standardizer") < snippet.index("he_normal")          # data first, then the init
