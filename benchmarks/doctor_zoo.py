@@ -33,9 +33,12 @@ def run_setup(setup: Setup, steps: int, seed: int = 0) -> dict:
     parts = setup.build()
     model, (X, y) = parts["model"], parts["data"]
     opt = parts["opt"](model.parameters())
+    loop = dict(parts.get("loop", {}))    # a training-loop bug (loop_bugs.py): step_fn, batches, scheduler, loss_fn
+    if "scheduler" in loop:
+        loop["scheduler"] = loop["scheduler"](opt)
     start = time.perf_counter()
-    mon = train_under_monitor(model, X, y, opt, F.cross_entropy, steps=setup.steps or steps,
-                              batch_size=setup.batch_size, seed=seed, prepare=parts.get("prepare"))
+    mon = train_under_monitor(model, X, y, opt, loop.pop("loss_fn", F.cross_entropy), steps=setup.steps or steps,
+                              batch_size=setup.batch_size, seed=seed, prepare=parts.get("prepare"), **loop)
     report = mon.report()
     flagged = {f.code for f in report.findings if f.severity in ("warning", "error")}
     return {"name": setup.name, "family": setup.family, "expected": sorted(setup.expected),

@@ -286,4 +286,6 @@ def zoo() -> list[Setup]:
         S("plateau_dead_cnn", "cnn", fz({"loss_plateau", "dead_units"}),
           lambda: dict(model=init(cnn(), bias=-10.0), data=data(), opt=sgd(0.05))),
     ]
-    return healthy + broken
+    from loop_bugs import loop_setups      # training-loop bugs and their look-alikes (issue 18)
+
+    return healthy + broken + loop_setups()

@@ -268,3 +268,19 @@ def test_example_exits_1_naming_the_bug_and_its_fixed_twin_exits_0(code, capsys,
     assert main(["doctor", str(EXAMPLES / f"loop_{code}.py"), "--steps", "20"]) == 1
     assert code in capsys.readouterr().out
     assert main(["doctor", str(EXAMPLES / f"loop_{code}_fixed.py"), "--steps", "20"]) == 0
+
+
+def test_weights_before_batchnorm_count_as_updated_though_their_norm_barely_moves():
+    """A layer followed by BatchNorm is scale invariant: its gradient is orthogonal to it, so tiny steps leave its
+    norm (and, for BN's weight of ones, its sum) bitwise unchanged; the ramp-weighted fingerprint still sees them.
+    The biases right before BatchNorm get gradients that are zero up to rounding: they truly stay put, and are
+    not called stuck (their steps are below float32 resolution)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 16), nn.BatchNorm1d(16),
+                          nn.ReLU(), nn.Linear(16, 4))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    mon = run(model, steps=10, step_fn=tiny_clip)
+    moved = {n for n, p in model.named_parameters() if not torch.equal(before[n], p.detach())}
+    loop = mon.stats().loop
+    assert {n for n, p in loop.params.items() if p.changed} == moved == set(before) - {"0.bias", "3.bias"}
+    assert "parameters_not_updated" not in mon.report().codes

@@ -87,6 +87,9 @@ class Thresholds:
     # -- training loop (issue 18) ----------------------------------------------------------------------
     loop_min_observations: int = _t(3, "a loop pattern (repeated inputs, class mix, clipping) is called only after "
                                        "this many sampled batches or calls: one or two can coincide by chance")
+    update_resolution: float = _t(1.19e-7, "float32 machine epsilon: an update lr |g| below eps |w| rounds away, so "
+                                           "a parameter with such gradients (a bias right before BatchNorm, whose "
+                                           "gradient is zero up to rounding) cannot change and is not called stuck")
     stale_gradient_error: float = _t(0.5, "uncleared gradients on at least half the checked steps: zero_grad is "
                                           "missing, not merely misplaced once (any stale step is already a warning: "
                                           "nothing legitimate steps the optimizer and then adds to the old gradient)")

@@ -14,8 +14,8 @@ returns. On sampled steps (the monitor's schedule) the probe also
   non-zero norm, still holds that step's gradient (nobody cleared it); after it, the parameters whose
   ``.grad`` was written received a gradient.
 
-Parameter norms are taken (one ``_foreach_norm``) on entry and on exit: a parameter whose norm is
-bitwise unchanged was never updated. On CPU values are read on the host; elsewhere they accumulate
+Each parameter is fingerprinted on entry and on exit (:func:`fingerprints`): one whose fingerprint
+is bitwise unchanged was never updated. On CPU values are read on the host; elsewhere they accumulate
 in device tensors read by :meth:`LoopProbe.to_stats` only (no sync in a hook). Read by the
 ``doctor/rules/loop.py`` rules (Jiang et al. 2025, TrainCheck, OSDI: silent training errors).
 """
@@ -46,6 +46,23 @@ CLIP_DECADES = 5
 FINGERPRINT_VALUES = 4096
 #: sampled steps remembered as evidence of uncleared gradients
 STALE_STEPS_KEPT = 16
+
+
+def fingerprints(params: list) -> torch.Tensor | None:
+    """Per parameter ``[norm, sum, ramp-weighted sum of a strided sample]``: an ``(N, 3)`` tensor, not read here.
+
+    The norm alone misses updates orthogonal to the weight (a layer followed by BatchNorm is scale
+    invariant: its gradient is orthogonal to it and its norm changes only at second order, below float32
+    resolution), and the sum misses them too for a vector of ones (BatchNorm's initial weight); the
+    ramp-weighted sample does not. Read on entry and exit only, never per step.
+    """
+    out = []
+    for p in params:
+        flat = p.detach().reshape(-1)
+        s = flat[:: max(1, -(-flat.numel() // FINGERPRINT_VALUES))].double()
+        ramp = torch.arange(1, len(s) + 1, dtype=torch.float64, device=s.device)
+        out.append(torch.stack([flat.double().norm(), flat.double().sum(), (s * ramp).sum()]))
+    return torch.stack([t.to(out[0].device) for t in out]) if out else None
 
 
 class _LossMode(TorchFunctionMode):
@@ -93,7 +110,7 @@ class LoopProbe:
         self._mode: _LossMode | None = None
         self._module_hook = None
         self._clip_orig = self._clip_installed = None
-        self._start = torch._foreach_norm([p.detach() for p in self.params]) if self.params else []
+        self._start = fingerprints(self.params)
         self._end = None
         self._handles: list = []
 
@@ -122,7 +139,7 @@ class LoopProbe:
             torch.nn.utils.clip_grad_norm_ = self._clip_orig   # (another watch() entered later restores its own)
         self._clip_installed = None
         if self.params and self._end is None:
-            self._end = torch._foreach_norm([p.detach() for p in self.params])
+            self._end = fingerprints(self.params)
             self.lr_of = self._group_lrs()
         self._handles, self.params, self.optimizer, self._snap, self._prev_fp = [], [], None, {}, None
 
@@ -318,16 +335,16 @@ class LoopProbe:
         dev = {k: v.cpu().tolist() for k, v in self._dev.items()}
         end, lr_of = self._end, self.lr_of
         if end is None and self.params:            # still watching: the norms and rates of now
-            end, lr_of = torch._foreach_norm([p.detach() for p in self.params]), self._group_lrs()
-        changed = [bool(a != b) for a, b in zip(torch.stack(self._start).tolist(), torch.stack(end).tolist())] \
-            if self.names else []
+            end, lr_of = fingerprints(self.params), self._group_lrs()
+        changed = (self._start != end).any(1).tolist() if self.names else []
+        norms = end[:, 0].tolist() if self.names else []
         zeros = [0.0] * len(self.names)
         stale, gnorm = dev.get("stale", zeros), dev.get("grad_norm", zeros)
         params = {n: S.LoopParamStats(
             module=n.rsplit(".", 1)[0] if "." in n else "", order=self.order.get(n.rsplit(".", 1)[0] if "." in n
                                                                                   else ""),
             in_optimizer=self.in_optimizer[i], lr=lr_of[i], received=self.received[i],
-            gradient_norm_sum=gnorm[i], changed=changed[i], stale=int(stale[i]))
+            gradient_norm_sum=gnorm[i], changed=changed[i], stale=int(stale[i]), weight_norm=norms[i])
             for i, n in enumerate(self.names)}
         losses = {}
         for kind, r in self.losses.items():

@@ -178,7 +178,8 @@ class LoopParamStats:
     ``order`` is the forward order of its module on sampled steps (None: the module never ran);
     ``in_optimizer`` and ``lr`` are None without a watched optimizer; ``received`` counts the sampled
     backward passes that wrote its ``.grad``, ``gradient_norm_sum`` sums those gradients' norms;
-    ``changed``: its norm differs between entering and leaving ``watch()``; ``stale`` counts sampled
+    ``changed``: its fingerprint (norm, sum, ramp-weighted sample) differs between entering and leaving
+    ``watch()``; ``stale`` counts sampled
     backward passes that began with the previous optimizer step's non-zero gradient still in ``.grad``.
     """
 
@@ -190,6 +191,8 @@ class LoopParamStats:
     gradient_norm_sum: float
     changed: bool
     stale: int
+    #: its norm when last fingerprinted (leaving ``watch()``, or now)
+    weight_norm: float | None = None
 
 
 @dataclass

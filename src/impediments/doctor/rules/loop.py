@@ -57,13 +57,22 @@ def gradients_not_cleared(stats, th):
         "accumulation over k micro-batches, step and clear together every k backwards")]
 
 
+def _resolvable(p, lr, th) -> bool:
+    """Whether a step of ``lr`` times its mean gradient norm would show in float32 (else it cannot change)."""
+    if lr is None or p.weight_norm is None:
+        return True
+    return lr * p.gradient_norm_sum / p.received >= th.update_resolution * p.weight_norm
+
+
 @rule("parameters_not_updated", requires=("loop",))
 def parameters_not_updated(stats, th):
     """Trainable parameters that received non-zero gradients yet never changed."""
     loop = stats.loop
     if loop.optimizer_steps < 1:
         return []
-    graded = [n for n, p in loop.params.items() if p.received and p.gradient_norm_sum > 0]
+    top_lr = max((g["max"] for g in loop.learning_rates), default=None)
+    graded = [n for n, p in loop.params.items() if p.received and p.gradient_norm_sum > 0 and (
+        (p.in_optimizer and p.lr == 0) or _resolvable(p, p.lr or top_lr, th))]
     stuck = [n for n in graded if not loop.params[n].changed]
     if not stuck:
         return []
