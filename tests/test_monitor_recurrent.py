@@ -140,12 +140,29 @@ def test_lstm_gates_are_watched_activations_and_gates_are_marked():
     assert set(stats.recurrent) == {"rnn"} and stats.recurrent["rnn"].samples == 3
 
 
-def test_inter_layer_dropout_limits_the_gates_to_layer_0_and_says_so():
+def test_inter_layer_dropout_masks_are_replayed_exactly():
+    """The gates of layer 1 read the dropped-out outputs of layer 0: the masks the fused op drew are
+    redrawn from the random state saved before it ran (checked: the recomputed top layer equals the
+    module's output, else only layer 0 would be recorded)."""
+    from impediments.monitor import recurrent
+
     torch.manual_seed(0)
     stats = _train(_LanguageModel("GRU", dropout=0.3))
     names = {n for n in stats.activations if n.startswith("rnn/")}
-    assert names == {"rnn/l0.reset_gate", "rnn/l0.update_gate", "rnn/l0.candidate"}
-    assert "dropout 0.3" in stats.not_checked["rnn/gates_above_l0"]
+    assert names == {f"rnn/l{k}.{g}" for k in (0, 1) for g in ("reset_gate", "update_gate", "candidate")}
+    assert "rnn/gates_above_l0" not in stats.not_checked
+    # directly: the replayed top layer is the module's output; without the saved state, layer 1 is refused
+    module = nn.LSTM(4, 5, num_layers=3, dropout=0.5).double()
+    x = torch.randn(6, 2, 4, dtype=torch.double)
+    state = torch.get_rng_state()
+    out, _ = module(x)
+    gates = recurrent.gate_preactivations(module, x, None, out, rng_state=state)
+    assert len(gates) == 3 * 5
+    with pytest.raises(recurrent.MasksNotReplayed):
+        recurrent.gate_preactivations(module, x, None, out)
+    with pytest.raises(recurrent.MasksNotReplayed):                  # a wrong state is caught, not used
+        recurrent.gate_preactivations(module, x, None, out, rng_state=torch.manual_seed(123).get_state())
+    assert len(recurrent.gate_preactivations(module, x, None, out, layers=1)) == 5
 
 
 def test_projected_lstm_top_layer_from_its_output_equals_rerunning_it():

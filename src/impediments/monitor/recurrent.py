@@ -31,18 +31,23 @@ Each gate becomes an activation named ``"{module}/l{layer}[_reverse].{gate}"`` (
 recorded like any other (moments, regions, dead units, histograms), its units the hidden units; a
 sigmoid gate is marked ``gate`` (its output multiplies another tensor, so a near-linear regime there
 is no impediment). The top layer's hidden sequence is the module's output; the lower layers' are
-recomputed by running each lower layer alone with the module's own weights (``torch.func.functional_call``),
-which is exact without inter-layer dropout. What cannot be recomputed exactly is listed in the
-monitor's ``not_checked``: layers above the first under inter-layer dropout (its masks are gone),
-packed sequences, and the gradient through time inside the fused op.
+recomputed by running each lower layer alone with the module's own weights (``torch.func.functional_call``).
+Under inter-layer dropout the random state saved just before the module ran is replayed (in a forked
+random stream, so training's is untouched), which draws the very masks the fused op drew; the
+recomputed top layer is compared with the module's output, and if they differ only layer 0 (whose
+input is known) is recorded. What cannot be recomputed is listed in the monitor's ``not_checked``:
+layers above the first when the masks could not be replayed, and packed sequences.
 
 Verified against stepping ``nn.LSTMCell`` / ``nn.GRUCell`` / ``nn.RNNCell`` by hand in
 ``tests/test_monitor_recurrent.py``.
 """
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 #: per mode: (gate name, kind, is a gate) for each block of ``hidden_size`` rows of ``weight_ih``
 GATES = {
@@ -56,8 +61,27 @@ GATES = {
 PACKED = "packed sequences are not unpacked to recompute the gates or the gradient through time"
 
 
+#: the random state just before each recurrent module with inter-layer dropout ran (sampled steps only)
+_RNG_BEFORE: "weakref.WeakKeyDictionary[nn.Module, torch.Tensor]" = weakref.WeakKeyDictionary()
+
+
+class MasksNotReplayed(RuntimeError):
+    """Replaying the saved random state did not reproduce the module's output."""
+
+
 def is_recurrent(module: nn.Module) -> bool:
     return isinstance(module, nn.RNNBase) and module.mode in GATES
+
+
+def _uses_dropout(module: nn.RNNBase) -> bool:
+    return module.training and module.dropout > 0 and module.num_layers > 1
+
+
+def before(module: nn.RNNBase, args) -> None:
+    """Called just before a sampled forward of ``module``: save the random state its dropout will use."""
+    if _uses_dropout(module) and args and isinstance(args[0], torch.Tensor):
+        device = args[0].device
+        _RNG_BEFORE[module] = (torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state())
 
 
 def _layer_weights(module: nn.RNNBase, layer: int, suffix: str):
@@ -95,6 +119,37 @@ def _run_layer(module: nn.RNNBase, layer: int, x: torch.Tensor, h0, c0) -> torch
     return out
 
 
+def _same_run(replayed: torch.Tensor, output: torch.Tensor) -> bool:
+    """The replay reproduced the output: mean absolute difference within 1e-3 of the mean magnitude.
+
+    Other masks change a fraction ``p`` of the units outright (a relative difference of order ``p``);
+    the fused op and per-layer calls may only round differently, which chaotic (saturated) dynamics
+    amplify to ~1e-5 over a sequence, never to 1e-3.
+    """
+    return bool((replayed - output).abs().mean() <= 1e-3 * output.abs().mean())
+
+
+def _replay_layers(module: nn.RNNBase, x: torch.Tensor, h0, c0, rng_state: torch.Tensor):
+    """``(inputs, outputs)`` of every layer, time-major, with the inter-layer dropout masks redrawn from
+    ``rng_state`` in a forked random stream (the fused op draws one ``dropout`` per layer below the top,
+    in order, on the layer's output: the same draws)."""
+    devices = [x.device] if x.device.type == "cuda" else []
+    inputs, outputs = [], []
+    with torch.random.fork_rng(devices=devices):
+        if devices:
+            torch.cuda.set_rng_state(rng_state, x.device)
+        else:
+            torch.set_rng_state(rng_state)
+        inp = x
+        for layer in range(module.num_layers):
+            seq = _run_layer(module, layer, inp, h0, c0)
+            inputs.append(inp)
+            outputs.append(seq)
+            if layer < module.num_layers - 1:
+                inp = F.dropout(seq, module.dropout, training=True)
+    return inputs, outputs
+
+
 def _previous(h_seq: torch.Tensor, h0: torch.Tensor, reverse: bool) -> torch.Tensor:
     """``h_{t-1}`` for every ``t`` (``h_{t+1}`` when reading the sequence backwards), time-major."""
     if reverse:
@@ -117,7 +172,8 @@ def _cell_states(z: torch.Tensor, c0: torch.Tensor, reverse: bool) -> torch.Tens
 
 
 def gate_preactivations(module: nn.RNNBase, x: torch.Tensor, hx=None, output: torch.Tensor | None = None,
-                        layers: int | None = None) -> dict[str, tuple[str, bool, torch.Tensor]]:
+                        layers: int | None = None, rng_state: torch.Tensor | None = None
+                        ) -> dict[str, tuple[str, bool, torch.Tensor]]:
     """Every gate's pre-activation, ``{"l0.input_gate": (kind, is_gate, z (T, B, H))}``.
 
     Args:
@@ -126,6 +182,12 @@ def gate_preactivations(module: nn.RNNBase, x: torch.Tensor, hx=None, output: to
         hx: its initial state as passed to it (``h0`` or ``(h0, c0)``), or ``None`` for zeros.
         output: the module's output sequence for this ``x`` (saves recomputing the top layer), or None.
         layers: how many layers from the bottom (default: all).
+        rng_state: the random state just before the module ran, to replay its inter-layer dropout
+            masks (every layer is then recomputed and the top one checked against ``output``).
+
+    Raises:
+        MasksNotReplayed: for layers above 0 under inter-layer dropout (a module in training mode) without
+            ``rng_state``, or when the replay differs from ``output``.
 
     Returns:
         Time-major pre-activations, detached, in the dtype of the module's computation; for the
@@ -151,9 +213,20 @@ def gate_preactivations(module: nn.RNNBase, x: torch.Tensor, hx=None, output: to
         if mode == "LSTM" and c0 is None:
             c0 = x.new_zeros(module.num_layers * dirs, x.shape[1], module.hidden_size)
         out, inp = {}, x.detach()
+        replay = rng_state is not None and _uses_dropout(module)
+        if _uses_dropout(module) and not replay and layers > 1:
+            raise MasksNotReplayed(f"{type(module).__name__}: inter-layer dropout without a saved random state")
+        if replay:
+            inputs, seqs = _replay_layers(module, inp, h0, c0, rng_state)
+            if output is not None and not _same_run(seqs[-1], output):
+                raise MasksNotReplayed(f"{type(module).__name__}: replayed dropout masks do not reproduce its output "
+                                       f"(max difference {(seqs[-1] - output).abs().max().item():.3g})")
         for layer in range(layers):
             top = layer == module.num_layers - 1
-            seq = output.detach() if top and output is not None else _run_layer(module, layer, inp, h0, c0)
+            if replay:
+                inp, seq = inputs[layer], seqs[layer]
+            else:
+                seq = output.detach() if top and output is not None else _run_layer(module, layer, inp, h0, c0)
             for d, suffix in enumerate(("", "_reverse")[:dirs]):
                 w_ih, w_hh, b_ih, b_hh = (w.detach() if w is not None else None
                                           for w in _layer_weights(module, layer, suffix))
@@ -225,20 +298,22 @@ def record(mon, name: str, module: nn.RNNBase, args, out) -> None:
     if type(module) not in (nn.LSTM, nn.GRU, nn.RNN):
         not_checked[f"{name}/gates"] = f"{type(module).__name__}: a subclass of {module.mode} is not recomputed"
         return
-    layers = module.num_layers
-    if module.dropout > 0 and module.num_layers > 1:
-        layers = 1
-        not_checked[f"{name}/gates_above_l0"] = (
-            f"inter-layer dropout {module.dropout:g}: its masks are gone, so the inputs of layers 1.."
-            f"{module.num_layers - 1} cannot be recomputed")
     output = out[0] if isinstance(out, tuple) and isinstance(out[0], torch.Tensor) else None
+    rng_state = _RNG_BEFORE.pop(module, None)
+    try:
+        gates = gate_preactivations(module, args[0], _initial(args), output, rng_state=rng_state)
+    except MasksNotReplayed:
+        gates = gate_preactivations(module, args[0], _initial(args), output, layers=1)
+        not_checked[f"{name}/gates_above_l0"] = (
+            f"inter-layer dropout {module.dropout:g}: its masks could not be replayed, so the inputs of layers "
+            f"1..{module.num_layers - 1} are unknown")
     energy = grad_energy_through_time(module, args[0], _initial(args))
     bag = mon.state().bag("rnn", name)
     bag.add("energy", energy.double(), "sum")
     bag.add("seen", torch.ones_like(energy, dtype=torch.float64), "sum")
     bag.count("samples")
     mon.meta.setdefault("rnn", {})[name] = {"kind": module.mode}
-    for gate, (kind, is_gate, z) in gate_preactivations(module, args[0], _initial(args), output, layers).items():
+    for gate, (kind, is_gate, z) in gates.items():
         flat = z.reshape(-1, z.shape[-1])
         token = mon._act_in(f"{name}/{gate}", kind, flat)
         if token is None:
