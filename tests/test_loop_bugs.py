@@ -284,3 +284,102 @@ def test_weights_before_batchnorm_count_as_updated_though_their_norm_barely_move
     loop = mon.stats().loop
     assert {n for n, p in loop.params.items() if p.changed} == moved == set(before) - {"0.bias", "3.bias"}
     assert "parameters_not_updated" not in mon.report().codes
+
+
+# --------------------------------------------------------------------------------------------- the rules, pure
+def lp(module="fc", order=0, in_optimizer=True, lr=0.1, received=10, gsum=1.0, changed=True, stale=0, wnorm=1.0):
+    return S.LoopParamStats(module=module, order=order, in_optimizer=in_optimizer, lr=lr, received=received,
+                            gradient_norm_sum=gsum, changed=changed, stale=stale, weight_norm=wnorm)
+
+
+def ce(calls=10, probs=0, source="AddmmBackward0", classes=10):
+    return S.LossCallStats(calls=calls, input_from={source: calls}, classes=classes, probability_rows=probs,
+                           max_probability=0.2 if probs else None, shape_mismatches=0, input_shape=None,
+                           target_shape=None, broadcast_numel=None)
+
+
+def loop_stats(**kw):
+    base = dict(optimizer_steps=20, forwards_per_step=[1, 1], backwards=10, grad_checks=9, stale_steps=[],
+                params={"fc.weight": lp(), "out.weight": lp("out", 1)}, losses={}, target_batches=0,
+                targets_per_batch=None, distinct_classes_per_batch=None, class_counts=[], compared_inputs=0,
+                repeated_inputs=0, learning_rates=[], clip_calls=0, clip_max_norm=None, clip_at_least=[],
+                clip_log_ratio_mean=None)
+    base.update(kw)
+    return S.LoopStats(**base)
+
+
+def loop_codes(th=None, **kw):
+    s = S.MonitorStats(schema_version=S.SCHEMA_VERSION, steps=20, sampled_steps=10, model_training_steps=20,
+                       activations={}, layers={}, params={}, symmetry={}, batchnorm={}, inputs=None, loss=None,
+                       nonfinite=None, windows=[], optimizer=None, loop=loop_stats(**kw))
+    return {(f.code, f.severity) for f in diagnose(s, th).findings}
+
+
+def lr_group(first=0.1, last=1e-3, below=(5, 10, None, None, None, None)):
+    return {"first": first, "max": first, "min": last, "last": last, "below": list(below), "first_step": 0}
+
+
+def test_a_healthy_loop_is_quiet_and_each_rule_fires_past_its_threshold_only():
+    assert loop_codes() == set()
+    stale = {"fc.weight": lp(stale=4), "out.weight": lp("out", 1, stale=4)}
+    assert loop_codes(params=stale) == {("gradients_not_cleared", "warning")}            # 4 of 9 checks
+    stale = {"fc.weight": lp(stale=5), "out.weight": lp("out", 1)}
+    assert loop_codes(params=stale) == {("gradients_not_cleared", "error")}              # 5 of 9 >= 0.5
+    assert loop_codes(forwards_per_step=[4, 4]) == {("gradients_not_cleared", "info")}   # accumulation
+    assert loop_codes(params={"fc.weight": lp(changed=False), "out.weight": lp("out", 1)}) == {
+        ("parameters_not_updated", "warning")}
+    assert loop_codes(params={"fc.weight": lp(changed=False, gsum=1e-9)}) == set()       # below float32 resolution
+    assert loop_codes(params={"fc.weight": lp(changed=False, lr=0.0, gsum=1e-9)}) == {
+        ("parameters_not_updated", "error")}                                              # lr 0 is named
+    assert loop_codes(params={"fc.weight": lp(received=0), "out.weight": lp("out", 1)}) == {
+        ("parameters_without_gradient", "warning")}
+    assert loop_codes(params={"fc.weight": lp(received=0, order=None), "out.weight": lp("out", 1)}) == {
+        ("parameters_without_gradient", "info")}
+    assert loop_codes(losses={"cross_entropy": ce(probs=5)}) == {("softmax_before_loss", "error")}
+    assert loop_codes(losses={"cross_entropy": ce(probs=4)}) == set()
+    assert loop_codes(losses={"nll_loss": ce(source="SoftmaxBackward0")}) == {("softmax_before_loss", "error")}
+    assert loop_codes(losses={"nll_loss": ce(source="LogSoftmaxBackward0")}) == set()
+    broadcast = S.LossCallStats(calls=3, input_from={}, classes=None, probability_rows=0, max_probability=None,
+                                shape_mismatches=3, input_shape=[64, 1], target_shape=[64], broadcast_numel=4096)
+    assert loop_codes(losses={"mse_loss": broadcast}) == {("loss_broadcast", "error")}
+    counts = [100] * 10                                      # E = 10 (1 - 0.9^64) = 9.99 classes per shuffled batch
+    assert loop_codes(target_batches=10, targets_per_batch=64.0, distinct_classes_per_batch=4.99,
+                      class_counts=counts) == {("unshuffled_batches", "warning")}
+    assert loop_codes(target_batches=10, targets_per_batch=64.0, distinct_classes_per_batch=5.01,
+                      class_counts=counts) == set()
+    assert loop_codes(target_batches=10, targets_per_batch=64.0, distinct_classes_per_batch=1.0,
+                      class_counts=[500, 500]) == set()      # a binary task: E <= 2
+    assert loop_codes(compared_inputs=10, repeated_inputs=9) == {("repeated_batch", "warning")}
+    assert loop_codes(compared_inputs=10, repeated_inputs=8) == set()
+    assert loop_codes(learning_rates=[lr_group()]) == {("learning_rate_collapsed", "warning")}      # by step 10 of 20
+    assert loop_codes(learning_rates=[lr_group(below=(5, 11, None, None, None, None))]) == set()   # after half
+    assert loop_codes(learning_rates=[lr_group(last=0.05)]) == set()                              # came back up
+    assert loop_codes(clip_calls=10, clip_max_norm=1.0, clip_at_least=[10, 9, 2, 0, 0], clip_log_ratio_mean=1.2) == {
+        ("gradient_clipping_dominates", "warning")}
+    assert loop_codes(clip_calls=10, clip_max_norm=1.0, clip_at_least=[10, 8, 2, 0, 0], clip_log_ratio_mean=1.1) == set()
+
+
+def test_every_loop_finding_carries_evidence_and_its_example_link():
+    import re
+
+    findings = []
+    for kw in (dict(params={"fc.weight": lp(stale=9, changed=False), "out.weight": lp("out", 1, received=0)}),
+               dict(losses={"cross_entropy": ce(probs=10)}, compared_inputs=5, repeated_inputs=5,
+                    learning_rates=[lr_group()], clip_calls=5, clip_at_least=[5, 5, 0, 0, 0], clip_log_ratio_mean=1.5,
+                    target_batches=5, targets_per_batch=64.0, distinct_classes_per_batch=1.0,
+                    class_counts=[100] * 10)):
+        s = S.MonitorStats(schema_version=S.SCHEMA_VERSION, steps=20, sampled_steps=10, model_training_steps=20,
+                           activations={}, layers={}, params={}, symmetry={}, batchnorm={}, inputs=None, loss=None,
+                           nonfinite=None, windows=[], optimizer=None, loop=loop_stats(**kw))
+        findings += diagnose(s).findings
+    broadcast = S.LossCallStats(calls=3, input_from={}, classes=None, probability_rows=0, max_probability=None,
+                                shape_mismatches=3, input_shape=[64, 1], target_shape=[64], broadcast_numel=4096)
+    s = S.MonitorStats(schema_version=S.SCHEMA_VERSION, steps=20, sampled_steps=10, model_training_steps=20,
+                       activations={}, layers={}, params={}, symmetry={}, batchnorm={}, inputs=None, loss=None,
+                       nonfinite=None, windows=[], optimizer=None, loop=loop_stats(losses={"mse_loss": broadcast}))
+    findings += diagnose(s).findings
+    assert {f.code for f in findings} == LOOP_CODES
+    for f in findings:
+        assert f.evidence and f.explanation and f.where
+        [path] = re.findall(r"see: impediments doctor (examples/loop_[a-z_]+\.py)$", f.remedy)
+        assert (EXAMPLES.parent / path).is_file() and (EXAMPLES.parent / path.replace(".py", "_fixed.py")).is_file()
