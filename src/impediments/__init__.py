@@ -32,7 +32,7 @@ _LAZY = {
     "Report": "impediments.doctor",
     "Finding": "impediments.doctor",
 }
-_SUBPACKAGES = ("activations", "init", "norm", "monitor", "doctor", "experiments", "plots", "report", "fix")
+_SUBPACKAGES = ("activations", "init", "norm", "monitor", "doctor", "experiments", "plots", "report", "fix", "integrations")
 
 
 def __getattr__(name: str):
