@@ -274,7 +274,7 @@ def test_cli_rejects_a_bad_port_as_a_usage_error(capsys):
 
 
 def test_updates_arrive_5_per_second_at_depth_10_width_256_and_memory_stays_flat():
-    """Shortened version of "10 minutes of use": ~9 s of training with a reading and a stalled page; then
+    """Shortened version of "10 minutes of use": ~7 s of training with a reading and a stalled page; then
     Ctrl-C stops the server, the streams and the training thread cleanly."""
     proc = _cli("playground", "--no-browser", "--port", "0")
     try:
@@ -302,7 +302,7 @@ def test_updates_arrive_5_per_second_at_depth_10_width_256_and_memory_stays_flat
         while not next_state()["runs"]:
             pass
         rss, counts, start = [], [], time.monotonic()
-        while time.monotonic() - start < 9:
+        while time.monotonic() - start < 7:
             state = next_state()
             counts.append((time.monotonic(), state["runs"][0]["step"]))
             rss.append(_rss_mib(proc.pid))
@@ -328,3 +328,41 @@ def test_updates_arrive_5_per_second_at_depth_10_width_256_and_memory_stays_flat
 def _rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def test_watch_live_streams_the_monitors_sampled_steps_and_cleans_up(capsys):
+    from impediments.monitor import watch
+    from impediments.playground.live import start_live_server
+
+    data = dataset("digits", True)
+    model = imp.mlp(64, 10, width=32, depth=3, activation="relu")
+    imp.init.initialize(model, "he_normal", bias=-10.0, seed=0)               # every unit dead
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    server = start_live_server()
+    assert capsys.readouterr().out.splitlines()[0] == server.url               # the URL on its own stdout line
+    sub = server.broadcaster.subscribe()
+    try:
+        with watch(model, optimizer=opt, every=2, live=server) as mon:
+            for step in range(60):
+                xb, yb = data.X_train[step * 16:(step + 1) * 16], data.y_train[step * 16:(step + 1) * 16]
+                loss = nn.functional.cross_entropy(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                mon.record_loss(loss)
+                time.sleep(0.01)
+        assert not model._forward_pre_hooks and not model._forward_hooks      # the feed's hook is gone too
+        states = []
+        while (message := sub.get(0)) is not None:
+            states.append(json.loads(message.split(b"data: ", 1)[1]))
+        steps = [s["runs"][0]["step"] for s in states]
+        assert steps == sorted(steps) and steps[-1] == 60 and len(steps) >= 2
+        assert not states[-1]["training"] and states[-1]["runs"][0]["status"] == "done"
+        final = states[-1]["runs"][0]
+        assert "dead_units" in {f["code"] for f in final["findings"]}
+        stats = mon.stats()                                                     # the page shows the monitor's numbers
+        assert final["dead"] == [len(a.dead_units) / a.units for a in stats.activations.values()]
+        assert final["dead"][1:] == [1.0, 1.0] and final["monitor_hist"]["scale"] == "signed-log"
+        assert states[0]["runs"][0]["step"] < 60 and states[0]["training"]     # it published during training
+    finally:
+        server.close()

@@ -152,7 +152,8 @@ def test_apply_remedy_trains_a_second_run_side_by_side(page, playground):
     _wait(page, "(() => { const b = window.__pg.last.runs.find(r => r.label === 'B');"
                 " return b && b.step > 150 && b.saturated && b.saturated.length; })()", timeout=30)
     a, b = _run(page, "A"), _run(page, "B")
-    assert b["config"] == {**a["config"], "init": "glorot_normal"} and "remedy for saturated_units" in b["note"]
+    assert b["config"] == {**a["config"], "init": "glorot_normal", "norm": "batch"}
+    assert "remedy for saturated_units" in b["note"]
     assert max(b["saturated"]) < 0.5 * min(a["saturated"]), (a["saturated"], b["saturated"])
     box_a, box_b = page.locator("#run-A").bounding_box(), page.locator("#run-B").bounding_box()
     assert box_b["x"] >= box_a["x"] + box_a["width"] and abs(box_b["y"] - box_a["y"]) < 5     # side by side

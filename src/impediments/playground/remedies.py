@@ -18,7 +18,14 @@ def _dead_units(c: PlaygroundConfig) -> dict:
 
 
 def _saturated_units(c: PlaygroundConfig) -> dict:
-    return {"init": "glorot_normal", "bias": 0.0}                      # Glorot & Bengio 2010
+    """Glorot init (Glorot & Bengio 2010), and BatchNorm before the nonlinearity when there is no norm
+    (Ioffe & Szegedy 2015): both named by the finding's remedy. Measured on digits, sigmoid, depth 3, width
+    64, SGD 0.1: test accuracy after 150 / 600 steps 0.34 / 0.51 (too large), 0.10 / 0.61 (Glorot alone,
+    which first sits on the plateau), 0.93 / 0.97 (Glorot + BatchNorm)."""
+    changes = {"init": "glorot_normal", "bias": 0.0}
+    if c.norm == "none":
+        changes.update(norm="batch", norm_position="pre")
+    return changes
 
 
 def _depth_scaled(c: PlaygroundConfig) -> dict:
