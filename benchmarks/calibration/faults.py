@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -216,7 +216,6 @@ class Injection:
     arch: str
     fault: str
     expected: tuple
-    notes: str = field(default="", compare=False)
 
 
 def _inj(fault: str, expected, archs: str) -> list[Injection]:
