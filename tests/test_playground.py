@@ -4,10 +4,6 @@ from __future__ import annotations
 import http.client
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -248,21 +244,14 @@ def test_server_binds_loopback_only_unless_allowed():
         local.close()
 
 
-def _cli(*args):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}    # as conftest's torch threads
-    return subprocess.Popen([sys.executable, "-m", "impediments.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+def test_host_outside_loopback_needs_the_flag_and_warns(capsys):
+    from argparse import Namespace
 
+    from impediments.cli.playground import bind_host
 
-def test_cli_warns_when_host_leaves_loopback():
-    proc = _cli("playground", "--no-browser", "--port", "0", "--host", "0.0.0.0")
-    try:
-        assert "warning: serving on 0.0.0.0" in proc.stderr.readline()
-        assert proc.stdout.readline().startswith("http://0.0.0.0:")
-    finally:
-        proc.terminate()                    # Ctrl-C is tested below, with a warm server
-        proc.communicate(timeout=30)
-
+    assert bind_host(Namespace(host=None), "playground") == "127.0.0.1" and capsys.readouterr().err == ""
+    assert bind_host(Namespace(host="0.0.0.0"), "playground") == "0.0.0.0"
+    assert "warning: serving on 0.0.0.0" in capsys.readouterr().err
 
 
 def test_cli_rejects_a_bad_port_as_a_usage_error(capsys):
@@ -271,63 +260,6 @@ def test_cli_rejects_a_bad_port_as_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["playground", "--port", "70000"])
     assert exc.value.code == 2 and "expected a port number 0..65535, got '70000'" in capsys.readouterr().err
-
-
-def test_updates_arrive_5_per_second_at_depth_10_width_256_and_memory_stays_flat():
-    """Shortened version of "10 minutes of use": ~7 s of training with a reading and a stalled page; then
-    Ctrl-C stops the server, the streams and the training thread cleanly."""
-    proc = _cli("playground", "--no-browser", "--port", "0")
-    try:
-        url = proc.stdout.readline().strip()                    # the first stdout line is the URL
-        assert url.startswith("http://127.0.0.1:") and url.endswith("/")
-        port = int(url.rsplit(":", 1)[1].strip("/"))
-        host = {"Host": f"127.0.0.1:{port}"}
-        reader = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        reader.request("GET", "/events", headers=host)
-        stream = reader.getresponse()
-
-        def next_state():
-            while True:
-                line = stream.fp.readline()
-                if line.startswith(b"data: "):
-                    return json.loads(line[6:])
-
-        next_state()                                            # published once the session is warm
-        stalled = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        stalled.request("GET", "/events", headers=host)          # never read: its queue must stay bounded
-        stalled.getresponse()
-        config = {"depth": 10, "width": 256, "steps": 20000, "activation": "relu", "init": "he_normal"}
-        assert _request(port, "POST", "/api/train", {"config": config},
-                        {**host, "Origin": f"http://127.0.0.1:{port}", "Content-Type": "application/json"})[0] == 202
-        while not next_state()["runs"]:
-            pass
-        rss, counts, start = [], [], time.monotonic()
-        while time.monotonic() - start < 7:
-            state = next_state()
-            counts.append((time.monotonic(), state["runs"][0]["step"]))
-            rss.append(_rss_mib(proc.pid))
-        window = [t for t, _ in counts if t - start >= 2]
-        rate = (len(window) - 1) / (window[-1] - window[0])
-        assert rate >= 5.0, f"{rate:.1f} updates/s"
-        assert counts[-1][1] > counts[0][1] > 0
-        early = max(rss[len(rss) // 4: len(rss) // 2])
-        late = max(rss[-len(rss) // 4:])
-        assert late - early < 25, f"RSS grew from {early:.0f} to {late:.0f} MiB"
-        info = json.loads(_request(port, "GET", "/api/info", headers=host)[1])
-        stream_info = info["stream"]                            # the stalled page may have timed out already
-        assert 1 <= stream_info["subscribers"] <= 2
-        assert stream_info["queued"] <= stream_info["subscribers"] * stream_info["capacity"]
-        print(f"{rate:.1f} updates/s at depth 10 width 256; server RSS {early:.0f} -> {late:.0f} MiB; "
-              f"steps {counts[0][1]} -> {counts[-1][1]}")
-    finally:
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0 and "Traceback" not in err and "stopped" in err, err
-
-
-def _rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
 
 
 def test_watch_live_streams_the_monitors_sampled_steps_and_cleans_up(capsys):

@@ -5,6 +5,8 @@ The screenshots the README shows are written by these tests to docs/screenshots/
 """
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import shutil
 import signal
@@ -51,11 +53,30 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def playground():
+def playground_server():
+    """``impediments playground --no-browser --port 0``; at the end Ctrl-C must stop it cleanly (exit 0)."""
     proc, url = _cli("playground", "--no-browser", "--port", "0")
-    yield url
+    assert url.endswith("/")
+    yield proc, url
     _, err = _stop(proc)
-    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert proc.returncode == 0 and "Traceback" not in err and "stopped" in err, err
+
+
+@pytest.fixture
+def playground(playground_server):
+    """The playground's URL; training is paused after the test (it would compete for the CPU)."""
+    url = playground_server[1]
+    yield url
+    _post(url, "pause", {})
+
+
+def _post(url: str, action: str, body: dict) -> tuple[int, bytes]:
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", f"/api/{action}", json.dumps(body), {
+        "Host": f"127.0.0.1:{port}", "Origin": f"http://127.0.0.1:{port}", "Content-Type": "application/json"})
+    response = conn.getresponse()
+    return response.status, response.read()
 
 
 @pytest.fixture
@@ -187,3 +208,52 @@ def test_live_doctor_page_follows_a_spec_while_it_trains(page):
         out, err = _stop(proc)
     assert proc.returncode == 1, err                         # findings: exit 1, after Ctrl-C
     assert "dead_units" in out and "Traceback" not in err
+
+
+def test_updates_arrive_5_per_second_at_depth_10_width_256_and_memory_stays_flat(playground_server, playground):
+    """Shortened version of "10 minutes of use": ~7 s of training at depth 10, width 256 with a reading
+    and a stalled page; the server process's resident memory must stay flat and every queue bounded."""
+    proc, url = playground_server
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    host = {"Host": f"127.0.0.1:{port}"}
+    reader = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    reader.request("GET", "/events", headers=host)
+    stream = reader.getresponse()
+
+    def next_state():
+        while True:
+            line = stream.fp.readline()
+            if line.startswith(b"data: "):
+                return json.loads(line[6:])
+
+    stalled = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    stalled.request("GET", "/events", headers=host)              # never read: its queue must stay bounded
+    stalled.getresponse()
+    config = {"depth": 10, "width": 256, "steps": 20000, "activation": "relu", "init": "he_normal"}
+    assert _post(url, "train", {"config": config})[0] == 202
+    while not any(r["config"]["depth"] == 10 and r["step"] > 0 for r in next_state()["runs"]):
+        pass
+    rss, counts, start = [], [], time.monotonic()
+    while time.monotonic() - start < 7:
+        state = next_state()
+        counts.append((time.monotonic(), state["runs"][0]["step"]))
+        rss.append(_rss_mib(proc.pid))
+    window = [t for t, _ in counts if t - start >= 2]
+    rate = (len(window) - 1) / (window[-1] - window[0])
+    assert rate >= 5.0, f"{rate:.1f} updates/s"
+    assert counts[-1][1] > counts[0][1] > 0
+    early, late = max(rss[len(rss) // 4: len(rss) // 2]), max(rss[-len(rss) // 4:])
+    assert late - early < 25, f"RSS grew from {early:.0f} to {late:.0f} MiB"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/api/info", headers=host)
+    info = json.loads(conn.getresponse().read())["stream"]        # the stalled page may have timed out already
+    assert 1 <= info["subscribers"] <= 2 and info["queued"] <= info["subscribers"] * info["capacity"]
+    reader.close()
+    stalled.close()
+    print(f"{rate:.1f} updates/s at depth 10 width 256; server RSS {early:.0f} -> {late:.0f} MiB; "
+          f"steps {counts[0][1]} -> {counts[-1][1]}")
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
