@@ -30,6 +30,10 @@ def test_sequential_units_are_named_with_their_module_type():
     assert dead.where == ["3"]                                  # the JSON keeps the module's own name
     text = render_text(report, width=200)
     assert f"3 ({type(model[3]).__name__})" in text             # the terminal says what module "3" is
+    layer = dead.evidence["layers"]["3"]                        # its per-layer numbers and what it saw, spelled out
+    assert f"3 (ReLU): dead_fraction={layer['dead_fraction']:.3g}; dead_units={layer['dead_units']}" in text
+    assert "seen: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                for k, v in dead.evidence["seen"].items()) in text
     types = {"3": "ReLU", "2": "Linear", "block": "Sequential"}
     assert readable("2.weight", types) == "2.weight (Linear)"   # a parameter: its module's type
     assert readable("block", types) == "block"                  # named attributes are readable already

@@ -58,6 +58,25 @@ def short_evidence(evidence: dict) -> str:
     return "; ".join(f"{k}={format_value(v)}" for k, v in items)
 
 
+def detail_lines(evidence: dict, types: dict[str, str]) -> list[str]:
+    """What the table row leaves out: the per-layer numbers (``evidence["layers"]``, at most
+    ``MAX_WHERE`` layers, each with the window its numbers come from when it has one) and how much
+    the verdict saw (``evidence["seen"]``)."""
+    lines = []
+    layers = evidence.get("layers")
+    if isinstance(layers, dict):
+        for name, numbers in list(layers.items())[:MAX_WHERE]:
+            if isinstance(numbers, dict):
+                shown = "; ".join(f"{k}={format_value(v)}" for k, v in numbers.items() if not isinstance(v, dict))
+                lines.append(f"{readable(name, types)}: {shown}")
+        if len(layers) > MAX_WHERE:
+            lines.append(f"(+{len(layers) - MAX_WHERE} more layers in the JSON report)")
+    seen = evidence.get("seen")
+    if isinstance(seen, dict) and seen:
+        lines.append("seen: " + ", ".join(f"{k}={format_value(v)}" for k, v in seen.items()))
+    return lines
+
+
 def skipped_by_reason(skipped: dict[str, str]) -> dict[str, list[str]]:
     """``{reason: [what, ...]}``: one reason shared by several rules is said once."""
     out: dict[str, list[str]] = {}
@@ -69,19 +88,21 @@ def skipped_by_reason(skipped: dict[str, str]) -> dict[str, list[str]]:
 def rich_renderable(report):
     """A rich ``Group``: title, findings table and numbered remedies (or an all-clear line)."""
     parts = [Text(report.title, style="bold")]
+    types = module_types(report.stats)
     if not report.findings:
         parts.append(Text("No impediments found.", style="green"))
     else:
         table = Table(show_lines=False, expand=False)
         for col in ("#", "severity", "code", "where", "evidence"):
             table.add_column(col, overflow="fold")
-        types = module_types(report.stats)
         for i, f in enumerate(report.findings, 1):
             table.add_row(str(i), Text(f.severity, style=STYLE[f.severity]), f.code, short_where(f.where, types),
                           short_evidence(f.evidence))
         parts.append(table)
         for i, f in enumerate(report.findings, 1):
             parts.append(Text.assemble((f"{i}. {f.code}: ", "bold"), f.explanation))
+            for line in detail_lines(f.evidence, types):
+                parts.append(Text(f"   {line}", style="dim"))
             parts.append(Text(f"   fix: {f.remedy}"))
     if report.skipped:
         parts.append(Text("not checked: " + "; ".join(f"{', '.join(names)} ({reason})"
