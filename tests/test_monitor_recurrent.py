@@ -287,3 +287,19 @@ def test_recurrent_stats_survive_json_and_old_documents_load():
     assert MonitorStats.from_dict(d).recurrent == stats.recurrent
     d.pop("recurrent")
     assert MonitorStats.from_dict(d).recurrent == {}
+
+
+def test_accelerator_path_never_reads_a_value_back():
+    """On ``meta`` every host read raises: the gates, the dropout replay and the gradient through time
+    run there without one (the replay check is CPU-only and says so)."""
+    model = _LanguageModel("LSTM", dropout=0.2).to("meta")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with watch(model, optimizer=opt, every=1) as mon:
+        for _ in range(2):
+            x = torch.randint(0, 30, (4, 9), device="meta")
+            loss = nn.functional.cross_entropy(model(x).reshape(-1, 30), x.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    assert {f"rnn/l{k}.forget_gate" for k in (0, 1)} <= set(mon.meta["act"]) and "rnn" in mon.meta["rnn"]
+    assert "rnn/dropout_replay" in mon.meta["not_checked"]
