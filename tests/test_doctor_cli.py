@@ -94,6 +94,7 @@ def test_healthy_example_exits_zero_and_writes_reports(tmp_path, capsys):
     ("checkup", "raw_inputs.py", "uncentered_inputs"),
     ("checkup", "small_batch_bn.py", "bn_small_batch"),
     ("doctor", "dropout_before_bn.py", "dropout_before_bn"),
+    ("checkup", "saturated_lstm.py", "saturated_units"),       # gates of a fused nn.LSTM, recomputed
 ])
 def test_broken_examples_exit_one(tmp_path, capsys, command, example, code):
     js = tmp_path / "r.json"
