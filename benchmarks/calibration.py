@@ -133,6 +133,25 @@ def report(rows: list[dict], summary: dict) -> str:
     return "\n".join(out)
 
 
+def listing() -> str:
+    """The corpus: each architecture's family, task and recipe, then each fault's architectures and codes."""
+    lines = ["| architecture | family | task | recipe | held out |", "|---|---|---|---|---|"]
+    for a in ARCHITECTURES.values():
+        r = a.recipe
+        recipe = (f"{r.optimizer} lr {r.lr:g}, batch {r.batch_size}" + (f", wd {r.weight_decay:g}" if r.weight_decay
+                  else "") + (f", warm-up {r.warmup}" if r.warmup else "") + (f", clip {r.clip:g}" if r.clip else ""))
+        lines.append(f"| {a.name} | {a.family} | {a.task} | {recipe} | {'yes' if a.held_out else ''} |")
+    lines += ["", "| fault | what | architectures: expected codes |", "|---|---|---|"]
+    for f in FAULTS.values():
+        groups: dict[tuple, list[str]] = {}
+        for i in INJECTIONS:
+            if i.fault == f.name:
+                groups.setdefault(i.expected, []).append(i.arch + ("*" if ARCHITECTURES[i.arch].held_out else ""))
+        on = "; ".join(f"{' '.join(archs)}: {', '.join(codes)}" for codes, archs in groups.items())
+        lines.append(f"| {f.name} | {f.description} | {on} |")
+    return "\n".join(lines) + "\n(* held out)"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps per run")
@@ -146,7 +165,11 @@ def main(argv=None) -> int:
     group.add_argument("--faults-only", action="store_true")
     parser.add_argument("--held-out", action="store_true", help="include the held-out architectures")
     parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--list", action="store_true", help="list the architectures and injected faults, run nothing")
     args = parser.parse_args(argv)
+    if args.list:
+        print(listing())
+        return 0
     unknown = sorted(set(args.only or ()) - set(ARCHITECTURES))
     if unknown:
         parser.error(f"unknown architecture(s) {', '.join(unknown)}; valid: {', '.join(ARCHITECTURES)}")

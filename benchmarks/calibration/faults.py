@@ -238,8 +238,9 @@ INJECTIONS: list[Injection] = [
     *_inj("frozen_bn", "bn_inference_mode_in_training", "resnet18 mobilenet_v2 efficientnet vgg11_bn"),
     *_inj("raw_pixels", "uncentered_inputs", "lenet5 resnet18 vit mobilenet_v1"),
     *_inj("mixed_units", "unequal_input_scales", "resnet18 vit shufflenet_v2"),
-    *_inj("lr_too_high", ("diverging_loss", "exploding_gradients"), "lenet5"),
-    *_inj("lr_too_high", "diverging_loss", "resnet18 gpt2 lstm_lm"),
+    # a learning rate far too high makes every update far too large against its weight, which is the
+    # second half of exploding_gradients' definition ("gradients or updates far too large")
+    *_inj("lr_too_high", ("diverging_loss", "exploding_gradients"), "lenet5 resnet18 gpt2 lstm_lm"),
     *_inj("log_of_outputs", "non_finite", "lenet5 gpt2"),
     *_inj("log_of_inputs", "non_finite", "resnet18 vit"),
     # training-loop bugs
