@@ -298,3 +298,27 @@ def test_watch_live_streams_the_monitors_sampled_steps_and_cleans_up(capsys):
         assert states[0]["runs"][0]["step"] < 60 and states[0]["training"]     # it published during training
     finally:
         server.close()
+
+
+def test_doctor_live_stops_cleanly_on_ctrl_c_while_training():
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "impediments.cli", "doctor", "examples/dead_relu.py", "--live",
+                             "--no-browser", "--port", "0", "--steps", "1000000"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        url = proc.stdout.readline().strip()
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        page = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        page.request("GET", "/events", headers={"Host": f"127.0.0.1:{port}"})   # training starts now
+        stream = page.getresponse()
+        while not stream.fp.readline().startswith(b"data: "):
+            pass
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "impediments doctor: interrupted; the live page is closed"

@@ -203,16 +203,16 @@ def cmd_doctor(args) -> int:
         opt, loss_fn = build_training(spec, model)
         steps = args.steps or spec.get("STEPS") or DEFAULT_STEPS
         loop = _blamed(spec, lambda: build_loop(spec, opt))
+        from impediments.cli.playground import start_live_dashboard, stop_on_interrupt
+
         live = None
         if args.live:                     # the URL is the first stdout line; waits for the page to open
-            from impediments.cli.playground import start_live_dashboard
-
             live = start_live_dashboard(args, f"impediments doctor {args.spec} (live)")
             if live is None:
                 return EXIT_USAGE
-        mon = _blamed(spec, lambda: _watch_errors(lambda: train_under_monitor(
+        mon = stop_on_interrupt(live, lambda: _blamed(spec, lambda: _watch_errors(lambda: train_under_monitor(
             model, X, y, opt, loss_fn, steps=int(steps), batch_size=batch, seed=args.seed, **loop,
-            live=live or False)))
+            live=live or False))))
         report = mon.report(thresholds)
         report.title = f"impediments doctor {args.spec} ({steps} steps)"
         if args.tensorboard:

@@ -9,7 +9,7 @@ import argparse
 import sys
 import threading
 
-EXIT_OK, EXIT_USAGE = 0, 2
+EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 DEFAULT_PORT = 8765
 
 
@@ -107,7 +107,7 @@ def start_live_dashboard(args, title: str):
     error (port in use, a refused bind).
 
     Raises:
-        KeyboardInterrupt: Ctrl-C while waiting (the server is closed first).
+        SystemExit: 130 on Ctrl-C while waiting (the server is closed first).
     """
     from impediments.playground.live import start_live_server
     from impediments.playground.server import PublicBindRefused
@@ -122,13 +122,25 @@ def start_live_dashboard(args, title: str):
         return None
     announce(server, args)
     print("waiting for the page to open (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    try:
+
+    def wait_for_page():
         while server.broadcaster.subscribers == 0:
             threading.Event().wait(0.1)
+
+    stop_on_interrupt(server, wait_for_page)
+    return server
+
+
+def stop_on_interrupt(server, fn):
+    """``fn()``; with a live ``server``, Ctrl-C closes it and exits 130 with one line instead of a traceback."""
+    if server is None:
+        return fn()
+    try:
+        return fn()
     except KeyboardInterrupt:
         server.close()
-        raise
-    return server
+        print("impediments doctor: interrupted; the live page is closed", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None
 
 
 def serve_until_interrupt(server) -> None:
