@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from impediments.monitor import watch
-from impediments.monitor.recurrent import gate_preactivations, grad_energy_through_time
+from impediments.monitor.recurrent import gate_preactivations
+from impediments.monitor.recurrent_gradient import grad_energy_through_time
 
 
 def _cell_reference(module, layer: int, suffix: str, x_seq, h0, c0):
@@ -303,3 +304,50 @@ def test_accelerator_path_never_reads_a_value_back():
             opt.step()
     assert {f"rnn/l{k}.forget_gate" for k in (0, 1)} <= set(mon.meta["act"]) and "rnn" in mon.meta["rnn"]
     assert "rnn/dropout_replay" in mon.meta["not_checked"]
+
+
+# --------------------------------------------------------------------------------------------- packed sequences
+@pytest.mark.parametrize("mode,bidirectional", [("LSTM", True), ("GRU", False), ("RNN_TANH", True)])
+def test_packed_sequences_give_the_gates_of_each_sequence_alone(mode, bidirectional):
+    """Reference: every sequence run alone (unpacked, its own length, its own initial state), through
+    the unpacked path that is itself checked against the cells above; padding never enters."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    from impediments.monitor import recurrent_packed
+
+    torch.manual_seed(5)
+    cls = {"LSTM": nn.LSTM, "GRU": nn.GRU}.get(mode, nn.RNN)
+    module = cls(3, 4, num_layers=2, bidirectional=bidirectional, batch_first=True).double()
+    D, lengths = 2 if bidirectional else 1, [5, 2, 4]                     # unsorted: enforce_sorted=False
+    x = torch.randn(3, 5, 3, dtype=torch.double)
+    h0 = torch.randn(2 * D, 3, 4, dtype=torch.double)
+    hx = (h0, torch.randn(2 * D, 3, 4, dtype=torch.double)) if mode == "LSTM" else h0
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, _ = module(packed, hx)
+    got = recurrent_packed.gate_preactivations(module, packed, hx, out)
+    rows = recurrent_packed.layout(packed.batch_sizes)
+    for b_sorted, b in enumerate(packed.sorted_indices.tolist()):
+        state = tuple(s[:, b:b + 1] for s in hx) if mode == "LSTM" else hx[:, b:b + 1]
+        alone = gate_preactivations(module, x[b:b + 1, :lengths[b]], state)
+        mine = rows["seq"] == b_sorted
+        for name, (_, _, z) in alone.items():
+            torch.testing.assert_close(got[name][2][mine], z[:, 0])
+    energy = recurrent_packed.grad_energy_through_time(module, packed, hx)
+    assert energy.shape == (5,) and energy[0] > energy[-1] > 0
+
+
+def test_packed_sequences_are_watched():
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    torch.manual_seed(0)
+    lstm = nn.LSTM(6, 8, num_layers=2, dropout=0.2)
+    with watch(lstm, every=1) as mon:
+        for _ in range(2):
+            packed = pack_padded_sequence(torch.randn(7, 4, 6), [7, 3, 5, 2], enforce_sorted=False)
+            out, _ = lstm(packed)
+            out.data.pow(2).mean().backward()
+    stats = mon.stats()
+    a = stats.activations["/l1.forget_gate"]
+    assert a.units == 8 and a.unit_total == 2 * (7 + 3 + 5 + 2)          # only the valid steps
+    assert "/gates_above_l0" not in stats.not_checked                      # dropout masks replayed
+    assert stats.recurrent[""].sequences == [2, 2, 2, 2, 2, 2, 2]

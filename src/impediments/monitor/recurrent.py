@@ -16,16 +16,8 @@ split into the gates of the cell (Hochreiter & Schmidhuber 1997; Gers et al. 200
   :math:`n_t = \\tanh(W_{in} x_t + b_{in} + r_t \\odot (W_{hn} h_{t-1} + b_{hn}))`;
 * RNN: ``hidden`` (its ``tanh`` or ``relu``).
 
-The gradient through time, which the fused backward never exposes, is measured directly: the module
-is re-run (its own weights, detached, without dropout) from its input, and one backward of a random
-projection of its last output :math:`\\langle u, h_T \\rangle` gives
-
-.. math:: e_k = \\operatorname{mean}_{b,j} \\Big(\\frac{\\partial \\langle u, h_T\\rangle}{\\partial x_{T-k,b,j}}\\Big)^2,
-          \\quad k = 0 \\dots T-1,
-
-the gradient energy reaching the input ``k`` steps back from the output (Bengio, Simard & Frasconi
-1994; Pascanu, Mikolov & Bengio 2013). ``e_k / e_0`` falling toward zero is vanishing gradients
-through time. ``u`` comes from a private generator, so training's random stream is untouched.
+The gradient through time, which the fused backward hides too, is measured by
+:mod:`impediments.monitor.recurrent_gradient`.
 
 Each gate becomes an activation named ``"{module}/l{layer}[_reverse].{gate}"`` (``"lstm/l0.input_gate"``),
 recorded like any other (moments, regions, dead units, histograms), its units the hidden units; a
@@ -36,7 +28,8 @@ Under inter-layer dropout the random state saved just before the module ran is r
 random stream, so training's is untouched), which draws the very masks the fused op drew; the
 recomputed top layer is compared with the module's output, and if they differ only layer 0 (whose
 input is known) is recorded. What cannot be recomputed is listed in the monitor's ``not_checked``:
-layers above the first when the masks could not be replayed, and packed sequences.
+layers above the first when the masks could not be replayed. A ``PackedSequence`` is handled on its
+packed rows (padding never enters), see :mod:`impediments.monitor.recurrent_packed`.
 
 Verified against stepping ``nn.LSTMCell`` / ``nn.GRUCell`` / ``nn.RNNCell`` by hand in
 ``tests/test_monitor_recurrent.py``.
@@ -48,6 +41,7 @@ import weakref
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.rnn import PackedSequence
 
 #: per mode: (gate name, kind, is a gate) for each block of ``hidden_size`` rows of ``weight_ih``
 GATES = {
@@ -58,7 +52,6 @@ GATES = {
     "RNN_RELU": (("hidden", "relu", False),),
 }
 
-PACKED = "packed sequences are not unpacked to recompute the gates or the gradient through time"
 
 
 #: the random state just before each recurrent module with inter-layer dropout ran (sampled steps only)
@@ -79,8 +72,8 @@ def _uses_dropout(module: nn.RNNBase) -> bool:
 
 def before(module: nn.RNNBase, args) -> None:
     """Called just before a sampled forward of ``module``: save the random state its dropout will use."""
-    if _uses_dropout(module) and args and isinstance(args[0], torch.Tensor):
-        device = args[0].device
+    if _uses_dropout(module) and args and isinstance(args[0], (torch.Tensor, PackedSequence)):
+        device = (args[0].data if isinstance(args[0], PackedSequence) else args[0]).device
         _RNG_BEFORE[module] = (torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state())
 
 
@@ -103,7 +96,8 @@ def _run_layer(module: nn.RNNBase, layer: int, x: torch.Tensor, h0, c0) -> torch
         kwargs["proj_size"] = module.proj_size
     if module.mode.startswith("RNN"):
         kwargs["nonlinearity"] = "tanh" if module.mode == "RNN_TANH" else "relu"
-    one = type(module)(x.shape[-1], module.hidden_size, device="meta", **kwargs)   # structure only, no memory
+    size = (x.data if isinstance(x, PackedSequence) else x).shape[-1]
+    one = type(module)(size, module.hidden_size, device="meta", **kwargs)   # structure only, no memory
     params = {}
     for suffix in ("", "_reverse")[:dirs]:
         for short, full in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), _layer_weights(module, layer, suffix)):
@@ -252,74 +246,36 @@ def gate_preactivations(module: nn.RNNBase, x: torch.Tensor, hx=None, output: to
     return out
 
 
-def _detached_state(hx):
-    if hx is None:
-        return None
-    return tuple(h.detach() for h in hx) if isinstance(hx, tuple) else hx.detach()
-
-
-def _probe(like: torch.Tensor) -> torch.Tensor:
-    """A standard normal tensor like ``like`` from a private generator (training's stream untouched)."""
-    if like.device.type not in ("cpu", "cuda"):              # meta: no values, no random stream
-        return torch.empty_like(like)
-    gen = torch.Generator(device=like.device).manual_seed(0)
-    return torch.randn(like.shape, generator=gen, device=like.device, dtype=like.dtype)
-
-
-def grad_energy_through_time(module: nn.RNNBase, x: torch.Tensor, hx=None) -> torch.Tensor:
-    """``e_k`` for ``k = 0 .. T-1`` (steps back from the last output, see the module docstring), ``(T,)``.
-
-    The forward direction's last output is projected (for a bidirectional module its reverse
-    direction ends at the first step, not the last).
-    """
-    from torch.func import functional_call
-
-    kwargs = dict(num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
-                  bidirectional=module.bidirectional)
-    if module.mode == "LSTM":
-        kwargs["proj_size"] = module.proj_size
-    if module.mode.startswith("RNN"):
-        kwargs["nonlinearity"] = "tanh" if module.mode == "RNN_TANH" else "relu"
-    replica = type(module)(module.input_size, module.hidden_size, device="meta", **kwargs)   # no dropout
-    params = {n: p.detach() for n, p in module.named_parameters()}
-    with torch.enable_grad():
-        xr = x.detach().requires_grad_(True)
-        hx = _detached_state(hx)
-        out, _ = functional_call(replica, params, (xr, hx) if hx is not None else (xr,))
-        time_dim = 0 if x.dim() == 2 or not module.batch_first else 1
-        last = out.select(time_dim, out.shape[time_dim] - 1)
-        last = last[..., : last.shape[-1] // (2 if module.bidirectional else 1)]
-        u = _probe(last)
-        (grad,) = torch.autograd.grad((last * u).sum(), xr)
-    grad = grad.detach().float()
-    energy = grad.pow(2).movedim(time_dim, 0).reshape(grad.shape[time_dim], -1).mean(1)
-    return energy.flip(0)
-
-
 def record(mon, name: str, module: nn.RNNBase, args, out) -> None:
     """On a sampled step: hand every gate's pre-activation and value to the monitor as activations
     (via its ``_act_in``/``_act_out``), and list in ``mon.meta["not_checked"]`` what it cannot see."""
+    from impediments.monitor import recurrent_packed
+    from impediments.monitor.recurrent_gradient import grad_energy_through_time
+
     not_checked = mon.meta.setdefault("not_checked", {})
-    if not args or not isinstance(args[0], torch.Tensor):       # a PackedSequence
-        not_checked[f"{name}/gates"] = PACKED
+    packed = bool(args) and isinstance(args[0], PackedSequence)
+    if not args or not (packed or isinstance(args[0], torch.Tensor)):
         return
+    gates_of = recurrent_packed.gate_preactivations if packed else gate_preactivations
+    energy_of = recurrent_packed.grad_energy_through_time if packed else grad_energy_through_time
     if type(module) not in (nn.LSTM, nn.GRU, nn.RNN):
         not_checked[f"{name}/gates"] = f"{type(module).__name__}: a subclass of {module.mode} is not recomputed"
         return
-    output = out[0] if isinstance(out, tuple) and isinstance(out[0], torch.Tensor) else None
+    output = out[0] if isinstance(out, tuple) and isinstance(out[0], (torch.Tensor, PackedSequence)) else None
     rng_state = _RNG_BEFORE.pop(module, None)
     try:
-        gates = gate_preactivations(module, args[0], _initial(args), output, rng_state=rng_state)
-        if rng_state is not None and args[0].device.type != "cpu":
+        gates = gates_of(module, args[0], _initial(args), output, rng_state=rng_state)
+        device = (args[0].data if packed else args[0]).device
+        if rng_state is not None and device.type != "cpu":
             not_checked[f"{name}/dropout_replay"] = (
-                f"on {args[0].device.type} the replayed dropout masks of layers 1..{module.num_layers - 1} are not "
+                f"on {device.type} the replayed dropout masks of layers 1..{module.num_layers - 1} are not "
                 "compared with the module's output (that would read a value back every sampled step)")
     except MasksNotReplayed:
-        gates = gate_preactivations(module, args[0], _initial(args), output, layers=1)
+        gates = gates_of(module, args[0], _initial(args), output, layers=1)
         not_checked[f"{name}/gates_above_l0"] = (
             f"inter-layer dropout {module.dropout:g}: its masks could not be replayed, so the inputs of layers "
             f"1..{module.num_layers - 1} are unknown")
-    energy = grad_energy_through_time(module, args[0], _initial(args))
+    energy = energy_of(module, args[0], _initial(args))
     bag = mon.state().bag("rnn", name)
     bag.add("energy", energy.double(), "sum")
     bag.add("seen", torch.ones_like(energy, dtype=torch.float64), "sum")
