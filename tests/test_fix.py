@@ -290,3 +290,11 @@ def test_two_independent_findings_are_fixed_by_the_combination():
     assert set(report.combination.verdict.remedies) == {"variance_preserving_init", "standardize_inputs"}
     snippet = report.snippet()
     assert snippet.index("Standardizer") < snippet.index("he_normal")          # data first, then the init
+
+
+def test_an_optimizer_instance_is_a_clear_error_before_any_training():
+    net = dead_mlp()
+    with pytest.raises(ValueError, match=r"optimizer must be callable, got SGD \(pass a factory"):
+        imp.fix(net, digits_xy(), optimizer=torch.optim.SGD(net.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match="steps must be a positive integer, got 0"):
+        imp.fix(net, digits_xy(), steps=0)

@@ -136,7 +136,8 @@ def make_pieces(model, data, *, optimizer=None, loss_fn=None, steps: int = 100, 
             ``batches_fn`` and ``scheduler_fn`` (a spec's ``train_step``, ``batches``, ``scheduler``).
 
     Raises:
-        ValueError: a non-positive ``steps``/``batch_size``, a model that is neither, or bad data.
+        ValueError: a non-positive ``steps``/``batch_size``, a model that is neither, an optimizer instance
+            instead of a factory, or bad data.
     """
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -147,6 +148,10 @@ def make_pieces(model, data, *, optimizer=None, loss_fn=None, steps: int = 100, 
         model_fn = model
     else:
         raise ValueError(f"model must be an nn.Module or a () -> nn.Module factory, got {type(model).__name__}")
+    for name, value in (("optimizer", optimizer), ("loss_fn", loss_fn), ("prepare", prepare)):
+        if value is not None and not callable(value):
+            hint = " (pass a factory, e.g. lambda p: torch.optim.SGD(p, lr=0.1))" if name == "optimizer" else ""
+            raise ValueError(f"{name} must be callable, got {type(value).__name__}{hint}")
     X, y, X_val, y_val = split_data(data)
     return Pieces(model_fn, X, y, X_val, y_val, optimizer or default_optimizer, loss_fn or default_loss,
                   int(steps), min(int(batch_size), len(X)), prepare, step_fn=train_step, batches_fn=batches,

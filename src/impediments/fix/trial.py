@@ -69,7 +69,7 @@ class Trial:
 def _evaluate(model, pieces: Pieces) -> tuple[float, float | None]:
     model.eval()
     with torch.no_grad():
-        out = model(pieces.X_val)
+        out = model(pieces.X_val.clone())      # an in-place first layer must not write into the caller's tensor
         loss = float(pieces.loss_fn(out, pieces.y_val))
     if not pieces.classification:
         return loss, None
