@@ -25,19 +25,12 @@ import math
 import weakref
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from impediments.monitor import schema as S
+from impediments.monitor.loss_calls import LOSSES, LossCalls
 
-#: loss functions whose input provenance and targets are read, by kind
-CLASSIFICATION = {F.cross_entropy: "cross_entropy", F.nll_loss: "nll_loss",
-                  F.binary_cross_entropy_with_logits: "binary_cross_entropy_with_logits"}
-REGRESSION = {F.mse_loss: "mse_loss", F.l1_loss: "l1_loss", F.smooth_l1_loss: "smooth_l1_loss",
-              F.huber_loss: "huber_loss"}
-#: class histograms are kept for at most this many classes (classification, not a vocabulary)
-MAX_CLASSES = 1000
 #: learning-rate decades tracked: first step at lr <= max lr / 10^k, k = 1..LR_DECADES
 LR_DECADES = 6
 #: clipping ratios counted: calls with total_norm / max_norm >= 10^k, k = 0..CLIP_DECADES-1
@@ -75,8 +68,8 @@ class _LossMode(TorchFunctionMode):
         if func is torch.Tensor.backward:
             return self.probe.backward(func, args, kwargs)
         if len(args) >= 2 and isinstance(args[0], torch.Tensor) and isinstance(args[1], torch.Tensor):
-            if func in CLASSIFICATION or func in REGRESSION:
-                self.probe.loss_call(func, args[0], args[1])
+            if func in LOSSES:
+                self.probe.loss_calls.observe(func, args[0], args[1])
         return func(*args, **kwargs)
 
 
@@ -99,8 +92,7 @@ class LoopProbe:
         self._fwd_at_step = 0
         self.received = [0] * len(self.params)
         self.stale_steps: list[int] = []
-        self.losses: dict[str, dict] = {}
-        self.targets = {"batches": 0, "values": 0}
+        self.loss_calls = LossCalls()
         self.inputs = {"compared": 0}
         self.lr: list[dict] = []
         self.clip = {"calls": 0, "max_norm": None}
@@ -226,17 +218,25 @@ class LoopProbe:
                 self.lr.append({"first": lr, "max": lr, "min": lr, "last": lr, "below": [None] * LR_DECADES,
                                 "first_step": step})
             t = self.lr[k]
-            t["max"], t["min"], t["last"] = max(t["max"], lr), min(t["min"], lr), lr
-            for d in range(LR_DECADES):
-                if t["below"][d] is None and lr <= t["max"] / 10 ** (d + 1) * (1 + 1e-9):   # 0.1 * 0.1**2 > 1e-3
-                    t["below"][d] = step
+            t["last"] = lr
+            if lr > t["max"]:
+                t["max"] = lr
+            if lr < t["min"]:                      # only a new low can cross a decade (the max only grows)
+                t["min"] = lr
+                for d in range(LR_DECADES):
+                    if t["below"][d] is None and lr <= t["max"] / 10 ** (d + 1) * (1 + 1e-9):   # 0.1**3 > 1e-3
+                        t["below"][d] = step
 
     def _step_post(self, opt, args, kwargs):
         self.disarm()
         self.steps += 1
         f = self.mon.training_forwards - self._fwd_at_step
         self._fwd_at_step = self.mon.training_forwards
-        self.fps = [f if self.fps[0] is None else min(self.fps[0], f), f if self.fps[1] is None else max(self.fps[1], f)]
+        fps = self.fps
+        if fps[0] is None or f < fps[0]:
+            fps[0] = f
+        if fps[1] is None or f > fps[1]:
+            fps[1] = f
         if self.mon.schedule(self.mon.steps):      # the next step is sampled: remember each gradient as stepped
             self._snap = {i: (weakref.ref(p.grad), p.grad._version) for i, p in enumerate(self.params)
                           if p.grad is not None and self.in_optimizer[i] is not False}
@@ -265,47 +265,6 @@ class LoopProbe:
         if got:
             self._add_at("grad_norm", got, torch.stack(torch._foreach_norm([params[i].grad for i in got])))
         return out
-
-    def loss_call(self, func, x: torch.Tensor, target: torch.Tensor) -> None:
-        kind = CLASSIFICATION.get(func) or REGRESSION[func]
-        rec = self.losses.setdefault(kind, {"calls": 0, "input_from": {}, "classes": None, "shape_mismatches": 0,
-                                            "input_shape": None, "target_shape": None, "broadcast_numel": None})
-        rec["calls"] += 1
-        source = type(x.grad_fn).__name__ if x.grad_fn is not None else "leaf"
-        rec["input_from"][source] = rec["input_from"].get(source, 0) + 1
-        x = x.detach()
-        if func in REGRESSION:
-            if x.shape != target.shape:
-                rec["shape_mismatches"] += 1
-                if rec["input_shape"] is None:
-                    rec["input_shape"], rec["target_shape"] = list(x.shape), list(target.shape)
-                    rec["broadcast_numel"] = math.prod(torch.broadcast_shapes(x.shape, target.shape))
-            return
-        if func is F.binary_cross_entropy_with_logits or x.dim() < 1 or not x.numel():
-            return
-        cdim = 1 if x.dim() >= 2 else 0
-        rec["classes"] = x.shape[cdim]
-        rows_sum = x.double().sum(cdim)
-        prob = (x.min() >= 0) & (x.max() <= 1) & ((rows_sum - 1).abs().max() <= 1e-3)
-        self._add(f"{kind}.probability_rows", prob)
-        self._add(f"{kind}.max_probability", torch.where(prob, x.amax(cdim).double().mean(), 0.0))
-        if not target.dtype.is_floating_point and not target.is_complex() and target.shape != x.shape:
-            self._class_histogram(target.reshape(-1), x.shape[cdim])
-
-    def _class_histogram(self, t: torch.Tensor, classes: int) -> None:
-        if classes > MAX_CLASSES or not t.numel():
-            return
-        bins = torch.where((t >= 0) & (t < classes), t, classes)        # ignore_index etc. -> last bin
-        hist = torch.zeros(classes + 1, dtype=torch.float64, device=t.device).index_add_(
-            0, bins, torch.ones(len(bins), dtype=torch.float64, device=t.device))[:classes]
-        self.targets["batches"] += 1
-        self.targets["values"] += t.numel()
-        self._add("distinct_classes", (hist > 0).sum())
-        total = self._dev.get("class_counts")
-        if total is not None and len(total) < classes:
-            total = torch.cat([total, total.new_zeros(classes - len(total))])
-        self._dev["class_counts"] = hist if total is None else total + torch.nn.functional.pad(
-            hist, (0, len(total) - classes))
 
     # --------------------------------------------------------------------- clipping (every call)
     def _clip_wrapper(self, parameters, max_norm, *args, **kwargs):
@@ -346,23 +305,11 @@ class LoopProbe:
             in_optimizer=self.in_optimizer[i], lr=lr_of[i], received=self.received[i],
             gradient_norm_sum=gnorm[i], changed=changed[i], stale=int(stale[i]), weight_norm=norms[i])
             for i, n in enumerate(self.names)}
-        losses = {}
-        for kind, r in self.losses.items():
-            prob = int(dev.get(f"{kind}.probability_rows", 0))
-            losses[kind] = S.LossCallStats(
-                calls=r["calls"], input_from=dict(r["input_from"]), classes=r["classes"], probability_rows=prob,
-                max_probability=dev[f"{kind}.max_probability"] / prob if prob else None,
-                shape_mismatches=r["shape_mismatches"], input_shape=r["input_shape"],
-                target_shape=r["target_shape"], broadcast_numel=r["broadcast_numel"])
-        nb = self.targets["batches"]
         calls = self.clip["calls"]
         return S.LoopStats(
             optimizer_steps=self.steps, forwards_per_step=list(self.fps) if self.steps else [],
             backwards=self.backwards, grad_checks=self.grad_checks, stale_steps=list(self.stale_steps),
-            params=params, losses=losses, target_batches=nb,
-            targets_per_batch=self.targets["values"] / nb if nb else None,
-            distinct_classes_per_batch=dev["distinct_classes"] / nb if nb else None,
-            class_counts=[int(c) for c in dev.get("class_counts", [])], compared_inputs=self.inputs["compared"],
+            params=params, **self.loss_calls.to_stats(), compared_inputs=self.inputs["compared"],
             repeated_inputs=int(dev.get("repeated_inputs", 0)), learning_rates=[dict(t) for t in self.lr],
             clip_calls=calls, clip_max_norm=self.clip["max_norm"],
             clip_at_least=[int(c) for c in dev.get("clip_at_least", [])],
