@@ -166,6 +166,25 @@ def test_url_restores_the_controls(page, playground):
     assert page.evaluate("location.hash").startswith("#dataset=")                  # rewritten from the controls
 
 
+def test_reset_step_train_and_pause(page, playground):
+    _open(page, playground + "#" + to_fragment(PlaygroundConfig(activation="tanh", depth=2, width=16)))
+    page.click("#reset")
+    _wait(page, "(() => { const a = window.__pg.last.runs[0]; return a && a.step === 0 && a.status === 'ready'"
+                " && a.config.activation === 'tanh'; })()")
+    page.click("#step")
+    _wait(page, "window.__pg.last.runs[0].step === 1")
+    page.click("#step")
+    _wait(page, "window.__pg.last.runs[0].step === 2 && window.__pg.last.runs[0].status === 'paused'")
+    assert page.get_attribute("#run-A", "data-step") == "2"
+    page.click("#train")
+    _wait(page, "window.__pg.last.runs[0].step > 20 && window.__pg.last.training")
+    page.click("#pause")
+    _wait(page, "window.__pg.last.runs[0].status === 'paused' && !window.__pg.last.training")
+    paused_at = _run(page)["step"]
+    page.wait_for_timeout(500)
+    assert _run(page)["step"] == paused_at                  # nothing trains while paused
+
+
 def test_apply_remedy_trains_a_second_run_side_by_side(page, playground):
     _open(page, playground + "#" + to_fragment(SATURATING))
     page.click("#train")
