@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +59,17 @@ def test_closed_stdout_is_a_clean_exit():
     finally:
         os.close(write)
     assert out.returncode == 0 and out.stderr == ""
+
+
+def test_closed_stdout_keeps_the_doctors_verdict_and_files(tmp_path, monkeypatch):
+    """``impediments checkup SPEC | head``: the findings still set exit 1 and the report is written."""
+    import io
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    spec = Path(__file__).resolve().parents[1] / "examples" / "dead_relu.py"
+    assert main(["checkup", str(spec), "--json", str(tmp_path / "r.json")]) == 1
+    assert (tmp_path / "r.json").exists()

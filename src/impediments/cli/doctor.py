@@ -158,9 +158,14 @@ def _finish(args, report) -> int:
     if args.html:
         report.to_html(args.html)
         written.append(args.html)
-    print(report)
-    for path in written:
-        print(f"wrote {path}")
+    try:
+        print(report)
+        for path in written:
+            print(f"wrote {path}")
+    except BrokenPipeError:       # the reader left (``| head``): the verdict still sets the exit status
+        from impediments.cli import _quiet_closed_stdout
+
+        _quiet_closed_stdout()
     return report.exit_code
 
 
