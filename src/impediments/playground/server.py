@@ -29,6 +29,7 @@ MAX_BODY = 16 * 1024
 #: a page that cannot take a message for this long is dropped
 WRITE_TIMEOUT_S = 20.0
 KEEPALIVE_S = 5.0
+REQUEST_TIMEOUT_S = 30.0
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/style.css": ("style.css", "text/css; charset=utf-8")}
 HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; base-uri 'none'; "
@@ -115,6 +116,7 @@ class Handler(BaseHTTPRequestHandler):
     server: DashboardServer
     server_version = "impediments"
     sys_version = ""
+    timeout = REQUEST_TIMEOUT_S     # a connection that sends no request does not hold its thread forever
 
     def log_message(self, format, *args) -> None:  # noqa: A002 - quiet: the terminal shows the URL only
         pass
