@@ -383,3 +383,25 @@ def test_every_loop_finding_carries_evidence_and_its_example_link():
         assert f.evidence and f.explanation and f.where
         [path] = re.findall(r"see: impediments doctor (examples/loop_[a-z_]+\.py)$", f.remedy)
         assert (EXAMPLES.parent / path).is_file() and (EXAMPLES.parent / path.replace(".py", "_fixed.py")).is_file()
+
+
+def test_accelerator_path_never_reads_a_value_back():
+    """On the ``meta`` device any host read or data-dependent shape raises: every probe hook (fingerprints,
+    loss calls with class histograms, the backward check, clipping, learning rates) runs there untouched."""
+    model = mlp().to("meta")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5)
+    with watch(model, optimizer=opt, every=1) as mon:
+        for step in range(6):
+            x, y = torch.randn(16, 8, device="meta"), torch.randint(0, 4, (16,), device="meta")
+            loss = F.cross_entropy(model(x).softmax(1), y) + F.mse_loss(model(x)[:, :1], x[:, 0])
+            if step % 2:
+                opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+    probe = mon._loop
+    assert probe.steps == 6 and probe.backwards == 6 and probe.clip["calls"] == 6
+    assert {"cross_entropy", "mse_loss"} <= set(probe.loss_calls.losses) and probe.loss_calls.batches == 6
+    assert probe.stale_steps == [2, 4]               # no zero_grad before them (norms not read on a device)

@@ -30,6 +30,7 @@ from torch.overrides import TorchFunctionMode
 
 from impediments.monitor import schema as S
 from impediments.monitor.loss_calls import LOSSES, LossCalls
+from impediments.monitor.moments import to_device
 
 #: learning-rate decades tracked: first step at lr <= max lr / 10^k, k = 1..LR_DECADES
 LR_DECADES = 6
@@ -96,6 +97,7 @@ class LoopProbe:
         self.inputs = {"compared": 0}
         self.lr: list[dict] = []
         self.clip = {"calls": 0, "max_norm": None}
+        self._clip_edges: dict = {}
         self._dev: dict[str, torch.Tensor] = {}  # device accumulators, read by to_stats only
         self._snap: dict[int, tuple] = {}
         self._prev_fp = None
@@ -273,7 +275,10 @@ class LoopProbe:
         self.clip["max_norm"] = float(max_norm)
         if max_norm > 0 and isinstance(total, torch.Tensor):
             ratio = total.detach().double() / float(max_norm)
-            edges = torch.tensor([10.0 ** k for k in range(CLIP_DECADES)], dtype=torch.float64, device=ratio.device)
+            edges = self._clip_edges.get(ratio.device)
+            if edges is None:                      # once per device: no host-to-device copy per step
+                edges = self._clip_edges[ratio.device] = to_device([10.0 ** k for k in range(CLIP_DECADES)],
+                                                                   torch.float64, ratio.device)
             self._add("clip_at_least", (ratio >= edges).double())
             self._add("clip_log_ratio", torch.log10(ratio.clamp_min(1e-30)))
         return total
@@ -287,7 +292,7 @@ class LoopProbe:
         cur = self._dev.get(key)
         if cur is None:
             cur = self._dev[key] = torch.zeros(len(self.names), dtype=torch.float64, device=values.device)
-        cur.index_add_(0, torch.tensor(idx, device=values.device), values.double())
+        cur.index_add_(0, to_device(idx, torch.int64, values.device), values.double())
 
     def to_stats(self) -> S.LoopStats:
         """The probe's observations as plain data (reads the device accumulators: the only sync)."""
