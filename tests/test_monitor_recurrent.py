@@ -275,6 +275,7 @@ def test_gradients_through_time_findings():
     assert f.severity == "info" and f.evidence["horizon_steps"] == horizon(energy, floor) < 23
     assert energy[f.evidence["horizon_steps"]] >= floor > energy[f.evidence["horizon_steps"] + 1]
     # an RNN without recurrent weights (a GRU would still carry h through its update gate)
+    assert 'alt="gradient through time"' in closed.to_html()           # and the HTML report draws it
     cut = _lm_report(lambda rnn: [getattr(rnn, f"weight_hh_l{k}").zero_() for k in range(2)], mode="RNN")
     (f,) = [f for f in cut.by_code("vanishing_gradients") if f.where == ["rnn"]]   # no recurrence at all
     assert f.severity == "warning" and f.evidence["horizon_steps"] == 0

@@ -227,6 +227,31 @@ def distributions_over_time(stats, most: int = 6) -> str | None:
     return _img(fig, "distributions over time")
 
 
+def gradient_through_time(stats, floor: float | None = None) -> str | None:
+    """Per recurrent module, the gradient energy reaching its input ``k`` steps before its last output,
+    relative to ``k = 0`` (:class:`~impediments.monitor.schema.RecurrentStats`), on a log axis, with the
+    float32 floor below which the doctor calls the gradient lost."""
+    curves = [(n, r) for n, r in stats.recurrent.items()
+              if r.samples and any(e > 0 for e in r.energy_by_steps_back if math.isfinite(e))]
+    if not curves:
+        return None
+    fig = _figure(7, 3.0)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, r in curves:
+        points = [(k, e) for k, e in enumerate(r.energy_by_steps_back) if math.isfinite(e) and e > 0]
+        ax.plot([k for k, _ in points], [e for _, e in points], marker="o", markersize=2,
+                label=f"{name or '(model)'} ({r.kind}, {r.samples} sampled forwards)")
+    if floor:
+        ax.axhline(floor, color="#b00020", linestyle="--", linewidth=1, label="float32 floor (gradient lost below)")
+    ax.set_yscale("log")
+    ax.set_xlabel("steps back from the last output", fontsize=8)
+    ax.set_ylabel("gradient energy / energy at 0", fontsize=8)
+    ax.legend(fontsize=7)
+    ax.set_title("gradient through time of the recurrent modules", fontsize=9)
+    fig.tight_layout()
+    return _img(fig, "gradient through time")
+
+
 def _cell(value, log: bool) -> float:
     if value is None or not math.isfinite(value):
         return float("nan")
@@ -239,8 +264,9 @@ def render_report(report) -> str:
     plots = []
     if stats is not None:
         transient = int(float(_threshold(report, "transient_steps", 0)))
+        floor = float(_threshold(report, "through_time_floor", 0)) or None
         for fn in (lambda st: loss_curve(st, transient), activation_histograms, fractions_by_layer, gradient_norms,
-                   history, distributions_over_time):
+                   lambda st: gradient_through_time(st, floor), history, distributions_over_time):
             html = fn(stats)
             if html:
                 plots.append(html)
