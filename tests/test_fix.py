@@ -85,9 +85,22 @@ def test_variance_preserving_init_matches_the_library_initializer():
     assert "glorot_normal" in changed(tanh, "variance_preserving_init")[1].code
 
 
-def test_functional_relu_cannot_be_swapped_and_says_so():
-    with pytest.raises(NotApplicable, match=r"FunctionalMLP/relu: called as a function inside forward"):
-        changed(pieces_for(FunctionalMLP), "leaky_relu_swap")
+def test_functional_relu_is_redirected_and_a_norm_before_it_is_refused():
+    pieces = pieces_for(FunctionalMLP)
+    new, change = changed(pieces, "leaky_relu_swap")
+    assert "FunctionalMLP/relu" in change.note and "F.leaky_relu(x, 0.01)" in change.code
+    torch.manual_seed(0)
+    swapped = new.model_fn()
+    torch.manual_seed(0)
+    plain = FunctionalMLP()
+    x = torch.randn(5, 64)
+    h = x
+    for layer in plain.layers:
+        h = torch.nn.functional.leaky_relu(layer(h), 0.01)
+    torch.testing.assert_close(swapped(x), plain.out(h))            # every F.relu of forward() redirected
+    assert not torch.allclose(swapped(x), plain(x))
+    with pytest.raises(NotApplicable, match=r"cannot insert a norm before FunctionalMLP/relu: called as a function"):
+        changed(pieces, "batchnorm_before_activation")
 
 
 def test_activation_swap_and_norm_insertion_keep_shapes():

@@ -5,7 +5,11 @@ order) goes through :func:`replace_module` / :func:`swap_modules`, on a fresh co
 of the model. Activations called functionally inside ``forward`` (``F.relu(x)``,
 ``torch.tanh(x)``, ``x.relu()``) are not submodules and cannot be swapped by
 name; :func:`functional_activations` finds them with one traced forward, so a
-remedy can say so instead of silently doing nothing.
+remedy can say so instead of silently doing nothing. An activation *swap* can
+still reach them: :class:`SwapFunctional` wraps the module whose ``forward``
+makes the call and redirects that call (and only calls made directly by that
+``forward``, not by its children) to the new function. Inserting a layer before
+a functional call cannot be done this way, and remedies say so.
 """
 from __future__ import annotations
 
@@ -147,3 +151,55 @@ def _shape_recorder(shapes: dict, name: str):
 def activation_modules(model: nn.Module) -> list[str]:
     """Names of the catalog activation modules of ``model``, in module order."""
     return [n for n, m in model.named_modules() if n and module_kind(m) is not None]
+
+
+class _Redirect(TorchFunctionMode):
+    """Redirects catalog activations of ``kinds`` called directly by the wrapped forward (depth 0)."""
+
+    def __init__(self, owner: "SwapFunctional"):
+        super().__init__()
+        self.owner = owner
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if self.owner.depth == 0 and FUNCTIONAL.get(func) in self.owner.kinds:
+            return self.owner.replacement(args[0])
+        return func(*args, **(kwargs or {}))
+
+
+class SwapFunctional(nn.Module):
+    """``inner`` with its ``forward``'s own calls to activations of ``kinds`` replaced by ``replacement``.
+
+    Calls made inside ``inner``'s submodules are left alone (they are modules, swapped by name).
+    In-place forms (``F.relu_``, ``x.relu_()``) return the replacement's new tensor instead.
+    """
+
+    def __init__(self, inner: nn.Module, kinds: set[str], replacement: Callable[[torch.Tensor], torch.Tensor]):
+        super().__init__()
+        self.inner, self.kinds, self.replacement, self.depth = inner, set(kinds), replacement, 0
+        for child in inner.modules():
+            if child is not inner:
+                child.register_forward_pre_hook(self._enter)
+                child.register_forward_hook(self._leave)
+
+    def _enter(self, module, args) -> None:
+        self.depth += 1
+
+    def _leave(self, module, args, out) -> None:
+        self.depth -= 1
+
+    def forward(self, *args, **kwargs):
+        self.depth = 0
+        with _Redirect(self):
+            return self.inner(*args, **kwargs)
+
+
+def swap_functional(model: nn.Module, owners: list[str], kinds: set[str], replacement) -> nn.Module:
+    """Wrap each owner (a submodule name, or the root's class name) in :class:`SwapFunctional`; returns the model
+    (a new root when the root itself is an owner)."""
+    names = {n for n, _ in model.named_modules() if n}
+    for owner in owners:
+        if owner in names:
+            replace_module(model, owner, SwapFunctional(model.get_submodule(owner), kinds, replacement))
+    if any(owner not in names for owner in owners):
+        model = SwapFunctional(model, kinds, replacement)
+    return model

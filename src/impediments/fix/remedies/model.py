@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import torch
 from torch import nn
+from torch.nn import functional as F
 
 from impediments.activations.catalog import module_kind
 from impediments.fix.pieces import Pieces
@@ -75,41 +77,49 @@ def fixup_init(pieces: Pieces, ctx: Context) -> Change:
 
 
 # ------------------------------------------------------------------------------------------- activations
-def _swap_activation(pieces: Pieces, ctx: Context, from_kinds: set[str], make, label: str) -> Change:
+def _swap_activation(pieces: Pieces, ctx: Context, from_kinds: set[str], make, label: str, function,
+                     function_label: str) -> Change:
+    """Swap activation modules by name; functional calls of ``from_kinds`` are redirected to ``function``."""
+    from impediments.fix.surgery import swap_functional
+
     probe = probe_model(pieces, ctx.seed)
     names = [n for n in activation_modules(probe) if module_kind(probe.get_submodule(n)) in from_kinds]
-    functional = sorted(k for k, kind in functional_activations(probe, sample(pieces)).items() if kind in from_kinds)
-    note = (f"cannot swap {', '.join(functional)}: called as a function inside forward(); edit forward() to use "
-            f"{label}" if functional else "")
-    if not names:
-        raise NotApplicable(note or f"no {'/'.join(sorted(from_kinds))} activation module to swap")
+    calls = sorted(k for k, kind in functional_activations(probe, sample(pieces)).items() if kind in from_kinds)
+    if not names and not calls:
+        raise NotApplicable(f"no {'/'.join(sorted(from_kinds))} activation to swap")
+    owners = sorted({c.rpartition("/")[0] for c in calls})
 
     def swap(model):
         for name in names:
             replace_module(model, name, make())
+        return swap_functional(model, owners, from_kinds, function) if owners else model
 
-    code = f"for name in {_listed(names)}:\n    imp.fix.replace_module(net, name, {label})"
-    return Change(with_model(pieces, swap), code, note)
+    lines = [f"for name in {_listed(names)}:\n    imp.fix.replace_module(net, name, {label})"] if names else []
+    lines += [f"# in forward() of {owner}: {'/'.join(sorted(from_kinds))}(x) -> {function_label}" for owner in owners]
+    note = (f"functional calls redirected while training ({', '.join(calls)}); edit forward() to make it "
+            "permanent" if calls else "")
+    return Change(with_model(pieces, swap), "\n".join(lines), note)
 
 
 def leaky_relu_swap(pieces: Pieces, ctx: Context) -> Change:
     """ReLU -> LeakyReLU(0.01): a negative input still passes 1% of the gradient (Maas et al. 2013)."""
-    return _swap_activation(pieces, ctx, {"relu"}, lambda: nn.LeakyReLU(0.01), "nn.LeakyReLU(0.01)")
+    return _swap_activation(pieces, ctx, {"relu"}, lambda: nn.LeakyReLU(0.01), "nn.LeakyReLU(0.01)",
+                            lambda x: F.leaky_relu(x, 0.01), "F.leaky_relu(x, 0.01)")
 
 
 def gelu_swap(pieces: Pieces, ctx: Context) -> Change:
     """ReLU -> GELU, whose derivative is non-zero for negative inputs (Hendrycks & Gimpel 2016)."""
-    return _swap_activation(pieces, ctx, {"relu"}, nn.GELU, "nn.GELU()")
+    return _swap_activation(pieces, ctx, {"relu"}, nn.GELU, "nn.GELU()", F.gelu, "F.gelu(x)")
 
 
 def tanh_for_sigmoid(pieces: Pieces, ctx: Context) -> Change:
     """Sigmoid -> tanh in hidden layers: zero-centred, derivative 1 at 0 instead of 1/4 (LeCun et al. 1998)."""
-    return _swap_activation(pieces, ctx, {"sigmoid"}, nn.Tanh, "nn.Tanh()")
+    return _swap_activation(pieces, ctx, {"sigmoid"}, nn.Tanh, "nn.Tanh()", torch.tanh, "torch.tanh(x)")
 
 
 def relu_for_sigmoid(pieces: Pieces, ctx: Context) -> Change:
     """Sigmoid -> ReLU in hidden layers: no saturation for positive inputs (Glorot, Bordes & Bengio 2011)."""
-    return _swap_activation(pieces, ctx, {"sigmoid", "tanh"}, nn.ReLU, "nn.ReLU()")
+    return _swap_activation(pieces, ctx, {"sigmoid", "tanh"}, nn.ReLU, "nn.ReLU()", torch.relu, "torch.relu(x)")
 
 
 # ------------------------------------------------------------------------------------------ normalization
