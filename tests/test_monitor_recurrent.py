@@ -275,7 +275,10 @@ def test_gradients_through_time_findings():
     assert f.severity == "info" and f.evidence["horizon_steps"] == horizon(energy, floor) < 23
     assert energy[f.evidence["horizon_steps"]] >= floor > energy[f.evidence["horizon_steps"] + 1]
     # an RNN without recurrent weights (a GRU would still carry h through its update gate)
-    assert 'alt="gradient through time"' in closed.to_html()           # and the HTML report draws it
+    from impediments.report.doctor_html import gradient_through_time
+
+    assert 'alt="gradient through time"' in gradient_through_time(closed.stats, floor)   # the HTML report draws it
+    assert gradient_through_time(_fit_without_recurrence(), floor) is None
     cut = _lm_report(lambda rnn: [getattr(rnn, f"weight_hh_l{k}").zero_() for k in range(2)], mode="RNN")
     (f,) = [f for f in cut.by_code("vanishing_gradients") if f.where == ["rnn"]]   # no recurrence at all
     assert f.severity == "warning" and f.evidence["horizon_steps"] == 0
@@ -352,3 +355,10 @@ def test_packed_sequences_are_watched():
     assert a.units == 8 and a.unit_total == 2 * (7 + 3 + 5 + 2)          # only the valid steps
     assert "/gates_above_l0" not in stats.not_checked                      # dropout masks replayed
     assert stats.recurrent[""].sequences == [2, 2, 2, 2, 2, 2, 2]
+
+
+def _fit_without_recurrence():
+    model = nn.Linear(3, 2)
+    with watch(model, every=1) as mon:
+        model(torch.randn(4, 3)).sum().backward()
+    return mon.stats()
