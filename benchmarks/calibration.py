@@ -63,16 +63,17 @@ def summarize(rows: list[dict]) -> dict:
     recall: dict[str, list[int]] = {}
     for r in faulty:
         for code in r["expected"]:
-            hit = recall.setdefault(code, [0, 0, 0])
+            hit = recall.setdefault(code, [0, 0, 0, 0])
             hit[0] += code in r["codes"]
             hit[1] += 1
             hit[2] += code in r["unsupported"]
+            hit[3] += code in r["flagged"]
     found = sum(not r["missed"] for r in faulty)
     return {"healthy": len(healthy), "false_alarms": len(alarms), "false_alarm_rate":
             len(alarms) / len(healthy) if healthy else None, "false_alarm_codes": alarms,
             "injected": len(faulty), "found": found, "recall": found / len(faulty) if faulty else None,
-            "recall_per_code": {c: {"found": h, "injected": n, "unsupported": u > 0}
-                                for c, (h, n, u) in sorted(recall.items())}}
+            "recall_per_code": {c: {"found": h, "injected": n, "unsupported": u > 0, "warning_or_error": w}
+                                for c, (h, n, u, w) in sorted(recall.items())}}
 
 
 def _where(findings: list[dict], severe: bool = True) -> str:
@@ -126,10 +127,11 @@ def report(rows: list[dict], summary: dict) -> str:
                    f"{summary['healthy']} ({summary['false_alarm_rate']:.0%})")
     if summary["injected"]:
         out += [f"faults found: {summary['found']} of {summary['injected']} ({summary['recall']:.0%})", "",
-                "| code | found / injected | recall |", "|---|---|---|"]
+                "| code | found / injected | recall | of which warning or error |", "|---|---|---|---|"]
         for code, r in summary["recall_per_code"].items():
             note = " (code not in the doctor yet)" if r["unsupported"] else ""
-            out.append(f"| `{code}` | {r['found']} / {r['injected']} | {r['found'] / r['injected']:.0%}{note} |")
+            out.append(f"| `{code}` | {r['found']} / {r['injected']} | {r['found'] / r['injected']:.0%}{note} "
+                       f"| {r['warning_or_error']} |")
     return "\n".join(out)
 
 

@@ -97,16 +97,16 @@ def test_summary_counts_match_a_hand_count():
     rows = [row("a", None, (), ["weight_decay_with_bn"]), row("b", None, (), ["dead_units"], ["dead_units"]),
             row("c", None, (), []),
             row("a", "f1", ["dead_units"], ["dead_units"]), row("b", "f1", ["dead_units"], []),
-            row("a", "f2", ["diverging_loss", "non_finite"], ["non_finite"]),
+            row("a", "f2", ["diverging_loss", "non_finite"], ["non_finite"], ["non_finite"]),
             row("c", "f3", ["model_in_eval_mode"], [], unsupported=["model_in_eval_mode"])]
     s = cli.summarize(rows)
     assert (s["healthy"], s["false_alarms"], s["false_alarm_codes"]) == (3, 1, {"b": ["dead_units"]})
     assert (s["injected"], s["found"]) == (4, 1)
     assert s["recall_per_code"] == {
-        "dead_units": {"found": 1, "injected": 2, "unsupported": False},
-        "diverging_loss": {"found": 0, "injected": 1, "unsupported": False},
-        "model_in_eval_mode": {"found": 0, "injected": 1, "unsupported": True},
-        "non_finite": {"found": 1, "injected": 1, "unsupported": False}}
+        "dead_units": {"found": 1, "injected": 2, "unsupported": False, "warning_or_error": 0},
+        "diverging_loss": {"found": 0, "injected": 1, "unsupported": False, "warning_or_error": 0},
+        "model_in_eval_mode": {"found": 0, "injected": 1, "unsupported": True, "warning_or_error": 0},
+        "non_finite": {"found": 1, "injected": 1, "unsupported": False, "warning_or_error": 1}}
     text = cli.report(rows, s)
     assert "1 of 3 (33%)" in text and "faults found: 1 of 4 (25%)" in text
 
