@@ -123,6 +123,7 @@ def test_lstm_gates_are_watched_activations_and_gates_are_marked():
                                    for g in ("input_gate", "forget_gate", "cell_candidate", "output_gate", "cell"))
     for name, a in gates.items():
         assert a.units == 16 and a.samples == 3 and a.unit_total == 3 * 4 * 9
+        assert a.values_per_example == 9              # a sequence is one example, its 9 steps its values
         assert a.kind == ("sigmoid" if name.endswith("_gate") else "tanh")
         assert a.gate == name.endswith("_gate")
     # brute force: the recorded pre-activation moments and dead units are those of the gates stepped by LSTMCell

@@ -282,13 +282,22 @@ def record(mon, name: str, module: nn.RNNBase, args, out) -> None:
     bag.count("samples")
     mon.meta.setdefault("rnn", {})[name] = {"kind": module.mode}
     for gate, (kind, is_gate, z) in gates.items():
-        flat = z.reshape(-1, z.shape[-1])
-        token = mon._act_in(f"{name}/{gate}", kind, flat)
+        z = _by_example(z, packed)
+        token = mon._act_in(f"{name}/{gate}", kind, z)
         if token is None:
             continue
         if is_gate:
             mon.meta["act"][f"{name}/{gate}"]["gate"] = True
-        mon._act_out(token, _apply(kind, flat))
+        mon._act_out(token, _apply(kind, z))
+
+
+def _by_example(z: torch.Tensor, packed: bool) -> torch.Tensor:
+    """``(sequences, steps, units)``: one example per sequence, its steps the values per example (they
+    are not independent draws, which the dead-unit chance computation must not assume). Packed rows
+    ``(rows, units)`` stay as they are; an unbatched ``(steps, units)`` is one sequence."""
+    if z.dim() == 3:
+        return z.transpose(0, 1).contiguous()
+    return z if packed else z.unsqueeze(0)
 
 
 def _initial(args):
