@@ -405,3 +405,43 @@ def test_accelerator_path_never_reads_a_value_back():
     assert probe.steps == 6 and probe.backwards == 6 and probe.clip["calls"] == 6
     assert {"cross_entropy", "mse_loss"} <= set(probe.loss_calls.losses) and probe.loss_calls.batches == 6
     assert probe.stale_steps == [2, 4]               # no zero_grad before them (norms not read on a device)
+
+
+class Heads(nn.Module):
+    """A body, the classifier the loss uses, and an auxiliary head computed but left out of the loss."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body, self.cls, self.aux = nn.Sequential(nn.Linear(8, 32), nn.ReLU()), nn.Linear(32, 4), nn.Linear(32, 1)
+
+    def forward(self, x):
+        h = self.body(x)
+        return self.cls(h), self.aux(h)
+
+
+class FrozenUnderNoGrad(nn.Module):
+    """Transfer learning written with ``torch.no_grad()``: the backbone keeps requires_grad, the optimizer skips it."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone, self.head = mlp()[:4], nn.Linear(32, 4)
+
+    def forward(self, x):
+        with torch.no_grad():
+            h = self.backbone(x)
+        return self.head(h)
+
+
+def test_dead_end_heads_and_backbones_frozen_under_no_grad_are_info_not_cuts():
+    report = run(Heads(), steps=12, loss_fn=lambda out, y: F.cross_entropy(out[0], y)).report()
+    [f] = report.by_code("parameters_without_gradient")
+    assert f.severity == "info" and f.where == ["aux"]
+    model = FrozenUnderNoGrad()
+    report = run(model, steps=12, opt=torch.optim.SGD(model.head.parameters(), lr=0.05)).report()
+    [f] = report.by_code("parameters_without_gradient")
+    assert f.severity == "info" and f.where == ["backbone.0", "backbone.2"] and not flagged(report) & LOOP_CODES
+    model = FrozenUnderNoGrad()                  # the same forward, but the optimizer was meant to train it all
+    [f] = run(model, steps=12, opt=torch.optim.SGD(model.parameters(), lr=0.05)).report().by_code(
+        "parameters_without_gradient")
+    assert f.severity == "warning" and f.where[0] == "backbone.2"

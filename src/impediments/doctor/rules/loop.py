@@ -100,13 +100,23 @@ def parameters_not_updated(stats, th):
 
 @rule("parameters_without_gradient", requires=("loop",))
 def parameters_without_gradient(stats, th):
-    """Trainable parameters that never received a gradient while others did: name where the graph is cut."""
+    """Trainable parameters that never received a gradient while others did: name where the graph is cut.
+
+    A cut (warning) is a module the optimizer is meant to train that ran *before* the first module, in
+    forward order, whose parameters get gradients: the signal reached the later modules and stopped on
+    the way back. A module that ran after that point without a gradient is a dead end (its output does
+    not reach the loss: an auxiliary head left out of it), one the optimizer does not hold was left out
+    on purpose (a backbone frozen under ``no_grad``), and one that never ran is unused: those are info.
+    """
     loop = stats.loop
+    orders = [p.order for p in loop.params.values() if p.received and p.order is not None]
     if not loop.backwards or not any(p.received for p in loop.params.values()):
         return []
+    first_graded = min(orders, default=None)
     none = [n for n, p in loop.params.items() if not p.received]
-    cut = [n for n in none if loop.params[n].order is not None]
-    unused = [n for n in none if loop.params[n].order is None]
+    cut = [n for n in none if first_graded is not None and loop.params[n].order is not None
+           and loop.params[n].order < first_graded and loop.params[n].in_optimizer is not False]
+    other = [n for n in none if n not in cut]
     out = []
     if cut:
         last = max(cut, key=lambda n: loop.params[n].order)
@@ -116,18 +126,23 @@ def parameters_without_gradient(stats, th):
             {"parameters": _names(cut), "without_gradient": len(cut),
              "with_gradient": sum(1 for p in loop.params.values() if p.received), "backwards": loop.backwards,
              "cut_after_module": first_cut},
-            f"These modules ran in the forward and require gradients, yet no backward reached them: the graph is "
-            f"cut at the output of '{first_cut}' (the last module, in forward order, whose parameters get no "
-            "gradient) or right after it, by a .detach(), a torch.no_grad() block, .data, or an integer cast.",
+            f"These modules ran in the forward, the optimizer holds their parameters, yet no backward reached "
+            f"them: the graph is cut at the output of '{first_cut}' (the last module, in forward order, before "
+            "the first one that gets gradients) or right after it, by a .detach(), a torch.no_grad() block, "
+            ".data, or an integer cast.",
             f"Remove the .detach()/no_grad()/.data/int cast after '{first_cut}'; to freeze these layers on purpose, "
             "set requires_grad_(False) instead"))
-    if unused:
+    if other:
+        never_ran = [n for n in other if loop.params[n].order is None]
         out.append(finding(
-            "parameters_without_gradient", "info", _modules(loop, unused),
-            {"parameters": _names(unused), "unused": len(unused)},
-            "These trainable parameters belong to modules that never ran in a training forward: they are unused "
-            "(an auxiliary head, a leftover layer), so they get no gradient.",
-            "Fine if intended; otherwise call the module in forward(), or delete it"))
+            "parameters_without_gradient", "info", _modules(loop, other),
+            {"parameters": _names(other), "never_ran": len(never_ran), "dead_end_or_not_optimized":
+             len(other) - len(never_ran)},
+            "These trainable parameters get no gradient but nothing is cut on the way to the others: their "
+            "modules never ran, their output does not reach the loss (an auxiliary head left out of it), or the "
+            "optimizer does not hold them (frozen under no_grad on purpose).",
+            "Fine if intended; otherwise add the head's term to the loss or call the module in forward(); to "
+            "freeze, set requires_grad_(False) so backward and the doctor know"))
     return out
 
 
