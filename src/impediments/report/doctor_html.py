@@ -210,6 +210,7 @@ def distributions_over_time(stats, most: int = 6) -> str | None:
     if not acts:
         return None
     edges = next(iter(stats.activations.values())).histogram.edges
+    types = module_types(stats)
     fig = _figure(11, 2.2 * len(acts))
     for i, name in enumerate(acts):
         cols = [(w, w.histograms[name]) for w in windows if sum(w.histograms.get(name, [])) > 0]
@@ -221,7 +222,7 @@ def distributions_over_time(stats, most: int = 6) -> str | None:
         rows = list(range(0, hi - lo, max(1, (hi - lo) // 5)))
         ax.set_yticks(rows, [f"{edges[lo + r]:.0e}" for r in rows], fontsize=7)
         _step_ticks(ax, [w for w, _ in cols])
-        ax.set_title(f"{name}: output distribution over training", fontsize=9)
+        ax.set_title(f"{readable(name, types)}: output distribution over training", fontsize=9)
         fig.colorbar(im, ax=ax, label="fraction")
     fig.tight_layout()
     return _img(fig, "distributions over time")
