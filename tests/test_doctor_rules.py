@@ -143,17 +143,18 @@ def test_dead_units_chance_probability_matches_closed_form_and_brute_force():
 
 
 def test_dead_units_say_not_enough_data_instead_of_guessing():
-    # LeNet-5's fc: siblings active on 2 of 48 examples, so each unit is silent by chance with probability
-    # (1 - 2/48)^48 = 0.13: 11 of 84 silent units is what chance gives (about 11 expected)
+    # LeNet-5's fc: siblings active on 2 of 48 examples (rate (2 - 1)/48 once the selection of "seen active"
+    # is removed), so each unit is silent by chance with probability (1 - 1/48)^48 = 0.36: 11 of 84 is chance
     a = act("fc.act", units=84, unit_total=48)
     a.unit_active_counts = [0] * 11 + [2] * 73
     a.dead_units = list(range(11))
     report = diagnose(stats(activations={"fc.act": a}))
     assert not report.by_code("dead_units")
     assert "not enough data yet" in report.skipped["dead_units"] and "fc.act" in report.skipped["dead_units"]
-    # a quarter silent is more than chance (P = 0.001), and over 2000 examples 11 silent units are no accident
-    a.unit_active_counts = [0] * 21 + [2] * 63
+    # siblings active on 5 of 48: q = (1 - 4/48)^48 = 0.015, so a quarter silent is no accident
+    a.unit_active_counts = [0] * 21 + [5] * 63
     assert diagnose(stats(activations={"fc.act": a})).by_code("dead_units")[0].severity == "warning"
+    # over 2000 examples 11 silent units are no accident either (a small fraction: info)
     a.unit_total, a.unit_active_counts = 2000, [0] * 11 + [100] * 73
     [f] = diagnose(stats(activations={"fc.act": a})).by_code("dead_units")
     assert f.severity == "info" and f.evidence["layers"]["fc.act"]["chance_of_this_many"] < 0.01
@@ -534,3 +535,31 @@ def test_doctor_core_never_imports_matplotlib():
             "from impediments.doctor import diagnose; print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_input_scales_of_a_conv_net_are_per_channel():
+    # two channels of 2x2 pixels; inside a channel a "border" pixel varies 1e4x less, but the conv's shared weights
+    # see each channel pooled over positions: E[x^2] = mean(var + mean^2) - mu^2 per channel
+    var = [1e-4, 1.0, 1.0, 1.0] * 2
+    mean = [0.0] * 8
+    conv_first = {"conv": layer(0, kind="Conv2d", positions=4), "fc": layer(1)}
+    inputs = _make("InputStats", count=1000, mean=mean, var=var, shape=[2, 2, 2])
+    assert "unequal_input_scales" not in codes(stats(inputs=inputs, layers=conv_first))
+    assert "unequal_input_scales" in codes(stats(inputs=inputs, layers={"fc1": layer(0), "fc2": layer(1)}))
+    from impediments.doctor.rules.inputs import per_channel
+
+    pooled = per_channel(_make("InputStats", count=10, mean=[1.0, 3.0, 0.0, 0.0], var=[1.0, 1.0, 2.0, 2.0],
+                               shape=[2, 2]))
+    # channel 0 values: two features of mean 1 and 3, var 1 each -> pooled var = (1 + 1 + 1 + 9) / 2 - 2^2 = 2
+    assert pooled.mean == [2.0, 0.0] and pooled.var == [2.0, 2.0]
+    across_channels = _make("InputStats", count=1000, mean=mean, var=[1e-4] * 4 + [1.0] * 4, shape=[2, 2, 2])
+    assert "unequal_input_scales" in codes(stats(inputs=across_channels, layers=conv_first))
+
+
+def test_bn_small_batch_counts_examples_not_correlated_positions():
+    conv_bn = bn(values=2 * 16 * 16)                 # batch 2 of 16x16 feature maps: 512 values, 2 examples
+    conv_bn.examples_per_batch = 2
+    [f] = diagnose(stats(batchnorm={"bn": conv_bn})).by_code("bn_small_batch")
+    assert f.severity == "error" and f.evidence["min_examples_per_channel"] == 2
+    conv_bn.examples_per_batch = 32
+    assert "bn_small_batch" not in codes(stats(batchnorm={"bn": conv_bn}))

@@ -14,13 +14,14 @@ Layout::
     finding.py      Finding, Report (JSON schema)   terminal.py    rich table rendering
     rules/          pure rules (stats, th) -> list[Finding]
     diagnose.py     run the rules                   checkup.py     one batch at init
+    causes.py       cause before symptoms (caused_by)
 
 The SPEC.py loading and short training run for the CLI live in ``impediments.cli.spec``;
 the zoo of broken and healthy setups in ``benchmarks/zoo.py``.
 
 JSON (``report.to_json``): ``{"schema": "impediments.doctor.report", "version": 1,
 "title", "summary": {"worst", "counts", "codes"}, "findings": [{"code", "severity",
-"where", "evidence", "explanation", "remedy", "see"}], "skipped": {rule: reason},
+"where", "evidence", "explanation", "remedy", "see", "caused_by"}], "skipped": {rule: reason},
 "thresholds": [{"name", "value", "reason"}], "stats": MonitorStats.to_dict()}``;
 non-finite numbers are written as the strings ``"nan"``, ``"inf"``, ``"-inf"``.
 """

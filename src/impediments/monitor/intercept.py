@@ -38,7 +38,11 @@ T = torch.Tensor
 PRODUCTS = frozenset({torch.mul, T.mul, T.mul_, T.__mul__, T.__rmul__, T.__imul__, torch.addcmul})
 #: elementwise ops that, with a number, keep an output "the activation's" (``0.5 * (1 + tanh(u))``)
 SCALAR_OPS = frozenset({torch.add, T.add, T.__add__, T.__radd__, torch.sub, T.sub, T.__sub__, T.__rsub__, torch.rsub,
-                        T.__mul__, T.__rmul__, torch.mul, T.mul, T.__truediv__, torch.div, T.div})
+                        T.__mul__, T.__rmul__, torch.mul, T.mul, T.__truediv__, torch.div, T.div,
+                        # views and reshapes keep it too (``x * s[:, :, None, None]``, ``s.view(b, c, 1, 1)``)
+                        T.__getitem__, T.view, T.reshape, torch.reshape, T.unsqueeze, torch.unsqueeze, T.expand,
+                        T.expand_as, T.flatten, torch.flatten, T.squeeze, torch.squeeze, T.permute, T.transpose,
+                        torch.transpose, T.contiguous, T.to, T.type_as})
 
 _MODULE_KINDS = {nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.GELU: "gelu", nn.SiLU: "silu",
                  nn.LeakyReLU: "leaky_relu", nn.ELU: "elu", nn.Softplus: "softplus", nn.Hardtanh: "hardtanh",
@@ -71,10 +75,9 @@ def module_kind(module: nn.Module) -> str | None:
 
 
 def _can_gate(kind: str) -> bool:
-    try:
-        from impediments.activations.catalog import taxonomy
-    except ImportError:  # pragma: no cover - the catalog is part of the package
-        return kind in ("sigmoid", "tanh", "hardsigmoid")
+    """The kind can be a gate (bounded output), per the one taxonomy in the activation catalog."""
+    from impediments.activations.catalog import taxonomy
+
     t = taxonomy(kind)
     return bool(t and t.gate)
 
@@ -196,7 +199,7 @@ class Interceptor:
     def elementwise(self, func, args, kwargs):
         """Run a product or scalar op seen while activation outputs are tracked; name gates.
 
-        A tracked output times another tensor is a gate (squeeze-excitation ``x * sigmoid(s)``, SwiGLU
+        A tracked output (or a view of it) times another tensor is a gate (squeeze-excitation ``x * sigmoid(s)``, SwiGLU
         ``silu(a) * b``, ``o * tanh(c)``). When both factors are activation outputs, the gate is the one
         whose kind can be a gate (:data:`impediments.activations.catalog.TAXONOMY`), else the smaller
         (broadcast) one. With a number, the result stays the activation's (``0.5 * (1 + tanh(u))``).

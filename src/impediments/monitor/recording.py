@@ -73,6 +73,7 @@ class Recorder:
         if x is not None and x.dim() >= 1 and x.is_floating_point() and x.numel():
             rows = x.reshape(len(x), -1) if x.dim() > 1 else x.reshape(-1, 1)
             self.state().bag("input", "").add("x", batch_moments(rows, dim=0), "moments")
+            self.meta["input_shape"] = list(x.shape[1:])
         if symmetry.due(self.sampled_steps - 1):   # the 1st, 2nd, 3rd, 5th, 9th, 17th ... sampled step
             symmetry.snapshot(compiled.uncompiled(model), self._included, step, self._sym)
         if not self._compiled or self._eager is not None:   # a compiled graph without eager fallback hides it
@@ -180,6 +181,7 @@ class Recorder:
         if x.dim() >= 2:
             v = x.numel() // max(1, x.shape[1])
             meta["values_per_channel"] = v if meta["values_per_channel"] is None else min(v, meta["values_per_channel"])
+            meta["examples_per_batch"] = min(len(x), meta.get("examples_per_batch") or len(x))
         meta["frozen"] = C.is_frozen(module)
         prev = self._last_leaf
         meta["preceded_by"] = type(prev).__name__ if prev is not None else None

@@ -115,6 +115,8 @@ class BatchNormStats:
     feeding_weight_decay: float | None
     batch_mean_vs_running: float | None
     batch_var_vs_running: float | None
+    #: the smallest batch (examples) it normalized; positions within an example are correlated
+    examples_per_batch: int = 0
 
 
 @dataclass
@@ -127,6 +129,8 @@ class InputStats:
     #: per-feature smallest and largest value seen (empty in documents written before they were kept)
     min: list[float] = field(default_factory=list)
     max: list[float] = field(default_factory=list)
+    #: one example's shape (``[C, H, W]`` for images); the features above are its flattened values
+    shape: list[int] = field(default_factory=list)
 
 
 @dataclass

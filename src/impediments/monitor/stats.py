@@ -92,16 +92,17 @@ def _batchnorm(mon, name, meta, bag) -> S.BatchNormStats:
         training_forwards=ints.get("training_forwards", 0),
         running_stats_forwards_in_training=ints.get("running_forwards", 0), frozen=bool(meta.get("frozen")),
         preceded_by=meta.get("preceded_by"), preceded_by_name=meta.get("preceded_by_name"), feeding_layer=feeding,
-        feeding_weight_decay=wd, batch_mean_vs_running=dev, batch_var_vs_running=ratio)
+        feeding_weight_decay=wd, batch_mean_vs_running=dev, batch_var_vs_running=ratio,
+        examples_per_batch=meta.get("examples_per_batch") or 0)
 
 
-def _inputs(bag) -> S.InputStats | None:
+def _inputs(bag, shape=None) -> S.InputStats | None:
     if bag is None or "x" not in bag.t:
         return None
     m = bag.t["x"].cpu()
     n = m[0]
     return S.InputStats(count=int(n.max()), mean=m[1].tolist(), var=(m[2] / n.clamp_min(1)).tolist(),
-                        min=m[3].tolist(), max=m[4].tolist())
+                        min=m[3].tolist(), max=m[4].tolist(), shape=list(shape or []))
 
 
 def _loss(windows) -> S.LossStats | None:
@@ -175,7 +176,7 @@ def compute(mon) -> S.MonitorStats:
         symmetry=groups(mon._sym) if mon._sym else {n: S.SymmetryStats(**d)
                                                        for n, d in meta.get("symmetry", {}).items()},
         batchnorm={n: _batchnorm(mon, n, m, total.get(("bn", n))) for n, m in meta["bn"].items()},
-        inputs=_inputs(total.get(("input", ""))), loss=loss,
+        inputs=_inputs(total.get(("input", "")), meta.get("input_shape")), loss=loss,
         nonfinite=S.NonFinite(step=first[0], kind=first[1], where=first[2]) if first else None,
         windows=[_window(mon, s, e, st) for s, e, st in windows], optimizer=meta.get("optimizer"),
         not_checked=dict(meta.get("not_checked", {})),

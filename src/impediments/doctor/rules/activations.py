@@ -52,15 +52,19 @@ def binomial_tail(n: int, q: float, k: int) -> float:
 def chance_silent(active_rates: list[float], examples: float) -> float:
     """Probability that a unit as active as a random one of ``active_rates`` is silent over ``examples``.
 
-    :math:`q = \\frac{1}{m} \\sum_j (1 - p_j)^N`: a unit active on a fraction :math:`p` of its values
-    misses :math:`N` independent examples with probability :math:`(1 - p)^N` (a unit active 5% of the
-    time is silent over 48 examples 8.5% of the time). Conv channels see several positions per
+    :math:`q = \\frac{1}{m} \\sum_j (1 - p_j)^N` over the less active half of the live units
+    (:math:`p_j` from their counts less one, see :func:`dead_units`): a unit active on a fraction
+    :math:`p` of its values misses :math:`N` independent examples with probability :math:`(1 - p)^N`
+    (a unit active 5% of the time is silent over 48 examples 8.5% of the time). Conv channels see several positions per
     example; using the per-value rate as the per-example one overstates :math:`q` (conservative).
-    With no live unit to learn from, a symmetric ReLU unit (:math:`p = 1/2`) is assumed.
+    The silent units come from the low tail of the layer's activity, so the reference is the less
+    active half of the live units (LeNet-5's fc at init: rates from 1/32 to 32/32, with a long low
+    tail). With no live unit to learn from, a symmetric ReLU unit (:math:`p = 1/2`) is assumed.
     """
     if not active_rates:
         return 0.5 ** examples
-    return sum((1.0 - p) ** examples for p in active_rates) / len(active_rates)
+    low = sorted(active_rates)[: (len(active_rates) + 1) // 2]
+    return sum((1.0 - p) ** examples for p in low) / len(low)
 
 
 def _examples_needed(active_rates: list[float], units: int, alpha: float) -> int:
@@ -114,7 +118,9 @@ def dead_units(stats, th):
         seen_examples = max(seen_examples, examples)
         dead = [i for i, c in enumerate(counts) if c == 0]
         nearly = [i for i, c in enumerate(counts) if 0 < c <= th.nearly_dead_fraction * total]
-        live = [c / total for c in counts if c > th.nearly_dead_fraction * total]
+        # a sibling's rate from its count less the one activation that made it "live": estimating rates only
+        # from units seen active overstates them (selection), which would understate the chance of silence
+        live = [(c - 1) / total for c in counts if c > th.nearly_dead_fraction * total]
         q = chance_silent(live, examples)
         p_value = binomial_tail(a.units, q, len(dead))
         sure = p_value < th.dead_false_alarm        # nearly dead units were measured active <= 0.1%: no chance test
