@@ -11,7 +11,7 @@ split into the gates of the cell (Hochreiter & Schmidhuber 1997; Gers et al. 200
 
 * LSTM, rows ``[i, f, g, o]``: ``input_gate``, ``forget_gate``, ``output_gate`` (sigmoid, gates) and
   ``cell_candidate`` (tanh); and ``cell``, the cell state :math:`c_t = f_t c_{t-1} + i_t g_t` squashed by
-  the tanh of :math:`h_t = o_t \tanh(c_t)` (one elementwise step per time step);
+  the tanh of :math:`h_t = o_t \\tanh(c_t)` (one elementwise step per time step);
 * GRU, rows ``[r, z, n]``: ``reset_gate``, ``update_gate`` (sigmoid, gates) and ``candidate``
   :math:`n_t = \\tanh(W_{in} x_t + b_{in} + r_t \\odot (W_{hn} h_{t-1} + b_{hn}))`;
 * RNN: ``hidden`` (its ``tanh`` or ``relu``).
@@ -20,7 +20,8 @@ The gradient through time, which the fused backward hides too, is measured by
 :mod:`impediments.monitor.recurrent_gradient`.
 
 Each gate becomes an activation named ``"{module}/l{layer}[_reverse].{gate}"`` (``"lstm/l0.input_gate"``),
-recorded like any other (moments, regions, dead units, histograms), its units the hidden units; a
+recorded like any other (moments, regions, dead units, histograms), its units the hidden units and
+each sequence one example (its steps the values per example); a
 sigmoid gate is marked ``gate`` (its output multiplies another tensor, so a near-linear regime there
 is no impediment). The top layer's hidden sequence is the module's output; the lower layers' are
 recomputed by running each lower layer alone with the module's own weights (``torch.func.functional_call``).
@@ -51,8 +52,6 @@ GATES = {
     "RNN_TANH": (("hidden", "tanh", False),),
     "RNN_RELU": (("hidden", "relu", False),),
 }
-
-
 
 #: the random state just before each recurrent module with inter-layer dropout ran (sampled steps only)
 _RNG_BEFORE: "weakref.WeakKeyDictionary[nn.Module, torch.Tensor]" = weakref.WeakKeyDictionary()
