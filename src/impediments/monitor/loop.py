@@ -77,16 +77,21 @@ class _LossMode(TorchFunctionMode):
 class LoopProbe:
     """Observes one training loop (see the module docstring); owns its hooks; ``to_stats()`` -> LoopStats."""
 
-    def __init__(self, mon, model: nn.Module, optimizer) -> None:
+    def __init__(self, mon, model: nn.Module, optimizer, parameters: dict | None = None,
+                 modules: dict | None = None) -> None:
+        """``parameters`` / ``modules``: ``{name: ...}`` supplied by a framework whose layers are not registered
+        as children (as for :class:`~impediments.monitor.watch.Monitor`); default the model's own."""
         self.mon, self.optimizer = mon, optimizer
-        named = [(n, p) for n, p in model.named_parameters()
+        named = [(n, p) for n, p in (parameters.items() if parameters is not None else model.named_parameters())
                  if p.requires_grad and mon._included(n.rsplit(".", 1)[0] if "." in n else "")]
         self.names = [n for n, _ in named]
         self.params = [p for _, p in named]
         in_opt = {id(p) for g in optimizer.param_groups for p in g["params"]} if optimizer is not None else None
         self.in_optimizer = [None if in_opt is None else id(p) in in_opt for p in self.params]
         self.lr_of = [None] * len(self.params)
-        self.owners = {id(m): n for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))}
+        mods = modules.items() if modules is not None else model.named_modules()
+        self.owners = {id(m): n for n, m in mods if isinstance(m, nn.Module) and next(m.parameters(recurse=False),
+                                                                                        None) is not None}
         self.order: dict[str, int] = {}
         self.steps = self.backwards = self.grad_checks = 0
         self.fps = [None, None]                # forwards between two optimizer steps: min, max

@@ -86,7 +86,7 @@ class Monitor(Recorder):
         self._params = ParamWatcher(self, model, self._optimizer, self._named_parameters)
         self._handles += self._params.attach()
         self.meta["optimizer"] = self._params.optimizer_info()
-        self._loop = LoopProbe(self, model, self._params.optimizer)
+        self._loop = LoopProbe(self, model, self._params.optimizer, self._named_parameters, self._named_modules)
         self._loop.attach(root)
         if self._params.not_hooked:
             self.meta.setdefault("not_checked", {})["optimizer"] = self._params.not_hooked
