@@ -174,8 +174,10 @@ RETUNED_REMEDIES = 2
 def _follow_ups(rows: list[Row]) -> list[tuple[str, ...]]:
     """What the finished rows call for next.
 
-    - A sweep point that cleared none of its targets, and added nothing except as by-products of a run that
-      stopped on a non-finite loss, continues its sweep (``lr_down_27`` -> ``lr_down_270`` -> ...).
+    - A sweep point that cleared none of its targets (and added nothing except as by-products of a run that
+      stopped on a non-finite loss), or that is a verified fix, continues its sweep (``lr_down_27`` ->
+      ``lr_down_270`` -> ...): the sweep goes on while nothing changes or while it keeps fixing, and the
+      ranking picks the best point.
     - A remedy that cleared its target but lost on the metric, or added only :data:`LR_SYMPTOMS`, is retried
       with the learning rate swept (/3 and x3 up to x2700; the best :data:`RETUNED_REMEDIES` such remedies):
       it changed the problem's scale (standardized inputs, a new init or layer), and a learning rate tuned
@@ -187,7 +189,7 @@ def _follow_ups(rows: list[Row]) -> list[tuple[str, ...]]:
         if v.errors or len(v.remedies) != 1:
             continue
         hit = set(v.targets) & set(v.cleared)
-        if not hit and (not v.new or v.short):
+        if (not hit and (not v.new or v.short)) or v.verified:
             nxt = continuation(v.remedies[0])
             out += [(nxt,)] if nxt else []
         elif (hit and not v.verified and set(v.new) <= LR_SYMPTOMS and (v.new or not v.metric_ok)
