@@ -229,6 +229,11 @@ def main(argv=None):
     p.add_argument("--no-mechanisms", action="store_true", help="skip the interception-mechanism table")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.add_argument("--only", default="", help="run only the loops whose name contains this (e.g. MLP)")
+    p.add_argument("--frameworks", action="store_true",
+                   help="also the torch.compile and framework-callback rows (benchmarks/frameworks.py)")
+    p.add_argument("--fit-steps", type=int, default=200, help="steps per framework fit (--frameworks)")
+    p.add_argument("--fit-repeats", type=int, default=5, help="with/without pairs per framework (--frameworks)")
+    p.add_argument("--compile-repeats", type=int, default=3, help="fresh-process compile-time pairs (--frameworks)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     results = {"machine": machine(), "threads": args.threads, "repeats": args.repeats, "steps": args.steps,
@@ -259,9 +264,30 @@ def main(argv=None):
             res, _ = interleaved(data, mech, args.repeats, args.steps, MechanismRunner)
             print(f"{loop:18s} " + " ".join(f"{res[c][0]:12.3f}" for c in mech))
             results["mechanisms"][loop] = {c: res[c][0] for c in mech}
+    if args.frameworks:
+        framework_rows(args, results)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
+
+
+def framework_rows(args, results) -> None:
+    """torch.compile and the Lightning / HF Trainer / Keras callbacks, as ratios to the same run without
+    the monitor (see benchmarks/frameworks.py)."""
+    import frameworks as B
+
+    print("\ntorch.compile (inductor) and framework callbacks: ratio to the same run without the monitor")
+    print(f"{'row':34s} {'base':>12s} {'ratio':>7s} {'min..max ratio':>16s}")
+    rows = {"(a) MLP compiled, watch() steady": lambda: B.compiled_steady(args.repeats, args.steps),
+            "(a) MLP compiled, compile time": lambda: B.compile_time_ratio(args.compile_repeats, args.threads)}
+    rows.update({f"(a) MLP, {n} + Doctor": (lambda n=n: B.framework_ratio(n, args.fit_steps, args.fit_repeats))
+                 for n in B.FRAMEWORKS})
+    results["frameworks"] = {}
+    for name, fn in rows.items():
+        med, lo, hi, base = fn()
+        unit = f"{base:9.2f} s " if "compile time" in name else f"{base * (1 if 'steady' in name else 1e3):9.3f} ms"
+        print(f"{name:34s} {unit:>12s} {med:7.3f} {lo:7.3f}..{hi:<7.3f}")
+        results["frameworks"][name] = {"ratio": med, "min": lo, "max": hi, "base": base}
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def test_healthy_and_broken_tiny_models(kind, tmp_path):
     assert rep.stats.steps == STEPS and rep.stats.loss.count == STEPS
     assert "optimizer" not in rep.skipped                     # AcceleratedOptimizer unwrapped and hooked
     assert all(p.update_to_weight > 0 for p in rep.stats.params.values() if p.samples)
-    assert [f.code for f in rep.findings if f.severity == "error"] == []
+    assert [f.code for f in rep.findings if f.severity in ("warning", "error")] == []
     saved = json.loads((tmp_path / kind / "report.json").read_text())
     assert saved["summary"]["codes"] == sorted(rep.codes)
     logged = [h for h in seen.logs if "loss" in h and "impediments/findings/error" in h]
@@ -87,12 +87,22 @@ def test_healthy_and_broken_tiny_models(kind, tmp_path):
     assert not model._forward_hooks and not model._forward_pre_hooks and doc.monitor is None
 
     broken, _, _ = train(kind, 1.0, tmp_path / "broken")
-    codes = broken.report.codes
-    assert codes & {"saturated_units", "exploding_activations", "exploding_gradients", "dead_units"}, codes
-    names = {w for f in broken.report.findings for w in f.where}
-    assert names and all("_orig_mod" not in n for n in names)
-    prefix = {"gpt2": "transformer.", "bert": "bert.", "vit": "vit."}[kind]
-    assert any(n.startswith(prefix) for n in names), names     # the framework's own module names
+    code, where = BROKEN[kind]
+    found = broken.report.by_code(code)
+    assert found and found[0].severity in ("warning", "error"), broken.report.codes
+    assert where(list(found[0].where)), found[0].where        # the framework's own module names
+
+
+# What std-1.0 weights do to each, as measured (12 steps, lr 1e-3, the Trainer's default max_grad_norm=1):
+# GPT-2's tanh GELU and BERT's tanh pooler saturate; ViT's exact GELU sits behind pre-LayerNorm and does
+# not (34 % of its inputs in the saturated region, no unit stuck), but its gradient norm (16-26) is
+# clipped to 1 at every step, which the loop rule names at the clipping call.
+BROKEN = {
+    "gpt2": ("saturated_units", lambda w: any(n.startswith("transformer.h.") and n.endswith("mlp.act/tanh#0")
+                                              for n in w)),
+    "bert": ("saturated_units", lambda w: "bert.pooler.activation" in w),
+    "vit": ("gradient_clipping_dominates", lambda w: w == ["clip_grad_norm_"]),
+}
 
 
 def test_accelerated_optimizer_is_unwrapped_and_odd_optimizers_are_named():
