@@ -1,7 +1,7 @@
 """PyTorch Lightning: ``Trainer(callbacks=[impediments.integrations.lightning.Doctor()])``.
 
-``pip install 'impediments[lightning]'`` (``pytorch-lightning``; ``lightning.pytorch`` is used when only
-the unified ``lightning`` package is installed). The callback
+``pip install 'impediments[lightning]'`` (``pytorch-lightning``; the callback also subclasses
+``lightning.pytorch.Callback`` when the unified ``lightning`` package is installed). The callback
 
 * watches the ``LightningModule`` with the trainer's optimizer (Lightning's ``LightningOptimizer``
   wrapper is unwrapped by the monitor) on the monitor's schedule, and records each step's loss;
@@ -24,20 +24,24 @@ from __future__ import annotations
 from impediments.integrations._common import check_stop_on, describe, finish, first_error, is_rank_zero, summaries
 
 
-def _lightning():
-    try:
-        import pytorch_lightning as pl
-    except ImportError:
+def _callback_bases() -> tuple:
+    """``Callback`` of each Lightning package installed: the Doctor subclasses all of them, so either
+    package's ``Trainer`` accepts it (``pytorch_lightning`` and the unified ``lightning.pytorch``)."""
+    import importlib
+
+    bases = []
+    for name in ("pytorch_lightning", "lightning.pytorch"):
         try:
-            import lightning.pytorch as pl
-        except ImportError as exc:
-            raise ImportError("the Lightning callback needs PyTorch Lightning: "
-                              "pip install 'impediments[lightning]'") from exc
-    return pl
+            bases.append(importlib.import_module(name).Callback)
+        except ImportError:
+            continue
+    if not bases:
+        raise ImportError("the Lightning callback needs PyTorch Lightning: pip install 'impediments[lightning]'")
+    return tuple(bases)
 
 
-def _make_doctor(callback_base):
-    class Doctor(callback_base):
+def _make_doctor(callback_bases: tuple):
+    class Doctor(*callback_bases):
         """Diagnose a Lightning fit (see :mod:`impediments.integrations.lightning`).
 
         Args:
@@ -126,6 +130,6 @@ _CLASSES: dict = {}
 def __getattr__(name: str):
     if name == "Doctor":
         if "Doctor" not in _CLASSES:
-            _CLASSES["Doctor"] = _make_doctor(_lightning().Callback)
+            _CLASSES["Doctor"] = _make_doctor(_callback_bases())
         return _CLASSES["Doctor"]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
