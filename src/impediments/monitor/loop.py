@@ -187,7 +187,8 @@ class LoopProbe:
             self._fingerprint(x.detach())
         if id(model) in self.owners:
             self.order.setdefault("", len(self.order))
-        self._module_hook = torch.nn.modules.module.register_module_forward_pre_hook(self._module_pre)
+        if self._module_hook is None:               # a re-entrant forward keeps the outer one's hook
+            self._module_hook = torch.nn.modules.module.register_module_forward_pre_hook(self._module_pre)
 
     def _module_pre(self, module, args):
         name = self.owners.get(id(module))
@@ -252,7 +253,7 @@ class LoopProbe:
     def backward(self, func, args, kwargs):
         params = self.params
         stale = [i for i, (ref, ver) in self._snap.items() if (g := params[i].grad) is not None and ref() is g
-                 and g._version == ver]
+                 and g._version == ver and not g.is_sparse]
         if self._snap:
             self.grad_checks += 1
             if stale:
@@ -269,8 +270,9 @@ class LoopProbe:
                and (p.grad is not g or p.grad._version != v)]
         for i in got:
             self.received[i] += 1
-        if got:
-            self._add_at("grad_norm", got, torch.stack(torch._foreach_norm([params[i].grad for i in got])))
+        dense = [i for i in got if not params[i].grad.is_sparse]     # (a sparse embedding gradient: counted only)
+        if dense:
+            self._add_at("grad_norm", dense, torch.stack(torch._foreach_norm([params[i].grad for i in dense])))
         return out
 
     # --------------------------------------------------------------------- clipping (every call)
