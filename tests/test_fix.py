@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -257,12 +258,14 @@ def test_fix_changes_nothing_on_a_healthy_setup():
 
 def test_cli_fix_example_in_worker_processes(tmp_path, capsys):
     out_json, out_html = tmp_path / "fix.json", tmp_path / "fix.html"
-    code = main(["fix", str(EXAMPLES / "dropout_before_bn.py"), "--steps", "60", "--jobs", "2",
+    code = main(["fix", str(EXAMPLES / "dropout_before_bn.py"), "--steps", "60", "--jobs", "2", "--seeds", "2",
                  "--json", str(out_json), "--html", str(out_html)])
     printed = capsys.readouterr().out
     assert code == 0 and "dropout_after_batchnorm" in printed and "nn.Dropout(0.5)" in printed
     doc = json.loads(out_json.read_text())
     assert doc["settings"]["jobs"] == 2 and doc["chosen"]["name"] == "dropout_after_batchnorm"
+    processes = {t["process"] for t in doc["baseline"] + doc["rows"][0]["trials"]}
+    assert os.getpid() not in processes and 1 <= len(processes) <= 2             # ran in the worker pool
     assert doc["remaining"] == [] and out_html.read_text().startswith("<!DOCTYPE html>")
 
 

@@ -8,6 +8,7 @@ pieces whose factories pickle), the remedies are named, and the result is a
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -38,6 +39,7 @@ class Trial:
         wall_s: seconds for build, training, evaluation and diagnosis.
         changes: ``{"remedy", "code", "note"}`` per applied remedy.
         error: why the trial could not run (remedy not applicable, or the exception raised); None if it ran.
+        process: the id of the process that ran it (a worker's with ``jobs > 1``).
     """
 
     remedies: tuple[str, ...]
@@ -52,6 +54,7 @@ class Trial:
     wall_s: float = 0.0
     changes: list[dict] = field(default_factory=list)
     error: str | None = None
+    process: int = 0
 
     @property
     def flagged(self) -> set[str]:
@@ -135,7 +138,7 @@ def run_trial(source, remedy_names: tuple[str, ...], findings: tuple = (), seed:
         thresholds: the doctor's threshold overrides.
     """
     start = time.perf_counter()
-    trial = Trial(tuple(remedy_names), seed)
+    trial = Trial(tuple(remedy_names), seed, process=os.getpid())
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
