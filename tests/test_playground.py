@@ -5,6 +5,7 @@ import http.client
 import json
 import math
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,6 +25,8 @@ from impediments.playground.remedies import REMEDIES
 from impediments.playground.run import Curve
 from impediments.playground.server import DashboardServer, PublicBindRefused
 from impediments.playground.stream import Broadcaster, Subscriber
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 # ---------------------------------------------------------------------- settings
@@ -300,25 +303,29 @@ def test_watch_live_streams_the_monitors_sampled_steps_and_cleans_up(capsys):
         server.close()
 
 
-def test_doctor_live_stops_cleanly_on_ctrl_c_while_training():
+def test_doctor_live_stops_cleanly_on_ctrl_c_while_training(capsys):
+    """A real SIGINT to this process while ``impediments doctor --live`` trains (in-process: no second start-up)."""
     import os
     import signal
-    import subprocess
-    import sys
+    import threading
 
-    proc = subprocess.Popen([sys.executable, "-m", "impediments.cli", "doctor", "examples/dead_relu.py", "--live",
-                             "--no-browser", "--port", "0", "--steps", "1000000"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    try:
-        url = proc.stdout.readline().strip()
-        port = int(url.rsplit(":", 1)[1].strip("/"))
+    from impediments.cli import main
+
+    def page_then_ctrl_c():
+        while not (lines := capsys.readouterr().out.splitlines()):     # the URL, once the server is up
+            time.sleep(0.05)
+        port = int(lines[0].rsplit(":", 1)[1].strip("/"))
         page = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         page.request("GET", "/events", headers={"Host": f"127.0.0.1:{port}"})   # training starts now
         stream = page.getresponse()
         while not stream.fp.readline().startswith(b"data: "):
             pass
-    finally:
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130 and "Traceback" not in err, err
-    assert err.strip().splitlines()[-1] == "impediments doctor: interrupted; the live page is closed"
+        os.kill(os.getpid(), signal.SIGINT)
+
+    helper = threading.Thread(target=page_then_ctrl_c, daemon=True)
+    helper.start()
+    with pytest.raises(SystemExit) as exc:
+        main(["doctor", str(EXAMPLES / "dead_relu.py"), "--live", "--no-browser", "--port", "0", "--steps", "100000000"])
+    helper.join(10)
+    assert exc.value.code == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "impediments doctor: interrupted; the live page is closed"
