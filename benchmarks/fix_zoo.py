@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/fix_zoo.py [--steps 60] [--jobs 2] [--only NAME ...] [--json out.json] [--markdown]
 
-For every broken setup of :func:`zoo.zoo` (and every ``examples/*.py`` spec,
+For every broken setup of :func:`zoo.zoo` (and every ``examples/*.py`` doctor spec,
 whose own ``STEPS`` is raised to the doctor's minimum evidence when shorter) it
 runs :func:`impediments.fix.run_fix` and prints one row: the setup, the codes the
 baseline flagged, the chosen fix, the validation accuracy before and after, and
@@ -46,12 +46,16 @@ class ZooSource:
 def sources(steps: int, only) -> list[tuple[str, str, object]]:
     """``(name, kind, source)`` for every zoo setup and every example spec."""
     from impediments.cli.fix import SpecSource
+    from impediments.cli.spec import SpecError
     from impediments.doctor.thresholds import Thresholds
 
     out = [(s.name, "zoo", ZooSource(s.name, steps)) for s in zoo()]
     floor = Thresholds().plateau_min_steps
     for path in sorted((ROOT / "examples").glob("*.py")):
-        spec_steps = SpecSource(str(path), None, None)().steps
+        try:
+            spec_steps = SpecSource(str(path), None, None)().steps
+        except SpecError:
+            continue                      # not a SPEC.py (e.g. a framework integration example)
         out.append((f"examples/{path.name}", "example",
                     SpecSource(str(path), max(spec_steps, floor) if spec_steps < floor else None, None)))
     return [o for o in out if not only or o[0] in only]

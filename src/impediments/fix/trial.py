@@ -76,7 +76,7 @@ def _evaluate(model, pieces: Pieces) -> tuple[float, float | None]:
         loss = float(pieces.loss_fn(out, pieces.y_val))
     if not pieces.classification:
         return loss, None
-    ok = torch.isfinite(out).flatten(1).all(1) & (out.argmax(1) == pieces.y_val)
+    ok = torch.isfinite(out).all(1) & (out.argmax(1) == pieces.y_val)    # class axis 1: (N, C) or (N, C, T)
     return loss, float(ok.float().mean())
 
 

@@ -53,6 +53,21 @@ def glorot_init(pieces: Pieces, ctx: Context) -> Change:
     return Change(new, f'imp.init.initialize(net, "glorot_normal", bias=0.0, seed={ctx.seed})')
 
 
+def recurrent_default_init(pieces: Pieces, ctx: Context) -> Change:
+    """Recurrent layers back to PyTorch's init, U(-1/sqrt(H), 1/sqrt(H)): gates start near their centre."""
+    probe = probe_model(pieces, ctx.seed)
+    names = [n for n, m in probe.named_modules() if isinstance(m, nn.RNNBase)]
+    if not names:
+        raise NotApplicable("no recurrent layer (nn.RNN/LSTM/GRU) in the model")
+
+    def reset(model):
+        for name in names:
+            model.get_submodule(name).reset_parameters()
+
+    return Change(with_model(pieces, reset), f"for name in {_listed(names)}:\n    net.get_submodule(name)"
+                                             ".reset_parameters()   # U(-1/sqrt(H), 1/sqrt(H))")
+
+
 def lsuv_init(pieces: Pieces, ctx: Context) -> Change:
     """LSUV on one training batch: orthonormal weights rescaled to unit output variance (Mishkin & Matas 2016)."""
     from impediments.init import lsuv

@@ -19,6 +19,7 @@ _ROWS = (
                                   "loss_plateau"), "init", m.variance_preserving_init),
     ("lsuv_init", ("dead_units", "linear_regime", *_GRADIENT_FLOW), "init", m.lsuv_init),
     ("glorot_init", ("saturated_units",), "init", m.glorot_init),
+    ("recurrent_default_init", ("saturated_units", *_GRADIENT_FLOW), "init", m.recurrent_default_init),
     ("fixup_init", _GRADIENT_FLOW, "init", m.fixup_init),
     ("leaky_relu_swap", ("dead_units",), "activation", m.leaky_relu_swap),
     ("gelu_swap", ("dead_units",), "activation", m.gelu_swap),
