@@ -132,6 +132,7 @@ function barChart(canvas, layers, series, log) {
   const tr = (v) => (log ? Math.log10(Math.max(v, 1e-12)) : v);
   if (log) {
     const all = series.flatMap((s) => s.values).filter((v) => v !== null && v > 0).map(tr);
+    if (!all.length) { ctx.fillStyle = "#999"; ctx.fillText("all zero: no gradient reaches these weights", L + 8, H / 2); }
     lo = Math.floor(Math.min(-6, ...all)); hi = Math.ceil(Math.max(0, ...all));
   }
   const py = (v) => T + (H - T - B) * (1 - (tr(v) - lo) / (hi - lo));
@@ -202,6 +203,8 @@ function histogramOf(run) {
 
 function drawHistograms(el, run) {
   const box = el.querySelector(".hists"), hist = histogramOf(run);
+  el.querySelector(".hist-scale").textContent = hist && hist.scale === "signed-log"
+    ? " (the monitor's signed-log bins: ±10^k, 4 per decade; the middle bin holds exact zeros)" : "";
   const key = run.label;
   if (!pg.history[key] || pg.history[key].id !== run.id) pg.history[key] = { id: run.id, step: -1, frames: {} };
   const memory = pg.history[key];
