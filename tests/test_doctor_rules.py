@@ -563,3 +563,7 @@ def test_bn_small_batch_counts_examples_not_correlated_positions():
     assert f.severity == "error" and f.evidence["min_examples_per_channel"] == 2
     conv_bn.examples_per_batch = 32
     assert "bn_small_batch" not in codes(stats(batchnorm={"bn": conv_bn}))
+    conv_bn.examples_per_batch = 16                  # Wu & He 2018: 23.7% at batch 16 vs 23.6% at 32
+    assert "bn_small_batch" not in codes(stats(batchnorm={"bn": conv_bn}))
+    conv_bn.examples_per_batch = 8
+    assert diagnose(stats(batchnorm={"bn": conv_bn})).by_code("bn_small_batch")[0].severity == "warning"

@@ -74,6 +74,9 @@ class Thresholds:
                                         "three orders of magnitude (LeCun et al. 1998: equalize covariances)")
     # -- BatchNorm -----------------------------------------------------------------------------------
     bn_min_values: int = _t(32, "Wu & He 2018: BN error rises quickly below batch 32 (23.6% -> 34.7% at batch 2)")
+    bn_min_examples: int = _t(16, "counted in examples (a batch): Wu & He 2018's ResNet-50 BN error is 23.6% at "
+                                  "batch 32, 23.7% at 16, 24.8% at 8, 27.3% at 4 and 34.7% at 2: it rises below 16. "
+                                  "bn_min_values applies to documents without the batch size")
     bn_error_values: int = _t(4, "with fewer than 4 values per channel the batch statistics are mostly noise")
     # -- loss ----------------------------------------------------------------------------------------
     loss_min_windows: int = _t(3, "a loss trend needs at least three windows")

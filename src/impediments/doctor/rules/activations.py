@@ -119,8 +119,11 @@ def dead_units(stats, th):
         dead = [i for i, c in enumerate(counts) if c == 0]
         nearly = [i for i, c in enumerate(counts) if 0 < c <= th.nearly_dead_fraction * total]
         # a sibling's rate from its count less the one activation that made it "live": estimating rates only
-        # from units seen active overstates them (selection), which would understate the chance of silence
-        live = [(c - 1) / total for c in counts if c > th.nearly_dead_fraction * total]
+        # from units seen active overstates them (selection), which would understate the chance of silence.
+        # Units seen once say silent ones may lie just below detection, but only in a layer with units seen
+        # active more than once: otherwise there is no healthy activity to compare with (a prior 1/2 is used)
+        alive = [c for c in counts if c > th.nearly_dead_fraction * total]
+        live = [(c - 1) / total for c in alive] if any(c >= 2 for c in alive) else []
         q = chance_silent(live, examples)
         p_value = binomial_tail(a.units, q, len(dead))
         sure = p_value < th.dead_false_alarm        # nearly dead units were measured active <= 0.1%: no chance test

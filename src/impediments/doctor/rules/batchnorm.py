@@ -11,6 +11,10 @@ def _forwards(stats) -> dict:
             "batchnorm_layers": len(stats.batchnorm)}
 
 
+def _min_independent(bn, th) -> int:
+    return th.bn_min_examples if bn.examples_per_batch > 0 else th.bn_min_values
+
+
 def independent_values(bn) -> int:
     """Values per channel that are (nearly) independent: the examples of the batch.
 
@@ -26,13 +30,14 @@ def independent_values(bn) -> int:
 def bn_small_batch(stats, th):
     """BatchNorm layers whose per-channel statistics came from too few examples."""
     layers = {name: int(independent_values(bn)) for name, bn in stats.batchnorm.items()
-              if bn.training_forwards > 0 and 0 < independent_values(bn) < th.bn_min_values}
+              if bn.training_forwards > 0 and 0 < independent_values(bn) < _min_independent(bn, th)}
     if not layers:
         return []
     smallest = min(layers.values())
     return [finding(
         "bn_small_batch", "error" if smallest < th.bn_error_values else "warning", list(layers),
-        {"min_examples_per_channel": smallest, "threshold": th.bn_min_values, "examples_per_channel": layers,
+        {"min_examples_per_channel": smallest,
+         "threshold": min(_min_independent(stats.batchnorm[n], th) for n in layers), "examples_per_channel": layers,
          "values_per_channel": {n: stats.batchnorm[n].values_per_channel for n in layers}},
         seen=_forwards(stats),
         confidence=f"the smallest batch seen gave {smallest} independent values (examples) per channel: "
