@@ -243,8 +243,17 @@ INJECTIONS: list[Injection] = [
     *_inj("lr_too_high", ("diverging_loss", "exploding_gradients"), "lenet5 resnet18 gpt2 lstm_lm"),
     *_inj("log_of_outputs", "non_finite", "lenet5 gpt2"),
     *_inj("log_of_inputs", "non_finite", "resnet18 vit"),
+    # the same faults spread over the other architectures, so that every one carries some
+    *_inj("negative_bias", "dead_units", "se_resnet18 resnet50"),
+    *_inj("batch_2", "bn_small_batch", "preact_resnet18 inception"),
+    *_inj("dropout_before_bn", "dropout_before_bn", "inception pnasnet"),
+    *_inj("left_in_eval", "model_in_eval_mode", "se_resnet18 efficientnet"),
+    *_inj("frozen_bn", "bn_inference_mode_in_training", "resnet50 pnasnet preact_resnet18"),
+    *_inj("identical_init", "symmetric_units", "llama"),
+    *_inj("lr_too_high", ("diverging_loss", "exploding_gradients"), "llama regnet_x"),
+    *_inj("mixed_units", "unequal_input_scales", "inception"),
     # training-loop bugs
-    *_inj("no_zero_grad", "gradients_not_cleared", "resnet18 gpt2 lstm_lm"),
+    *_inj("no_zero_grad", "gradients_not_cleared", "resnet18 gpt2 lstm_lm llama"),
     *_inj("softmax_before_loss", "softmax_before_loss", "lenet5 vit bert"),
     *_inj("optimizer_misses_params", "parameters_not_updated", "resnet18 gpt2 mobilenet_v1"),
     *_inj("unshuffled", "unshuffled_batches", "lenet5 resnet18 vgg11_bn"),
