@@ -156,13 +156,18 @@ def draw(module, result, spread) -> bytes:
     return fig_to_png(fig)
 
 
+def _plotting_source_hash() -> str:
+    """Hash of every figure module's source (``impediments.plots``), so a changed figure is redrawn."""
+    import impediments.plots
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(impediments.plots.__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def _figure(out: Path, name: str, module, keys: list[str], result, spread) -> bytes:
-    plot_source = ""
-    try:
-        plot_source = inspect.getsource(sys.modules[module.plot.__module__])
-    except (OSError, TypeError, KeyError):
-        pass
-    key = hashlib.sha256(json.dumps([keys, hashlib.sha256(plot_source.encode()).hexdigest()]).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps([keys, _plotting_source_hash()]).encode()).hexdigest()
     path = out / CACHE_DIR / f"{name}-figure-{key[:16]}.png"
     if path.exists():
         png = path.read_bytes()

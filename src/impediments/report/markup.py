@@ -53,8 +53,15 @@ class _svg_text_as_paths:
         self.rc["svg.fonttype"] = self.old
 
 
+# LaTeX delimiters mathtext lacks, and their mathtext spelling
+_MATHTEXT = {r"\lVert": r"\Vert", r"\rVert": r"\Vert", r"\lvert": "|", r"\rvert": "|"}
+
+
 def _math_html(tex: str, *, block: bool = False) -> str:
-    uri = math_svg(tex.strip(), fontsize=14 if block else 12)
+    drawn = tex.strip()
+    for latex, mathtext in _MATHTEXT.items():
+        drawn = drawn.replace(latex, mathtext)
+    uri = math_svg(drawn, fontsize=14 if block else 12)
     if uri is None:
         return f"<code>{escape(tex)}</code>"
     cls = "math-block" if block else "math"
@@ -130,5 +137,7 @@ def _list(lines: list[str]) -> str:
             items.append([line.strip()[m.end():]])
         elif items:
             items[-1].append(line.strip())
-    tag = "ol" if numbered else "ul"
-    return f"<{tag}>" + "".join(f"<li>{inline(' '.join(item))}</li>" for item in items) + f"</{tag}>"
+    if numbered:  # items separated by blank lines arrive one block at a time: keep their numbers
+        start = int(re.match(r"^(\d+)\.", lines[0].strip()).group(1))
+        return f'<ol start="{start}">' + "".join(f"<li>{inline(' '.join(item))}</li>" for item in items) + "</ol>"
+    return "<ul>" + "".join(f"<li>{inline(' '.join(item))}</li>" for item in items) + "</ul>"
