@@ -445,3 +445,20 @@ def test_dead_end_heads_and_backbones_frozen_under_no_grad_are_info_not_cuts():
     [f] = run(model, steps=12, opt=torch.optim.SGD(model.parameters(), lr=0.05)).report().by_code(
         "parameters_without_gradient")
     assert f.severity == "warning" and f.where[0] == "backbone.2"
+
+
+@pytest.mark.parametrize("kind", ["cross_entropy", "nll_loss"])
+def test_gradient_scale_of_probabilities_equals_autograd(kind):
+    """The measured effect of a softmax in front of the loss: the gradient reaching the logits, over the one the
+    loss on the logits gives, against autograd."""
+    from impediments.monitor.loss_calls import gradient_scale
+
+    torch.manual_seed(0)
+    z, y = torch.randn(32, 10, dtype=torch.float64, requires_grad=True), torch.randint(0, 10, (32,))
+    p = z.softmax(1)
+    F.cross_entropy(p, y).backward() if kind == "cross_entropy" else F.nll_loss(p, y).backward()
+    actual = z.grad.clone()
+    z.grad = None
+    F.cross_entropy(z, y).backward()
+    want = actual.norm() / z.grad.norm()
+    assert float(gradient_scale(p.detach(), y, kind)) == pytest.approx(float(want), rel=1e-9)

@@ -27,6 +27,22 @@ MAX_CLASSES = 1000
 PROBABILITY_SUM_TOLERANCE = 1e-3
 
 
+def gradient_scale(p: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """``||g_actual|| / ||g_logits||`` when the rows ``p`` are probabilities already (a device scalar).
+
+    Had the logits z with ``p = softmax(z)`` gone to ``cross_entropy``, d loss / d z = p - y. Through the
+    extra softmax the gradient reaching z is ``J(p) (softmax(p) - y)`` for ``cross_entropy`` (which
+    applies log_softmax to p) and ``J(p) (-y)`` for ``nll_loss`` (which takes p as log-probabilities),
+    with the softmax Jacobian ``J(p) v = p * v - p (p . v)`` (entries at most 1/4, vanishing as p saturates).
+    """
+    p = p.double()
+    valid = (target >= 0) & (target < p.shape[1])
+    y = torch.zeros_like(p).scatter_(1, target.clamp(0, p.shape[1] - 1).unsqueeze(1), 1.0) * valid.unsqueeze(1)
+    v = (torch.softmax(p, 1) - y) if kind == "cross_entropy" else -y
+    actual = p * v - p * (p * v).sum(1, keepdim=True)
+    return actual.norm() / (p - y).norm().clamp_min(1e-30)
+
+
 class LossCalls:
     """Accumulates :data:`LOSSES` calls; ``to_stats()`` -> the loss and target fields of ``LoopStats``."""
 
@@ -59,6 +75,8 @@ class LossCalls:
         prob = (x.min() >= 0) & (x.max() <= 1) & ((rows_sum - 1).abs().max() <= PROBABILITY_SUM_TOLERANCE)
         self._add(f"{kind}.probability_rows", prob)
         self._add(f"{kind}.max_probability", torch.where(prob, x.amax(cdim).double().mean(), 0.0))
+        if x.dim() == 2 and target.dim() == 1 and not target.dtype.is_floating_point and len(target) == len(x):
+            self._add(f"{kind}.gradient_scale", torch.where(prob, gradient_scale(x, target, kind), 0.0))
         if not target.dtype.is_floating_point and not target.is_complex() and target.shape != x.shape:
             self._class_histogram(target.reshape(-1), x.shape[cdim])
 
@@ -91,6 +109,7 @@ class LossCalls:
             losses[kind] = S.LossCallStats(
                 calls=r["calls"], input_from=dict(r["input_from"]), classes=r["classes"], probability_rows=prob,
                 max_probability=dev[f"{kind}.max_probability"] / prob if prob else None,
+                gradient_scale=dev[f"{kind}.gradient_scale"] / prob if prob and f"{kind}.gradient_scale" in dev else None,
                 shape_mismatches=r["shape_mismatches"], input_shape=r["input_shape"],
                 target_shape=r["target_shape"], broadcast_numel=r["broadcast_numel"])
         nb = self.batches

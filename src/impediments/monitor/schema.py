@@ -219,6 +219,8 @@ class LossCallStats:
     input_shape: list[int] | None
     target_shape: list[int] | None
     broadcast_numel: int | None
+    #: for probability inputs, the gradient reaching the logits over the one the loss on the logits gives
+    gradient_scale: float | None = None
 
 
 @dataclass

@@ -158,7 +158,8 @@ def softmax_before_loss(stats, th):
         if probs * 2 < call.calls:
             continue
         ev = {"loss": kind, "calls": call.calls, "calls_fed_probabilities": probs, "input_from": call.input_from,
-              "mean_largest_probability": call.max_probability, "classes": call.classes}
+              "mean_largest_probability": call.max_probability, "classes": call.classes,
+              "gradient_vs_logits": call.gradient_scale}
         if kind == "cross_entropy" and call.classes:
             ev["lowest_reachable_loss"] = math.log(1 + (call.classes - 1) / math.e)
         effect = {"cross_entropy": "cross_entropy applies log_softmax again: log_softmax(p) of probabilities p "
@@ -176,8 +177,11 @@ def softmax_before_loss(stats, th):
                "nll_loss": "Feed log_softmax(logits) to nll_loss, or raw logits to cross_entropy",
                "binary_cross_entropy_with_logits": "Feed the raw logits to binary_cross_entropy_with_logits "
                                                    "(remove the sigmoid)"}[kind]
+        scale = (f" Measured: the gradient reaching the logits is {call.gradient_scale:.2g}x the one cross_entropy "
+                 "on the logits would give." if call.gradient_scale is not None else "")
         out.append(finding("softmax_before_loss", "error", [kind], ev,
-                           "The loss was fed probabilities (the output of a softmax or sigmoid). " + effect, fix))
+                           "The loss was fed probabilities (the output of a softmax or sigmoid). " + effect + scale,
+                           fix))
     return out
 
 
