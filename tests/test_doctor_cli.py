@@ -181,6 +181,15 @@ def test_model_failing_in_its_own_code_is_one_line_naming_the_spec_line(tmp_path
     assert err.count("\n") == 0 and f"{path}:{_line_of(_MISMATCH_IN_SEQUENTIAL, 'def model')}" in err
 
 
+def test_targets_that_do_not_fit_the_default_loss_name_data(tmp_path, capsys):
+    text = _MISMATCH_IN_SEQUENTIAL.replace("nn.Linear(16, 10)", "nn.Linear(32, 10)").replace(
+        "torch.randint(0, 10, (32,))", "torch.randn(32, 3)")               # float targets of the wrong width
+    path = _spec(tmp_path, text)
+    assert main(["checkup", path]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{path}:{_line_of(text, 'def data')} (the targets of data()" in err
+
+
 def test_a_bug_in_impediments_itself_keeps_its_traceback(tmp_path, monkeypatch):
     """Only the spec's own failures become usage errors: one raised inside the monitor propagates."""
     from impediments.monitor import symmetry

@@ -100,9 +100,14 @@ def blame_spec(spec: Spec, exc: BaseException) -> SpecError | None:
         deepest = Path(frames[-1].filename).resolve() if frames else None
         if deepest is not None and deepest.is_relative_to(_PACKAGE) and frames[-1].name not in _PASS_THROUGH:
             return None
-        build = getattr(spec.module, "model", None)
+        in_default_loss = any(f.name == "default_loss" and Path(f.filename).resolve().is_relative_to(_PACKAGE)
+                              for f in frames)
+        culprit = "data" if in_default_loss else "model"
+        build = getattr(spec.module, culprit, None)
         line = build.__code__.co_firstlineno if hasattr(build, "__code__") else 1
-        where = f"{spec.path}:{line} (the model built by model())"
+        where = (f"{spec.path}:{line} (the targets of data() in the default loss: cross-entropy for integer "
+                 "targets, else MSE; or define loss_fn)" if in_default_loss
+                 else f"{spec.path}:{line} (the model built by model())")
     message = (str(exc).strip().splitlines() or [""])[0]
     return SpecError(f"{where}: {type(exc).__name__}: {message}")
 
