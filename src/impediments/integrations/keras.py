@@ -19,6 +19,10 @@ with ``trainable=False`` normalises with its moving statistics in training (Kera
 
 ``jit_compile=True`` compiles Keras's train step with ``torch.compile`` around the hooks: the callback
 warns, since what the graph hides is then not seen.
+
+Not handled: Keras does not toggle torch's ``module.training``, so forwards of ``validation_data`` during
+``fit`` count as training steps (fit without validation data to diagnose, or run it separately); after
+an exception inside ``fit`` call :meth:`Doctor.close` (Keras has no exception callback).
 """
 from __future__ import annotations
 
