@@ -382,6 +382,9 @@ def test_loss_transient_of_the_first_dozen_steps_is_no_verdict():
     assert "not enough steps yet" in short.skipped["diverging_loss"] and "12 steps" in short.skipped["diverging_loss"]
     # the same rise, then a fall, over 60 steps: no verdict either
     assert "diverging_loss" not in codes(stats(loss=loss([2.3, 3.4, 3.0, 2.2, 2.0, 1.8], count=60)))
+    # a rise that outlasts the transient (3x the start for steps 20-39), then recovers: a warning
+    rose = diagnose(stats(loss=loss([3.5, 12.0, 12.0, 11.0, 6.0, 4.0], count=60))).by_code("diverging_loss")
+    assert [f.severity for f in rose] == ["warning"] and rose[0].evidence["first_third_over_first"] > 1.5
 
 
 def test_non_finite_names_where_and_step():

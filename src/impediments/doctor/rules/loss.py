@@ -30,7 +30,8 @@ def _too_short(stats, th, code: str, later) -> list:
 
 @rule("diverging_loss", requires=("loss",))
 def diverging_loss(stats, th):
-    """The loss became non-finite, or, after the transient, ended well above where it started."""
+    """The loss became non-finite or, after the transient, ended well above where it started (error), or
+    was still well above it after the transient, or spiked 10x, before coming back (warning)."""
     loss = stats.loss
     seen = {"losses": loss.count, "steps": stats.steps, "windows": len(loss.window_means)}
     if loss.first_nonfinite_step is not None:
@@ -61,6 +62,12 @@ def diverging_loss(stats, th):
                         {"peak_over_first": peak / start, "threshold": th.loss_spike_factor, "first_loss": start,
                          "peak_window_loss": peak, "last_third_loss": last, "steps": loss.count,
                          "from_step": later[0][0]}, seen=seen, confidence=confidence)]
+    if first / start >= th.diverging_factor:      # still far above the start after the transient, then recovering
+        return [finding("diverging_loss", "warning", ["loss"],
+                        {"first_third_over_first": first / start, "threshold": th.diverging_factor,
+                         "first_loss": start, "first_third_loss": first, "last_third_loss": last,
+                         "steps": loss.count, "from_step": later[0][0]}, seen=seen,
+                        confidence=confidence + "; the rise outlasted the transient, the end came back down")]
     return []
 
 
