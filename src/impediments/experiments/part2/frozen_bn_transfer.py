@@ -217,7 +217,9 @@ def claims(result: Result) -> list[Claim]:
               "acc_keras >= acc_naive - 0.05",
               labels={"acc_keras": "target test accuracy, Keras-style freeze",
                       "acc_naive": "target test accuracy, naive freeze",
-                      "acc_finetune": "target test accuracy, fine-tuning everything"}),
+                      "acc_finetune": "target test accuracy, fine-tuning everything"},
+              inconclusive_reason="with a few examples per target class the two freezes' accuracies differ by a "
+              "few points either way from seed to seed; the module makes no claim about which is more accurate"),
     ]
 
 
