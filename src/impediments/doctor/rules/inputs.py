@@ -33,7 +33,7 @@ def per_channel(inputs):
 
     A kernel weight of channel :math:`c` multiplies every position of that channel, so the curvature
     along it is :math:`E[x_c^2]` pooled over positions (LeCun et al. 1998, applied to weight sharing):
-    :math:`\mu_c = \bar{\mu_p}`, :math:`\sigma^2_c = \overline{\sigma^2_p + \mu_p^2} - \mu_c^2`.
+    :math:`\\mu_c = \\bar{\\mu_p}`, :math:`\\sigma^2_c = \\overline{\\sigma^2_p + \\mu_p^2} - \\mu_c^2`.
     Per-pixel differences inside a channel (a dark border) do not stretch the loss surface.
     """
     channels = inputs.shape[0]
