@@ -39,8 +39,11 @@ class ZooSource:
     def __call__(self):
         setup = next(s for s in zoo() if s.name == self.name)
         parts = setup.build()
+        loop = parts.get("loop", {})       # a training-loop bug (loop_bugs.py): step_fn, batches, scheduler, loss_fn
         return make_pieces(lambda: setup.build()["model"], parts["data"], optimizer=parts["opt"],
-                           steps=setup.steps or self.steps, batch_size=setup.batch_size, prepare=parts.get("prepare"))
+                           loss_fn=loop.get("loss_fn"), steps=setup.steps or self.steps, batch_size=setup.batch_size,
+                           prepare=parts.get("prepare"), train_step=loop.get("step_fn"), batches=loop.get("batches"),
+                           scheduler=loop.get("scheduler"))
 
 
 def sources(steps: int, only) -> list[tuple[str, str, object]]:
