@@ -118,6 +118,9 @@ def test_dead_units_from_last_window():
     ev = f.evidence["layers"]["a"]
     assert f.severity == "error" and ev["window_dead_fraction"] == 0.8 and ev["window"] == [90, 100]
     assert ev["dead_fraction"] == 0.0 and "never active over all 640 examples" in ev["whole_run"]
+    # the summary says which number comes from which window, and what the whole run shows
+    assert f.evidence["max_dead_fraction"] == 0.8 and f.evidence["max_whole_run_dead_fraction"] == 0.0
+    assert f.evidence["from_windows"] == {"a": [90, 100]}
 
 
 def test_dead_units_silent_in_a_short_window_are_not_dead_when_sparse():

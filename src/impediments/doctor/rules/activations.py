@@ -150,6 +150,8 @@ def dead_units(stats, th):
         "dead_units", graded,
         lambda layers: {"max_dead_fraction": max(ev.get("window_dead_fraction", ev["dead_fraction"])
                                                  for ev in layers.values()),
+                        "max_whole_run_dead_fraction": max(ev["dead_fraction"] for ev in layers.values()),
+                        "from_windows": {n: ev["window"] for n, ev in layers.items() if "window" in ev},
                         "threshold_warning": th.dead_warning, "threshold_error": th.dead_error},
         seen={"examples": round(seen_examples, 1), "sampled_steps": stats.sampled_steps, "steps": stats.steps},
         confidence=f"each layer's dead count has a chance probability below {th.dead_false_alarm:g} given how "
