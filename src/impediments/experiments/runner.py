@@ -134,6 +134,18 @@ def run_seed(name: str, seed: int, quick: bool, out: str) -> dict:
     return record
 
 
+def cached_record(name: str, seed: int, quick: bool, out: Path) -> dict | None:
+    """The cache record of one (experiment, seed), or None when it has not run yet (or its entry is corrupt)."""
+    from impediments import experiments
+
+    module = experiments.get(name)
+    config = module.Config.quick(seed) if quick else module.Config.full(seed)
+    record = load_cached(out, name, cache_key(name, config, module))
+    if record is not None:
+        record["cached"] = True
+    return record
+
+
 def _worker_init() -> None:
     torch.set_num_threads(1)
 
@@ -289,8 +301,18 @@ def _run_tasks(tasks: list[tuple[str, int]], *, quick: bool, out: Path, jobs: in
         how = rec if isinstance(rec, str) else ("cached" if rec["cached"] else f"{rec['elapsed_s']:.1f} s")
         say(f"[{len(done)}/{len(tasks)}] {task[0]} seed {task[1]}: {how}")
 
-    if jobs == 1 or len(tasks) == 1:
-        for task in tasks:
+    pending = []
+    for task in tasks:  # cached pairs are read here: no worker is started for a run that is all cached
+        cached = cached_record(task[0], task[1], quick, out)
+        if cached is None:
+            pending.append(task)
+        else:
+            report(task, cached)
+    tasks_left = pending
+    if not tasks_left:
+        return done
+    if jobs == 1 or len(tasks_left) == 1:
+        for task in tasks_left:
             try:
                 report(task, run_seed(task[0], task[1], quick, str(out)))
             except Exception as exc:  # one broken experiment must not hide the others' results
@@ -300,10 +322,10 @@ def _run_tasks(tasks: list[tuple[str, int]], *, quick: bool, out: Path, jobs: in
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks_left)), mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_init)
     try:
-        futures = {pool.submit(run_seed, name, s, quick, str(out)): (name, s) for name, s in tasks}
+        futures = {pool.submit(run_seed, name, s, quick, str(out)): (name, s) for name, s in tasks_left}
         for future in as_completed(futures):
             try:
                 rec = future.result()
