@@ -27,7 +27,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from zoo import zoo  # noqa: E402
 
+from impediments.doctor.thresholds import Thresholds  # noqa: E402
 from impediments.fix import make_pieces, run_fix  # noqa: E402
+
+
+#: a setup's own shorter step count is raised to the doctor's minimum evidence, as ``impediments fix`` does
+MIN_EVIDENCE = Thresholds().plateau_min_steps
 
 
 class ZooSource:
@@ -41,7 +46,8 @@ class ZooSource:
         parts = setup.build()
         loop = parts.get("loop", {})       # a training-loop bug (loop_bugs.py): step_fn, batches, scheduler, loss_fn
         return make_pieces(lambda: setup.build()["model"], parts["data"], optimizer=parts["opt"],
-                           loss_fn=loop.get("loss_fn"), steps=setup.steps or self.steps, batch_size=setup.batch_size,
+                           loss_fn=loop.get("loss_fn"), steps=max(setup.steps or self.steps, MIN_EVIDENCE),
+                           batch_size=setup.batch_size,
                            prepare=parts.get("prepare"), train_step=loop.get("step_fn"), batches=loop.get("batches"),
                            scheduler=loop.get("scheduler"))
 
@@ -50,10 +56,9 @@ def sources(steps: int, only) -> list[tuple[str, str, object]]:
     """``(name, kind, source)`` for every zoo setup and every example spec."""
     from impediments.cli.fix import SpecSource
     from impediments.cli.spec import SpecError
-    from impediments.doctor.thresholds import Thresholds
 
     out = [(s.name, "zoo", ZooSource(s.name, steps)) for s in zoo()]
-    floor = Thresholds().plateau_min_steps
+    floor = MIN_EVIDENCE
     for path in sorted((ROOT / "examples").glob("*.py")):
         try:
             spec_steps = SpecSource(str(path), None, None)().steps

@@ -83,3 +83,14 @@ def matched_loss_shapes(pieces: Pieces, ctx: Context) -> Change:
     """The output reshaped to the target's shape before the loss, so no N x N broadcast happens."""
     return Change(replace(pieces, loss_fn=_MatchedShapes(pieces.loss_fn)),
                   "loss = F.mse_loss(output.squeeze(-1), target)   # (N, 1) -> (N,), the target's shape")
+
+
+def default_loss_on_logits(pieces: Pieces, ctx: Context) -> Change:
+    """The setup's own loss replaced by the default one on the raw outputs (cross-entropy on logits for integer
+    targets, else MSE): a softmax inside a custom loss is gone with it."""
+    from impediments.fix.pieces import default_loss
+
+    if pieces.loss_fn is default_loss:
+        raise NotApplicable("the setup already uses the default loss")
+    return Change(replace(pieces, loss_fn=default_loss),
+                  "loss = F.cross_entropy(net(xb), yb)   # logits in: the loss applies its own log-softmax")

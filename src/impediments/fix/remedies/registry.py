@@ -42,6 +42,7 @@ _ROWS = (
     ("optimizer_over_model_parameters", ("parameters_not_updated",), "optimizer",
      loop.optimizer_over_model_parameters),
     ("drop_final_softmax", ("softmax_before_loss",), "structure", loop.drop_final_softmax),
+    ("default_loss_on_logits", ("softmax_before_loss",), "loss", loop.default_loss_on_logits),
     ("matched_loss_shapes", ("loss_broadcast",), "loss", loop.matched_loss_shapes),
     ("lr_down_10", ("dead_units", *_TOO_LARGE, "non_finite"), "optimizer", t.scale_lr(0.1)),
     ("lr_down_3", ("diverging_loss",), "optimizer", t.scale_lr(1 / 3)),
