@@ -312,20 +312,32 @@ def test_doctor_live_stops_cleanly_on_ctrl_c_while_training(capsys):
     from impediments.cli import main
 
     def page_then_ctrl_c():
-        while not (lines := capsys.readouterr().out.splitlines()):     # the URL, once the server is up
-            time.sleep(0.05)
-        port = int(lines[0].rsplit(":", 1)[1].strip("/"))
-        page = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        page.request("GET", "/events", headers={"Host": f"127.0.0.1:{port}"})   # training starts now
-        stream = page.getresponse()
-        while not stream.fp.readline().startswith(b"data: "):
-            pass
-        os.kill(os.getpid(), signal.SIGINT)
+        try:
+            seen: list[str] = []
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:                         # the URL, once the server is up
+                seen += capsys.readouterr().out.splitlines()
+                url = next((line for line in seen if line.startswith("http://")), None)
+                if url is not None:
+                    break
+                time.sleep(0.05)
+            port = int(url.rsplit(":", 1)[1].strip("/"))
+            page = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            page.request("GET", "/events", headers={"Host": f"127.0.0.1:{port}"})   # training starts now
+            stream = page.getresponse()
+            while not stream.fp.readline().startswith(b"data: "):
+                pass
+        finally:              # always interrupt: a failure above must fail the test, never hang the suite
+            os.kill(os.getpid(), signal.SIGINT)
 
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)   # whatever earlier tests installed
     helper = threading.Thread(target=page_then_ctrl_c, daemon=True)
     helper.start()
-    with pytest.raises(SystemExit) as exc:
-        main(["doctor", str(EXAMPLES / "dead_relu.py"), "--live", "--no-browser", "--port", "0", "--steps", "100000000"])
+    try:
+        with pytest.raises(SystemExit) as exc:     # a bounded run: a lost signal fails the test, never hangs it
+            main(["doctor", str(EXAMPLES / "dead_relu.py"), "--live", "--no-browser", "--port", "0", "--steps", "30000"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     helper.join(10)
     assert exc.value.code == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == "impediments doctor: interrupted; the live page is closed"
