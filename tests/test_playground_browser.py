@@ -28,8 +28,12 @@ SATURATING = PlaygroundConfig(activation="sigmoid", init="too_large", steps=5000
 
 
 def _cli(*args) -> tuple[subprocess.Popen, str]:
+    # Ctrl-C is what stops these servers. A shell that starts the suite in the background (CI may) leaves
+    # SIGINT ignored, and Python keeps an inherited SIG_IGN, so the child gets the default disposition back.
     proc = subprocess.Popen([sys.executable, "-m", "impediments.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     url = proc.stdout.readline().strip()
     assert url.startswith("http://127.0.0.1:"), (url, proc.stderr.read() if proc.poll() is not None else "")
     return proc, url
