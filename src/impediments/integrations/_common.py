@@ -79,3 +79,17 @@ def finish(mon, folder, *, title: str, echo=print, thresholds=None):
     if echo is not None:
         echo(str(report))
     return report
+
+
+def lazy_doctor(module: str, build):
+    """A module ``__getattr__`` that builds the ``Doctor`` class on first access, importing the framework only then."""
+    built: dict = {}
+
+    def __getattr__(name: str):
+        if name != "Doctor":
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        if "Doctor" not in built:
+            built["Doctor"] = build()
+        return built["Doctor"]
+
+    return __getattr__

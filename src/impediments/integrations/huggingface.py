@@ -15,7 +15,7 @@
 """
 from __future__ import annotations
 
-from impediments.integrations._common import check_stop_on, describe, finish, first_error, summaries
+from impediments.integrations._common import check_stop_on, describe, finish, first_error, lazy_doctor, summaries
 
 
 def _transformers():
@@ -105,12 +105,4 @@ def _make_doctor(callback_base):
     return Doctor
 
 
-_CLASSES: dict = {}
-
-
-def __getattr__(name: str):
-    if name == "Doctor":
-        if "Doctor" not in _CLASSES:
-            _CLASSES["Doctor"] = _make_doctor(_transformers().TrainerCallback)
-        return _CLASSES["Doctor"]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_doctor(__name__, lambda: _make_doctor(_transformers().TrainerCallback))

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import warnings
 
-from impediments.integrations._common import check_stop_on, describe, finish, first_error, summaries
+from impediments.integrations._common import check_stop_on, describe, finish, first_error, lazy_doctor, summaries
 
 #: the not-checked entry for a Keras optimizer
 KERAS_OPTIMIZER_NOTE = ("Keras optimizers have no torch step hooks: steps are counted by training forwards "
@@ -188,12 +188,4 @@ def _make_doctor(callback_base):
     return Doctor
 
 
-_CLASSES: dict = {}
-
-
-def __getattr__(name: str):
-    if name == "Doctor":
-        if "Doctor" not in _CLASSES:
-            _CLASSES["Doctor"] = _make_doctor(_keras().callbacks.Callback)
-        return _CLASSES["Doctor"]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_doctor(__name__, lambda: _make_doctor(_keras().callbacks.Callback))

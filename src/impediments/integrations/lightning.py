@@ -21,7 +21,8 @@ part of that forward).
 """
 from __future__ import annotations
 
-from impediments.integrations._common import check_stop_on, describe, finish, first_error, is_rank_zero, summaries
+from impediments.integrations._common import (check_stop_on, describe, finish, first_error, is_rank_zero, lazy_doctor,
+                                              summaries)
 
 
 def _callback_bases() -> tuple:
@@ -124,12 +125,4 @@ def _make_doctor(callback_bases: tuple):
     return Doctor
 
 
-_CLASSES: dict = {}
-
-
-def __getattr__(name: str):
-    if name == "Doctor":
-        if "Doctor" not in _CLASSES:
-            _CLASSES["Doctor"] = _make_doctor(_callback_bases())
-        return _CLASSES["Doctor"]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_doctor(__name__, lambda: _make_doctor(_callback_bases()))
