@@ -285,6 +285,57 @@ def test_gradients_through_time_findings():
     assert f.severity == "warning" and f.evidence["horizon_steps"] == 0
 
 
+def _scale_recurrent(factor):
+    def setup(rnn):
+        for k in range(rnn.num_layers):
+            getattr(rnn, f"weight_hh_l{k}").mul_(factor)
+    return setup
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_exploding_gradients_through_time(mode):
+    """Recurrent weights x10 make the gradient grow with every step back (Pascanu et al. 2013): the
+    finding quotes the largest energy, which must be the measured one and above the depth bound."""
+    from impediments.doctor.thresholds import Thresholds
+
+    bound = Thresholds().gradient_var_ratio
+    healthy = _lm_report(lambda rnn: None, mode=mode)
+    assert not [f for f in healthy.by_code("exploding_gradients") if f.where == ["rnn"]]
+    exploding = _lm_report(_scale_recurrent(10.0), mode=mode)
+    (f,) = [f for f in exploding.by_code("exploding_gradients") if f.where == ["rnn"]]
+    energy = exploding.stats.recurrent["rnn"].energy_by_steps_back
+    k = f.evidence["at_steps_back"]
+    assert f.severity == "warning" and f.evidence["max_energy_steps_back"] == energy[k] == max(energy) > bound
+    assert f.evidence["growth_per_step"] == pytest.approx(energy[k] ** (1 / k))
+    assert not [f for f in exploding.by_code("vanishing_gradients") if f.where == ["rnn"]]
+
+
+def test_one_depth_per_stacked_layer():
+    """A layer's gates, candidate (and LSTM cell) share one depth, so the depth trend counts the layers."""
+    report = _lm_report(lambda rnn: None, mode="LSTM")
+    acts = report.stats.activations
+    depth = {name: a.depth for name, a in acts.items() if name.startswith("rnn/")}
+    l0 = {d for n, d in depth.items() if n.startswith("rnn/l0.")}
+    l1 = {d for n, d in depth.items() if n.startswith("rnn/l1.")}
+    assert len(l0) == len(l1) == 1 and l0 != l1 and len(depth) == 10
+
+
+def test_geometric_ratio_fits_against_distinct_depths():
+    """Least squares on (depth rank, log value), checked against numpy's polyfit."""
+    import numpy as np
+
+    from impediments.doctor.rules.base import geometric_ratio
+
+    rng = np.random.default_rng(0)
+    values = list(np.exp(rng.normal(size=7)))
+    depths = [3, 3, 3, 8, 8, 20, 20]
+    ranks = [0, 0, 0, 1, 1, 2, 2]
+    slope = np.polyfit(ranks, np.log(values), 1)[0]
+    assert geometric_ratio(values, depths) == pytest.approx(float(np.exp(slope * 2)))
+    slope = np.polyfit(range(7), np.log(values), 1)[0]
+    assert geometric_ratio(values) == pytest.approx(float(np.exp(slope * 6)))
+
+
 def test_recurrent_stats_survive_json_and_old_documents_load():
     from impediments.monitor.schema import MonitorStats
 

@@ -280,13 +280,18 @@ def record(mon, name: str, module: nn.RNNBase, args, out) -> None:
     bag.add("seen", torch.ones_like(energy, dtype=torch.float64), "sum")
     bag.count("samples")
     mon.meta.setdefault("rnn", {})[name] = {"kind": module.mode}
+    layer_depth: dict[str, int] = {}
     for gate, (kind, is_gate, z) in gates.items():
         z = _by_example(z, packed)
         token = mon._act_in(f"{name}/{gate}", kind, z)
         if token is None:
             continue
+        meta = mon.meta["act"][f"{name}/{gate}"]
+        # one depth per stacked layer: its gates, candidate and cell are computed side by side from the
+        # same input, not one after another, so a trend along depth must not read them as five layers
+        meta["depth"] = layer_depth.setdefault(gate.split(".")[0], meta["depth"])
         if is_gate:
-            mon.meta["act"][f"{name}/{gate}"]["gate"] = True
+            meta["gate"] = True
         mon._act_out(token, _apply(kind, z))
 
 

@@ -248,13 +248,18 @@ def linear_regime(stats, th):
 # ------------------------------------------------------------------------------------------------ depth trends
 @rule("vanishing_activations", "exploding_activations", requires=("activations",))
 def activation_variance_with_depth(stats, th):
-    """Pre-activation variance shrinking or growing geometrically along depth."""
+    """Pre-activation variance shrinking or growing geometrically along depth.
+
+    Activations at one depth (the gates, candidate and cell of one LSTM/GRU layer, computed side by
+    side) are fitted as measurements of that depth, not as successive layers (:func:`geometric_ratio`).
+    """
     chain = [(name, float(a.input.var)) for name, a in by_depth(stats.activations) if finite(a.input.var)]
-    if len(chain) < th.depth_min_layers:
+    depths = [stats.activations[name].depth for name, _ in chain]
+    if len(chain) < th.depth_min_layers or len(set(depths)) < 2:
         return []
-    ratio = geometric_ratio([max(v, 1e-45) for _, v in chain])
+    ratio = geometric_ratio([max(v, 1e-45) for _, v in chain], depths)
     evidence = {"last_over_first_variance": ratio, "threshold": th.activation_var_ratio, "layers": len(chain),
-                "first_variance": chain[0][1], "last_variance": chain[-1][1],
+                "depths": len(set(depths)), "first_variance": chain[0][1], "last_variance": chain[-1][1],
                 "variance_by_layer": {n: v for n, v in chain}}
     code = ("vanishing_activations" if ratio < 1 / th.activation_var_ratio else
             "exploding_activations" if ratio > th.activation_var_ratio else None)
@@ -263,5 +268,5 @@ def activation_variance_with_depth(stats, th):
     return [finding(code, "warning", [n for n, _ in chain], evidence,
                     seen={"layers": len(chain), "values": sum(stats.activations[n].input.count for n, _ in chain),
                           "sampled_steps": stats.sampled_steps},
-                    confidence=f"a geometric trend over {len(chain)} activations, "
+                    confidence=f"a geometric trend over {len(chain)} activations at {len(set(depths))} depths, "
                                f"{abs(math.log10(ratio)):.1f} decades first to last")]

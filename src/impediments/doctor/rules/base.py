@@ -108,15 +108,19 @@ def by_depth(items: dict) -> list[tuple[str, object]]:
     return sorted(items.items(), key=lambda kv: (kv[1].depth is None, kv[1].depth or 0, kv[0]))
 
 
-def geometric_ratio(values: list[float]) -> float:
+def geometric_ratio(values: list[float], depths: list[int] | None = None) -> float:
     """Last/first ratio along the least-squares geometric trend of ``values`` (all > 0).
 
-    Fits ``log v_l = a + b l`` and returns ``exp(b (L - 1))``, so one odd layer
-    cannot make or hide a trend.
+    Fits ``log v = a + b l`` and returns ``exp(b (L - 1))``, so one odd layer cannot make or hide a
+    trend. ``l`` is the rank of each value's depth among the distinct ``depths`` (default: one depth
+    per value), and ``L`` their number: values computed side by side at one depth (an LSTM layer's
+    gates) are several measurements of one layer, not successive layers. Needs two distinct depths.
     """
+    depths = list(range(len(values))) if depths is None else depths
+    rank = {d: i for i, d in enumerate(sorted(set(depths)))}
+    xs, logs = [rank[d] for d in depths], [math.log(v) for v in values]
     n = len(values)
-    logs = [math.log(v) for v in values]
-    xbar, ybar = (n - 1) / 2, sum(logs) / n
-    sxx = sum((i - xbar) ** 2 for i in range(n))
-    b = sum((i - xbar) * (y - ybar) for i, y in enumerate(logs)) / sxx
-    return math.exp(b * (n - 1))
+    xbar, ybar = sum(xs) / n, sum(logs) / n
+    sxx = sum((x - xbar) ** 2 for x in xs)
+    b = sum((x - xbar) * (y - ybar) for x, y in zip(xs, logs)) / sxx
+    return math.exp(b * (len(rank) - 1))

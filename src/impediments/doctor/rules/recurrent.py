@@ -1,4 +1,4 @@
-"""Gradients through time in ``nn.LSTM``/``nn.GRU``/``nn.RNN`` (:class:`~impediments.monitor.schema.RecurrentStats`).
+r"""Gradients through time in ``nn.LSTM``/``nn.GRU``/``nn.RNN`` (:class:`~impediments.monitor.schema.RecurrentStats`).
 
 The monitor measures :math:`e_k`, the gradient energy of the last output with respect to the input
 ``k`` steps before it, relative to ``k = 0`` (:mod:`impediments.monitor.recurrent`). The *horizon* is
@@ -10,6 +10,14 @@ How far back a task needs to look is not known to the doctor, so a horizon short
 is ``info`` (a next-token task may need one step); it is a ``warning`` only when not even the
 previous step is reached: the recurrence then passes no usable gradient at all and the network
 learns as a feed-forward one.
+
+The opposite failure is the one Pascanu, Mikolov & Bengio (2013) analyse: when the recurrent
+Jacobian's norm exceeds 1, :math:`e_k` *grows* geometrically with ``k``. An RNN unrolled in time is a
+deep network whose layers share weights, so the bound is the one used across depth
+(``gradient_var_ratio``, :mod:`impediments.doctor.rules.gradients`): once
+:math:`\max_k e_k > r` the weight gradient is dominated by the most distant inputs, one learning rate
+cannot suit the near and the far terms, and the total gradient norm is dominated by them (clipping
+then rescales every step). It is a ``warning`` (``exploding_gradients``).
 """
 from __future__ import annotations
 
@@ -28,6 +36,12 @@ _REMEDY = {
     "GRU": "Use orthogonal recurrent weights (nn.init.orthogonal_ on each weight_hh block) and bias the update "
            "gate toward keeping the state, or truncate backpropagation to the horizon",
 }
+_EXPLODING = ("The gradient from an output grows at every step it travels back through the recurrence (the recurrent "
+              "Jacobian's norm above 1, as with large recurrent weights), so the most distant inputs dominate the "
+              "weight gradient and its norm: updates are erratic, and gradient clipping rescales nearly every step.")
+_EXPLODING_REMEDY = ("Use the recurrent layer's default init (PyTorch: U(-1/sqrt(hidden), 1/sqrt(hidden))) or orthogonal "
+                     "recurrent weights (nn.init.orthogonal_ on each weight_hh block) so the recurrent Jacobian's norm "
+                     "stays near 1, clip the gradient norm (Pascanu et al. 2013), or lower the learning rate")
 _REMEDY_RNN = ("Use an LSTM or GRU, or an identity/orthogonal recurrent matrix with ReLU (Le et al. 2015, IRNN); "
                "or truncate backpropagation to the horizon")
 
@@ -40,13 +54,37 @@ def horizon(energy: list[float], floor: float) -> int:
     return len(energy) - 1
 
 
-@rule("vanishing_gradients", requires=())
+def _seen(stats, r, name) -> dict:
+    return {"seen": {"sampled_forwards": r.samples, "steps": stats.steps},
+            "confidence": (f"measured by one backward of a random projection of the last output of {name} on each "
+                           f"of {r.samples} sampled forwards, averaged")}
+
+
+def _exploding(stats, th, name, r, energy):
+    """``exploding_gradients`` when the energy ``k`` steps back exceeds the across-depth bound, else None."""
+    finite = [(k, e) for k, e in enumerate(energy) if isinstance(e, float) and math.isfinite(e)]
+    k_max, e_max = max(finite, key=lambda ke: ke[1])
+    if not e_max > th.gradient_var_ratio:
+        return None
+    return finding(
+        "exploding_gradients", "warning", [name],
+        {"max_energy_steps_back": e_max, "at_steps_back": k_max, "sequence_length": len(energy),
+         "growth_per_step": e_max ** (1.0 / k_max), "threshold": th.gradient_var_ratio,
+         "energy_1_step_back": energy[1]},
+        _EXPLODING, _EXPLODING_REMEDY, **_seen(stats, r, name))
+
+
+@rule("vanishing_gradients", "exploding_gradients", requires=())
 def gradients_through_time(stats, th):
-    """The gradient through time reaches fewer steps back than the sequences are long."""
+    """The gradient through time reaches fewer steps back than the sequences are long, or grows with each step."""
     out = []
     for name, r in stats.recurrent.items():
         energy = r.energy_by_steps_back
         if r.samples == 0 or len(energy) < 2 or not (isinstance(energy[0], float) and energy[0] > 0):
+            continue
+        exploding = _exploding(stats, th, name, r, energy)
+        if exploding is not None:
+            out.append(exploding)
             continue
         h = horizon(energy, th.through_time_floor)
         if h >= len(energy) - 1:
@@ -56,8 +94,5 @@ def gradients_through_time(stats, th):
             "vanishing_gradients", severity, [name],
             {"horizon_steps": h, "sequence_length": len(energy), "floor": th.through_time_floor,
              "energy_1_step_back": energy[1], f"energy_{len(energy) - 1}_steps_back": energy[-1]},
-            _EXPLANATION, _REMEDY.get(r.kind, _REMEDY_RNN),
-            seen={"sampled_forwards": r.samples, "steps": stats.steps},
-            confidence=(f"measured by one backward of a random projection of the last output of {name} on each of "
-                        f"{r.samples} sampled forwards, averaged")))
+            _EXPLANATION, _REMEDY.get(r.kind, _REMEDY_RNN), **_seen(stats, r, name)))
     return out
