@@ -36,9 +36,9 @@ def merge_states(states: list[dict]) -> dict:
 
 
 def _merge_meta(meta: dict, other: dict) -> None:
-    for cat in ("act", "layer", "bn"):
+    for cat in ("act", "layer", "bn", "rnn", "stream"):
         for name, m in other.get(cat, {}).items():
-            mine = meta[cat].setdefault(name, copy.deepcopy(m))
+            mine = meta.setdefault(cat, {}).setdefault(name, copy.deepcopy(m))
             if "units" in m:
                 mine["units"] = max(mine["units"], m["units"])
             if m.get("values_per_channel") is not None:

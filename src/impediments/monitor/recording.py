@@ -15,7 +15,7 @@ import math
 import torch
 
 from impediments.monitor import collectors as C
-from impediments.monitor import compiled, recurrent, symmetry
+from impediments.monitor import compiled, recurrent, residual, symmetry
 from impediments.monitor.moments import batch_moments
 from impediments.monitor.nonfinite import localise
 
@@ -205,6 +205,8 @@ class Recorder:
             self.nonfinite.update_forward(m.bad, self._fwd_step, name)
         elif recurrent.is_recurrent(module):         # gates inside one fused op: recomputed (see recurrent)
             recurrent.record(self, name, module, args, out)
+        elif next(module.children(), None) is not None:   # a block: on a residual stream? (see residual)
+            residual.record(self, name, module, args, out)
 
     # --------------------------------------------------------------------- the loss
     def record_loss(self, loss: torch.Tensor) -> None:

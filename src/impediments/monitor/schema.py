@@ -296,6 +296,20 @@ class RecurrentStats:
 
 
 @dataclass
+class ResidualStreamStats:
+    """The gradient at one residual block's output (:mod:`~impediments.monitor.residual`).
+
+    ``grad_mean_square``: :math:`\\overline{(\\partial L / \\partial x_{l+1})^2}` over every value of the
+    sampled steps; ``shape``: the block output's shape without the batch dimension.
+    """
+
+    depth: int
+    shape: list[int]
+    grad_mean_square: float
+    samples: int
+
+
+@dataclass
 class MonitorStats:
     """Everything the monitor measured, as plain data."""
 
@@ -321,6 +335,8 @@ class MonitorStats:
     loop: LoopStats | None = None
     #: per nn.LSTM/GRU/RNN, its gradient through time (empty without recurrent modules)
     recurrent: dict[str, RecurrentStats] = field(default_factory=dict)
+    #: per residual block (the output of ``x + F(x)``), the gradient along the stream; empty without them
+    residual_stream: dict[str, ResidualStreamStats] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """Nested plain dict (JSON-ready apart from non-finite floats)."""
@@ -368,4 +384,5 @@ class MonitorStats:
             mode=ModeStats(**d["mode"]) if d.get("mode") else None,
             loop=LoopStats.from_dict(d["loop"]) if d.get("loop") else None,
             recurrent={k: RecurrentStats(**v) for k, v in (d.get("recurrent") or {}).items()},
+            residual_stream={k: ResidualStreamStats(**v) for k, v in (d.get("residual_stream") or {}).items()},
         )

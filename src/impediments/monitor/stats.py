@@ -153,6 +153,13 @@ def _recurrent(meta, bag) -> S.RecurrentStats:
                             energy_by_steps_back=[m / base for m in mean], sequences=[int(c) for c in seen.tolist()])
 
 
+def _stream(meta, bag) -> S.ResidualStreamStats:
+    values = bag.ints.get("values", 0)
+    sumsq = float(bag.t["sumsq"].cpu()[0]) if "sumsq" in bag.t else NAN
+    return S.ResidualStreamStats(depth=meta["depth"], shape=list(meta["shape"]), samples=bag.ints.get("samples", 0),
+                                 grad_mean_square=sumsq / values if values else NAN)
+
+
 def compute(mon) -> S.MonitorStats:
     if mon._params is not None:
         mon._params.flush()
@@ -181,7 +188,9 @@ def compute(mon) -> S.MonitorStats:
         windows=[_window(mon, s, e, st) for s, e, st in windows], optimizer=meta.get("optimizer"),
         not_checked=dict(meta.get("not_checked", {})),
         recurrent={n: _recurrent(m, total[("rnn", n)]) for n, m in meta.get("rnn", {}).items() if ("rnn", n) in total},
-        mode=S.ModeStats(**meta["mode"]) if meta.get("mode") else None)
+        mode=S.ModeStats(**meta["mode"]) if meta.get("mode") else None,
+        residual_stream={n: _stream(m, total[("stream", n)]) for n, m in meta.get("stream", {}).items()
+                         if m["residual"] and ("stream", n) in total})
 
 
 def finite_or_none(x):

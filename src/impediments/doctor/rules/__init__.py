@@ -5,7 +5,7 @@ Importing this package registers every rule in :data:`RULES` (in catalogue order
 from impediments.doctor.rules import activations, batchnorm, gradients, inputs, loss, nonfinite, symmetry  # noqa: F401
 from impediments.doctor.rules import mode  # noqa: F401  (model left in eval, issue 12)
 from impediments.doctor.rules import loop  # noqa: F401  (training-loop bugs, issue 18)
-from impediments.doctor.rules import recurrent  # noqa: F401  (gradients through time, issue 12)
+from impediments.doctor.rules import recurrent, residual  # noqa: F401  (through time, along the stream: issue 12)
 from impediments.doctor.rules.base import RULES, Rule, missing, rule
 
 __all__ = ["RULES", "Rule", "missing", "rule"]

@@ -1,0 +1,92 @@
+"""The back-propagated signal along a residual stream, where it is comparable from block to block.
+
+Inside a residual net the gradients of the layers within each block are the stream's gradient times
+that block's local Jacobian (and a normalization's ``1/sigma``), so comparing them across depth mixes
+unlike signals. The stream itself, :math:`x_{l+1} = x_l + F_l(x_l)` (or its normalized form), carries
+
+.. math:: \\frac{\\partial L}{\\partial x_l} = \\frac{\\partial L}{\\partial x_{l+1}}
+          \\left(I + \\frac{\\partial F_l}{\\partial x_l}\\right),
+
+so its mean square :math:`\\overline{g_l^2}` is the signal one learning rate has to serve at every
+block (He et al. 2016, identity mappings; Zhang et al. 2019, Fixup; Xiong et al. 2020 for pre/post-LN
+transformers). Without normalization each block adds its own variance and the stream's gradient grows
+toward the input geometrically.
+
+**Which modules are stream blocks.** A module with children that sits in an ``nn.Sequential`` or
+``nn.ModuleList`` next to a sibling of its own class (the repeated blocks of a ResNet stage or a
+transformer), whose output has its input's shape, and whose autograd graph holds an addition that
+takes the block's input itself as an operand (the skip connection). The graph is walked once per
+block, on its first sampled forward; a block without such an addition (VGG's conv-BN-ReLU groups) is
+not a stream block. On sampled steps a tensor hook on each stream block's output accumulates the sum
+of squares of its gradient (one reduction, no host read).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from impediments.monitor import compiled
+
+#: most autograd nodes visited when looking for a block's skip connection
+MAX_GRAPH_NODES = 5000
+
+
+def candidates(model: nn.Module) -> set[int]:
+    """Ids of modules with children that have a same-class sibling in an ``nn.Sequential``/``nn.ModuleList``."""
+    out = set()
+    for parent in model.modules():
+        if not isinstance(parent, (nn.Sequential, nn.ModuleList)):
+            continue
+        kids = list(parent.children())
+        for i, k in enumerate(kids):
+            if next(k.children(), None) is None:
+                continue
+            if (i and type(kids[i - 1]) is type(k)) or (i + 1 < len(kids) and type(kids[i + 1]) is type(k)):
+                out.add(id(k))
+    return out
+
+
+def has_skip_connection(out: torch.Tensor, x: torch.Tensor) -> bool:
+    """Whether ``out``'s autograd graph adds ``x`` itself to something (the identity path of a block)."""
+    source = x.grad_fn
+    if source is None or out.grad_fn is None:
+        return False
+    seen, todo = set(), [out.grad_fn]
+    while todo and len(seen) < MAX_GRAPH_NODES:
+        node = todo.pop()
+        if node is None or node is source or node in seen:
+            continue
+        seen.add(node)
+        nxt = [f for f, _ in node.next_functions]
+        if type(node).__name__.startswith("AddBackward") and source in nxt:
+            return True
+        todo.extend(nxt)
+    return False
+
+
+def record(mon, name: str, module: nn.Module, args, out) -> None:
+    """On a sampled step: if ``module`` is a stream block, accumulate its output gradient's sum of squares."""
+    ids = mon.__dict__.get("_stream_candidates")
+    if ids is None:
+        model = mon._model
+        ids = mon._stream_candidates = candidates(compiled.uncompiled(model)) if model is not None else set()
+    if id(module) not in ids or not args or not isinstance(args[0], torch.Tensor):
+        return
+    x = args[0]
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape or not out.requires_grad or not out.numel():
+        return
+    blocks = mon.meta.setdefault("stream", {})
+    meta = blocks.get(name)
+    if meta is None:
+        meta = blocks[name] = {"depth": len(blocks), "shape": list(out.shape[1:]),
+                               "residual": has_skip_connection(out, x)}
+    if not meta["residual"]:
+        return
+    bag = mon.state().bag("stream", name)
+    bag.count("samples")
+
+    def hook(g: torch.Tensor) -> None:
+        bag.add("sumsq", g.detach().double().pow(2).sum().reshape(1), "sum")
+        bag.count("values", g.numel())
+
+    out.register_hook(hook)
