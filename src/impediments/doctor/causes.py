@@ -9,8 +9,9 @@ cause first".
 * ``exploding_gradients`` (updates a large fraction of the weights) -> units die (pre-activations
   pushed below zero for every input, Lu et al. 2019), saturate or blow up, the loss diverges or turns
   NaN, nothing is learned. When no such finding exists but the measured update-to-weight ratios reach
-  ``cause_update_ratio`` (100x the healthy 1e-3, Karpathy 2016) and a symptom is a warning or an error,
-  the cause is reported as an ``exploding_gradients`` warning.
+  ``cause_update_ratio`` (100x the healthy 1e-3, Karpathy 2016) in the windows up to the symptoms'
+  onset (the first window with a ``dead_warning`` share of silent units, or the first NaN/Inf), and a
+  symptom is a warning or an error, the cause is reported as an ``exploding_gradients`` warning.
 * ``model_in_eval_mode`` -> BatchNorm on running statistics, a loss that does not fall as it should.
 * dead, saturated or symmetric units, vanishing gradients -> a loss plateau (the gradient is blocked).
 """
@@ -33,11 +34,39 @@ LINKS = (
 _SERIOUS = ("warning", "error")
 
 
-def _large_updates(stats, th) -> dict[str, float]:
-    """Weights whose mean update-to-weight ratio over the sampled steps reached ``cause_update_ratio``."""
-    return {n: float(p.update_to_weight) for n, p in stats.params.items()
-            if n.endswith("weight") and p.samples > 0 and finite(p.update_to_weight)
-            and p.update_to_weight >= th.cause_update_ratio}
+def onset_step(stats, th) -> int | None:
+    """The end of the first window in which a symptom shows (a layer's units a ``dead_warning`` share
+    silent, or the first NaN/Inf), or None when none shows in a window."""
+    ends = []
+    for w in stats.windows:
+        if any(finite(f) and f >= th.dead_warning for f in w.dead_fraction.values()):
+            ends.append(w.end_step)
+            break
+    if stats.nonfinite is not None:
+        ends += [w.end_step for w in stats.windows if w.start_step <= stats.nonfinite.step < w.end_step][:1]
+    return min(ends) if ends else None
+
+
+def _large_updates(stats, th) -> tuple[dict[str, float], list[int] | None]:
+    """Weights whose mean update-to-weight ratio reached ``cause_update_ratio`` in the steps up to the
+    symptoms' onset (:func:`onset_step`: the steps *before* units died), over the whole run when no onset
+    is seen in a window; and those steps ``[first, end)`` (None: the whole run)."""
+    onset = onset_step(stats, th)
+    before = [w for w in stats.windows if onset is not None and w.end_step <= onset and w.update_to_weight]
+    if before:
+        ratios: dict[str, list[float]] = {}
+        for w in before:
+            for n, r in w.update_to_weight.items():
+                if finite(r):
+                    ratios.setdefault(n, []).append(r)
+        mean = {n: sum(v) / len(v) for n, v in ratios.items()}
+        span = [before[0].start_step, before[-1].end_step]
+    else:
+        mean = {n: p.update_to_weight for n, p in stats.params.items() if p.samples > 0}
+        span = None
+    big = {n: float(r) for n, r in mean.items()
+           if n.endswith("weight") and finite(r) and r >= th.cause_update_ratio}
+    return big, span
 
 
 def _learning_rate_cause(stats, th, findings) -> Finding | None:
@@ -46,19 +75,22 @@ def _learning_rate_cause(stats, th, findings) -> Finding | None:
     symptoms = dict(LINKS)["exploding_gradients"]
     if not any(f.code in symptoms and f.severity in _SERIOUS for f in findings):
         return None
-    big = _large_updates(stats, th)
+    big, span = _large_updates(stats, th)
     if not big:
         return None
     top = max(big.values())
+    when = (f"over steps {span[0]}-{span[1] - 1}, before the symptoms showed" if span is not None
+            else "over the sampled steps")
     return finding(
         "exploding_gradients", "warning", sorted(big),
-        {"update_to_weight": big, "max_update_to_weight": top, "threshold": th.cause_update_ratio},
+        {"update_to_weight": big, "max_update_to_weight": top, "threshold": th.cause_update_ratio,
+         "measured_over_steps": span if span is not None else "the whole run"},
         "Each step moves these weights by a large fraction of their own size (healthy is about 1e-3), so "
         "pre-activations jump across zero: units die, saturate or blow up, and the loss rises. The learning "
         "rate is the cause of the findings listed after this one.",
         "Lower the learning rate (10x or more, until update-to-weight ratios are near 1e-3), or add warm-up",
         seen={"parameters": len(stats.params), "sampled_steps": stats.sampled_steps, "steps": stats.steps},
-        confidence=f"mean update-to-weight ratio up to {top:.2g} over the sampled steps, "
+        confidence=f"mean update-to-weight ratio up to {top:.2g} {when}, "
                    f"{top / th.cause_update_ratio:.1f}x the {th.cause_update_ratio:g} bound")
 
 

@@ -171,6 +171,8 @@ class Window:
     #: per activation: values seen per unit in this window, and the units never active in it
     unit_values: dict[str, int] = field(default_factory=dict)
     silent_units: dict[str, list[int]] = field(default_factory=dict)
+    #: per parameter: its mean update-to-weight ratio over this window's sampled steps
+    update_to_weight: dict[str, float] = field(default_factory=dict)
 
 
 

@@ -141,6 +141,11 @@ def _window(mon, start, end, st) -> S.Window:
         for n, gi, ci in zip(mon.meta.get("param_names") or [], g, c):
             if ci:
                 w.grad_norm[n] = gi / ci
+    if pb is not None and "update" in pb.t:
+        u, c = pb.t["update"].cpu().tolist()
+        for n, ui, ci in zip(mon.meta.get("param_names") or [], u, c):
+            if ci:
+                w.update_to_weight[n] = ui / ci
     return w
 
 
