@@ -42,6 +42,9 @@ class Pieces:
         batches_fn: ``(X, y, batch_size, seed) -> iterator of (xb, yb)`` replacing reshuffled epochs.
         scheduler_fn: ``optimizer -> LR scheduler``, stepped once per epoch by the plain loop (a
             ``step_fn`` receives it as a 7th argument and steps it itself).
+        modes: ``model -> context manager`` factories entered (in order) around training and evaluation:
+            a remedy that changes what a line of the user's code does (a ``TorchFunctionMode`` that
+            neutralises a ``.detach()`` or guards an op) without editing that code.
     """
 
     model_fn: Callable[[], nn.Module]
@@ -59,6 +62,7 @@ class Pieces:
     step_fn: Callable | None = None
     batches_fn: Callable | None = None
     scheduler_fn: Callable | None = None
+    modes: tuple = ()
 
     @property
     def classification(self) -> bool:
