@@ -132,7 +132,8 @@ def reconnected_graph(pieces: Pieces, ctx: Context) -> Change:
                             f"calls does not reconnect it; found: {found}")
     new = replace(pieces, modes=(*pieces.modes, Reconnection(chosen)))
     code = "\n".join(f"# {c.describe()}" for c in chosen)
-    note = (f"retrained with {'that call' if len(chosen) == 1 else 'those calls'} neutralised while training "
-            f"(a .detach()/.data returns its input, a no_grad op runs with grad on); "
+    how = {"detach": "the .detach() returned its input", "data": "the .data returned the tensor itself",
+           "no_grad": "the call ran with grad mode on"}
+    note = (f"retrained with the cut neutralised while training ({'; '.join(how[c.kind] for c in chosen)}): "
             f"{', '.join(names[:4])}{' ...' if len(names) > 4 else ''} then get gradients")
     return Change(new, code, note)
