@@ -6,7 +6,7 @@ so the table may name codes that other modules add later.
 """
 from __future__ import annotations
 
-from impediments.fix.remedies import graph, loop
+from impediments.fix.remedies import graph, loop, loss_shapes
 from impediments.fix.remedies import model as m
 from impediments.fix.remedies import training as t
 from impediments.fix.remedies.base import Remedy
@@ -44,7 +44,7 @@ _ROWS = (
     ("drop_final_softmax", ("softmax_before_loss",), "structure", loop.drop_final_softmax),
     ("default_loss_on_logits", ("softmax_before_loss",), "loss", loop.default_loss_on_logits),
     ("reconnected_graph", ("parameters_without_gradient",), "graph", graph.reconnected_graph),
-    ("matched_loss_shapes", ("loss_broadcast",), "loss", loop.matched_loss_shapes),
+    ("matched_loss_shapes", ("loss_broadcast",), "loss", loss_shapes.matched_loss_shapes),
     ("lr_down_10", ("dead_units", *_TOO_LARGE, "non_finite"), "optimizer", t.scale_lr(0.1)),
     ("lr_down_3", ("diverging_loss",), "optimizer", t.scale_lr(1 / 3)),
     ("lr_down_9", ("diverging_loss",), "optimizer", t.scale_lr(1 / 9)),
