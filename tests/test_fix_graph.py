@@ -36,7 +36,7 @@ class Cut(nn.Module):
                 h = self.body(x)
         elif self.how == "item":
             h = self.body(x)
-            h = h * 0 + torch.tensor(h.mean().item())
+            h = torch.full_like(h, h.mean().item())
         elif self.how == "int":
             h = self.body(x).round().long().float()
         else:

@@ -128,6 +128,9 @@ def reconnected_graph(pieces: Pieces, ctx: Context) -> Change:
     chosen = _choose(pieces, ctx, names, cuts)
     if not chosen:
         found = "; ".join(c.describe() for c in cuts)
+        if not any(c.neutralisable for c in cuts):
+            raise NotApplicable(f"the graph is cut after {names[0]} only by calls that cannot be neutralised "
+                                f"(no retraining tried): {found}")
         raise NotApplicable(f"the graph is cut after {names[0]}, and neutralising its .detach()/.data/no_grad "
                             f"calls does not reconnect it; found: {found}")
     new = replace(pieces, modes=(*pieces.modes, Reconnection(chosen)))
