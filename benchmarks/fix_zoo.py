@@ -73,14 +73,21 @@ def row(name: str, kind: str, report) -> dict:
     chosen = report.chosen.name if report.chosen else None
     after = report.chosen.trials if report.chosen else report.baseline
     acc = lambda trials: sum(t.val_acc for t in trials) / len(trials) if trials[0].val_acc is not None else None  # noqa
+    loss = lambda trials: sum(t.val_loss for t in trials) / len(trials)  # noqa: E731
     return {"setup": name, "kind": kind, "flagged": report.flagged, "chosen": chosen,
             "remaining": report.remaining, "before": acc(report.baseline), "after": acc(after),
+            "before_loss": loss(report.baseline), "after_loss": loss(after),
             "fixed": report.exit_code == 0, "remedies_tried": len(report.rows) + (report.combination is not None),
             "seconds": report.wall_s}
 
 
 def fmt_acc(v) -> str:
     return "-" if v is None else f"{v:.1%}"
+
+
+def fmt_metric(r: dict, when: str) -> str:
+    """Validation accuracy, or for a regression target ``loss <validation loss>``."""
+    return fmt_acc(r[when]) if r[when] is not None else f"loss {r[when + '_loss']:.3g}"
 
 
 def main(argv=None) -> int:
@@ -93,13 +100,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     rows, start = [], time.perf_counter()
+    if args.only:
+        unknown = set(args.only) - {name for name, _, _ in sources(args.steps, None)}
+        if unknown:
+            parser.error(f"unknown setup(s): {', '.join(sorted(unknown))}")
     for name, kind, source in sources(args.steps, args.only):
         report = run_fix(source, jobs=args.jobs, title=name)
         rows.append(row(name, kind, report))
         r = rows[-1]
         status = "ok" if r["fixed"] else "LEFT"
         print(f"{status:4s} {name:44s} flagged={','.join(r['flagged']) or '-'} fix={r['chosen'] or '-'} "
-              f"acc {fmt_acc(r['before'])} -> {fmt_acc(r['after'])} remaining={','.join(r['remaining']) or '-'} "
+              f"acc {fmt_metric(r, 'before')} -> {fmt_metric(r, 'after')} remaining={','.join(r['remaining']) or '-'} "
               f"({r['remedies_tried']} remedies, {r['seconds']:.0f}s)", flush=True)
     broken = [r for r in rows if r["flagged"]]
     fixed = [r for r in broken if r["fixed"]]
@@ -111,7 +122,7 @@ def main(argv=None) -> int:
         print("\n| setup | finding(s) | chosen fix | val. accuracy before → after |\n|---|---|---|---|")
         for r in broken:
             print(f"| `{r['setup']}` | {', '.join(r['flagged'])} | {r['chosen'] or '**none**'} | "
-                  f"{fmt_acc(r['before'])} → {fmt_acc(r['after'])} |")
+                  f"{fmt_metric(r, 'before')} → {fmt_metric(r, 'after')} |")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0 if len(fixed) == len(broken) else 1

@@ -269,10 +269,47 @@ def test_cli_fix_example_in_worker_processes(tmp_path, capsys):
     assert doc["remaining"] == [] and out_html.read_text().startswith("<!DOCTYPE html>")
 
 
-def test_cli_fix_exit_1_when_no_remedy_clears_the_finding(capsys):
+ITEM_CUT_SPEC = """
+import torch
+from torch import nn
+
+STEPS = 30
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(64, 64), nn.ReLU())
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x):
+        h = self.body(x)
+        return self.head(torch.full_like(h, h.mean().item()))   # a Python number: no gradient
+
+
+def model():
+    torch.manual_seed(0)
+    return Net()
+
+
+def data():
+    return "digits"
+"""
+
+
+def test_cli_fix_exit_1_when_no_remedy_clears_the_finding(tmp_path, capsys):
+    spec = tmp_path / "item_cut.py"
+    spec.write_text(ITEM_CUT_SPEC)
+    code = main(["fix", str(spec), "--jobs", "1"])
+    printed = capsys.readouterr().out
+    assert code == 1 and "still flagged after it: parameters_without_gradient" in printed
+    assert "cannot be neutralised automatically" in printed and "item_cut.py:16" in printed   # said in full
+
+
+def test_cli_fix_names_the_line_that_cuts_the_graph(capsys):
     code = main(["fix", str(EXAMPLES / "loop_parameters_without_gradient.py"), "--jobs", "1"])
     printed = capsys.readouterr().out
-    assert code == 1 and "no verified fix" in printed and "no remedy is registered" in printed
+    assert code == 0 and "remove `.detach()` at " in printed and "loop_parameters_without_gradient.py:19" in printed
 
 
 @pytest.mark.parametrize("argv, message", [

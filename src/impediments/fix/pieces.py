@@ -42,6 +42,9 @@ class Pieces:
         batches_fn: ``(X, y, batch_size, seed) -> iterator of (xb, yb)`` replacing reshuffled epochs.
         scheduler_fn: ``optimizer -> LR scheduler``, stepped once per epoch by the plain loop (a
             ``step_fn`` receives it as a 7th argument and steps it itself).
+        modes: ``model -> context manager`` factories entered (in order) around training and evaluation:
+            a remedy that changes what a line of the user's code does (a ``TorchFunctionMode`` that
+            neutralises a ``.detach()`` or guards an op) without editing that code.
     """
 
     model_fn: Callable[[], nn.Module]
@@ -59,6 +62,7 @@ class Pieces:
     step_fn: Callable | None = None
     batches_fn: Callable | None = None
     scheduler_fn: Callable | None = None
+    modes: tuple = ()
 
     @property
     def classification(self) -> bool:
@@ -74,6 +78,11 @@ def default_optimizer(params) -> torch.optim.Optimizer:
 def hold_out(X: torch.Tensor, y: torch.Tensor, fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED):
     """``(X_train, y_train, X_val, y_val)``: a seeded random ``fraction`` of ``(X, y)`` held out.
 
+    Rows whose input holds a NaN/Inf always stay in the training split: a validation row that cannot be
+    scored tells nothing about the model, while in training it is what the doctor has to see (and what
+    a remedy for ``non_finite`` inputs has to remove). With every row finite the split is the plain
+    seeded one.
+
     Raises:
         ValueError: fewer than 2 examples, or ``fraction`` not in (0, 1).
     """
@@ -85,7 +94,12 @@ def hold_out(X: torch.Tensor, y: torch.Tensor, fraction: float = VAL_FRACTION, s
                          f"got X with {n} and y with {len(y)}")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     k = max(1, int(round(n * fraction)))
-    val, train = order[:k], order[k:]
+    finite = torch.isfinite(X).reshape(n, -1).all(1) if X.is_floating_point() else torch.ones(n, dtype=torch.bool)
+    candidates = order[finite[order]]
+    if len(candidates) < 1:
+        candidates = order
+    val = candidates[:k]
+    train = order[~torch.isin(order, val)]
     return X[train], y[train], X[val], y[val]
 
 

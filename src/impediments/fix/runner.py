@@ -166,6 +166,9 @@ def _run(source, pieces, seed_list, th, tolerance, budget_runs, title, workers, 
 
 
 RETUNE = ("lr_down_3", "lr_up_3", "lr_up_9", "lr_up_27", "lr_up_270", "lr_up_2700")
+#: the learning rates a remedy is retried with when it cleared its target but its run then diverged
+RETUNE_DOWN = ("lr_down_3", "lr_down_9", "lr_down_27")
+EARLY_STOP = "training stopped early"
 #: what a learning rate tuned for another scale looks like; a remedy that only adds these is retuned.
 LR_SYMPTOMS = {"loss_plateau", "diverging_loss", "parameters_not_updated", "non_finite", "exploding_gradients"}
 RETUNED_REMEDIES = 2
@@ -182,6 +185,9 @@ def _follow_ups(rows: list[Row]) -> list[tuple[str, ...]]:
       with the learning rate swept (/3 and x3 up to x2700; the best :data:`RETUNED_REMEDIES` such remedies):
       it changed the problem's scale (standardized inputs, a new init or layer), and a learning rate tuned
       for the old scale says nothing about the remedy itself. Both versions are shown.
+    - A remedy that cleared its target but whose run then stopped on a non-finite loss (no other new finding)
+      is retried with the learning rate lowered (:data:`RETUNE_DOWN`): the bug it removed hid a learning rate
+      too large for the repaired problem (a loss that broadcast to the mean target, say).
     """
     out, retuned = [], 0
     for row in sorted(rows, key=lambda r: rank_key(r.verdict)):
@@ -196,6 +202,10 @@ def _follow_ups(rows: list[Row]) -> list[tuple[str, ...]]:
               and REMEDIES[v.remedies[0]].slot != "optimizer" and retuned < RETUNED_REMEDIES):
             retuned += 1
             out += [(v.remedies[0], lr) for lr in RETUNE]
+        elif (hit and v.short.startswith(EARLY_STOP) and set(v.new) <= LR_SYMPTOMS
+              and REMEDIES[v.remedies[0]].slot != "optimizer" and retuned < RETUNED_REMEDIES):
+            retuned += 1
+            out += [(v.remedies[0], lr) for lr in RETUNE_DOWN]
     return out
 
 

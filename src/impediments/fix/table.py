@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+#: characters of a "not run" reason shown in the table (longer ones are printed in full below it)
+ERROR_WIDTH = 70
 HEADER = ("remedy", "status", "cleared", "new findings", "train loss", "metric (change)", "wall s")
 
 
@@ -33,7 +35,7 @@ def _loss(trials) -> str:
 def _row_cells(row, settings, mark: str = "") -> tuple:
     v = row.verdict
     if v.errors:
-        return (mark + row.name, f"not run: {_clip(v.errors[0], 70)}", "-", "-", "-", "-",
+        return (mark + row.name, f"not run: {_clip(v.errors[0], ERROR_WIDTH)}", "-", "-", "-", "-",
                 f"{sum(t.wall_s for t in row.trials):.1f}")
     cleared = ", ".join(v.cleared) or "none"
     return (mark + row.name, v.status + (f": {v.short}" if v.short else ""), cleared, ", ".join(v.new) or "none",
@@ -62,6 +64,8 @@ def render_text(report) -> str:
     lines.append(f"(verified fix: its finding gone on every seed, no new warning or error, {s['metric']} no worse than "
                  f"the baseline's by more than {s['tolerance']:.3g}, and at least {s['min_evidence_steps']} steps "
                  "trained; * = chosen, + = combination)")
+    lines += [f"{row.name}: {row.verdict.errors[0]}" for row in report.rows
+              if row.verdict.errors and len(row.verdict.errors[0]) > ERROR_WIDTH]    # in full: the clipped reasons
     if report.not_tried:
         lines.append(f"not tried (run budget): {', '.join(report.not_tried)}")
     if report.flagged:

@@ -7,6 +7,7 @@ pieces whose factories pickle), the remedies are named, and the result is a
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -148,8 +149,11 @@ def run_trial(source, remedy_names: tuple[str, ...], findings: tuple = (), seed:
                          for n, c in zip(sorted(remedy_names, key=_slot_rank), changes)]
         torch.manual_seed(seed)
         model = pieces.model_fn()
-        curve, report = _train(model, pieces, seed, thresholds)
-        trial.val_loss, trial.val_acc = _evaluate(model, pieces)
+        with contextlib.ExitStack() as modes:
+            for make in pieces.modes:
+                modes.enter_context(make(model))
+            curve, report = _train(model, pieces, seed, thresholds)
+            trial.val_loss, trial.val_acc = _evaluate(model, pieces)
     except NotApplicable as exc:
         trial.error = f"not applicable: {exc}"
     except Exception as exc:  # a remedy that breaks the model is a result to show, not a crash

@@ -53,6 +53,7 @@ class Verdict:
         short: why the evidence is insufficient (empty when sufficient).
         errors: why a trial did not run, per seed.
         delta: mean change of the metric over seeds (accuracy points, or minus the loss change).
+        metric: mean metric over seeds (ranks remedies whose ``delta`` is undefined: a non-finite baseline).
     """
 
     remedies: tuple[str, ...]
@@ -64,6 +65,7 @@ class Verdict:
     short: str = ""
     errors: list[str] = field(default_factory=list)
     delta: float = float("nan")
+    metric: float = float("nan")
 
     @property
     def status(self) -> str:
@@ -97,6 +99,7 @@ def judge(remedies: tuple[str, ...], targets: set[str], baseline: list[Trial], t
         deltas.append(t.metric - b.metric if math.isfinite(b.metric) and math.isfinite(t.metric) else float("nan"))
     v.cleared, v.new, v.metric_ok = sorted(cleared), sorted(new), ok
     v.delta = sum(deltas) / len(deltas)
+    v.metric = sum(t.metric for t in trials) / len(trials)
     planned = trials[0].steps
     if planned < min_steps:
         v.short = f"{planned} steps planned, the doctor needs at least {min_steps} to speak"
@@ -114,9 +117,11 @@ def _no_worse(metric: float, baseline: float, tolerance: float) -> bool:
 
 
 def rank_key(v: Verdict):
-    """Sort key, best first: verified codes, cleared codes, fewer new findings, larger metric change."""
+    """Sort key, best first: verified codes, cleared codes, fewer new findings, larger metric change, then (when
+    the change is undefined, e.g. against a baseline that ended in NaN) the larger metric."""
     delta = v.delta if math.isfinite(v.delta) else float("-inf")
-    return (-len(v.verified), -len(v.cleared), len(v.new), -delta, v.remedies)
+    metric = v.metric if math.isfinite(v.metric) else float("-inf")
+    return (-len(v.verified), -len(v.cleared), len(v.new), -delta, -metric, v.remedies)
 
 
 def best_combination(verdicts: list[Verdict], slot_of) -> list[tuple[str, ...]]:

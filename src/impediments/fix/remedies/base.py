@@ -10,8 +10,8 @@ from torch import nn
 from impediments.fix.pieces import Pieces
 
 #: the order in which a combination applies its remedies (one per slot).
-SLOT_ORDER = ("data", "batch", "structure", "activation", "init", "mode", "loss", "optimizer", "loop", "clip",
-              "warmup")
+SLOT_ORDER = ("data", "batch", "graph", "guard", "structure", "activation", "init", "mode", "loss", "optimizer",
+              "loop", "clip", "warmup")
 
 
 class NotApplicable(Exception):

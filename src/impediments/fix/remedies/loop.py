@@ -1,5 +1,5 @@
 """Remedies for training-loop bugs: the plain step, reshuffled batches, the optimizer over the model's own
-parameters, logits into the loss, matching loss shapes."""
+parameters, logits into the loss (matching loss shapes: :mod:`.loss_shapes`)."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -65,24 +65,6 @@ def drop_final_softmax(pieces: Pieces, ctx: Context) -> Change:
 
     return Change(with_model(pieces, drop),
                   f"imp.fix.replace_module(net, {name!r}, nn.Identity())   # the loss takes logits")
-
-
-class _MatchedShapes:
-    """``(output, target) -> loss_fn(output.reshape(target.shape), target)`` when the sizes agree."""
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    def __call__(self, output, target):
-        if output.shape != target.shape and output.numel() == target.numel():
-            output = output.reshape(target.shape)
-        return self.inner(output, target)
-
-
-def matched_loss_shapes(pieces: Pieces, ctx: Context) -> Change:
-    """The output reshaped to the target's shape before the loss, so no N x N broadcast happens."""
-    return Change(replace(pieces, loss_fn=_MatchedShapes(pieces.loss_fn)),
-                  "loss = F.mse_loss(output.squeeze(-1), target)   # (N, 1) -> (N,), the target's shape")
 
 
 def default_loss_on_logits(pieces: Pieces, ctx: Context) -> Change:

@@ -6,7 +6,7 @@ so the table may name codes that other modules add later.
 """
 from __future__ import annotations
 
-from impediments.fix.remedies import loop
+from impediments.fix.remedies import graph, loop, loss_shapes, op_guard
 from impediments.fix.remedies import model as m
 from impediments.fix.remedies import training as t
 from impediments.fix.remedies.base import Remedy
@@ -36,6 +36,7 @@ _ROWS = (
     ("no_decay_before_batchnorm", ("weight_decay_with_bn",), "optimizer", t.no_decay_before_batchnorm),
     ("standardize_inputs", ("uncentered_inputs", "unequal_input_scales"), "data", t.standardize_inputs),
     ("drop_nonfinite_examples", ("non_finite",), "data", t.drop_nonfinite_examples),
+    ("guarded_op", ("non_finite",), "guard", op_guard.guarded_op),
     ("plain_train_step", ("gradients_not_cleared", "gradient_clipping_dominates", "learning_rate_collapsed",
                           "model_in_eval_mode"), "loop", loop.plain_train_step),
     ("reshuffled_batches", ("unshuffled_batches", "repeated_batch"), "batch", loop.reshuffled_batches),
@@ -43,7 +44,8 @@ _ROWS = (
      loop.optimizer_over_model_parameters),
     ("drop_final_softmax", ("softmax_before_loss",), "structure", loop.drop_final_softmax),
     ("default_loss_on_logits", ("softmax_before_loss",), "loss", loop.default_loss_on_logits),
-    ("matched_loss_shapes", ("loss_broadcast",), "loss", loop.matched_loss_shapes),
+    ("reconnected_graph", ("parameters_without_gradient",), "graph", graph.reconnected_graph),
+    ("matched_loss_shapes", ("loss_broadcast",), "loss", loss_shapes.matched_loss_shapes),
     ("lr_down_10", ("dead_units", *_TOO_LARGE, "non_finite"), "optimizer", t.scale_lr(0.1)),
     ("lr_down_3", ("diverging_loss",), "optimizer", t.scale_lr(1 / 3)),
     ("lr_down_9", ("diverging_loss",), "optimizer", t.scale_lr(1 / 9)),
