@@ -65,7 +65,7 @@ def mode_of(module: nn.Module) -> bool | str:
 def should_check(module: nn.Module, x: torch.Tensor) -> bool:
     """Whether to check the layer's statistics for this input."""
     mode = mode_of(module)
-    return mode is True or (mode == "auto" and x.device.type == "cpu")
+    return mode is True or (mode == "auto" and x.is_cpu)
 
 
 def warn_if_nonfinite(module: nn.Module, stats: torch.Tensor, what: str, nonnegative: bool = True) -> None:

@@ -76,22 +76,24 @@ def check_batch_norm_input(x: Tensor, num_features: int | None, training: bool) 
 
 def batch_norm_with_stats(
     x: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None,
-    bias: Tensor | None, training: bool, momentum: float, eps: float,
+    bias: Tensor | None, training: bool, momentum: float, eps: float, check: bool = True,
 ) -> tuple[Tensor, Tensor | None]:
     """:func:`batch_norm` that also returns per-channel batch statistics (``None`` in inference mode).
 
     The statistics are the biased batch variance on the reference path and the batch mean on the
     fused path (torch's kernel, taken where :func:`impediments.norm.fused.eligible`): either is
     non-finite exactly when the input holds NaN/Inf (barring overflow), which is what the layers'
-    NaN/Inf check reads.
+    NaN/Inf check reads. ``check=False`` skips validating the arguments: the BatchNorm module has
+    validated them already, before it touched its buffers.
     """
-    check_batch_norm_input(x, weight.shape[0] if weight is not None else None, training)
-    if not training and (running_mean is None or running_var is None):
-        raise ValueError("batch_norm with training=False needs running_mean and running_var; "
-                         "pass training=True to normalize with batch statistics")
-    if momentum is None and training and running_mean is not None:
-        raise ValueError("functional batch_norm needs a float momentum; the BatchNorm module turns "
-                         "momentum=None into the cumulative factor 1/num_batches_tracked")
+    if check:
+        check_batch_norm_input(x, weight.shape[0] if weight is not None else None, training)
+        if not training and (running_mean is None or running_var is None):
+            raise ValueError("batch_norm with training=False needs running_mean and running_var; "
+                             "pass training=True to normalize with batch statistics")
+        if momentum is None and training and running_mean is not None:
+            raise ValueError("functional batch_norm needs a float momentum; the BatchNorm module turns "
+                             "momentum=None into the cumulative factor 1/num_batches_tracked")
     if fused.eligible(x, running_mean, running_var, weight, bias):
         return fused.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
     if not training:
@@ -156,7 +158,7 @@ def layer_norm_with_stats(x: Tensor, normalized_shape: tuple[int, ...], weight: 
                           bias: Tensor | None, eps: float) -> tuple[Tensor, Tensor]:
     """:func:`layer_norm` that also returns per-example statistics (see :func:`batch_norm_with_stats`)."""
     k = len(normalized_shape)
-    if k == 0 or x.dim() < k or tuple(x.shape[x.dim() - k:]) != tuple(normalized_shape):
+    if k == 0 or x.dim() < k or x.shape[-k:] != tuple(normalized_shape):
         raise ValueError(f"LayerNorm expects input whose trailing dimensions are {tuple(normalized_shape)} "
                          f"(non-empty), got input of shape {tuple(x.shape)}")
     if fused.eligible(x, weight, bias):

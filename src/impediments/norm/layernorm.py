@@ -63,7 +63,8 @@ class LayerNorm(nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        y, var = layer_norm_with_stats(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        params = self._parameters            # a dict read: nn.Module.__getattr__ costs about 1 us a lookup
+        y, var = layer_norm_with_stats(x, self.normalized_shape, params.get("weight"), params.get("bias"), self.eps)
         if finite.should_check(self, x):
             finite.warn_if_nonfinite(self, var, "per-example statistics")
         return y
