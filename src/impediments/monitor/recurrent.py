@@ -37,12 +37,12 @@ Verified against stepping ``nn.LSTMCell`` / ``nn.GRUCell`` / ``nn.RNNCell`` by h
 """
 from __future__ import annotations
 
-import weakref
-
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence
+
+from impediments.monitor import recurrent_layers as L
+from impediments.monitor.recurrent_layers import MasksNotReplayed, before  # noqa: F401  (the monitor's API)
 
 #: per mode: (gate name, kind, is a gate) for each block of ``hidden_size`` rows of ``weight_ih``
 GATES = {
@@ -53,94 +53,8 @@ GATES = {
     "RNN_RELU": (("hidden", "relu", False),),
 }
 
-#: the random state just before each recurrent module with inter-layer dropout ran (sampled steps only)
-_RNG_BEFORE: "weakref.WeakKeyDictionary[nn.Module, torch.Tensor]" = weakref.WeakKeyDictionary()
-
-
-class MasksNotReplayed(RuntimeError):
-    """Replaying the saved random state did not reproduce the module's output."""
-
-
 def is_recurrent(module: nn.Module) -> bool:
     return isinstance(module, nn.RNNBase) and module.mode in GATES
-
-
-def _uses_dropout(module: nn.RNNBase) -> bool:
-    return module.training and module.dropout > 0 and module.num_layers > 1
-
-
-def before(module: nn.RNNBase, args) -> None:
-    """Called just before a sampled forward of ``module``: save the random state its dropout will use."""
-    if _uses_dropout(module) and args and isinstance(args[0], (torch.Tensor, PackedSequence)):
-        device = (args[0].data if isinstance(args[0], PackedSequence) else args[0]).device
-        _RNG_BEFORE[module] = (torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state())
-
-
-def _layer_weights(module: nn.RNNBase, layer: int, suffix: str):
-    w_ih = getattr(module, f"weight_ih_l{layer}{suffix}")
-    w_hh = getattr(module, f"weight_hh_l{layer}{suffix}")
-    b_ih = getattr(module, f"bias_ih_l{layer}{suffix}", None) if module.bias else None
-    b_hh = getattr(module, f"bias_hh_l{layer}{suffix}", None) if module.bias else None
-    return w_ih, w_hh, b_ih, b_hh
-
-
-def _run_layer(module: nn.RNNBase, layer: int, x: torch.Tensor, h0, c0) -> torch.Tensor:
-    """The output sequence ``(T, B, D * H_out)`` of layer ``layer`` alone on ``x`` (time-major), with the
-    module's own weights (its fused op, so exactly what the module computed without dropout)."""
-    from torch.func import functional_call
-
-    dirs = 2 if module.bidirectional else 1
-    kwargs = dict(num_layers=1, bias=module.bias, batch_first=False, bidirectional=module.bidirectional)
-    if module.mode == "LSTM":
-        kwargs["proj_size"] = module.proj_size
-    if module.mode.startswith("RNN"):
-        kwargs["nonlinearity"] = "tanh" if module.mode == "RNN_TANH" else "relu"
-    size = (x.data if isinstance(x, PackedSequence) else x).shape[-1]
-    one = type(module)(size, module.hidden_size, device="meta", **kwargs)   # structure only, no memory
-    params = {}
-    for suffix in ("", "_reverse")[:dirs]:
-        for short, full in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), _layer_weights(module, layer, suffix)):
-            if full is not None:
-                params[f"{short}_l0{suffix}"] = full
-        if module.mode == "LSTM" and module.proj_size > 0:
-            params[f"weight_hr_l0{suffix}"] = getattr(module, f"weight_hr_l{layer}{suffix}")
-    hx = None
-    if h0 is not None:
-        hl = h0[layer * dirs:(layer + 1) * dirs]
-        hx = (hl, c0[layer * dirs:(layer + 1) * dirs]) if module.mode == "LSTM" else hl
-    out, _ = functional_call(one, params, (x, hx) if hx is not None else (x,))
-    return out
-
-
-def _same_run(replayed: torch.Tensor, output: torch.Tensor) -> bool:
-    """The replay reproduced the output: mean absolute difference within 1e-3 of the mean magnitude.
-
-    Other masks change a fraction ``p`` of the units outright (a relative difference of order ``p``);
-    the fused op and per-layer calls may only round differently, which chaotic (saturated) dynamics
-    amplify to ~1e-5 over a sequence, never to 1e-3.
-    """
-    return bool((replayed - output).abs().mean() <= 1e-3 * output.abs().mean())
-
-
-def _replay_layers(module: nn.RNNBase, x: torch.Tensor, h0, c0, rng_state: torch.Tensor):
-    """``(inputs, outputs)`` of every layer, time-major, with the inter-layer dropout masks redrawn from
-    ``rng_state`` in a forked random stream (the fused op draws one ``dropout`` per layer below the top,
-    in order, on the layer's output: the same draws)."""
-    devices = [x.device] if x.device.type == "cuda" else []
-    inputs, outputs = [], []
-    with torch.random.fork_rng(devices=devices):
-        if devices:
-            torch.cuda.set_rng_state(rng_state, x.device)
-        else:
-            torch.set_rng_state(rng_state)
-        inp = x
-        for layer in range(module.num_layers):
-            seq = _run_layer(module, layer, inp, h0, c0)
-            inputs.append(inp)
-            outputs.append(seq)
-            if layer < module.num_layers - 1:
-                inp = F.dropout(seq, module.dropout, training=True)
-    return inputs, outputs
 
 
 def _previous(h_seq: torch.Tensor, h0: torch.Tensor, reverse: bool) -> torch.Tensor:
@@ -207,23 +121,23 @@ def gate_preactivations(module: nn.RNNBase, x: torch.Tensor, hx=None, output: to
         if mode == "LSTM" and c0 is None:
             c0 = x.new_zeros(module.num_layers * dirs, x.shape[1], module.hidden_size)
         out, inp = {}, x.detach()
-        replay = rng_state is not None and _uses_dropout(module)
-        if _uses_dropout(module) and not replay and layers > 1:
-            raise MasksNotReplayed(f"{type(module).__name__}: inter-layer dropout without a saved random state")
+        replay = rng_state is not None and L.uses_dropout(module)
+        if L.uses_dropout(module) and not replay and layers > 1:
+            raise L.MasksNotReplayed(f"{type(module).__name__}: inter-layer dropout without a saved random state")
         if replay:
-            inputs, seqs = _replay_layers(module, inp, h0, c0, rng_state)
-            if output is not None and x.device.type == "cpu" and not _same_run(seqs[-1], output):
-                raise MasksNotReplayed(f"{type(module).__name__}: replayed dropout masks do not reproduce its output "
+            inputs, seqs = L.replay_layers(module, inp, h0, c0, rng_state)
+            if output is not None and x.device.type == "cpu" and not L.same_run(seqs[-1], output):
+                raise L.MasksNotReplayed(f"{type(module).__name__}: replayed dropout masks do not reproduce its output "
                                        f"(max difference {(seqs[-1] - output).abs().max().item():.3g})")
         for layer in range(layers):
             top = layer == module.num_layers - 1
             if replay:
                 inp, seq = inputs[layer], seqs[layer]
             else:
-                seq = output.detach() if top and output is not None else _run_layer(module, layer, inp, h0, c0)
+                seq = output.detach() if top and output is not None else L.run_layer(module, layer, inp, h0, c0)
             for d, suffix in enumerate(("", "_reverse")[:dirs]):
                 w_ih, w_hh, b_ih, b_hh = (w.detach() if w is not None else None
-                                          for w in _layer_weights(module, layer, suffix))
+                                          for w in L.layer_weights(module, layer, suffix))
                 h_prev = _previous(seq[..., d * h_out:(d + 1) * h_out], h0[layer * dirs + d], reverse=d == 1)
                 zi = inp @ w_ih.to(inp.dtype).T
                 zh = h_prev.to(inp.dtype) @ w_hh.to(inp.dtype).T
@@ -261,7 +175,7 @@ def record(mon, name: str, module: nn.RNNBase, args, out) -> None:
         not_checked[f"{name}/gates"] = f"{type(module).__name__}: a subclass of {module.mode} is not recomputed"
         return
     output = out[0] if isinstance(out, tuple) and isinstance(out[0], (torch.Tensor, PackedSequence)) else None
-    rng_state = _RNG_BEFORE.pop(module, None)
+    rng_state = L.RNG_BEFORE.pop(module, None)
     try:
         gates = gates_of(module, args[0], _initial(args), output, rng_state=rng_state)
         device = (args[0].data if packed else args[0]).device
@@ -269,7 +183,7 @@ def record(mon, name: str, module: nn.RNNBase, args, out) -> None:
             not_checked[f"{name}/dropout_replay"] = (
                 f"on {device.type} the replayed dropout masks of layers 1..{module.num_layers - 1} are not "
                 "compared with the module's output (that would read a value back every sampled step)")
-    except MasksNotReplayed:
+    except L.MasksNotReplayed:
         gates = gates_of(module, args[0], _initial(args), output, layers=1)
         not_checked[f"{name}/gates_above_l0"] = (
             f"inter-layer dropout {module.dropout:g}: its masks could not be replayed, so the inputs of layers "

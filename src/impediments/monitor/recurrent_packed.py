@@ -18,6 +18,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from impediments.monitor import recurrent as R
 from impediments.monitor import recurrent_gradient as G
+from impediments.monitor import recurrent_layers as L
 
 
 def layout(batch_sizes: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -54,7 +55,7 @@ def _sorted_state(packed: PackedSequence, state: torch.Tensor) -> torch.Tensor:
 
 def _layers(module: nn.RNNBase, packed: PackedSequence, hx, rng_state) -> tuple[list, list]:
     """``(inputs, outputs)`` packed data of every layer, the dropout masks replayed from ``rng_state``."""
-    replay = rng_state is not None and R._uses_dropout(module)
+    replay = rng_state is not None and L.uses_dropout(module)
     devices = [packed.data.device] if packed.data.device.type == "cuda" else []
     h0, c0 = (hx if isinstance(hx, tuple) else (hx, None))
     inputs, outputs = [], []
@@ -63,7 +64,7 @@ def _layers(module: nn.RNNBase, packed: PackedSequence, hx, rng_state) -> tuple[
             (torch.cuda.set_rng_state(rng_state, packed.data.device) if devices else torch.set_rng_state(rng_state))
         inp = packed
         for layer in range(module.num_layers):
-            seq = R._run_layer(module, layer, inp, h0, c0)
+            seq = L.run_layer(module, layer, inp, h0, c0)
             inputs.append(inp.data)
             outputs.append(seq.data)
             if replay and layer < module.num_layers - 1:
@@ -84,8 +85,8 @@ def gate_preactivations(module: nn.RNNBase, packed: PackedSequence, hx=None, out
     """
     mode, dirs, H = module.mode, (2 if module.bidirectional else 1), module.hidden_size
     layers = module.num_layers if layers is None else layers
-    if R._uses_dropout(module) and rng_state is None and layers > 1:
-        raise R.MasksNotReplayed(f"{type(module).__name__}: inter-layer dropout without a saved random state")
+    if L.uses_dropout(module) and rng_state is None and layers > 1:
+        raise L.MasksNotReplayed(f"{type(module).__name__}: inter-layer dropout without a saved random state")
     h_out = module.proj_size if mode == "LSTM" and module.proj_size > 0 else H
     batch = int(packed.batch_sizes[0])
     h0, c0 = (hx if isinstance(hx, tuple) else (hx, None))
@@ -99,15 +100,15 @@ def gate_preactivations(module: nn.RNNBase, packed: PackedSequence, hx=None, out
     out = {}
     with torch.no_grad():
         inputs, outputs = _layers(module, packed, (h0, c0) if mode == "LSTM" else h0, rng_state)
-        if output is not None and data.device.type == "cpu" and not R._same_run(outputs[-1], output.data):
-            raise R.MasksNotReplayed(f"{type(module).__name__}: replayed dropout masks do not reproduce its output")
+        if output is not None and data.device.type == "cpu" and not L.same_run(outputs[-1], output.data):
+            raise L.MasksNotReplayed(f"{type(module).__name__}: replayed dropout masks do not reproduce its output")
         h0s = _sorted_state(packed, h0)
         c0s = _sorted_state(packed, c0) if c0 is not None else None
         for layer in range(layers):
             inp, seq = inputs[layer].detach(), outputs[layer].detach()
             for d, suffix in enumerate(("", "_reverse")[:dirs]):
                 w_ih, w_hh, b_ih, b_hh = (w.detach() if w is not None else None
-                                          for w in R._layer_weights(module, layer, suffix))
+                                          for w in L.layer_weights(module, layer, suffix))
                 prev = lay["prev_rev"] if d else lay["prev_fwd"]
                 seq_d = seq[:, d * h_out:(d + 1) * h_out]
                 h_prev = torch.where((prev >= 0).unsqueeze(1), seq_d[prev.clamp_min(0)],
