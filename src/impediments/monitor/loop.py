@@ -14,7 +14,7 @@ returns. On sampled steps (the monitor's schedule) the probe also
   non-zero norm, still holds that step's gradient (nobody cleared it); after it, the parameters whose
   ``.grad`` was written received a gradient.
 
-Each parameter is fingerprinted on entry and on exit (:func:`fingerprints`): one whose fingerprint
+Each parameter is fingerprinted on entry and on exit (:func:`~impediments.monitor.fingerprint.fingerprints`): one whose fingerprint
 is bitwise unchanged was never updated. On CPU values are read on the host; elsewhere they accumulate
 in device tensors read by :meth:`LoopProbe.to_stats` only (no sync in a hook). Read by the
 ``doctor/rules/loop.py`` rules (Jiang et al. 2025, TrainCheck, OSDI: silent training errors).
@@ -26,52 +26,18 @@ import weakref
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from impediments.monitor import schema as S
-from impediments.monitor.loss_calls import LOSSES, LossCalls
+from impediments.monitor.fingerprint import FINGERPRINT_VALUES, fingerprints
+from impediments.monitor.loss_calls import LossCalls, LossMode
 from impediments.monitor.moments import to_device
 
 #: learning-rate decades tracked: first step at lr <= max lr / 10^k, k = 1..LR_DECADES
 LR_DECADES = 6
 #: clipping ratios counted: calls with total_norm / max_norm >= 10^k, k = 0..CLIP_DECADES-1
 CLIP_DECADES = 5
-#: input values fingerprinted per sampled forward (a strided sample)
-FINGERPRINT_VALUES = 4096
 #: sampled steps remembered as evidence of uncleared gradients
 STALE_STEPS_KEPT = 16
-
-
-def fingerprints(params: list) -> torch.Tensor | None:
-    """Per parameter ``[norm, sum, ramp-weighted sum of a strided sample]``: an ``(N, 3)`` tensor, not read here.
-
-    The norm alone misses updates orthogonal to the weight (a layer followed by BatchNorm is scale
-    invariant: its gradient is orthogonal to it and its norm changes only at second order, below float32
-    resolution), and the sum misses them too for a vector of ones (BatchNorm's initial weight); the
-    ramp-weighted sample does not. Read on entry and exit only, never per step.
-    """
-    out = []
-    for p in params:
-        flat = p.detach().reshape(-1)
-        s = flat[:: max(1, -(-flat.numel() // FINGERPRINT_VALUES))].double()
-        ramp = torch.arange(1, len(s) + 1, dtype=torch.float64, device=s.device)
-        out.append(torch.stack([flat.double().norm(), flat.double().sum(), (s * ramp).sum()]))
-    return torch.stack([t.to(out[0].device) for t in out]) if out else None
-
-
-class _LossMode(TorchFunctionMode):
-    def __init__(self, probe: "LoopProbe") -> None:
-        super().__init__()
-        self.probe = probe
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func is torch.Tensor.backward:
-            return self.probe.backward(func, args, kwargs)
-        if len(args) >= 2 and isinstance(args[0], torch.Tensor) and isinstance(args[1], torch.Tensor):
-            if func in LOSSES:
-                self.probe.loss_calls.observe(func, args[0], args[1])
-        return func(*args, **kwargs)
 
 
 class LoopProbe:
@@ -106,7 +72,7 @@ class LoopProbe:
         self._dev: dict[str, torch.Tensor] = {}  # device accumulators, read by to_stats only
         self._snap: dict[int, tuple] = {}
         self._prev_fp = None
-        self._mode: _LossMode | None = None
+        self._mode: LossMode | None = None
         self._module_hook = None
         self._clip_orig = self._clip_installed = None
         self._start = fingerprints(self.params)
@@ -144,7 +110,7 @@ class LoopProbe:
 
     def arm(self) -> None:
         if self._mode is None:
-            self._mode = _LossMode(self)
+            self._mode = LossMode(self)
             self._mode.__enter__()
 
     def disarm(self) -> None:

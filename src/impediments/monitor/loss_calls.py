@@ -14,6 +14,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 #: loss functions whose input provenance and targets are read, by kind
 CLASSIFICATION = {F.cross_entropy: "cross_entropy", F.nll_loss: "nll_loss",
@@ -116,3 +117,21 @@ class LossCalls:
         return {"losses": losses, "target_batches": nb, "targets_per_batch": self.values / nb if nb else None,
                 "distinct_classes_per_batch": dev["distinct_classes"] / nb if nb else None,
                 "class_counts": [int(c) for c in dev.get("class_counts", [])]}
+
+
+class LossMode(TorchFunctionMode):
+    """Armed by the loop probe from the end of a sampled forward to the optimizer step: passes each
+    loss-function call's arguments to ``probe.loss_calls`` and ``Tensor.backward`` to ``probe.backward``."""
+
+    def __init__(self, probe: "impediments.monitor.loop.LoopProbe") -> None:
+        super().__init__()
+        self.probe = probe
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.Tensor.backward:
+            return self.probe.backward(func, args, kwargs)
+        if len(args) >= 2 and isinstance(args[0], torch.Tensor) and isinstance(args[1], torch.Tensor):
+            if func in LOSSES:
+                self.probe.loss_calls.observe(func, args[0], args[1])
+        return func(*args, **kwargs)
