@@ -38,7 +38,8 @@ _REMEDY = {
 }
 _EXPLODING = ("The gradient from an output grows at every step it travels back through the recurrence (the recurrent "
               "Jacobian's norm above 1, as with large recurrent weights), so the most distant inputs dominate the "
-              "weight gradient and its norm: updates are erratic, and gradient clipping rescales nearly every step.")
+              "weight gradient and its norm: updates are erratic (gradient clipping, if used, rescales nearly every "
+              "step).")
 _EXPLODING_REMEDY = ("Use the recurrent layer's default init (PyTorch: U(-1/sqrt(hidden), 1/sqrt(hidden))) or orthogonal "
                      "recurrent weights (nn.init.orthogonal_ on each weight_hh block) so the recurrent Jacobian's norm "
                      "stays near 1, clip the gradient norm (Pascanu et al. 2013), or lower the learning rate")
