@@ -11,7 +11,8 @@ subset. Layout::
     multibranch.py  DenseNet-BC, Inception, PNASNet-like separable cells
     transformers.py GPT-2, BERT (+ pooler, classifier), Llama, ViT
     recurrent.py    2-layer LSTM / GRU / RNN language models
-    heldout.py      held-out architectures (ResNeXt, ConvNeXt, MLP-Mixer; plus the RNN LM)
+    heldout.py      held-out architectures (ResNeXt, ConvNeXt, MLP-Mixer, Wide ResNet, torch's
+                    TransformerEncoder, TCN; plus the RNN LM)
     registry.py     Architecture, Recipe, ARCHITECTURES
     faults.py       Case, FAULTS, INJECTIONS (fault -> architectures -> expected codes)
     runner.py       run_case: checkup + training under watch() + diagnose

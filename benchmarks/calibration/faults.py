@@ -274,6 +274,25 @@ INJECTIONS: list[Injection] = [
     *_inj("log_of_outputs", "non_finite", "rnn_lm"),
     *_inj("no_zero_grad", "gradients_not_cleared", "convnext"),
     *_inj("softmax_before_loss", "softmax_before_loss", "resnext"),
+    # the second held-out set (Wide ResNet, torch's TransformerEncoder, TCN), expected codes copied from
+    # the same faults above, never from a doctor run. The TCN's layers are Conv1d, which negative_bias and
+    # identical_init do not touch (WEIGHTED), and its targets are sequences, which unshuffled cannot sort.
+    *_inj("negative_bias", "dead_units", "wide_resnet"),
+    *_inj("batch_2", "bn_small_batch", "wide_resnet"),
+    *_inj("dropout_before_bn", "dropout_before_bn", "wide_resnet"),
+    *_inj("frozen_bn", "bn_inference_mode_in_training", "wide_resnet"),
+    *_inj("raw_pixels", "uncentered_inputs", "wide_resnet"),
+    *_inj("unshuffled", "unshuffled_batches", "wide_resnet"),
+    # identical_init reaches torch's attention out_proj and feed-forward Linears, not the in-projection
+    # (a bare Parameter of nn.MultiheadAttention)
+    *_inj("identical_init", "symmetric_units", "torch_transformer"),
+    *_inj("lr_too_high", ("diverging_loss", "exploding_gradients"), "torch_transformer tcn"),
+    *_inj("left_in_eval", "model_in_eval_mode", "torch_transformer tcn"),
+    *_inj("log_of_outputs", "non_finite", "torch_transformer tcn"),
+    *_inj("optimizer_misses_params", "parameters_not_updated", "torch_transformer tcn"),
+    *_inj("repeated_batch", "repeated_batch", "torch_transformer"),
+    *_inj("no_zero_grad", "gradients_not_cleared", "tcn"),
+    *_inj("softmax_before_loss", "softmax_before_loss", "tcn"),
 ]
 
 

@@ -106,6 +106,8 @@ GPT = Recipe("adamw", lr=1e-3, batch_size=16, betas=(0.9, 0.95), weight_decay=0.
 BERT = Recipe("adamw", lr=1e-3, batch_size=16, weight_decay=0.01, warmup=5, clip=1.0)
 VIT = Recipe("adamw", lr=1e-3, batch_size=32, weight_decay=0.05, warmup=5, clip=1.0)
 RNN = Recipe("adam", lr=5e-3, batch_size=16, clip=1.0)
+# Bai et al. 2018's reference code, sequential MNIST / adding problem: Adam lr 2e-3, no clipping.
+TCN = Recipe("adam", lr=2e-3, batch_size=16)
 
 _ROWS = [
     ("lenet5", "cnn", residual.lenet5, "digits", LENET),
@@ -133,6 +135,10 @@ _ROWS = [
     ("convnext", "cnn", heldout.convnext, "images", Recipe("adamw", lr=1e-3, weight_decay=0.05, warmup=5)),
     ("mlp_mixer", "transformer", heldout.MLPMixer, "images", VIT),
     ("rnn_lm", "recurrent", lambda: recurrent.RNNLanguageModel("rnn"), "language", RNN),
+    # the second held-out set (added without running the doctor on it)
+    ("wide_resnet", "cnn", heldout.wide_resnet, "images", CNN),
+    ("torch_transformer", "transformer", heldout.TorchTransformerLM, "language", GPT),
+    ("tcn", "cnn", heldout.TCN, "language", TCN),
 ]
-HELD_OUT = ("resnext", "convnext", "mlp_mixer", "rnn_lm")
+HELD_OUT = ("resnext", "convnext", "mlp_mixer", "rnn_lm", "wide_resnet", "torch_transformer", "tcn")
 ARCHITECTURES: dict[str, Architecture] = {row[0]: Architecture(*row, held_out=row[0] in HELD_OUT) for row in _ROWS}
