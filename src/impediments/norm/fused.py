@@ -63,19 +63,25 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
                bias: Tensor | None, training: bool, momentum: float, eps: float) -> tuple[Tensor, Tensor | None]:
     """Fused :func:`impediments.norm.functional.batch_norm_with_stats` (inputs already validated)."""
     y, mean, _ = torch.native_batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps)
-    return y, (mean.detach() if training else None)
+    return y, (_no_grad(mean) if training else None)
 
 
 def layer_norm(x: Tensor, normalized_shape: tuple[int, ...], weight: Tensor | None, bias: Tensor | None,
                eps: float) -> tuple[Tensor, Tensor]:
     """Fused :func:`impediments.norm.functional.layer_norm_with_stats` (inputs already validated)."""
     y, mean, _ = torch.native_layer_norm(x, normalized_shape, weight, bias, eps)
-    return y, mean.detach()
+    return y, _no_grad(mean)
 
 
 def group_norm(x: Tensor, num_groups: int, weight: Tensor | None, bias: Tensor | None,
                eps: float) -> tuple[Tensor, Tensor]:
     """Fused :func:`impediments.norm.functional.group_norm_with_stats` (inputs already validated)."""
     n, c = x.shape[0], x.shape[1]
-    y, mean, _ = torch.native_group_norm(x, weight, bias, n, c, x[0, 0].numel(), num_groups, eps)
-    return y, mean.detach()
+    y, mean, _ = torch.native_group_norm(x, weight, bias, n, c, x.numel() // (n * c), num_groups, eps)
+    return y, _no_grad(mean)
+
+
+def _no_grad(stat: Tensor) -> Tensor:
+    """The statistic outside autograd: torch marks the batch and layer norm means non-differentiable
+    already (no copy needed), the group norm mean differentiable (detached here)."""
+    return stat.detach() if stat.requires_grad else stat

@@ -6,7 +6,7 @@ import numbers
 import torch
 from torch import Tensor, nn
 
-from impediments.norm import finite
+from impediments.norm import finite, fused
 from impediments.norm.functional import layer_norm_with_stats
 
 
@@ -64,9 +64,17 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         params = self._parameters            # a dict read: nn.Module.__getattr__ costs about 1 us a lookup
-        y, var = layer_norm_with_stats(x, self.normalized_shape, params.get("weight"), params.get("bias"), self.eps)
+        weight, bias = params.get("weight"), params.get("bias")
+        y = None
+        if fused.eligible(x, weight, bias):  # the common case straight to the fused kernel (benchmarks/norm.py)
+            try:
+                y, stats = fused.layer_norm(x, self.normalized_shape, weight, bias, self.eps)
+            except RuntimeError:             # a shape mismatch: the functional below raises the ValueError naming it
+                y = None
+        if y is None:
+            y, stats = layer_norm_with_stats(x, self.normalized_shape, weight, bias, self.eps)
         if finite.should_check(self, x):
-            finite.warn_if_nonfinite(self, var, "per-example statistics")
+            finite.warn_if_nonfinite(self, stats, "per-example statistics")
         return y
 
     def extra_repr(self) -> str:
