@@ -20,6 +20,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
 from impediments.activations.catalog import kinds_of
+from impediments.activations.unit_regions import cut_counts
 from impediments.monitor.bag import Bag
 from impediments.monitor.histogram import histogram_many, histogram_subsample
 from impediments.monitor.moments import batch_moments
@@ -117,38 +118,40 @@ def region_kind(kind: str) -> str | None:
 
 
 def record_activation_input(bag: Bag, x: torch.Tensor, kind: str, dim: int, moments=None,
-                            scratch: Scratch | None = None) -> int:
+                            scratch: Scratch | None = None, regions: bool = True) -> int:
     """Fold the pre-activation ``x`` into ``bag`` (``moments``: its moments if already computed,
     e.g. as the output of the Linear that fed it); returns the number of units (host int).
 
     Per unit (feature, or conv channel), the raw counts at the region cuts of ``kind`` are added
     (:func:`~impediments.activations.unit_regions.cut_counts`); they become per-unit region counts
     when read. On CPU a batch holding NaN/Inf is left out of the counts (it is in ``nonfinite``).
+    ``regions=False``: moments only (the dense steps of ``watch(every=1)``: the counts are a window
+    statistic, see :mod:`~impediments.monitor.schedule`).
     """
     x = x.detach()
-    out = _scratch_for(x, scratch)
+    out = _scratch_for(x, scratch) if moments is None or regions else None
     m = batch_moments(x, out=out) if moments is None else moments
     bag.add("input", m, "moments")
     units = x.shape[dim] if x.dim() else 1
-    rkind = region_kind(kind)
+    rkind = region_kind(kind) if regions else None
     if x.dim() and rkind is not None and m.finite is not False:
-        from impediments.activations.unit_regions import cut_counts
-
         bag.add("cuts", cut_counts(x, rkind, dim, out=out), "sum")
         bag.count("unit_total", x.numel() // max(units, 1))
     bag.count("samples")
     return units
 
 
-def record_activation_output(bag: Bag, out: torch.Tensor, hist_queue: list, scratch: Scratch | None = None):
+def record_activation_output(bag: Bag, out: torch.Tensor, hist_queue: list | None, scratch: Scratch | None = None):
     """Fold the output into ``bag``; returns its :class:`Batch` moments (``bad`` = non-finite count).
 
     The histogram subsample (copied now, before any later in-place op) is queued as ``(bag, values)``
-    for :func:`flush_histograms`, which counts a whole forward pass in one go.
+    for :func:`flush_histograms`, which counts a whole forward pass in one go; ``hist_queue=None``:
+    no histogram (the dense steps of ``watch(every=1)``, see :mod:`~impediments.monitor.schedule`).
     """
     m = _moments(out, scratch)
     bag.add("output", m, "moments")
-    hist_queue.append((bag, histogram_subsample(out).to(torch.float64, copy=True)))
+    if hist_queue is not None:
+        hist_queue.append((bag, histogram_subsample(out).to(torch.float64, copy=True)))
     return m
 
 
@@ -166,18 +169,19 @@ def _scratch_for(x: torch.Tensor, scratch: Scratch | None):
     return scratch.like(x) if scratch is not None and x.is_floating_point() else None
 
 
-def _moments(x: torch.Tensor, scratch: Scratch | None):
+def _moments(x: torch.Tensor, scratch: Scratch | None, extremes: bool = True):
     x = x.detach()
-    return batch_moments(x, out=_scratch_for(x, scratch))
+    return batch_moments(x, out=_scratch_for(x, scratch), extremes=extremes)
 
 
 def record_layer_output(bag: Bag, out: torch.Tensor, scratch: Scratch | None = None):
-    """Moments of a Linear/Conv output and, in the backward pass, of its gradient."""
+    """Moments of a Linear/Conv output and, in the backward pass, of its gradient (without min/max:
+    only its variance is read, ``LayerOutputStats.grad_var``)."""
     m = _moments(out, scratch)
     bag.add("output", m, "moments")
     bag.count("samples")
     if out.requires_grad:
-        out.register_hook(lambda g: bag.add("grad", _moments(g, scratch), "moments"))
+        out.register_hook(lambda g: bag.add("grad", _moments(g, scratch, extremes=False), "moments"))
     return m
 
 

@@ -60,6 +60,7 @@ class Recorder:
         if self._uses_rng and not self.nonfinite.forward_found:
             self._rng = torch.get_rng_state()    # only to replay dropout masks when localising a NaN
         self._sampled_now = bool(self.schedule(step))
+        self._full_now = self._sampled_now and bool(self.full_schedule(step))
         if self._sampled_now:
             self._begin_sampled(model, args, kwargs, step)
             if self._eager is not None:      # torch.compile'd: this forward runs eagerly (see compiled)
@@ -69,7 +70,7 @@ class Recorder:
     def _begin_sampled(self, model, args, kwargs, step: int) -> None:
         self.sampled_steps += 1
         self._hist_queue.clear()
-        x = _first_tensor(args, kwargs)
+        x = _first_tensor(args, kwargs) if self._full_now else None   # a window statistic (see schedule)
         if x is not None and x.dim() >= 1 and x.is_floating_point() and x.numel():
             rows = x.reshape(len(x), -1) if x.dim() > 1 else x.reshape(-1, 1)
             self.state().bag("input", "").add("x", batch_moments(rows, dim=0), "moments")
@@ -77,7 +78,7 @@ class Recorder:
         if symmetry.due(self.sampled_steps - 1):   # the 1st, 2nd, 3rd, 5th, 9th, 17th ... sampled step
             symmetry.snapshot(compiled.uncompiled(model), self._included, step, self._sym)
         if not self._compiled or self._eager is not None:   # a compiled graph without eager fallback hides it
-            self._icpt.arm(model, args)
+            self._icpt.arm(model, args, full=self._full_now)
 
     def _root_post(self, model, args, out):
         self._root_depth = max(0, self._root_depth - 1)
@@ -154,7 +155,7 @@ class Recorder:
                                              "regions": kind in C.catalog_kinds(), "values_per_example": 0}
         bag = self.state().bag("act", name)
         known = self._last_moments if self._last_out is x else None   # fed directly by a Linear/Conv
-        units = C.record_activation_input(bag, x, kind, dim, known, self._scratch)
+        units = C.record_activation_input(bag, x, kind, dim, known, self._scratch, regions=self._full_now)
         meta["units"] = max(meta["units"], units)
         if units and x.dim() >= 2 and x.numel():
             meta["values_per_example"] = max(meta.get("values_per_example", 0), x.numel() // (len(x) * units))
@@ -168,7 +169,7 @@ class Recorder:
 
     def _act_out(self, token, out):
         name, bag = token
-        m = C.record_activation_output(bag, out, self._hist_queue, self._scratch)
+        m = C.record_activation_output(bag, out, self._hist_queue if self._full_now else None, self._scratch)
         self.nonfinite.update_forward(m.bad, self._fwd_step, name)
 
     def _mod_pre(self, name, module, args):

@@ -5,7 +5,19 @@ A schedule is a callable ``step -> bool`` (Cockpit's ``schedules``). The default
 initialisation problems show), then every 50th step, and every 200th from step 10,000. A sampled
 step costs about 0.5-2x a plain step on CPU (``benchmarks/overhead.py``), so the default adds
 1-4 % from step 10 and under 1 % from step 10,000, on top of the per-step checks.
-``every=k`` samples every ``k``-th step; ``every=1`` records everything at every step.
+``every=k`` samples every ``k``-th step; ``every=1`` records the dense statistics at every step.
+
+Dense and window statistics. A sampled step records the *dense* statistics: moments of the
+activations (inputs and outputs), of the Linear/Conv outputs and their gradients, BatchNorm batch
+vs running statistics, the input's moments, per-unit region counts and the parameters' gradient and
+update norms. The *window* statistics are recorded only on the sampled steps that the default
+schedule samples too (:func:`full_schedule`): activation histograms, gate detection (elementwise
+products of activation outputs, through the ``TorchFunctionMode``) and the loop probe's sampled checks
+(loss-call inputs and targets, stale gradients, forward order, input fingerprints). The doctor never
+reads the histograms; gates are a sticky flag; the loop checks look for a bug that, when present, is
+present at every step. So ``every=1`` costs at most 1.5x a plain step on the loops of
+``benchmarks/overhead.py``, and for ``every=None`` (or any schedule no denser than the default) the
+two sets coincide.
 """
 from __future__ import annotations
 
@@ -36,3 +48,11 @@ def make_schedule(every) -> Callable[[int], bool]:
     if isinstance(every, int) and not isinstance(every, bool) and every >= 1:
         return lambda step: step % every == 0
     raise ValueError(f"every must be None (default schedule), an int >= 1 or a callable step -> bool; got {every!r}")
+
+
+def full_schedule(schedule: Callable[[int], bool]) -> Callable[[int], bool]:
+    """The steps on which the window statistics are recorded too: sampled by ``schedule`` and by
+    :func:`default_schedule` (``schedule`` itself when it is the default)."""
+    if schedule is default_schedule:
+        return schedule
+    return lambda step: schedule(step) and default_schedule(step)

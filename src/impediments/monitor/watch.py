@@ -26,7 +26,7 @@ from impediments.monitor.nonfinite import FirstNonFinite
 from impediments.monitor.loop import LoopProbe
 from impediments.monitor.params import ParamWatcher
 from impediments.monitor.recording import Recorder
-from impediments.monitor.schedule import make_schedule
+from impediments.monitor.schedule import full_schedule, make_schedule
 from impediments.monitor.windows import DEFAULT_CAPACITY, Windows
 
 class Monitor(Recorder):
@@ -41,6 +41,7 @@ class Monitor(Recorder):
         if not isinstance(model, nn.Module):
             raise TypeError(f"watch needs an nn.Module, got {type(model).__name__}")
         self.schedule = make_schedule(every)
+        self.full_schedule = full_schedule(self.schedule)   # window statistics (see schedule)
         self.windows = Windows(windows)
         self.meta: dict = {"act": {}, "layer": {}, "bn": {}, "optimizer": None, "names": {}}
         self.steps = self.sampled_steps = self.training_forwards = 0
@@ -60,7 +61,7 @@ class Monitor(Recorder):
         self._hist_queue: list = []
         self._scratch = C.Scratch()       # full-size temporaries, reused by every sampled step
         self._loss_bag = None             # (step, the loss bag of its window)
-        self._sampled_now, self._uses_rng = False, False
+        self._sampled_now, self._full_now, self._uses_rng = False, False, False
         self._live, self._live_feed = live, None   # live dashboard (impediments.playground.live)
         self._compiled, self._eager = False, None   # torch.compile'd model: sampled forwards run eagerly
 
@@ -86,7 +87,8 @@ class Monitor(Recorder):
         self._params = ParamWatcher(self, model, self._optimizer, self._named_parameters)
         self._handles += self._params.attach()
         self.meta["optimizer"] = self._params.optimizer_info()
-        self._loop = LoopProbe(self, model, self._params.optimizer, self._named_parameters, self._named_modules)
+        self._loop = LoopProbe(_WindowView(self), model, self._params.optimizer, self._named_parameters,
+                               self._named_modules)
         self._loop.attach(root)
         if self._params.not_hooked:
             self.meta.setdefault("not_checked", {})["optimizer"] = self._params.not_hooked
@@ -252,6 +254,28 @@ class Monitor(Recorder):
         if self._live_feed is None:
             self._live_feed = attach_live(self, self._model, server)
         return self._live_feed
+
+
+class _WindowView:
+    """The monitor as the :class:`~impediments.monitor.loop.LoopProbe` sees it: its sampled checks
+    are window statistics, so ``schedule`` and ``_sampled_now`` are the full schedule's (see
+    :mod:`~impediments.monitor.schedule`); everything else is the monitor's."""
+
+    __slots__ = ("_mon",)
+
+    def __init__(self, mon: Monitor) -> None:
+        self._mon = mon
+
+    def __getattr__(self, name):
+        return getattr(self._mon, name)
+
+    @property
+    def schedule(self):
+        return self._mon.full_schedule
+
+    @property
+    def _sampled_now(self) -> bool:
+        return self._mon._full_now
 
 
 def watch(model: nn.Module, optimizer=None, every=None, include=None, windows: int = DEFAULT_CAPACITY,
