@@ -36,7 +36,12 @@ class Bag:
         into field ``name`` (no host sync)."""
         if rule in _QUEUED:
             self.rule[name] = rule
-            self._queue(name, [value if isinstance(value, Batch) else value.detach()])
+            q = self._p.get(name)
+            if q is None:
+                q = self._p[name] = []
+            q.append(value if isinstance(value, Batch) else value.detach())
+            if len(q) >= self.PENDING:
+                self._fold(name)
             return
         if isinstance(value, Batch):
             value = value.state()

@@ -118,22 +118,22 @@ def region_kind(kind: str) -> str | None:
 
 
 def record_activation_input(bag: Bag, x: torch.Tensor, kind: str, dim: int, moments=None,
-                            scratch: Scratch | None = None, regions: bool = True) -> int:
+                            scratch: Scratch | None = None, full: bool = True) -> int:
     """Fold the pre-activation ``x`` into ``bag`` (``moments``: its moments if already computed,
     e.g. as the output of the Linear that fed it); returns the number of units (host int).
 
     Per unit (feature, or conv channel), the raw counts at the region cuts of ``kind`` are added
     (:func:`~impediments.activations.unit_regions.cut_counts`); they become per-unit region counts
     when read. On CPU a batch holding NaN/Inf is left out of the counts (it is in ``nonfinite``).
-    ``regions=False``: moments only (the dense steps of ``watch(every=1)``: the counts are a window
-    statistic, see :mod:`~impediments.monitor.schedule`).
+    ``full=False``: no counts and no min/max (the dense steps of ``watch(every=1)``: they are window
+    statistics, see :mod:`~impediments.monitor.schedule`).
     """
     x = x.detach()
-    out = _scratch_for(x, scratch) if moments is None or regions else None
-    m = batch_moments(x, out=out) if moments is None else moments
+    out = _scratch_for(x, scratch) if full else scratch
+    m = batch_moments(x, out=out, extremes=full) if moments is None else moments
     bag.add("input", m, "moments")
     units = x.shape[dim] if x.dim() else 1
-    rkind = region_kind(kind) if regions else None
+    rkind = region_kind(kind) if full else None
     if x.dim() and rkind is not None and m.finite is not False:
         bag.add("cuts", cut_counts(x, rkind, dim, out=out), "sum")
         bag.count("unit_total", x.numel() // max(units, 1))
@@ -141,16 +141,17 @@ def record_activation_input(bag: Bag, x: torch.Tensor, kind: str, dim: int, mome
     return units
 
 
-def record_activation_output(bag: Bag, out: torch.Tensor, hist_queue: list | None, scratch: Scratch | None = None):
+def record_activation_output(bag: Bag, out: torch.Tensor, hist_queue: list, scratch: Scratch | None = None,
+                             full: bool = True):
     """Fold the output into ``bag``; returns its :class:`Batch` moments (``bad`` = non-finite count).
 
     The histogram subsample (copied now, before any later in-place op) is queued as ``(bag, values)``
-    for :func:`flush_histograms`, which counts a whole forward pass in one go; ``hist_queue=None``:
-    no histogram (the dense steps of ``watch(every=1)``, see :mod:`~impediments.monitor.schedule`).
+    for :func:`flush_histograms`, which counts a whole forward pass in one go. ``full=False``: no
+    histogram and no min/max (the dense steps of ``watch(every=1)``, see :mod:`~impediments.monitor.schedule`).
     """
-    m = _moments(out, scratch)
+    m = _moments(out, scratch, extremes=full)
     bag.add("output", m, "moments")
-    if hist_queue is not None:
+    if full:
         hist_queue.append((bag, histogram_subsample(out).to(torch.float64, copy=True)))
     return m
 
@@ -170,18 +171,30 @@ def _scratch_for(x: torch.Tensor, scratch: Scratch | None):
 
 
 def _moments(x: torch.Tensor, scratch: Scratch | None, extremes: bool = True):
-    x = x.detach()
-    return batch_moments(x, out=_scratch_for(x, scratch), extremes=extremes)
+    """:func:`batch_moments` with a scratch buffer taken from ``scratch`` only if the two-pass variance runs."""
+    return batch_moments(x, out=scratch if x.is_floating_point() else None, extremes=extremes)
 
 
-def record_layer_output(bag: Bag, out: torch.Tensor, scratch: Scratch | None = None):
-    """Moments of a Linear/Conv output and, in the backward pass, of its gradient (without min/max:
-    only its variance is read, ``LayerOutputStats.grad_var``)."""
-    m = _moments(out, scratch)
+def record_layer_output(bag: Bag, out: torch.Tensor, scratch: Scratch | None = None, full: bool = True):
+    """Moments of a Linear/Conv output (``full=False``: without min/max) and, in the backward pass, of
+    its gradient (never min/max: only its variance is read, ``LayerOutputStats.grad_var``).
+
+    The gradient is read by a pre-hook of the autograd node that produced ``out`` (what
+    ``Tensor.register_hook`` installs too, without its Python bookkeeping)."""
+    m = _moments(out, scratch, extremes=full)
     bag.add("output", m, "moments")
     bag.count("samples")
     if out.requires_grad:
-        out.register_hook(lambda g: bag.add("grad", _moments(g, scratch, extremes=False), "moments"))
+        def grad(g):
+            if g is not None:
+                bag.add("grad", _moments(g, scratch, extremes=False), "moments")
+
+        fn = out.grad_fn
+        if fn is None:
+            out.register_hook(grad)
+        else:
+            nr = out.output_nr
+            fn.register_prehook(lambda grads: grad(grads[nr]))
     return m
 
 

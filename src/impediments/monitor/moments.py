@@ -85,16 +85,19 @@ def batch_moments(x: torch.Tensor, dim=None, out: torch.Tensor | None = None, ex
     ``torch.var_mean`` there. Elsewhere always two-pass. Non-finite values are counted in ``bad``; they
     also poison mean/var/min/max of that batch (as in numpy). On CPU the count pass is skipped when
     the mean is finite, since any NaN/Inf would make it non-finite. ``out``: optional scratch of ``x``'s
-    shape and dtype for :math:`x - \\mu` (no full-size allocation). ``extremes=False`` skips min/max
-    (NaN: not measured), for the gradients, whose extremes nothing reads.
+    shape and dtype for :math:`x - \\mu` on CPU (no full-size allocation), or an object whose ``like(x)``
+    gives one (:class:`~impediments.monitor.collectors.Scratch`), asked only when the two-pass runs. ``extremes=False`` skips min/max
+    (+inf/-inf, the identity of their merge: not measured in this part), for the gradients, whose
+    extremes nothing reads, and the dense steps of ``watch(every=1)`` (see ``schedule``).
     """
-    x = x.detach()
+    if x.requires_grad:
+        x = x.detach()
     if not x.is_floating_point():
         x = x.double()
     if dim is not None:
         return _batch_moments_dim(x, dim)
     n = x.numel()
-    if x.device.type == "cpu":
+    if x.is_cpu:
         if n == 0:
             return Batch(0, (0.0, 0.0, math.inf, -math.inf), 0)
         mean = float(x.sum()) / n
@@ -105,13 +108,15 @@ def batch_moments(x: torch.Tensor, dim=None, out: torch.Tensor | None = None, ex
             if mean * mean <= ONE_PASS_MAX_RATIO * sq and math.isfinite(sq):
                 var = sq - mean * mean
         if var is None:
+            if out is not None and hasattr(out, "like"):
+                out = out.like(x)
             d = (x - mean if out is None or out.shape != x.shape or out.dtype != x.dtype
                  else torch.sub(x, mean, out=out)).reshape(-1)
             var = float(torch.dot(d, d)) / n
         if extremes:
             lo, hi = (float(v) for v in torch.aminmax(x))
         else:
-            lo = hi = math.nan
+            lo, hi = math.inf, -math.inf
         bad = 0 if math.isfinite(mean) else int(n - torch.isfinite(x).sum())
         return Batch(n, (mean, var, lo, hi), bad)
     mean = x.sum() / max(n, 1)
@@ -119,7 +124,7 @@ def batch_moments(x: torch.Tensor, dim=None, out: torch.Tensor | None = None, ex
     if extremes:
         lo, hi = torch.aminmax(x)
     else:
-        lo = hi = torch.full_like(mean, math.nan)
+        lo, hi = torch.full_like(mean, math.inf), torch.full_like(mean, -math.inf)
     return Batch(n, torch.stack([mean, torch.dot(d, d) / max(n, 1), lo, hi]), n - torch.isfinite(x).sum())
 
 

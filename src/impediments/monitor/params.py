@@ -146,6 +146,7 @@ class ParamWatcher:
             return args, {**kwargs, "closure": closure_then_read}
         return (args[0], closure_then_read, *args[2:]), kwargs
 
+    @torch.no_grad()
     def _read_gradients(self) -> None:
         step = self.mon.steps
         self.mon._note_step()
@@ -153,9 +154,9 @@ class ParamWatcher:
         idx = [i for i, p in enumerate(params) if p.grad is not None]
         if not idx:
             return
-        grads = [params[i].grad.detach() for i in idx]
+        grads = [params[i].grad for i in idx]      # (no_grad: no detach needed)
         sampled = self.mon.schedule(step)
-        ps = [params[i].detach() for i in idx] if sampled else []
+        ps = [params[i] for i in idx] if sampled else []
         both = norms(grads + ps)          # gradient and (sampled) weight norms: one fused _foreach_norm
         gnorm = both[:len(idx)] if sampled else both
         nf = self.mon.nonfinite
@@ -179,6 +180,7 @@ class ParamWatcher:
             self._copy = (key, torch._foreach_mul(ps, 1.0))   # one fused copy
         return self._copy[1]
 
+    @torch.no_grad()
     def _step_post(self, opt, args, kwargs):
         step = self.mon.steps
         self.mon.steps += 1
@@ -186,7 +188,7 @@ class ParamWatcher:
             return
         idx, before, w = self._before
         self._before = None
-        after = [self.params[i].detach() for i in idx]
+        after = [self.params[i] for i in idx]
         torch._foreach_sub_(before, after)                          # in place: no second copy
         dnorm = torch.stack(torch._foreach_norm(before))
         if not self.mon.schedule(step + 1):                          # the next step keeps no copy

@@ -60,7 +60,8 @@ class Recorder:
         if self._uses_rng and not self.nonfinite.forward_found:
             self._rng = torch.get_rng_state()    # only to replay dropout masks when localising a NaN
         self._sampled_now = bool(self.schedule(step))
-        self._full_now = self._sampled_now and bool(self.full_schedule(step))
+        full = self.full_schedule
+        self._full_now = self._sampled_now and (full.decide(step) if hasattr(full, "decide") else bool(full(step)))
         if self._sampled_now:
             self._begin_sampled(model, args, kwargs, step)
             if self._eager is not None:      # torch.compile'd: this forward runs eagerly (see compiled)
@@ -155,7 +156,7 @@ class Recorder:
                                              "regions": kind in C.catalog_kinds(), "values_per_example": 0}
         bag = self.state().bag("act", name)
         known = self._last_moments if self._last_out is x else None   # fed directly by a Linear/Conv
-        units = C.record_activation_input(bag, x, kind, dim, known, self._scratch, regions=self._full_now)
+        units = C.record_activation_input(bag, x, kind, dim, known, self._scratch, full=self._full_now)
         meta["units"] = max(meta["units"], units)
         if units and x.dim() >= 2 and x.numel():
             meta["values_per_example"] = max(meta.get("values_per_example", 0), x.numel() // (len(x) * units))
@@ -169,13 +170,23 @@ class Recorder:
 
     def _act_out(self, token, out):
         name, bag = token
-        m = C.record_activation_output(bag, out, self._hist_queue if self._full_now else None, self._scratch)
+        m = C.record_activation_output(bag, out, self._hist_queue, self._scratch, full=self._full_now)
         self.nonfinite.update_forward(m.bad, self._fwd_step, name)
 
+    def _role(self, module) -> tuple:
+        """``(leaf, Linear/Conv, Conv, BatchNorm, recurrent)`` of a module, computed once per module."""
+        role = self._roles.get(id(module))
+        if role is None:
+            role = self._roles[id(module)] = (next(module.children(), None) is None,
+                                              isinstance(module, C.LAYER_TYPES), isinstance(module, C.ConvNd),
+                                              C.is_batch_norm(module), recurrent.is_recurrent(module))
+        return role
+
     def _mod_pre(self, name, module, args):
-        if recurrent.is_recurrent(module):           # its dropout masks, to replay (see recurrent)
+        _, _, _, bn, rnn = self._role(module)
+        if rnn:                                      # its dropout masks, to replay (see recurrent)
             recurrent.before(module, args)
-        if not C.is_batch_norm(module) or not args or not isinstance(args[0], torch.Tensor):
+        if not bn or not args or not isinstance(args[0], torch.Tensor):
             return
         x = args[0]
         meta = self.meta["bn"].setdefault(name, {"kind": type(module).__name__, "values_per_channel": None})
@@ -192,19 +203,20 @@ class Recorder:
         C.record_batchnorm(self.state().bag("bn", name), module, x, self._scratch)
 
     def _mod_post(self, name, module, args, out):
-        if next(module.children(), None) is None:
+        leaf, layer, conv, _, rnn = self._role(module)
+        if leaf:
             self._last_leaf, self._last_out, self._last_moments = module, out, None
-        if isinstance(module, C.LAYER_TYPES) and isinstance(out, torch.Tensor):
-            meta = self.meta["layer"]
-            if name not in meta:
-                meta[name] = {"kind": type(module).__name__, "depth": len(meta)}
+        if layer and isinstance(out, torch.Tensor):
+            meta = self.meta["layer"].get(name)
+            if meta is None:
+                meta = self.meta["layer"][name] = {"kind": type(module).__name__, "depth": len(self.meta["layer"])}
             if out.dim() >= 2 and out.numel():
-                channels = out.shape[1] if isinstance(module, C.ConvNd) else out.shape[-1]
-                meta[name]["positions"] = out.numel() // (len(out) * max(1, channels))
-            m = C.record_layer_output(self.state().bag("layer", name), out, self._scratch)
+                channels = out.shape[1] if conv else out.shape[-1]
+                meta["positions"] = out.numel() // (len(out) * max(1, channels))
+            m = C.record_layer_output(self.state().bag("layer", name), out, self._scratch, full=self._full_now)
             self._last_moments = m
             self.nonfinite.update_forward(m.bad, self._fwd_step, name)
-        elif recurrent.is_recurrent(module):         # gates inside one fused op: recomputed (see recurrent)
+        elif rnn:                                    # gates inside one fused op: recomputed (see recurrent)
             recurrent.record(self, name, module, args, out)
 
     # --------------------------------------------------------------------- the loss

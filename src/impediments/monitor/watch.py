@@ -56,6 +56,7 @@ class Monitor(Recorder):
         self._last_leaf: nn.Module | None = None
         self._last_out = self._root_args = None
         self._sym: dict = {}
+        self._roles: dict = {}            # id(module) -> what it is (Recorder._role)
         self._replays = 0
         self._last_moments = None
         self._hist_queue: list = []
