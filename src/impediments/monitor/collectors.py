@@ -141,18 +141,16 @@ def record_activation_input(bag: Bag, x: torch.Tensor, kind: str, dim: int, mome
     return units
 
 
-def record_activation_output(bag: Bag, out: torch.Tensor, hist_queue: list, scratch: Scratch | None = None,
-                             full: bool = True):
+def record_activation_output(bag: Bag, out: torch.Tensor, hist_queue: list, scratch: Scratch | None = None):
     """Fold the output into ``bag``; returns its :class:`Batch` moments (``bad`` = non-finite count).
 
     The histogram subsample (copied now, before any later in-place op) is queued as ``(bag, values)``
-    for :func:`flush_histograms`, which counts a whole forward pass in one go. ``full=False``: no
-    histogram and no min/max (the dense steps of ``watch(every=1)``, see :mod:`~impediments.monitor.schedule`).
+    for :func:`flush_histograms`, which counts a whole forward pass in one go. (Full steps only: the
+    dense steps of ``watch(every=1)`` skip activation outputs, see :mod:`~impediments.monitor.schedule`.)
     """
-    m = _moments(out, scratch, extremes=full)
+    m = _moments(out, scratch)
     bag.add("output", m, "moments")
-    if full:
-        hist_queue.append((bag, histogram_subsample(out).to(torch.float64, copy=True)))
+    hist_queue.append((bag, histogram_subsample(out).to(torch.float64, copy=True)))
     return m
 
 

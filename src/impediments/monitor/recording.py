@@ -30,6 +30,9 @@ class Recorder:
     #: nesting of the watched model's own forwards (only the outermost one is a step)
     _root_depth = 0
 
+    #: sampled steps that were full (see :mod:`~impediments.monitor.schedule`): symmetry checks count these
+    _full_steps = 0
+
     #: forwards of the model since the last optimizer step (or backward): in eval mode, in training mode
     _eval_since_step = 0
     _trained_since_step = 0
@@ -70,13 +73,14 @@ class Recorder:
 
     def _begin_sampled(self, model, args, kwargs, step: int) -> None:
         self.sampled_steps += 1
+        self._full_steps += self._full_now
         self._hist_queue.clear()
         x = _first_tensor(args, kwargs) if self._full_now else None   # a window statistic (see schedule)
         if x is not None and x.dim() >= 1 and x.is_floating_point() and x.numel():
             rows = x.reshape(len(x), -1) if x.dim() > 1 else x.reshape(-1, 1)
             self.state().bag("input", "").add("x", batch_moments(rows, dim=0), "moments")
             self.meta["input_shape"] = list(x.shape[1:])
-        if symmetry.due(self.sampled_steps - 1):   # the 1st, 2nd, 3rd, 5th, 9th, 17th ... sampled step
+        if self._full_now and symmetry.due(self._full_steps - 1):   # the 1st, 2nd, 3rd, 5th, 9th ... full step
             symmetry.snapshot(compiled.uncompiled(model), self._included, step, self._sym)
         if not self._compiled or self._eager is not None:   # a compiled graph without eager fallback hides it
             self._icpt.arm(model, args, full=self._full_now)
@@ -169,8 +173,10 @@ class Recorder:
             meta["gate"] = True
 
     def _act_out(self, token, out):
+        if not self._full_now:           # the output's moments are a window statistic (see schedule)
+            return
         name, bag = token
-        m = C.record_activation_output(bag, out, self._hist_queue, self._scratch, full=self._full_now)
+        m = C.record_activation_output(bag, out, self._hist_queue, self._scratch)
         self.nonfinite.update_forward(m.bad, self._fwd_step, name)
 
     def _role(self, module) -> tuple:
