@@ -137,6 +137,7 @@ class Interceptor:
         self._mode: _Mode | None = None
         self._armed = False
         self._handles: list = []
+        self._hooks: tuple = (self._pre, self._post)
         self._suffice = True
         self._mod_io: dict[int, list] = {}   # full forwards: activation module -> [its input, first call's in, out]
         self._tokens: dict[int, list] = {}   # module-only forwards: activation module -> pending tokens
@@ -155,19 +156,24 @@ class Interceptor:
         self.stack, self.calls, self.seen_in_module, self.outputs = [], {}, set(), {}
         self._mod_io, self._tokens, self._suffice = {}, {}, True
         self.full = full
-        reg = torch.nn.modules.module
         modules_only = not full and self.modules_suffice
-        self._handles = [reg.register_module_forward_pre_hook(self._pre_modules if modules_only else self._pre),
-                         reg.register_module_forward_hook(self._post_modules if modules_only else self._post,
-                                                          always_call=True)]
+        self._hooks = (self._pre_modules, self._post_modules) if modules_only else (self._pre, self._post)
+        if not self._handles:
+            reg = torch.nn.modules.module
+            self._handles = [reg.register_module_forward_pre_hook(self._hook_pre),
+                             reg.register_module_forward_hook(self._hook_post, always_call=True)]
         self._armed = True
         if not modules_only:
             self._mode = _Mode(self)
             self._mode.__enter__()
-        (self._pre_modules if modules_only else self._pre)(root, args)   # registered too late to see the root
+        self._hooks[0](root, args)   # the global pre-hook was registered too late to see the root itself
 
-    def disarm(self) -> None:
-        """Stop intercepting; safe to call when not armed (also after an exception in forward)."""
+    def disarm(self, keep_hooks: bool = False) -> None:
+        """Stop intercepting; safe to call when not armed (also after an exception in forward).
+
+        ``keep_hooks``: leave the global module hooks registered, inert until the next :meth:`arm`
+        (when the next forward is sampled too: registering them costs more than an inert call).
+        """
         if self._armed and self.full and self._mode is not None:
             self.modules_suffice = self._suffice and not self.stack   # (a forward that raised proves nothing)
         self._armed = False
@@ -177,14 +183,25 @@ class Interceptor:
                 mode.__exit__(None, None, None)
             except Exception:  # pragma: no cover - mode stack already unwound by an exception
                 pass
-        for h in self._handles:
-            h.remove()
-        self._handles = []
+        if not keep_hooks:
+            for h in self._handles:
+                h.remove()
+            self._handles = []
         self.stack = []
         self.outputs = {}
         self._mod_io, self._tokens = {}, {}
 
     # --------------------------------------------------------------------- hooks
+    def _hook_pre(self, module, args):
+        if self._armed:
+            return self._hooks[0](module, args)
+        return None
+
+    def _hook_post(self, module, args, out):
+        if self._armed:
+            return self._hooks[1](module, args, out)
+        return None
+
     def _pre(self, module, args):
         mid = id(module)
         name = self.names.get(mid)

@@ -6,8 +6,12 @@ no sync) and, on sampled steps, records per parameter
 
 .. math:: \\|g\\|,\\ \\max \\|g\\|,\\ \\frac{\\|g\\|}{\\|w\\|},\\ \\frac{\\|\\Delta w\\|}{\\|w\\|}
 
-(the update-to-weight ratio, Karpathy 2016; the post-hook takes :math:`\\Delta w`). Without one,
-per-parameter post-accumulate-grad hooks record :math:`\\|g\\|` (update ratios are then NaN).
+(the update-to-weight ratio, Karpathy 2016; the post-hook takes :math:`\\Delta w`). Gradient and weight
+norms come from one fused ``_foreach_norm``. The update ratio needs a copy of every parameter before
+the step and two more passes after it, so it is a window statistic: on the full sampled steps only
+(:mod:`~impediments.monitor.schedule`: every sampled step unless the schedule is denser than the
+default). Without an optimizer, per-parameter post-accumulate-grad hooks record :math:`\\|g\\|` (update
+ratios are then NaN).
 """
 from __future__ import annotations
 
@@ -158,17 +162,22 @@ class ParamWatcher:
         sampled = self.mon.schedule(step)
         ps = [params[i] for i in idx] if sampled else []
         both = norms(grads + ps)          # gradient and (sampled) weight norms: one fused _foreach_norm
-        gnorm = both[:len(idx)] if sampled else both
+        k = len(idx)
         nf = self.mon.nonfinite
-        # on CPU the norms are read on the host (free: one read of their sum, finite iff every norm is);
-        # elsewhere a device register is updated (no sync)
-        if "gradient" not in nf.first and (gnorm.device.type != "cpu" or not math.isfinite(float(gnorm.sum()))):
-            nf.update_vector("gradient", ~torch.isfinite(gnorm), step, [self.names[i] for i in idx])
+        # on CPU the norms are read on the host (free, one read) and recorded as host rows (no kernel);
+        # elsewhere a device register is updated and device rows recorded (no sync)
+        host = both.tolist() if both.is_cpu else None
+        if "gradient" not in nf.first and (host is None or not all(map(math.isfinite, host[:k]))):
+            nf.update_vector("gradient", ~torch.isfinite(both[:k]), step, [self.names[i] for i in idx])
         if not sampled:
             self._copy = None
             return
-        w = self._record(step, idx, gnorm, both[len(idx):])
-        self._before = (idx, self._copy_of(idx, ps), w)
+        if host is not None:
+            w = self._record_host(step, idx, host[:k], host[k:])
+        else:
+            w = self._record(step, idx, both[:k], both[k:])
+        if self.mon.full_schedule(step):   # update ratios: a window statistic (a copy and two passes more)
+            self._before = (idx, self._copy_of(idx, ps), w)
 
     def _copy_of(self, idx: list, ps: list) -> list:
         """The parameters before the update, in buffers kept while consecutive steps are sampled (a fresh
@@ -188,10 +197,12 @@ class ParamWatcher:
             return
         idx, before, w = self._before
         self._before = None
+        if isinstance(w, list):
+            w = torch.tensor(w, dtype=torch.float64)
         after = [self.params[i] for i in idx]
         torch._foreach_sub_(before, after)                          # in place: no second copy
         dnorm = torch.stack(torch._foreach_norm(before))
-        if not self.mon.schedule(step + 1):                          # the next step keeps no copy
+        if not self.mon.full_schedule(step + 1):                     # the next step keeps no copy
             self._copy = None
         ratio = torch.stack([dnorm.double() / w, self._ones(len(idx), w.device)])
         self.mon.windows.at(step).bag("params", "").add("update", self._scatter(idx, ratio), "sum")
@@ -230,6 +241,27 @@ class ParamWatcher:
             self._index = {key: to_device(idx, torch.int64, values.device)}   # the last pattern only
         full = values.new_zeros((*values.shape[:-1], len(self.names)))
         return full.index_copy(-1, self._index[key], values)
+
+    def _scatter_host(self, idx, row: list) -> list:
+        """:meth:`_scatter` of a host row."""
+        if len(idx) == len(self.names):
+            return row
+        full = [0.0] * len(self.names)
+        for i, v in zip(idx, row):
+            full[i] = v
+        return full
+
+    def _record_host(self, step, idx, g: list, w: list) -> list:
+        """:meth:`_record` from host floats (CPU): host rows, no kernel; returns ``w``."""
+        bag = self.mon.windows.at(step).bag("params", "")
+        ratio = [a / b if b else (a * math.inf if a else math.nan) for a, b in zip(g, w)]   # as torch divides
+        rows = [self._scatter_host(idx, g), self._scatter_host(idx, ratio), self._scatter_host(idx, [1.0] * len(g))]
+        bag.add("grad", rows, "sum")
+        bag.add("gmax", rows[0], "max")
+        bag.add("wnorm", self._scatter_host(idx, w), "last")
+        if self._names_meta is None or self.mon.meta.get("param_names") is not self._names_meta:
+            self._names_meta = self.mon.meta["param_names"] = list(self.names)
+        return w
 
     def _ones(self, n: int, device) -> torch.Tensor:
         """A float64 vector of ``n`` ones (the per-parameter sample count), made once per size and device."""

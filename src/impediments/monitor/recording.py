@@ -94,7 +94,7 @@ class Recorder:
         if self._icpt is None or not model.training:
             return None
         if self._sampled_now:
-            self._icpt.disarm()
+            self._icpt.disarm(keep_hooks=bool(self.schedule(self._fwd_step + 1)))   # dense: kept, inert
             C.flush_histograms(self._hist_queue)
             self._last_leaf = self._last_out = self._last_moments = None
         if isinstance(out, torch.Tensor) and out.device.type == "cpu" and out.is_floating_point():
@@ -230,14 +230,16 @@ class Recorder:
         """Record the loss of the current step (no sync). Call once per step, before or after ``step()``."""
         if not isinstance(loss, torch.Tensor):
             loss = torch.tensor(float(loss))
-        v = loss.detach().reshape(-1)[0] if loss.numel() else loss.detach().sum()
+        cpu = loss.is_cpu
+        v = None if cpu else (loss.detach().reshape(-1)[0] if loss.numel() else loss.detach().sum())
         step = self._fwd_step
         if self._loss_bag is None or self._loss_bag[0] != step:
             self._loss_bag = (step, self.windows.at(step).bag("loss", ""))
         bag = self._loss_bag[1]
         bag.count("count")
-        if v.device.type == "cpu":          # host floats: reading a CPU scalar costs nothing
-            f = v.item()
+        if cpu:                             # host floats: reading a CPU scalar costs nothing
+            n = loss.numel()
+            f = loss.item() if n == 1 else float(loss.detach().reshape(-1)[0]) if n else float(loss.detach().sum())
             h = bag.h
             if "sum" in h:
                 h["sum"] += f

@@ -9,11 +9,11 @@ step costs about 0.5-2x a plain step on CPU (``benchmarks/overhead.py``), so the
 
 Dense and window statistics. A sampled step records the *dense* statistics: count, mean and
 variance of the activations' inputs, of the Linear/Conv outputs and of their gradients,
-BatchNorm batch vs running statistics, the parameters' gradient, weight and update norms, and the
+BatchNorm batch vs running statistics, the parameters' gradient and weight norms, and the
 non-finite checks. The *window* statistics are recorded only on the sampled steps that the default
 schedule would, at its pace (:class:`FullSchedule`): the activations' outputs (moments and
 histograms), per-unit region counts, the input's moments, the minimum and maximum of activation
-inputs and layer outputs, gate detection (elementwise
+inputs and layer outputs, update-to-weight ratios, symmetry snapshots, gate detection (elementwise
 products of activation outputs, through the ``TorchFunctionMode``) and the loop probe's sampled checks
 (loss-call inputs and targets, stale gradients, forward order, input fingerprints). Why each can wait
 is in ``PERF_NOTES.md``; in short, the doctor never reads activation outputs or extremes, gates are a
