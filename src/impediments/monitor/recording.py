@@ -94,7 +94,8 @@ class Recorder:
         if self._icpt is None or not model.training:
             return None
         if self._sampled_now:
-            self._icpt.disarm(keep_hooks=bool(self.schedule(self._fwd_step + 1)))   # dense: kept, inert
+            # dense: kept, inert till the next forward (not for torch.compile, which warns of global hooks)
+            self._icpt.disarm(keep_hooks=not self._compiled and bool(self.schedule(self._fwd_step + 1)))
             C.flush_histograms(self._hist_queue)
             self._last_leaf = self._last_out = self._last_moments = None
         if isinstance(out, torch.Tensor) and out.device.type == "cpu" and out.is_floating_point():
