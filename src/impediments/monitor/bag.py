@@ -44,7 +44,9 @@ class Bag:
                 q = self._p[name] = []
             elif rule == "last":
                 q.clear()
-            q.append(value.detach() if isinstance(value, torch.Tensor) else value)
+            if isinstance(value, torch.Tensor):   # (a kept last value is copied, as before queuing)
+                value = value.detach().clone() if rule == "last" else value.detach()
+            q.append(value)
             if len(q) >= self.PENDING:
                 self._fold(name)
             return

@@ -142,9 +142,7 @@ class Interceptor:
         self._mod_io: dict[int, list] = {}   # full forwards: activation module -> [its input, first call's in, out]
         self._tokens: dict[int, list] = {}   # module-only forwards: activation module -> pending tokens
 
-    @property
-    def armed(self) -> bool:
-        return self._armed
+    armed = property(lambda self: self._armed)
 
     def arm(self, root: nn.Module, args, full: bool = True) -> None:
         """Start intercepting one forward of ``root`` (called from its pre-hook). Idempotent.
@@ -193,14 +191,10 @@ class Interceptor:
 
     # --------------------------------------------------------------------- hooks
     def _hook_pre(self, module, args):
-        if self._armed:
-            return self._hooks[0](module, args)
-        return None
+        return self._hooks[0](module, args) if self._armed else None
 
     def _hook_post(self, module, args, out):
-        if self._armed:
-            return self._hooks[1](module, args, out)
-        return None
+        return self._hooks[1](module, args, out) if self._armed else None
 
     def _pre(self, module, args):
         mid = id(module)

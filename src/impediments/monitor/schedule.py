@@ -97,3 +97,25 @@ class FullSchedule:
 def full_schedule(schedule: Callable[[int], bool]):
     """The full schedule of ``schedule`` (see :class:`FullSchedule`); the default schedule is its own."""
     return schedule if schedule is default_schedule else FullSchedule(schedule)
+
+
+class WindowView:
+    """A monitor as its :class:`~impediments.monitor.loop.LoopProbe` sees it: the probe's sampled checks
+    are window statistics, so ``schedule`` and ``_sampled_now`` are the full schedule's; every other
+    attribute is the monitor's."""
+
+    __slots__ = ("_mon",)
+
+    def __init__(self, mon) -> None:
+        self._mon = mon
+
+    def __getattr__(self, name):
+        return getattr(self._mon, name)
+
+    @property
+    def schedule(self):
+        return self._mon.full_schedule
+
+    @property
+    def _sampled_now(self) -> bool:
+        return self._mon._full_now

@@ -4,7 +4,10 @@ Every step pays only for a root forward pre/post hook (step counting, the schedu
 check of the output) and, with an optimizer, one fused ``_foreach_norm`` of the gradients in its
 step pre-hook. Sampled steps (:mod:`~impediments.monitor.schedule`) also arm the
 :class:`~impediments.monitor.intercept.Interceptor` for that forward (activations, layer outputs
-and their gradients, BatchNorm, inputs) and record parameters, gradients and updates.
+and their gradients, BatchNorm, inputs) and record parameters, gradients and updates. With a
+schedule denser than the default (``every=1``), the window statistics (histograms, region counts,
+update ratios, the loop probe's checks, ...) keep the default's pace and the other sampled steps
+record the dense ones only, with module hooks alone where they suffice (see ``schedule``).
 
 Non-finite values are located exactly: the step from the per-step checks (output, loss,
 gradient norms), held in device registers updated with ``torch.where`` (no sync); on CPU, the
@@ -26,7 +29,7 @@ from impediments.monitor.nonfinite import FirstNonFinite
 from impediments.monitor.loop import LoopProbe
 from impediments.monitor.params import ParamWatcher
 from impediments.monitor.recording import Recorder
-from impediments.monitor.schedule import full_schedule, make_schedule
+from impediments.monitor.schedule import WindowView, full_schedule, make_schedule
 from impediments.monitor.windows import DEFAULT_CAPACITY, Windows
 
 class Monitor(Recorder):
@@ -88,7 +91,7 @@ class Monitor(Recorder):
         self._params = ParamWatcher(self, model, self._optimizer, self._named_parameters)
         self._handles += self._params.attach()
         self.meta["optimizer"] = self._params.optimizer_info()
-        self._loop = LoopProbe(_WindowView(self), model, self._params.optimizer, self._named_parameters,
+        self._loop = LoopProbe(WindowView(self), model, self._params.optimizer, self._named_parameters,
                                self._named_modules)
         self._loop.attach(root)
         if self._params.not_hooked:
@@ -257,28 +260,6 @@ class Monitor(Recorder):
         return self._live_feed
 
 
-class _WindowView:
-    """The monitor as the :class:`~impediments.monitor.loop.LoopProbe` sees it: its sampled checks
-    are window statistics, so ``schedule`` and ``_sampled_now`` are the full schedule's (see
-    :mod:`~impediments.monitor.schedule`); everything else is the monitor's."""
-
-    __slots__ = ("_mon",)
-
-    def __init__(self, mon: Monitor) -> None:
-        self._mon = mon
-
-    def __getattr__(self, name):
-        return getattr(self._mon, name)
-
-    @property
-    def schedule(self):
-        return self._mon.full_schedule
-
-    @property
-    def _sampled_now(self) -> bool:
-        return self._mon._full_now
-
-
 def watch(model: nn.Module, optimizer=None, every=None, include=None, windows: int = DEFAULT_CAPACITY,
           live=False) -> Monitor:
     """Watch ``model`` while it trains; use as ``with watch(model, optimizer=opt) as mon: ...``.
@@ -289,7 +270,8 @@ def watch(model: nn.Module, optimizer=None, every=None, include=None, windows: i
             without it, steps are training-mode forwards of ``model`` and gradients come from
             per-parameter post-accumulate hooks.
         every: ``None`` for the default schedule, ``k`` for every ``k``-th step, or ``step -> bool``
-            (:mod:`~impediments.monitor.schedule`).
+            (:mod:`~impediments.monitor.schedule`; ``every=1`` records the dense statistics at every
+            step and the window statistics at the default schedule's pace).
         include: module-name prefixes (or ``name -> bool``) to watch; default all.
         windows: the most time windows kept (even, >= 2).
         live: ``True`` to show the statistics and findings live in the browser while it trains
