@@ -98,10 +98,10 @@ def test_dense_statistics_every_step_window_statistics_on_full_steps():
     pre = seen["0"]
     assert relu.input.count == STEPS * BATCH * 12                    # pre-activation moments: dense
     assert relu.input.var == pytest.approx(ref_moments(pre)[2], rel=1e-5)
-    assert relu.output.count == len(FULL) * BATCH * 12               # outputs, regions, histograms: full steps
+    assert relu.unit_total == STEPS * BATCH                          # per-unit region counts: dense
+    assert relu.unit_active_counts == sum((p > 0).sum(0) for p in pre).tolist()
+    assert relu.output.count == len(FULL) * BATCH * 12               # outputs, histograms: full steps
     assert relu.output.var == pytest.approx(ref_moments([pre[i].relu() for i in FULL])[2], rel=1e-5)
-    assert relu.unit_total == len(FULL) * BATCH
-    assert relu.unit_active_counts == sum((pre[i] > 0).sum(0) for i in FULL).tolist()
     assert sum(relu.histogram.counts) == len(FULL) * BATCH * 12
     assert s.inputs.count == len(FULL) * BATCH
     p = s.params["2.weight"]
@@ -281,3 +281,32 @@ def test_host_rows_and_tensors_fold_and_merge_alike():
     assert merged.t["w"].tolist() == [7.0, 8.0] and merged.t["gmax"].tolist() == [3.0, 9.0]
     back = Bag.from_state(merged.state())
     assert back.t["grad"].tolist() == [[4.0, 3.0], [1.5, 1.25]]
+
+
+class Reentrant(nn.Module):
+    """Calls itself inside its forward, as Lightning's DDP calls ``training_step`` through ``__call__``."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = mlp()
+
+    def forward(self, x, inner=False):
+        return self.net(x) if inner else self(x, inner=True)
+
+
+def test_no_mode_leaks_when_the_forward_is_reentrant():
+    """The loop probe arms its mode after the inner call, above the interceptor's; taking the
+    interceptor's off must not pop the probe's instead (one mode leaked per sampled step before)."""
+    model = Reentrant()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    depth = []
+    with watch(model, optimizer=opt, every=1) as mon:
+        for _ in range(14):
+            loss = F.cross_entropy(model(torch.randn(BATCH, 6)), torch.randint(0, 3, (BATCH,)))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.record_loss(loss)
+            depth.append(len(torch.overrides._get_current_function_mode_stack()))
+    assert depth == [0] * 14
+    assert mon.stats().activations["net.1"].unit_total == 14 * BATCH   # each forward counted once

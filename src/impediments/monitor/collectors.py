@@ -125,15 +125,15 @@ def record_activation_input(bag: Bag, x: torch.Tensor, kind: str, dim: int, mome
     Per unit (feature, or conv channel), the raw counts at the region cuts of ``kind`` are added
     (:func:`~impediments.activations.unit_regions.cut_counts`); they become per-unit region counts
     when read. On CPU a batch holding NaN/Inf is left out of the counts (it is in ``nonfinite``).
-    ``full=False``: no counts and no min/max (the dense steps of ``watch(every=1)``: they are window
-    statistics, see :mod:`~impediments.monitor.schedule`).
+    ``full=False``: no min/max (the dense steps of ``watch(every=1)``: a window statistic, see
+    :mod:`~impediments.monitor.schedule`); the counts are dense ("never active on any batch").
     """
     x = x.detach()
-    out = _scratch_for(x, scratch) if full else scratch
+    rkind = region_kind(kind)
+    out = _scratch_for(x, scratch) if rkind is not None or moments is None else None
     m = batch_moments(x, out=out, extremes=full) if moments is None else moments
     bag.add("input", m, "moments")
     units = x.shape[dim] if x.dim() else 1
-    rkind = region_kind(kind) if full else None
     if x.dim() and rkind is not None and m.finite is not False:
         bag.add("cuts", cut_counts(x, rkind, dim, out=out), "sum")
         bag.count("unit_total", x.numel() // max(units, 1))

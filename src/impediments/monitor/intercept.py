@@ -108,6 +108,19 @@ class _Mode(TorchFunctionMode):
         return out
 
 
+def _remove_mode(mode: TorchFunctionMode) -> None:
+    """Take ``mode`` off the torch-function mode stack even when another mode was pushed above it since
+    (those stay): ``__exit__`` would pop the top one. Under Lightning's DDP the loop probe arms its mode in
+    the post-hook of the re-entrant ``self(x)``, above this one, before the outer forward ends."""
+    if mode not in torch.overrides._get_current_function_mode_stack():
+        return
+    above = []
+    while (top := torch._C._pop_torch_function_stack()) is not mode:
+        above.append(top)
+    for m in reversed(above):
+        torch._C._push_on_torch_function_stack(m)
+
+
 class Interceptor:
     """Module stack + activation calls for one model; ``arm()``/``disarm()`` around sampled forwards.
 
@@ -177,10 +190,7 @@ class Interceptor:
         self._armed = False
         mode, self._mode = self._mode, None
         if mode is not None:
-            try:
-                mode.__exit__(None, None, None)
-            except Exception:  # pragma: no cover - mode stack already unwound by an exception
-                pass
+            _remove_mode(mode)
         if not keep_hooks:
             for h in self._handles:
                 h.remove()
