@@ -109,6 +109,7 @@ def catalog_kinds() -> frozenset:
     return frozenset(names())
 
 
+@lru_cache(maxsize=None)
 def region_kind(kind: str) -> str | None:
     """The catalog kind whose region cuts are counted for ``kind``: itself, ``"relu"`` for ReLU-like
     kinds outside the catalog (alive = pre-activation > 0), else ``None``."""

@@ -164,7 +164,7 @@ class Recorder:
         units = C.record_activation_input(bag, x, kind, dim, known, self._scratch, full=self._full_now)
         meta["units"] = max(meta["units"], units)
         if units and x.dim() >= 2 and x.numel():
-            meta["values_per_example"] = max(meta.get("values_per_example", 0), x.numel() // (len(x) * units))
+            meta["values_per_example"] = max(meta.get("values_per_example", 0), x.numel() // (x.shape[0] * units))
         return name, bag
 
     def _gate(self, name: str) -> None:
@@ -219,7 +219,7 @@ class Recorder:
                 meta = self.meta["layer"][name] = {"kind": type(module).__name__, "depth": len(self.meta["layer"])}
             if out.dim() >= 2 and out.numel():
                 channels = out.shape[1] if conv else out.shape[-1]
-                meta["positions"] = out.numel() // (len(out) * max(1, channels))
+                meta["positions"] = out.numel() // (out.shape[0] * max(1, channels))
             m = C.record_layer_output(self.state().bag("layer", name), out, self._scratch, full=self._full_now)
             self._last_moments = m
             self.nonfinite.update_forward(m.bad, self._fwd_step, name)
