@@ -116,7 +116,8 @@ def test_update_ratios_on_full_steps_equal_brute_force():
     g = torch.Generator().manual_seed(1)
     with watch(model, optimizer=opt, every=1) as mon:
         for step in range(STEPS):
-            loss = F.cross_entropy(model(torch.randn(BATCH, 6, generator=g)), torch.randint(0, 3, (BATCH,), generator=g))
+            x, y = torch.randn(BATCH, 6, generator=g), torch.randint(0, 3, (BATCH,), generator=g)
+            loss = F.cross_entropy(model(x), y)
             opt.zero_grad()
             loss.backward()
             w = model[2].weight.detach().clone()
@@ -227,7 +228,8 @@ def test_one_pass_variance_and_its_two_pass_fallback_are_exact():
         assert m["mean"] == pytest.approx(ref.mean().item(), rel=1e-6, abs=1e-9)
         assert m["var"] == pytest.approx(ref.var(unbiased=False).item(), rel=1e-5)
     t = x.t()                                                        # not contiguous: two-pass
-    assert moments_dict(batch_moments(t).state())["var"] == pytest.approx(t.double().var(unbiased=False).item(), rel=1e-5)
+    ref_t = t.double().var(unbiased=False).item()
+    assert moments_dict(batch_moments(t).state())["var"] == pytest.approx(ref_t, rel=1e-5)
     part = batch_moments(x, extremes=False)
     assert part.v[2:] == (math.inf, -math.inf)                       # not measured: neutral under merge
     both = moments_dict(merge_moments(batch_moments(x[:10]).state(), part.state()))

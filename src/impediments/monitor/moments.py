@@ -85,10 +85,11 @@ def batch_moments(x: torch.Tensor, dim=None, out: torch.Tensor | None = None, ex
     ``torch.var_mean`` there. Elsewhere always two-pass. Non-finite values are counted in ``bad``; they
     also poison mean/var/min/max of that batch (as in numpy). On CPU the count pass is skipped when
     the mean is finite, since any NaN/Inf would make it non-finite. ``out``: optional scratch of ``x``'s
-    shape and dtype for :math:`x - \\mu` on CPU (no full-size allocation), or an object whose ``like(x)``
-    gives one (:class:`~impediments.monitor.collectors.Scratch`), asked only when the two-pass runs. ``extremes=False`` skips min/max
-    (+inf/-inf, the identity of their merge: not measured in this part), for the gradients, whose
-    extremes nothing reads, and the dense steps of ``watch(every=1)`` (see ``schedule``).
+    shape and dtype for :math:`x - \\mu` on CPU (no full-size allocation), or an object whose
+    ``like(x)`` gives one (:class:`~impediments.monitor.collectors.Scratch`), asked only when the
+    two-pass runs. ``extremes=False`` skips min/max (+inf/-inf, the identity of their merge: not
+    measured in this part), for the gradients, whose extremes nothing reads, and the dense steps of
+    ``watch(every=1)`` (see ``schedule``).
     """
     if x.requires_grad:
         x = x.detach()

@@ -7,20 +7,22 @@ step costs about 0.5-2x a plain step on CPU (``benchmarks/overhead.py``), so the
 1-4 % from step 10 and under 1 % from step 10,000, on top of the per-step checks.
 ``every=k`` samples every ``k``-th step; ``every=1`` records the dense statistics at every step.
 
-Dense and window statistics. A sampled step records the *dense* statistics: count, mean and
-variance of the activations' inputs, of the Linear/Conv outputs and of their gradients, per-unit
-region counts (a unit is dead when never active on any recorded batch), BatchNorm batch vs running
-statistics, the parameters' gradient and weight norms, and the non-finite checks. The *window* statistics are recorded only on the sampled steps that the default
-schedule would, at its pace (:class:`FullSchedule`): the activations' outputs (moments and
-histograms), the input's moments, the minimum and maximum of activation
-inputs and layer outputs, update-to-weight ratios, symmetry snapshots, gate detection (elementwise
-products of activation outputs, through the ``TorchFunctionMode``) and the loop probe's sampled checks
-(loss-call inputs and targets, stale gradients, forward order, input fingerprints). Why each can wait
-is in ``PERF_NOTES.md``; in short, the doctor never reads activation outputs or extremes, gates are a
-sticky flag, the loop checks look for bugs present at every step, update ratios need a copy of every
-parameter, and the data's moments are stationary. So ``every=1`` costs at most 1.5x a
-plain step on the loops of ``benchmarks/overhead.py``, and for ``every=None`` (or any schedule no
-denser than the default) the two sets coincide.
+Dense and window statistics. A sampled step records the *dense* statistics: count, mean and variance
+of the activations' inputs, of the Linear/Conv outputs and of their gradients, per-unit region
+counts (a unit is dead when never active on any recorded batch), BatchNorm batch vs running
+statistics, the parameters' gradient and weight norms, and the non-finite checks. The *window*
+statistics are recorded only on the sampled steps that the default schedule would, at its pace
+(:class:`FullSchedule`): the activations' outputs (moments and histograms), the input's moments, the
+minimum and maximum of activation inputs and layer outputs, update-to-weight ratios, symmetry
+snapshots, gate detection (elementwise products of activation outputs, through the
+``TorchFunctionMode``) and the loop probe's sampled checks (loss-call inputs and targets, stale
+gradients, forward order, input fingerprints). Why each can wait is in the README (monitor overhead;
+``PERF_NOTES.md`` until folded in); in short,
+the doctor never reads activation outputs or extremes, gates are a sticky flag, the loop checks look
+for bugs present at every step, update ratios need a copy of every parameter, and the data's moments
+are stationary. So ``every=1`` costs at most 1.5x a plain step on the loops of
+``benchmarks/overhead.py``, and for ``every=None`` (or any schedule no denser than the default) the
+two sets coincide.
 """
 from __future__ import annotations
 
