@@ -17,12 +17,11 @@ minimum and maximum of activation inputs and layer outputs, update-to-weight rat
 snapshots, gate detection (elementwise products of activation outputs, through the
 ``TorchFunctionMode``) and the loop probe's sampled checks (loss-call inputs and targets, stale
 gradients, forward order, input fingerprints). Why each can wait is in the README (monitor overhead;
-``PERF_NOTES.md`` until folded in); in short,
-the doctor never reads activation outputs or extremes, gates are a sticky flag, the loop checks look
-for bugs present at every step, update ratios need a copy of every parameter, and the data's moments
-are stationary. So ``every=1`` costs at most 1.5x a plain step on the loops of
-``benchmarks/overhead.py``, and for ``every=None`` (or any schedule no denser than the default) the
-two sets coincide.
+``PERF_NOTES.md`` until folded in); in short, the doctor never reads activation outputs or extremes,
+gates are a sticky flag, the loop checks look for bugs present at every step, update ratios need a
+copy of every parameter, and the data's moments are stationary. So ``every=1`` costs at most 1.5x a
+plain step on the loops of ``benchmarks/overhead.py``, and for ``every=None`` (or any schedule no
+denser than the default) the two sets coincide.
 """
 from __future__ import annotations
 
