@@ -17,16 +17,27 @@ A second table (``--mechanisms``) prices the interception mechanisms alone, swit
 step with nothing recorded: an empty pass-through ``TorchFunctionMode``, global module forward
 pre/post hooks that do nothing, and both.
 
+A third table (``--no-profile`` skips it) says where the every-step cost of ``watch(every=1)`` goes:
+``torch.profiler`` over the same steps of plain training and of ``watch(every=1)``, the ops whose self
+CPU time grew most per step, and the time spent outside any op (Python: hooks and bookkeeping).
+What ``every=1`` records at every step and what only on the default schedule's steps is in
+``impediments.monitor.schedule``.
+
+``--clock cpu`` times blocks by the process's CPU time instead of wall time: on a machine shared
+with other jobs, wall time also counts the time the core was given to them.
+
 Timings on a shared CPU are noisy (glibc's heap trimming alone moves a CNN step by 30 %): read
 the min..max column, and compare only ratios from the same run.
 
     python benchmarks/overhead.py [--repeats 11] [--steps 30] [--threads 1] [--no-memory] [--no-mechanisms]
+                                  [--no-profile] [--clock wall|cpu]
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import json
+import os
 import platform
 import resource
 import statistics
@@ -111,8 +122,10 @@ class Runner:
         if self.mon is not None:
             self.mon.__enter__()
 
+    clock = staticmethod(time.perf_counter)
+
     def run(self, steps):
-        t = time.perf_counter()
+        t = self.clock()
         for _ in range(steps):
             loss = F.cross_entropy(self.model(self.X), self.y)
             self.opt.zero_grad()
@@ -120,7 +133,7 @@ class Runner:
             self.opt.step()
             if hasattr(self.mon, "record_loss"):
                 self.mon.record_loss(loss)
-        return (time.perf_counter() - t) / steps
+        return (self.clock() - t) / steps
 
     def close(self):
         if self.mon is not None:
@@ -192,6 +205,33 @@ class MechanismRunner(Runner):
             return super().run(steps)
 
 
+def profile_rows(data, steps: int, top: int) -> tuple[list, dict]:
+    """``torch.profiler`` of ``steps`` steps of plain training and of ``watch(every=1)`` (each after a
+    12-step warm-up): the ``top`` ops whose self CPU time per step grew most, as ``(op, plain us,
+    every=1 us, calls added)``, and the per-step totals (wall, in ops, outside ops)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model, X, y = data
+    seen = {}
+    for config in ("plain", "watch(every=1)"):
+        r = Runner(config, model, X, y)
+        r.run(12)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            t = time.perf_counter()
+            r.run(steps)
+            wall = (time.perf_counter() - t) / steps * 1e6
+        r.close()
+        ops = {e.key: (e.self_cpu_time_total / steps, e.count / steps) for e in prof.key_averages()}
+        seen[config] = (ops, wall, sum(v[0] for v in ops.values()))
+    (a, wall_a, in_a), (b, wall_b, in_b) = seen["plain"], seen["watch(every=1)"]
+    keys = set(a) | set(b)
+    grown = sorted(keys, key=lambda k: b.get(k, (0, 0))[0] - a.get(k, (0, 0))[0], reverse=True)[:top]
+    rows = [(k, a.get(k, (0, 0))[0], b.get(k, (0, 0))[0], b.get(k, (0, 0))[1] - a.get(k, (0, 0))[1]) for k in grown]
+    totals = {"wall_plain": wall_a, "wall_every1": wall_b, "ops_plain": in_a, "ops_every1": in_b,
+              "outside_plain": wall_a - in_a, "outside_every1": wall_b - in_b}
+    return rows, totals
+
+
 def _rss_mib() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
@@ -227,6 +267,11 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--no-mechanisms", action="store_true", help="skip the interception-mechanism table")
+    p.add_argument("--no-profile", action="store_true", help="skip the torch.profiler table of watch(every=1)")
+    p.add_argument("--profile-steps", type=int, default=50, help="steps profiled per configuration")
+    p.add_argument("--profile-top", type=int, default=12, help="ops listed per loop in the profiler table")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="time blocks by wall time or by this process's CPU time (fairer on a shared machine)")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.add_argument("--only", default="", help="run only the loops whose name contains this (e.g. MLP)")
     p.add_argument("--frameworks", action="store_true",
@@ -236,9 +281,12 @@ def main(argv=None):
     p.add_argument("--compile-repeats", type=int, default=3, help="fresh-process compile-time pairs (--frameworks)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    Runner.clock = staticmethod(time.process_time if args.clock == "cpu" else time.perf_counter)
     results = {"machine": machine(), "threads": args.threads, "repeats": args.repeats, "steps": args.steps,
-               "monitor": {}, "mechanisms": {}}
+               "clock": args.clock, "load_average": list(os.getloadavg()), "monitor": {}, "mechanisms": {},
+               "profile": {}}
     print(f"{results['machine']}; {args.threads} thread(s), {args.repeats} repeats x {args.steps} steps, "
+          f"{args.clock} clock, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
           "ratio = median over repeats of (block time / plain block time)")
     print(f"{'loop':18s} {'config':16s} {'ms/step':>8s} {'ratio':>7s} {'min..max ratio':>16s} {'state KiB':>10s} "
           f"{'RSS +MiB':>14s}")
@@ -264,11 +312,31 @@ def main(argv=None):
             res, _ = interleaved(data, mech, args.repeats, args.steps, MechanismRunner)
             print(f"{loop:18s} " + " ".join(f"{res[c][0]:12.3f}" for c in mech))
             results["mechanisms"][loop] = {c: res[c][0] for c in mech}
+    if not args.no_profile:
+        profile_table(args, selected, results)
     if args.frameworks:
         framework_rows(args, results)
+    print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
+
+
+def profile_table(args, selected, results) -> None:
+    """Where the every-step cost of ``watch(every=1)`` goes (see the module docstring)."""
+    print(f"\nwhere watch(every=1) spends its time: torch.profiler, {args.profile_steps} steps each, self CPU us/step "
+          "(ops whose time grew most; 'outside ops' = Python: hooks and bookkeeping)")
+    print(f"{'loop':18s} {'op':44s} {'plain':>9s} {'every=1':>9s} {'added':>9s} {'calls+':>7s}")
+    for loop, data in selected.items():
+        rows, tot = profile_rows(data, args.profile_steps, args.profile_top)
+        out = tot["outside_every1"] - tot["outside_plain"]
+        print(f"{loop:18s} {'(whole step, wall)':44s} {tot['wall_plain']:9.0f} {tot['wall_every1']:9.0f} "
+              f"{tot['wall_every1'] - tot['wall_plain']:9.0f}")
+        print(f"{'':18s} {'(outside ops)':44s} {tot['outside_plain']:9.0f} {tot['outside_every1']:9.0f} {out:9.0f}")
+        for op, a, b, calls in rows:
+            print(f"{'':18s} {op[:44]:44s} {a:9.1f} {b:9.1f} {b - a:9.1f} {calls:7.1f}")
+        results["profile"][loop] = {"totals": tot, "ops": [{"op": op, "plain_us": a, "every1_us": b, "calls_added": c}
+                                                           for op, a, b, c in rows]}
 
 
 def framework_rows(args, results) -> None:

@@ -2,8 +2,11 @@
 
 Each field has a merge rule (``sum``, ``max``, ``min``, ``moments``, ``first``, ``last``); merging,
 ``state_dict`` and the DDP sync all walk the same fields (torchmetrics' ``update``/``merge``/``compute``
-split). ``sum`` and ``moments`` updates are queued and folded together, at most :attr:`Bag.PENDING`
-parts at a time, so an update costs no kernel and merging two bags is a list concatenation.
+split). ``sum``, ``max``, ``last`` and ``moments`` updates are queued and folded together, at most
+:attr:`Bag.PENDING` parts at a time, so an update costs no kernel and merging two bags is a list
+concatenation. A part of a ``sum``/``max``/``last`` field may be a host row (a list of floats, or of
+equal-length lists): on CPU the caller then pays no kernel at all, and a fold turns all such rows
+into one tensor.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import torch
 
 from impediments.monitor.moments import Batch, as_state, fold_moments, merge_moments
 
-_QUEUED = ("sum", "moments")
+_QUEUED = ("sum", "moments", "max", "last")
 
 
 class Bag:
@@ -32,11 +35,20 @@ class Bag:
 
     # --------------------------------------------------------------------- update
     def add(self, name: str, value, rule: str) -> None:
-        """Fold ``value`` (a tensor, or a :class:`~impediments.monitor.moments.Batch` for ``moments``)
-        into field ``name`` (no host sync)."""
+        """Fold ``value`` (a tensor, a :class:`~impediments.monitor.moments.Batch` for ``moments``, or a
+        host row for ``sum``/``max``/``last``) into field ``name`` (no host sync)."""
         if rule in _QUEUED:
             self.rule[name] = rule
-            self._queue(name, [value if isinstance(value, Batch) else value.detach()])
+            q = self._p.get(name)
+            if q is None:
+                q = self._p[name] = []
+            elif rule == "last":
+                q.clear()
+            if isinstance(value, torch.Tensor):   # (a kept last value is copied, as before queuing)
+                value = value.detach().clone() if rule == "last" else value.detach()
+            q.append(value)
+            if len(q) >= self.PENDING:
+                self._fold(name)
             return
         if isinstance(value, Batch):
             value = value.state()
@@ -74,16 +86,22 @@ class Bag:
         if not parts:
             return
         old = self._t.get(name)
-        if self.rule[name] == "moments":
+        rule = self.rule[name]
+        if rule == "moments":
             self._t[name] = fold_moments(old, parts)
             return
+        parts = _as_tensors(parts)
+        if rule == "last":
+            self._t[name] = parts[-1]
+            return
         try:
-            total = torch.stack(parts).sum(0)
+            stacked = torch.stack(parts)
+            total = stacked.sum(0) if rule == "sum" else stacked.amax(0)
         except RuntimeError:   # shapes differ (a layer seen with more units): fold one by one
             total = parts[0]
             for p in parts[1:]:
-                total = _combine(total, p, "sum")
-        self._t[name] = total if old is None else _combine(old, total, "sum")
+                total = _combine(total, p, rule)
+        self._t[name] = total if old is None else _combine(old, total, rule)
 
     # --------------------------------------------------------------------- read
     @property
@@ -104,11 +122,9 @@ class Bag:
     def merge(self, other: "Bag") -> "Bag":
         """Fold ``other`` (a later part of the stream, or another process) into ``self``.
 
-        Queued fields only concatenate their parts (and ``other``'s folded value as one more part).
+        Queued fields only concatenate their parts (``other``'s folded value, then its pending parts:
+        stream order, which ``last`` needs).
         """
-        for name, parts in other._p.items():
-            self.rule[name] = other.rule[name]
-            self._queue(name, list(parts))
         for name, value in other._t.items():
             rule = other.rule[name]
             if rule in _QUEUED:
@@ -116,6 +132,9 @@ class Bag:
                 self._queue(name, [value])
             else:
                 self.add(name, value, rule)
+        for name, parts in other._p.items():
+            self.rule[name] = other.rule[name]
+            self._queue(name, list(parts))
         for name, k in other.ints.items():
             self.count(name, k)
         for name, v in other.h.items():
@@ -157,7 +176,29 @@ class Bag:
 def _part_bytes(p) -> int:
     if isinstance(p, Batch):
         return 32 if isinstance(p.v, tuple) else p.v.numel() * 8
+    if isinstance(p, list):
+        return 8 * sum(len(r) if isinstance(r, list) else 1 for r in p)
     return p.numel() * p.element_size()
+
+
+def _as_tensors(parts: list) -> list:
+    """Pending parts as tensors: every host row (a list) becomes float64 in one ``torch.tensor`` call
+    per shape, placed where it was in the stream."""
+    rows = [i for i, p in enumerate(parts) if isinstance(p, list)]
+    if not rows:
+        return parts
+    out = list(parts)
+    by_len: dict = {}
+    for i in rows:
+        by_len.setdefault(_row_shape(parts[i]), []).append(i)
+    for idx in by_len.values():
+        for i, t in zip(idx, torch.tensor([parts[i] for i in idx], dtype=torch.float64).unbind(0)):
+            out[i] = t
+    return out
+
+
+def _row_shape(row: list) -> tuple:
+    return (len(row), len(row[0])) if row and isinstance(row[0], list) else (len(row),)
 
 
 def _combine(old: torch.Tensor, new: torch.Tensor, rule: str) -> torch.Tensor:

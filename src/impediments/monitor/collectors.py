@@ -20,6 +20,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
 from impediments.activations.catalog import kinds_of
+from impediments.activations.unit_regions import cut_counts
 from impediments.monitor.bag import Bag
 from impediments.monitor.histogram import histogram_many, histogram_subsample
 from impediments.monitor.moments import batch_moments
@@ -108,6 +109,7 @@ def catalog_kinds() -> frozenset:
     return frozenset(names())
 
 
+@lru_cache(maxsize=None)
 def region_kind(kind: str) -> str | None:
     """The catalog kind whose region cuts are counted for ``kind``: itself, ``"relu"`` for ReLU-like
     kinds outside the catalog (alive = pre-activation > 0), else ``None``."""
@@ -117,23 +119,23 @@ def region_kind(kind: str) -> str | None:
 
 
 def record_activation_input(bag: Bag, x: torch.Tensor, kind: str, dim: int, moments=None,
-                            scratch: Scratch | None = None) -> int:
+                            scratch: Scratch | None = None, full: bool = True) -> int:
     """Fold the pre-activation ``x`` into ``bag`` (``moments``: its moments if already computed,
     e.g. as the output of the Linear that fed it); returns the number of units (host int).
 
     Per unit (feature, or conv channel), the raw counts at the region cuts of ``kind`` are added
     (:func:`~impediments.activations.unit_regions.cut_counts`); they become per-unit region counts
     when read. On CPU a batch holding NaN/Inf is left out of the counts (it is in ``nonfinite``).
+    ``full=False``: no min/max (the dense steps of ``watch(every=1)``: a window statistic, see
+    :mod:`~impediments.monitor.schedule`); the counts are dense ("never active on any batch").
     """
     x = x.detach()
-    out = _scratch_for(x, scratch)
-    m = batch_moments(x, out=out) if moments is None else moments
+    rkind = region_kind(kind)
+    out = _scratch_for(x, scratch) if rkind is not None or moments is None else None
+    m = batch_moments(x, out=out, extremes=full) if moments is None else moments
     bag.add("input", m, "moments")
     units = x.shape[dim] if x.dim() else 1
-    rkind = region_kind(kind)
     if x.dim() and rkind is not None and m.finite is not False:
-        from impediments.activations.unit_regions import cut_counts
-
         bag.add("cuts", cut_counts(x, rkind, dim, out=out), "sum")
         bag.count("unit_total", x.numel() // max(units, 1))
     bag.count("samples")
@@ -144,7 +146,8 @@ def record_activation_output(bag: Bag, out: torch.Tensor, hist_queue: list, scra
     """Fold the output into ``bag``; returns its :class:`Batch` moments (``bad`` = non-finite count).
 
     The histogram subsample (copied now, before any later in-place op) is queued as ``(bag, values)``
-    for :func:`flush_histograms`, which counts a whole forward pass in one go.
+    for :func:`flush_histograms`, which counts a whole forward pass in one go. (Full steps only: the
+    dense steps of ``watch(every=1)`` skip activation outputs, see :mod:`~impediments.monitor.schedule`.)
     """
     m = _moments(out, scratch)
     bag.add("output", m, "moments")
@@ -166,18 +169,31 @@ def _scratch_for(x: torch.Tensor, scratch: Scratch | None):
     return scratch.like(x) if scratch is not None and x.is_floating_point() else None
 
 
-def _moments(x: torch.Tensor, scratch: Scratch | None):
-    x = x.detach()
-    return batch_moments(x, out=_scratch_for(x, scratch))
+def _moments(x: torch.Tensor, scratch: Scratch | None, extremes: bool = True):
+    """:func:`batch_moments` with a scratch buffer taken from ``scratch`` only if the two-pass variance runs."""
+    return batch_moments(x, out=scratch if x.is_floating_point() else None, extremes=extremes)
 
 
-def record_layer_output(bag: Bag, out: torch.Tensor, scratch: Scratch | None = None):
-    """Moments of a Linear/Conv output and, in the backward pass, of its gradient."""
-    m = _moments(out, scratch)
+def record_layer_output(bag: Bag, out: torch.Tensor, scratch: Scratch | None = None, full: bool = True):
+    """Moments of a Linear/Conv output (``full=False``: without min/max) and, in the backward pass, of
+    its gradient (never min/max: only its variance is read, ``LayerOutputStats.grad_var``).
+
+    The gradient is read by a pre-hook of the autograd node that produced ``out`` (what
+    ``Tensor.register_hook`` installs too, without its Python bookkeeping)."""
+    m = _moments(out, scratch, extremes=full)
     bag.add("output", m, "moments")
     bag.count("samples")
     if out.requires_grad:
-        out.register_hook(lambda g: bag.add("grad", _moments(g, scratch), "moments"))
+        def grad(g):
+            if g is not None:
+                bag.add("grad", _moments(g, scratch, extremes=False), "moments")
+
+        fn = out.grad_fn
+        if fn is None:
+            out.register_hook(grad)
+        else:
+            nr = out.output_nr
+            fn.register_prehook(lambda grads: grad(grads[nr]))
     return m
 
 

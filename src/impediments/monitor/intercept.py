@@ -13,6 +13,13 @@ A call inside an activation module (``nn.ReLU``) is named after the module (``hi
 other call is named ``"{innermost module}/{kind}#{k}"`` with ``k`` counting calls of that kind in
 that module during one forward, from 0 (``"layer1.0/relu#1"`` is the second ReLU of ``layer1.0``;
 the root module's name is ``""``). Measured costs are in ``benchmarks/overhead.py``.
+
+A *light* forward (``arm(..., full=False)``: the dense steps of ``watch(every=1)``) tracks no gates and,
+when the last full forward showed that module hooks alone see the same activations (every catalog call
+was the first one inside an activation module, on the module's own input and returning its output,
+and no activation was called as a function elsewhere), arms no mode at all: an activation module's
+input and output come from the module hooks (:attr:`Interceptor.modules_suffice`). The mode costs a
+Python call per torch function (measured: 1.1x an MLP step on its own).
 """
 from __future__ import annotations
 
@@ -101,6 +108,19 @@ class _Mode(TorchFunctionMode):
         return out
 
 
+def _remove_mode(mode: TorchFunctionMode) -> None:
+    """Take ``mode`` off the torch-function mode stack even when another mode was pushed above it since
+    (those stay): ``__exit__`` would pop the top one. Under Lightning's DDP the loop probe arms its mode in
+    the post-hook of the re-entrant ``self(x)``, above this one, before the outer forward ends."""
+    if mode not in torch.overrides._get_current_function_mode_stack():
+        return
+    above = []
+    while (top := torch._C._pop_torch_function_stack()) is not mode:
+        above.append(top)
+    for m in reversed(above):
+        torch._C._push_on_torch_function_stack(m)
+
+
 class Interceptor:
     """Module stack + activation calls for one model; ``arm()``/``disarm()`` around sampled forwards.
 
@@ -124,57 +144,122 @@ class Interceptor:
         self.outputs: dict[int, tuple] = {}
         #: ``f(name)`` when an activation's output multiplies another tensor (a gate); None: not tracked
         self.on_gate = None
+        #: the last full forward saw every activation through activation modules (see the module doc)
+        self.modules_suffice = False
+        self.full = True
         self._mode: _Mode | None = None
+        self._armed = False
         self._handles: list = []
+        self._hooks: tuple = (self._pre, self._post)
+        self._suffice = True
+        self._mod_io: dict[int, list] = {}   # full forwards: activation module -> [its input, first call's in, out]
+        self._tokens: dict[int, list] = {}   # module-only forwards: activation module -> pending tokens
 
-    @property
-    def armed(self) -> bool:
-        return self._mode is not None
+    armed = property(lambda self: self._armed)
 
-    def arm(self, root: nn.Module, args) -> None:
-        """Start intercepting one forward of ``root`` (called from its pre-hook). Idempotent."""
-        if self.armed:
+    def arm(self, root: nn.Module, args, full: bool = True) -> None:
+        """Start intercepting one forward of ``root`` (called from its pre-hook). Idempotent.
+
+        ``full=False``: a light forward (no gate tracking; no mode when :attr:`modules_suffice`).
+        """
+        if self._armed:
             return
         self.stack, self.calls, self.seen_in_module, self.outputs = [], {}, set(), {}
-        reg = torch.nn.modules.module
-        self._handles = [reg.register_module_forward_pre_hook(self._pre),
-                         reg.register_module_forward_hook(self._post, always_call=True)]
-        self._mode = _Mode(self)
-        self._mode.__enter__()
-        self._pre(root, args)   # the global pre-hook was registered too late to see the root itself
+        self._mod_io, self._tokens, self._suffice = {}, {}, True
+        self.full = full
+        modules_only = not full and self.modules_suffice
+        self._hooks = (self._pre_modules, self._post_modules) if modules_only else (self._pre, self._post)
+        if not self._handles:
+            reg = torch.nn.modules.module
+            self._handles = [reg.register_module_forward_pre_hook(self._hook_pre),
+                             reg.register_module_forward_hook(self._hook_post, always_call=True)]
+        self._armed = True
+        if not modules_only:
+            self._mode = _Mode(self)
+            self._mode.__enter__()
+        self._hooks[0](root, args)   # the global pre-hook was registered too late to see the root itself
 
-    def disarm(self) -> None:
-        """Stop intercepting; safe to call when not armed (also after an exception in forward)."""
+    def disarm(self, keep_hooks: bool = False) -> None:
+        """Stop intercepting; safe to call when not armed (also after an exception in forward).
+
+        ``keep_hooks``: leave the global module hooks registered, inert until the next :meth:`arm`
+        (when the next forward is sampled too: registering them costs more than an inert call).
+        """
+        if self._armed and self.full and self._mode is not None:
+            self.modules_suffice = self._suffice and not self.stack   # (a forward that raised proves nothing)
+        self._armed = False
         mode, self._mode = self._mode, None
         if mode is not None:
-            try:
-                mode.__exit__(None, None, None)
-            except Exception:  # pragma: no cover - mode stack already unwound by an exception
-                pass
-        for h in self._handles:
-            h.remove()
-        self._handles = []
+            _remove_mode(mode)
+        if not keep_hooks:
+            for h in self._handles:
+                h.remove()
+            self._handles = []
         self.stack = []
         self.outputs = {}
+        self._mod_io, self._tokens = {}, {}
 
     # --------------------------------------------------------------------- hooks
+    def _hook_pre(self, module, args):
+        return self._hooks[0](module, args) if self._armed else None
+
+    def _hook_post(self, module, args, out):
+        return self._hooks[1](module, args, out) if self._armed else None
+
     def _pre(self, module, args):
-        name = self.names.get(id(module))
+        mid = id(module)
+        name = self.names.get(mid)
         if name is None:
             return None
-        self.stack.append((id(module), name))
+        self.stack.append((mid, name))
+        if mid in self.kinds:            # what module hooks alone would see: its input (checked in _post)
+            self._mod_io[mid] = [args[0] if args else None, None, None]
         with torch._C.DisableTorchFunction():   # our own reductions bypass the mode
             self.on_module_pre(name, module, args)
         return None
 
     def _post(self, module, args, out):
-        name = self.names.get(id(module))
+        mid = id(module)
+        name = self.names.get(mid)
         if name is None:
             return None
-        if self.stack and self.stack[-1][0] == id(module):
+        if self.stack and self.stack[-1][0] == mid:
             self.stack.pop()
-        self.seen_in_module.discard(id(module))
+        self.seen_in_module.discard(mid)
+        io = self._mod_io.pop(mid, None)
+        if io is not None and not (io[0] is not None and io[1] is io[0] and io[2] is out):
+            self._suffice = False        # its catalog call saw other tensors than the module's (or none ran)
         with torch._C.DisableTorchFunction():
+            self.on_module_post(name, module, args, out)
+        return None
+
+    def _pre_modules(self, module, args):
+        """Module-only forwards: an activation module's input goes to the callback before it runs."""
+        mid = id(module)
+        name = self.names.get(mid)
+        if name is None:
+            return None
+        self.stack.append((mid, name))
+        with torch._C.DisableTorchFunction():
+            self.on_module_pre(name, module, args)
+            kind = self.kinds.get(mid)
+            if kind is not None and args and isinstance(args[0], torch.Tensor):
+                self._tokens.setdefault(mid, []).append(self.on_activation(name, kind, args[0]))
+        return None
+
+    def _post_modules(self, module, args, out):
+        mid = id(module)
+        name = self.names.get(mid)
+        if name is None:
+            return None
+        if self.stack and self.stack[-1][0] == mid:
+            self.stack.pop()
+        with torch._C.DisableTorchFunction():
+            pending = self._tokens.get(mid)
+            if pending:
+                token = pending.pop()
+                if token is not None and isinstance(out, torch.Tensor):
+                    self.on_activation_out(token, out)
             self.on_module_post(name, module, args, out)
         return None
 
@@ -185,15 +270,22 @@ class Interceptor:
             if mid in self.seen_in_module:
                 return None
             self.seen_in_module.add(mid)
+            io = self._mod_io.get(mid)
+            if io is not None:
+                io[1] = x
             return self.on_activation(mname, self.kinds[mid], x)
+        self._suffice = False            # an activation called as a function: module hooks would miss it
         k = self.calls.get((mname, kind), 0)
         self.calls[(mname, kind)] = k + 1
         return self.on_activation(f"{mname}/{kind}#{k}", kind, x)
 
     def after(self, token, out, kind: str = "") -> None:
+        if self.stack and (io := self._mod_io.get(self.stack[-1][0])) is not None and io[2] is None:
+            io[2] = out
         if isinstance(out, torch.Tensor):
             self.on_activation_out(token, out)
-            if self.on_gate is not None and isinstance(token, tuple) and isinstance(token[0], str):
+            if (self.full and self.on_gate is not None and isinstance(token, tuple)
+                    and isinstance(token[0], str)):
                 self.outputs[id(out)] = (out, token[0], kind)
 
     def elementwise(self, func, args, kwargs):

@@ -70,34 +70,62 @@ class Batch:
         return (self.bad == 0) if isinstance(self.bad, int) else None
 
 
-def batch_moments(x: torch.Tensor, dim=None, out: torch.Tensor | None = None) -> Batch:
-    """Moments of ``x`` (over all elements, or over ``dim``) by the two-pass algorithm, no device sync.
+#: one-pass variance on CPU only while ``mean^2 <= ONE_PASS_MAX_RATIO * mean(x^2)``: the cancellation in
+#: ``mean(x^2) - mean^2`` then amplifies the rounding of ``mean(x^2)`` at most ``1 / (1 - ratio)`` = 2 times
+ONE_PASS_MAX_RATIO = 0.5
 
-    :math:`\\mu = \\sum x / n`, then :math:`\\sigma^2 = \\sum (x-\\mu)^2 / n` (one BLAS ``dot``):
-    exact to rounding even when :math:`|\\mu| \\gg \\sigma`, and on CPU an order of magnitude faster
-    than ``torch.var_mean``. Non-finite values are counted in ``bad``; they also poison
-    mean/var/min/max of that batch (as in numpy). On CPU the count pass is skipped when the mean is
-    finite, since any NaN/Inf would make it non-finite. ``out``: optional scratch of ``x``'s shape and
-    dtype for :math:`x - \\mu` (no full-size allocation).
+
+def batch_moments(x: torch.Tensor, dim=None, out: torch.Tensor | None = None, extremes: bool = True) -> Batch:
+    """Moments of ``x`` (over all elements, or over ``dim``), no device sync.
+
+    On CPU, over all elements: :math:`\\mu = \\sum x / n` and :math:`q = x \\cdot x / n` (one BLAS
+    ``dot``), then :math:`\\sigma^2 = q - \\mu^2` while :math:`\\mu^2 \\le q / 2` (the cancellation
+    at most doubles the rounding of :math:`q`), else the two-pass :math:`\\sum (x-\\mu)^2 / n`, exact
+    to rounding even when :math:`|\\mu| \\gg \\sigma`; both are an order of magnitude faster than
+    ``torch.var_mean`` there. Elsewhere always two-pass. Non-finite values are counted in ``bad``; they
+    also poison mean/var/min/max of that batch (as in numpy). On CPU the count pass is skipped when
+    the mean is finite, since any NaN/Inf would make it non-finite. ``out``: optional scratch of ``x``'s
+    shape and dtype for :math:`x - \\mu` on CPU (no full-size allocation), or an object whose
+    ``like(x)`` gives one (:class:`~impediments.monitor.collectors.Scratch`), asked only when the
+    two-pass runs. ``extremes=False`` skips min/max (+inf/-inf, the identity of their merge: not
+    measured in this part), for the gradients, whose extremes nothing reads, and the dense steps of
+    ``watch(every=1)`` (see ``schedule``).
     """
-    x = x.detach()
+    if x.requires_grad:
+        x = x.detach()
     if not x.is_floating_point():
         x = x.double()
     if dim is not None:
         return _batch_moments_dim(x, dim)
     n = x.numel()
-    if x.device.type == "cpu":
+    if x.is_cpu:
         if n == 0:
             return Batch(0, (0.0, 0.0, math.inf, -math.inf), 0)
         mean = float(x.sum()) / n
-        d = (x - mean if out is None or out.shape != x.shape or out.dtype != x.dtype
-             else torch.sub(x, mean, out=out)).reshape(-1)
-        lo, hi = torch.aminmax(x)
+        var = None
+        if x.is_contiguous():
+            flat = x.view(-1)
+            sq = float(torch.dot(flat, flat)) / n
+            if mean * mean <= ONE_PASS_MAX_RATIO * sq and math.isfinite(sq):
+                var = sq - mean * mean
+        if var is None:
+            if out is not None and hasattr(out, "like"):
+                out = out.like(x)
+            d = (x - mean if out is None or out.shape != x.shape or out.dtype != x.dtype
+                 else torch.sub(x, mean, out=out)).reshape(-1)
+            var = float(torch.dot(d, d)) / n
+        if extremes:
+            lo, hi = (float(v) for v in torch.aminmax(x))
+        else:
+            lo, hi = math.inf, -math.inf
         bad = 0 if math.isfinite(mean) else int(n - torch.isfinite(x).sum())
-        return Batch(n, (mean, float(torch.dot(d, d)) / n, float(lo), float(hi)), bad)
+        return Batch(n, (mean, var, lo, hi), bad)
     mean = x.sum() / max(n, 1)
     d = (x - mean).reshape(-1)
-    lo, hi = torch.aminmax(x)
+    if extremes:
+        lo, hi = torch.aminmax(x)
+    else:
+        lo, hi = torch.full_like(mean, math.inf), torch.full_like(mean, -math.inf)
     return Batch(n, torch.stack([mean, torch.dot(d, d) / max(n, 1), lo, hi]), n - torch.isfinite(x).sum())
 
 

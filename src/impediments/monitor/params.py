@@ -6,8 +6,12 @@ no sync) and, on sampled steps, records per parameter
 
 .. math:: \\|g\\|,\\ \\max \\|g\\|,\\ \\frac{\\|g\\|}{\\|w\\|},\\ \\frac{\\|\\Delta w\\|}{\\|w\\|}
 
-(the update-to-weight ratio, Karpathy 2016; the post-hook takes :math:`\\Delta w`). Without one,
-per-parameter post-accumulate-grad hooks record :math:`\\|g\\|` (update ratios are then NaN).
+(the update-to-weight ratio, Karpathy 2016; the post-hook takes :math:`\\Delta w`). Gradient and weight
+norms come from one fused ``_foreach_norm``. The update ratio needs a copy of every parameter before
+the step and two more passes after it, so it is a window statistic: on the full sampled steps only
+(:mod:`~impediments.monitor.schedule`: every sampled step unless the schedule is denser than the
+default). Without an optimizer, per-parameter post-accumulate-grad hooks record :math:`\\|g\\|` (update
+ratios are then NaN).
 """
 from __future__ import annotations
 
@@ -50,6 +54,28 @@ def unwrap_optimizer(optimizer):
                   f"forwards and update-to-weight ratios are not measured")
 
 
+def _norm(t: torch.Tensor) -> torch.Tensor:
+    """The 2-norm of a tensor, dense or sparse (a sparse one is coalesced first: duplicate indices add)."""
+    if t.is_sparse:
+        return t.coalesce().values().norm()
+    return torch.linalg.vector_norm(t)
+
+
+def norms(tensors: list) -> torch.Tensor:
+    """2-norms of ``tensors`` as one vector: one fused ``_foreach_norm`` for the dense ones (which it
+    cannot take sparse tensors among), :func:`_norm` for each sparse one (an ``nn.Embedding(sparse=True)``)."""
+    sparse = [i for i, t in enumerate(tensors) if t.is_sparse]
+    if not sparse:
+        return torch.stack(torch._foreach_norm(tensors))
+    dense = [i for i, t in enumerate(tensors) if not t.is_sparse]
+    out = [None] * len(tensors)
+    for i, v in zip(dense, torch._foreach_norm([tensors[i] for i in dense]) if dense else []):
+        out[i] = v
+    for i in sparse:
+        out[i] = _norm(tensors[i])
+    return torch.stack(out)
+
+
 class ParamWatcher:
     def __init__(self, mon, model: nn.Module, optimizer, parameters: dict | None = None) -> None:
         optimizer, self.not_hooked = unwrap_optimizer(optimizer)
@@ -64,10 +90,13 @@ class ParamWatcher:
         self.params = [p for _, p in named]
         self.counts_steps = optimizer is not None
         self._before = None
+        self._copy: tuple | None = None   # (parameter indices, buffers) reused by consecutive sampled steps
         self._pending: dict[int, torch.Tensor] = {}
         self._pending_step = 0
         self._handles: list = []
         self._index: dict = {}
+        self._ones_cache: dict = {}
+        self._names_meta = None   # the list last put in meta["param_names"]
 
     def optimizer_info(self) -> dict | None:
         opt = self.optimizer
@@ -94,7 +123,7 @@ class ParamWatcher:
         self.flush()
         for h in self._handles:
             h.remove()
-        self._handles, self.params, self.optimizer, self._before = [], [], None, None
+        self._handles, self.params, self.optimizer, self._before, self._copy = [], [], None, None, None
 
     # --------------------------------------------------------------------- optimizer path
     def _step_pre(self, opt, args, kwargs):
@@ -121,39 +150,61 @@ class ParamWatcher:
             return args, {**kwargs, "closure": closure_then_read}
         return (args[0], closure_then_read, *args[2:]), kwargs
 
+    @torch.no_grad()
     def _read_gradients(self) -> None:
         step = self.mon.steps
         self.mon._note_step()
-        grads, idx = [], []
-        for i, p in enumerate(self.params):
-            if p.grad is not None:
-                grads.append(p.grad.detach())
-                idx.append(i)
+        params = self.params
+        idx = [i for i, p in enumerate(params) if p.grad is not None]
         if not idx:
             return
-        gnorm = torch._foreach_norm(grads)
+        grads = [params[i].grad for i in idx]      # (no_grad: no detach needed)
+        sampled = self.mon.schedule(step)
+        ps = [params[i] for i in idx] if sampled else []
+        both = norms(grads + ps)          # gradient and (sampled) weight norms: one fused _foreach_norm
+        k = len(idx)
         nf = self.mon.nonfinite
-        # on CPU the norms are read on the host (free); elsewhere a device register is updated (no sync)
-        if "gradient" not in nf.first and (gnorm[0].device.type != "cpu" or not all(map(math.isfinite, gnorm))):
-            nf.update_vector("gradient", ~torch.isfinite(torch.stack(gnorm)), step, [self.names[i] for i in idx])
-        if not self.mon.schedule(step):
+        # on CPU the norms are read on the host (free, one read) and recorded as host rows (no kernel);
+        # elsewhere a device register is updated and device rows recorded (no sync)
+        host = both.tolist() if both.is_cpu else None
+        if "gradient" not in nf.first and (host is None or not all(map(math.isfinite, host[:k]))):
+            nf.update_vector("gradient", ~torch.isfinite(both[:k]), step, [self.names[i] for i in idx])
+        if not sampled:
+            self._copy = None
             return
-        ps = [self.params[i].detach() for i in idx]
-        wnorm = torch.stack(torch._foreach_norm(ps))
-        self._record(step, idx, torch.stack(gnorm), wnorm)
-        self._before = (idx, torch._foreach_mul(ps, 1.0), wnorm)   # one fused copy
+        if host is not None:
+            w = self._record_host(step, idx, host[:k], host[k:])
+        else:
+            w = self._record(step, idx, both[:k], both[k:])
+        if self.mon.full_schedule(step):   # update ratios: a window statistic (a copy and two passes more)
+            self._before = (idx, self._copy_of(idx, ps), w)
 
+    def _copy_of(self, idx: list, ps: list) -> list:
+        """The parameters before the update, in buffers kept while consecutive steps are sampled (a fresh
+        large tensor on CPU is a fresh mmap whose pages fault on first touch: see ``collectors.Scratch``)."""
+        key = tuple(idx)
+        if self._copy is not None and self._copy[0] == key:
+            torch._foreach_copy_(self._copy[1], ps)
+        else:
+            self._copy = (key, torch._foreach_mul(ps, 1.0))   # one fused copy
+        return self._copy[1]
+
+    @torch.no_grad()
     def _step_post(self, opt, args, kwargs):
         step = self.mon.steps
         self.mon.steps += 1
         if self._before is None:
             return
-        idx, before, wnorm = self._before
+        idx, before, w = self._before
         self._before = None
-        after = [self.params[i].detach() for i in idx]
+        if isinstance(w, list):
+            w = torch.tensor(w, dtype=torch.float64)
+        after = [self.params[i] for i in idx]
         torch._foreach_sub_(before, after)                          # in place: no second copy
-        dnorm = torch.stack(torch._foreach_norm(before)).double()
-        ratio = torch.stack([dnorm / wnorm.double(), torch.ones_like(dnorm)])
+        dnorm = torch.stack(torch._foreach_norm(before))
+        if not self.mon.full_schedule(step + 1):                     # the next step keeps no copy
+            self._copy = None
+        ratio = torch.stack([dnorm.double() / w, self._ones(len(idx), w.device)])
         self.mon.windows.at(step).bag("params", "").add("update", self._scatter(idx, ratio), "sum")
 
     # --------------------------------------------------------------------- no-optimizer path
@@ -164,7 +215,7 @@ class ParamWatcher:
             if self._pending and self._pending_step != self.mon._fwd_step:
                 self.flush()
             self._pending_step = self.mon._fwd_step
-            self._pending[i] = p.grad.detach().norm()
+            self._pending[i] = _norm(p.grad.detach())
         return hook
 
     def flush(self) -> None:
@@ -191,14 +242,44 @@ class ParamWatcher:
         full = values.new_zeros((*values.shape[:-1], len(self.names)))
         return full.index_copy(-1, self._index[key], values)
 
-    def _record(self, step, idx, gnorm, wnorm) -> None:
+    def _scatter_host(self, idx, row: list) -> list:
+        """:meth:`_scatter` of a host row."""
+        if len(idx) == len(self.names):
+            return row
+        full = [0.0] * len(self.names)
+        for i, v in zip(idx, row):
+            full[i] = v
+        return full
+
+    def _record_host(self, step, idx, g: list, w: list) -> list:
+        """:meth:`_record` from host floats (CPU): host rows, no kernel; returns ``w``."""
+        bag = self.mon.windows.at(step).bag("params", "")
+        ratio = [a / b if b else (a * math.inf if a else math.nan) for a, b in zip(g, w)]   # as torch divides
+        rows = [self._scatter_host(idx, g), self._scatter_host(idx, ratio), self._scatter_host(idx, [1.0] * len(g))]
+        bag.add("grad", rows, "sum")
+        bag.add("gmax", rows[0], "max")
+        bag.add("wnorm", self._scatter_host(idx, w), "last")
+        if self._names_meta is None or self.mon.meta.get("param_names") is not self._names_meta:
+            self._names_meta = self.mon.meta["param_names"] = list(self.names)
+        return w
+
+    def _ones(self, n: int, device) -> torch.Tensor:
+        """A float64 vector of ``n`` ones (the per-parameter sample count), made once per size and device."""
+        key = (n, str(device))
+        ones = self._ones_cache.get(key)
+        if ones is None:
+            ones = self._ones_cache[key] = torch.ones(n, dtype=torch.float64, device=device)
+        return ones
+
+    def _record(self, step, idx, gnorm, wnorm) -> torch.Tensor:
         """Fields of the ``params`` bag, one row per parameter: ``grad`` = sums of
         ``[|g|, |g|/|w|, 1]``, ``gmax`` = max ``|g|``, ``wnorm`` = last ``|w|``; ``update`` (post-hook) =
-        sums of ``[|dw|/|w|, 1]``."""
+        sums of ``[|dw|/|w|, 1]``. Returns ``|w|`` in float64."""
         bag = self.mon.windows.at(step).bag("params", "")
-        g, w = gnorm.detach().double(), wnorm.double()
-        bag.add("grad", self._scatter(idx, torch.stack([g, g / w, torch.ones_like(g)])), "sum")
+        g, w = torch.stack([gnorm.detach(), wnorm]).double().unbind(0)
+        bag.add("grad", self._scatter(idx, torch.stack([g, g / w, self._ones(len(idx), g.device)])), "sum")
         bag.add("gmax", self._scatter(idx, g), "max")
         bag.add("wnorm", self._scatter(idx, w), "last")
-        if self.mon.meta.get("param_names") != self.names:
-            self.mon.meta["param_names"] = list(self.names)
+        if self._names_meta is None or self.mon.meta.get("param_names") is not self._names_meta:
+            self._names_meta = self.mon.meta["param_names"] = list(self.names)
+        return w

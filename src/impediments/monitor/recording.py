@@ -30,6 +30,9 @@ class Recorder:
     #: nesting of the watched model's own forwards (only the outermost one is a step)
     _root_depth = 0
 
+    #: sampled steps that were full (see :mod:`~impediments.monitor.schedule`): symmetry checks count these
+    _full_steps = 0
+
     #: forwards of the model since the last optimizer step (or backward): in eval mode, in training mode
     _eval_since_step = 0
     _trained_since_step = 0
@@ -60,6 +63,8 @@ class Recorder:
         if self._uses_rng and not self.nonfinite.forward_found:
             self._rng = torch.get_rng_state()    # only to replay dropout masks when localising a NaN
         self._sampled_now = bool(self.schedule(step))
+        full = self.full_schedule
+        self._full_now = self._sampled_now and (full.decide(step) if hasattr(full, "decide") else bool(full(step)))
         if self._sampled_now:
             self._begin_sampled(model, args, kwargs, step)
             if self._eager is not None:      # torch.compile'd: this forward runs eagerly (see compiled)
@@ -68,16 +73,17 @@ class Recorder:
 
     def _begin_sampled(self, model, args, kwargs, step: int) -> None:
         self.sampled_steps += 1
+        self._full_steps += self._full_now
         self._hist_queue.clear()
-        x = _first_tensor(args, kwargs)
+        x = _first_tensor(args, kwargs) if self._full_now else None   # a window statistic (see schedule)
         if x is not None and x.dim() >= 1 and x.is_floating_point() and x.numel():
             rows = x.reshape(len(x), -1) if x.dim() > 1 else x.reshape(-1, 1)
             self.state().bag("input", "").add("x", batch_moments(rows, dim=0), "moments")
             self.meta["input_shape"] = list(x.shape[1:])
-        if symmetry.due(self.sampled_steps - 1):   # the 1st, 2nd, 3rd, 5th, 9th, 17th ... sampled step
+        if self._full_now and symmetry.due(self._full_steps - 1):   # the 1st, 2nd, 3rd, 5th, 9th ... full step
             symmetry.snapshot(compiled.uncompiled(model), self._included, step, self._sym)
         if not self._compiled or self._eager is not None:   # a compiled graph without eager fallback hides it
-            self._icpt.arm(model, args)
+            self._icpt.arm(model, args, full=self._full_now)
 
     def _root_post(self, model, args, out):
         self._root_depth = max(0, self._root_depth - 1)
@@ -88,7 +94,8 @@ class Recorder:
         if self._icpt is None or not model.training:
             return None
         if self._sampled_now:
-            self._icpt.disarm()
+            # dense: kept, inert till the next forward (not for torch.compile, which warns of global hooks)
+            self._icpt.disarm(keep_hooks=not self._compiled and bool(self.schedule(self._fwd_step + 1)))
             C.flush_histograms(self._hist_queue)
             self._last_leaf = self._last_out = self._last_moments = None
         if isinstance(out, torch.Tensor) and out.device.type == "cpu" and out.is_floating_point():
@@ -154,10 +161,10 @@ class Recorder:
                                              "regions": kind in C.catalog_kinds(), "values_per_example": 0}
         bag = self.state().bag("act", name)
         known = self._last_moments if self._last_out is x else None   # fed directly by a Linear/Conv
-        units = C.record_activation_input(bag, x, kind, dim, known, self._scratch)
+        units = C.record_activation_input(bag, x, kind, dim, known, self._scratch, full=self._full_now)
         meta["units"] = max(meta["units"], units)
         if units and x.dim() >= 2 and x.numel():
-            meta["values_per_example"] = max(meta.get("values_per_example", 0), x.numel() // (len(x) * units))
+            meta["values_per_example"] = max(meta.get("values_per_example", 0), x.numel() // (x.shape[0] * units))
         return name, bag
 
     def _gate(self, name: str) -> None:
@@ -167,14 +174,26 @@ class Recorder:
             meta["gate"] = True
 
     def _act_out(self, token, out):
+        if not self._full_now:           # the output's moments are a window statistic (see schedule)
+            return
         name, bag = token
         m = C.record_activation_output(bag, out, self._hist_queue, self._scratch)
         self.nonfinite.update_forward(m.bad, self._fwd_step, name)
 
+    def _role(self, module) -> tuple:
+        """``(leaf, Linear/Conv, Conv, BatchNorm, recurrent)`` of a module, computed once per module."""
+        role = self._roles.get(id(module))
+        if role is None:
+            role = self._roles[id(module)] = (next(module.children(), None) is None,
+                                              isinstance(module, C.LAYER_TYPES), isinstance(module, C.ConvNd),
+                                              C.is_batch_norm(module), recurrent.is_recurrent(module))
+        return role
+
     def _mod_pre(self, name, module, args):
-        if recurrent.is_recurrent(module):           # its dropout masks, to replay (see recurrent)
+        _, _, _, bn, rnn = self._role(module)
+        if rnn:                                      # its dropout masks, to replay (see recurrent)
             recurrent.before(module, args)
-        if not C.is_batch_norm(module) or not args or not isinstance(args[0], torch.Tensor):
+        if not bn or not args or not isinstance(args[0], torch.Tensor):
             return
         x = args[0]
         meta = self.meta["bn"].setdefault(name, {"kind": type(module).__name__, "values_per_channel": None})
@@ -191,19 +210,20 @@ class Recorder:
         C.record_batchnorm(self.state().bag("bn", name), module, x, self._scratch)
 
     def _mod_post(self, name, module, args, out):
-        if next(module.children(), None) is None:
+        leaf, layer, conv, _, rnn = self._role(module)
+        if leaf:
             self._last_leaf, self._last_out, self._last_moments = module, out, None
-        if isinstance(module, C.LAYER_TYPES) and isinstance(out, torch.Tensor):
-            meta = self.meta["layer"]
-            if name not in meta:
-                meta[name] = {"kind": type(module).__name__, "depth": len(meta)}
+        if layer and isinstance(out, torch.Tensor):
+            meta = self.meta["layer"].get(name)
+            if meta is None:
+                meta = self.meta["layer"][name] = {"kind": type(module).__name__, "depth": len(self.meta["layer"])}
             if out.dim() >= 2 and out.numel():
-                channels = out.shape[1] if isinstance(module, C.ConvNd) else out.shape[-1]
-                meta[name]["positions"] = out.numel() // (len(out) * max(1, channels))
-            m = C.record_layer_output(self.state().bag("layer", name), out, self._scratch)
+                channels = out.shape[1] if conv else out.shape[-1]
+                meta["positions"] = out.numel() // (out.shape[0] * max(1, channels))
+            m = C.record_layer_output(self.state().bag("layer", name), out, self._scratch, full=self._full_now)
             self._last_moments = m
             self.nonfinite.update_forward(m.bad, self._fwd_step, name)
-        elif recurrent.is_recurrent(module):         # gates inside one fused op: recomputed (see recurrent)
+        elif rnn:                                    # gates inside one fused op: recomputed (see recurrent)
             recurrent.record(self, name, module, args, out)
         elif next(module.children(), None) is not None:   # a block: on a residual stream? (see residual)
             residual.record(self, name, module, args, out)
@@ -213,14 +233,16 @@ class Recorder:
         """Record the loss of the current step (no sync). Call once per step, before or after ``step()``."""
         if not isinstance(loss, torch.Tensor):
             loss = torch.tensor(float(loss))
-        v = loss.detach().reshape(-1)[0] if loss.numel() else loss.detach().sum()
+        cpu = loss.is_cpu
+        v = None if cpu else (loss.detach().reshape(-1)[0] if loss.numel() else loss.detach().sum())
         step = self._fwd_step
         if self._loss_bag is None or self._loss_bag[0] != step:
             self._loss_bag = (step, self.windows.at(step).bag("loss", ""))
         bag = self._loss_bag[1]
         bag.count("count")
-        if v.device.type == "cpu":          # host floats: reading a CPU scalar costs nothing
-            f = v.item()
+        if cpu:                             # host floats: reading a CPU scalar costs nothing
+            n = loss.numel()
+            f = loss.item() if n == 1 else float(loss.detach().reshape(-1)[0]) if n else float(loss.detach().sum())
             h = bag.h
             if "sum" in h:
                 h["sum"] += f

@@ -6,7 +6,7 @@ argument for random init; Goodfellow, Bengio & Courville 2016, §8.4). The check
 arithmetic modulo 2^64, so equal rows hash equal on any device; two distinct rows collide with
 probability about 2^-40). Unlike ``torch.unique``, whose output size depends on the data, this never
 waits for the device. It runs rarely (at
-the 1st, 2nd, 3rd, 5th, 9th, 17th, ... sampled step: log-spaced over the whole run), kept on the
+the 1st, 2nd, 3rd, 5th, 9th, 17th, ... full sampled step, see ``schedule``: log-spaced over the whole run), kept on the
 device and turned into groups only when read.
 """
 from __future__ import annotations

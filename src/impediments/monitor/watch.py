@@ -4,7 +4,10 @@ Every step pays only for a root forward pre/post hook (step counting, the schedu
 check of the output) and, with an optimizer, one fused ``_foreach_norm`` of the gradients in its
 step pre-hook. Sampled steps (:mod:`~impediments.monitor.schedule`) also arm the
 :class:`~impediments.monitor.intercept.Interceptor` for that forward (activations, layer outputs
-and their gradients, BatchNorm, inputs) and record parameters, gradients and updates.
+and their gradients, BatchNorm, inputs) and record parameters, gradients and updates. With a
+schedule denser than the default (``every=1``), the window statistics (histograms, region counts,
+update ratios, the loop probe's checks, ...) keep the default's pace and the other sampled steps
+record the dense ones only, with module hooks alone where they suffice (see ``schedule``).
 
 Non-finite values are located exactly: the step from the per-step checks (output, loss,
 gradient norms), held in device registers updated with ``torch.where`` (no sync); on CPU, the
@@ -26,7 +29,7 @@ from impediments.monitor.nonfinite import FirstNonFinite
 from impediments.monitor.loop import LoopProbe
 from impediments.monitor.params import ParamWatcher
 from impediments.monitor.recording import Recorder
-from impediments.monitor.schedule import make_schedule
+from impediments.monitor.schedule import WindowView, full_schedule, make_schedule
 from impediments.monitor.windows import DEFAULT_CAPACITY, Windows
 
 class Monitor(Recorder):
@@ -41,6 +44,7 @@ class Monitor(Recorder):
         if not isinstance(model, nn.Module):
             raise TypeError(f"watch needs an nn.Module, got {type(model).__name__}")
         self.schedule = make_schedule(every)
+        self.full_schedule = full_schedule(self.schedule)   # window statistics (see schedule)
         self.windows = Windows(windows)
         self.meta: dict = {"act": {}, "layer": {}, "bn": {}, "optimizer": None, "names": {}}
         self.steps = self.sampled_steps = self.training_forwards = 0
@@ -55,12 +59,13 @@ class Monitor(Recorder):
         self._last_leaf: nn.Module | None = None
         self._last_out = self._root_args = None
         self._sym: dict = {}
+        self._roles: dict = {}            # id(module) -> what it is (Recorder._role)
         self._replays = 0
         self._last_moments = None
         self._hist_queue: list = []
         self._scratch = C.Scratch()       # full-size temporaries, reused by every sampled step
         self._loss_bag = None             # (step, the loss bag of its window)
-        self._sampled_now, self._uses_rng = False, False
+        self._sampled_now, self._full_now, self._uses_rng = False, False, False
         self._live, self._live_feed = live, None   # live dashboard (impediments.playground.live)
         self._compiled, self._eager = False, None   # torch.compile'd model: sampled forwards run eagerly
 
@@ -86,7 +91,8 @@ class Monitor(Recorder):
         self._params = ParamWatcher(self, model, self._optimizer, self._named_parameters)
         self._handles += self._params.attach()
         self.meta["optimizer"] = self._params.optimizer_info()
-        self._loop = LoopProbe(self, model, self._params.optimizer, self._named_parameters, self._named_modules)
+        self._loop = LoopProbe(WindowView(self), model, self._params.optimizer, self._named_parameters,
+                               self._named_modules)
         self._loop.attach(root)
         if self._params.not_hooked:
             self.meta.setdefault("not_checked", {})["optimizer"] = self._params.not_hooked
@@ -264,7 +270,8 @@ def watch(model: nn.Module, optimizer=None, every=None, include=None, windows: i
             without it, steps are training-mode forwards of ``model`` and gradients come from
             per-parameter post-accumulate hooks.
         every: ``None`` for the default schedule, ``k`` for every ``k``-th step, or ``step -> bool``
-            (:mod:`~impediments.monitor.schedule`).
+            (:mod:`~impediments.monitor.schedule`; ``every=1`` records the dense statistics at every
+            step and the window statistics at the default schedule's pace).
         include: module-name prefixes (or ``name -> bool``) to watch; default all.
         windows: the most time windows kept (even, >= 2).
         live: ``True`` to show the statistics and findings live in the browser while it trains
