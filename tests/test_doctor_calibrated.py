@@ -215,8 +215,9 @@ def test_near_constant_pixels_are_left_out_of_input_scales():
 
 
 def test_the_learning_rate_cause_is_measured_in_the_steps_before_units_died():
-    """Update-to-weight ratios averaged over the windows up to the first with a quarter of a layer silent,
-    not over the whole run (after the units died the updates are small: there is no gradient left)."""
+    """Update-to-weight ratios averaged over the windows that end before the first with a quarter of a
+    layer silent, not over the whole run (after the units died the updates are small: there is no
+    gradient left); units already dead at the first forward have no learning-rate cause."""
     from types import SimpleNamespace
 
     from impediments.doctor.causes import link, onset_step
@@ -226,7 +227,7 @@ def test_the_learning_rate_cause_is_measured_in_the_steps_before_units_died():
 
     th = Thresholds()
     windows = [Window(0, 4, 2.0, dead_fraction={"1": 0.0}, update_to_weight={"0.weight": 0.3, "0.bias": 5.0}),
-               Window(4, 8, 3.0, dead_fraction={"1": 0.3}, update_to_weight={"0.weight": 0.5}),
+               Window(4, 8, 3.0, dead_fraction={"1": 0.1}, update_to_weight={"0.weight": 0.5}),
                Window(8, 12, 3.0, dead_fraction={"1": 1.0}, update_to_weight={"0.weight": 0.001})]
     whole = (0.3 + 0.5 + 0.001) / 3
     params = {"0.weight": ParamStats("0", 1.0, 1.0, 1.0, 1.0, whole, 3)}
@@ -237,6 +238,9 @@ def test_the_learning_rate_cause_is_measured_in_the_steps_before_units_died():
     assert cause.code == "exploding_gradients" and effect.caused_by == "exploding_gradients"
     assert cause.evidence["update_to_weight"] == {"0.weight": pytest.approx(0.4)}      # biases are not judged
     assert cause.evidence["measured_over_steps"] == [0, 8] and "steps 0-7" in cause.evidence["confidence"]
+    windows[0].dead_fraction["1"] = 0.5                # dead at the first forward: no update came before
+    assert onset_step(stats, th) == 0
+    assert [f.code for f in link([dead], stats, th)] == ["dead_units"]
     stats.windows = [Window(w.start_step, w.end_step, 2.0, update_to_weight=w.update_to_weight) for w in windows]
     assert onset_step(stats, th) is None                                   # no onset seen: the whole run
     (cause, _) = link([dead], stats, th)

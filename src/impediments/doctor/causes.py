@@ -9,9 +9,10 @@ cause first".
 * ``exploding_gradients`` (updates a large fraction of the weights) -> units die (pre-activations
   pushed below zero for every input, Lu et al. 2019), saturate or blow up, the loss diverges or turns
   NaN, nothing is learned. When no such finding exists but the measured update-to-weight ratios reach
-  ``cause_update_ratio`` (100x the healthy 1e-3, Karpathy 2016) in the windows up to the symptoms'
-  onset (the first window with a ``dead_warning`` share of silent units, or the first NaN/Inf), and a
-  symptom is a warning or an error, the cause is reported as an ``exploding_gradients`` warning.
+  ``cause_update_ratio`` (100x the healthy 1e-3, Karpathy 2016) in the windows that end before the
+  symptoms' onset (the first window with a ``dead_warning`` share of silent units, or the first NaN/Inf;
+  a symptom present at the first forward has no learning-rate cause), and a symptom is a warning or an
+  error, the cause is reported as an ``exploding_gradients`` warning.
 * ``model_in_eval_mode`` -> BatchNorm on running statistics, a loss that does not fall as it should.
 * dead, saturated or symmetric units, vanishing gradients -> a loss plateau (the gradient is blocked).
 """
@@ -35,25 +36,29 @@ _SERIOUS = ("warning", "error")
 
 
 def onset_step(stats, th) -> int | None:
-    """The end of the first window in which a symptom shows (a layer's units a ``dead_warning`` share
-    silent, or the first NaN/Inf), or None when none shows in a window."""
-    ends = []
-    for w in stats.windows:
-        if any(finite(f) and f >= th.dead_warning for f in w.dead_fraction.values()):
-            ends.append(w.end_step)
-            break
+    """The first step at which a symptom shows, or None when none shows in a window: the start of the
+    first window in which a ``dead_warning`` share of a layer's units was silent on every sampled forward
+    (the window's first forward included), or the step of the first NaN/Inf."""
+    steps = [w.start_step for w in stats.windows
+             if any(finite(f) and f >= th.dead_warning for f in w.dead_fraction.values())][:1]
     if stats.nonfinite is not None:
-        ends += [w.end_step for w in stats.windows if w.start_step <= stats.nonfinite.step < w.end_step][:1]
-    return min(ends) if ends else None
+        steps.append(stats.nonfinite.step)
+    return min(steps) if steps else None
 
 
 def _large_updates(stats, th) -> tuple[dict[str, float], list[int] | None]:
-    """Weights whose mean update-to-weight ratio reached ``cause_update_ratio`` in the steps up to the
-    symptoms' onset (:func:`onset_step`: the steps *before* units died), over the whole run when no onset
-    is seen in a window; and those steps ``[first, end)`` (None: the whole run)."""
+    """Weights whose mean update-to-weight ratio reached ``cause_update_ratio`` in the windows that end
+    before the symptoms' onset (:func:`onset_step`): only updates made before a symptom can cause it, so
+    a symptom already there at the first forward (units dead at init) has no learning-rate cause. With
+    no onset in a window, over the whole run. Also returns those steps ``[first, end)`` (None: the run)."""
     onset = onset_step(stats, th)
-    before = [w for w in stats.windows if onset is not None and w.end_step <= onset and w.update_to_weight]
-    if before:
+    if onset is None:
+        mean = {n: p.update_to_weight for n, p in stats.params.items() if p.samples > 0}
+        span = None
+    else:
+        before = [w for w in stats.windows if w.end_step <= onset and w.update_to_weight]
+        if not before:
+            return {}, None
         ratios: dict[str, list[float]] = {}
         for w in before:
             for n, r in w.update_to_weight.items():
@@ -61,9 +66,6 @@ def _large_updates(stats, th) -> tuple[dict[str, float], list[int] | None]:
                     ratios.setdefault(n, []).append(r)
         mean = {n: sum(v) / len(v) for n, v in ratios.items()}
         span = [before[0].start_step, before[-1].end_step]
-    else:
-        mean = {n: p.update_to_weight for n, p in stats.params.items() if p.samples > 0}
-        span = None
     big = {n: float(r) for n, r in mean.items()
            if n.endswith("weight") and finite(r) and r >= th.cause_update_ratio}
     return big, span
