@@ -108,7 +108,7 @@ class _Mode(TorchFunctionMode):
         return out
 
 
-def _remove_mode(mode: TorchFunctionMode) -> None:
+def remove_mode(mode: TorchFunctionMode) -> None:
     """Take ``mode`` off the torch-function mode stack even when another mode was pushed above it since
     (those stay): ``__exit__`` would pop the top one. Under Lightning's DDP the loop probe arms its mode in
     the post-hook of the re-entrant ``self(x)``, above this one, before the outer forward ends."""
@@ -190,7 +190,7 @@ class Interceptor:
         self._armed = False
         mode, self._mode = self._mode, None
         if mode is not None:
-            _remove_mode(mode)
+            remove_mode(mode)
         if not keep_hooks:
             for h in self._handles:
                 h.remove()

@@ -29,6 +29,7 @@ from torch import nn
 
 from impediments.monitor import schema as S
 from impediments.monitor.fingerprint import FINGERPRINT_VALUES, fingerprints
+from impediments.monitor.intercept import remove_mode
 from impediments.monitor.loss_calls import LossCalls, LossMode
 from impediments.monitor.moments import to_device
 
@@ -116,13 +117,8 @@ class LoopProbe:
     def disarm(self) -> None:
         """Take the mode off the stack even when another mode was pushed above it since (those stay)."""
         mode, self._mode = self._mode, None
-        if mode is None or mode not in torch.overrides._get_current_function_mode_stack():
-            return
-        above = []
-        while (top := torch._C._pop_torch_function_stack()) is not mode:
-            above.append(top)
-        for m in reversed(above):
-            torch._C._push_on_torch_function_stack(m)
+        if mode is not None:
+            remove_mode(mode)
 
     def _group_lrs(self) -> list:
         """Each parameter's learning rate in the watched optimizer now (None: not in it, or no optimizer)."""
