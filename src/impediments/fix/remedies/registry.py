@@ -6,7 +6,7 @@ so the table may name codes that other modules add later.
 """
 from __future__ import annotations
 
-from impediments.fix.remedies import graph, loop, loss_shapes, op_guard
+from impediments.fix.remedies import graph, loop, loss_shapes, op_guard, residual
 from impediments.fix.remedies import model as m
 from impediments.fix.remedies import training as t
 from impediments.fix.remedies.base import Remedy
@@ -21,6 +21,7 @@ _ROWS = (
     ("glorot_init", ("saturated_units",), "init", m.glorot_init),
     ("recurrent_default_init", ("saturated_units", *_GRADIENT_FLOW), "init", m.recurrent_default_init),
     ("fixup_init", _GRADIENT_FLOW, "init", m.fixup_init),
+    ("zero_init_residual_branches", _TOO_LARGE, "init", residual.zero_init_residual_branches),
     ("leaky_relu_swap", ("dead_units",), "activation", m.leaky_relu_swap),
     ("gelu_swap", ("dead_units",), "activation", m.gelu_swap),
     ("tanh_for_sigmoid", ("saturated_units", "vanishing_gradients"), "activation", m.tanh_for_sigmoid),
