@@ -20,8 +20,6 @@ Output folder layout::
 """
 from __future__ import annotations
 
-import hashlib
-import inspect
 import json
 import os
 import sys
@@ -37,42 +35,14 @@ from impediments.experiments.cache import (  # noqa: F401  (re-exported: part of
     CACHE_DIR, CacheWarning, OutputFolderError, atomic_write, cache_key, config_dict, entry_paths, load_cached,
     prepare_output,
 )
+from impediments.experiments.figures import cached_figure, draw, story_of  # noqa: F401  (draw: the runner's API)
 from impediments.experiments.framework import Table, from_jsonable, to_jsonable
+from impediments.experiments.seeds import (  # noqa: F401  (re-exported: part of the runner's API)
+    FULL_SEEDS, QUICK_SEEDS, default_seeds, parse_seeds, seed_text,
+)
 from impediments.experiments.verdict import FAILS, HOLDS, INCONCLUSIVE, SeedClaim, over_seeds
 
-# Seeds per claim by default. Quick runs 5, not the minimum 3: a 95 % t interval over 3 seeds reaches
-# 2.5 standard deviations to each side of the mean, over 5 seeds 1.2.
-QUICK_SEEDS, FULL_SEEDS = 5, 8
 CLAIMS_SCHEMA, CLAIMS_VERSION = "impediments.claims", 2
-
-
-def default_seeds(quick: bool, start: int = 0) -> list[int]:
-    """The mode's default seeds: ``QUICK_SEEDS`` or ``FULL_SEEDS`` consecutive seeds from ``start``."""
-    return list(range(start, start + (QUICK_SEEDS if quick else FULL_SEEDS)))
-
-
-def parse_seeds(text: str | None, *, quick: bool, start: int = 0) -> list[int]:
-    """Seeds from ``--seeds`` (``"0-9"``, ``"3,4,7"``, or both: ``"0-2,7"``), else the mode's defaults from ``start``.
-
-    Raises:
-        ValueError: one line naming the bad value and the accepted forms (negative seeds included).
-    """
-    if text is None:
-        if start < 0:
-            raise ValueError(f"--seed must be a non-negative integer, got {start}")
-        return default_seeds(quick, start)
-    seeds: set[int] = set()
-    for part in text.split(","):
-        lo, dash, hi = part.strip().partition("-")
-        try:
-            a, b = int(lo), int(hi) if dash else int(lo)
-        except ValueError:
-            raise ValueError(f"--seeds {text!r}: {part.strip()!r} is not a non-negative integer or range; "
-                             "use e.g. 0-9 or 3,4,7") from None
-        if b < a:
-            raise ValueError(f"--seeds {text!r}: range {part.strip()!r} is empty (end before start)")
-        seeds.update(range(a, b + 1))
-    return sorted(seeds)
 
 
 @dataclass
@@ -153,43 +123,6 @@ def _worker_init() -> None:
 # ---------------------------------------------------------------- one experiment over seeds
 
 
-def story_of(module) -> str:
-    """The experiment's story for the notebook: its module docstring after the first line."""
-    doc = inspect.getdoc(module) or ""
-    return doc.split("\n", 1)[1].strip() if "\n" in doc else ""
-
-
-def draw(module, result, spread) -> bytes:
-    """The experiment's figure of the mean result, with the band over seeds where the plot takes one."""
-    from impediments.report.html import fig_to_png
-
-    takes_band = len(inspect.signature(module.plot).parameters) >= 2
-    fig, _ = module.plot(result, spread) if takes_band else module.plot(result)
-    return fig_to_png(fig)
-
-
-def _plotting_source_hash() -> str:
-    """Hash of every figure module's source (``impediments.plots``), so a changed figure is redrawn."""
-    import impediments.plots
-
-    digest = hashlib.sha256()
-    for path in sorted(Path(impediments.plots.__file__).parent.glob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def _figure(out: Path, name: str, module, keys: list[str], result, spread) -> bytes:
-    key = hashlib.sha256(json.dumps([keys, _plotting_source_hash()]).encode()).hexdigest()
-    path = out / CACHE_DIR / f"{name}-figure-{key[:16]}.png"
-    if path.exists():
-        png = path.read_bytes()
-        if png.startswith(b"\x89PNG"):
-            return png
-    png = draw(module, result, spread)
-    atomic_write(path, png)
-    return png
-
-
 def combine_seeds(name: str, records: dict[int, dict], out: Path) -> Outcome:
     """The outcome of one experiment from its per-seed records: claims over seeds, mean result, figure."""
     from impediments import experiments
@@ -201,7 +134,7 @@ def combine_seeds(name: str, records: dict[int, dict], out: Path) -> Outcome:
     results = [from_jsonable(module.Result, records[s]["result"]) for s in seeds]
     mean = mean_result(results)
     tables = list(module.tables(mean)) if hasattr(module, "tables") else []
-    png = _figure(out, name, module, [records[s]["key"] for s in seeds], mean, band(results))
+    png = cached_figure(out, name, module, [records[s]["key"] for s in seeds], mean, band(results))
     return Outcome(name=name, description=experiments.description(name), section=module.SECTION, seeds=seeds,
                    configs={str(s): records[s]["config"] for s in seeds}, result=to_jsonable(mean), claims=claims,
                    tables=tables, png=png, elapsed_s=sum(float(records[s]["elapsed_s"]) for s in seeds),
@@ -345,7 +278,7 @@ def _reproduce(order: list[str], *, quick: bool, out: Path, seeds: list[int], jo
     from impediments.report.notebook import write_notebook
 
     mode = "quick" if quick else "full"
-    say(f"reproducing {len(order)} experiment(s), {mode} mode, seeds {_seed_text(seeds)}, {jobs} job(s) -> {out}")
+    say(f"reproducing {len(order)} experiment(s), {mode} mode, seeds {seed_text(seeds)}, {jobs} job(s) -> {out}")
     start = time.perf_counter()
     done = _run_tasks([(n, s) for n in order for s in seeds], quick=quick, out=out, jobs=jobs, say=say)
     outcomes: list[Outcome] = []
@@ -376,10 +309,5 @@ def _reproduce(order: list[str], *, quick: bool, out: Path, seeds: list[int], jo
                                  "claims": [c.to_dict() for c in o.claims]} for o in outcomes}}))
     write_notebook(out / "notebook.html", outcomes, quick=quick, seeds=seeds, writer=atomic_write)
     say(f"{counts[HOLDS]} claims hold, {counts[INCONCLUSIVE]} inconclusive, {counts[FAILS]} fail over seeds "
-        f"{_seed_text(seeds)} ({time.perf_counter() - start:.0f} s); wrote {out / 'notebook.html'}")
+        f"{seed_text(seeds)} ({time.perf_counter() - start:.0f} s); wrote {out / 'notebook.html'}")
     return ok
-
-
-def _seed_text(seeds: Sequence[int]) -> str:
-    s = sorted(seeds)
-    return f"{s[0]}-{s[-1]}" if len(s) > 2 and s == list(range(s[0], s[-1] + 1)) else ",".join(map(str, s))
