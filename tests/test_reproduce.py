@@ -332,3 +332,29 @@ def test_cli_list_and_real_quick_reproduce(tmp_path, capsys):
     assert (out / "activations.png").read_bytes().startswith(b"\x89PNG")
     claims = json.loads((out / "claims.json").read_text())
     assert list(claims["experiments"]) == ["activations"] and claims["passed"] is True
+
+
+def test_library_code_changes_invalidate_the_cache_and_presentation_code_does_not(tmp_path, monkeypatch):
+    """The key covers the library experiments run on (a copy of the package, edited file by file)."""
+    import shutil
+    from pathlib import Path
+
+    import impediments
+    from impediments.experiments import cache
+
+    pkg = tmp_path / "impediments"
+    shutil.copytree(Path(impediments.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__", "static"))
+    monkeypatch.setattr(impediments, "__file__", str(pkg / "__init__.py"))
+
+    def key():
+        cache.library_source_hash.cache_clear()
+        return cache.library_source_hash()
+
+    first = key()
+    with open(pkg / "plots" / "style.py", "a") as f:                  # a figure's look: same numbers
+        f.write("\n# restyled\n")
+    assert key() == first
+    with open(pkg / "models" / "mlp.py", "a") as f:                   # the models experiments train
+        f.write("\n# changed\n")
+    assert key() != first
+    cache.library_source_hash.cache_clear()

@@ -2,7 +2,10 @@
 
 A cache entry is ``out/.cache/<name>-<key>.json``, one per (experiment,
 seed); the key hashes (experiment name, config with its seed, package
-version, experiment module source). Every file is written atomically
+version, experiment module source, and the source of the library code
+experiments run on: every module of the package outside the presentation
+layers, so an edit to a model, an initializer or a norm layer reruns what it
+could change). Every file is written atomically
 (temporary file in the same folder, then ``os.replace``), so an entry that
 exists is complete. An unreadable entry warns (:class:`CacheWarning`) and is
 treated as absent, so that seed reruns. Figures are cached by the runner under
@@ -10,6 +13,7 @@ a key of their seeds' entries and the plotting module's source.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -62,8 +66,28 @@ def config_dict(config) -> dict:
     return to_jsonable(config)
 
 
+#: packages whose code cannot change an experiment's numbers (figures, pages, the command line, servers)
+PRESENTATION = ("plots", "report", "cli", "playground", "integrations")
+
+
+@functools.lru_cache(maxsize=1)
+def library_source_hash() -> str:
+    """Hash of every ``.py`` file of the package outside :data:`PRESENTATION`, read once per process."""
+    import impediments
+
+    root = Path(impediments.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0] in PRESENTATION:
+            continue
+        digest.update(str(rel).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def cache_key(name: str, config, module) -> str:
-    """Hash of (name, config, package version, experiment module source)."""
+    """Hash of (name, config, package version, experiment module source, library source)."""
     from impediments import __version__
 
     try:
@@ -71,8 +95,8 @@ def cache_key(name: str, config, module) -> str:
     except (OSError, TypeError):
         source = ""
     payload = json.dumps({"name": name, "config": config_dict(config), "version": __version__,
-                          "format": CACHE_FORMAT, "source": hashlib.sha256(source.encode()).hexdigest()},
-                         sort_keys=True)
+                          "format": CACHE_FORMAT, "source": hashlib.sha256(source.encode()).hexdigest(),
+                          "library": library_source_hash()}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
