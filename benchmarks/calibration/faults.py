@@ -228,7 +228,7 @@ INJECTIONS: list[Injection] = [
     *_inj("huge_init", "exploding_activations", "lenet5"),
     # the LSTM at x10 is not majority-saturated (39-42% of candidate inputs, 7-11% of gate inputs beyond
     # the zero-derivative bound): its impediment is the recurrence. Scaling only its recurrent weights
-    # x10 reproduces the stall (loss 3.3 after 200 Adam steps against 1.2 healthy), and the gradient
+    # x10 reproduces the stall (loss 3.2 after 200 Adam steps against 1.2 healthy), and the gradient
     # energy 31 steps back is 5e4 times the last step's (Pascanu et al. 2013). Measured 2026-11-29.
     *_inj("huge_init", "exploding_gradients", "lstm_lm"),
     *_inj("huge_init", "saturated_units", "gru_lm"),

@@ -24,6 +24,14 @@ def check_stop_on(stop_on) -> None:
         raise ValueError(f"stop_on must be one of {list(STOP_ON)}; received: stop_on={stop_on!r}")
 
 
+def init_callback(callback, every, out_dir, stop_on, thresholds, echo) -> None:
+    """The state every framework callback starts with (``stop_on`` checked first: ValueError)."""
+    check_stop_on(stop_on)
+    callback.every, callback.out_dir, callback.stop_on = every, out_dir, stop_on
+    callback.thresholds, callback.echo = thresholds, echo
+    callback.monitor = callback.report = callback.stopped_by = None
+
+
 def distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 

@@ -15,7 +15,7 @@
 """
 from __future__ import annotations
 
-from impediments.integrations._common import check_stop_on, describe, finish, first_error, lazy_doctor, summaries
+from impediments.integrations._common import describe, finish, first_error, init_callback, lazy_doctor, summaries
 
 
 def _transformers():
@@ -43,12 +43,7 @@ def _make_doctor(callback_base):
         """
 
         def __init__(self, every=None, out_dir=None, stop_on=None, thresholds=None, echo: bool = True) -> None:
-            check_stop_on(stop_on)
-            self.every, self.out_dir, self.stop_on = every, out_dir, stop_on
-            self.thresholds, self.echo = thresholds, echo
-            self.monitor = None
-            self.report = None
-            self.stopped_by = None
+            init_callback(self, every, out_dir, stop_on, thresholds, echo)
             self._loss_hook = None
 
         def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):

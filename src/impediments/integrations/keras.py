@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import warnings
 
-from impediments.integrations._common import check_stop_on, describe, finish, first_error, lazy_doctor, summaries
+from impediments.integrations._common import describe, finish, first_error, init_callback, lazy_doctor, summaries
 
 #: the not-checked entry for a Keras optimizer
 KERAS_OPTIMIZER_NOTE = ("Keras optimizers have no torch step hooks: steps are counted by training forwards "
@@ -85,12 +85,8 @@ def _make_doctor(callback_base):
         def __init__(self, every=None, out_dir=None, stop_on=None, check_every: int = 50, thresholds=None,
                      echo: bool = True) -> None:
             super().__init__()
-            check_stop_on(stop_on)
-            self.every, self.out_dir, self.stop_on, self.check_every = every, out_dir, stop_on, check_every
-            self.thresholds, self.echo = thresholds, echo
-            self.monitor = None
-            self.report = None
-            self.stopped_by = None
+            init_callback(self, every, out_dir, stop_on, thresholds, echo)
+            self.check_every = check_every
             self._handles: list = []
             self._compute_loss = None
 

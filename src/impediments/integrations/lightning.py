@@ -21,8 +21,8 @@ part of that forward).
 """
 from __future__ import annotations
 
-from impediments.integrations._common import (check_stop_on, describe, finish, first_error, is_rank_zero, lazy_doctor,
-                                              summaries)
+from impediments.integrations._common import (describe, finish, first_error, init_callback, is_rank_zero,
+                                              lazy_doctor, summaries)
 
 
 def _callback_bases() -> tuple:
@@ -59,12 +59,7 @@ def _make_doctor(callback_bases: tuple):
 
         def __init__(self, every=None, out_dir=None, stop_on=None, thresholds=None, echo: bool = True) -> None:
             super().__init__()
-            check_stop_on(stop_on)
-            self.every, self.out_dir, self.stop_on = every, out_dir, stop_on
-            self.thresholds, self.echo = thresholds, echo
-            self.monitor = None
-            self.report = None
-            self.stopped_by = None
+            init_callback(self, every, out_dir, stop_on, thresholds, echo)
 
         # ------------------------------------------------------------------ lifecycle
         def on_fit_start(self, trainer, pl_module) -> None:

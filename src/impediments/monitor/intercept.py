@@ -206,12 +206,26 @@ class Interceptor:
     def _hook_post(self, module, args, out):
         return self._hooks[1](module, args, out) if self._armed else None
 
-    def _pre(self, module, args):
+    def _enter(self, module) -> tuple[int, str | None]:
+        """A watched module starts: pushed on the module stack; ``(id, name)``, name None if not watched."""
         mid = id(module)
         name = self.names.get(mid)
+        if name is not None:
+            self.stack.append((mid, name))
+        return mid, name
+
+    def _leave(self, module) -> tuple[int, str | None]:
+        """A watched module ends: popped from the module stack; ``(id, name)``, name None if not watched."""
+        mid = id(module)
+        name = self.names.get(mid)
+        if name is not None and self.stack and self.stack[-1][0] == mid:
+            self.stack.pop()
+        return mid, name
+
+    def _pre(self, module, args):
+        mid, name = self._enter(module)
         if name is None:
             return None
-        self.stack.append((mid, name))
         if mid in self.kinds:            # what module hooks alone would see: its input (checked in _post)
             self._mod_io[mid] = [args[0] if args else None, None, None]
         with torch._C.DisableTorchFunction():   # our own reductions bypass the mode
@@ -219,12 +233,9 @@ class Interceptor:
         return None
 
     def _post(self, module, args, out):
-        mid = id(module)
-        name = self.names.get(mid)
+        mid, name = self._leave(module)
         if name is None:
             return None
-        if self.stack and self.stack[-1][0] == mid:
-            self.stack.pop()
         self.seen_in_module.discard(mid)
         io = self._mod_io.pop(mid, None)
         if io is not None and not (io[0] is not None and io[1] is io[0] and io[2] is out):
@@ -235,11 +246,9 @@ class Interceptor:
 
     def _pre_modules(self, module, args):
         """Module-only forwards: an activation module's input goes to the callback before it runs."""
-        mid = id(module)
-        name = self.names.get(mid)
+        mid, name = self._enter(module)
         if name is None:
             return None
-        self.stack.append((mid, name))
         with torch._C.DisableTorchFunction():
             self.on_module_pre(name, module, args)
             kind = self.kinds.get(mid)
@@ -248,12 +257,9 @@ class Interceptor:
         return None
 
     def _post_modules(self, module, args, out):
-        mid = id(module)
-        name = self.names.get(mid)
+        mid, name = self._leave(module)
         if name is None:
             return None
-        if self.stack and self.stack[-1][0] == mid:
-            self.stack.pop()
         with torch._C.DisableTorchFunction():
             pending = self._tokens.get(mid)
             if pending:

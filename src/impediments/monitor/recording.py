@@ -30,6 +30,9 @@ class Recorder:
     #: nesting of the watched model's own forwards (only the outermost one is a step)
     _root_depth = 0
 
+    #: ids of the modules that may be residual blocks (:func:`impediments.monitor.residual.candidates`)
+    _stream_candidates: set | None = None
+
     #: sampled steps that were full (see :mod:`~impediments.monitor.schedule`): symmetry checks count these
     _full_steps = 0
 
@@ -225,7 +228,7 @@ class Recorder:
             self.nonfinite.update_forward(m.bad, self._fwd_step, name)
         elif rnn:                                    # gates inside one fused op: recomputed (see recurrent)
             recurrent.record(self, name, module, args, out)
-        elif next(module.children(), None) is not None:   # a block: on a residual stream? (see residual)
+        elif not leaf and self._full_now:            # a block on a residual stream? (a window statistic)
             residual.record(self, name, module, args, out)
 
     # --------------------------------------------------------------------- the loss

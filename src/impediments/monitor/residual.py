@@ -17,8 +17,9 @@ toward the input geometrically.
 transformer), whose output has its input's shape, and whose autograd graph holds an addition that
 takes the block's input itself as an operand (the skip connection). The graph is walked once per
 block, on its first sampled forward; a block without such an addition (VGG's conv-BN-ReLU groups) is
-not a stream block. On sampled steps a tensor hook on each stream block's output accumulates the sum
-of squares of its gradient (one reduction, no host read).
+not a stream block. On full steps (every sampled step of the default schedule; a window statistic
+under a denser one, see :mod:`~impediments.monitor.schedule`) a tensor hook on each stream block's output
+accumulates the sum of squares of its gradient (one reduction, no host read).
 """
 from __future__ import annotations
 
@@ -65,8 +66,8 @@ def has_skip_connection(out: torch.Tensor, x: torch.Tensor) -> bool:
 
 
 def record(mon, name: str, module: nn.Module, args, out) -> None:
-    """On a sampled step: if ``module`` is a stream block, accumulate its output gradient's sum of squares."""
-    ids = mon.__dict__.get("_stream_candidates")
+    """On a full step: if ``module`` is a stream block, accumulate its output gradient's sum of squares."""
+    ids = mon._stream_candidates
     if ids is None:
         model = mon._model
         ids = mon._stream_candidates = candidates(compiled.uncompiled(model)) if model is not None else set()
@@ -86,7 +87,8 @@ def record(mon, name: str, module: nn.Module, args, out) -> None:
     bag.count("samples")
 
     def hook(g: torch.Tensor) -> None:
-        bag.add("sumsq", g.detach().double().pow(2).sum().reshape(1), "sum")
+        # one reduction accumulated in float64, without a float64 copy of the gradient
+        bag.add("sumsq", torch.linalg.vector_norm(g.detach(), dtype=torch.float64).square().reshape(1), "sum")
         bag.count("values", g.numel())
 
     out.register_hook(hook)
