@@ -10,6 +10,10 @@ from impediments.norm import finite, fused
 from impediments.norm.functional import layer_norm_with_stats
 
 
+#: torch.OutOfMemoryError (2.5+; torch.cuda's before): never mistaken for a shape mismatch
+_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
 class LayerNorm(nn.Module):
     r"""Layer Normalization (Ba, Kiros & Hinton 2016): per-example statistics.
 
@@ -65,11 +69,16 @@ class LayerNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         params = self._parameters            # a dict read: nn.Module.__getattr__ costs about 1 us a lookup
         weight, bias = params.get("weight"), params.get("bias")
-        shape = self.normalized_shape
-        if fused.eligible(x, weight, bias) and x.shape[-len(shape):] == shape and x.dim() >= len(shape):
-            y, stats = fused.layer_norm(x, shape, weight, bias, self.eps)   # the common case (benchmarks/norm.py)
-        else:                                # the reference path, or the ValueError naming a shape mismatch
-            y, stats = layer_norm_with_stats(x, shape, weight, bias, self.eps)
+        y = None
+        if fused.eligible(x, weight, bias):  # the common case straight to the fused kernel (benchmarks/norm.py);
+            try:                             # it checks the shape itself, cheaper than a check here in a step
+                y, stats = fused.layer_norm(x, self.normalized_shape, weight, bias, self.eps)
+            except _OUT_OF_MEMORY:
+                raise
+            except RuntimeError:             # a shape mismatch: the functional below raises the ValueError naming it
+                y = None
+        if y is None:
+            y, stats = layer_norm_with_stats(x, self.normalized_shape, weight, bias, self.eps)
         if finite.should_check(self, x):
             finite.warn_if_nonfinite(self, stats, "per-example statistics")
         return y
