@@ -1,16 +1,18 @@
 """The ``impediments`` command line.
 
-Exit codes: 0 success, 1 a failed check (claims, findings), 2 usage error.
+Exit codes: 0 success, 1 a failed check (claims, findings), 2 usage error, 130 interrupted (Ctrl-C).
 """
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
 import sys
 
 from impediments import __version__
 from impediments import experiments
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +110,19 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _quiet_closed_stdout()
         return EXIT_OK
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while we exit must not add a traceback
+        print(interrupted_line(args.command, sys.argv[1:] if argv is None else argv), file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def interrupted_line(command: str, argv: list[str]) -> str:
+    """The one line printed on Ctrl-C: what stopped and the command that picks up from there.
+
+    ``reproduce`` resumes (every finished (experiment, seed) pair is cached); other commands start again.
+    """
+    again = "resume with" if command == "reproduce" else "run it again with"
+    return f"impediments {command}: interrupted; {again}: impediments {shlex.join(argv)}"
 
 
 def _quiet_closed_stdout() -> None:

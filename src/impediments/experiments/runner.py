@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,6 +120,7 @@ def cached_record(name: str, seed: int, quick: bool, out: Path) -> dict | None:
 
 
 def _worker_init() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates its workers
     torch.set_num_threads(1)
 
 
@@ -253,24 +257,50 @@ def _run_tasks(tasks: list[tuple[str, int]], *, quick: bool, out: Path, jobs: in
                 report(task, f"{type(exc).__name__}: {exc}")
         return done
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks_left)), mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_init)
+    with _sigint_ignored():  # spawned workers inherit SIG_IGN: Ctrl-C reaches the parent only, which stops them
+        pool = multiprocessing.get_context("spawn").Pool(min(jobs, len(tasks_left)), initializer=_worker_init)
     try:
-        futures = {pool.submit(run_seed, name, s, quick, str(out)): (name, s) for name, s in tasks_left}
-        for future in as_completed(futures):
-            try:
-                rec = future.result()
-            except Exception as exc:
-                say(f"{futures[future][0]} seed {futures[future][1]} raised:\n{exc!r}")
-                rec = f"{type(exc).__name__}: {exc}"
-            report(futures[future], rec)
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        for task, rec in pool.imap_unordered(_run_task, [(name, s, quick, str(out)) for name, s in tasks_left]):
+            if isinstance(rec, str):
+                say(f"{task[0]} seed {task[1]} raised:\n{rec}")
+            report(task, rec)
+    except BaseException:  # Ctrl-C (or any error here): stop the workers now instead of letting them finish
+        with _sigint_ignored():
+            pool.terminate()
+            pool.join()
         raise
-    pool.shutdown()
+    pool.close()
+    pool.join()
     return done
+
+
+def _run_task(task: tuple[str, int, bool, str]) -> tuple[tuple[str, int], dict | str]:
+    """:func:`run_seed` in a worker: the task and its record, or its error text (one broken experiment must
+    not hide the others' results)."""
+    name, seed, quick, out = task
+    try:
+        return (name, seed), run_seed(name, seed, quick, out)
+    except Exception as exc:
+        return (name, seed), f"{type(exc).__name__}: {exc}"
+
+
+@contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT for the duration (on the main thread only: signal handlers cannot be set elsewhere).
+
+    Processes spawned meanwhile inherit the ignored disposition, and Python keeps an inherited SIG_IGN, so
+    a Ctrl-C at the terminal (SIGINT to the whole process group) interrupts the parent alone: no worker
+    prints a traceback, and the parent terminates them at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _reproduce(order: list[str], *, quick: bool, out: Path, seeds: list[int], jobs: int,
