@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import signal
 import sys
 
 from impediments import __version__
@@ -111,7 +110,6 @@ def main(argv: list[str] | None = None) -> int:
         _quiet_closed_stdout()
         return EXIT_OK
     except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while we exit must not add a traceback
         print(interrupted_line(args.command, sys.argv[1:] if argv is None else argv), file=sys.stderr)
         return EXIT_INTERRUPTED
 
