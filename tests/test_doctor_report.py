@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from impediments.doctor.terminal import readable, render_text
-from impediments.monitor import watch
+from impediments import watch
+from impediments.report import render_doctor_html
 
 
 def _dead_sequential(steps: int = 12):
@@ -104,7 +105,7 @@ def test_html_has_a_loss_curve_shading_the_windows_the_loss_rules_compare():
 
     mon = _fit(60, 0.5)                                   # lr far too high for targets of 1e3: diverges
     report = mon.report()
-    assert 'alt="loss curve"' in report.to_html()
+    assert 'alt="loss curve"' in render_doctor_html(report)
     transient_steps = Thresholds().transient_steps
     transient, first, last = compared_windows(report.stats.windows, transient_steps)
     assert transient and all(w.start_step < transient_steps for w in transient)

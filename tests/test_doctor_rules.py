@@ -10,6 +10,7 @@ from impediments.doctor import CODES, RULES, Finding, Report, Thresholds, diagno
 from impediments.doctor.rules.base import geometric_ratio
 
 from impediments.monitor import schema as S
+from impediments.report import render_doctor_html
 
 
 def _make(cls_name, **kw):
@@ -465,7 +466,7 @@ def test_html_is_self_contained_with_findings_first_and_plots(tmp_path):
     s = stats(activations={"a": act("a", units=10, dead=range(8)), "b": act("b", kind="tanh", depth=1, sat=0.2)},
               params={"fc.weight": param("fc")}, windows=w)
     path = tmp_path / "r.html"
-    html = diagnose(s).to_html(path)
+    html = render_doctor_html(diagnose(s), path)
     assert path.read_text() == html
     assert html.index("<h2>Findings</h2>") < html.index("<img")
     assert html.count("<img") == 5     # distributions, fractions, gradient norms, history, distributions over time

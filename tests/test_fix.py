@@ -19,7 +19,8 @@ from impediments.fix.remedies.base import probe_model
 from impediments.fix.surgery import functional_activations, input_shapes
 from impediments.fix.trial import Trial
 from impediments.fix.verdict import accuracy_tolerance, best_combination, judge
-from zoo import FunctionalMLP
+from impediments.report import render_fix_html
+from impediments.train.zoo import FunctionalMLP
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -241,7 +242,7 @@ def test_fix_dead_relu_mlp_finds_a_verified_fix_and_never_touches_the_user_model
     assert "baseline" in text and "did not clear" in text and report.snippet().splitlines()[1] in text
     doc = json.loads(report.to_json())
     assert doc["schema"] == "impediments.fix.report" and doc["chosen"]["name"] == report.chosen.name
-    html = report.to_html()
+    html = render_fix_html(report)
     assert "data:image/png;base64," in html and "verified fix" in html
 
 

@@ -344,7 +344,7 @@ def test_library_code_changes_invalidate_the_cache_and_presentation_code_does_no
 
     pkg = tmp_path / "impediments"
     shutil.copytree(Path(impediments.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__", "static"))
-    monkeypatch.setattr(impediments, "__file__", str(pkg / "__init__.py"))
+    monkeypatch.setattr(cache, "PACKAGE_ROOT", pkg)
 
     def key():
         cache.library_source_hash.cache_clear()

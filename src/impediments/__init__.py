@@ -1,14 +1,23 @@
 """impediments: show, explain and fix why a neural network won't learn.
 
-Package map (dependencies run one way, top to bottom)::
+Package map, bottom to top. A module imports only from its own layer or below, function-local
+imports included, and no two packages import each other (``tests/test_layering.py`` enforces
+exactly this order)::
 
-    data, models, train        foundation: datasets, model builders, training loop
-    activations, init, norm    the module's remedies as library code
-    monitor, doctor            watch training, name impediments with evidence
-    fix                        try each remedy on a copy, retrain, verify (``imp.fix(model, data)``)
-    experiments                the module's experiments: run / plot / claims
-    plots, report              the only places that import matplotlib
-    cli                        the ``impediments`` command
+    layer 0: _files, _json, _version, activations, data, models, init, norm   (foundation)
+    layer 1: train                 (the training loop)
+    layer 2: monitor               (streaming statistics while training)
+    layer 3: doctor                (rules, findings, Report, checkup)
+    layer 4: fix                   (remedies tried on copies, retrained, verified)
+    layer 5: plots, report         (renderers: they pull results and reports; the only matplotlib users)
+    layer 6: experiments           (run, then plot with plots and write notebooks with report)
+    layer 7: playground, integrations   (local web dashboard; Lightning, Hugging Face, Keras callbacks)
+    layer 8: cli, impediments      (the command; this facade, whose attributes load lazily)
+
+Layer 0 holds the activation catalogue with its taxonomy and display names (``"relu"`` ->
+``"ReLU"``) and the one JSON convention for non-finite numbers (``_json``). Experiments sit above
+the renderers because an experiment's ``plot(result)`` calls :mod:`impediments.plots`; plots take
+results, never live objects, and import no experiment.
 
 Heavy or optional parts (plots, monitor, doctor) are imported lazily on first
 attribute access, so ``import impediments`` never imports matplotlib.
@@ -17,7 +26,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from impediments._version import __version__
 
 from impediments.data import load_dataset
 from impediments.models import cnn1d, cnn2d, mlp
@@ -25,7 +34,7 @@ from impediments.train import fit
 
 _LAZY = {
     "plot_activations": "impediments.plots",
-    "watch": "impediments.monitor",
+    "watch": "impediments.watching",
     "Monitor": "impediments.monitor",
     "checkup": "impediments.doctor",
     "diagnose": "impediments.doctor",

@@ -8,10 +8,12 @@ See :mod:`impediments.activations.regions` for the region definitions.
 """
 from impediments.activations.catalog import (
     CATALOG,
+    MODULE_TYPES,
     TAXONOMY,
     Activation,
     IdentityActivation,
     Taxonomy,
+    display_name,
     get,
     kinds_of,
     module_kind,
@@ -29,6 +31,6 @@ from impediments.activations.regions import (
 
 REGIONS = ("saturated", "linear", "active")  # order of classify / region_counts
 
-__all__ = ["CATALOG", "LINEAR_TOL", "REGIONS", "SATURATION_TOL", "TAXONOMY", "Activation", "IdentityActivation",
-           "Taxonomy", "classify", "get", "kinds_of", "linear_intervals", "module_kind", "names", "region_counts",
-           "saturated_intervals", "taxonomy"]
+__all__ = ["CATALOG", "LINEAR_TOL", "MODULE_TYPES", "REGIONS", "SATURATION_TOL", "TAXONOMY", "Activation",
+           "IdentityActivation", "Taxonomy", "classify", "display_name", "get", "kinds_of", "linear_intervals",
+           "module_kind", "names", "region_counts", "saturated_intervals", "taxonomy"]

@@ -259,6 +259,22 @@ TAXONOMY: dict[str, Taxonomy] = {
 }
 
 
+#: kind -> the ``nn`` module class of that kind, for every kind in :data:`TAXONOMY`: the catalog's own
+#: classes, plus the kinds the monitor records that have no catalog regions (ReLU6, CELU, Mish)
+MODULE_TYPES: dict[str, type] = {**{a.name: a.module_types[0] for a in _ENTRIES},
+                                 "relu6": nn.ReLU6, "celu": nn.CELU, "mish": nn.Mish}
+
+
+def display_name(kind: str) -> str:
+    """How a report names an activation kind: its ``nn`` class (``"relu"`` -> ``"ReLU"``), else the kind.
+
+    >>> display_name("leaky_relu"), display_name("relu6"), display_name("block/relu#0")
+    ('LeakyReLU', 'ReLU6', 'block/relu#0')
+    """
+    module_type = MODULE_TYPES.get(kind)
+    return module_type.__name__ if module_type is not None else kind
+
+
 def taxonomy(kind: str) -> Taxonomy | None:
     """The :class:`Taxonomy` of an activation kind (catalog name, ``"relu6"``, ...), or None if unknown."""
     return TAXONOMY.get(str(kind).lower())

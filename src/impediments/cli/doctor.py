@@ -151,12 +151,14 @@ def _prepare(args):
 
 
 def _finish(args, report) -> int:
+    from impediments.report import render_doctor_html
+
     written = []
     if args.json:                 # files first: a closed stdout (``| head``) must not lose them
         report.to_json(args.json)
         written.append(args.json)
     if args.html:
-        report.to_html(args.html)
+        render_doctor_html(report, args.html)
         written.append(args.html)
     try:
         print(report)

@@ -123,7 +123,9 @@ def cmd_fix(args) -> int:
     if args.json:
         report.to_json(args.json)
     if args.html:
-        report.to_html(args.html)
+        from impediments.report import render_fix_html
+
+        render_fix_html(report, args.html)
     print(report)
     for path in (args.json, args.html):
         if path:

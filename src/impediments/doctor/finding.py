@@ -1,15 +1,15 @@
 """``Finding`` (one named impediment with evidence and remedy) and ``Report`` (all of them).
 
 A report renders three ways: ``print(report)`` (a rich table), ``report.to_json(path)``
-(versioned schema ``impediments.doctor.report`` v1) and ``report.to_html(path)``
-(one self-contained page, see :mod:`impediments.report.doctor_html`).
+(versioned schema ``impediments.doctor.report`` v1) and one self-contained HTML page,
+``impediments.report.render_doctor_html(report, path)`` (the renderer pulls the report; the
+report does not import its renderers).
 """
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 
+from impediments._json import dumps, from_jsonable, to_jsonable
 from impediments.doctor.atomic import write_text_atomic
 from impediments.doctor.codes import CODES, SEVERITY_RANK, check_code, check_severity
 
@@ -58,7 +58,7 @@ class Finding:
 
     def to_dict(self) -> dict:
         return {"code": self.code, "severity": self.severity, "where": list(self.where),
-                "evidence": _jsonable(self.evidence), "explanation": self.explanation, "remedy": self.remedy,
+                "evidence": to_jsonable(self.evidence, default=str), "explanation": self.explanation, "remedy": self.remedy,
                 "see": self.see, "caused_by": self.caused_by}
 
     @classmethod
@@ -134,9 +134,9 @@ class Report:
         out = {"schema": REPORT_SCHEMA, "version": REPORT_VERSION, "title": self.title,
                "summary": {"worst": self.worst, "counts": counts, "codes": sorted(self.codes)},
                "findings": [f.to_dict() for f in self.findings], "skipped": dict(self.skipped),
-               "thresholds": _jsonable(self.thresholds)}
+               "thresholds": to_jsonable(self.thresholds)}
         if include_stats and self.stats is not None and hasattr(self.stats, "to_dict"):
-            out["stats"] = _jsonable(self.stats.to_dict())
+            out["stats"] = to_jsonable(self.stats.to_dict(), default=str)
         return out
 
     @classmethod
@@ -149,24 +149,16 @@ class Report:
         if d.get("stats") is not None:
             from impediments.monitor.schema import MonitorStats
 
-            stats = MonitorStats.from_dict(_unjsonable(d["stats"]))
+            stats = MonitorStats.from_dict(from_jsonable(d["stats"]))
         return cls([Finding.from_dict(f) for f in d["findings"]], dict(d.get("skipped", {})),
                    list(d.get("thresholds", [])), stats, d.get("title", "impediments doctor"))
 
     def to_json(self, path=None, *, include_stats: bool = True) -> str:
-        """The JSON text; also written atomically to ``path`` when given."""
-        text = json.dumps(self.to_dict(include_stats=include_stats), indent=2, allow_nan=False)
+        """The JSON text (non-finite numbers as ``"nan"``/``"inf"``/``"-inf"``, :mod:`impediments._json`);
+        also written atomically to ``path`` when given."""
+        text = dumps(self.to_dict(include_stats=include_stats), indent=2)
         if path is not None:
             write_text_atomic(path, text + "\n")
-        return text
-
-    def to_html(self, path=None) -> str:
-        """A single self-contained HTML page; also written atomically to ``path`` when given."""
-        from impediments.report.doctor_html import render_report
-
-        text = render_report(self)
-        if path is not None:
-            write_text_atomic(path, text)
         return text
 
     def render(self, *, width: int = 120) -> str:
@@ -181,34 +173,3 @@ class Report:
         from impediments.doctor.terminal import rich_renderable
 
         return rich_renderable(self)
-
-
-_NONFINITE = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
-
-
-def _unjsonable(value):
-    """Inverse of :func:`_jsonable` for numbers ("nan"/"inf"/"-inf" strings back to floats)."""
-    if isinstance(value, dict):
-        return {k: _unjsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unjsonable(v) for v in value]
-    return _NONFINITE.get(value, value) if isinstance(value, str) else value
-
-
-def _jsonable(value):
-    """Plain JSON types; non-finite floats become strings ("nan", "inf", "-inf")."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if hasattr(value, "tolist"):
-        return _jsonable(value.tolist())
-    if hasattr(value, "item"):
-        return _jsonable(value.item())
-    return str(value)

@@ -7,6 +7,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from impediments.activations.catalog import display_name
+
 STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 MAX_WHERE = 3
 MAX_EVIDENCE = 4
@@ -29,9 +31,7 @@ def module_types(stats) -> dict[str, str]:
     """
     if stats is None:
         return {}
-    from impediments.monitor.intercept import activation_type_name
-
-    out = {name: activation_type_name(a.kind) for name, a in stats.activations.items() if "/" not in name}
+    out = {name: display_name(a.kind) for name, a in stats.activations.items() if "/" not in name}
     out.update({name: layer.kind for name, layer in stats.layers.items()})
     out.update({name: bn.kind for name, bn in stats.batchnorm.items()})
     return out

@@ -68,14 +68,14 @@ def config_dict(config) -> dict:
 
 #: packages whose code cannot change an experiment's numbers (figures, pages, the command line, servers)
 PRESENTATION = ("plots", "report", "cli", "playground", "integrations")
+#: the impediments package folder, whose library source the cache key hashes
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
 @functools.lru_cache(maxsize=1)
 def library_source_hash() -> str:
     """Hash of every ``.py`` file of the package outside :data:`PRESENTATION`, read once per process."""
-    import impediments
-
-    root = Path(impediments.__file__).parent
+    root = PACKAGE_ROOT
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root)
@@ -88,7 +88,7 @@ def library_source_hash() -> str:
 
 def cache_key(name: str, config, module) -> str:
     """Hash of (name, config, package version, experiment module source, library source)."""
-    from impediments import __version__
+    from impediments._version import __version__
 
     try:
         source = inspect.getsource(module)

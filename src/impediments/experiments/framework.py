@@ -9,7 +9,6 @@ measured numbers and the one condition that is both printed and checked
 from __future__ import annotations
 
 import dataclasses
-import math
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from impediments import _json
 from impediments.experiments.claims import Claim, claim  # noqa: F401  (re-exported for the experiments)
 
 @dataclass(frozen=True)
@@ -39,42 +39,13 @@ class Table:
 def to_jsonable(obj):
     """Convert results to plain JSON types: dataclasses, arrays, tensors, numpy scalars.
 
-    Non-finite floats become the strings ``"nan"``, ``"inf"`` and ``"-inf"``
-    (JSON has no such literals); :func:`from_jsonable` turns them back.
+    Non-finite floats become the strings ``"nan"``, ``"inf"`` and ``"-inf"``, the package's one
+    convention (:mod:`impediments._json`); :func:`from_jsonable` turns them back.
+
+    Raises:
+        TypeError: for any other object (results hold numbers, lists and arrays only).
     """
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, torch.Tensor):
-        obj = obj.detach().cpu().numpy()
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        x = float(obj)
-        return x if math.isfinite(x) else ("nan" if math.isnan(x) else ("inf" if x > 0 else "-inf"))
-    if obj is None or isinstance(obj, str):
-        return obj
-    raise TypeError(f"cannot convert {type(obj).__name__} to JSON; results hold numbers, lists and arrays only")
-
-
-_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-
-
-def _restore(obj):
-    if isinstance(obj, str):
-        return _NONFINITE.get(obj, obj)
-    if isinstance(obj, list):
-        return [_restore(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: _restore(v) for k, v in obj.items()}
-    return obj
+    return _json.to_jsonable(obj)
 
 
 def from_jsonable(cls: type, data: Mapping):
@@ -88,7 +59,7 @@ def from_jsonable(cls: type, data: Mapping):
     for f in dataclasses.fields(cls):
         if f.name not in data:
             raise KeyError(f"cached result for {cls.__qualname__} lacks field {f.name!r}")
-        value = _restore(data[f.name])
+        value = _json.from_jsonable(data[f.name])
         if hints.get(f.name) is np.ndarray:
             value = np.asarray(value, dtype=float)
         kwargs[f.name] = value

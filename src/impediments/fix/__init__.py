@@ -1,7 +1,7 @@
 """``impediments fix``: try the doctor's remedies on copies of a setup, retrain, re-diagnose, show what helped.
 
 >>> report = imp.fix(model_fn, "digits", steps=100, jobs=2)   # doctest: +SKIP
->>> print(report); print(report.snippet()); report.to_html("fix.html")   # doctest: +SKIP
+>>> print(report); print(report.snippet()); impediments.report.render_fix_html(report, "fix.html")   # doctest: +SKIP
 
 Layout::
 

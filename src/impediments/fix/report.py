@@ -3,14 +3,14 @@
 Renders as a text table (``print(report)``), the change as code (``report.snippet()``),
 JSON (``report.to_json(path)``, schema ``impediments.fix.report`` v1) and one
 self-contained HTML page with the loss curves and the findings diff
-(``report.to_html(path)``, :mod:`impediments.report.fix_html`). Files are written atomically.
+(``impediments.report.render_fix_html(report, path)``: the renderer pulls the report). Files are
+written atomically.
 """
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import asdict, dataclass, field
 
+from impediments._json import dumps, to_jsonable
 from impediments.fix.trial import Trial
 from impediments.fix.verdict import Verdict
 
@@ -94,13 +94,12 @@ class FixReport:
 
     def to_dict(self) -> dict:
         def trial(t: Trial) -> dict:
-            return {k: _finite(v) for k, v in asdict(t).items()}
+            return to_jsonable(asdict(t))
 
         def row(r: Row | None) -> dict | None:
             if r is None:
                 return None
-            return {"name": r.name, "status": r.verdict.status, "verdict": {k: _finite(v) for k, v in
-                                                                              asdict(r.verdict).items()},
+            return {"name": r.name, "status": r.verdict.status, "verdict": to_jsonable(asdict(r.verdict)),
                     "trials": [trial(t) for t in r.trials]}
 
         return {"schema": FIX_SCHEMA, "version": FIX_VERSION, "title": self.title, "settings": self.settings,
@@ -110,31 +109,10 @@ class FixReport:
                 "not_tried": self.not_tried, "notes": self.notes, "wall_s": self.wall_s}
 
     def to_json(self, path=None) -> str:
-        """The JSON text (non-finite numbers as "nan"/"inf" strings); also written atomically to ``path``."""
+        """The JSON text (non-finite numbers as "nan"/"inf"/"-inf", :mod:`impediments._json`); also written atomically to ``path``."""
         from impediments.doctor.atomic import write_text_atomic
 
-        text = json.dumps(self.to_dict(), indent=2, allow_nan=False)
+        text = dumps(self.to_dict(), indent=2)
         if path is not None:
             write_text_atomic(path, text + "\n")
         return text
-
-    def to_html(self, path=None) -> str:
-        """One self-contained HTML page; also written atomically to ``path``."""
-        from impediments.doctor.atomic import write_text_atomic
-        from impediments.report.fix_html import render_fix
-
-        text = render_fix(self)
-        if path is not None:
-            write_text_atomic(path, text)
-        return text
-
-
-def _finite(value):
-    """JSON-safe: non-finite floats as strings, tuples as lists, recursively."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value

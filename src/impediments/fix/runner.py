@@ -274,7 +274,7 @@ def fix(model, data, *, optimizer=None, loss_fn=None, steps: int = 100, batch_si
 
     Returns:
         A :class:`~impediments.fix.report.FixReport`: ``print(report)``, ``report.snippet()``,
-        ``report.exit_code``, ``report.to_json(path)``, ``report.to_html(path)``.
+        ``report.exit_code``, ``report.to_json(path)``, ``impediments.report.render_fix_html(report, path)``.
 
     Examples:
         >>> report = imp.fix(lambda: imp.mlp(64, 10, width=64, depth=3), "digits")   # doctest: +SKIP

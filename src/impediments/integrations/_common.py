@@ -1,6 +1,6 @@
 """What every framework callback shares: scalar summaries, the end-of-training report, the stop rule.
 
-The callbacks are thin adapters: they open :class:`~impediments.monitor.watch.Monitor` on the
+The callbacks are thin adapters: they open :class:`~impediments.watching.Watch` on the
 framework's model and optimizer, feed it the loss, and at the end merge the ranks
 (:meth:`Monitor.sync`), diagnose (:func:`impediments.doctor.diagnose`) and write the same
 ``report.html`` / ``report.json`` as ``impediments doctor``. Nothing here re-implements a statistic
@@ -72,6 +72,7 @@ def finish(mon, folder, *, title: str, echo=print, thresholds=None):
     """Close ``mon``, merge every rank's statistics (call on all ranks), then on rank 0 only diagnose,
     print and write ``report.html`` and ``report.json`` into ``folder``. Returns the Report (None elsewhere)."""
     from impediments.doctor import diagnose
+    from impediments.report import render_doctor_html
 
     mon.close()
     if distributed():
@@ -82,7 +83,7 @@ def finish(mon, folder, *, title: str, echo=print, thresholds=None):
     if folder is not None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        report.to_html(folder / "report.html")
+        render_doctor_html(report, folder / "report.html")
         report.to_json(folder / "report.json")
     if echo is not None:
         echo(str(report))

@@ -185,7 +185,7 @@ def render_notebook(outcomes: Sequence, *, quick: bool, seeds: Sequence[int],
             body.append(f"<h2>{escape(section)}</h2>")
         body.append(_experiment(o))
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    from impediments import __version__
+    from impediments._version import __version__
 
     seed_text = ", ".join(str(s) for s in seeds)
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
