@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 import impediments as imp
 from impediments.doctor import checkup
-from impediments.monitor import watch
+from impediments import watch
 
 
 def _digits(n=256, standardize=True):
@@ -132,7 +132,7 @@ def test_eval_mode_forwards_cost_a_counter_and_change_nothing():
     with watch(model) as mon:
         out = model(X)
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
-    assert mon.meta["act"] == {} and mon.meta["mode"]["eval_forwards"] == 1 and mon.windows.tensors() == 0
+    assert mon.activations.meta == {} and mon.mode.meta["eval_forwards"] == 1 and mon.windows.tensors() == 0
 
 
 def test_batchnorm_conv_net_gradients_are_not_called_exploding():

@@ -192,7 +192,7 @@ def test_targets_that_do_not_fit_the_default_loss_name_data(tmp_path, capsys):
 
 def test_a_bug_in_impediments_itself_keeps_its_traceback(tmp_path, monkeypatch):
     """Only the spec's own failures become usage errors: one raised inside the monitor propagates."""
-    from impediments.monitor import symmetry
+    from impediments.monitor.probes import symmetry
 
     monkeypatch.setattr(symmetry, "due", None)     # the monitor's own code now raises TypeError
     path = _spec(tmp_path, _MISMATCH_IN_SEQUENTIAL.replace("nn.Linear(16, 10)", "nn.Linear(32, 10)"))

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from impediments.monitor import watch
-from impediments.monitor.compiled import clean_name, uncompiled
+from impediments import watch
+from impediments.monitor.hooks.compiled import clean_name, uncompiled
 
 STEPS = 14      # default schedule: steps 0-9 sampled, 10-13 not
 

@@ -10,7 +10,7 @@ import torch
 transformers = pytest.importorskip("transformers", reason="the transformers extra (make test installs it)")
 
 from impediments.integrations import huggingface as imp_hf  # noqa: E402
-from impediments.monitor import watch  # noqa: E402
+from impediments import watch  # noqa: E402
 
 STEPS, BATCH = 12, 8
 

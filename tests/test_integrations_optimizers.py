@@ -6,8 +6,8 @@ import math
 import torch
 from torch import nn
 
-from impediments.monitor import watch
-from impediments.monitor.params import unwrap_optimizer
+from impediments import watch
+from impediments.monitor.probes.params import unwrap_optimizer
 
 
 def test_step_with_closure_records_the_gradients_of_this_step():

@@ -13,8 +13,9 @@ from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 from impediments.cli import main
 from impediments.cli.spec import train_under_monitor
 from impediments.doctor import CODES, diagnose
+from impediments.train import Setup
 from impediments.monitor import schema as S
-from impediments.monitor import watch
+from impediments import watch
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 LOOP_CODES = {c for c in CODES if CODES[c].experiment.startswith("examples/loop_")}
@@ -38,13 +39,14 @@ def flagged(report):
     return {f.code for f in report.findings if f.severity in ("warning", "error")}
 
 
-def run(model=None, steps=20, lr=0.05, batch=32, data=None, **loop):
+def run(model=None, steps=20, lr=0.05, batch=32, data=None, opt=None, loss_fn=F.cross_entropy, step_fn=None,
+        batches=None, scheduler=None):
     model = model if model is not None else mlp()
     X, y = data if data is not None else blobs()
-    opt = loop.pop("opt", None) or torch.optim.SGD(model.parameters(), lr=lr)
-    sched = loop.pop("scheduler", None)
-    return train_under_monitor(model, X, y, opt, loop.pop("loss_fn", F.cross_entropy), steps=steps, batch_size=batch,
-                               scheduler=sched(opt) if sched else None, **loop)
+    opt = opt or torch.optim.SGD(model.parameters(), lr=lr)
+    setup = Setup(model_fn=lambda: model, X=X, y=y, loss_fn=loss_fn, steps=steps, batch_size=batch, step_fn=step_fn,
+                  batches_fn=batches, scheduler_fn=scheduler)
+    return train_under_monitor(setup, model=model, optimizer=opt)
 
 
 # --------------------------------------------------------------------------------------------- the probe
@@ -401,7 +403,7 @@ def test_accelerator_path_never_reads_a_value_back():
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
-    probe = mon._loop
+    probe = mon.loop
     assert probe.steps == 6 and probe.backwards == 6 and probe.clip["calls"] == 6
     assert {"cross_entropy", "mse_loss"} <= set(probe.loss_calls.losses) and probe.loss_calls.batches == 6
     assert probe.stale_steps == [2, 4]               # no zero_grad before them (norms not read on a device)
@@ -451,7 +453,7 @@ def test_dead_end_heads_and_backbones_frozen_under_no_grad_are_info_not_cuts():
 def test_gradient_scale_of_probabilities_equals_autograd(kind):
     """The measured effect of a softmax in front of the loss: the gradient reaching the logits, over the one the
     loss on the logits gives, against autograd."""
-    from impediments.monitor.loss_calls import gradient_scale
+    from impediments.monitor.probes.loop.loss_calls import gradient_scale
 
     torch.manual_seed(0)
     z, y = torch.randn(32, 10, dtype=torch.float64, requires_grad=True), torch.randint(0, 10, (32,))

@@ -12,13 +12,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from impediments.activations import region_counts
-from impediments.monitor import HIST_EDGES, watch
-from impediments.monitor.accumulators import HIST_MAX_VALUES, batch_moments, histogram_counts, histogram_subsample, \
-    merge_moments, moments_dict
+from impediments import watch
+from impediments.monitor import HIST_EDGES
+from impediments.monitor.state.bag import Field
+from impediments.monitor.state.histogram import HIST_MAX_VALUES, histogram_counts, histogram_subsample
+from impediments.monitor.state.moments import batch_moments, merge_moments, moments_dict
 from impediments.monitor.export import from_json
-from impediments.monitor.intercept import FUNCTION_KINDS
+from impediments.monitor.hooks.intercept import FUNCTION_KINDS
 from impediments.monitor.schedule import default_schedule, make_schedule
-from impediments.monitor.windows import Windows
+from impediments.monitor.state.windows import Windows
 
 
 def brute_moments(x):
@@ -83,7 +85,7 @@ def test_windows_are_bounded_and_merge_exactly():
     for step in range(0, 100, 3):
         x = torch.randn(5) + step
         xs[step] = x
-        w.at(step).bag("act", "a").add("output", batch_moments(x), "moments")
+        w.at(step).bag("act", "a").add(Field("output", "moments"), batch_moments(x))
         assert len(w.closed) < 4
     starts = [s for s, _, _ in w.all()]
     ends = [e for _, e, _ in w.all()]
@@ -229,7 +231,7 @@ def test_repeated_calls_are_indexed_and_modules_not_double_counted():
             return F.relu(F.relu(self.act(self.lin(x))) - 1)
 
     with watch(M(), every=1) as mon:
-        mon._model(torch.randn(4, 3))
+        mon.ctx.model(torch.randn(4, 3))
     assert sorted(mon.stats().activations) == ["/relu#0", "/relu#1", "act"]
     assert set(FUNCTION_KINDS.values()) >= {"relu", "sigmoid", "tanh", "gelu", "silu", "leaky_relu", "elu",
                                             "softplus", "hardtanh", "selu", "softsign", "hardsigmoid"}
@@ -539,7 +541,7 @@ def test_include_and_bad_arguments():
 def test_histogram_numpy_and_torch_paths_agree_with_numpy_histogram_at_exact_edges():
     """Both bin chains (numpy on CPU, torch elsewhere) put every value where np.histogram does,
     including values exactly on an edge (-1.0, 10.0, +-1e-6), beyond the outer edges, and NaN/Inf."""
-    from impediments.monitor.histogram import _many_numpy, _many_torch
+    from impediments.monitor.state.histogram import _many_numpy, _many_torch
 
     g = torch.Generator().manual_seed(3)
     edges = torch.tensor(HIST_EDGES, dtype=torch.float64)
@@ -597,7 +599,7 @@ def test_accelerator_path_never_reads_a_value_back(every, with_optimizer):
             opt.step()
             mon.record_loss(loss)
     assert mon.sampled_steps == (12 if every == 1 else 10) and mon.training_forwards == 12
-    assert {"/relu#0", "/tanh#0", "/gelu#0"} <= set(mon.meta["act"]) and "bn" in mon.meta["bn"]
+    assert {"/relu#0", "/tanh#0", "/gelu#0"} <= set(mon.activations.meta) and "bn" in mon.batchnorm.meta
     assert mon.memory()["tensors"] > 0
 
 

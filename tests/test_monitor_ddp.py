@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 
-from impediments.monitor import watch
+from impediments import watch
 
 STEPS, BATCH = 6, 16
 

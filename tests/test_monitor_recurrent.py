@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from impediments.monitor import watch
-from impediments.monitor.recurrent import gate_preactivations
-from impediments.monitor.recurrent_gradient import grad_energy_through_time
+from impediments import watch
+from impediments.monitor.probes.recurrent.gates import gate_preactivations
+from impediments.monitor.probes.recurrent.gradient import grad_energy_through_time
 
 
 def _cell_reference(module, layer: int, suffix: str, x_seq, h0, c0):
@@ -146,7 +146,7 @@ def test_inter_layer_dropout_masks_are_replayed_exactly():
     """The gates of layer 1 read the dropped-out outputs of layer 0: the masks the fused op drew are
     redrawn from the random state saved before it ran (checked: the recomputed top layer equals the
     module's output, else only layer 0 would be recorded)."""
-    from impediments.monitor import recurrent
+    from impediments.monitor.probes.recurrent import gates as recurrent, replay
 
     torch.manual_seed(0)
     stats = _train(_LanguageModel("GRU", dropout=0.3))
@@ -160,9 +160,9 @@ def test_inter_layer_dropout_masks_are_replayed_exactly():
     out, _ = module(x)
     gates = recurrent.gate_preactivations(module, x, None, out, rng_state=state)
     assert len(gates) == 3 * 5
-    with pytest.raises(recurrent.MasksNotReplayed):
+    with pytest.raises(replay.MasksNotReplayed):
         recurrent.gate_preactivations(module, x, None, out)
-    with pytest.raises(recurrent.MasksNotReplayed):                  # a wrong state is caught, not used
+    with pytest.raises(replay.MasksNotReplayed):                  # a wrong state is caught, not used
         recurrent.gate_preactivations(module, x, None, out, rng_state=torch.manual_seed(123).get_state())
     assert len(recurrent.gate_preactivations(module, x, None, out, layers=1)) == 5
 
@@ -358,8 +358,8 @@ def test_accelerator_path_never_reads_a_value_back():
             opt.zero_grad()
             loss.backward()
             opt.step()
-    assert {f"rnn/l{k}.forget_gate" for k in (0, 1)} <= set(mon.meta["act"]) and "rnn" in mon.meta["rnn"]
-    assert "rnn/dropout_replay" in mon.meta["not_checked"]
+    assert {f"rnn/l{k}.forget_gate" for k in (0, 1)} <= set(mon.activations.meta) and "rnn" in mon.recurrent.meta
+    assert "rnn/dropout_replay" in mon.ctx.not_checked
 
 
 # --------------------------------------------------------------------------------------------- packed sequences
@@ -369,7 +369,7 @@ def test_packed_sequences_give_the_gates_of_each_sequence_alone(mode, bidirectio
     the unpacked path that is itself checked against the cells above; padding never enters."""
     from torch.nn.utils.rnn import pack_padded_sequence
 
-    from impediments.monitor import recurrent_packed
+    from impediments.monitor.probes.recurrent import packed as recurrent_packed
 
     torch.manual_seed(5)
     cls = {"LSTM": nn.LSTM, "GRU": nn.GRU}.get(mode, nn.RNN)

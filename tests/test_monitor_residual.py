@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 import impediments as imp
-from impediments.monitor import watch
-from impediments.monitor.residual import candidates, has_skip_connection
+from impediments import watch
+from impediments.monitor.probes.residual import candidates, has_skip_connection
 from impediments.monitor.schema import MonitorStats
 
 
@@ -101,7 +101,7 @@ def test_grad_mean_square_equals_autograd():
         assert s.grad_mean_square == pytest.approx(float(outs[i].grad.double().pow(2).mean()), rel=1e-9)
     # a plain stack of same-shape blocks has no stream
     with watch(Net(block=Plain, depth=4), every=1) as mon2:
-        mon2._model(x).sum().backward()
+        mon2.ctx.model(x).sum().backward()
     assert mon2.stats().residual_stream == {}
 
 

@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from impediments.monitor import watch
-from impediments.monitor.bag import Bag
-from impediments.monitor.moments import batch_moments, merge_moments, moments_dict
-from impediments.monitor.params import norms
+from impediments import watch
+from impediments.monitor.state.bag import Bag, Field
+from impediments.monitor.state.moments import batch_moments, merge_moments, moments_dict
+from impediments.monitor.probes.params import norms
 from impediments.monitor.schedule import FullSchedule, default_count, default_schedule, full_schedule, make_schedule
 
 BATCH, STEPS = 16, 60
@@ -84,7 +84,7 @@ def test_dense_statistics_every_step_window_statistics_on_full_steps():
     model, seen = mlp(), {}
     mon = train(model, capture=seen)
     s = mon.stats()
-    assert s.steps == s.sampled_steps == STEPS and mon._full_steps == len(FULL)
+    assert s.steps == s.sampled_steps == STEPS and mon.ctx.full_steps == len(FULL)
     for name in ("0", "2", "4"):                                     # Linear outputs and their gradients: dense
         n, mean, var = ref_moments(seen[name])
         lay = s.layers[name]
@@ -267,18 +267,18 @@ def test_host_rows_and_tensors_fold_and_merge_alike():
     rows = [[[1.0, 2.0], [0.5, 0.25]], [[3.0, 1.0], [1.0, 1.0]]]
     a, b = Bag(), Bag()
     for r in rows:
-        a.add("grad", r, "sum")
-        a.add("gmax", r[0], "max")
-        a.add("w", r[1], "last")
-        b.add("grad", torch.tensor(r, dtype=torch.float64), "sum")
-        b.add("gmax", torch.tensor(r[0], dtype=torch.float64), "max")
-        b.add("w", torch.tensor(r[1], dtype=torch.float64), "last")
+        a.add(Field("grad", "sum"), r)
+        a.add(Field("gmax", "max"), r[0])
+        a.add(Field("w", "last"), r[1])
+        b.add(Field("grad", "sum"), torch.tensor(r, dtype=torch.float64))
+        b.add(Field("gmax", "max"), torch.tensor(r[0], dtype=torch.float64))
+        b.add(Field("w", "last"), torch.tensor(r[1], dtype=torch.float64))
     for k in ("grad", "gmax", "w"):
         torch.testing.assert_close(a.t[k], b.t[k])
     assert a.t["w"].tolist() == [1.0, 1.0] and a.t["gmax"].tolist() == [3.0, 2.0]
     later = Bag()
-    later.add("w", [7.0, 8.0], "last")
-    later.add("gmax", [0.0, 9.0], "max")
+    later.add(Field("w", "last"), [7.0, 8.0])
+    later.add(Field("gmax", "max"), [0.0, 9.0])
     merged = a.copy().merge(later)
     assert merged.t["w"].tolist() == [7.0, 8.0] and merged.t["gmax"].tolist() == [3.0, 9.0]
     back = Bag.from_state(merged.state())

@@ -266,7 +266,7 @@ def test_cli_rejects_a_bad_port_as_a_usage_error(capsys):
 
 
 def test_watch_live_streams_the_monitors_sampled_steps_and_cleans_up(capsys):
-    from impediments.monitor import watch
+    from impediments import watch
     from impediments.playground.live import start_live_server
 
     data = dataset("digits", True)

@@ -1,7 +1,7 @@
 """``checkup(model, inputs, targets=None, loss_fn=None) -> Report``: what is visible at the current weights.
 
 One forward pass (and one backward pass when ``targets`` or ``loss_fn`` is
-given) under :func:`impediments.monitor.watch` with ``every=1``. The model is
+given) under :class:`impediments.monitor.Monitor` with ``every=1``. The model is
 left as it was: weights, buffers (BatchNorm running statistics), ``.grad``
 and train/eval mode are restored afterwards.
 """
@@ -81,7 +81,7 @@ def checkup(model: nn.Module, inputs, targets=None, loss_fn: Callable | None = N
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"checkup needs an nn.Module, got {type(model).__name__}")
-    from impediments.monitor import watch
+    from impediments.monitor import Monitor
 
     snapshot = _Snapshot(model)
     try:
@@ -89,7 +89,7 @@ def checkup(model: nn.Module, inputs, targets=None, loss_fn: Callable | None = N
             model.train()           # one in training mode keeps its layers' own modes (e.g. a BN left in eval)
         for p in model.parameters():
             p.grad = None
-        with watch(model, every=1) as mon:
+        with Monitor(model, every=1) as mon:
             output = _call(model, inputs)
             if targets is not None or loss_fn is not None:
                 _loss(output, targets, loss_fn).backward()

@@ -47,7 +47,7 @@ def _make_doctor(callback_base):
             self._loss_hook = None
 
         def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
-            from impediments.monitor import watch
+            from impediments.watching import watch
 
             self.report, self.stopped_by = None, None
             self.monitor = watch(model, optimizer=optimizer, every=self.every).__enter__()

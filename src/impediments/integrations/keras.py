@@ -91,7 +91,7 @@ def _make_doctor(callback_base):
             self._compute_loss = None
 
         def on_train_begin(self, logs=None):
-            from impediments.monitor.watch import Monitor
+            from impediments.watching import Watch
 
             keras = _keras()
             model = self.model
@@ -104,7 +104,7 @@ def _make_doctor(callback_base):
                               "Compile with jit_compile=False to diagnose.", stacklevel=2)
             self.report, self.stopped_by = None, None
             layers = layer_names(model)
-            mon = Monitor(model, every=self.every, modules=layers, parameters=parameter_names(model)).__enter__()
+            mon = Watch(model, every=self.every, modules=layers, parameters=parameter_names(model)).__enter__()
             mon.meta.setdefault("not_checked", {})["optimizer"] = KERAS_OPTIMIZER_NOTE
             bn = keras.layers.BatchNormalization
             self._handles = [layer.register_forward_pre_hook(self._batchnorm_hook(name, layer))

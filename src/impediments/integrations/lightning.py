@@ -63,7 +63,7 @@ def _make_doctor(callback_bases: tuple):
 
         # ------------------------------------------------------------------ lifecycle
         def on_fit_start(self, trainer, pl_module) -> None:
-            from impediments.monitor import watch
+            from impediments.watching import watch
 
             opt = trainer.optimizers[0] if trainer.optimizers else None
             self.report, self.stopped_by = None, None

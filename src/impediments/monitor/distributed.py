@@ -9,50 +9,17 @@ the same file; ``stats()`` works on every rank.
 """
 from __future__ import annotations
 
-import copy
-
 import torch.distributed as dist
 
-from impediments.monitor.nonfinite import FirstNonFinite
-from impediments.monitor.windows import Windows
-
-
-def merge_states(states: list[dict]) -> dict:
-    """Merge :meth:`Monitor.state_dict` outputs of processes (or monitors) over the same steps."""
-    if not states:
-        raise ValueError("merge_states needs at least one state")
-    base = copy.deepcopy(states[0])
-    wins = Windows.from_state(base["windows"])
-    nf = FirstNonFinite.from_state(base["nonfinite"])
-    for other in states[1:]:
-        wins.merge(Windows.from_state(other["windows"]))
-        nf.merge(FirstNonFinite.from_state(other["nonfinite"]))
-        _merge_meta(base["meta"], other["meta"])
-        base["sampled_steps"] = max(base["sampled_steps"], other["sampled_steps"])
-        base["steps"] = max(base["steps"], other["steps"])
-        base["training_forwards"] = max(base["training_forwards"], other["training_forwards"])
-    base["windows"], base["nonfinite"] = wins.state(), nf.state()
-    return base
-
-
-def _merge_meta(meta: dict, other: dict) -> None:
-    for cat in ("act", "layer", "bn", "rnn", "stream"):
-        for name, m in other.get(cat, {}).items():
-            mine = meta.setdefault(cat, {}).setdefault(name, copy.deepcopy(m))
-            if "units" in m:
-                mine["units"] = max(mine["units"], m["units"])
-            if m.get("values_per_channel") is not None:
-                v = mine.get("values_per_channel")
-                mine["values_per_channel"] = m["values_per_channel"] if v is None else min(v, m["values_per_channel"])
-    if not meta.get("param_names") and other.get("param_names"):
-        meta["param_names"] = other["param_names"]
-    if not meta.get("symmetry") and other.get("symmetry"):
-        meta["symmetry"] = other["symmetry"]
+from impediments.monitor.monitor import merge_states
 
 
 def is_reporting_rank() -> bool:
     """True outside ``torch.distributed`` and on rank 0: the one process that reports and writes files."""
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+__all__ = ["is_reporting_rank", "merge_states", "sync"]
 
 
 def sync(mon, group=None):

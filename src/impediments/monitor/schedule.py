@@ -50,9 +50,20 @@ def make_schedule(every) -> Callable[[int], bool]:
     if callable(every):
         return every
     if isinstance(every, int) and not isinstance(every, bool) and every >= 1:
-        return lambda step: step % every == 0
+        return _Every(every)
     raise ValueError(f"every must be None (default schedule), an int >= 1 or a callable step -> bool; got {every!r}")
 
+
+class _Every:
+    """Every ``k``-th step (an object, so a monitor's schedule pickles)."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def __call__(self, step: int) -> bool:
+        return step % self.k == 0
 
 
 def default_count(step: int) -> int:
@@ -98,25 +109,3 @@ class FullSchedule:
 def full_schedule(schedule: Callable[[int], bool]):
     """The full schedule of ``schedule`` (see :class:`FullSchedule`); the default schedule is its own."""
     return schedule if schedule is default_schedule else FullSchedule(schedule)
-
-
-class WindowView:
-    """A monitor as its :class:`~impediments.monitor.loop.LoopProbe` sees it: the probe's sampled checks
-    are window statistics, so ``schedule`` and ``_sampled_now`` are the full schedule's; every other
-    attribute is the monitor's."""
-
-    __slots__ = ("_mon",)
-
-    def __init__(self, mon) -> None:
-        self._mon = mon
-
-    def __getattr__(self, name):
-        return getattr(self._mon, name)
-
-    @property
-    def schedule(self):
-        return self._mon.full_schedule
-
-    @property
-    def _sampled_now(self) -> bool:
-        return self._mon._full_now

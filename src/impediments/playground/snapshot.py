@@ -55,7 +55,7 @@ def monitor_view(stats, report, *, remediable=lambda code: False, histograms: bo
 
 def latest_histograms(stats, layers: list[str]) -> dict | None:
     """The newest window's output histogram of each activation, cut to the bins any layer uses."""
-    from impediments.monitor.histogram import HIST_EDGES
+    from impediments.monitor.state.histogram import HIST_EDGES
 
     latest: dict[str, list[int]] = {}
     for w in stats.windows:

@@ -1,4 +1,4 @@
-"""Rules on the training loop itself (``stats.loop``, :mod:`impediments.monitor.loop`): the silent bugs.
+"""Rules on the training loop itself (``stats.loop``, :mod:`impediments.monitor.probes.loop.probe`): the silent bugs.
 
 A missing ``zero_grad``, an optimizer over another model's parameters, a cut graph, probabilities fed
 to a loss that applies its own softmax, a broadcast regression target, unshuffled or repeated

@@ -1,7 +1,7 @@
 r"""Gradients through time in ``nn.LSTM``/``nn.GRU``/``nn.RNN`` (:class:`~impediments.monitor.schema.RecurrentStats`).
 
 The monitor measures :math:`e_k`, the gradient energy of the last output with respect to the input
-``k`` steps before it, relative to ``k = 0`` (:mod:`impediments.monitor.recurrent`). The *horizon* is
+``k`` steps before it, relative to ``k = 0`` (:mod:`impediments.monitor.probes.recurrent.probe`). The *horizon* is
 the last ``k`` before :math:`e_k` drops below ``through_time_floor`` (float32 resolution squared):
 beyond it, an input's contribution to the weight gradient is lost in rounding, so no dependency
 longer than the horizon can be learned (Bengio, Simard & Frasconi 1994; Hochreiter 1991).

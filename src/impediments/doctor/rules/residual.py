@@ -1,7 +1,7 @@
 r"""The gradient along a residual stream (:class:`~impediments.monitor.schema.ResidualStreamStats`).
 
 The stream's gradient is the one back-propagated signal that is comparable from block to block
-(:mod:`impediments.monitor.residual`): every block's weights see it through their own branch. Blocks
+(:mod:`impediments.monitor.probes.residual`): every block's weights see it through their own branch. Blocks
 of one shape (a ResNet stage, a transformer's layers) are compared along a least-squares geometric
 trend of :math:`\overline{g_l^2}`, last (output side) over first (input side), against the same bound
 as gradients across depth (``gradient_var_ratio``).

@@ -52,16 +52,16 @@ class Result:
 def dead_units(model: nn.Module, X: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
     """Per activation module: a bool per unit, True when the unit's output is 0 on every row of ``X``.
 
-    One no-grad forward pass under :func:`impediments.monitor.watch` (every step sampled), reading
+    One no-grad forward pass under :class:`impediments.monitor.Monitor` (every step sampled), reading
     ``ActivationStats.dead_units``. The model is put in training mode for that pass (the monitor
     records training forwards; these models have no dropout or normalization) and restored after.
     """
-    from impediments.monitor import watch
+    from impediments.monitor import Monitor
 
     was_training = model.training
     try:
         model.train()
-        with watch(model, every=1, include=layers) as mon, torch.no_grad():
+        with Monitor(model, every=1, include=layers) as mon, torch.no_grad():
             model(X)
         acts = mon.stats().activations
     finally:
@@ -75,7 +75,7 @@ def dead_units(model: nn.Module, X: torch.Tensor, layers: list[str]) -> dict[str
 
 
 def train_one(config: Config, bias: float) -> dict:
-    """Train from He weights and the given hidden bias under :func:`impediments.monitor.watch` (every step).
+    """Train from He weights and the given hidden bias under :class:`impediments.monitor.Monitor` (every step).
 
     Dead units on the whole training set are measured before and after training; during training the
     monitor's windows give the fraction of units inactive on each window's batches, and its
@@ -83,7 +83,7 @@ def train_one(config: Config, bias: float) -> dict:
     """
     from impediments.data import load_dataset
     from impediments.models import mlp
-    from impediments.monitor import watch
+    from impediments.monitor import Monitor
 
     data = load_dataset("digits", seed=config.seed)
     model = seeded(config.seed, mlp, data.in_features, data.num_classes, width=config.width, depth=config.depth,
@@ -93,7 +93,7 @@ def train_one(config: Config, bias: float) -> dict:
     initialize_he(model, linears, bias, config.seed)
     start = {n: model.get_submodule(n).bias.detach().clone() for n in linears}
     before = dead_units(model, data.X_train, acts)
-    with watch(model, every=1, include=acts) as mon:
+    with Monitor(model, every=1, include=acts) as mon:
         h = train(model, data, seed=config.seed, epochs=config.epochs, batch_size=config.batch_size,
                   lr=config.lr)
     stats = mon.stats()

@@ -108,7 +108,7 @@ def deep_relu(config: Config, scheme: str, data):
 
 
 def tanh_layers(config: Config, scheme: str, X: torch.Tensor, y: torch.Tensor) -> dict:
-    """One forward/backward at init under :func:`impediments.monitor.watch`.
+    """One forward/backward at init under :class:`impediments.monitor.Monitor`.
 
     Per layer: the std of the tanh outputs (``ActivationStats.output``) and the variance of the
     back-propagated gradient dL/d(pre-activation) (``LayerOutputStats.grad_var``) from the monitor,
@@ -116,7 +116,7 @@ def tanh_layers(config: Config, scheme: str, X: torch.Tensor, y: torch.Tensor) -
     signed-log bins, too coarse to draw a distribution on [-1, 1]).
     """
     from impediments.models import mlp
-    from impediments.monitor import watch
+    from impediments.monitor import Monitor
 
     model = seeded(config.seed, mlp, X.shape[1], 10, width=config.tanh_width, depth=config.tanh_depth,
                    activation="tanh")
@@ -126,7 +126,7 @@ def tanh_layers(config: Config, scheme: str, X: torch.Tensor, y: torch.Tensor) -
     handles = [model.get_submodule(f"hidden{k}.act").register_forward_hook(
         lambda mod, inp, out, k=k: outs.__setitem__(k, out.detach())) for k in names]
     try:
-        with watch(model, every=1) as mon:
+        with Monitor(model, every=1) as mon:
             nn.functional.cross_entropy(model(X), y).backward()
     finally:
         for h in handles:

@@ -115,12 +115,12 @@ def shifts(model: nn.Module, batches: list, *, fresh: bool = False) -> list[floa
 
 
 def preceded_by(model: nn.Module, batches: list) -> list[str]:
-    """Per BN (in order): the class of the module that ran just before it, as :func:`impediments.monitor.watch`
+    """Per BN (in order): the class of the module that ran just before it, as :class:`impediments.monitor.Monitor`
     reports it (the doctor's dropout-before-BN rule reads this)."""
-    from impediments.monitor import watch
+    from impediments.monitor import Monitor
 
     model.train()
-    with torch.no_grad(), watch(model, every=1) as mon:
+    with torch.no_grad(), Monitor(model, every=1) as mon:
         for xb, _ in batches[:2]:
             model(xb)
     stats = mon.stats().batchnorm

@@ -113,7 +113,7 @@ def pretrain(config: Config):
 
 
 def transfer(pretrained: nn.Module, source, target, method: str, config: Config) -> dict:
-    from impediments.monitor import watch
+    from impediments.monitor import Monitor
     from impediments.norm import freeze
     from impediments.train import evaluate
 
@@ -132,7 +132,7 @@ def transfer(pretrained: nn.Module, source, target, method: str, config: Config)
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
     probe = DriftProbe(model, reference)
     opt = torch.optim.SGD(model.parameters(), lr=config.lr)
-    with watch(model, optimizer=opt) as mon:     # what the monitor (and the doctor) see of the base's BNs
+    with Monitor(model, optimizer=opt) as mon:     # what the monitor (and the doctor) see of the base's BNs
         h = train(model, target, seed=config.seed, steps=config.steps, batch_size=config.batch_size, optimizer=opt,
                   eval_every=max(config.steps // 10, 1), callbacks=[probe])
     bn_stats = list(mon.stats().batchnorm.values())
@@ -192,7 +192,7 @@ def claims(result: Result) -> list[Claim]:
               labels={"source_acc": "source-task test accuracy before transfer",
                       "source_acc_after_keras": "source-task accuracy after Keras-style transfer",
                       "source_acc_after_naive": "source-task accuracy after naive transfer"}),
-        claim("The monitor sees the difference (impediments.monitor.watch during transfer): with Keras-style "
+        claim("The monitor sees the difference (impediments.watch during transfer): with Keras-style "
               "freezing every training-mode forward of the base's BNs used running statistics and every BN is "
               "reported frozen; with the naive freeze and with fine-tuning none did.", "impediments.monitor",
               {"running_fraction_keras": a["monitor_running_fraction"], "frozen_keras": a["monitor_frozen"],

@@ -21,7 +21,7 @@ from torch.overrides import TorchFunctionMode
 from impediments.fix.callsite import Site, user_site
 from impediments.fix.pieces import Pieces
 from impediments.fix.remedies.base import Change, Context, NotApplicable, probe_model
-from impediments.monitor.loss_calls import REGRESSION
+from impediments.monitor.probes.loop.loss_calls import REGRESSION
 
 
 def _operands(args, kwargs):

@@ -1,7 +1,7 @@
 """Zero the last layer of every residual branch, so each block starts as the identity.
 
 For any residual net, not only :class:`impediments.models.mlp.ResidualBlock`: the blocks are the ones
-the monitor finds on the residual stream (:mod:`impediments.monitor.residual`: a repeated block whose
+the monitor finds on the residual stream (:mod:`impediments.monitor.probes.residual`: a repeated block whose
 autograd graph adds its own input to its branch), found by one probe forward of a fresh model. In each
 block the branch's last parameterized layer to run before the block's output, a normalization's scale
 (Goyal et al. 2017: zero-init the last BatchNorm's gamma of each branch) or a Linear/Conv weight
@@ -19,7 +19,7 @@ from torch import nn
 
 from impediments.fix.pieces import Pieces
 from impediments.fix.remedies.base import Change, Context, NotApplicable, probe_model, sample, with_model
-from impediments.monitor.residual import candidates, has_skip_connection
+from impediments.monitor.probes.residual import candidates, has_skip_connection
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 _LAYERS = (nn.Linear, nn.modules.conv._ConvNd)

@@ -19,10 +19,21 @@ from the non-finite counts of sampled steps (exact when the failing step was sam
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from impediments.monitor.intercept import Interceptor, module_kind
-from impediments.monitor.moments import to_device
+from impediments.monitor.hooks.intercept import Interceptor, module_kind
+from impediments.monitor.state.moments import to_device
+
+
+@dataclass
+class NonFinite:
+    """First NaN/Inf: the step and where (``kind`` is loss, activation, gradient, parameter or input)."""
+
+    step: int
+    where: str
+    kind: str
 
 PRIORITY = {"input": 0, "localised": 1, "activation": 2, "output": 3, "loss": 4, "gradient": 5, "parameter": 6}
 
@@ -135,13 +146,18 @@ class FirstNonFinite:
     def tensors(self) -> int:
         return len(self.reg)
 
+    def stats(self) -> NonFinite | None:
+        """The first non-finite value as :class:`NonFinite` (syncs), or None."""
+        first = self.result()
+        return NonFinite(step=first[0], kind=first[1], where=first[2]) if first else None
 
-def localise(mon, model, root_args, rng_state, step: int) -> None:
+
+def localise(nonfinite: FirstNonFinite, included, model, root_args, rng_state, step: int) -> None:
     """Replay the forward of ``step`` on CPU to name where its first NaN/Inf appeared (see module doc)."""
     args, kwargs = root_args
     leaves = [t for t in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
     if any(t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in leaves):
-        mon.nonfinite.host = (step, "input", "input")
+        nonfinite.host = (step, "input", "input")
         return
     found: list[str] = []
 
@@ -153,7 +169,7 @@ def localise(mon, model, root_args, rng_state, step: int) -> None:
                 found.append(name)
                 return
 
-    names = {id(m): n for n, m in model.named_modules() if mon._included(n)}
+    names = {id(m): n for n, m in model.named_modules() if included(n)}
     kinds = {id(m): k for m in model.modules() if id(m) in names and (k := module_kind(m)) is not None}
     icpt = Interceptor(names, kinds, lambda name, kind, x: name, check, lambda *a: None,
                        lambda name, module, a, out: check(name, out))
@@ -176,4 +192,4 @@ def localise(mon, model, root_args, rng_state, step: int) -> None:
             m._buffers[key] = b
         torch.set_rng_state(after_rng)
     if found:
-        mon.nonfinite.host = (step, "activation", found[0])
+        nonfinite.host = (step, "activation", found[0])

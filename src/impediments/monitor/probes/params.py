@@ -16,12 +16,31 @@ ratios are then NaN).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from impediments.monitor.compiled import clean_name
-from impediments.monitor.moments import to_device
+from impediments.monitor.hooks.compiled import clean_name
+from impediments.monitor.hooks.portable import PortableHook
+from impediments.monitor.probes.base import Probe
+from impediments.monitor.state.bag import Field
+from impediments.monitor.state.moments import to_device
+
+NAN = float("nan")
+
+
+@dataclass
+class ParamStats:
+    """Per parameter (name as in ``model.named_parameters()``)."""
+
+    module: str
+    grad_norm: float
+    grad_norm_max: float
+    weight_norm: float
+    grad_to_weight: float
+    update_to_weight: float
+    samples: int
 
 #: attributes under which optimizer wrappers keep the torch optimizer they wrap
 #: (Hugging Face Accelerate's ``AcceleratedOptimizer.optimizer``, Lightning's ``LightningOptimizer._optimizer``)
@@ -76,13 +95,31 @@ def norms(tensors: list) -> torch.Tensor:
     return torch.stack(out)
 
 
-class ParamWatcher:
-    def __init__(self, mon, model: nn.Module, optimizer, parameters: dict | None = None) -> None:
+class ParamProbe(Probe):
+    """Gradient, weight and update norms of every watched parameter (see the module docstring).
+
+    Args:
+        ctx: the monitor's context.
+        model: the (uncompiled) model.
+        optimizer: any optimizer-like object, or None (:func:`unwrap_optimizer`).
+        parameters: ``{name: parameter}`` to watch instead of ``model.named_parameters()``.
+    """
+
+    key = "params"
+    #: per parameter, summed over sampled steps
+    GRAD = Field("grad", "sum", columns=("grad_norm", "grad_to_weight", "samples"))
+    GRAD_MAX = Field("gmax", "max")
+    WEIGHT_NORM = Field("wnorm", "last")
+    #: per parameter, summed over full steps (a copy of the parameters is needed)
+    UPDATE = Field("update", "sum", columns=("update_to_weight", "samples"))
+
+    def __init__(self, ctx, model: nn.Module, optimizer, parameters: dict | None = None) -> None:
+        super().__init__(ctx)
         optimizer, self.not_hooked = unwrap_optimizer(optimizer)
-        self.mon, self.optimizer = mon, optimizer
+        self.optimizer = optimizer
         named = (list(parameters.items()) if parameters is not None
                  else [(clean_name(n), p) for n, p in model.named_parameters()])
-        named = [(n, p) for n, p in named if mon._included(n.rsplit(".", 1)[0] if "." in n else "")]
+        named = [(n, p) for n, p in named if ctx.included(n.rsplit(".", 1)[0] if "." in n else "")]
         if optimizer is not None:
             in_opt = {id(p) for g in optimizer.param_groups for p in g["params"]}
             named = [(n, p) for n, p in named if id(p) in in_opt]
@@ -96,7 +133,7 @@ class ParamWatcher:
         self._handles: list = []
         self._index: dict = {}
         self._ones_cache: dict = {}
-        self._names_meta = None   # the list last put in meta["param_names"]
+        self.meta = {"param_names": [], "optimizer": self.optimizer_info()}
 
     def optimizer_info(self) -> dict | None:
         opt = self.optimizer
@@ -112,18 +149,14 @@ class ParamWatcher:
 
     def attach(self) -> list:
         if self.optimizer is not None:
-            self._handles = [self.optimizer.register_step_pre_hook(self._step_pre),
-                             self.optimizer.register_step_post_hook(self._step_post)]
-        else:
-            self._handles = [p.register_post_accumulate_grad_hook(self._grad_hook(i))
-                             for i, p in enumerate(self.params) if p.requires_grad]
-        return list(self._handles)
+            return [self.optimizer.register_step_pre_hook(PortableHook(self._step_pre)),
+                    self.optimizer.register_step_post_hook(PortableHook(self._step_post))]
+        return [p.register_post_accumulate_grad_hook(_GradientHook(self, i))
+                for i, p in enumerate(self.params) if p.requires_grad]
 
     def detach(self) -> None:
         self.flush()
-        for h in self._handles:
-            h.remove()
-        self._handles, self.params, self.optimizer, self._before, self._copy = [], [], None, None, None
+        self.params, self.optimizer, self._before, self._copy = [], None, None, None
 
     # --------------------------------------------------------------------- optimizer path
     def _step_pre(self, opt, args, kwargs):
@@ -152,18 +185,19 @@ class ParamWatcher:
 
     @torch.no_grad()
     def _read_gradients(self) -> None:
-        step = self.mon.steps
-        self.mon._note_step()
+        ctx = self.ctx
+        step = ctx.steps
+        ctx.note_step()
         params = self.params
         idx = [i for i, p in enumerate(params) if p.grad is not None]
         if not idx:
             return
         grads = [params[i].grad for i in idx]      # (no_grad: no detach needed)
-        sampled = self.mon.schedule(step)
+        sampled = ctx.schedule(step)
         ps = [params[i] for i in idx] if sampled else []
         both = norms(grads + ps)          # gradient and (sampled) weight norms: one fused _foreach_norm
         k = len(idx)
-        nf = self.mon.nonfinite
+        nf = ctx.nonfinite
         # on CPU the norms are read on the host (free, one read) and recorded as host rows (no kernel);
         # elsewhere a device register is updated and device rows recorded (no sync)
         host = both.tolist() if both.is_cpu else None
@@ -176,7 +210,7 @@ class ParamWatcher:
             w = self._record_host(step, idx, host[:k], host[k:])
         else:
             w = self._record(step, idx, both[:k], both[k:])
-        if self.mon.full_schedule(step):   # update ratios: a window statistic (a copy and two passes more)
+        if ctx.full_schedule(step):   # update ratios: a window statistic (a copy and two passes more)
             self._before = (idx, self._copy_of(idx, ps), w)
 
     def _copy_of(self, idx: list, ps: list) -> list:
@@ -191,8 +225,9 @@ class ParamWatcher:
 
     @torch.no_grad()
     def _step_post(self, opt, args, kwargs):
-        step = self.mon.steps
-        self.mon.steps += 1
+        ctx = self.ctx
+        step = ctx.steps
+        ctx.steps += 1
         if self._before is None:
             return
         idx, before, w = self._before
@@ -202,21 +237,21 @@ class ParamWatcher:
         after = [self.params[i] for i in idx]
         torch._foreach_sub_(before, after)                          # in place: no second copy
         dnorm = torch.stack(torch._foreach_norm(before))
-        if not self.mon.full_schedule(step + 1):                     # the next step keeps no copy
+        if not ctx.full_schedule(step + 1):                     # the next step keeps no copy
             self._copy = None
         ratio = torch.stack([dnorm.double() / w, self._ones(len(idx), w.device)])
-        self.mon.windows.at(step).bag("params", "").add("update", self._scatter(idx, ratio), "sum")
+        ctx.windows.at(step).bag(self.key, "").add(self.UPDATE, self._scatter(idx, ratio))
 
     # --------------------------------------------------------------------- no-optimizer path
-    def _grad_hook(self, i: int):
-        def hook(p):
-            if not self._pending or i in self._pending:   # the first gradient of a backward pass
-                self.mon._note_step()
-            if self._pending and self._pending_step != self.mon._fwd_step:
-                self.flush()
-            self._pending_step = self.mon._fwd_step
-            self._pending[i] = _norm(p.grad.detach())
-        return hook
+    def gradient_arrived(self, i: int, p: torch.Tensor) -> None:
+        """Parameter ``i``'s gradient was accumulated (its post-accumulate-grad hook)."""
+        ctx = self.ctx
+        if not self._pending or i in self._pending:   # the first gradient of a backward pass
+            ctx.note_step()
+        if self._pending and self._pending_step != ctx.step:
+            self.flush()
+        self._pending_step = ctx.step
+        self._pending[i] = _norm(p.grad.detach())
 
     def flush(self) -> None:
         """Fold gradient norms collected by the no-optimizer hooks (one backward) into the stats."""
@@ -226,8 +261,8 @@ class ParamWatcher:
         idx = sorted(pending)
         gnorm = torch.stack([pending[i] for i in idx])
         step = self._pending_step
-        self.mon.nonfinite.update_vector("gradient", ~torch.isfinite(gnorm), step, [self.names[i] for i in idx])
-        if self.mon.schedule(step) and self.params:
+        self.ctx.nonfinite.update_vector("gradient", ~torch.isfinite(gnorm), step, [self.names[i] for i in idx])
+        if self.ctx.schedule(step) and self.params:
             wnorm = torch.stack(torch._foreach_norm([self.params[i].detach() for i in idx]))
             self._record(step, idx, gnorm, wnorm)
 
@@ -253,15 +288,18 @@ class ParamWatcher:
 
     def _record_host(self, step, idx, g: list, w: list) -> list:
         """:meth:`_record` from host floats (CPU): host rows, no kernel; returns ``w``."""
-        bag = self.mon.windows.at(step).bag("params", "")
+        bag = self.ctx.windows.at(step).bag(self.key, "")
         ratio = [a / b if b else (a * math.inf if a else math.nan) for a, b in zip(g, w)]   # as torch divides
         rows = [self._scatter_host(idx, g), self._scatter_host(idx, ratio), self._scatter_host(idx, [1.0] * len(g))]
-        bag.add("grad", rows, "sum")
-        bag.add("gmax", rows[0], "max")
-        bag.add("wnorm", self._scatter_host(idx, w), "last")
-        if self._names_meta is None or self.mon.meta.get("param_names") is not self._names_meta:
-            self._names_meta = self.mon.meta["param_names"] = list(self.names)
+        bag.add(self.GRAD, rows)
+        bag.add(self.GRAD_MAX, rows[0])
+        bag.add(self.WEIGHT_NORM, self._scatter_host(idx, w))
+        self._names_recorded()
         return w
+
+    def _names_recorded(self) -> None:
+        if not self.meta["param_names"]:
+            self.meta["param_names"] = list(self.names)
 
     def _ones(self, n: int, device) -> torch.Tensor:
         """A float64 vector of ``n`` ones (the per-parameter sample count), made once per size and device."""
@@ -272,14 +310,71 @@ class ParamWatcher:
         return ones
 
     def _record(self, step, idx, gnorm, wnorm) -> torch.Tensor:
-        """Fields of the ``params`` bag, one row per parameter: ``grad`` = sums of
-        ``[|g|, |g|/|w|, 1]``, ``gmax`` = max ``|g|``, ``wnorm`` = last ``|w|``; ``update`` (post-hook) =
-        sums of ``[|dw|/|w|, 1]``. Returns ``|w|`` in float64."""
-        bag = self.mon.windows.at(step).bag("params", "")
+        """One row per parameter into :attr:`GRAD` (``[|g|, |g|/|w|, 1]``), :attr:`GRAD_MAX` and
+        :attr:`WEIGHT_NORM`; :attr:`UPDATE` (``[|dw|/|w|, 1]``) comes from the step post-hook.
+        Returns ``|w|`` in float64."""
+        bag = self.ctx.windows.at(step).bag(self.key, "")
         g, w = torch.stack([gnorm.detach(), wnorm]).double().unbind(0)
-        bag.add("grad", self._scatter(idx, torch.stack([g, g / w, self._ones(len(idx), g.device)])), "sum")
-        bag.add("gmax", self._scatter(idx, g), "max")
-        bag.add("wnorm", self._scatter(idx, w), "last")
-        if self._names_meta is None or self.mon.meta.get("param_names") is not self._names_meta:
-            self._names_meta = self.mon.meta["param_names"] = list(self.names)
+        bag.add(self.GRAD, self._scatter(idx, torch.stack([g, g / w, self._ones(len(idx), g.device)])))
+        bag.add(self.GRAD_MAX, self._scatter(idx, g))
+        bag.add(self.WEIGHT_NORM, self._scatter(idx, w))
+        self._names_recorded()
         return w
+
+    # --------------------------------------------------------------------- reading
+    def stats(self, total, windows) -> dict:
+        self.flush()
+        names = self.meta.get("param_names") or []
+        bag = total.get((self.key, ""))
+        if bag is None or not names:
+            return {"params": {}, "optimizer": self.meta.get("optimizer")}
+        zeros = [0.0] * len(names)
+        read = lambda f: bag.read(f).cpu().tolist() if bag.read(f) is not None else None  # noqa: E731
+        grad = self.GRAD.unpack(read(self.GRAD) or [zeros, zeros, zeros])
+        update = self.UPDATE.unpack(read(self.UPDATE) or [zeros, zeros])
+        gmax, wnorm = read(self.GRAD_MAX), read(self.WEIGHT_NORM)
+        out = {}
+        for i, n in enumerate(names):
+            c, uc = int(grad["samples"][i]), update["samples"][i]
+            out[n] = ParamStats(
+                module=n.rsplit(".", 1)[0] if "." in n else "", samples=c,
+                grad_norm=grad["grad_norm"][i] / c if c else NAN, grad_norm_max=gmax[i] if c else NAN,
+                weight_norm=wnorm[i] if c else NAN, grad_to_weight=grad["grad_to_weight"][i] / c if c else NAN,
+                update_to_weight=update["update_to_weight"][i] / uc if uc else NAN)
+        return {"params": out, "optimizer": self.meta.get("optimizer")}
+
+    def window(self, st, w) -> None:
+        bag = st.get((self.key, ""))
+        names = self.meta.get("param_names") or []
+        if bag is None:
+            return
+        if bag.read(self.GRAD) is not None:
+            grad = self.GRAD.unpack(bag.read(self.GRAD).cpu().tolist())
+            for n, gi, ci in zip(names, grad["grad_norm"], grad["samples"]):
+                if ci:
+                    w.grad_norm[n] = gi / ci
+        if bag.read(self.UPDATE) is not None:
+            update = self.UPDATE.unpack(bag.read(self.UPDATE).cpu().tolist())
+            for n, ui, ci in zip(names, update["update_to_weight"], update["samples"]):
+                if ci:
+                    w.update_to_weight[n] = ui / ci
+
+    @staticmethod
+    def merge_meta(mine: dict, other: dict) -> None:
+        if not mine.get("param_names") and other.get("param_names"):
+            mine["param_names"] = other["param_names"]
+        if mine.get("optimizer") is None:
+            mine["optimizer"] = other.get("optimizer")
+
+
+class _GradientHook(PortableHook):
+    """Parameter ``i``'s post-accumulate-grad hook (portable: see :mod:`~impediments.monitor.hooks.portable`)."""
+
+    __slots__ = ("i",)
+
+    def __init__(self, probe: ParamProbe, i: int) -> None:
+        super().__init__(probe.gradient_arrived)
+        self.i = i
+
+    def __call__(self, p):
+        self.fn(self.i, p)

@@ -23,10 +23,29 @@ accumulates the sum of squares of its gradient (one reduction, no host read).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from impediments.monitor import compiled
+from impediments.monitor.probes.base import Probe
+from impediments.monitor.state.bag import Field
+
+NAN = float("nan")
+
+
+@dataclass
+class ResidualStreamStats:
+    """The gradient at one residual block's output.
+
+    ``grad_mean_square``: :math:`\\overline{(\\partial L / \\partial x_{l+1})^2}` over every value of the
+    sampled steps; ``shape``: the block output's shape without the batch dimension.
+    """
+
+    depth: int
+    shape: list[int]
+    grad_mean_square: float
+    samples: int
 
 #: most autograd nodes visited when looking for a block's skip connection
 MAX_GRAPH_NODES = 5000
@@ -65,30 +84,57 @@ def has_skip_connection(out: torch.Tensor, x: torch.Tensor) -> bool:
     return False
 
 
-def record(mon, name: str, module: nn.Module, args, out) -> None:
-    """On a full step: if ``module`` is a stream block, accumulate its output gradient's sum of squares."""
-    ids = mon._stream_candidates
-    if ids is None:
-        model = mon._model
-        ids = mon._stream_candidates = candidates(compiled.uncompiled(model)) if model is not None else set()
-    if id(module) not in ids or not args or not isinstance(args[0], torch.Tensor):
-        return
-    x = args[0]
-    if not isinstance(out, torch.Tensor) or out.shape != x.shape or not out.requires_grad or not out.numel():
-        return
-    blocks = mon.meta.setdefault("stream", {})
-    meta = blocks.get(name)
-    if meta is None:
-        meta = blocks[name] = {"depth": len(blocks), "shape": list(out.shape[1:]),
-                               "residual": has_skip_connection(out, x)}
-    if not meta["residual"]:
-        return
-    bag = mon.state().bag("stream", name)
-    bag.count("samples")
+class ResidualProbe(Probe):
+    """The gradient along residual streams (see the module docstring)."""
 
-    def hook(g: torch.Tensor) -> None:
-        # one reduction accumulated in float64, without a float64 copy of the gradient
-        bag.add("sumsq", torch.linalg.vector_norm(g.detach(), dtype=torch.float64).square().reshape(1), "sum")
-        bag.count("values", g.numel())
+    key = "stream"
+    SUMSQ = Field("sumsq", "sum")
+    VALUES = Field("values", "count")
+    SAMPLES = Field("samples", "count")
 
-    out.register_hook(hook)
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        #: ids of the modules that may be stream blocks (:func:`candidates`), found on the first full step
+        self.candidates: set | None = None
+
+    def detach(self) -> None:
+        self.candidates = None
+
+    def record(self, name: str, module: nn.Module, args, out) -> None:
+        """On a full step: if ``module`` is a stream block, accumulate its output gradient's sum of squares."""
+        ctx = self.ctx
+        ids = self.candidates
+        if ids is None:
+            ids = self.candidates = candidates(ctx.module) if ctx.module is not None else set()
+        if id(module) not in ids or not args or not isinstance(args[0], torch.Tensor):
+            return
+        x = args[0]
+        if not isinstance(out, torch.Tensor) or out.shape != x.shape or not out.requires_grad or not out.numel():
+            return
+        meta = self.meta.get(name)
+        if meta is None:
+            meta = self.meta[name] = {"depth": len(self.meta), "shape": list(out.shape[1:]),
+                                      "residual": has_skip_connection(out, x)}
+        if not meta["residual"]:
+            return
+        bag = ctx.state().bag(self.key, name)
+        bag.count(self.SAMPLES)
+        sumsq, values = self.SUMSQ, self.VALUES
+
+        def hook(g: torch.Tensor) -> None:
+            # one reduction accumulated in float64, without a float64 copy of the gradient
+            bag.add(sumsq, torch.linalg.vector_norm(g.detach(), dtype=torch.float64).square().reshape(1))
+            bag.count(values, g.numel())
+
+        out.register_hook(hook)
+
+    def _stream(self, meta: dict, bag) -> ResidualStreamStats:
+        values = bag.read(self.VALUES)
+        sumsq = bag.read(self.SUMSQ)
+        sumsq = float(sumsq.cpu()[0]) if sumsq is not None else NAN
+        return ResidualStreamStats(depth=meta["depth"], shape=list(meta["shape"]), samples=bag.read(self.SAMPLES),
+                                   grad_mean_square=sumsq / values if values else NAN)
+
+    def stats(self, total, windows) -> dict:
+        return {"residual_stream": {n: self._stream(m, total[(self.key, n)]) for n, m in self.meta.items()
+                                    if m["residual"] and (self.key, n) in total}}

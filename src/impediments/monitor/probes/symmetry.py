@@ -11,14 +11,26 @@ device and turned into groups only when read.
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from impediments.monitor import schema as S
-from impediments.monitor.collectors import LAYER_TYPES
-from impediments.monitor.compiled import clean_name
+from impediments.monitor.hooks.compiled import clean_name
+from impediments.monitor.probes.base import Probe
+from impediments.monitor.probes.layers import LAYER_TYPES
 
 RELATIVE_RESOLUTION = 1e-6
+
+
+@dataclass
+class SymmetryStats:
+    """Groups (size >= 2) of units whose incoming weights and bias are identical."""
+
+    units: int
+    groups: list[list[int]]
+    checked_at_step: int
 
 
 def due(k: int) -> bool:
@@ -54,13 +66,51 @@ def snapshot(model: nn.Module, included, step: int, into: dict) -> None:
         into[name] = (torch.stack([(q * v[0]).sum(1), (q * v[1]).sum(1)], 1), step)
 
 
-def groups(into: dict) -> dict[str, S.SymmetryStats]:
+def groups(into: dict) -> dict[str, SymmetryStats]:
     """Groups of size >= 2 per layer: units whose rows hash equal (syncs)."""
     out = {}
     for name, (hashes, step) in into.items():
         by: dict[tuple, list[int]] = {}
         for i, h in enumerate(hashes.cpu().tolist()):
             by.setdefault(tuple(h), []).append(i)
-        out[name] = S.SymmetryStats(units=len(hashes), groups=[g for g in by.values() if len(g) >= 2],
+        out[name] = SymmetryStats(units=len(hashes), groups=[g for g in by.values() if len(g) >= 2],
                                     checked_at_step=step)
     return out
+
+
+class SymmetryProbe(Probe):
+    """Rows hashed on log-spaced full steps (see the module docstring); ``meta`` holds the groups once
+    read (what a state dict carries), the device hashes stay in the probe until then."""
+
+    key = "symmetry"
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.hashes: dict = {}
+
+    def record(self, model: nn.Module, step: int) -> None:
+        """On a full step: hash every layer's rows when due (the 1st, 2nd, 3rd, 5th, 9th ... full step)."""
+        if due(self.ctx.full_steps - 1):
+            snapshot(model, self.ctx.included, step, self.hashes)
+
+    def groups(self) -> dict[str, SymmetryStats]:
+        if self.hashes:
+            return groups(self.hashes)
+        return {n: SymmetryStats(**d) for n, d in self.meta.items()}
+
+    def state_meta(self) -> dict:
+        """The groups as plain data (reads the hashes: syncs)."""
+        if self.hashes:
+            self.meta = {n: dataclasses.asdict(s) for n, s in groups(self.hashes).items()}
+        return self.meta
+
+    def load_meta(self, meta: dict) -> None:
+        self.meta, self.hashes = meta, {}
+
+    def stats(self, total, windows) -> dict:
+        return {"symmetry": self.groups()}
+
+    @staticmethod
+    def merge_meta(mine: dict, other: dict) -> None:
+        if not mine:
+            mine.update(other)

@@ -1,8 +1,10 @@
 """A :class:`Bag` is the mergeable record of one thing watched (an activation, the parameters, ...).
 
-Each field has a merge rule (``sum``, ``max``, ``min``, ``moments``, ``first``, ``last``); merging,
-``state_dict`` and the DDP sync all walk the same fields (torchmetrics' ``update``/``merge``/``compute``
-split). ``sum``, ``max``, ``last`` and ``moments`` updates are queued and folded together, at most
+Each field is declared once, by the probe that records it, as a :class:`Field`: its name, its merge
+rule (``sum``, ``max``, ``min``, ``moments``, ``first``, ``last``, or ``count`` for host integers) and,
+for a row of several quantities, the names of its columns (torchmetrics' ``add_state(name, default,
+dist_reduce_fx)``). Merging, ``state_dict`` and the DDP sync all walk the same fields (torchmetrics'
+``update``/``merge``/``compute`` split). ``sum``, ``max``, ``last`` and ``moments`` updates are queued and folded together, at most
 :attr:`Bag.PENDING` parts at a time, so an update costs no kernel and merging two bags is a list
 concatenation. A part of a ``sum``/``max``/``last`` field may be a host row (a list of floats, or of
 equal-length lists): on CPU the caller then pays no kernel at all, and a fold turns all such rows
@@ -10,11 +12,41 @@ into one tensor.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from impediments.monitor.moments import Batch, as_state, fold_moments, merge_moments
+from impediments.monitor.state.moments import Batch, as_state, fold_moments, merge_moments
 
 _QUEUED = ("sum", "moments", "max", "last")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One declared statistic of a probe's bag.
+
+    Args:
+        name: its key in the bag (unique within the probe).
+        rule: how two parts merge: ``sum``, ``max``, ``min``, ``moments``, ``first``, ``last`` (tensors
+            or host floats) or ``count`` (host integers).
+        columns: for a field whose value stacks several quantities along dim 0, their names in order;
+            read them with :meth:`unpack`, never by position.
+    """
+
+    name: str
+    rule: str
+    columns: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.rule not in Bag.RULES + ("count",):
+            raise ValueError(f"unknown merge rule {self.rule!r} for field {self.name!r}; "
+                             f"valid: {list(Bag.RULES + ('count',))}")
+
+    def unpack(self, value) -> dict:
+        """``{column: value[i]}`` of a stacked value (a tensor or nested host list)."""
+        if len(value) != len(self.columns):
+            raise ValueError(f"field {self.name!r} has columns {list(self.columns)}, got {len(value)} rows")
+        return dict(zip(self.columns, value))
 
 
 class Bag:
@@ -34,9 +66,12 @@ class Bag:
         self.hrule: dict[str, str] = {}
 
     # --------------------------------------------------------------------- update
-    def add(self, name: str, value, rule: str) -> None:
-        """Fold ``value`` (a tensor, a :class:`~impediments.monitor.moments.Batch` for ``moments``, or a
-        host row for ``sum``/``max``/``last``) into field ``name`` (no host sync)."""
+    def add(self, field: Field, value) -> None:
+        """Fold ``value`` (a tensor, a :class:`~impediments.monitor.state.moments.Batch` for ``moments``, or a
+        host row for ``sum``/``max``/``last``) into ``field`` (no host sync)."""
+        self._add(field.name, value, field.rule)
+
+    def _add(self, name: str, value, rule: str) -> None:
         if rule in _QUEUED:
             self.rule[name] = rule
             q = self._p.get(name)
@@ -58,8 +93,11 @@ class Bag:
         else:
             self._t[name] = _combine(old, value.detach(), rule)
 
-    def addf(self, name: str, value: float, rule: str) -> None:
-        """Fold a host float into field ``name`` (``sum``, ``min``, ``max``, ``first`` or ``last``)."""
+    def addf(self, field: Field, value: float) -> None:
+        """Fold a host float into ``field`` (``sum``, ``min``, ``max``, ``first`` or ``last``)."""
+        self._addf(field.name, value, field.rule)
+
+    def _addf(self, name: str, value: float, rule: str) -> None:
         old = self.h.get(name)
         if old is None:
             self.h[name], self.hrule[name] = value, rule
@@ -72,8 +110,9 @@ class Bag:
         elif rule == "last":
             self.h[name] = value
 
-    def count(self, name: str, k: int = 1) -> None:
-        self.ints[name] = self.ints.get(name, 0) + k
+    def count(self, field: Field, k: int = 1) -> None:
+        """Add ``k`` to the host integer ``field`` (rule ``count``)."""
+        self.ints[field.name] = self.ints.get(field.name, 0) + k
 
     def _queue(self, name: str, parts: list) -> None:
         q = self._p.setdefault(name, [])
@@ -111,8 +150,17 @@ class Bag:
             self._fold(name)
         return self._t
 
-    def get(self, name: str):
+    def read(self, field: Field):
+        """The folded value of ``field``: a tensor, a host float, a host int (``count``), or None."""
+        if field.rule == "count":
+            return self.ints.get(field.name, 0)
+        if field.name in self.h:
+            return self.h[field.name]
+        return self.t.get(field.name)
+
+    def get(self, field: Field):
         """A field as a host float (from the host or device part), or None."""
+        name = field.name
         if name in self.h:
             return self.h[name]
         t = self.t.get(name)
@@ -131,14 +179,14 @@ class Bag:
                 self.rule[name] = rule
                 self._queue(name, [value])
             else:
-                self.add(name, value, rule)
+                self._add(name, value, rule)
         for name, parts in other._p.items():
             self.rule[name] = other.rule[name]
             self._queue(name, list(parts))
         for name, k in other.ints.items():
-            self.count(name, k)
+            self.ints[name] = self.ints.get(name, 0) + k
         for name, v in other.h.items():
-            self.addf(name, v, other.hrule[name])
+            self._addf(name, v, other.hrule[name])
         return self
 
     def copy(self) -> "Bag":

@@ -8,6 +8,7 @@ call, so a sampled step costs O(1) in the tensor size. Moments, non-finite count
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -21,6 +22,15 @@ _POS = torch.logspace(HIST_DECADES[0], HIST_DECADES[1], (HIST_DECADES[1] - HIST_
 #: values beyond the outer edges are counted in the outer bins (so every finite value is counted).
 HIST_EDGES: list[float] = [-v for v in reversed(_POS.tolist())] + _POS.tolist()
 HIST_BINS = len(HIST_EDGES) - 1
+
+
+@dataclass
+class Histogram:
+    """Counts over fixed signed-log edges (identical for every histogram, so histograms merge)."""
+
+    edges: list[float]
+    counts: list[int]
+
 
 #: histograms count at most this many values per tensor and call (see :func:`subsample_stride`)
 HIST_MAX_VALUES = 1 << 10

@@ -15,6 +15,7 @@ merging, syncing and serialising are one code path. Nothing here calls ``.item()
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -211,3 +212,21 @@ def moments_dict(m: torch.Tensor) -> dict:
     nan = float("nan")
     return {"count": int(count), "mean": mean if count else nan, "var": m2 / count if count else nan,
             "min": lo if count else nan, "max": hi if count else nan, "nonfinite": int(bad)}
+
+
+@dataclass
+class MomentStats:
+    """Chan/Welford-mergeable moments read on the host; ``var`` is the population variance (divides by
+    ``count``)."""
+
+    count: int
+    mean: float
+    var: float
+    min: float
+    max: float
+    nonfinite: int
+
+
+def moment_stats(m: torch.Tensor | None) -> MomentStats:
+    """:class:`MomentStats` of a moments state (an empty one for None)."""
+    return MomentStats(**moments_dict(m if m is not None else empty_moments()))

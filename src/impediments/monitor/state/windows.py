@@ -7,16 +7,16 @@ however long training runs, and the whole run is the merge of all windows.
 """
 from __future__ import annotations
 
-from impediments.monitor.bag import Bag
+from impediments.monitor.state.bag import Bag
 
 DEFAULT_CAPACITY = 32
 
 
 class State(dict):
-    """``{(category, name): Bag}``; merges key-wise."""
+    """``{(probe key, name): Bag}``; merges key-wise."""
 
-    def bag(self, category: str, name: str) -> Bag:
-        key = (category, name)
+    def bag(self, probe: str, name: str) -> Bag:
+        key = (probe, name)
         b = self.get(key)
         if b is None:
             b = self[key] = Bag()

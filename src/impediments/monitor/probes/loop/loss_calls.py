@@ -1,4 +1,4 @@
-"""Loss-function calls seen by the loop probe (:mod:`~impediments.monitor.loop`): what fed them, their targets.
+"""Loss-function calls seen by the loop probe (:mod:`~impediments.monitor.probes.loop.probe`): what fed them, their targets.
 
 Per loss kind: the autograd node that produced the input (``SoftmaxBackward0`` means probabilities,
 not logits), whether the input rows are probability distributions (in [0, 1], summing to 1) and their
@@ -11,6 +11,7 @@ batches. Values stay in device tensors until :meth:`LossCalls.to_stats`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,31 @@ LOSSES = {**CLASSIFICATION, **REGRESSION}
 MAX_CLASSES = 1000
 #: a row of the loss input counts as a probability distribution when it sums to 1 within this
 PROBABILITY_SUM_TOLERANCE = 1e-3
+
+
+@dataclass
+class LossCallStats:
+    """Calls of one loss function seen on sampled steps, with what fed them.
+
+    ``input_from`` counts the autograd node that produced the loss input (``SoftmaxBackward0``, ...);
+    ``probability_rows`` counts calls whose input rows were probability distributions (in [0, 1],
+    summing to 1), and ``max_probability`` is their mean largest probability (saturation). For
+    regression losses, ``shape_mismatches`` counts calls whose input and target shapes differ; the
+    first pair and the number of values after broadcasting are kept.
+    """
+
+    calls: int
+    input_from: dict[str, int]
+    classes: int | None
+    probability_rows: int
+    max_probability: float | None
+    shape_mismatches: int
+    input_shape: list[int] | None
+    target_shape: list[int] | None
+    broadcast_numel: int | None
+    #: for probability inputs, the gradient reaching the logits over the one the loss on the logits gives
+    gradient_scale: float | None = None
+
 
 
 def gradient_scale(p: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
@@ -101,13 +127,11 @@ class LossCalls:
 
     def to_stats(self) -> dict:
         """``losses``, ``target_batches``, ``targets_per_batch``, ``distinct_classes_per_batch``, ``class_counts``."""
-        from impediments.monitor import schema as S
-
         dev = {k: v.cpu().tolist() for k, v in self.dev.items()}
         losses = {}
         for kind, r in self.losses.items():
             prob = int(dev.get(f"{kind}.probability_rows", 0))
-            losses[kind] = S.LossCallStats(
+            losses[kind] = LossCallStats(
                 calls=r["calls"], input_from=dict(r["input_from"]), classes=r["classes"], probability_rows=prob,
                 max_probability=dev[f"{kind}.max_probability"] / prob if prob else None,
                 gradient_scale=dev[f"{kind}.gradient_scale"] / prob if prob and f"{kind}.gradient_scale" in dev else None,
@@ -123,7 +147,7 @@ class LossMode(TorchFunctionMode):
     """Armed by the loop probe from the end of a sampled forward to the optimizer step: passes each
     loss-function call's arguments to ``probe.loss_calls`` and ``Tensor.backward`` to ``probe.backward``."""
 
-    def __init__(self, probe: "impediments.monitor.loop.LoopProbe") -> None:
+    def __init__(self, probe) -> None:
         super().__init__()
         self.probe = probe
 

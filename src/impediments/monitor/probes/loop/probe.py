@@ -14,7 +14,7 @@ returns. On sampled steps (the monitor's schedule) the probe also
   non-zero norm, still holds that step's gradient (nobody cleared it); after it, the parameters whose
   ``.grad`` was written received a gradient.
 
-Each parameter is fingerprinted on entry and on exit (:func:`~impediments.monitor.fingerprint.fingerprints`): one whose fingerprint
+Each parameter is fingerprinted on entry and on exit (:func:`fingerprints`): one whose fingerprint
 is bitwise unchanged was never updated. On CPU values are read on the host; elsewhere they accumulate
 in device tensors read by :meth:`LoopProbe.to_stats` only (no sync in a hook). Read by the
 ``doctor/rules/loop.py`` rules (Jiang et al. 2025, TrainCheck, OSDI: silent training errors).
@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import math
 import weakref
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from impediments.monitor import schema as S
-from impediments.monitor.fingerprint import FINGERPRINT_VALUES, fingerprints
-from impediments.monitor.intercept import remove_mode
-from impediments.monitor.loss_calls import LossCalls, LossMode
-from impediments.monitor.moments import to_device
+from impediments.monitor.hooks.intercept import remove_mode
+from impediments.monitor.hooks.portable import PortableHook
+from impediments.monitor.probes.base import Probe
+from impediments.monitor.probes.loop.loss_calls import LossCalls, LossCallStats, LossMode
+from impediments.monitor.state.moments import to_device
 
 #: learning-rate decades tracked: first step at lr <= max lr / 10^k, k = 1..LR_DECADES
 LR_DECADES = 6
@@ -41,16 +42,104 @@ CLIP_DECADES = 5
 STALE_STEPS_KEPT = 16
 
 
-class LoopProbe:
+@dataclass
+class LoopParamStats:
+    """One trainable parameter as the training loop treated it (:mod:`~impediments.monitor.loop`).
+
+    ``order`` is the forward order of its module on sampled steps (None: the module never ran);
+    ``in_optimizer`` and ``lr`` are None without a watched optimizer; ``received`` counts the sampled
+    backward passes that wrote its ``.grad``, ``gradient_norm_sum`` sums those gradients' norms;
+    ``changed``: its fingerprint (norm, sum, ramp-weighted sample) differs between entering and leaving
+    ``watch()``; ``stale`` counts sampled
+    backward passes that began with the previous optimizer step's non-zero gradient still in ``.grad``.
+    """
+
+    module: str
+    order: int | None
+    in_optimizer: bool | None
+    lr: float | None
+    received: int
+    gradient_norm_sum: float
+    changed: bool
+    stale: int
+    #: its norm when last fingerprinted (leaving ``watch()``, or now)
+    weight_norm: float | None = None
+
+
+@dataclass
+class LoopStats:
+    """The training loop: steps, gradient clearing, loss calls, targets, inputs, learning rates, clipping.
+
+    ``forwards_per_step`` is ``[min, max]`` training forwards between two optimizer steps;
+    ``stale_steps`` the first sampled steps whose backward began with uncleared gradients. Targets:
+    per sampled batch of integer class targets, the mean number of targets and of distinct classes,
+    and the class counts over those batches. ``repeated_inputs`` counts sampled forwards whose input
+    equalled the previous sampled one, of ``compared_inputs``. ``learning_rates``: per param group,
+    ``first``, ``max``, ``min``, ``last`` and ``below[k]``, the first step with lr <= max / 10^(k+1).
+    ``clip_at_least[k]`` counts ``clip_grad_norm_`` calls with total norm >= 10^k max_norm.
+    """
+
+    optimizer_steps: int
+    forwards_per_step: list[int]
+    backwards: int
+    grad_checks: int
+    stale_steps: list[int]
+    params: dict[str, LoopParamStats]
+    losses: dict[str, LossCallStats]
+    target_batches: int
+    targets_per_batch: float | None
+    distinct_classes_per_batch: float | None
+    class_counts: list[int]
+    compared_inputs: int
+    repeated_inputs: int
+    learning_rates: list[dict]
+    clip_calls: int
+    clip_max_norm: float | None
+    clip_at_least: list[int]
+    clip_log_ratio_mean: float | None
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LoopStats":
+        d = dict(d)
+        d["params"] = {k: LoopParamStats(**v) for k, v in d["params"].items()}
+        d["losses"] = {k: LossCallStats(**v) for k, v in d["losses"].items()}
+        return cls(**d)
+
+
+#: values fingerprinted per tensor (a strided sample)
+FINGERPRINT_VALUES = 4096
+
+
+def fingerprints(params: list) -> torch.Tensor | None:
+    """Per parameter ``[norm, sum, ramp-weighted sum of a strided sample]``: an ``(N, 3)`` tensor, not read here.
+
+    The norm alone misses updates orthogonal to the weight (a layer followed by BatchNorm is scale
+    invariant: its gradient is orthogonal to it and its norm changes only at second order, below float32
+    resolution), and the sum misses them too for a vector of ones (BatchNorm's initial weight); the
+    ramp-weighted sample does not. Read on entry and exit only, never per step.
+    """
+    out = []
+    for p in params:
+        flat = p.detach().reshape(-1)
+        s = flat[:: max(1, -(-flat.numel() // FINGERPRINT_VALUES))].double()
+        ramp = torch.arange(1, len(s) + 1, dtype=torch.float64, device=s.device)
+        out.append(torch.stack([flat.double().norm(), flat.double().sum(), (s * ramp).sum()]))
+    return torch.stack([t.to(out[0].device) for t in out]) if out else None
+
+
+class LoopProbe(Probe):
     """Observes one training loop (see the module docstring); owns its hooks; ``to_stats()`` -> LoopStats."""
 
-    def __init__(self, mon, model: nn.Module, optimizer, parameters: dict | None = None,
+    key = "loop"
+
+    def __init__(self, ctx, model: nn.Module, optimizer, parameters: dict | None = None,
                  modules: dict | None = None) -> None:
         """``parameters`` / ``modules``: ``{name: ...}`` supplied by a framework whose layers are not registered
-        as children (as for :class:`~impediments.monitor.watch.Monitor`); default the model's own."""
-        self.mon, self.optimizer = mon, optimizer
+        as children (as for :class:`~impediments.monitor.monitor.Monitor`); default the model's own."""
+        super().__init__(ctx)
+        self.optimizer = optimizer
         named = [(n, p) for n, p in (parameters.items() if parameters is not None else model.named_parameters())
-                 if p.requires_grad and mon._included(n.rsplit(".", 1)[0] if "." in n else "")]
+                 if p.requires_grad and ctx.included(n.rsplit(".", 1)[0] if "." in n else "")]
         self.names = [n for n, _ in named]
         self.params = [p for _, p in named]
         in_opt = {id(p) for g in optimizer.param_groups for p in g["params"]} if optimizer is not None else None
@@ -81,12 +170,13 @@ class LoopProbe:
         self._handles: list = []
 
     # --------------------------------------------------------------------- scope
-    def attach(self, model: nn.Module) -> list:
-        h = [model.register_forward_pre_hook(self._root_pre, prepend=True),   # before the Interceptor arms
-             model.register_forward_hook(self._root_post, always_call=True)]
+    def attach(self) -> list:
+        model = self.ctx.model
+        h = [model.register_forward_pre_hook(PortableHook(self._root_pre), prepend=True),   # before the Interceptor arms
+             model.register_forward_hook(PortableHook(self._root_post), always_call=True)]
         if self.optimizer is not None:
-            h += [self.optimizer.register_step_pre_hook(self._step_pre),
-                  self.optimizer.register_step_post_hook(self._step_post)]
+            h += [self.optimizer.register_step_pre_hook(PortableHook(self._step_pre)),
+                  self.optimizer.register_step_post_hook(PortableHook(self._step_post))]
         else:
             from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
             h += [register_optimizer_step_pre_hook(self._step_pre), register_optimizer_step_post_hook(self._step_post)]
@@ -142,7 +232,7 @@ class LoopProbe:
         if not model.training:
             return
         self.disarm()
-        if not self.mon.schedule(self.mon.steps):    # the step the monitor is about to give this forward
+        if not self.ctx.full_schedule(self.ctx.steps):    # the step the monitor is about to give this forward
             return
         x = next((a for a in args if isinstance(a, torch.Tensor)), None)
         if x is not None and x.numel():
@@ -159,14 +249,19 @@ class LoopProbe:
 
     def _root_post(self, model, args, out):
         self._remove_module_hook()
-        if model.training and self.mon._sampled_now:
+        if model.training and self.ctx.full:
             self.arm()
 
     def _fingerprint(self, x: torch.Tensor) -> None:
+        shape = tuple(x.shape)
+        if x.layout == torch.sparse_coo:          # a sparse input: its stored values (and their count)
+            x = x.coalesce().values()
+        elif x.layout != torch.strided:
+            x = x.values()
         flat = x.reshape(-1)
         s = flat[:: max(1, -(-flat.numel() // FINGERPRINT_VALUES))].double()
         ramp = torch.arange(1, len(s) + 1, dtype=torch.float64, device=s.device)
-        fp = (tuple(x.shape), torch.stack([s.sum(), (s * ramp).sum()]))
+        fp = (shape + (flat.numel(),), torch.stack([s.sum(), (s * ramp).sum()]))
         prev, self._prev_fp = self._prev_fp, fp
         if prev is None or prev[0] != fp[0]:
             return
@@ -175,7 +270,7 @@ class LoopProbe:
 
     # --------------------------------------------------------------------- optimizer
     def _step_pre(self, opt, args, kwargs):
-        step = self.mon.steps
+        step = self.ctx.steps
         for k, g in enumerate(opt.param_groups):
             lr = g.get("lr")
             if isinstance(lr, torch.Tensor):
@@ -200,14 +295,14 @@ class LoopProbe:
     def _step_post(self, opt, args, kwargs):
         self.disarm()
         self.steps += 1
-        f = self.mon.training_forwards - self._fwd_at_step
-        self._fwd_at_step = self.mon.training_forwards
+        f = self.ctx.training_forwards - self._fwd_at_step
+        self._fwd_at_step = self.ctx.training_forwards
         fps = self.fps
         if fps[0] is None or f < fps[0]:
             fps[0] = f
         if fps[1] is None or f > fps[1]:
             fps[1] = f
-        if self.mon.schedule(self.mon.steps):      # the next step is sampled: remember each gradient as stepped
+        if self.ctx.full_schedule(self.ctx.steps):      # the next step is sampled: remember each gradient as stepped
             self._snap = {i: (weakref.ref(p.grad), p.grad._version) for i, p in enumerate(self.params)
                           if p.grad is not None and self.in_optimizer[i] is not False}
 
@@ -223,7 +318,7 @@ class LoopProbe:
                 hit = norms > 0
                 self._add_at("stale", stale, hit)
                 if len(self.stale_steps) < STALE_STEPS_KEPT and (hit.device.type != "cpu" or bool(hit.any())):
-                    self.stale_steps.append(self.mon.steps)
+                    self.stale_steps.append(self.ctx.steps)
         self._snap = {}
         before = [(p.grad, None if p.grad is None else p.grad._version) for p in params]
         out = func(*args, **kwargs)
@@ -263,7 +358,7 @@ class LoopProbe:
             cur = self._dev[key] = torch.zeros(len(self.names), dtype=torch.float64, device=values.device)
         cur.index_add_(0, to_device(idx, torch.int64, values.device), values.double())
 
-    def to_stats(self) -> S.LoopStats:
+    def to_stats(self) -> LoopStats:
         """The probe's observations as plain data (reads the device accumulators: the only sync)."""
         dev = {k: v.cpu().tolist() for k, v in self._dev.items()}
         end, lr_of = self._end, self.lr_of
@@ -273,14 +368,14 @@ class LoopProbe:
         norms = end[:, 0].tolist() if self.names else []
         zeros = [0.0] * len(self.names)
         stale, gnorm = dev.get("stale", zeros), dev.get("grad_norm", zeros)
-        params = {n: S.LoopParamStats(
+        params = {n: LoopParamStats(
             module=n.rsplit(".", 1)[0] if "." in n else "", order=self.order.get(n.rsplit(".", 1)[0] if "." in n
                                                                                   else ""),
             in_optimizer=self.in_optimizer[i], lr=lr_of[i], received=self.received[i],
             gradient_norm_sum=gnorm[i], changed=changed[i], stale=int(stale[i]), weight_norm=norms[i])
             for i, n in enumerate(self.names)}
         calls = self.clip["calls"]
-        return S.LoopStats(
+        return LoopStats(
             optimizer_steps=self.steps, forwards_per_step=list(self.fps) if self.steps else [],
             backwards=self.backwards, grad_checks=self.grad_checks, stale_steps=list(self.stale_steps),
             params=params, **self.loss_calls.to_stats(), compared_inputs=self.inputs["compared"],
@@ -288,3 +383,6 @@ class LoopProbe:
             clip_calls=calls, clip_max_norm=self.clip["max_norm"],
             clip_at_least=[int(c) for c in dev.get("clip_at_least", [])],
             clip_log_ratio_mean=dev["clip_log_ratio"] / calls if "clip_log_ratio" in dev and calls else None)
+
+    def stats(self, total, windows) -> dict:
+        return {"loop": self.to_stats()}

@@ -17,7 +17,7 @@ split into the gates of the cell (Hochreiter & Schmidhuber 1997; Gers et al. 200
 * RNN: ``hidden`` (its ``tanh`` or ``relu``).
 
 The gradient through time, which the fused backward hides too, is measured by
-:mod:`impediments.monitor.recurrent_gradient`.
+:mod:`~impediments.monitor.probes.recurrent.gradient`.
 
 Each gate becomes an activation named ``"{module}/l{layer}[_reverse].{gate}"`` (``"lstm/l0.input_gate"``),
 recorded like any other (moments, regions, dead units, histograms), its units the hidden units and
@@ -30,7 +30,7 @@ random stream, so training's is untouched), which draws the very masks the fused
 recomputed top layer is compared with the module's output, and if they differ only layer 0 (whose
 input is known) is recorded. What cannot be recomputed is listed in the monitor's ``not_checked``:
 layers above the first when the masks could not be replayed. A ``PackedSequence`` is handled on its
-packed rows (padding never enters), see :mod:`impediments.monitor.recurrent_packed`.
+packed rows (padding never enters), see :mod:`~impediments.monitor.probes.recurrent.packed`.
 
 Verified against stepping ``nn.LSTMCell`` / ``nn.GRUCell`` / ``nn.RNNCell`` by hand in
 ``tests/test_monitor_recurrent.py``.
@@ -41,8 +41,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from impediments.monitor import recurrent_layers as L
-from impediments.monitor.recurrent_layers import MasksNotReplayed, before  # noqa: F401  (the monitor's API)
+from impediments.monitor.probes.recurrent import replay as L
 
 #: per mode: (gate name, kind, is a gate) for each block of ``hidden_size`` rows of ``weight_ih``
 GATES = {
@@ -157,71 +156,3 @@ def gate_preactivations(module: nn.RNNBase, x: torch.Tensor, hx=None, output: to
     if unbatched:
         out = {k: (kind, g, z.squeeze(1)) for k, (kind, g, z) in out.items()}
     return out
-
-
-def record(mon, name: str, module: nn.RNNBase, args, out) -> None:
-    """On a sampled step: hand every gate's pre-activation and value to the monitor as activations
-    (via its ``_act_in``/``_act_out``), and list in ``mon.meta["not_checked"]`` what it cannot see."""
-    from impediments.monitor import recurrent_packed
-    from impediments.monitor.recurrent_gradient import grad_energy_through_time
-
-    not_checked = mon.meta.setdefault("not_checked", {})
-    packed = bool(args) and isinstance(args[0], PackedSequence)
-    if not args or not (packed or isinstance(args[0], torch.Tensor)):
-        return
-    gates_of = recurrent_packed.gate_preactivations if packed else gate_preactivations
-    energy_of = recurrent_packed.grad_energy_through_time if packed else grad_energy_through_time
-    if type(module) not in (nn.LSTM, nn.GRU, nn.RNN):
-        not_checked[f"{name}/gates"] = f"{type(module).__name__}: a subclass of {module.mode} is not recomputed"
-        return
-    output = out[0] if isinstance(out, tuple) and isinstance(out[0], (torch.Tensor, PackedSequence)) else None
-    rng_state = L.RNG_BEFORE.pop(module, None)
-    try:
-        gates = gates_of(module, args[0], _initial(args), output, rng_state=rng_state)
-        device = (args[0].data if packed else args[0]).device
-        if rng_state is not None and device.type != "cpu":
-            not_checked[f"{name}/dropout_replay"] = (
-                f"on {device.type} the replayed dropout masks of layers 1..{module.num_layers - 1} are not "
-                "compared with the module's output (that would read a value back every sampled step)")
-    except L.MasksNotReplayed:
-        gates = gates_of(module, args[0], _initial(args), output, layers=1)
-        not_checked[f"{name}/gates_above_l0"] = (
-            f"inter-layer dropout {module.dropout:g}: its masks could not be replayed, so the inputs of layers "
-            f"1..{module.num_layers - 1} are unknown")
-    energy = energy_of(module, args[0], _initial(args))
-    bag = mon.state().bag("rnn", name)
-    bag.add("energy", energy.double(), "sum")
-    bag.add("seen", torch.ones_like(energy, dtype=torch.float64), "sum")
-    bag.count("samples")
-    mon.meta.setdefault("rnn", {})[name] = {"kind": module.mode}
-    layer_depth: dict[str, int] = {}
-    for gate, (kind, is_gate, z) in gates.items():
-        z = _by_example(z, packed)
-        token = mon._act_in(f"{name}/{gate}", kind, z)
-        if token is None:
-            continue
-        meta = mon.meta["act"][f"{name}/{gate}"]
-        # one depth per stacked layer: its gates, candidate and cell are computed side by side from the
-        # same input, not one after another, so a trend along depth must not read them as five layers
-        meta["depth"] = layer_depth.setdefault(gate.split(".")[0], meta["depth"])
-        if is_gate:
-            meta["gate"] = True
-        mon._act_out(token, _apply(kind, z))
-
-
-def _by_example(z: torch.Tensor, packed: bool) -> torch.Tensor:
-    """``(sequences, steps, units)``: one example per sequence, its steps the values per example (they
-    are not independent draws, which the dead-unit chance computation must not assume). Packed rows
-    ``(rows, units)`` stay as they are; an unbatched ``(steps, units)`` is one sequence."""
-    if z.dim() == 3:
-        return z.transpose(0, 1).contiguous()
-    return z if packed else z.unsqueeze(0)
-
-
-def _initial(args):
-    """The initial state as passed to the forward (``h0``, ``(h0, c0)``, or None for zeros)."""
-    return args[1] if len(args) > 1 else None
-
-
-def _apply(kind: str, z: torch.Tensor) -> torch.Tensor:
-    return {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}[kind](z)

@@ -16,9 +16,9 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence
 
-from impediments.monitor import recurrent as R
-from impediments.monitor import recurrent_gradient as G
-from impediments.monitor import recurrent_layers as L
+from impediments.monitor.probes.recurrent import gates as R
+from impediments.monitor.probes.recurrent import gradient as G
+from impediments.monitor.probes.recurrent import replay as L
 
 
 def layout(batch_sizes: torch.Tensor) -> dict[str, torch.Tensor]:

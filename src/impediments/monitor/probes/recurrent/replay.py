@@ -1,7 +1,7 @@
 """Single layers of a stacked ``nn.LSTM``/``nn.GRU``/``nn.RNN`` run again, with the module's own weights.
 
 The fused op returns only the top layer's output sequence. To recompute the gates of the layers
-below it (:mod:`impediments.monitor.recurrent`), each layer is run alone (``torch.func.functional_call``
+below it (:mod:`~impediments.monitor.probes.recurrent.gates`), each layer is run alone (``torch.func.functional_call``
 on a structure-only copy on ``meta``, so its own fused op with the module's weights). Under inter-layer
 dropout the random state saved just before the module ran (:func:`before`) is replayed in a forked
 random stream, which draws the very masks the fused op drew (one ``dropout`` per layer below the top,

@@ -1,0 +1,90 @@
+"""Linear and Conv layers: their outputs (the pre-activations) and the backward signal through them.
+
+Per ``nn.Linear`` / ``nn.ConvNd``, on sampled steps: the moments of its output (without min/max on
+dense-only steps) and, in the backward pass, the moments of :math:`\\partial L / \\partial y`, read by a
+pre-hook of the autograd node that produced the output (what ``Tensor.register_hook`` installs too,
+without its Python bookkeeping). Glorot & Bengio (2010) compare exactly these two variances across
+depth: the forward signal and the backward signal.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.modules.conv import _ConvNd
+
+from impediments.monitor.probes.activations import _moments
+from impediments.monitor.probes.base import Probe
+from impediments.monitor.state.bag import Bag, Field
+from impediments.monitor.state.moments import MomentStats, moment_stats, moments_dict
+
+#: the modules whose outputs this probe records (and whose rows the symmetry probe hashes)
+LAYER_TYPES = (nn.Linear, _ConvNd)
+ConvNd = _ConvNd
+
+
+@dataclass
+class LayerOutputStats:
+    """Linear/Conv outputs (pre-activations) and the variance of their backward signal."""
+
+    depth: int
+    kind: str
+    output: MomentStats
+    grad_var: float | None
+    #: output positions per example and channel (1 for a Linear on (N, features), H*W for a conv, T for (N, T, d))
+    positions: int = 0
+
+
+class LayerProbe(Probe):
+    """Outputs of Linear/Conv layers and their gradients (see the module docstring)."""
+
+    key = "layer"
+    OUTPUT = Field("output", "moments")
+    GRAD = Field("grad", "moments")
+    SAMPLES = Field("samples", "count")
+
+    def record(self, name: str, module: nn.Module, out) -> None:
+        """After a Linear/Conv ran on a sampled step: fold its output, hook its gradient."""
+        if not isinstance(out, torch.Tensor):
+            return
+        ctx = self.ctx
+        meta = self.meta.get(name)
+        if meta is None:
+            meta = self.meta[name] = {"kind": type(module).__name__, "depth": len(self.meta)}
+        if out.dim() >= 2 and out.numel():
+            channels = out.shape[1] if isinstance(module, _ConvNd) else out.shape[-1]
+            meta["positions"] = out.numel() // (out.shape[0] * max(1, channels))
+        m = self._fold(ctx.state().bag(self.key, name), out)
+        ctx.last_moments = m
+        ctx.nonfinite.update_forward(m.bad, ctx.step, name)
+
+    def _fold(self, bag: Bag, out: torch.Tensor):
+        scratch = self.ctx.scratch
+        m = _moments(out, scratch, extremes=self.ctx.full)
+        bag.add(self.OUTPUT, m)
+        bag.count(self.SAMPLES)
+        if out.requires_grad:
+            def grad(g):
+                if g is not None:
+                    bag.add(self.GRAD, _moments(g, scratch, extremes=False))
+
+            fn = out.grad_fn
+            if fn is None:
+                out.register_hook(grad)
+            else:
+                nr = out.output_nr
+                fn.register_prehook(lambda grads: grad(grads[nr]))
+        return m
+
+    def stats(self, total, windows) -> dict:
+        out = {}
+        for name, meta in self.meta.items():
+            bag = total.get((self.key, name))
+            if bag is None:
+                continue
+            grad = bag.read(self.GRAD)
+            out[name] = LayerOutputStats(depth=meta["depth"], kind=meta["kind"], output=moment_stats(bag.read(self.OUTPUT)),
+                                         grad_var=moments_dict(grad)["var"] if grad is not None else None,
+                                         positions=meta.get("positions", 0))
+        return {"layers": out}
