@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from impediments.playground import CHOICES, PlaygroundConfig, experiment_config, to_fragment
+from impediments.playground import CHOICES, PlaygroundConfig, experiment_config, from_fragment, to_fragment
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "docs" / "screenshots"
@@ -280,3 +280,69 @@ def test_updates_arrive_5_per_second_at_depth_10_width_256_and_memory_stays_flat
 def _rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def _painted(page, selector: str) -> int:
+    """How many pixels of the canvas at ``selector`` are painted (not transparent)."""
+    return page.evaluate(f"""() => {{
+        const c = document.querySelector({json.dumps(selector)});
+        if (!c) return 0;
+        const copy = document.createElement('canvas'); copy.width = c.width; copy.height = c.height;
+        const ctx = copy.getContext('2d', {{ willReadFrequently: true }}); ctx.drawImage(c, 0, 0);
+        const d = ctx.getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n;
+    }}""")
+
+
+def _assert_histograms_and_numbers_drawn(page, config: PlaygroundConfig) -> None:
+    """Run A trains ``config`` and the page draws it: one histogram row per layer with painted bars, the
+    step counter and a painted loss curve."""
+    _wait(page, f"(() => {{ const a = window.__pg.last.runs[0]; return a && a.step > 30 && a.hist"
+                f" && a.config.activation === {json.dumps(config.activation)}; }})()")
+    _wait(page, "document.querySelectorAll('#run-A .hist-row canvas.now').length"
+                " === window.__pg.last.runs[0].hist.layers.length")
+    run = _run(page)
+    assert run["config"] == config.to_dict()
+    assert "no histograms yet" not in page.text_content("#run-A .hists")
+    rows = page.eval_on_selector_all("#run-A .hist-row", "rows => rows.map(r => r.dataset.layer)")
+    assert rows == run["hist"]["layers"] and len(rows) == config.depth
+    for i in range(1, len(rows) + 1):
+        assert _painted(page, f"#run-A .hist-row:nth-child({i}) canvas.now") > 100, rows[i - 1]
+    shown, step = page.evaluate("() => [document.querySelector('#run-A .step').textContent,"
+                                " document.querySelector('#run-A').dataset.step]")
+    assert shown.startswith(f"step {step} / {config.steps}") and int(step) > 30, (shown, step)
+    assert _painted(page, "#run-A canvas.curves") > 500
+
+
+def test_changing_a_control_and_training_again_at_the_same_depth_draws_the_new_histograms(page, playground):
+    first = PlaygroundConfig(activation="tanh", depth=3, width=32, steps=5000)
+    _open(page, playground + "#" + to_fragment(first))
+    page.click("#train")
+    _assert_histograms_and_numbers_drawn(page, first)
+    page.select_option("#cfg-activation", "relu")            # one control changed, the same depth
+    page.click("#train")
+    _assert_histograms_and_numbers_drawn(page, first.replace(activation="relu"))
+
+
+def test_after_a_reload_the_controls_and_the_link_show_the_runs_on_screen(page, playground):
+    trained = PlaygroundConfig(activation="sigmoid", init="glorot_normal", depth=2, width=32, steps=5000)
+    _open(page, playground + "#" + to_fragment(trained))
+    page.click("#train")
+    _assert_histograms_and_numbers_drawn(page, trained)
+    page.reload()                                           # the same URL, fragment included
+    page.wait_for_selector("body[data-ready=true]")
+    _assert_histograms_and_numbers_drawn(page, trained)
+    _assert_controls_show(page, trained)
+    page.goto(playground)                                   # the bare URL the command printed
+    page.wait_for_selector("body[data-ready=true]")
+    _assert_histograms_and_numbers_drawn(page, trained)
+    _assert_controls_show(page, trained)
+
+
+def _assert_controls_show(page, config: PlaygroundConfig) -> None:
+    _wait(page, f"document.querySelector('#cfg-activation').value === {json.dumps(config.activation)}")
+    for field, value in config.to_dict().items():
+        shown = page.input_value(f"#cfg-{field}")
+        assert (shown == value) if isinstance(value, str) else float(shown) == float(value), (field, shown, value)
+    assert from_fragment(page.get_attribute("#share", "href").lstrip("#")) == config
+    assert from_fragment(page.evaluate("location.hash").lstrip("#")) == config

@@ -55,14 +55,30 @@ function writeHash() {
 function applyHash() {
   pg.hashErrors = [];
   const params = new URLSearchParams(location.hash.replace(/^#/, ""));
-  for (const [field, value] of params) {
-    const select = document.getElementById("cfg-" + field);
-    const offered = select && Array.from(select.options).find((o) => Number.isNaN(Number(o.value)) || Number.isNaN(Number(value))
-      ? o.value === value : Number(o.value) === Number(value));
-    if (offered) select.value = offered.value;
-    else pg.hashErrors.push(field + "=" + value);
-  }
+  for (const [field, value] of params) if (!setControl(field, value)) pg.hashErrors.push(field + "=" + value);
   showProblem(pg.hashErrors.length ? "ignored settings not offered: " + pg.hashErrors.join(", ") : "");
+  writeHash();
+}
+
+// Select the offered option equal to value (numbers compared as numbers); false when none is offered.
+function setControl(field, value) {
+  value = String(value);
+  const select = document.getElementById("cfg-" + field);
+  const offered = select && Array.from(select.options).find((o) => Number.isNaN(Number(o.value)) || Number.isNaN(Number(value))
+    ? o.value === value : Number(o.value) === Number(value));
+  if (offered) select.value = offered.value;
+  return Boolean(offered);
+}
+
+// A page opened without a setup in its URL (a reload of the bare address, a second tab) shows runs that
+// another page started: the controls and the link take run A's setup, so that they describe what is on
+// screen. A URL that names a setup keeps it, and so does a control the user has changed.
+function adoptRunSetup(state) {
+  if (!pg.adoptRunSetup) return;
+  pg.adoptRunSetup = false;
+  const a = state.runs.find((r) => r.label === "A");
+  if (!a || !a.config) return;
+  for (const field of pg.info.fields) if (field in a.config) setControl(field, a.config[field]);
   writeHash();
 }
 
@@ -208,7 +224,7 @@ function drawHistograms(el, run) {
   const key = run.label;
   if (!pg.history[key] || pg.history[key].id !== run.id) pg.history[key] = { id: run.id, step: -1, frames: {} };
   const memory = pg.history[key];
-  if (!hist) { box.textContent = "no histograms yet"; return; }
+  if (!hist) { box.textContent = "no histograms yet"; delete box.dataset.layers; return; }   // rows rebuilt later
   if (hist.step !== memory.step) {
     memory.step = hist.step;
     hist.layers.forEach((name, i) => {
@@ -296,6 +312,7 @@ function drawRun(run) {
 
 function onState(state) {
   pg.updates += 1; pg.last = state;
+  if (pg.info.mode === "playground") adoptRunSetup(state);
   const labels = new Set(state.runs.map((r) => r.label));
   for (const el of document.querySelectorAll(".run")) if (!labels.has(el.dataset.label)) el.remove();
   state.runs.forEach(drawRun);
@@ -319,6 +336,8 @@ async function main() {
   if (pg.info.mode === "playground") {
     document.getElementById("controls").hidden = false;
     buildControls(pg.info);
+    pg.adoptRunSetup = !location.hash.replace(/^#/, "");
+    settingsForm().addEventListener("change", () => { pg.adoptRunSetup = false; });
     applyHash();
     window.addEventListener("hashchange", applyHash);
     document.getElementById("train").addEventListener("click", () => post("train", { config: readConfig() }));
