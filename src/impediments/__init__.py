@@ -11,7 +11,8 @@ exactly this order)::
     layer 4: fix                   (remedies tried on copies, retrained, verified)
     layer 5: plots, report         (renderers: they pull results and reports; the only matplotlib users)
     layer 6: experiments           (run, then plot with plots and write notebooks with report)
-    layer 7: playground, integrations   (local web dashboard; Lightning, Hugging Face, Keras callbacks)
+    layer 7: playground, integrations, watching   (local web dashboard; Lightning, Hugging Face, Keras
+                                   callbacks; ``watch()``: a monitor with the doctor's report and live view)
     layer 8: cli, impediments      (the command; this facade, whose attributes load lazily)
 
 Layer 0 holds the activation catalogue with its taxonomy and display names (``"relu"`` ->
