@@ -1,0 +1,1 @@
+"""Entries that failed the reproduction gate (see ``../DROPPED.md``): kept for inspection, never scored."""
