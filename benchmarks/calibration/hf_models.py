@@ -50,27 +50,35 @@ TOKEN_HEADS = ("seq2seq_lm", "masked_lm", "causal_lm", "seq_cls")
 # Scalar config arguments and their tiny values (applied only where the config declares them).
 TINY_SCALARS = {
     **dict.fromkeys(("hidden_size", "d_model", "n_embd", "dim", "embed_dim", "embedding_size",
-                     "word_embed_proj_dim", "output_hidden_size", "hidden_dim_model"), WIDTH),
+                     "word_embed_proj_dim", "output_hidden_size", "emb_dim"), WIDTH),
     **dict.fromkeys(("intermediate_size", "ffn_dim", "encoder_ffn_dim", "decoder_ffn_dim", "d_ff", "n_inner",
                      "hidden_dim", "d_inner", "moe_intermediate_size", "shared_expert_intermediate_size",
-                     "expert_intermediate_size", "feed_forward_size"), FFN),
+                     "expert_intermediate_size", "feed_forward_size", "dim_ff"), FFN),
     **dict.fromkeys(("num_hidden_layers", "n_layer", "num_layers", "encoder_layers", "decoder_layers",
                      "num_decoder_layers", "n_layers", "num_encoder_layers"), LAYERS),
     **dict.fromkeys(("num_attention_heads", "n_head", "n_heads", "encoder_attention_heads",
                      "decoder_attention_heads", "num_heads"), N_HEADS),
     "num_key_value_heads": KV_HEADS, "num_kv_heads": KV_HEADS, "multi_query_group_num": KV_HEADS,
-    **dict.fromkeys(("head_dim", "d_kv", "d_head", "attention_head_size", "kv_channels"), WIDTH // N_HEADS),
-    "vocab_size": VOCAB,
+    **dict.fromkeys(("head_dim", "d_kv", "d_head", "attention_head_size", "kv_channels", "dim_head", "v_head_dim",
+                     "mamba_d_head"), WIDTH // N_HEADS),
+    "qk_rope_head_dim": 8, "qk_nope_head_dim": 8, "rotary_dim": 8, "q_lora_rank": 32, "kv_lora_rank": 16,
+    **dict.fromkeys(("mamba_d_state", "state_size", "ssm_state_size"), 16),
+    **dict.fromkeys(("mamba_chunk_size", "chunk_size"), 16), "mamba_n_heads": 8,
+    "width_coefficient": 0.25, "depth_coefficient": 0.3, "num_groups": 8,
+    **dict.fromkeys(("vocab_size", "src_vocab_size", "tgt_vocab_size"), VOCAB),
     **dict.fromkeys(("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len",
                      "max_sequence_length", "seq_length"), 64),
     **dict.fromkeys(("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts"), 4),
-    "num_experts_per_tok": 2, "moe_topk": 2, "top_k": 2,
+    "num_experts_per_tok": 2, "moe_topk": 2, "top_k": 2, "moe_k": 2, "n_group": 1, "topk_group": 1,
+    "first_k_dense_replace": 1, "moe_layer_start_index": 1, "moe_layer_end_index": LAYERS - 1,
     "image_size": IMAGE, "patch_size": 4, "num_channels": 3, "window_size": 4,
     "num_labels": CLASSES, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
     "decoder_start_token_id": 0, "sep_token_id": 2, "cls_token_id": 1, "mask_token_id": MASK_ID,
     "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4, "classifier_proj_size": 32,
     "codevector_dim": 32, "proj_codevector_dim": 32, "num_codevectors_per_group": 16,
-    "mask_time_prob": 0.0, "layerdrop": 0.0, "use_cache": False,
+    "mask_time_prob": 0.0, "layerdrop": 0.0, "use_cache": False, "attention_window": 8,
+    "axial_pos_shape": [4, 4], "axial_pos_embds_dim": [32, 32], "local_attn_chunk_length": 8,
+    "lsh_attn_chunk_length": 8,
 }
 
 # List-valued arguments (per stage or per conv layer), shrunk element-wise.
@@ -78,7 +86,10 @@ TINY_LISTS = {
     "depths": lambda n, i: 1,
     "hidden_sizes": lambda n, i: min(16 * 2 ** i, 128),
     "embed_dims": lambda n, i: min(16 * 2 ** i, 128),
+    "embed_dim": lambda n, i: min(16 * 2 ** i, 128),
     "num_heads": lambda n, i: min(2 ** i, 8),
+    "num_attention_heads": lambda n, i: min(2 ** i, 8),
+    "attention_window": lambda n, i: 8,
     "conv_dim": lambda n, i: 32,
     "tdnn_dim": lambda n, i: 32,
 }
@@ -126,8 +137,16 @@ def _shrink(config_class, defaults: dict) -> dict:
     declared = _declared(config_class)
     out = {}
     for key, value in TINY_SCALARS.items():
-        if key in declared:
+        if key in declared and not isinstance(defaults.get(key), (list, tuple, dict)):
             out[key] = value
+    layers = next((defaults[k] for k in ("num_hidden_layers", "num_layers", "n_layer", "n_layers")
+                   if isinstance(defaults.get(k), int)), None)
+    for key in declared:                      # per-layer lists (layer_types, mlp_layer_types, ...): the first layers
+        current = defaults.get(key)
+        if isinstance(current, list) and layers and len(current) == layers and layers != LAYERS:
+            out[key] = current[:LAYERS]
+    if "attention_types" in declared and defaults.get("attention_types"):
+        out["attention_types"] = [[defaults["attention_types"][0][0], 1]]     # GPT-Neo: one (global, local) pair
     for key, fn in TINY_LISTS.items():
         current = defaults.get(key)
         if key in declared and isinstance(current, (list, tuple)) and current:
@@ -135,10 +154,15 @@ def _shrink(config_class, defaults: dict) -> dict:
     for key in declared:                      # other special ids inside the tiny vocabulary
         if key.endswith("_token_id") and key not in out and isinstance(defaults.get(key), int):
             out[key] = MASK_ID if defaults[key] >= VOCAB else defaults[key]
+    if "depths" in out:                       # staged vision models derive these from the stages
+        for key in ("num_layers", "hidden_size"):
+            out.pop(key, None)
     if "hidden_sizes" in out and "hidden_size" in declared:
         out["hidden_size"] = out["hidden_sizes"][-1]
-    if "embed_dim" in out and isinstance(defaults.get("num_heads"), (list, tuple)):
+    if isinstance(defaults.get("embed_dim"), int) and isinstance(defaults.get("num_heads"), (list, tuple)):
         out["embed_dim"] = 16                 # Swin-like: stage widths 16 * 2**i, heads 2**i
+    if "depths" in out and "window_size" in out:
+        out["patch_size"], out["window_size"] = 2, 2    # windowed stages at 16, 8, 4, 2 tokens a side
     return out
 
 
@@ -166,6 +190,8 @@ def tiny_config(model_type: str, head: str, initializer_range: float | None = No
         config.num_labels = CLASSES
     if head == "causal_lm" and getattr(config, "is_encoder_decoder", False) is False:
         config.is_decoder = True
+    if head == "seq2seq_lm" and getattr(config, "decoder_start_token_id", None) is None:
+        config.decoder_start_token_id = 0     # T5-style: the decoder starts from the pad id
     return config
 
 
