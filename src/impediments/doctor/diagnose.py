@@ -19,7 +19,11 @@ def _skip_reason(stats, absent: list[str]) -> str:
     """Why a rule lacked data. With no training-mode forward at all, every per-layer field is empty
     because nothing was recorded (not because the model lacks BatchNorm or Linear layers): say that."""
     if stats.model_training_steps == 0 and any(a not in ("loss", "inputs") for a in absent):
-        return "no forward ran in training mode, so no layer was recorded: model left in eval()?"
+        if "forward" in stats.not_checked:       # the monitor saw training without any forward of the model
+            return "no layer was recorded: the model's forward hooks never ran (see forward below)"
+        if stats.mode is not None and stats.mode.eval_forwards:
+            return "no forward ran in training mode, so no layer was recorded: model left in eval()?"
+        return "no forward of the model ran in training mode, so no layer was recorded"
     return "; ".join(_HINTS.get(a, f"no {a}") for a in absent)
 
 

@@ -6,41 +6,23 @@ import math
 from pathlib import Path
 
 from impediments._files import write_atomic
+from impediments._json import from_jsonable, to_jsonable
 from impediments.monitor import schema as S
 
 
-def _clean(x):
-    if isinstance(x, float) and not math.isfinite(x):
-        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    return x
-
-
 def to_dict(stats: S.MonitorStats) -> dict:
-    """``{"schema": "impediments.monitor.stats", "version": 1, "stats": ...}``; NaN -> null, Inf -> "inf"."""
-    return {"schema": S.SCHEMA_NAME, "version": S.SCHEMA_VERSION, "stats": _clean(stats.to_dict())}
+    """``{"schema": "impediments.monitor.stats", "version": 1, "stats": ...}`` in the package's one JSON
+    convention (:mod:`impediments._json`: non-finite floats as ``"nan"``, ``"inf"``, ``"-inf"``)."""
+    return {"schema": S.SCHEMA_NAME, "version": S.SCHEMA_VERSION, "stats": to_jsonable(stats)}
 
 
 def to_json(stats: S.MonitorStats, path) -> Path:
     """Write :func:`to_dict` to ``path`` atomically (the folder must exist)."""
-    return write_atomic(path, json.dumps(to_dict(stats), indent=1))
-
-
-def _restore(x):
-    if x is None:
-        return float("nan")
-    if x == "inf":
-        return float("inf")
-    if x == "-inf":
-        return float("-inf")
-    return x
+    return write_atomic(path, json.dumps(to_dict(stats), indent=1, allow_nan=False))
 
 
 def from_json(path) -> S.MonitorStats:
-    """Read :func:`to_json` output (null floats come back as NaN only in float fields).
+    """Read :func:`to_json` output (non-finite floats restored).
 
     Raises:
         ValueError: if the file is not a monitor-stats document of a supported version.
@@ -49,18 +31,7 @@ def from_json(path) -> S.MonitorStats:
     if d.get("schema") != S.SCHEMA_NAME or d.get("version") != S.SCHEMA_VERSION:
         raise ValueError(f"not an {S.SCHEMA_NAME} v{S.SCHEMA_VERSION} document "
                          f"(schema={d.get('schema')!r}, version={d.get('version')!r})")
-    stats = d["stats"]
-    for m in stats["activations"].values():
-        for k in ("output", "input"):
-            m[k] = {f: _restore(v) for f, v in m[k].items()}
-        for k in ("saturated_fraction", "linear_fraction", "active_fraction"):
-            m[k] = _restore(m[k])
-    for m in stats["layers"].values():
-        m["output"] = {f: _restore(v) for f, v in m["output"].items()}
-    for p in stats["params"].values():
-        for k in ("grad_norm", "grad_norm_max", "weight_norm", "grad_to_weight", "update_to_weight"):
-            p[k] = _restore(p[k])
-    return S.MonitorStats.from_dict(stats)
+    return S.MonitorStats.from_dict(from_jsonable(d["stats"]))
 
 
 def to_tensorboard(stats: S.MonitorStats, writer, step: int | None = None) -> int:

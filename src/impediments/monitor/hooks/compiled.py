@@ -24,6 +24,8 @@ appears under "not checked" in the report:
 """
 from __future__ import annotations
 
+import sys
+
 import torch
 from torch import nn
 
@@ -31,6 +33,10 @@ _PREFIX = "_orig_mod"
 
 
 def _optimized_module_type():
+    """``OptimizedModule``, or None when dynamo was never imported: then nothing can have been compiled,
+    and importing it here would cost seconds (``torch._dynamo`` is large) on every first ``watch()``."""
+    if "torch._dynamo" not in sys.modules:
+        return None
     try:
         from torch._dynamo.eval_frame import OptimizedModule
     except ImportError:  # pragma: no cover - torch built without dynamo
