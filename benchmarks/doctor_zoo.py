@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/doctor_zoo.py [--steps 60] [--only NAME ...] [--json out.json]
 
-Every setup of :func:`zoo.zoo` (``benchmarks/zoo.py``) trains briefly under
+Every case of :func:`impediments.train.zoo.zoo` trains briefly under
 :func:`impediments.monitor.watch` (digits or MNIST-1D, standardized unless the
 setup breaks that on purpose) and is diagnosed with default thresholds. A
 broken setup lists the codes it must produce; a code counts as detected at any
@@ -20,30 +20,20 @@ import sys
 import time
 
 import torch
-from torch.nn import functional as F
-
-from impediments.doctor import CODES
 from impediments.cli.spec import train_under_monitor
-from zoo import Setup, zoo
+from impediments.doctor import CODES
+from impediments.train.zoo import Case, zoo
 
 
 # ------------------------------------------------------------------------------------------------ running
-def run_setup(setup: Setup, steps: int, seed: int = 0) -> dict:
-    torch.manual_seed(seed)
-    parts = setup.build()
-    model, (X, y) = parts["model"], parts["data"]
-    opt = parts["opt"](model.parameters())
-    loop = dict(parts.get("loop", {}))    # a training-loop bug (loop_bugs.py): step_fn, batches, scheduler, loss_fn
-    if "scheduler" in loop:
-        loop["scheduler"] = loop["scheduler"](opt)
+def run_case(case: Case, steps: int, seed: int = 0) -> dict:
     start = time.perf_counter()
-    mon = train_under_monitor(model, X, y, opt, loop.pop("loss_fn", F.cross_entropy), steps=setup.steps or steps,
-                              batch_size=setup.batch_size, seed=seed, prepare=parts.get("prepare"), **loop)
+    mon = train_under_monitor(case.setup(steps), seed=seed)
     report = mon.report()
     flagged = {f.code for f in report.findings if f.severity in ("warning", "error")}
-    return {"name": setup.name, "family": setup.family, "expected": sorted(setup.expected),
+    return {"name": case.name, "family": case.family, "expected": sorted(case.expected),
             "found": sorted(report.codes), "flagged": sorted(flagged),
-            "missed": sorted(setup.expected - report.codes), "seconds": time.perf_counter() - start}
+            "missed": sorted(case.expected - report.codes), "seconds": time.perf_counter() - start}
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -66,13 +56,13 @@ def main(argv=None) -> int:
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    setups = [s for s in zoo() if not args.only or s.name in args.only]
+    cases = [c for c in zoo() if not args.only or c.name in args.only]
     rows = []
-    for s in setups:
-        row = run_setup(s, args.steps, args.seed)
+    for c in cases:
+        row = run_case(c, args.steps, args.seed)
         rows.append(row)
         status = "ok" if not row["missed"] and (row["expected"] or not row["flagged"]) else "MISS"
-        print(f"{status:4s} {s.name:34s} {s.family:8s} expected={','.join(row['expected']) or '-'} "
+        print(f"{status:4s} {c.name:34s} {c.family:8s} expected={','.join(row['expected']) or '-'} "
               f"found={','.join(row['found']) or '-'} ({row['seconds']:.1f}s)", flush=True)
     summary = summarize(rows)
     print("\n| code | detected / setups | recall | of which warning or error |\n|---|---|---|---|")

@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/fix_zoo.py [--steps 60] [--jobs 2] [--only NAME ...] [--json out.json] [--markdown]
 
-For every broken setup of :func:`zoo.zoo` (and every ``examples/*.py`` doctor spec,
+For every broken case of :func:`impediments.train.zoo.zoo` (and every ``examples/*.py`` doctor spec,
 whose own ``STEPS`` is raised to the doctor's minimum evidence when shorter) it
 runs :func:`impediments.fix.run_fix` and prints one row: the setup, the codes the
 baseline flagged, the chosen fix, the validation accuracy before and after, and
@@ -22,13 +22,12 @@ from pathlib import Path
 
 import torch
 
+from impediments.doctor.thresholds import Thresholds
+from impediments.fix import run_fix
+from impediments.fix.pieces import pieces_of
+from impediments.train.zoo import zoo
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from zoo import zoo  # noqa: E402
-
-from impediments.doctor.thresholds import Thresholds  # noqa: E402
-from impediments.fix import make_pieces, run_fix  # noqa: E402
 
 
 #: a setup's own shorter step count is raised to the doctor's minimum evidence, as ``impediments fix`` does
@@ -36,20 +35,14 @@ MIN_EVIDENCE = Thresholds().plateau_min_steps
 
 
 class ZooSource:
-    """``() -> Pieces`` for the zoo setup ``name`` (picklable: a name and a budget)."""
+    """``() -> Pieces`` for the zoo case ``name`` (picklable: a name and a budget)."""
 
     def __init__(self, name: str, steps: int):
         self.name, self.steps = name, steps
 
     def __call__(self):
-        setup = next(s for s in zoo() if s.name == self.name)
-        parts = setup.build()
-        loop = parts.get("loop", {})       # a training-loop bug (loop_bugs.py): step_fn, batches, scheduler, loss_fn
-        return make_pieces(lambda: setup.build()["model"], parts["data"], optimizer=parts["opt"],
-                           loss_fn=loop.get("loss_fn"), steps=max(setup.steps or self.steps, MIN_EVIDENCE),
-                           batch_size=setup.batch_size,
-                           prepare=parts.get("prepare"), train_step=loop.get("step_fn"), batches=loop.get("batches"),
-                           scheduler=loop.get("scheduler"))
+        case = next(c for c in zoo() if c.name == self.name)
+        return pieces_of(case.setup(max(case.steps or self.steps, MIN_EVIDENCE)))
 
 
 def sources(steps: int, only) -> list[tuple[str, str, object]]:

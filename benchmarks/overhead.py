@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import os
 import platform
@@ -51,7 +52,8 @@ from torch import nn
 
 from torch.overrides import TorchFunctionMode
 
-from impediments.monitor import watch
+from impediments import watch
+from impediments.train import Setup, iterate_steps
 
 
 class Block(nn.Module):
@@ -110,6 +112,14 @@ class Naive:
         return sum(16 + h.numel() * 4 for _, _, h in self.stats)
 
 
+def full_batch_steps(model, opt, X, y, monitor=None):
+    """Endless plain steps of ``model`` on the whole of ``(X, y)``, by the one training loop
+    (:func:`impediments.train.iterate_steps`: nothing read back to the host)."""
+    setup = Setup(model_fn=lambda: model, X=X, y=y, loss_fn=F.cross_entropy, opt_fn=lambda _: opt, steps=2**62,
+                  batch_size=len(X), batches_fn=lambda X, y, size, seed: itertools.repeat((X, y)))
+    return iterate_steps(setup, model, opt, monitor=monitor)
+
+
 class Runner:
     def __init__(self, config, model, X, y):
         self.model = copy.deepcopy(model)
@@ -121,18 +131,14 @@ class Runner:
         self.mon = self.ctx() if self.ctx else None
         if self.mon is not None:
             self.mon.__enter__()
+        self.steps = full_batch_steps(self.model, self.opt, X, y, self.mon if hasattr(self.mon, "record_loss") else None)
 
     clock = staticmethod(time.perf_counter)
 
     def run(self, steps):
         t = self.clock()
         for _ in range(steps):
-            loss = F.cross_entropy(self.model(self.X), self.y)
-            self.opt.zero_grad()
-            loss.backward()
-            self.opt.step()
-            if hasattr(self.mon, "record_loss"):
-                self.mon.record_loss(loss)
+            next(self.steps)
         return (self.clock() - t) / steps
 
     def close(self):

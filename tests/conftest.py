@@ -1,12 +1,8 @@
 import functools
 import os
 import socket
-import sys
-from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "agg")
-# benchmarks/ holds the doctor's zoo (``import zoo``), shared by the benchmarks and the tests.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import pytest
 import torch

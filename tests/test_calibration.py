@@ -3,15 +3,35 @@ must get no warning or error, injected faults must be found, and the benchmark's
 checked against counts done by hand. The whole corpus runs in ``benchmarks/calibration.py``."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-import calibration
-from calibration import ARCHITECTURES, FAULTS, HELD_OUT, INJECTIONS, run_case
 from impediments.doctor import CODES
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str, path: Path):
+    """Import the benchmark file or package at ``path`` as ``name`` (benchmarks/ is not on ``sys.path``)."""
+    package = path.name == "__init__.py"
+    spec = importlib.util.spec_from_file_location(name, path,
+                                                  submodule_search_locations=[str(path.parent)] if package else None)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+calibration = load_benchmark("calibration", BENCHMARKS / "calibration" / "__init__.py")
+ARCHITECTURES, FAULTS, HELD_OUT, INJECTIONS, run_case = (calibration.ARCHITECTURES, calibration.FAULTS,
+                                                         calibration.HELD_OUT, calibration.INJECTIONS,
+                                                         calibration.run_case)
 
 # Each pair stands for a family: a depthwise BN convnet, a gated (SE + SiLU) convnet, a plain
 # convnet on digits, a decoder transformer, an encoder with a tanh pooler, a recurrent LM.
@@ -81,13 +101,7 @@ def test_run_case_restores_thread_count_and_reports_both_phases():
 
 
 def test_summary_counts_match_a_hand_count():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(calibration.__file__).resolve().parent.parent / "calibration.py"
-    spec = importlib.util.spec_from_file_location("calibration_cli", path)
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_benchmark("calibration_cli", BENCHMARKS / "calibration.py")
 
     def row(arch, fault, expected, codes, flagged=(), unsupported=()):
         return {"arch": arch, "fault": fault, "expected": list(expected), "codes": list(codes),
@@ -112,13 +126,7 @@ def test_summary_counts_match_a_hand_count():
 
 
 def test_cli_writes_json_and_rejects_unknown_or_held_out_names(tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(calibration.__file__).resolve().parent.parent / "calibration.py"
-    spec = importlib.util.spec_from_file_location("calibration_cli", path)
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_benchmark("calibration_cli", BENCHMARKS / "calibration.py")
     out = tmp_path / "cal.json"
     assert cli.main(["--only", "lenet5", "--faults", "raw_pixels", "--steps", "3", "--workers", "1",
                      "--json", str(out)]) == 0

@@ -8,13 +8,10 @@ from torch.nn import functional as F
 
 import impediments as imp
 
-try:
-    from impediments.monitor import watch
-except ImportError:  # pragma: no cover - the monitor lands in parallel
-    pytest.skip("impediments.monitor.watch not available yet", allow_module_level=True)
-from impediments.doctor import CODES, checkup  # noqa: E402
-from zoo import FAMILIES, ResNet, digits_mlp, init_weights, zoo  # noqa: E402
-from zoo import LINEAR_TYPES as LIN  # noqa: E402
+from impediments import watch
+from impediments.doctor import CODES, checkup
+from impediments.train.zoo import FAMILIES, ResNet, digits_mlp, init_weights, zoo  # noqa: E402
+from impediments.train.zoo import LINEAR_TYPES as LIN  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +52,12 @@ def flagged(report):
 
 def train(model, X, y, *, steps=40, lr=0.1, opt=None, batch=64, prepare=None):
     from impediments.cli.spec import train_under_monitor
+    from impediments.train import Setup
 
     opt = opt or torch.optim.SGD(model.parameters(), lr=lr)
-    return train_under_monitor(model, X, y, opt, F.cross_entropy, steps=steps, batch_size=batch,
-                               prepare=prepare).report()
+    setup = Setup(model_fn=lambda: model, X=X, y=y, loss_fn=F.cross_entropy, steps=steps, batch_size=batch,
+                  prepare=prepare)
+    return train_under_monitor(setup, model=model, optimizer=opt).report()
 
 
 # --------------------------------------------------------------------------------------------- healthy
@@ -98,7 +97,6 @@ def test_checkup_symmetric_units(digits, value):
 
 
 def test_checkup_saturated_and_linear(digits):
-    pytest.importorskip("impediments.activations")   # region fractions come from the activations catalogue
     X, y = digits
     assert "saturated_units" in flagged(checkup(he(mlp(act="sigmoid"), scale=10.0), X, y))
     # near-linear at init is what LeCun et al. 1998 recommend: a checkup says "not checked yet"; a run that stays
@@ -298,7 +296,7 @@ def test_zoo_catalogue_covers_every_code():
     assert {s.family for s in healthy} == set(FAMILIES), "a healthy setup per family"
     assert all(s.expected <= set(CODES) for s in setups), [s.name for s in setups if not s.expected <= set(CODES)]
     assert set().union(*(s.expected for s in setups)) == set(CODES), "every code has a broken setup"
-    assert all(callable(s.build) and s.batch_size >= 1 for s in setups)
+    assert all(s.steps is None or s.steps >= 1 for s in setups)
 
 
 def test_zoo_resnet_dropout_before_bn(digits):

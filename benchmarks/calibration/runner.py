@@ -7,7 +7,6 @@ batch, then the training loop under ``imp.watch(model, optimizer=opt)`` with
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 
@@ -16,6 +15,7 @@ import torch
 import impediments as imp
 from impediments.data.batching import infinite_batches
 from impediments.doctor import CODES
+from impediments.train import Setup, run_steps, train_mode
 
 from .faults import FAULTS, Case
 from .registry import ARCHITECTURES
@@ -44,6 +44,35 @@ def make_batches(case: Case, seed: int) -> Iterator[tuple[torch.Tensor, torch.Te
     while True:
         for i in range(0, len(X) - size + 1, size):
             yield X[i:i + size], y[i:i + size]
+
+
+def without_zero_grad(clip: float | None):
+    """The recipe's step with the fault ``no_zero_grad``: gradients are never cleared."""
+    def step(model, opt, loss_fn, xb, yb, step, scheduler):
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        scheduler.step()
+        return loss
+    return step
+
+
+def case_setup(case: Case, batches: Iterator, steps: int) -> Setup:
+    """The case as a training setup on the (already started) ``batches``: the recipe's optimizer, its
+    scheduler stepped after every step, its clipping; the case's loss, preparation and mode."""
+    def prepare(model):
+        if case.prepare is not None:
+            case.prepare(model)
+        if case.eval_mode:
+            model.eval()
+    recipe = case.recipe
+    return Setup(model_fn=lambda: case.model, X=case.X, y=case.y, loss_fn=case.loss, opt_fn=recipe.make_optimizer,
+                 steps=steps, batch_size=min(recipe.batch_size, len(case.X)), prepare=prepare,
+                 batches_fn=lambda X, y, size, seed: batches, scheduler_fn=recipe.make_scheduler,
+                 scheduler_interval="step", clip_grad_norm=recipe.clip,
+                 step_fn=None if case.zero_grad else without_zero_grad(recipe.clip))
 
 
 def build_case(arch_name: str, fault: str | None = None, seed: int = 0) -> Case:
@@ -79,34 +108,16 @@ def run_case(arch_name: str, fault: str | None = None, *, steps: int = DEFAULT_S
 def _run(arch_name: str, fault: str | None, steps: int, seed: int, expected: tuple) -> dict:
     start = time.perf_counter()
     case = build_case(arch_name, fault, seed)
-    model, recipe = case.model, case.recipe
+    model = case.model
     batches = make_batches(case, seed)
     x0, y0 = next(batches)
     checkup = imp.checkup(model, x0, y0, case.loss)
 
-    opt = recipe.make_optimizer(case.trainable(model) if case.trainable else model.parameters())
-    sched = recipe.make_scheduler(opt)
-    model.train()
-    if case.prepare is not None:
-        case.prepare(model)
-    if case.eval_mode:
-        model.eval()
-    losses = []
+    setup = case_setup(case, batches, steps)
+    opt = setup.opt_fn(case.trainable(model) if case.trainable else model.parameters())
+    train_mode(setup, model)
     with imp.watch(model, optimizer=opt) as mon:
-        for _ in range(steps):
-            xb, yb = next(batches)
-            loss = case.loss(model(xb), yb)
-            if case.zero_grad:
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if recipe.clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.clip)
-            opt.step()
-            sched.step()
-            mon.record_loss(loss)
-            losses.append(float(loss.detach()))
-            if not math.isfinite(losses[-1]):
-                break
+        losses = run_steps(setup, model, opt, monitor=mon, seed=seed)
     training = imp.diagnose(mon.stats())
 
     found = _findings(checkup) + _findings(training)

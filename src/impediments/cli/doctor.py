@@ -202,14 +202,14 @@ def _watch_errors(fn):
 
 def cmd_doctor(args) -> int:
     def body():
-        from impediments.cli.spec import build_loop, build_training, train_under_monitor
+        from impediments.cli.spec import spec_setup, train_under_monitor
 
         thresholds = _thresholds(args)
         spec, model, X, y, batch = _prepare(args)
         _check_watchable(model)
-        opt, loss_fn = build_training(spec, model)
         steps = args.steps or spec.get("STEPS") or DEFAULT_STEPS
-        loop = _blamed(spec, lambda: build_loop(spec, opt))
+        setup = spec_setup(spec, X, y, steps=int(steps), batch_size=batch)
+        optimizer = setup.opt_fn(model.parameters())
         from impediments.cli.playground import start_live_dashboard, stop_on_interrupt
 
         live = None
@@ -218,8 +218,7 @@ def cmd_doctor(args) -> int:
             if live is None:
                 return EXIT_USAGE
         mon = stop_on_interrupt(live, lambda: _blamed(spec, lambda: _watch_errors(lambda: train_under_monitor(
-            model, X, y, opt, loss_fn, steps=int(steps), batch_size=batch, seed=args.seed, **loop,
-            live=live or False))))
+            setup, seed=args.seed, model=model, optimizer=optimizer, live=live or False))))
         report = mon.report(thresholds)
         report.title = f"impediments doctor {args.spec} ({steps} steps)"
         if args.tensorboard:

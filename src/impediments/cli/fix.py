@@ -64,20 +64,16 @@ class SpecSource:
         return _CACHE[key]
 
     def _load(self):
-        from impediments.cli.spec import SpecError, _call, build_data, build_model, load_spec
-        from impediments.fix.pieces import make_pieces
+        from impediments.cli.spec import SpecError, _call, build_data, load_spec, spec_setup
+        from impediments.fix.pieces import pieces_of
 
         spec = load_spec(self.path)
-        build_data(spec)                       # validates data() with the doctor's messages
+        X, y = build_data(spec)                # validates data() with the doctor's messages
         try:
-            data = _call(spec, "data")
             steps = int(self.steps or spec.get("STEPS") or DEFAULT_STEPS)
             batch = int(self.batch_size or spec.get("BATCH_SIZE") or DEFAULT_BATCH)
-            opt = (lambda params: _call(spec, "optimizer", params)) if callable(spec.get("optimizer")) else None
-            sched = (lambda o: _call(spec, "scheduler", o)) if callable(spec.get("scheduler")) else None
-            return make_pieces(lambda: build_model(spec), data, optimizer=opt, loss_fn=spec.get("loss_fn"),
-                               steps=steps, batch_size=batch, train_step=spec.get("train_step"),
-                               batches=spec.get("batches"), scheduler=sched)
+            setup = spec_setup(spec, X, y, steps=steps, batch_size=batch)
+            return pieces_of(setup, _call(spec, "data"))
         except ValueError as exc:
             if isinstance(exc, SpecError):
                 raise

@@ -19,7 +19,6 @@ It is loaded as a module (``importlib``), not through ``exec`` of strings.
 from __future__ import annotations
 
 import importlib.util
-import math
 import sys
 import traceback
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 
 from impediments.doctor.checkup import default_loss
+from impediments.train import Setup, build, default_optimizer, run_steps, train_mode
 
 
 class SpecError(ValueError):
@@ -138,76 +138,55 @@ def build_data(spec: Spec) -> tuple[torch.Tensor, torch.Tensor]:
                     f"of tensors with the same non-zero length; got {type(data).__name__}")
 
 
-def build_training(spec: Spec, model: nn.Module):
-    """``(optimizer, loss_fn)`` from the spec, with the defaults."""
-    if callable(spec.get("optimizer")):
-        opt = _call(spec, "optimizer", model.parameters())
+def _optimizer_fn(spec: Spec):
+    """The spec's ``optimizer(params)``, checked to return an optimizer; SGD lr 0.1 when it defines none."""
+    if not callable(spec.get("optimizer")):
+        return default_optimizer
+
+    def make(params) -> torch.optim.Optimizer:
+        opt = _call(spec, "optimizer", params)
         if not isinstance(opt, torch.optim.Optimizer):
             raise SpecError(f"spec {str(spec.path)!r}: optimizer(params) must return a torch.optim.Optimizer")
-    else:
-        opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    loss_fn = spec.get("loss_fn") or default_loss
-    if not callable(loss_fn):
-        raise SpecError(f"spec {str(spec.path)!r}: loss_fn must be callable")
-    return opt, loss_fn
+        return opt
+    return make
 
 
-def build_loop(spec: Spec, optimizer) -> dict:
-    """The spec's loop overrides as ``train_under_monitor`` keywords (``step_fn``, ``batches``, ``scheduler``)."""
-    out = {}
-    for name in ("train_step", "batches", "scheduler"):
+def spec_setup(spec: Spec, X: torch.Tensor, y: torch.Tensor, *, steps: int, batch_size: int) -> Setup:
+    """The spec as a :class:`~impediments.train.setup.Setup` on ``(X, y)``, with the defaults (SGD lr 0.1,
+    :func:`~impediments.doctor.checkup.default_loss`, reshuffled epochs, the plain step).
+
+    Raises:
+        SpecError: ``loss_fn``, ``train_step``, ``batches`` or ``scheduler`` defined but not callable.
+    """
+    for name in ("loss_fn", "train_step", "batches", "scheduler"):
         fn = spec.get(name)
         if fn is not None and not callable(fn):
             raise SpecError(f"spec {str(spec.path)!r}: {name} must be callable, got {type(fn).__name__}")
-    if spec.get("scheduler") is not None:
-        out["scheduler"] = _call(spec, "scheduler", optimizer)
-    if spec.get("train_step") is not None:
-        out["step_fn"] = spec.get("train_step")
-    if spec.get("batches") is not None:
-        out["batches"] = spec.get("batches")
-    return out
+    scheduler = (lambda opt: _call(spec, "scheduler", opt)) if spec.get("scheduler") is not None else None
+    return Setup(model_fn=lambda: build_model(spec), X=X, y=y, loss_fn=spec.get("loss_fn") or default_loss,
+                 opt_fn=_optimizer_fn(spec), steps=int(steps), batch_size=int(batch_size),
+                 batches_fn=spec.get("batches"), scheduler_fn=scheduler, step_fn=spec.get("train_step"))
 
 
-def default_step(model, optimizer, loss_fn, xb, yb, step):
-    """One plain training step: forward, loss, ``zero_grad``, backward, ``step``; returns the loss."""
-    loss = loss_fn(model(xb), yb)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss
+def train_under_monitor(setup: Setup, *, seed: int = 0, model: nn.Module | None = None, optimizer=None,
+                        live=False):
+    """Train ``setup`` under :func:`impediments.watch` with :func:`~impediments.train.loop.run_steps`;
+    return the Monitor.
 
-
-def train_under_monitor(model, X, y, optimizer, loss_fn, *, steps: int, batch_size: int, seed: int = 0,
-                        prepare=None, step_fn=None, batches=None, scheduler=None, live=False):
-    """Train ``steps`` mini-batch steps under :func:`impediments.monitor.watch`; return the Monitor.
-
-    ``prepare(model)``, if given, runs after ``model.train()`` (e.g. to put some
-    layers in eval mode). Stops early (after recording it) when the loss becomes NaN/Inf.
-    ``step_fn(model, optimizer, loss_fn, xb, yb, step[, scheduler])`` replaces :func:`default_step`,
-    ``batches(X, y, batch_size, seed)`` the reshuffled epochs; a ``scheduler`` is stepped once per epoch
-    unless ``step_fn`` is given (it then receives the scheduler and owns it).
-    ``live``: passed to :func:`~impediments.monitor.watch` (a live dashboard server, ``impediments doctor --live``).
+    Args:
+        setup: what to train.
+        seed: of the model's init (when it is built here), dropout and the batch order.
+        model: an already built model (``None``: :func:`~impediments.train.loop.build` builds one).
+        optimizer: the optimizer of a given ``model`` (``None``: ``setup.opt_fn(model.parameters())``).
+        live: passed to :func:`~impediments.watch` (a live dashboard, ``impediments doctor --live``).
     """
-    from impediments.data.batching import infinite_batches
-    from impediments.monitor import watch
+    from impediments.watching import watch
 
-    torch.manual_seed(seed)
-    batch_size = min(batch_size, len(X))
-    data = (batches or (lambda X, y, b, s: infinite_batches(X, y, b, seed=s)))(X, y, batch_size, seed)
-    per_epoch = max(1, len(X) // batch_size)
-    model.train()
-    if prepare is not None:
-        prepare(model)
+    if model is None:
+        model, optimizer = build(setup, seed)
+    else:
+        optimizer = optimizer if optimizer is not None else setup.opt_fn(model.parameters())
+        train_mode(setup, model)
     with watch(model, optimizer=optimizer, live=live) as mon:
-        for step in range(steps):
-            xb, yb = next(data)
-            if step_fn is None:
-                loss = default_step(model, optimizer, loss_fn, xb, yb, step)
-                if scheduler is not None and (step + 1) % per_epoch == 0:
-                    scheduler.step()
-            else:
-                loss = step_fn(model, optimizer, loss_fn, xb, yb, step, *([scheduler] if scheduler is not None else []))
-            mon.record_loss(loss)
-            if not math.isfinite(float(loss.detach())):
-                break
+        run_steps(setup, model, optimizer, monitor=mon, seed=seed)
     return mon

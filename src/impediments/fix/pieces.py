@@ -1,4 +1,4 @@
-"""The pieces of a training setup that remedies change: model factory, data, optimizer factory, loss, budget.
+"""The training setup a fix trial runs: a :class:`~impediments.train.setup.Setup` with a validation split.
 
 A remedy never edits these in place: it returns a new :class:`Pieces` whose
 factories wrap the old ones (``dataclasses.replace``), so the user's model,
@@ -8,6 +8,7 @@ build under the same seed.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,64 +16,34 @@ import torch
 from torch import nn
 
 from impediments.doctor.checkup import default_loss
+from impediments.train.setup import Setup, default_optimizer
 
 #: The validation split held out from a bare ``(X, y)`` (seeded, the same for every trial).
 VAL_FRACTION = 0.2
 SPLIT_SEED = 0
 
 
-@dataclass(frozen=True)
-class Pieces:
-    """One training setup, as factories and tensors.
+@dataclass(frozen=True, kw_only=True)
+class Pieces(Setup):
+    """A training setup (:class:`~impediments.train.setup.Setup`: model factory, data, optimizer factory, loss,
+    budget and the loop's parts) with what a trial adds: a validation split and modes.
 
     Attributes:
-        model_fn: ``() -> nn.Module``, a fresh model per call.
-        X, y: training inputs and targets.
         X_val, y_val: validation inputs and targets (the dataset's held-out split, or
             :data:`VAL_FRACTION` of ``(X, y)`` held out with seed :data:`SPLIT_SEED`).
-        opt_fn: ``params -> torch.optim.Optimizer``.
-        loss_fn: ``(output, target) -> loss``.
-        steps: mini-batch steps per trial.
-        batch_size: mini-batch size.
-        prepare: ``model -> None`` run after ``model.train()`` (e.g. layers deliberately put in eval mode).
-        clip_grad_norm: clip the global gradient norm to this value each step (``None``: no clipping).
-        warmup_steps: linear learning-rate warm-up over this many steps (0: none).
-        step_fn: ``(model, optimizer, loss_fn, xb, yb, step[, scheduler]) -> loss`` replacing the plain
-            step (zero_grad, backward, step), as a spec's ``train_step``; None for the plain step.
-        batches_fn: ``(X, y, batch_size, seed) -> iterator of (xb, yb)`` replacing reshuffled epochs.
-        scheduler_fn: ``optimizer -> LR scheduler``, stepped once per epoch by the plain loop (a
-            ``step_fn`` receives it as a 7th argument and steps it itself).
         modes: ``model -> context manager`` factories entered (in order) around training and evaluation:
             a remedy that changes what a line of the user's code does (a ``TorchFunctionMode`` that
             neutralises a ``.detach()`` or guards an op) without editing that code.
     """
 
-    model_fn: Callable[[], nn.Module]
-    X: torch.Tensor
-    y: torch.Tensor
     X_val: torch.Tensor
     y_val: torch.Tensor
-    opt_fn: Callable
-    loss_fn: Callable
-    steps: int
-    batch_size: int
-    prepare: Callable | None = None
-    clip_grad_norm: float | None = None
-    warmup_steps: int = 0
-    step_fn: Callable | None = None
-    batches_fn: Callable | None = None
-    scheduler_fn: Callable | None = None
     modes: tuple = ()
 
     @property
     def classification(self) -> bool:
         """Integer targets: the metric is validation accuracy (else validation loss)."""
         return self.y.dtype in (torch.int64, torch.int32)
-
-
-def default_optimizer(params) -> torch.optim.Optimizer:
-    """SGD with learning rate 0.1, the doctor CLI's default."""
-    return torch.optim.SGD(params, lr=0.1)
 
 
 def hold_out(X: torch.Tensor, y: torch.Tensor, fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED):
@@ -167,6 +138,15 @@ def make_pieces(model, data, *, optimizer=None, loss_fn=None, steps: int = 100, 
             hint = " (pass a factory, e.g. lambda p: torch.optim.SGD(p, lr=0.1))" if name == "optimizer" else ""
             raise ValueError(f"{name} must be callable, got {type(value).__name__}{hint}")
     X, y, X_val, y_val = split_data(data)
-    return Pieces(model_fn, X, y, X_val, y_val, optimizer or default_optimizer, loss_fn or default_loss,
-                  int(steps), min(int(batch_size), len(X)), prepare, step_fn=train_step, batches_fn=batches,
-                  scheduler_fn=scheduler)
+    return Pieces(model_fn=model_fn, X=X, y=y, X_val=X_val, y_val=y_val, opt_fn=optimizer or default_optimizer,
+                  loss_fn=loss_fn or default_loss, steps=int(steps), batch_size=min(int(batch_size), len(X)),
+                  prepare=prepare, step_fn=train_step, batches_fn=batches, scheduler_fn=scheduler)
+
+
+def pieces_of(setup: Setup, data=None) -> Pieces:
+    """``setup`` with a validation split: ``data``'s (see :func:`split_data`), or by default held out of
+    ``(setup.X, setup.y)``; the setup trains on the rest."""
+    X, y, X_val, y_val = split_data(data if data is not None else (setup.X, setup.y))
+    fields = {f.name: getattr(setup, f.name) for f in dataclasses.fields(Setup)}
+    return Pieces(**{**fields, "X": X, "y": y, "batch_size": min(setup.batch_size, len(X))}, X_val=X_val,
+                  y_val=y_val)

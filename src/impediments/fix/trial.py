@@ -17,6 +17,7 @@ import torch
 
 from impediments.fix.pieces import Pieces
 from impediments.fix.remedies import REMEDIES, Context, NotApplicable, apply_all
+from impediments.train.loop import build, run_steps
 
 #: the parts of a finding a trial keeps (remedies read ``where`` and ``evidence``).
 FINDING_KEYS = ("code", "severity", "where", "evidence")
@@ -81,50 +82,14 @@ def _evaluate(model, pieces: Pieces) -> tuple[float, float | None]:
     return loss, float(ok.float().mean())
 
 
-def _plain_step(model, opt, pieces: Pieces, xb, yb, warmup):
-    loss = pieces.loss_fn(model(xb), yb)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if pieces.clip_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), pieces.clip_grad_norm)
-    opt.step()
-    if warmup is not None:
-        warmup.step()
-    return loss
+def _train(model, optimizer, pieces: Pieces, seed: int, thresholds):
+    """Train under the monitor with the one training loop; the losses and the doctor's report."""
+    from impediments.doctor import diagnose
+    from impediments.monitor import Monitor
 
-
-def _train(model, pieces: Pieces, seed: int, thresholds):
-    """The doctor CLI's loop (``train_under_monitor``), with the remedies' clipping and warm-up added."""
-    from impediments.data.batching import infinite_batches
-    from impediments.monitor import watch
-
-    opt = pieces.opt_fn(model.parameters())
-    warmup = (torch.optim.lr_scheduler.LinearLR(opt, start_factor=1 / pieces.warmup_steps,
-                                                total_iters=pieces.warmup_steps) if pieces.warmup_steps else None)
-    scheduler = pieces.scheduler_fn(opt) if pieces.scheduler_fn is not None else None
-    batch_size = min(pieces.batch_size, len(pieces.X))
-    make_batches = pieces.batches_fn or (lambda X, y, b, s: infinite_batches(X, y, b, seed=s))
-    batches = make_batches(pieces.X, pieces.y, batch_size, seed)
-    per_epoch = max(1, len(pieces.X) // batch_size)
-    model.train()
-    if pieces.prepare is not None:
-        pieces.prepare(model)
-    curve = []
-    with watch(model, optimizer=opt) as mon:
-        for step in range(pieces.steps):
-            xb, yb = next(batches)
-            if pieces.step_fn is None:
-                loss = _plain_step(model, opt, pieces, xb, yb, warmup)
-                if scheduler is not None and (step + 1) % per_epoch == 0:
-                    scheduler.step()
-            else:
-                extra = (scheduler,) if scheduler is not None else ()
-                loss = pieces.step_fn(model, opt, pieces.loss_fn, xb, yb, step, *extra)
-            mon.record_loss(loss)
-            curve.append(float(loss.detach()))
-            if not math.isfinite(curve[-1]):
-                break
-    return curve, mon.report(thresholds)
+    with Monitor(model, optimizer=optimizer) as mon:
+        curve = run_steps(pieces, model, optimizer, monitor=mon, seed=seed)
+    return curve, diagnose(mon.stats(), thresholds)
 
 
 def run_trial(source, remedy_names: tuple[str, ...], findings: tuple = (), seed: int = 0,
@@ -135,7 +100,8 @@ def run_trial(source, remedy_names: tuple[str, ...], findings: tuple = (), seed:
         source: picklable ``() -> Pieces``.
         remedy_names: keys of :data:`~impediments.fix.remedies.REMEDIES`.
         findings: the baseline's findings (``Finding.to_dict()``), which remedies may read.
-        seed: seeds ``torch.manual_seed`` before the model is built and the batch order.
+        seed: seeds ``torch.manual_seed`` before the model is built and again before training (dropout),
+            and the batch order.
         thresholds: the doctor's threshold overrides.
     """
     start = time.perf_counter()
@@ -147,12 +113,11 @@ def run_trial(source, remedy_names: tuple[str, ...], findings: tuple = (), seed:
         trial.steps = pieces.steps
         trial.changes = [{"remedy": n, "code": c.code, "note": c.note}
                          for n, c in zip(sorted(remedy_names, key=_slot_rank), changes)]
-        torch.manual_seed(seed)
-        model = pieces.model_fn()
+        model, optimizer = build(pieces, seed)
         with contextlib.ExitStack() as modes:
             for make in pieces.modes:
                 modes.enter_context(make(model))
-            curve, report = _train(model, pieces, seed, thresholds)
+            curve, report = _train(model, optimizer, pieces, seed, thresholds)
             trial.val_loss, trial.val_acc = _evaluate(model, pieces)
     except NotApplicable as exc:
         trial.error = f"not applicable: {exc}"

@@ -59,7 +59,8 @@ def apply_init(model: nn.Module, config: PlaygroundConfig, data: Dataset) -> Non
         initialize(model, name, bias=bias, seed=seed)
 
 
-def build_optimizer(config: PlaygroundConfig, model: nn.Module) -> torch.optim.Optimizer:
+def build_optimizer(config: PlaygroundConfig, params) -> torch.optim.Optimizer:
+    """The optimizer ``config.optimizer`` over ``params`` at ``config.lr``."""
     if config.optimizer == "momentum":
-        return make_optimizer("sgd", model.parameters(), lr=config.lr, momentum=MOMENTUM)
-    return make_optimizer(config.optimizer, model.parameters(), lr=config.lr)
+        return make_optimizer("sgd", params, lr=config.lr, momentum=MOMENTUM)
+    return make_optimizer(config.optimizer, params, lr=config.lr)

@@ -1,6 +1,6 @@
 """One playground run: real PyTorch training of a configured MLP under the monitor.
 
-A :class:`Run` owns its model, optimizer, batches and :func:`impediments.monitor.watch`
+A :class:`Run` owns its model, optimizer, batches and :class:`impediments.monitor.Monitor`
 monitor; :meth:`Run.train_step` is one ordinary training step, and :meth:`Run.view` the page's
 view of it: loss and test-accuracy curves, per-layer activation histograms of the latest
 captured step, and the monitor's statistics with the doctor's findings. Everything it keeps is
@@ -8,6 +8,7 @@ bounded: the curve halves its resolution when full, the monitor's windows merge 
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import time
@@ -15,15 +16,14 @@ import time
 import torch
 from torch import nn
 
-from impediments.data.batching import infinite_batches
 from impediments.doctor import diagnose
-from impediments.monitor import watch
+from impediments.monitor import Monitor
 from impediments.playground.build import build_model, build_optimizer, dataset
 from impediments.playground.capture import ActivationCapture
 from impediments.playground.config import PlaygroundConfig, to_fragment
 from impediments.playground.remedies import remedy_changes
 from impediments.playground.snapshot import monitor_view
-from impediments.train.fit import evaluate
+from impediments.train import Setup, build, evaluate, iterate_steps
 
 #: the monitor samples every k-th step (statistics and findings follow training closely)
 MONITOR_EVERY = 5
@@ -77,40 +77,35 @@ class Run:
         self.mon = None
         try:
             data = dataset(config.dataset, config.inputs == "standardized")
-            self.model = build_model(config, data)
+            self.setup = Setup(model_fn=functools.partial(build_model, config, data), X=data.X_train, y=data.y_train,
+                               loss_fn=nn.functional.cross_entropy, opt_fn=functools.partial(build_optimizer, config),
+                               steps=config.steps, batch_size=config.batch_size)
+            self.model, self.optimizer = build(self.setup, config.seed)
         except ValueError as exc:           # e.g. LSUV on a layer that is dead from the start
             self.status, self.error = "error", str(exc)
             return
-        self.optimizer = build_optimizer(config, self.model)
         self.X_test, self.y_test = data.X_test[:EVAL_EXAMPLES], data.y_test[:EVAL_EXAMPLES]
-        self.batches = infinite_batches(data.X_train, data.y_train, min(config.batch_size, len(data.X_train)),
-                                        seed=config.seed)
-        torch.manual_seed(config.seed)
-        self.mon = watch(self.model, optimizer=self.optimizer, every=MONITOR_EVERY).__enter__()
+        self.mon = Monitor(self.model, optimizer=self.optimizer, every=MONITOR_EVERY).__enter__()
+        self._steps = iterate_steps(self.setup, self.model, self.optimizer, monitor=self.mon, seed=config.seed)
 
     @property
     def finished(self) -> bool:
         return self.status in ("done", "diverged", "error")
 
     def train_step(self, capture: bool = False) -> None:
-        """One SGD step on the next mini-batch; with ``capture``, histogram every activation's output."""
+        """One training step (the next of :func:`~impediments.train.loop.iterate_steps`); with ``capture``,
+        histogram every activation's output."""
         if self.finished:
             return
-        xb, yb = next(self.batches)
         self.model.train()
         if capture:
             with ActivationCapture(self.model) as cap:
-                out = self.model(xb)
+                loss = next(self._steps)
             self._range = self._range or cap.value_range()
             self.hist = {**cap.histograms(self._range), "step": self.step}
         else:
-            out = self.model(xb)
-        loss = nn.functional.cross_entropy(out, yb)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.mon.record_loss(loss)
-        value = float(loss.detach())
+            loss = next(self._steps)
+        value = float(loss)
         self.step += 1
         if not math.isfinite(value):
             self.status = "diverged"

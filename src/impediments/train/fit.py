@@ -1,4 +1,4 @@
-"""A small, deterministic training loop for classification."""
+"""``fit``: deterministic classification training with evaluation, on the loop of :mod:`impediments.train.loop`."""
 from __future__ import annotations
 
 import math
@@ -8,11 +8,13 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
-from impediments.data.batching import iterate_batches, make_generator
+from impediments.data.batching import infinite_batches
 from impediments.data.datasets import Dataset
 from impediments.data.validate import check_batch_size
 from impediments.train.callbacks import call
 from impediments.train.history import History
+from impediments.train.loop import iterate_steps
+from impediments.train.setup import Setup
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "sgd": lambda p, lr, momentum, wd: torch.optim.SGD(p, lr=lr, momentum=momentum, weight_decay=wd),
@@ -94,7 +96,6 @@ def fit(
     torch.manual_seed(seed)
     opt = make_optimizer(optimizer, model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     history, callbacks = History(), list(callbacks)
-    gen = make_generator(seed)
     bar = _progress(total) if progress and sys.stderr.isatty() else None
 
     def run_eval(step: int) -> None:
@@ -114,30 +115,23 @@ def fit(
             history.step_loss.extend(torch.stack(pending).tolist())
             pending.clear()
 
+    setup = Setup(model_fn=lambda: model, X=data.X_train, y=data.y_train, loss_fn=loss_fn, opt_fn=lambda _: opt,
+                  steps=total, batch_size=batch_size, batches_fn=_epochs)
     run_eval(0)
-    step = 0
     model.train()
     try:
-        while step < total:
-            for xb, yb in iterate_batches(data.X_train, data.y_train, batch_size, generator=gen):
-                loss = loss_fn(model(xb), yb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                step += 1
-                pending.append(loss.detach())
-                call(callbacks, "on_step_end", step, pending[-1])
-                if bar is not None:
-                    bar[0].update(bar[1], advance=1)
-                if step % per_epoch == 0 or (eval_every and step % eval_every == 0) or step == total:
-                    flush()
-                    if not math.isfinite(history.step_loss[-1]):
-                        history.diverged = True
-                        run_eval(step)
-                        return history
+        for step, loss in enumerate(iterate_steps(setup, model, opt, seed=seed), start=1):
+            pending.append(loss)
+            call(callbacks, "on_step_end", step, loss)
+            if bar is not None:
+                bar[0].update(bar[1], advance=1)
+            if step % per_epoch == 0 or (eval_every and step % eval_every == 0) or step == total:
+                flush()
+                if not math.isfinite(history.step_loss[-1]):
+                    history.diverged = True
                     run_eval(step)
-                if step >= total:
-                    break
+                    return history
+                run_eval(step)
     except KeyboardInterrupt:
         history.interrupted = True
         flush()
@@ -145,6 +139,11 @@ def fit(
         if bar is not None:
             bar[0].stop()
     return history
+
+
+def _epochs(X: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int):
+    """Endless reshuffled epochs, the last partial batch kept (every example seen once per epoch)."""
+    return infinite_batches(X, y, batch_size, seed=seed, drop_last=False)
 
 
 def _progress(total: int):
