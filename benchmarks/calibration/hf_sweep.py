@@ -3,8 +3,9 @@ injected faults, through ``imp.checkup`` and ``imp.watch``.
 
 Usage (from the repository root; ``make bench`` runs it through ``benchmarks/hf_sweep.py``)::
 
-    python benchmarks/hf_sweep.py [--jobs 2] [--steps 40] [--fault-steps 20] [--only TYPE ...] [--all-heads]
-                                  [--held-out] [--json out.json] [--md benchmarks/calibration/hf_sweep.md]
+    python benchmarks/hf_sweep.py [--jobs 2] [--steps 40] [--fault-steps 15] [--only TYPE ...] [--all-heads]
+                                  [--held-out] [--json out.json] [--rows rows.jsonl] [--from-rows rows.jsonl]
+                                  [--md benchmarks/calibration/hf_sweep.md]
 
 Per row (a model type with one head, :mod:`hf_models`), three runs, each with the same batches:
 
@@ -29,12 +30,13 @@ import argparse
 import json
 import math
 import platform
+import random
 import signal
 import statistics
 import sys
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
@@ -48,7 +50,7 @@ from .hf_heldout import HELD_OUT
 
 FAULTS = ("std1", "high_lr")
 RECIPE_LR, HIGH_LR, WEIGHT_DECAY = 1e-3, 1.0, 0.01
-DEFAULT_STEPS, FAULT_STEPS, JOB_SECONDS = 40, 20, 150
+DEFAULT_STEPS, FAULT_STEPS, JOB_SECONDS = 40, 15, 150
 MD_PATH = Path(__file__).resolve().parent / "hf_sweep.md"
 MECHANISMS = "## Mechanisms"
 
@@ -347,24 +349,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all-heads", action="store_true", help="every head a type has, not only its first")
     parser.add_argument("--held-out", action="store_true", help="include the held-out fifth (run it last)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--rows", type=Path, help="append each finished row to this JSON-lines file")
+    parser.add_argument("--from-rows", type=Path, help="take the rows already in this JSON-lines file, run the rest")
     parser.add_argument("--md", type=Path, default=MD_PATH)
     args = parser.parse_args(argv)
     if args.jobs < 1:
         print(f"hf_sweep: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)
         return 2
     specs = select(args)
+    random.Random(args.seed).shuffle(specs)     # a run stopped early has covered a random sample
     start = time.perf_counter()
+    if args.from_rows:
+        rows = [json.loads(line) for line in args.from_rows.read_text().splitlines() if line.strip()]
+        done = {(r["type"], r["head"]) for r in rows}
+        specs = [s for s in specs if (s.model_type, s.head) not in done]
+    else:
+        rows = []
     jobs = [(s, args.steps, args.fault_steps, args.seed) for s in specs]
-    rows = []
+    sink = args.rows.open("a") if args.rows else None
+    total = len(rows) + len(jobs)
+
+    def keep(row):
+        rows.append(row)
+        if sink is not None:
+            sink.write(json.dumps(row, default=str) + "\n")
+            sink.flush()
+        _progress(row, len(rows), total)
+
     if args.jobs == 1:
         for j in jobs:
-            rows.append(_job(j))
-            _progress(rows[-1], len(rows), len(jobs))
+            keep(_job(j))
     else:
         with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-            for row in pool.map(_job, jobs):
-                rows.append(row)
-                _progress(row, len(rows), len(jobs))
+            for future in as_completed([pool.submit(_job, j) for j in jobs]):
+                keep(future.result())
+    if sink is not None:
+        sink.close()
     seconds = time.perf_counter() - start
     summary = summarize(rows)
     if args.json:
