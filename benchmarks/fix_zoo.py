@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -41,8 +42,8 @@ class ZooSource:
         self.name, self.steps = name, steps
 
     def __call__(self):
-        case = next(c for c in zoo() if c.name == self.name)
-        return pieces_of(case.setup(max(case.steps or self.steps, MIN_EVIDENCE)))
+        setup = next(c for c in zoo() if c.name == self.name).setup(self.steps)
+        return pieces_of(replace(setup, steps=max(setup.steps, MIN_EVIDENCE)))
 
 
 def sources(steps: int, only) -> list[tuple[str, str, object]]:
