@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from impediments import __version__
+from impediments import __version__, experiments
 from impediments.cli import main
 
 
@@ -25,8 +25,17 @@ def test_unknown_command_is_usage_error():
     assert e.value.code == 2
 
 
-def test_list_runs(capsys):
+def test_list_prints_every_experiment_module_with_its_description(capsys):
+    """The names listed are the registry's, in order, and the registry holds every experiment module on
+    disk (so an empty or partial registry fails here instead of listing nothing with exit 0)."""
     assert main(["list"]) == 0
+    rows = [line.split(None, 1) for line in capsys.readouterr().out.splitlines()]
+    on_disk = {p.stem for part in ("part1", "part2")
+               for p in (Path(experiments.__file__).parent / part).glob("*.py") if not p.stem.startswith("_")}
+    assert len(on_disk) >= 10
+    assert [name for name, _ in rows] == experiments.names()
+    assert set(experiments.names()) == on_disk
+    assert all(description == experiments.description(name) and description for name, description in rows)
 
 
 def test_reproduce_unknown_name_exit_2(capsys):

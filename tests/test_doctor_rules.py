@@ -137,7 +137,7 @@ def test_dead_units_silent_in_a_short_window_are_not_dead_when_sparse():
 def test_dead_units_chance_probability_matches_closed_form_and_brute_force():
     from math import comb
 
-    from impediments.doctor.rules.activations import binomial_tail, chance_silent
+    from impediments.doctor.fractions import binomial_tail, chance_silent
 
     assert chance_silent([0.05], 48) == pytest.approx(0.95 ** 48) and 0.08 < chance_silent([0.05], 48) < 0.09
     assert chance_silent([], 10) == pytest.approx(2 ** -10)

@@ -15,6 +15,7 @@ Layout::
     rules/          pure rules (stats, th) -> list[Finding]
     diagnose.py     run the rules                   checkup.py     one batch at init
     causes.py       cause before symptoms (caused_by)
+    fractions.py    the one dead and saturated fraction (rules, HTML report, playground, loggers)
 
 The SPEC.py loading and short training run for the CLI live in ``impediments.cli.spec``;
 the zoo of broken and healthy setups in ``benchmarks/zoo.py``.

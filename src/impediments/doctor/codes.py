@@ -33,160 +33,212 @@ class Code:
         return f"see: impediments reproduce {self.experiment}"
 
 
-_ROWS = (
-    ("dead_units", "ReLU-like units whose output was zero for every input seen",
-     "dead_bias", "Lu et al. 2019, Dying ReLU and initialization; AUTOTRAINER (Zhang et al. 2021)"),
-    ("saturated_units", "sigmoid/tanh-like units that spend most inputs in the zero-derivative region",
-     "activations", "Glorot & Bengio 2010; DeepDiagnosis (Wardat et al. 2022)"),
-    ("linear_regime", "activation inputs almost entirely in the near-linear region: the network is nearly linear",
-     "depth_distributions", "Glorot & Bengio 2010"),
-    ("vanishing_activations", "activation variance shrinking geometrically with depth",
-     "depth_distributions", "Glorot & Bengio 2010; He et al. 2015"),
-    ("exploding_activations", "activation variance growing geometrically with depth",
-     "depth_distributions", "He et al. 2015; Zhang et al. 2019 (Fixup)"),
-    ("vanishing_gradients", "gradients far too small across layers or overall",
-     "glorot_he", "Hochreiter 1991; Glorot & Bengio 2010"),
-    ("exploding_gradients", "gradients or updates far too large across layers or overall",
-     "residual_limits", "Pascanu et al. 2013; Zhang et al. 2019 (Fixup)"),
-    ("symmetric_units", "units of a layer with identical incoming weights: symmetry never broken",
-     "zero_init", "Rumelhart, Hinton & Williams 1986; Goodfellow et al. 2016, sec. 8.4"),
-    ("uncentered_inputs", "input means share a sign and are large relative to their std (zig-zag)",
-     "zigzag", "LeCun, Bottou, Orr & Mueller 1998, Efficient BackProp"),
-    ("unequal_input_scales", "input feature variances differ by orders of magnitude",
-     "zigzag", "LeCun, Bottou, Orr & Mueller 1998, Efficient BackProp"),
-    ("non_finite", "NaN or Inf appeared", "residual_limits", "Goodfellow et al. 2016, sec. 4.1"),
-    ("bn_small_batch", "BatchNorm statistics estimated from too few values per channel",
-     "small_batch_norms", "Wu & He 2018 (Group Normalization); Ioffe 2017 (Batch Renormalization)"),
-    ("dropout_before_bn", "Dropout feeding a BatchNorm: variance shift between training and inference",
-     "bn_dropout", "Li, Chen, Hu & Yang 2019"),
-    ("bn_inference_mode_in_training", "BatchNorm normalizing with running statistics while the model trains",
-     "frozen_bn_transfer", "Ioffe & Szegedy 2015; Keras 3 BatchNormalization docs"),
-    ("weight_decay_with_bn", "L2 on weights that feed BatchNorm only changes the effective learning rate",
-     "l2_with_bn", "van Laarhoven 2017"),
-    ("diverging_loss", "the loss rose or became non-finite", "bn_learning_rates", "Goodfellow et al. 2016, sec. 8.1"),
-    ("loss_plateau", "the loss did not fall", "glorot_he", "He et al. 2015; Glorot & Bengio 2010"),
-    ("model_in_eval_mode", "the optimizer stepped after forwards of the model in eval mode only (no model.train())",
-     "frozen_bn_transfer", "Ioffe & Szegedy 2015; Srivastava et al. 2014 (Dropout); PyTorch Module.train docs"),
-    # training-loop bugs (issue 18): the demonstration is a broken example next to its fixed twin
-    ("gradients_not_cleared", "a backward began with the previous step's gradient still in .grad (no zero_grad)",
-     "examples/loop_gradients_not_cleared.py", "Jiang et al. 2025 (TrainCheck, OSDI)"),
-    ("parameters_not_updated", "trainable parameters that receive gradients but never change (not in the optimizer, lr 0)",
-     "examples/loop_parameters_not_updated.py", "Jiang et al. 2025 (TrainCheck, OSDI)"),
-    ("parameters_without_gradient", "trainable parameters that never receive a gradient: the graph is cut",
-     "examples/loop_parameters_without_gradient.py", "Jiang et al. 2025 (TrainCheck, OSDI)"),
-    ("softmax_before_loss", "probabilities fed to a loss that applies its own (log-)softmax or sigmoid",
-     "examples/loop_softmax_before_loss.py", "PyTorch CrossEntropyLoss docs; Goodfellow et al. 2016, sec. 6.2.2"),
-    ("loss_broadcast", "a regression loss whose input and target shapes differ: broadcasting compares N x N pairs",
-     "examples/loop_loss_broadcast.py", "PyTorch MSELoss docs (broadcast warning)"),
-    ("unshuffled_batches", "batches hold far fewer classes than shuffled batches would: the data is not shuffled",
-     "examples/loop_unshuffled_batches.py", "Bottou 2012, Stochastic gradient descent tricks; LeCun et al. 1998"),
-    ("repeated_batch", "the same input batch at every sampled step", "examples/loop_repeated_batch.py",
-     "Jiang et al. 2025 (TrainCheck, OSDI)"),
-    ("learning_rate_collapsed", "the learning rate fell 100x early in the run (a scheduler stepped per batch)",
-     "examples/loop_learning_rate_collapsed.py", "Loshchilov & Hutter 2017 (SGDR); PyTorch lr_scheduler docs"),
-    ("gradient_clipping_dominates", "clip_grad_norm_ cuts nearly every gradient by 10x or more",
-     "examples/loop_gradient_clipping_dominates.py", "Pascanu et al. 2013; Zhang et al. 2020 (why clipping accelerates training)"),
+_HE = "impediments.init.initialize(model, \"he_normal\")"
+_GLOROT = "impediments.init.initialize(model, \"glorot_normal\")"
+#: every code, once: its meaning, the experiment that shows it, its reference, and the default text of its
+#: findings (why it stops learning and what to change; a rule may say more for a variant)
+_CODES = (
+    Code("dead_units",
+         "ReLU-like units whose output was zero for every input seen",
+         "dead_bias",
+         "Lu et al. 2019, Dying ReLU and initialization; AUTOTRAINER (Zhang et al. 2021)",
+         explanation=("These units output zero for every input seen, so their incoming weights get zero gradient "
+                      "and can never recover; the layer has lost that much capacity (a large negative bias, a "
+                      "too-high learning rate or a bad init pushes pre-activations below zero everywhere)."),
+         remedy=("Re-initialize with zero biases and He init matched to ReLU, e.g. "
+                 "impediments.init.initialize(model, \"he_normal\", bias=0.0) (or impediments.init.lsuv), lower "
+                 "the learning rate, or use leaky_relu/gelu")),
+    Code("saturated_units",
+         "sigmoid/tanh-like units that spend most inputs in the zero-derivative region",
+         "activations",
+         "Glorot & Bengio 2010; DeepDiagnosis (Wardat et al. 2022)",
+         explanation=("Most pre-activations sit in the flat tails (the catalog's saturated region), where the "
+                      "derivative is nearly zero, so almost no gradient flows through these units and the layers "
+                      "below stop learning."),
+         remedy=(f"Shrink the pre-activations: Glorot init for tanh/sigmoid ({_GLOROT}), standardized inputs, "
+                 f"BatchNorm before the nonlinearity (impediments.norm.BatchNorm), or a non-saturating activation")),
+    Code("linear_regime",
+         "activation inputs almost entirely in the near-linear region: the network is nearly linear",
+         "depth_distributions",
+         "Glorot & Bengio 2010",
+         explanation=("Nearly every input to these hidden nonlinearities stayed, over training, where the function"
+                      " equals its tangent line, so the layers compose to an (almost) linear map and extra depth "
+                      "adds no expressive power (near-linear at init is what LeCun et al. 1998 recommend; staying "
+                      "there is the impediment)."),
+         remedy=(f"Increase the init scale to the variance-preserving one ({_GLOROT} for tanh/sigmoid, "
+                 f"\"he_normal\" for ReLU), or remove the bias shift that keeps ReLU inputs positive")),
+    Code("vanishing_activations",
+         "activation variance shrinking geometrically with depth",
+         "depth_distributions",
+         "Glorot & Bengio 2010; He et al. 2015",
+         explanation=("The variance of pre-activations shrinks by a constant factor per layer, so deep layers see "
+                      "nearly constant inputs and back-propagated gradients shrink the same way (n Var(W) < 1 per "
+                      "layer)."),
+         remedy=(f"Use the variance-preserving init for the activation, n Var(W) = 1 (Glorot) or 2 (He): {_HE}, or "
+                 f"impediments.init.lsuv(model, batch), or add normalization (impediments.norm.BatchNorm)")),
+    Code("exploding_activations",
+         "activation variance growing geometrically with depth",
+         "depth_distributions",
+         "He et al. 2015; Zhang et al. 2019 (Fixup)",
+         explanation=("The variance of pre-activations grows by a constant factor per layer (n Var(W) > 1, or "
+                      "residual branches adding up), driving deep units into saturation or overflow."),
+         remedy=(f"Use the variance-preserving init ({_HE} / \"glorot_normal\"); for residual nets without "
+                 f"normalization use impediments.init.fixup(model); or add normalization "
+                 f"(impediments.norm.BatchNorm)")),
+    Code("vanishing_gradients",
+         "gradients far too small across layers or overall",
+         "glorot_he",
+         "Hochreiter 1991; Glorot & Bengio 2010",
+         explanation=("The back-propagated signal shrinks layer by layer, and with it the relative step of each "
+                      "layer's weights, so the first layers learn orders of magnitude slower than the last with a "
+                      "single learning rate."),
+         remedy=(f"Use the init that preserves variance for the activation ({_GLOROT} for tanh, \"he_normal\" for "
+                 f"ReLU), avoid saturating activations in deep stacks, or add normalization or residual connections")),
+    Code("exploding_gradients",
+         "gradients or updates far too large across layers or overall",
+         "residual_limits",
+         "Pascanu et al. 2013; Zhang et al. 2019 (Fixup)",
+         explanation=("Gradients grow layer by layer or are so large that one step moves the weights by a large "
+                      "fraction of their own size, so training oscillates or diverges."),
+         remedy=(f"Lower the learning rate, use the variance-preserving init ({_HE}), impediments.init.fixup(model)"
+                 f" for unnormalized residual nets, or clip gradients (torch.nn.utils.clip_grad_norm_)")),
+    Code("symmetric_units",
+         "units of a layer with identical incoming weights: symmetry never broken",
+         "zero_init",
+         "Rumelhart, Hinton & Williams 1986; Goodfellow et al. 2016, sec. 8.4",
+         explanation=("Units with identical incoming weights compute the same function and receive the same "
+                      "gradient, so gradient descent can never make them differ: the layer behaves like a single "
+                      "unit (zero or constant init)."),
+         remedy=(f"Initialize with random weights: {_HE} (ReLU) or \"glorot_normal\" (tanh/sigmoid); constant init "
+                 f"is only safe for biases")),
+    Code("uncentered_inputs",
+         "input means share a sign and are large relative to their std (zig-zag)",
+         "zigzag",
+         "LeCun, Bottou, Orr & Mueller 1998, Efficient BackProp",
+         explanation=("The input features' means share a sign and dominate their spread, so all weight updates of "
+                      "a first-layer unit share a sign and gradient descent zig-zags toward the optimum (LeCun et "
+                      "al. 1998)."),
+         remedy=("Standardize each input feature with training-set statistics: impediments.load_dataset(name, "
+                 "standardize=True) or impediments.data.Standardizer (x - mean) / std")),
+    Code("unequal_input_scales",
+         "input feature variances differ by orders of magnitude",
+         "zigzag",
+         "LeCun, Bottou, Orr & Mueller 1998, Efficient BackProp",
+         explanation=("Input feature variances differ by orders of magnitude among the features that vary, so the "
+                      "loss surface is stretched along the large-scale features: a learning rate small enough for "
+                      "them barely moves the others."),
+         remedy=("Standardize each input feature with training-set statistics: impediments.load_dataset(name, "
+                 "standardize=True) or impediments.data.Standardizer (x - mean) / std")),
+    Code("non_finite",
+         "NaN or Inf appeared",
+         "residual_limits",
+         "Goodfellow et al. 2016, sec. 4.1",
+         explanation=("A NaN or Inf appeared; once present it spreads to every weight it touches."),
+         remedy=(f"Lower the learning rate, clip gradients (torch.nn.utils.clip_grad_norm_), check the data for "
+                 f"NaN, use the variance-preserving init ({_HE}) and numerically safe losses (F.cross_entropy on "
+                 f"logits)")),
+    Code("bn_small_batch",
+         "BatchNorm statistics estimated from too few values per channel",
+         "small_batch_norms",
+         "Wu & He 2018 (Group Normalization); Ioffe 2017 (Batch Renormalization)",
+         explanation=("BatchNorm normalizes with the mean and variance of the current batch; from this few values "
+                      "per channel those estimates are noisy, so training sees a randomly rescaled network and "
+                      "inference (running statistics) sees a different one."),
+         remedy=("Use a larger batch, or a batch-independent norm: impediments.norm.GroupNorm / "
+                 "impediments.norm.LayerNorm (or torch.nn.SyncBatchNorm across devices)")),
+    Code("dropout_before_bn",
+         "Dropout feeding a BatchNorm: variance shift between training and inference",
+         "bn_dropout",
+         "Li, Chen, Hu & Yang 2019",
+         explanation=("Dropout scales the variance of its output by about 1/p during training but not at "
+                      "inference, so the BatchNorm after it learns running statistics that do not match test-time "
+                      "inputs (variance shift)."),
+         remedy=("Move Dropout after the last BatchNorm (just before the classifier), or drop it; measure the "
+                 "shift with impediments.norm.variance_shift")),
+    Code("bn_inference_mode_in_training",
+         "BatchNorm normalizing with running statistics while the model trains",
+         "frozen_bn_transfer",
+         "Ioffe & Szegedy 2015; Keras 3 BatchNormalization docs",
+         explanation=("These BatchNorm layers were in eval mode while the model trained, so they normalize with "
+                      "stale running statistics that no longer match the changing activations; a later "
+                      "model.train() silently flips them back, so their behaviour depends on call order."),
+         remedy=("To freeze BN on purpose (transfer learning) use impediments.norm.freeze(model), which survives "
+                 "model.train(); otherwise do not call .eval() on BN layers during training")),
+    Code("weight_decay_with_bn",
+         "L2 on weights that feed BatchNorm only changes the effective learning rate",
+         "l2_with_bn",
+         "van Laarhoven 2017",
+         explanation=("BatchNorm makes the output invariant to the scale of these weights, so L2 does not "
+                      "regularize them: it only shrinks ||w|| and thereby raises the effective learning rate eta /"
+                      " ||w||^2 (van Laarhoven 2017)."),
+         remedy=("Keep it if you tuned the learning rate with it; otherwise put these weights in a parameter group"
+                 " with weight_decay=0 and tune the learning rate directly")),
+    Code("diverging_loss",
+         "the loss rose or became non-finite",
+         "bn_learning_rates",
+         "Goodfellow et al. 2016, sec. 8.1",
+         explanation=("The loss grew instead of falling: the steps overshoot the minimum along high-curvature "
+                      "directions (learning rate too large for the curvature), and each overshoot makes it worse."),
+         remedy=("Lower the learning rate (start 10x lower), standardize the inputs, use the variance-preserving "
+                 "init or BatchNorm to allow larger rates")),
+    Code("loss_plateau",
+         "the loss did not fall",
+         "glorot_he",
+         "He et al. 2015; Glorot & Bengio 2010",
+         explanation=("The loss has not fallen below where it started: the gradient signal is blocked (dead, "
+                      "saturated or symmetric units, vanishing gradients) or the learning rate is far too small."),
+         remedy=(f"Check the other findings first; then use the variance-preserving init ({_HE}), standardized "
+                 f"inputs and a larger learning rate")),
+    Code("model_in_eval_mode",
+         "the optimizer stepped after forwards of the model in eval mode only (no model.train())",
+         "frozen_bn_transfer",
+         "Ioffe & Szegedy 2015; Srivastava et al. 2014 (Dropout); PyTorch Module.train docs",
+         explanation=("The optimizer stepped although the forwards before it ran with the model in eval mode: "
+                      "Dropout was off and BatchNorm normalized with its running statistics instead of the batch's"
+                      " (and never updated them), so the model trained is not the one the loop meant to train "
+                      "(usually a model.eval() for validation without model.train() after it)."),
+         remedy=("Call model.train() before the training forwards of every epoch (after each validation pass); "
+                 "freeze BatchNorm on purpose with impediments.norm.freeze(model) instead of eval()")),
+    # training-loop bugs (issue 18): the demonstration is a broken example next to its fixed twin;
+    # the explanation and remedy of their findings are written by their rules
+    Code("gradients_not_cleared",
+         "a backward began with the previous step's gradient still in .grad (no zero_grad)",
+         "examples/loop_gradients_not_cleared.py",
+         "Jiang et al. 2025 (TrainCheck, OSDI)"),
+    Code("parameters_not_updated",
+         "trainable parameters that receive gradients but never change (not in the optimizer, lr 0)",
+         "examples/loop_parameters_not_updated.py",
+         "Jiang et al. 2025 (TrainCheck, OSDI)"),
+    Code("parameters_without_gradient",
+         "trainable parameters that never receive a gradient: the graph is cut",
+         "examples/loop_parameters_without_gradient.py",
+         "Jiang et al. 2025 (TrainCheck, OSDI)"),
+    Code("softmax_before_loss",
+         "probabilities fed to a loss that applies its own (log-)softmax or sigmoid",
+         "examples/loop_softmax_before_loss.py",
+         "PyTorch CrossEntropyLoss docs; Goodfellow et al. 2016, sec. 6.2.2"),
+    Code("loss_broadcast",
+         "a regression loss whose input and target shapes differ: broadcasting compares N x N pairs",
+         "examples/loop_loss_broadcast.py",
+         "PyTorch MSELoss docs (broadcast warning)"),
+    Code("unshuffled_batches",
+         "batches hold far fewer classes than shuffled batches would: the data is not shuffled",
+         "examples/loop_unshuffled_batches.py",
+         "Bottou 2012, Stochastic gradient descent tricks; LeCun et al. 1998"),
+    Code("repeated_batch",
+         "the same input batch at every sampled step",
+         "examples/loop_repeated_batch.py",
+         "Jiang et al. 2025 (TrainCheck, OSDI)"),
+    Code("learning_rate_collapsed",
+         "the learning rate fell 100x early in the run (a scheduler stepped per batch)",
+         "examples/loop_learning_rate_collapsed.py",
+         "Loshchilov & Hutter 2017 (SGDR); PyTorch lr_scheduler docs"),
+    Code("gradient_clipping_dominates",
+         "clip_grad_norm_ cuts nearly every gradient by 10x or more",
+         "examples/loop_gradient_clipping_dominates.py",
+         "Pascanu et al. 2013; Zhang et al. 2020 (why clipping accelerates training)"),
 )
-_HE, _GLOROT = "impediments.init.initialize(model, \"he_normal\")", "impediments.init.initialize(model, \"glorot_normal\")"
-#: code -> (explanation, remedy): the default text of its findings (rules may say more for a variant)
-_TEXT = {
-    "dead_units": (
-        "These units output zero for every input seen, so their incoming weights get zero gradient and can never "
-        "recover; the layer has lost that much capacity (a large negative bias, a too-high learning rate or a bad "
-        "init pushes pre-activations below zero everywhere).",
-        f"Re-initialize with zero biases and He init matched to ReLU, e.g. impediments.init.initialize(model, "
-        f"\"he_normal\", bias=0.0) (or impediments.init.lsuv), lower the learning rate, or use leaky_relu/gelu"),
-    "saturated_units": (
-        "Most pre-activations sit in the flat tails (|x| beyond the saturation bound), where the derivative is "
-        "nearly zero, so almost no gradient flows through these units and the layers below stop learning.",
-        f"Shrink the pre-activations: Glorot init for tanh/sigmoid ({_GLOROT}), standardized inputs, BatchNorm "
-        f"before the nonlinearity (impediments.norm.BatchNorm), or a non-saturating activation"),
-    "linear_regime": (
-        "Nearly every input to these hidden nonlinearities stayed, over training, where the function equals its "
-        "tangent line, so the layers compose to an (almost) linear map and extra depth adds no expressive power "
-        "(near-linear at init is what LeCun et al. 1998 recommend; staying there is the impediment).",
-        f"Increase the init scale to the variance-preserving one ({_GLOROT} for tanh/sigmoid, \"he_normal\" for "
-        f"ReLU), or remove the bias shift that keeps ReLU inputs positive"),
-    "vanishing_activations": (
-        "The variance of pre-activations shrinks by a constant factor per layer, so deep layers see nearly "
-        "constant inputs and back-propagated gradients shrink the same way (n Var(W) < 1 per layer).",
-        f"Use the variance-preserving init for the activation, n Var(W) = 1 (Glorot) or 2 (He): {_HE}, or "
-        f"impediments.init.lsuv(model, batch), or add normalization (impediments.norm.BatchNorm)"),
-    "exploding_activations": (
-        "The variance of pre-activations grows by a constant factor per layer (n Var(W) > 1, or residual "
-        "branches adding up), driving deep units into saturation or overflow.",
-        f"Use the variance-preserving init ({_HE} / \"glorot_normal\"); for residual nets without normalization "
-        f"use impediments.init.fixup(model); or add normalization (impediments.norm.BatchNorm)"),
-    "vanishing_gradients": (
-        "The back-propagated signal shrinks layer by layer, and with it the relative step of each layer's "
-        "weights, so the first layers learn orders of magnitude slower than the last with a single learning rate.",
-        f"Use the init that preserves variance for the activation ({_GLOROT} for tanh, \"he_normal\" for ReLU), "
-        f"avoid saturating activations in deep stacks, or add normalization or residual connections"),
-    "exploding_gradients": (
-        "Gradients grow layer by layer or are so large that one step moves the weights by a large fraction of "
-        "their own size, so training oscillates or diverges.",
-        f"Lower the learning rate, use the variance-preserving init ({_HE}), impediments.init.fixup(model) for "
-        f"unnormalized residual nets, or clip gradients (torch.nn.utils.clip_grad_norm_)"),
-    "symmetric_units": (
-        "Units with identical incoming weights compute the same function and receive the same gradient, so "
-        "gradient descent can never make them differ: the layer behaves like a single unit (zero or constant init).",
-        f"Initialize with random weights: {_HE} (ReLU) or \"glorot_normal\" (tanh/sigmoid); constant init is only "
-        f"safe for biases"),
-    "uncentered_inputs": (
-        "The input features' means share a sign and dominate their spread, so all weight updates of a first-layer "
-        "unit share a sign and gradient descent zig-zags toward the optimum (LeCun et al. 1998).",
-        "Standardize each input feature with training-set statistics: impediments.load_dataset(name, "
-        "standardize=True) or impediments.data.Standardizer (x - mean) / std"),
-    "unequal_input_scales": (
-        "Input feature variances differ by orders of magnitude among the features that vary, so the loss surface "
-        "is stretched along the large-scale features: a learning rate small enough for them barely moves the others.",
-        "Standardize each input feature with training-set statistics: impediments.load_dataset(name, "
-        "standardize=True) or impediments.data.Standardizer (x - mean) / std"),
-    "non_finite": (
-        "A NaN or Inf appeared; once present it spreads to every weight it touches.",
-        f"Lower the learning rate, clip gradients (torch.nn.utils.clip_grad_norm_), check the data for NaN, use the "
-        f"variance-preserving init ({_HE}) and numerically safe losses (F.cross_entropy on logits)"),
-    "bn_small_batch": (
-        "BatchNorm normalizes with the mean and variance of the current batch; from this few values per channel "
-        "those estimates are noisy, so training sees a randomly rescaled network and inference (running "
-        "statistics) sees a different one.",
-        "Use a larger batch, or a batch-independent norm: impediments.norm.GroupNorm / impediments.norm.LayerNorm "
-        "(or torch.nn.SyncBatchNorm across devices)"),
-    "dropout_before_bn": (
-        "Dropout scales the variance of its output by about 1/p during training but not at inference, so the "
-        "BatchNorm after it learns running statistics that do not match test-time inputs (variance shift).",
-        "Move Dropout after the last BatchNorm (just before the classifier), or drop it; measure the shift with "
-        "impediments.norm.variance_shift"),
-    "bn_inference_mode_in_training": (
-        "These BatchNorm layers were in eval mode while the model trained, so they normalize with stale running "
-        "statistics that no longer match the changing activations; a later model.train() silently flips them "
-        "back, so their behaviour depends on call order.",
-        "To freeze BN on purpose (transfer learning) use impediments.norm.freeze(model), which survives "
-        "model.train(); otherwise do not call .eval() on BN layers during training"),
-    "weight_decay_with_bn": (
-        "BatchNorm makes the output invariant to the scale of these weights, so L2 does not regularize them: it "
-        "only shrinks ||w|| and thereby raises the effective learning rate eta / ||w||^2 (van Laarhoven 2017).",
-        "Keep it if you tuned the learning rate with it; otherwise put these weights in a parameter group with "
-        "weight_decay=0 and tune the learning rate directly"),
-    "diverging_loss": (
-        "The loss grew instead of falling: the steps overshoot the minimum along high-curvature directions "
-        "(learning rate too large for the curvature), and each overshoot makes it worse.",
-        "Lower the learning rate (start 10x lower), standardize the inputs, use the variance-preserving init or "
-        "BatchNorm to allow larger rates"),
-    "loss_plateau": (
-        "The loss has not fallen below where it started: the gradient signal is blocked (dead, saturated or "
-        "symmetric units, vanishing gradients) or the learning rate is far too small.",
-        f"Check the other findings first; then use the variance-preserving init ({_HE}), standardized inputs and "
-        f"a larger learning rate"),
-    "model_in_eval_mode": (
-        "The optimizer stepped although the forwards before it ran with the model in eval mode: Dropout was off "
-        "and BatchNorm normalized with its running statistics instead of the batch's (and never updated them), "
-        "so the model trained is not the one the loop meant to train (usually a model.eval() for validation "
-        "without model.train() after it).",
-        "Call model.train() before the training forwards of every epoch (after each validation pass); freeze "
-        "BatchNorm on purpose with impediments.norm.freeze(model) instead of eval()"),
-}
-CODES: dict[str, Code] = {row[0]: Code(*row, *_TEXT.get(row[0], ("", ""))) for row in _ROWS}
+CODES: dict[str, Code] = {c.name: c for c in _CODES}
 
 
 def check_code(code: str) -> str:

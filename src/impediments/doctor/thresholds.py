@@ -34,8 +34,6 @@ class Thresholds:
                                        "(a unit active 5% of the time is silent over 48 examples 8% of the time); "
                                        "otherwise 'not enough data yet'")
     # -- saturation / linear regime ------------------------------------------------------------------
-    saturation_bound: float = _t(5.0, "DeepDiagnosis' +-5 pre-activation bound for sigmoid/tanh saturation "
-                                      "(Wardat et al. 2022); used by the activations catalogue's classify()")
     saturated_warning: float = _t(0.5, "most inputs (over half) in the zero-derivative region")
     saturated_error: float = _t(0.9, "nearly all inputs saturated: the layer passes almost no gradient")
     linear_warning: float = _t(0.98, "nearly all inputs within the near-linear region: the nonlinearity is unused "

@@ -41,16 +41,21 @@ def is_rank_zero() -> bool:
 
 
 def summaries(stats, report, prefix: str = "impediments/") -> dict[str, float]:
-    """Scalars for a logger: per activation the dead-unit and saturated fractions, per parameter the
+    """Scalars for a logger: per activation the dead and saturated fractions the doctor's rules judged
+    (:mod:`impediments.doctor.fractions`, at the report's thresholds), per parameter the
     gradient-to-weight and update-to-weight ratios, and the number of findings per severity.
 
-    Non-finite values (a ratio never measured) are left out, so loggers never receive NaN.
+    Values a rule does not judge (a ReLU's saturation, too few values) and non-finite ones (a ratio
+    never measured) are left out, so loggers never receive NaN.
     """
+    from impediments.doctor.fractions import layer_fractions, thresholds_of
+
     out: dict[str, float] = {}
-    for name, a in stats.activations.items():
-        if a.unit_active_counts is not None and a.units:
-            out[f"{prefix}dead_fraction/{name}"] = len(a.dead_units) / a.units
-        out[f"{prefix}saturated_fraction/{name}"] = a.saturated_fraction
+    for name, (dead, saturated) in layer_fractions(stats, thresholds_of(report)).items():
+        if dead is not None:
+            out[f"{prefix}dead_fraction/{name}"] = dead
+        if saturated is not None:
+            out[f"{prefix}saturated_fraction/{name}"] = saturated
     for name, p in stats.params.items():
         out[f"{prefix}grad_to_weight/{name}"] = p.grad_to_weight
         out[f"{prefix}update_to_weight/{name}"] = p.update_to_weight

@@ -1,100 +1,108 @@
-"""The playground's "Apply remedy": a doctor code -> the configuration change that treats it.
+"""The playground's "Apply remedy": the fix registry's remedies, projected onto the page's settings.
 
-Each change is the first remedy the module teaches for the mechanism (the finding's ``remedy``
-text says the same in words); codes the playground cannot act on map to ``None``. This is a
-small, fixed table for the page (codes it cannot act on, such as training-loop bugs, are absent);
-the full ``impediments fix`` is a separate tool.
+Which remedies treat a code, and in which order, is written once, in
+:mod:`impediments.fix.remedies.registry` (what ``impediments fix`` tries). The page can carry out
+only some of them with its controls; :data:`PROJECTIONS` says how (a fix remedy name -> the settings
+that do the same on the page's MLP). "Apply remedy" takes the fix's remedies for the code in the
+fix's order and applies the first one the page can express that changes the current settings, so a
+second click, when the finding remains, moves on to the next remedy. Codes none of whose remedies the
+page can express (training-loop bugs, BatchNorm put in eval mode, weight decay) have nothing to apply.
+
+The fix's order for ``saturated_units`` is Glorot init, then tanh for sigmoid, ReLU for sigmoid,
+then BatchNorm before the nonlinearity. Measured on digits, sigmoid, depth 3, width 64, SGD 0.1: test
+accuracy after 150 / 600 steps 0.34 / 0.51 with the too-large init, 0.10 / 0.61 with Glorot init alone
+(it first sits on the plateau), 0.93 / 0.97 with Glorot init and BatchNorm (measured when the page had
+its own table, which applied both at once).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from impediments.activations.catalog import taxonomy
 from impediments.doctor.codes import CODES
-from impediments.playground.config import PlaygroundConfig
-
-_RELU_LIKE = ("relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus")
-
-
-def _dead_units(c: PlaygroundConfig) -> dict:
-    return {"init": "he_normal", "bias": 0.0}                          # He et al. 2015; Lu et al. 2019
+from impediments.fix.remedies.registry import REMEDIES as FIX_REMEDIES
+from impediments.fix.remedies.registry import remedies_for
+from impediments.playground.config import CHOICES, PlaygroundConfig
 
 
-def _saturated_units(c: PlaygroundConfig) -> dict:
-    """Glorot init (Glorot & Bengio 2010), and BatchNorm before the nonlinearity when there is no norm
-    (Ioffe & Szegedy 2015): both named by the finding's remedy. Measured on digits, sigmoid, depth 3, width
-    64, SGD 0.1: test accuracy after 150 / 600 steps 0.34 / 0.51 (too large), 0.10 / 0.61 (Glorot alone,
-    which first sits on the plateau), 0.93 / 0.97 (Glorot + BatchNorm)."""
-    changes = {"init": "glorot_normal", "bias": 0.0}
-    if c.norm == "none":
-        changes.update(norm="batch", norm_position="pre")
-    return changes
+def _variance_preserving(c: PlaygroundConfig) -> dict:
+    """He init for rectifiers (He et al. 2015), Glorot otherwise (Glorot & Bengio 2010), zero biases."""
+    t = taxonomy(c.activation)
+    rectifier = t is not None and t.family in ("rectifier", "leaky")
+    return {"init": "he_normal" if rectifier else "glorot_normal", "bias": 0.0}
 
 
-def _depth_scaled(c: PlaygroundConfig) -> dict:
-    """Variance-preserving init for the activation (He for ReLU-like, Glorot otherwise)."""
-    return {"init": "he_normal" if c.activation in _RELU_LIKE else "glorot_normal", "bias": 0.0}
+def _norm_before_activation(norm: str) -> Callable[[PlaygroundConfig], dict]:
+    def project(c: PlaygroundConfig) -> dict:
+        return {"norm": norm, "norm_position": "pre"} if c.norm == "none" else {}
+    return project
 
 
-def _symmetric(c: PlaygroundConfig) -> dict:
-    return _depth_scaled(c)
+def _norm_for_batchnorm(norm: str) -> Callable[[PlaygroundConfig], dict]:
+    def project(c: PlaygroundConfig) -> dict:
+        return {"norm": norm} if c.norm == "batch" else {}
+    return project
 
 
-def _inputs(c: PlaygroundConfig) -> dict:
-    return {"inputs": "standardized"}                                   # LeCun et al. 1998
+def _activation_swap(old: tuple[str, ...], new: str) -> Callable[[PlaygroundConfig], dict]:
+    def project(c: PlaygroundConfig) -> dict:
+        return {"activation": new} if c.activation in old else {}
+    return project
 
 
-def _small_batch(c: PlaygroundConfig) -> dict:
-    return {"norm": "group"}                                            # Wu & He 2018
+def _scaled_lr(c: PlaygroundConfig, factor: float) -> dict:
+    """The offered learning rate nearest ``lr * factor`` on the far side (at most it when lowering, at least
+    it when raising); nothing when no offered rate is that far."""
+    target = c.lr * factor
+    offered = [lr for lr in CHOICES["lr"] if (lr <= target if factor < 1 else lr >= target)]
+    if not offered:
+        return {}
+    return {"lr": max(offered) if factor < 1 else min(offered)}
 
 
-def _dropout_before_bn(c: PlaygroundConfig) -> dict:
-    return {"norm_position": "pre"}                                     # Li et al. 2019: dropout after the last BN
+def _larger_batch(c: PlaygroundConfig) -> dict:
+    larger = [b for b in CHOICES["batch_size"] if b >= 32 and b > c.batch_size]
+    return {"batch_size": min(larger)} if c.batch_size < 32 and larger else {}
 
 
-def _diverging(c: PlaygroundConfig) -> dict:
-    lrs = [lr for lr in (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.05, 0.1) if lr <= c.lr / 3]
-    return {"lr": lrs[-1] if lrs else 0.0001}
-
-
-def _plateau(c: PlaygroundConfig) -> dict:
-    if c.norm == "none" and c.depth >= 3:
-        return {"norm": "batch", "norm_position": "pre"}                # Ioffe & Szegedy 2015
-    return _depth_scaled(c)
-
-
-REMEDIES = {
-    "dead_units": _dead_units,
-    "saturated_units": _saturated_units,
-    "linear_regime": _depth_scaled,
-    "vanishing_activations": _depth_scaled,
-    "exploding_activations": _depth_scaled,
-    "vanishing_gradients": _depth_scaled,
-    "exploding_gradients": _diverging,
-    "symmetric_units": _symmetric,
-    "uncentered_inputs": _inputs,
-    "unequal_input_scales": _inputs,
-    "non_finite": _diverging,
-    "bn_small_batch": _small_batch,
-    "dropout_before_bn": _dropout_before_bn,
-    "bn_inference_mode_in_training": None,
-    "weight_decay_with_bn": None,
-    "diverging_loss": _diverging,
-    "loss_plateau": _plateau,
+#: fix remedy name -> the page settings that carry it out (remedies absent here the page cannot express)
+PROJECTIONS: dict[str, Callable[[PlaygroundConfig], dict]] = {
+    "variance_preserving_init": _variance_preserving,
+    "lsuv_init": lambda c: {"init": "lsuv", "bias": 0.0},                        # Mishkin & Matas 2016
+    "glorot_init": lambda c: {"init": "glorot_normal", "bias": 0.0},
+    "leaky_relu_swap": _activation_swap(("relu",), "leaky_relu"),
+    "gelu_swap": _activation_swap(("relu",), "gelu"),
+    "tanh_for_sigmoid": _activation_swap(("sigmoid",), "tanh"),
+    "relu_for_sigmoid": _activation_swap(("sigmoid", "tanh"), "relu"),
+    "batchnorm_before_activation": _norm_before_activation("batch"),             # Ioffe & Szegedy 2015
+    "layernorm_before_activation": _norm_before_activation("layer"),
+    "groupnorm_for_batchnorm": _norm_for_batchnorm("group"),                     # Wu & He 2018
+    "layernorm_for_batchnorm": _norm_for_batchnorm("layer"),
+    "larger_batch": _larger_batch,
+    "dropout_after_batchnorm": lambda c: {"norm_position": "pre"},               # Li et al. 2019
+    "standardize_inputs": lambda c: {"inputs": "standardized"},                  # LeCun et al. 1998
+    **{r.name: (lambda c, f=r.fn.factor: _scaled_lr(c, f)) for r in FIX_REMEDIES.values() if hasattr(r.fn, "factor")},
 }
-assert set(REMEDIES) <= set(CODES), "remedies only for the doctor's codes"
 
 
 def remedy_changes(code: str, config: PlaygroundConfig) -> dict | None:
-    """The settings to change to treat ``code`` in ``config``, or ``None`` if there is nothing to change.
+    """The settings to change to treat ``code`` in ``config``: those of the first of the fix's remedies for
+    ``code`` (:func:`impediments.fix.remedies.registry.remedies_for`, in its order) that the page can express
+    and that changes something; ``None`` if there is none.
 
     Raises:
         ValueError: for an unknown code (valid codes listed).
     """
     if code not in CODES:
         raise ValueError(f"unknown diagnosis code {code!r}; valid: {', '.join(CODES)}")
-    rule = REMEDIES.get(code)
-    if rule is None:
-        return None
-    changes = {k: v for k, v in rule(config).items() if getattr(config, k) != v}
-    return changes or None
+    for remedy in remedies_for(code):
+        project = PROJECTIONS.get(remedy.name)
+        if project is None:
+            continue
+        changes = {k: v for k, v in project(config).items() if getattr(config, k) != v}
+        if changes:
+            return changes
+    return None
 
 
 def apply_remedy(code: str, config: PlaygroundConfig) -> PlaygroundConfig | None:

@@ -3,9 +3,9 @@
 :func:`monitor_view` reads a :class:`~impediments.monitor.schema.MonitorStats` and its
 :class:`~impediments.doctor.Report` (both computed by the library, nothing re-derived here):
 
-- per activation, in depth order: dead fraction (units with no value outside the saturated
-  region, over every sampled step) and saturated fraction (pre-activations in the
-  zero-derivative region);
+- per activation, in depth order: the dead and saturated fractions the doctor's rules judged
+  (:mod:`impediments.doctor.fractions`, at the report's thresholds; None where a rule does not
+  judge that layer);
 - per Linear/Conv weight: gradient-to-weight and update-to-weight norm ratios;
 - the findings, each with its remedy, its experiment and the playground link of that experiment;
 - the monitor's latest window histograms (signed-log edges) and its loss per window, for pages
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+from impediments.doctor.fractions import dead_fraction, saturated_fraction, thresholds_of
 from impediments.playground.links import EXPERIMENT_SETUPS, experiment_config
 from impediments.playground.config import to_fragment
 
@@ -35,12 +36,13 @@ def finding_view(f, remediable: bool) -> dict:
 def monitor_view(stats, report, *, remediable=lambda code: False, histograms: bool = False) -> dict:
     """The page's view of the monitor's statistics and the doctor's findings."""
     acts = sorted(stats.activations.values(), key=lambda a: (a.depth, a.name))
+    th = thresholds_of(report)
     weights = [(n, p) for n, p in stats.params.items() if n.endswith("weight") and p.samples]
     view = {
         "step": stats.steps, "sampled_steps": stats.sampled_steps,
         "layers": [a.name for a in acts],
-        "dead": [_num(len(a.dead_units) / a.units) if a.units else None for a in acts],
-        "saturated": [_num(a.saturated_fraction) for a in acts],
+        "dead": [_num(dead_fraction(a, th)) for a in acts],
+        "saturated": [_num(saturated_fraction(a)) for a in acts],
         "param_layers": [p.module or n for n, p in weights],
         "grad_ratio": [_num(p.grad_to_weight) for _, p in weights],
         "update_ratio": [_num(p.update_to_weight) for _, p in weights],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+from impediments.doctor.fractions import layer_fractions, thresholds_of
 from impediments.doctor.terminal import module_types, readable
 from impediments.report.html import escape, fig_to_data_uri
 
@@ -82,18 +83,22 @@ def activation_histograms(stats) -> str | None:
     return _img(fig, "activation distributions")
 
 
-def fractions_by_layer(stats) -> str | None:
-    acts = _by_depth(getattr(stats, "activations", None) or {})
+def fractions_by_layer(stats, th=None) -> str | None:
+    """Per activation, the dead and saturated fractions the ``dead_units`` and ``saturated_units`` rules
+    judged (:mod:`impediments.doctor.fractions`, at the report's thresholds ``th``); a layer a rule does
+    not judge (a kind that cannot die or saturate, too few values) has no bar."""
+    acts = _by_depth(stats.activations)
     if not acts:
         return None
     names = [n for n, _ in acts]
-    dead = [len(a.dead_units or []) / a.units if getattr(a, "units", 0) else 0.0 for _, a in acts]
-    sat = [a.saturated_fraction if a.saturated_fraction == a.saturated_fraction else 0.0 for _, a in acts]
+    fractions = layer_fractions(stats, th)
+    dead = [math.nan if fractions[n][0] is None else fractions[n][0] for n in names]
+    sat = [math.nan if fractions[n][1] is None else fractions[n][1] for n in names]
     fig = _figure(max(5.0, 0.6 * len(names) + 2), 3.0)
     ax = fig.add_subplot(1, 1, 1)
     x = range(len(names))
     ax.bar([i - 0.2 for i in x], dead, width=0.4, label="dead units", color="#444")
-    ax.bar([i + 0.2 for i in x], sat, width=0.4, label="saturated inputs", color="#d95f02")
+    ax.bar([i + 0.2 for i in x], sat, width=0.4, label="saturated inputs (sigmoid-like)", color="#d95f02")
     ax.set_xticks(list(x), names, rotation=45, ha="right", fontsize=7)
     ax.set_ylim(0, 1)
     ax.set_ylabel("fraction")
@@ -266,7 +271,9 @@ def render_report(report) -> str:
     if stats is not None:
         transient = int(float(_threshold(report, "transient_steps", 0)))
         floor = float(_threshold(report, "through_time_floor", 0)) or None
-        for fn in (lambda st: loss_curve(st, transient), activation_histograms, fractions_by_layer, gradient_norms,
+        th = thresholds_of(report)
+        for fn in (lambda st: loss_curve(st, transient), activation_histograms,
+                   lambda st: fractions_by_layer(st, th), gradient_norms,
                    lambda st: gradient_through_time(st, floor), history, distributions_over_time):
             html = fn(stats)
             if html:

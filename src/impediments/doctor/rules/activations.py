@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from impediments.activations.catalog import taxonomy
+from impediments.doctor.fractions import dead_count, saturated_fraction
 from impediments.doctor.rules.base import by_depth, finding, finite, geometric_ratio, not_checked, rule
 
 
@@ -34,47 +35,6 @@ def _group(code, graded: dict, summary, seen: dict, confidence: str, explanation
 
 
 # ------------------------------------------------------------------------------------------------ dead units
-def binomial_tail(n: int, q: float, k: int) -> float:
-    """:math:`P(X \\ge k)` for :math:`X \\sim \\mathrm{Binomial}(n, q)` (exact sum in log space)."""
-    if k <= 0:
-        return 1.0
-    if q <= 0.0:
-        return 0.0
-    if q >= 1.0:
-        return 1.0
-    lq, l1q = math.log(q), math.log1p(-q)
-    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lq + (n - i) * l1q
-             for i in range(k, n + 1)]
-    top = max(terms)
-    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
-
-
-def chance_silent(active_rates: list[float], examples: float) -> float:
-    """Probability that a unit as active as a random one of ``active_rates`` is silent over ``examples``.
-
-    :math:`q = \\frac{1}{m} \\sum_j (1 - p_j)^N` over the less active half of the live units
-    (:math:`p_j` from their counts less one, see :func:`dead_units`): a unit active on a fraction
-    :math:`p` of its values misses :math:`N` independent examples with probability :math:`(1 - p)^N`
-    (a unit active 5% of the time is silent over 48 examples 8.5% of the time). Conv channels see several positions per
-    example; using the per-value rate as the per-example one overstates :math:`q` (conservative).
-    The silent units come from the low tail of the layer's activity, so the reference is the less
-    active half of the live units (LeNet-5's fc at init: rates from 1/32 to 32/32, with a long low
-    tail). With no live unit to learn from, a symmetric ReLU unit (:math:`p = 1/2`) is assumed.
-    """
-    if not active_rates:
-        return 0.5 ** examples
-    low = sorted(active_rates)[: (len(active_rates) + 1) // 2]
-    return sum((1.0 - p) ** examples for p in low) / len(low)
-
-
-def _examples_needed(active_rates: list[float], units: int, alpha: float) -> int:
-    rates = sorted(active_rates)
-    p = rates[len(rates) // 2] if rates else 0.5
-    if p <= 0 or p >= 1:
-        return 0
-    return math.ceil(math.log(alpha / max(units, 1)) / math.log1p(-p))
-
-
 def _late_deaths(stats, name, a, th) -> tuple[list[int], object, float]:
     """Units silent in the last window they were measured in although they were active before it.
 
@@ -103,43 +63,29 @@ def dead_units(stats, th):
 
     Units measured active on at most ``nearly_dead_fraction`` of their values count as dead too; the
     evidence keeps the two counts apart. Units never active count only when that many silent units are
-    unlikely to be chance (:func:`chance_silent`, :func:`binomial_tail` below ``dead_false_alarm``);
-    otherwise they are listed as "not checked: not enough data yet".
+    unlikely to be chance; otherwise they are listed as "not checked: not enough data yet". The count
+    is :func:`impediments.doctor.fractions.dead_count`, the one every view of the dead fraction shows.
     """
     graded, undecided = {}, []
     seen_examples = 0.0
     for name, a in by_depth(stats.activations):
-        t = taxonomy(a.kind)
-        if (t is None or t.family != "rectifier" or a.units < 1 or a.unit_active_counts is None
-                or a.unit_total < th.dead_min_values):
+        count = dead_count(a, th)
+        if count is None:
             continue
-        counts, total = a.unit_active_counts, a.unit_total
-        examples = total / max(a.values_per_example, 1)
-        seen_examples = max(seen_examples, examples)
-        dead = [i for i, c in enumerate(counts) if c == 0]
-        nearly = [i for i, c in enumerate(counts) if 0 < c <= th.nearly_dead_fraction * total]
-        # a sibling's rate from its count less the one activation that made it "live": estimating rates only
-        # from units seen active overstates them (selection), which would understate the chance of silence.
-        # Units seen once say silent ones may lie just below detection, but only in a layer with units seen
-        # active more than once: otherwise there is no healthy activity to compare with (a prior 1/2 is used)
-        alive = [c for c in counts if c > th.nearly_dead_fraction * total]
-        live = [(c - 1) / total for c in alive] if any(c >= 2 for c in alive) else []
-        q = chance_silent(live, examples)
-        p_value = binomial_tail(a.units, q, len(dead))
-        sure = p_value < th.dead_false_alarm        # nearly dead units were measured active <= 0.1%: no chance test
-        frac = (len(nearly) + (len(dead) if sure else 0)) / a.units
-        if dead and not sure:
-            undecided.append((name, len(dead), a.units, examples, q,
-                              _examples_needed(live, a.units, th.dead_false_alarm)))
-        ev = {"dead_fraction": frac, "dead_units": len(dead), "nearly_dead_units": len(nearly), "units": a.units,
-              "values_per_unit": total, "examples": round(examples, 1), "chance_silent_per_unit": q,
-              "chance_of_this_many": p_value}
+        seen_examples = max(seen_examples, count.examples)
+        frac = count.fraction
+        if count.never_active and not count.sure:
+            undecided.append((name, count.never_active, a.units, count.examples, count.chance_silent,
+                              count.examples_needed))
+        ev = {"dead_fraction": frac, "dead_units": count.never_active, "nearly_dead_units": count.nearly_dead,
+              "units": a.units, "values_per_unit": a.unit_total, "examples": round(count.examples, 1),
+              "chance_silent_per_unit": count.chance_silent, "chance_of_this_many": count.chance_of_this_many}
         died, window, w_examples = _late_deaths(stats, name, a, th)
         late = frac + len(died) / a.units
         if died and late > frac and late >= th.dead_warning:
             ev.update(window=[window.start_step, window.end_step], window_dead_fraction=late,
                       window_examples=round(w_examples, 1), died_in_window=len(died),
-                      whole_run=f"{frac:.0%} of units never active over all {examples:.0f} examples; "
+                      whole_run=f"{frac:.0%} of units never active over all {count.examples:.0f} examples; "
                                 f"{len(died)} more were active before step {window.start_step} and silent over the "
                                 f"{w_examples:.0f} examples of steps [{window.start_step}, {window.end_step})")
             frac = late
@@ -171,19 +117,18 @@ def saturated_units(stats, th):
     """Sigmoid/tanh-like layers (gates included) with most inputs in the zero-derivative region."""
     graded = {}
     for name, a in by_depth(stats.activations):
-        t = taxonomy(a.kind)
-        if t is None or t.family != "saturating" or not finite(a.saturated_fraction):
+        frac = saturated_fraction(a)
+        if frac is None:
             continue
-        sev = _grade(a.saturated_fraction, th.saturated_warning, th.saturated_error)
+        sev = _grade(frac, th.saturated_warning, th.saturated_error)
         if sev:
-            graded[name] = (sev, {"saturated_fraction": a.saturated_fraction, "kind": a.kind, "gate": a.gate,
+            graded[name] = (sev, {"saturated_fraction": frac, "kind": a.kind, "gate": a.gate,
                                   "always_saturated_units": len(a.dead_units), "units": a.units,
                                   "pre_activation_std": max(a.input.var, 0.0) ** 0.5, "values": a.input.count})
     return _group(
         "saturated_units", graded,
         lambda layers: {"max_saturated_fraction": max(ev["saturated_fraction"] for ev in layers.values()),
-                        "threshold_warning": th.saturated_warning, "threshold_error": th.saturated_error,
-                        "saturation_bound": th.saturation_bound},
+                        "threshold_warning": th.saturated_warning, "threshold_error": th.saturated_error},
         seen={"values": sum(ev["values"] for _, ev in graded.values()), "sampled_steps": stats.sampled_steps},
         confidence="fractions over every pre-activation value of the sampled steps")
 

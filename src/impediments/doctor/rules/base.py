@@ -94,11 +94,6 @@ def not_checked(code: str, where, reason: str) -> NotChecked:
     return NotChecked(code, tuple(str(w) for w in where), reason)
 
 
-def run_seen(stats) -> dict:
-    """How much of the run a rule saw: optimizer steps and sampled steps."""
-    return {"steps": stats.steps, "sampled_steps": stats.sampled_steps}
-
-
 def finite(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 

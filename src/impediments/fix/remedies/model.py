@@ -7,12 +7,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from impediments.activations.catalog import module_kind
+from impediments.activations.catalog import kinds_of, module_kind
 from impediments.fix.pieces import Pieces
 from impediments.fix.remedies.base import Change, Context, NotApplicable, probe_model, sample, with_model
 from impediments.fix.surgery import activation_modules, functional_activations, input_shapes, replace_module
 
-RELU_LIKE = {"relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus"}
+#: kinds for which He init preserves variance: the rectifier and leaky families of the one taxonomy
+RELU_LIKE = kinds_of("rectifier") | kinds_of("leaky")
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 MAX_LISTED = 4
 

@@ -43,6 +43,7 @@ def scale_lr(factor: float):
         return Change(new, f"torch.optim.{name}(net.parameters(), lr={lr * factor:.4g}, ...)  # was lr={lr:.4g}")
 
     remedy.__doc__ = f"Learning rate x {factor:.4g}."
+    remedy.factor = factor                     # read by the playground's projection of this remedy
     return remedy
 
 
