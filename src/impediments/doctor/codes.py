@@ -234,9 +234,13 @@ _CODES = (
          "examples/loop_learning_rate_collapsed.py",
          "Loshchilov & Hutter 2017 (SGDR); PyTorch lr_scheduler docs"),
     Code("gradient_clipping_dominates",
-         "clip_grad_norm_ cuts nearly every gradient by 10x or more",
+         "clip_grad_norm_ or clip_grad_value_ cuts nearly every gradient by 10x or more",
          "examples/loop_gradient_clipping_dominates.py",
          "Pascanu et al. 2013; Zhang et al. 2020 (why clipping accelerates training)"),
+    Code("optimizer_rarely_steps",
+         "the optimizer steps once in many forward/backward passes, or never",
+         "examples/loop_optimizer_rarely_steps.py",
+         "Jiang et al. 2025 (TrainCheck, OSDI: silent training errors); issue 24"),
 )
 CODES: dict[str, Code] = {c.name: c for c in _CODES}
 

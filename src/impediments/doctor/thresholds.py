@@ -112,6 +112,14 @@ class Thresholds:
                                             "more, the effective learning rate is a tenth of the one set")
     clip_dominates_fraction: float = _t(0.9, "on 90% of the calls ('nearly every step'); clipping that bites on the "
                                              "first steps or on spikes is what it is for (Pascanu et al. 2013)")
+    loader_first_batch_only: float = _t(1.5, "at most 1.5 batches drawn per DataLoader iterator started: the loop "
+                                             "takes the first batch of a fresh iterator (next(iter(loader))); an "
+                                             "epoch loop draws the loader's whole length per iterator, and a "
+                                             "validation pass over a loader of 2+ batches draws 2+")
+    rare_step_factor: int = _t(32, "one optimizer step per 32 or more training forwards (or none after 32), "
+                                   "with fewer than loop_min_observations steps in the run: gradient "
+                                   "accumulation in practice sums 2-16 micro-batches; recipes that sum 32-64 run "
+                                   "thousands of steps, so they take many steps and are not called")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
