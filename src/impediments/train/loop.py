@@ -1,8 +1,8 @@
 """The training loop: :func:`run_steps` trains a :class:`~impediments.train.setup.Setup`.
 
-Every training run in the package goes through :func:`iterate_steps`: ``impediments doctor``,
-``impediments fix`` trials, the playground, :func:`impediments.fit`, the doctor's zoo and the
-benchmarks. A monitor is optional and duck-typed (anything with ``record_loss(loss)``, such as the
+The training runs of ``impediments doctor``, ``impediments fix`` trials, the playground,
+:func:`impediments.fit`, the doctor's zoo and the benchmarks all go through :func:`iterate_steps`
+(the experiments keep their own loops, written out as the module teaches them). A monitor is optional and duck-typed (anything with ``record_loss(loss)``, such as the
 one :func:`impediments.watch` returns): this module does not import the monitor, and a monitor
 never changes what is trained. Typical use::
 
