@@ -148,6 +148,15 @@ def tiny_clip(model, opt, loss_fn, xb, yb, step):
     return loss
 
 
+def accumulate_whole_run(model, opt, loss_fn, xb, yb, step):
+    loss = loss_fn(model(xb), yb)
+    loss.backward()
+    if (step + 1) % 40 == 0:                     # accumulation over the whole run: one step
+        opt.step()
+        opt.zero_grad()
+    return loss
+
+
 def sorted_batches(X, y, batch, seed):
     order = torch.argsort(y, stable=True)
     while True:
@@ -184,11 +193,12 @@ BROKEN = {
     "learning_rate_collapsed": dict(step_fn=per_batch_scheduler,
                                     scheduler=lambda o: torch.optim.lr_scheduler.StepLR(o, 2, gamma=0.1)),
     "gradient_clipping_dominates": dict(step_fn=tiny_clip),
+    "optimizer_rarely_steps": dict(step_fn=accumulate_whole_run, steps=40),
 }
 
 
 def test_every_loop_code_has_a_broken_loop():
-    assert set(BROKEN) == LOOP_CODES and len(LOOP_CODES) == 9
+    assert set(BROKEN) == LOOP_CODES and len(LOOP_CODES) == 10
 
 
 @pytest.mark.parametrize("code", sorted(BROKEN))
@@ -197,7 +207,8 @@ def test_each_bug_is_named_within_20_steps(code, recwarn):
     model = loop.pop("model", mlp)()
     if "opt" in loop:
         loop["opt"] = loop["opt"](model)
-    report = run(model, steps=20, **loop).report()
+    loop.setdefault("steps", 20)
+    report = run(model, **loop).report()
     assert code in flagged(report), report
     assert flagged(report) & LOOP_CODES == {code}, "one loop bug, one loop code"
     [f] = [f for f in report.by_code(code) if f.severity != "info"]
@@ -351,8 +362,26 @@ def test_a_healthy_loop_is_quiet_and_each_rule_fires_past_its_threshold_only():
                       class_counts=counts) == set()
     assert loop_codes(target_batches=10, targets_per_batch=64.0, distinct_classes_per_batch=1.0,
                       class_counts=[500, 500]) == set()      # a binary task: E <= 2
-    assert loop_codes(compared_inputs=10, repeated_inputs=9) == {("repeated_batch", "warning")}
-    assert loop_codes(compared_inputs=10, repeated_inputs=8) == set()
+    restarted = dict(loader_iterators=20, loader_batches=10, loader_batches_drawn=20)   # next(iter(loader))
+    assert loop_codes(compared_inputs=10, repeated_inputs=9, **restarted) == {("repeated_batch", "warning")}
+    assert loop_codes(compared_inputs=10, repeated_inputs=8, **restarted) == set()
+    assert loop_codes(compared_inputs=10, repeated_inputs=9) == {("repeated_batch", "info")}   # full batch, no loader
+    assert loop_codes(compared_inputs=10, repeated_inputs=9, loader_iterators=20, loader_batches=1,
+                      loader_batches_drawn=40) == {("repeated_batch", "info")}                 # a one-batch loader
+    assert loop_codes(compared_inputs=10, repeated_inputs=9, loader_iterators=20, loader_batches=10,
+                      loader_batches_drawn=200) == {("repeated_batch", "info")}                # read to the end
+    assert loop_codes(optimizer_steps=1, training_forwards=60) == {("optimizer_rarely_steps", "warning")}
+    assert loop_codes(optimizer_steps=0, training_forwards=40) == {("optimizer_rarely_steps", "error")}
+    assert loop_codes(optimizer_steps=1, training_forwards=31) == set()                  # < 32 forwards per step
+    assert loop_codes(optimizer_steps=3, training_forwards=3000) == set()                # 3 steps: a long run
+    assert loop_codes({"rare_step_factor": 61}, optimizer_steps=1, training_forwards=60) == set()   # it acts
+    assert loop_codes({"loader_first_batch_only": 0.9}, compared_inputs=10, repeated_inputs=9,
+                      **restarted) == {("repeated_batch", "info")}                      # it acts
+    assert loop_codes(steps_before_backward=6, step_checks=11, params={
+        "fc.weight": lp(changed=False), "out.weight": lp("out", 1, changed=False)}) == {("parameters_not_updated",
+                                                                                         "error")}
+    assert loop_codes(params={"fc.weight": lp(received=0), "out.weight": lp("out", 1, received=0)}) == {
+        ("parameters_without_gradient", "error")}                                       # backward reached none
     assert loop_codes(learning_rates=[lr_group()]) == {("learning_rate_collapsed", "warning")}      # by step 10 of 20
     assert loop_codes(learning_rates=[lr_group(below=(5, 11, None, None, None, None))]) == set()   # after half
     assert loop_codes(learning_rates=[lr_group(last=0.05)]) == set()                              # came back up
@@ -369,7 +398,8 @@ def test_every_loop_finding_carries_evidence_and_its_example_link():
                dict(losses={"cross_entropy": ce(probs=10)}, compared_inputs=5, repeated_inputs=5,
                     learning_rates=[lr_group()], clip_calls=5, clip_at_least=[5, 5, 0, 0, 0], clip_log_ratio_mean=1.5,
                     target_batches=5, targets_per_batch=64.0, distinct_classes_per_batch=1.0,
-                    class_counts=[100] * 10)):
+                    class_counts=[100] * 10, loader_iterators=20, loader_batches=10, loader_batches_drawn=20),
+               dict(optimizer_steps=1, training_forwards=60)):
         s = S.MonitorStats(schema_version=S.SCHEMA_VERSION, steps=20, sampled_steps=10, model_training_steps=20,
                            activations={}, layers={}, params={}, symmetry={}, batchnorm={}, inputs=None, loss=None,
                            nonfinite=None, windows=[], optimizer=None, loop=loop_stats(**kw))

@@ -14,6 +14,10 @@ cause first".
   a symptom present at the first forward has no learning-rate cause), and a symptom is a warning or an
   error, the cause is reported as an ``exploding_gradients`` warning.
 * ``model_in_eval_mode`` -> BatchNorm on running statistics, a loss that does not fall as it should.
+* a loop that does not update the weights (they never change, no gradient reaches them, the optimizer
+  almost never steps, clipping or an annealed learning rate shrinks every step, one batch again and
+  again) -> a loss plateau; gradients never cleared (each step the sum of all earlier gradients) ->
+  steps that grow: gradients that look exploding, units pushed dead, a diverging loss, NaN.
 * dead, saturated or symmetric units, vanishing gradients -> a loss plateau (the gradient is blocked).
 """
 from __future__ import annotations
@@ -25,6 +29,14 @@ from impediments.doctor.rules.base import finding, finite
 
 LINKS = (
     ("model_in_eval_mode", ("bn_inference_mode_in_training", "loss_plateau", "diverging_loss")),
+    ("parameters_not_updated", ("loss_plateau",)),
+    ("parameters_without_gradient", ("loss_plateau",)),
+    ("optimizer_rarely_steps", ("loss_plateau",)),
+    ("gradient_clipping_dominates", ("loss_plateau",)),
+    ("learning_rate_collapsed", ("loss_plateau",)),
+    ("repeated_batch", ("loss_plateau",)),
+    ("gradients_not_cleared", ("diverging_loss", "exploding_gradients", "dead_units", "non_finite",
+                               "loss_plateau")),
     ("exploding_gradients", ("dead_units", "exploding_activations", "saturated_units", "diverging_loss",
                              "non_finite", "loss_plateau", "vanishing_gradients")),
     ("dead_units", ("loss_plateau",)),

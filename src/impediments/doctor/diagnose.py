@@ -24,7 +24,21 @@ def _skip_reason(stats, absent: list[str]) -> str:
         if stats.mode is not None and stats.mode.eval_forwards:
             return "no forward ran in training mode, so no layer was recorded: model left in eval()?"
         return "no forward of the model ran in training mode, so no layer was recorded"
-    return "; ".join(_HINTS.get(a, f"no {a}") for a in absent)
+    return "; ".join(_hint(stats, a) for a in absent)
+
+
+def _hint(stats, absent: str) -> str:
+    """Why ``absent`` is missing, checked against what was recorded: never "run a backward pass" when the
+    loop saw backward passes (the optimizer stepped before them, or they reached no parameter)."""
+    loop = stats.loop
+    if absent == "params" and loop is not None and loop.backwards:
+        if loop.steps_before_backward:
+            return (f"no gradient was present at an optimizer step, although backward ran ({loop.backwards} sampled "
+                    f"passes): the optimizer stepped before the backward on {loop.steps_before_backward} of "
+                    f"{loop.step_checks} sampled steps")
+        return (f"no parameter gradient recorded, although backward ran ({loop.backwards} sampled passes): they "
+                "reached no watched parameter, or the gradients were cleared before the optimizer step")
+    return _HINTS.get(absent, f"no {absent}")
 
 
 def _with_seen(f, stats):

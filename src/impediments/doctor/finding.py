@@ -67,8 +67,21 @@ class Finding:
                    d.get("caused_by"))
 
 
+#: the order among findings of equal severity, cause before symptom (issue 24): a bug in the program
+#: (the loop, the head and loss, the mode, the init: every code not listed) comes first, then a property
+#: of the data the network may or may not train through, then the state of the network it produces (dead,
+#: saturated or exploding units and gradients), then the loss curve that shows the result
+ROLE_RANK = {
+    **dict.fromkeys(("uncentered_inputs", "unequal_input_scales"), 1),
+    **dict.fromkeys(("dead_units", "saturated_units", "linear_regime", "vanishing_activations",
+                     "exploding_activations", "vanishing_gradients", "exploding_gradients", "non_finite"), 2),
+    **dict.fromkeys(("loss_plateau", "diverging_loss"), 3),
+}
+
+
 def _sort_key(f: Finding):
-    return (-SEVERITY_RANK[f.severity], list(CODES).index(f.code), f.where)
+    """Most severe first; among equal severities by :data:`ROLE_RANK` (cause first), then the catalogue."""
+    return (-SEVERITY_RANK[f.severity], ROLE_RANK.get(f.code, 0), list(CODES).index(f.code), f.where)
 
 
 def causes_first(findings: list[Finding]) -> list[Finding]:

@@ -1,8 +1,9 @@
 """Rules on the training loop itself (``stats.loop``, :mod:`impediments.monitor.probes.loop.probe`): the silent bugs.
 
-A missing ``zero_grad``, an optimizer over another model's parameters, a cut graph, probabilities fed
-to a loss that applies its own softmax, a broadcast regression target, unshuffled or repeated
-batches, a learning rate annealed away early, clipping that swallows every step. None raises; each
+A missing ``zero_grad``, an optimizer over another model's parameters, a step before the backward, a
+loss cut from the model (rebuilt from ``.item()``), a cut graph, probabilities fed to a loss that
+applies its own softmax, a broadcast regression target, unshuffled or repeated batches, an optimizer
+that almost never steps, a learning rate annealed away early, clipping that swallows every step. None raises; each
 only makes the loss creep. TrainCheck (Jiang et al. 2025, OSDI) shows such errors are visible within
 an iteration as violated invariants of the loop; these rules check the invariants directly.
 """
@@ -70,6 +71,8 @@ def parameters_not_updated(stats, th):
     loop = stats.loop
     if loop.optimizer_steps < 1:
         return []
+    late = loop.steps_before_backward
+    step_first = late >= th.loop_min_observations and 2 * late >= loop.step_checks
     top_lr = max((g["max"] for g in loop.learning_rates), default=None)
     graded = [n for n, p in loop.params.items() if p.received and p.gradient_norm_sum > 0 and (
         (p.in_optimizer and p.lr == 0) or _resolvable(p, p.lr or top_lr, th))]
@@ -80,6 +83,11 @@ def parameters_not_updated(stats, th):
     zero_lr = [n for n in stuck if loop.params[n].in_optimizer and loop.params[n].lr == 0]
     other = [n for n in stuck if n not in outside and n not in zero_lr]
     why = []
+    if step_first and other:
+        why.append(f"optimizer.step() came before loss.backward() on {late} of {loop.step_checks} sampled steps: "
+                   "each step found no gradient (zero_grad had cleared it) and the backward that came after it "
+                   "was cleared before the next step")
+        other = []
     if outside:
         why.append(f"{len(outside)} are not in the optimizer (was it built on another model instance?)")
     if zero_lr:
@@ -91,11 +99,13 @@ def parameters_not_updated(stats, th):
         "parameters_not_updated", "error" if len(stuck) == len(graded) else "warning", _modules(loop, stuck),
         {"parameters": _names(stuck), "not_updated": len(stuck), "with_gradient": len(graded),
          "not_in_optimizer": len(outside), "zero_learning_rate": len(zero_lr), "unexplained": len(other),
-         "optimizer_steps": loop.optimizer_steps},
+         "optimizer_steps": loop.optimizer_steps, "steps_before_backward": late,
+         "sampled_steps_checked": loop.step_checks},
         "These parameters receive gradients but their values never changed: " + "; ".join(why) + ". Backward "
         "pays for their gradients and they keep their initial values: that part of the model does not learn.",
-        "Build the optimizer from this model's parameters (optimizer = SGD(model.parameters(), ...) after the "
-        "model is final), give every group a positive lr; to freeze on purpose, set requires_grad_(False)")]
+        ("Call loss.backward() before optimizer.step() (zero_grad, forward, loss, backward, step)" if step_first
+         else "Build the optimizer from this model's parameters (optimizer = SGD(model.parameters(), ...) after the "
+              "model is final), give every group a positive lr; to freeze on purpose, set requires_grad_(False)"))]
 
 
 @rule("parameters_without_gradient", requires=("loop",))
@@ -110,8 +120,18 @@ def parameters_without_gradient(stats, th):
     """
     loop = stats.loop
     orders = [p.order for p in loop.params.values() if p.received and p.order is not None]
-    if not loop.backwards or not any(p.received for p in loop.params.values()):
+    if not loop.backwards or not loop.params:
         return []
+    if not any(p.received for p in loop.params.values()):
+        return [finding(
+            "parameters_without_gradient", "error", _modules(loop, list(loop.params)),
+            {"backwards": loop.backwards, "parameters": _names(list(loop.params)), "with_gradient": 0,
+             "without_gradient": len(loop.params), "optimizer_steps": loop.optimizer_steps},
+            f"backward() ran {loop.backwards} times on sampled steps and wrote the gradient of none of the "
+            f"{len(loop.params)} trainable parameters: the tensor it started from is not connected to the model "
+            "(rebuilt from loss.item() or float(loss), wrapped in a new torch.tensor(..., requires_grad=True), or "
+            "computed under torch.no_grad()), so the optimizer steps on no gradient and nothing is learned.",
+            "Call backward() on the loss computed from the model's output; keep .item() for logging only")]
     first_graded = min(orders, default=None)
     none = [n for n, p in loop.params.items() if not p.received]
     cut = [n for n in none if first_graded is not None and loop.params[n].order is not None
@@ -231,21 +251,77 @@ def unshuffled_batches(stats, th):
         "class-balanced sampler, never sorted order")]
 
 
+def restarts_loader(loop, th) -> bool:
+    """Whether the loop starts a fresh ``DataLoader`` iterator on (nearly) every step and draws only its
+    first batch, from a loader that holds more than one: ``next(iter(loader))`` inside the loop."""
+    steps = loop.optimizer_steps or loop.training_forwards
+    return (loop.loader_batches is not None and loop.loader_batches > 1 and steps > 0
+            and loop.loader_iterators >= th.repeated_batch_fraction * steps
+            and loop.loader_batches_drawn <= th.loader_first_batch_only * loop.loader_iterators)
+
+
 @rule("repeated_batch", requires=("loop",))
 def repeated_batch(stats, th):
-    """The same input batch arrives at (nearly) every sampled step."""
+    """The same input batch arrives at (nearly) every sampled step because the loader is restarted each step.
+
+    A repeating input alone is not the bug: full-batch training (a small dataset, LBFGS, a whole graph)
+    feeds the same tensor every step on purpose. The bug is in how the batch is drawn: a fresh iterator
+    of a loader that holds several batches, started on every step, of which only the first batch is
+    taken. The probe counts ``DataLoader.__iter__`` calls, the batches drawn, and the loader's length.
+    """
     loop = stats.loop
     n = loop.compared_inputs
     if n < th.loop_min_observations or loop.repeated_inputs < th.repeated_batch_fraction * n:
         return []
+    ev = {"identical_to_previous": loop.repeated_inputs, "compared": n, "threshold": th.repeated_batch_fraction,
+          "loader_iterators_started": loop.loader_iterators, "batches_drawn": loop.loader_batches_drawn,
+          "batches_in_loader": loop.loader_batches, "steps": loop.optimizer_steps or loop.training_forwards}
+    if not restarts_loader(loop, th):
+        how = ("no DataLoader iterator was started on each step" if loop.loader_iterators == 0 or
+               loop.loader_batches in (None, 1) or loop.loader_iterators < th.repeated_batch_fraction * ev["steps"]
+               else "each loader iterator was read past its first batch")
+        return [finding(
+            "repeated_batch", "info", ["data"], ev,
+            f"{loop.repeated_inputs} of {n} sampled inputs were identical to the previous one, but {how}: this is "
+            "full-batch training (the whole dataset, or a whole graph, every step), a legitimate choice on small "
+            "data and the one LBFGS expects.",
+            "Nothing to fix if full-batch is intended; on data too large for one step, use a shuffled DataLoader")]
     return [finding(
-        "repeated_batch", "warning", ["data"],
-        {"identical_to_previous": loop.repeated_inputs, "compared": n, "threshold": th.repeated_batch_fraction},
-        f"{loop.repeated_inputs} of {n} sampled inputs were identical to the previous one: the loop trains on "
-        "one batch again and again (for example next(iter(loader)) inside the loop, which restarts the "
-        "iterator). The loss falls on that batch while the model learns nothing else.",
-        "Create the iterator once per epoch (for xb, yb in loader: ...); ignore this only for full-batch "
-        "training on purpose")]
+        "repeated_batch", "warning", ["data"], ev,
+        f"{loop.repeated_inputs} of {n} sampled inputs were identical to the previous one, and the loop started "
+        f"{loop.loader_iterators} loader iterators in {ev['steps']} steps, drawing {loop.loader_batches_drawn} "
+        f"batches from a loader of {loop.loader_batches}: next(iter(loader)) inside the loop restarts the iterator "
+        "and trains on its first batch again and again. The loss falls on that batch while the model learns "
+        "nothing else.",
+        "Create the iterator once per epoch (for xb, yb in loader: ...), or keep one iterator and call next() on it")]
+
+
+@rule("optimizer_rarely_steps", requires=("loop",))
+def optimizer_rarely_steps(stats, th):
+    """Backward after backward, and the optimizer steps once in ``rare_step_factor`` forwards or more (or never),
+    so the run takes fewer than ``loop_min_observations`` steps: the model barely moves whatever it learns."""
+    loop = stats.loop
+    watched = any(p.in_optimizer is not None for p in loop.params.values())
+    forwards, steps = loop.training_forwards, loop.optimizer_steps
+    if (not watched or not loop.backwards or steps >= th.loop_min_observations
+            or forwards < th.rare_step_factor * max(steps, 1)):
+        return []
+    ev = {"training_forwards": forwards, "optimizer_steps": steps, "forwards_per_step": forwards / max(steps, 1),
+          "threshold": th.rare_step_factor, "forwards_per_optimizer_step": loop.forwards_per_step}
+    if steps == 0:
+        return [finding(
+            "optimizer_rarely_steps", "error", ["optimizer"], ev,
+            f"{forwards} training forwards with backward passes, and the optimizer never stepped: the gradients "
+            "are computed and thrown away (or summed up), and the weights keep their initial values.",
+            "Call optimizer.step() after loss.backward() (and zero_grad() after the step)")]
+    return [finding(
+        "optimizer_rarely_steps", "warning", ["optimizer"], ev,
+        f"{forwards} training forwards but only {steps} optimizer step{'s' if steps > 1 else ''}: one step per "
+        f"{forwards / steps:.0f} forward/backward passes. Whatever the gradients say, the model moved {steps} "
+        "time(s); an accumulation counter that almost never reaches its target (steps taken at "
+        "(i + 1) % k == 0 with k near the run's length, or an off-by-one in the condition) looks like this.",
+        "Step every k micro-batches with k small against the run (accumulate 2-8, not the whole run); check the "
+        "condition that calls optimizer.step()")]
 
 
 @rule("learning_rate_collapsed", requires=("loop",))
@@ -275,7 +351,8 @@ def learning_rate_collapsed(stats, th):
 
 @rule("gradient_clipping_dominates", requires=("loop",))
 def gradient_clipping_dominates(stats, th):
-    """``clip_grad_norm_`` cut the gradient by ``clip_dominates_factor`` or more on nearly every call."""
+    """A clipping function (``clip_grad_norm_`` or ``clip_grad_value_``) cut the gradient's norm by
+    ``clip_dominates_factor`` or more on nearly every call."""
     loop = stats.loop
     k = min(max(round(math.log10(max(th.clip_dominates_factor, 1.0))), 0), 4)
     if loop.clip_calls < th.loop_min_observations or len(loop.clip_at_least) <= k:
@@ -284,6 +361,17 @@ def gradient_clipping_dominates(stats, th):
     if share < th.clip_dominates_fraction:
         return []
     typical = 10 ** loop.clip_log_ratio_mean if loop.clip_log_ratio_mean is not None else None
+    if loop.clip_function == "clip_grad_value_":
+        return [finding(
+            "gradient_clipping_dominates", "warning", ["clip_grad_value_"],
+            {"calls": loop.clip_calls, "clip_value": loop.clip_max_norm, "share_cut_10x": share,
+             "typical_norm_before_over_after": typical, "threshold": th.clip_dominates_fraction},
+            f"On {share:.0%} of the calls clip_grad_value_(clip_value={loop.clip_max_norm:g}) cut the gradient's "
+            f"total norm {th.clip_dominates_factor:.0f}x or more (typically {typical:.3g}x): nearly every entry "
+            "is clamped to +-clip_value, so the step is lr x clip_value x sign(g), a tiny sign step whose size no "
+            "longer follows the gradient.",
+            "Raise clip_value above the typical gradient entry (clamping should bite only on outliers), or use "
+            "clip_grad_norm_ with max_norm near the typical gradient norm")]
     return [finding(
         "gradient_clipping_dominates", "warning", ["clip_grad_norm_"],
         {"calls": loop.clip_calls, "max_norm": loop.clip_max_norm, "share_clipped_10x": share,

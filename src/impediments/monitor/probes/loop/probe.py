@@ -9,10 +9,22 @@ returns. On sampled steps (the monitor's schedule) the probe also
 * notes the forward order of the modules that own parameters (global module pre-hooks, that forward only);
 * from the end of the forward to the optimizer step, arms a :class:`~torch.overrides.TorchFunctionMode`
   that sees the loss-function calls (``F.cross_entropy``, ``F.nll_loss``, ``F.mse_loss``, ...) with
-  their arguments, and ``Tensor.backward``. Before the backward runs, a parameter whose ``.grad`` is
-  the very tensor, at the same version, that it held right after the previous optimizer step, with a
-  non-zero norm, still holds that step's gradient (nobody cleared it); after it, the parameters whose
-  ``.grad`` was written received a gradient.
+  their arguments, and ``Tensor.backward``. A parameter whose ``.grad`` is the very tensor, at the
+  version the backward passes since left it, that it held right after the previous optimizer step,
+  with a non-zero norm, *when the next optimizer step takes it*, still holds that step's gradient
+  (nobody cleared it). The verdict waits for that step: a GAN's generator backward passes through the
+  discriminator and adds into its stepped gradient, which ``netD.zero_grad()`` then clears before the
+  discriminator's own step. After each backward, the parameters whose ``.grad`` was written received
+  a gradient;
+* an optimizer step that comes after a sampled forward with no backward between them, and no
+  gradient written since that forward, steps before backward (``optimizer.step(); loss.backward()``):
+  the mode then stays armed past the step, so the late backward is still seen.
+
+Every ``DataLoader.__iter__`` call while watching is counted with the loader's length (wrapped like
+the clipping functions): an iterator started on (nearly) every step of a loader that holds several
+batches is ``next(iter(loader))`` inside the loop, whereas full-batch training has one batch per pass.
+``clip_grad_value_`` is wrapped too: the total gradient norm before and after it gives the factor by
+which it shrank the gradient.
 
 Each parameter is fingerprinted on entry and on exit (:func:`fingerprints`): one whose fingerprint
 is bitwise unchanged was never updated. On CPU values are read on the host; elsewhere they accumulate
@@ -21,6 +33,7 @@ in device tensors read by :meth:`LoopProbe.to_stats` only (no sync in a hook). R
 """
 from __future__ import annotations
 
+import functools
 import math
 import weakref
 from dataclasses import dataclass
@@ -76,7 +89,15 @@ class LoopStats:
     and the class counts over those batches. ``repeated_inputs`` counts sampled forwards whose input
     equalled the previous sampled one, of ``compared_inputs``. ``learning_rates``: per param group,
     ``first``, ``max``, ``min``, ``last`` and ``below[k]``, the first step with lr <= max / 10^(k+1).
-    ``clip_at_least[k]`` counts ``clip_grad_norm_`` calls with total norm >= 10^k max_norm.
+    ``clip_at_least[k]`` counts clipping calls that cut the gradient's norm 10^k-fold or more
+    (``clip_grad_norm_``: total norm >= 10^k max_norm; ``clip_grad_value_``: norm before >= 10^k norm
+    after); ``clip_function`` names the last clipping function called.
+
+    ``training_forwards``: training-mode forwards of the model while watching; ``step_checks``: sampled
+    optimizer steps checked for step-before-backward, ``steps_before_backward`` of them came after the
+    forward with no backward and no gradient written in between. ``loader_iterators``: ``DataLoader``
+    iterators started while watching, ``loader_batches``: the most batches one of those loaders holds
+    (None: no loader, or one without a length), ``loader_batches_drawn``: batches drawn from them.
     """
 
     optimizer_steps: int
@@ -97,6 +118,13 @@ class LoopStats:
     clip_max_norm: float | None
     clip_at_least: list[int]
     clip_log_ratio_mean: float | None
+    clip_function: str | None = None
+    training_forwards: int = 0
+    step_checks: int = 0
+    steps_before_backward: int = 0
+    loader_iterators: int = 0
+    loader_batches: int | None = None
+    loader_batches_drawn: int = 0
 
     @classmethod
     def from_dict(cls, d: dict) -> "LoopStats":
@@ -157,7 +185,14 @@ class LoopProbe(Probe):
         self.loss_calls = LossCalls()
         self.inputs = {"compared": 0}
         self.lr: list[dict] = []
-        self.clip = {"calls": 0, "max_norm": None}
+        self.clip = {"calls": 0, "max_norm": None, "function": None}
+        self.loader = {"iterators": 0, "batches": None, "drawn": 0}
+        self.step_checks = self.steps_before_backward = 0
+        self._window_backwards = 0            # backward passes seen since the last optimizer step
+        self._grads_at_forward = None         # (ref, version) of each .grad at the first sampled forward after it
+        self._late = False                    # a step came before its backward: stay armed to see that backward
+        self._checking = False                # the next backward is the first after a snapshot
+        self._opt_index = [i for i, o in enumerate(self.in_optimizer) if o is not False]
         self._clip_edges: dict = {}
         self._dev: dict[str, torch.Tensor] = {}  # device accumulators, read by to_stats only
         self._snap: dict[int, tuple] = {}
@@ -165,6 +200,8 @@ class LoopProbe(Probe):
         self._mode: LossMode | None = None
         self._module_hook = None
         self._clip_orig = self._clip_installed = None
+        self._value_orig = self._value_installed = None
+        self._iter_orig = self._iter_installed = self._next_orig = self._next_installed = None
         self._start = fingerprints(self.params)
         self._end = None
         self._handles: list = []
@@ -183,6 +220,14 @@ class LoopProbe(Probe):
         self._handles = h
         self._clip_orig, self._clip_installed = torch.nn.utils.clip_grad_norm_, self._clip_wrapper
         torch.nn.utils.clip_grad_norm_ = self._clip_installed
+        self._value_orig, self._value_installed = torch.nn.utils.clip_grad_value_, self._clip_value_wrapper
+        torch.nn.utils.clip_grad_value_ = self._value_installed
+        loader_iter = torch.utils.data.DataLoader.__iter__
+        self._iter_orig, self._iter_installed = loader_iter, self._iter_wrapper(loader_iter)
+        torch.utils.data.DataLoader.__iter__ = self._iter_installed
+        base = torch.utils.data.dataloader._BaseDataLoaderIter
+        self._next_orig, self._next_installed = base.__next__, self._next_wrapper(base.__next__)
+        base.__next__ = self._next_installed
         return h
 
     def detach(self) -> None:
@@ -193,7 +238,14 @@ class LoopProbe(Probe):
             h.remove()
         if self._clip_orig is not None and torch.nn.utils.clip_grad_norm_ is self._clip_installed:
             torch.nn.utils.clip_grad_norm_ = self._clip_orig   # (another watch() entered later restores its own)
-        self._clip_installed = None
+        if self._value_orig is not None and torch.nn.utils.clip_grad_value_ is self._value_installed:
+            torch.nn.utils.clip_grad_value_ = self._value_orig
+        if self._iter_orig is not None and torch.utils.data.DataLoader.__iter__ is self._iter_installed:
+            torch.utils.data.DataLoader.__iter__ = self._iter_orig
+        base = torch.utils.data.dataloader._BaseDataLoaderIter
+        if self._next_orig is not None and base.__next__ is self._next_installed:
+            base.__next__ = self._next_orig
+        self._clip_installed = self._value_installed = self._iter_installed = self._next_installed = None
         if self.params and self._end is None:
             self._end = fingerprints(self.params)
             self.lr_of = self._group_lrs()
@@ -232,6 +284,7 @@ class LoopProbe(Probe):
         if not model.training:
             return
         self.disarm()
+        self._late = False
         if not self.ctx.full_schedule(self.ctx.steps):    # the step the monitor is about to give this forward
             return
         x = next((a for a in args if isinstance(a, torch.Tensor)), None)
@@ -251,6 +304,24 @@ class LoopProbe(Probe):
         self._remove_module_hook()
         if model.training and self.ctx.full:
             self.arm()
+            if self._grads_at_forward is None:      # the first sampled forward since the last step
+                self._grads_at_forward = self._grad_versions()
+                self._window_backwards = 0         # (a late backward of the step before does not count)
+
+    def _grad_versions(self) -> list:
+        """``(weakref to .grad, its version)`` of every parameter the optimizer steps (None: no gradient)."""
+        params = self.params
+        return [(i, None) if (g := params[i].grad) is None else (i, (weakref.ref(g), g._version))
+                for i in self._opt_index]
+
+    def _grads_written(self, before: list) -> bool:
+        """Whether any stepped parameter's ``.grad`` was replaced or written since ``before`` was taken."""
+        params = self.params
+        for i, was in before:
+            g = params[i].grad
+            if (g is None) != (was is None) or (g is not None and (was[0]() is not g or g._version != was[1])):
+                return True
+        return False
 
     def _fingerprint(self, x: torch.Tensor) -> None:
         shape = tuple(x.shape)
@@ -270,6 +341,13 @@ class LoopProbe(Probe):
 
     # --------------------------------------------------------------------- optimizer
     def _step_pre(self, opt, args, kwargs):
+        if self._mode is not None and self._grads_at_forward is not None and not self._late:
+            self.step_checks += 1          # a sampled step after a forward: did a backward come in between?
+            if self._window_backwards == 0 and not self._grads_written(self._grads_at_forward):
+                self.steps_before_backward += 1
+                self._late = True          # stay armed through this step, to see the backward that follows
+        if self._snap:
+            self._stale_verdict(opt)
         step = self.ctx.steps
         for k, g in enumerate(opt.param_groups):
             lr = g.get("lr")
@@ -293,7 +371,10 @@ class LoopProbe(Probe):
                         t["below"][d] = step
 
     def _step_post(self, opt, args, kwargs):
-        self.disarm()
+        if not self._late:
+            self.disarm()
+        self._window_backwards = 0
+        self._grads_at_forward = None
         self.steps += 1
         f = self.ctx.training_forwards - self._fwd_at_step
         self._fwd_at_step = self.ctx.training_forwards
@@ -303,26 +384,63 @@ class LoopProbe(Probe):
         if fps[1] is None or f > fps[1]:
             fps[1] = f
         if self.ctx.full_schedule(self.ctx.steps):      # the next step is sampled: remember each gradient as stepped
+            stepped = self._stepped(opt)
             self._snap = {i: (weakref.ref(p.grad), p.grad._version) for i, p in enumerate(self.params)
-                          if p.grad is not None and self.in_optimizer[i] is not False}
+                          if p.grad is not None and i in stepped}
+            self._checking = bool(self._snap)
+        else:
+            self._snap = {}
+
+    def _stepped(self, opt) -> set:
+        """Indices of the watched parameters that ``opt`` steps (all the watched optimizer holds)."""
+        if self.optimizer is not None:
+            return set(self._opt_index)
+        ids = {id(p) for g in opt.param_groups for p in g["params"]}
+        return {i for i, p in enumerate(self.params) if id(p) in ids}
+
+    def _uncleared(self, among, exact: bool = True) -> list:
+        """Snapshot indices in ``among`` whose ``.grad`` is still the snapshot's tensor (``exact``: at its version)."""
+        params, snap = self.params, self._snap
+        return [i for i in among if (g := params[i].grad) is not None and snap[i][0]() is g
+                and (not exact or g._version == snap[i][1]) and not g.is_sparse]
+
+    def _stale_verdict(self, opt) -> None:
+        """At the optimizer step: a parameter it steps whose gradient, since the step before, was never
+        cleared while a backward added into it is stale. Each backward checks the exact version (nothing but
+        a clearing touches a gradient between a step and the next backward); from the last backward to the
+        step, clipping or unscaling may rescale it in place, so only a zeroing (norm 0) or a new tensor
+        clears it then."""
+        stepped = self._stepped(opt) & set(self._snap)
+        added = [i for i in stepped if self._snap[i][2:]]          # a backward ran into it since
+        stale = self._uncleared(added, exact=False)
+        for i in stepped:
+            del self._snap[i]
+        if not stale:
+            return
+        params = self.params
+        norms = torch.stack(torch._foreach_norm([params[i].grad for i in stale]))
+        hit = norms > 0
+        self._add_at("stale", stale, hit)
+        if len(self.stale_steps) < STALE_STEPS_KEPT and (hit.device.type != "cpu" or bool(hit.any())):
+            self.stale_steps.append(self.ctx.steps)
 
     # --------------------------------------------------------------------- backward and loss (sampled steps)
     def backward(self, func, args, kwargs):
         params = self.params
-        stale = [i for i, (ref, ver) in self._snap.items() if (g := params[i].grad) is not None and ref() is g
-                 and g._version == ver and not g.is_sparse]
-        if self._snap:
+        if self._checking:
             self.grad_checks += 1
-            if stale:
-                norms = torch.stack(torch._foreach_norm([params[i].grad for i in stale]))
-                hit = norms > 0
-                self._add_at("stale", stale, hit)
-                if len(self.stale_steps) < STALE_STEPS_KEPT and (hit.device.type != "cpu" or bool(hit.any())):
-                    self.stale_steps.append(self.ctx.steps)
-        self._snap = {}
+            self._checking = False
+        if self._snap:                     # cleared since the step: off the list; uncleared: followed through
+            kept = set(self._uncleared(list(self._snap)))
+            self._snap = {i: v for i, v in self._snap.items() if i in kept}
+        self._window_backwards += 1
         before = [(p.grad, None if p.grad is None else p.grad._version) for p in params]
         out = func(*args, **kwargs)
         self.backwards += 1
+        for i, (ref, _ver, *_) in list(self._snap.items()):   # the backward added into an uncleared gradient
+            g = params[i].grad
+            if g is not None and ref() is g:
+                self._snap[i] = (ref, g._version, True)
         got = [i for i, (p, (g, v)) in enumerate(zip(params, before)) if p.grad is not None
                and (p.grad is not g or p.grad._version != v)]
         for i in got:
@@ -336,16 +454,62 @@ class LoopProbe(Probe):
     def _clip_wrapper(self, parameters, max_norm, *args, **kwargs):
         total = self._clip_orig(parameters, max_norm, *args, **kwargs)
         self.clip["calls"] += 1
+        self.clip["function"] = "clip_grad_norm_"
         self.clip["max_norm"] = float(max_norm)
         if max_norm > 0 and isinstance(total, torch.Tensor):
-            ratio = total.detach().double() / float(max_norm)
-            edges = self._clip_edges.get(ratio.device)
-            if edges is None:                      # once per device: no host-to-device copy per step
-                edges = self._clip_edges[ratio.device] = to_device([10.0 ** k for k in range(CLIP_DECADES)],
-                                                                   torch.float64, ratio.device)
-            self._add("clip_at_least", (ratio >= edges).double())
-            self._add("clip_log_ratio", torch.log10(ratio.clamp_min(1e-30)))
+            self._clip_ratio(total.detach().double() / float(max_norm))
         return total
+
+    def _clip_ratio(self, ratio: torch.Tensor) -> None:
+        """Count one clipping call by the factor ``ratio`` it cut the gradient norm (decades, log mean)."""
+        edges = self._clip_edges.get(ratio.device)
+        if edges is None:                      # once per device: no host-to-device copy per step
+            edges = self._clip_edges[ratio.device] = to_device([10.0 ** k for k in range(CLIP_DECADES)],
+                                                               torch.float64, ratio.device)
+        self._add("clip_at_least", (ratio >= edges).double())
+        self._add("clip_log_ratio", torch.log10(ratio.clamp_min(1e-30)))
+
+    def _clip_value_wrapper(self, parameters, clip_value, *args, **kwargs):
+        """``clip_grad_value_``, measured: the total gradient norm before over after (the factor it cut)."""
+        params = [parameters] if isinstance(parameters, torch.Tensor) else list(parameters)
+        grads = [p.grad for p in params if p.grad is not None and not p.grad.is_sparse]
+        before = torch.stack(torch._foreach_norm(grads)).double().norm() if grads else None
+        out = self._value_orig(params, clip_value, *args, **kwargs)
+        self.clip["calls"] += 1
+        self.clip["function"] = "clip_grad_value_"
+        self.clip["max_norm"] = float(clip_value)
+        if before is not None:
+            after = torch.stack(torch._foreach_norm(grads)).double().norm()
+            self._clip_ratio(before / after.clamp_min(1e-300))
+        return out
+
+    def _iter_wrapper(self, original):
+        """``DataLoader.__iter__`` that counts iterators started and notes the loader's length."""
+        loader_stats = self.loader
+
+        @functools.wraps(original)
+        def __iter__(loader):
+            loader_stats["iterators"] += 1
+            try:
+                n = len(loader)
+            except TypeError:                     # an IterableDataset without a length
+                n = None
+            if n is not None and (loader_stats["batches"] is None or n > loader_stats["batches"]):
+                loader_stats["batches"] = n
+            return original(loader)
+
+        return __iter__
+
+    def _next_wrapper(self, original):
+        """A ``DataLoader`` iterator's ``__next__`` that counts the batches drawn while watching."""
+        loader_stats = self.loader
+
+        @functools.wraps(original)
+        def __next__(iterator):
+            loader_stats["drawn"] += 1
+            return original(iterator)
+
+        return __next__
 
     # --------------------------------------------------------------------- accumulators
     def _add(self, key: str, value: torch.Tensor) -> None:
@@ -382,7 +546,11 @@ class LoopProbe(Probe):
             repeated_inputs=int(dev.get("repeated_inputs", 0)), learning_rates=[dict(t) for t in self.lr],
             clip_calls=calls, clip_max_norm=self.clip["max_norm"],
             clip_at_least=[int(c) for c in dev.get("clip_at_least", [])],
-            clip_log_ratio_mean=dev["clip_log_ratio"] / calls if "clip_log_ratio" in dev and calls else None)
+            clip_log_ratio_mean=dev["clip_log_ratio"] / calls if "clip_log_ratio" in dev and calls else None,
+            clip_function=self.clip["function"], training_forwards=self.ctx.training_forwards,
+            step_checks=self.step_checks, steps_before_backward=self.steps_before_backward,
+            loader_iterators=self.loader["iterators"], loader_batches=self.loader["batches"],
+            loader_batches_drawn=self.loader["drawn"])
 
     def stats(self, total, windows) -> dict:
         return {"loop": self.to_stats()}
