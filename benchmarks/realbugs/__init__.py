@@ -14,10 +14,13 @@ from types import ModuleType
 _HERE = Path(__file__).resolve().parent
 
 
-def entry_names(*, held_out: bool = False) -> list[str]:
-    """Module names of the entries, sorted: the tuned-on part, or the held-out part (``heldout.<name>``)."""
-    folder, prefix = (_HERE / "heldout", "heldout.") if held_out else (_HERE, "")
-    return sorted(prefix + m.name for m in pkgutil.iter_modules([str(folder)])
+def entry_names(*, held_out: bool = False, folder: str | None = None) -> list[str]:
+    """Module names of the entries, sorted: the tuned-on part, the held-out part (``heldout.<name>``), or the
+    bare names in another sub-folder (``folder="dropped"``)."""
+    if folder is not None:
+        return sorted(m.name for m in pkgutil.iter_modules([str(_HERE / folder)]) if not m.name.startswith("_"))
+    where, prefix = (_HERE / "heldout", "heldout.") if held_out else (_HERE, "")
+    return sorted(prefix + m.name for m in pkgutil.iter_modules([str(where)])
                   if not m.name.startswith("_") and not m.ispkg)
 
 

@@ -14,7 +14,7 @@ META = {
     "expected": [{"code": "output_head_mismatch", "new": True}],
     "gate": "accuracy",
     "bug": "Dense(1) followed by softmax, trained with binary cross-entropy under RMSprop",
-    "fix": "sigmoid on the single output unit (the accepted answer: softmax over one unit is constant 1)",
+    "fix": "sigmoid on the single output unit (softmax over one unit is constant 1)",
 }
 
 

@@ -15,7 +15,7 @@ META = {
     "expected": [{"code": "softmax_before_loss", "new": False}, {"code": "output_head_mismatch", "new": True}],
     "gate": "accuracy",
     "bug": "Dense(5, sigmoid) into categorical cross-entropy for 5 exclusive classes (RMSprop)",
-    "fix": "logits straight into CrossEntropyLoss (softmax output), as the answer says for exclusive classes",
+    "fix": "logits straight into CrossEntropyLoss (softmax output) for exclusive classes",
 }
 
 

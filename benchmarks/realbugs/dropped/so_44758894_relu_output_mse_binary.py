@@ -11,7 +11,7 @@ META = {
     "expected": [{"code": "output_head_mismatch", "new": True}],
     "gate": "accuracy",
     "bug": "7 inputs, Dense(16) ReLU ReLU, Dense(1) ReLU, MSE, SGD lr 0.01: a ReLU output for a 0/1 target",
-    "fix": "sigmoid output with binary cross-entropy (the answer's remedy for a two-class problem)",
+    "fix": "sigmoid output with binary cross-entropy (the usual remedy for a two-class problem)",
 }
 
 

@@ -11,7 +11,7 @@ META = {
     "expected": [{"code": "vanishing_gradients", "new": False}, {"code": "learning_rate_too_low", "new": True}],
     "gate": "mse",
     "bug": "1-20-20-20-1 sigmoid net (uniform +-0.05 init), MSE, SGD lr 0.01 for 2 epochs on min-max scaled sin(x)",
-    "fix": "Adam at lr 0.01 for the same steps (the answer: SGD at 0.01 barely moves this net in 2 epochs)",
+    "fix": "Adam at lr 0.01 for the same steps (SGD at 0.01 barely moves this net in 2 epochs)",
 }
 
 

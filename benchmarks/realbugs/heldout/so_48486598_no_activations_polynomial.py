@@ -11,7 +11,7 @@ META = {
     "expected": [{"code": "linear_regime", "new": False}],
     "gate": "mse",
     "bug": "Dense(1), Dense(5), Dense(1) all linear, MAE, Adam: the whole network is one affine map",
-    "fix": "nonlinear hidden layers (tanh, 32 wide), as the answers suggest",
+    "fix": "nonlinear hidden layers (tanh, 32 wide)",
 }
 
 
