@@ -3,7 +3,7 @@ false alarm of the sweep (``hf_sweep.md``, "Mechanisms").
 
 Usage (from the repository root)::
 
-    python -m calibration.hf_mechanisms TYPE[:HEAD] ...      # with benchmarks/ on sys.path
+    python -m calibration.hf_mechanisms TYPE[:HEAD][@std1] ...     # with benchmarks/ on sys.path
 
 For each type (healthy, as built) it runs ``imp.checkup`` on the sweep's first batch and prints, in the
 order the rule ``gradient_variance_with_depth`` uses them (by depth, head and BatchNorm-fed layers left
@@ -52,10 +52,11 @@ def chain(stats) -> list[tuple[str, float, int, int | None]]:
 
 def explain(model_type: str, show: int = 60) -> dict:
     """Print and return the checkup's gradient chains for ``model_type`` at its own init."""
+    model_type, _, fault = model_type.partition("@")
     model_type, _, head = model_type.partition(":")
     specs = hf_models.specs(all_heads=True, types=[model_type])
     spec = next(s for s in specs if s.head == head) if head else specs[0]
-    model = hf_models.build(spec)
+    model, _ = hf_sweep.build_faulty(spec, fault or None)
     first = next(hf_models.batches(hf_models.make_data(spec.head)))
     report = imp.checkup(model, first, loss_fn=lambda out: out.loss)
     stats = report.stats
@@ -68,7 +69,7 @@ def explain(model_type: str, show: int = 60) -> dict:
            "ratio": _ratio(energies), "ratio_without_query_key": _ratio(no_qk),
            "ratio_without_routed": _ratio(no_routed), "ratio_without_both": _ratio(no_both)}
     shown = {k: "-" if out[k] is None else f"{out[k]:.3g}" for k in out if k.startswith("ratio")}
-    print(f"== {spec.model_type} ({spec.head}): checkup {out['verdict'] or 'quiet'}; {len(rows)} layers; last/first "
+    print(f"== {spec.model_type} ({spec.head}{', ' + fault if fault else ''}): checkup {out['verdict'] or 'quiet'}; {len(rows)} layers; last/first "
           f"trend {shown['ratio']}; without q/k {shown['ratio_without_query_key']}; without routed "
           f"{shown['ratio_without_routed']}; without both {shown['ratio_without_both']}")
     for f in report.findings:
