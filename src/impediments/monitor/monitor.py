@@ -42,6 +42,7 @@ from impediments.monitor.probes.loop.probe import LoopProbe
 from impediments.monitor.probes.loss import LossProbe
 from impediments.monitor.probes.mode import ModeProbe
 from impediments.monitor.probes.nonfinite import FirstNonFinite, localise
+from impediments.monitor.probes.output import OutputProbe
 from impediments.monitor.probes.params import ParamProbe
 from impediments.monitor.probes.recurrent.probe import RecurrentProbe
 from impediments.monitor.probes.residual import ResidualProbe
@@ -104,6 +105,7 @@ class Monitor:
         self.symmetry = SymmetryProbe(ctx)
         self.recurrent = RecurrentProbe(ctx, self.activations)
         self.residual = ResidualProbe(ctx)
+        self.output = OutputProbe(ctx)
         self.params: ParamProbe | None = None
         self.batchnorm: BatchNormProbe | None = None
         self.loop: LoopProbe | None = None   # kept after close: its statistics outlive the hooks
@@ -121,7 +123,8 @@ class Monitor:
     def probes(self) -> list:
         """Every probe, in the order their statistics are assembled."""
         return [p for p in (self.activations, self.layers, self.params, self.batchnorm, self.inputs, self.loss,
-                            self.mode, self.symmetry, self.recurrent, self.residual, self.loop) if p is not None]
+                            self.mode, self.symmetry, self.recurrent, self.residual, self.output, self.loop)
+                if p is not None]
 
     # --------------------------------------------------------------------- scope
     def __enter__(self) -> "Monitor":
@@ -145,7 +148,7 @@ class Monitor:
         self.batchnorm = BatchNormProbe(ctx, [(n, m) for n, m in named if id(m) in names],
                                         lambda: self.params.meta.get("optimizer") if self.params else None)
         self.loop = LoopProbe(ctx, model, self.params.optimizer, self._named_parameters, self._named_modules)
-        for probe in (self.params, self.batchnorm, self.loss, self.loop):
+        for probe in (self.params, self.batchnorm, self.loss, self.loop, self.output):
             self._handles += probe.attach()
         if self.params.not_hooked:
             ctx.not_checked["optimizer"] = self.params.not_hooked
@@ -264,7 +267,7 @@ class Monitor:
         if leaf:
             ctx.last_leaf, ctx.last_out, ctx.last_moments = module, out, None
         if layer:
-            self.layers.record(name, module, out)
+            self.layers.record(name, module, out, args)
         elif rnn:                                    # gates inside one fused op: recomputed (see recurrent)
             self.recurrent.record(name, module, args, out)
         elif not leaf and ctx.full:                  # a block on a residual stream? (a window statistic)
@@ -311,7 +314,8 @@ class Monitor:
         loop = self.loop
         stepped = loop is not None and (loop.steps or loop.backwards)
         grads = self.params is not None and bool(self.params.meta.get("param_names"))
-        if not ctx.training_forwards and (stepped or grads or self.loss.meta["source"]):
+        evaluated = self.mode.meta.get("eval_forwards", 0)   # forwards that ran, in eval mode
+        if not ctx.training_forwards and not evaluated and (stepped or grads or self.loss.meta["source"]):
             out["forward"] = ("the model's forward hooks never ran in training mode although it trained: its "
                               "forward was called directly (model.forward(x), or a submodule's .forward(...)), "
                               "which bypasses module hooks; call model(x) instead. Activations, layer outputs, "
