@@ -221,6 +221,55 @@ _CODES = (
          "a regression loss whose input and target shapes differ: broadcasting compares N x N pairs",
          "examples/loop_loss_broadcast.py",
          "PyTorch MSELoss docs (broadcast warning)"),
+    Code("output_head_mismatch",
+         "the output head, the loss and the targets disagree (a softmax over one unit, a bounded output for "
+         "targets outside its range, softmax on multi-label targets, class indices outside [0, C))",
+         "examples/head_softmax_one_unit.py",
+         "Goodfellow, Bengio & Courville 2016, sec. 6.2.2 (output units and their losses); Bishop 2006, sec. 5.2; "
+         "DeepFD (Cao et al. 2022): the output activation is the most frequent root cause of real bugs",
+         explanation=("The last layer's activation, the loss and the targets do not describe the same task, so "
+                      "the loss cannot reach its minimum whatever the weights: the output cannot take the values "
+                      "the targets ask for, or it does not depend on the input at all."),
+         remedy=("Match the head to the task: C exclusive classes -> C logits into cross_entropy (no softmax); "
+                 "binary or multi-label -> one logit per label into binary_cross_entropy_with_logits (no sigmoid); "
+                 "regression -> a linear output into mse_loss, with standardized targets")),
+    Code("unscaled_targets",
+         "regression targets far from unit scale (the target-side twin of uncentered_inputs)",
+         "examples/head_unscaled_targets.py",
+         "LeCun, Bottou, Orr & Mueller 1998, Efficient BackProp, sec. 4.3 (targets); Goodfellow et al. 2016, "
+         "sec. 8.7.1 (preprocessing)",
+         explanation=("The regression targets' root mean square is far from 1, while an output layer at its standard "
+                      "init produces values of order 1: the first steps are spent growing the output layer to the "
+                      "targets' scale, the MSE gradient 2 (y_hat - y) is as many times larger as the targets are, and "
+                      "Adam, which moves each weight by about lr per step, needs |mean| / lr steps to reach the mean."),
+         remedy=("Standardize the targets with training-set statistics, y' = (y - mean) / std, train on y', and map "
+                 "predictions back with y_hat * std + mean")),
+    Code("init_scale_too_large",
+         "weights initialized far too large: every layer multiplies its input's variance by fan_in * sigma^2",
+         "glorot_he",
+         "LeCun et al. 1998 (Efficient BackProp); Glorot & Bengio 2010; He et al. 2015",
+         explanation=("A layer with zero-mean weights of variance sigma^2 multiplies its input's variance by "
+                      "fan_in * sigma^2: 1 for LeCun/Glorot, 2 for He. Initialized at std 1.0 (initializer_range=1.0, "
+                      "or nn.init.normal_ with its default std) each layer multiplies it by fan_in instead, so the "
+                      "signal grows by orders of magnitude per block, the logits come out large and confidently "
+                      "wrong, and softmaxes and gates saturate before the first step."),
+         remedy=("Initialize at the model's own scale: for a transformers model, the config's initializer_range "
+                 "(0.02 by default) and model.apply(model._init_weights) (or build it again from the config); for "
+                 "plain PyTorch, each layer's reset_parameters(), or std 1/sqrt(fan_in) (LeCun) / sqrt(2/fan_in) "
+                 "(He)")),
+    Code("initial_loss_high",
+         "the loss at initialization far above what an uninformed prediction scores (ln C for C classes)",
+         "examples/head_initial_loss_high.py",
+         "Karpathy 2019, A Recipe for Training Neural Networks ('verify loss @ init'); Glorot & Bengio 2010; "
+         "Radford et al. 2019 (GPT-2: initializer_range 0.02)",
+         explanation=("A model that knows nothing yet should predict the uniform distribution and score ln C (cross-"
+                      "entropy over C classes), ln 2 (binary) or the targets' mean square (MSE against a zero "
+                      "output). Far above that, the outputs are large and confidently wrong: logits with a spread "
+                      "s score about ln C + s^2 / 2. The first steps are spent shrinking them instead of learning, and "
+                      "large logits saturate the softmax, whose gradient then vanishes for the examples it gets wrong."),
+         remedy=("Shrink the output at init: the init scale (initializer_range 0.02 or the model's own "
+                 "_init_weights, not std 1.0), the last layer's weights scaled down or zeroed "
+                 "(nn.init.zeros_(head.weight)), or a missing 1/sqrt(d) or temperature on the logits")),
     Code("unshuffled_batches",
          "batches hold far fewer classes than shuffled batches would: the data is not shuffled",
          "examples/loop_unshuffled_batches.py",

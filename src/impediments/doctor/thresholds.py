@@ -85,6 +85,40 @@ class Thresholds:
     plateau_min_steps: int = _t(50, "do not call a plateau before this many steps")
     plateau_improvement: float = _t(0.02, "loss over the last third less than 2% below the first third's (2% is "
                                           "above the mini-batch noise of window means; healthy runs fall far more)")
+    # -- output head, loss and targets (issue 24) -------------------------------------------------------
+    init_gain_too_large: float = _t(10.0, "median variance gain of the Linear/Conv layers at init, Var(y) / mean(x^2), "
+                                          "at least 10: five times He's 2, the largest gain a variance-preserving "
+                                          "init gives (LeCun/Glorot 1, PyTorch's default 1/3); std 1.0 gives fan_in "
+                                          "(64 at width 64, 768 at 768), a healthy transformers init 0.02^2 * fan_in "
+                                          "(0.03-0.3)")
+    initial_loss_excess: float = _t(2.0, "cross-entropy at step 0 at least 2 nats above the uninformed loss of the "
+                                         "same call (ln C): logits of spread s score about ln C + s^2 / 2, so 2 nats "
+                                         "is a spread near 2. Measured on the 20 tuned-on calibration "
+                                         "architectures at their standard init, 3 seeds each: the excess ranges "
+                                         "from -0.03 to +0.55 nats (pnasnet; efficientnet +0.51), so 2 is 3.6x the "
+                                         "largest healthy excess. Std 1.0 init puts transformers 15 nats above "
+                                         "ln(vocab) and classifiers 70-100 nats above ln 3 (issue 25)")
+    initial_loss_ratio: float = _t(4.0, "a regression or binary loss at step 0 at least 4x the uninformed one (the "
+                                        "targets' mean square for MSE, ln 2 for binary cross-entropy): for "
+                                        "independent zero-mean output and target, E[(y_hat - y)^2] = E[y_hat^2] + "
+                                        "E[y^2], so 4x is an output three times the targets' mean square")
+    target_scale: float = _t(10.0, "regression targets with a root mean square of 10 or more: an output layer at "
+                                   "standard init produces values of order 1, so its weights must grow 10x, and "
+                                   "the MSE gradient is 10x that of unit-scale targets (LeCun et al. 1998, sec. 4.3)")
+    targets_outside_warning: float = _t(0.05, "5% of the targets outside the range the output activation can "
+                                              "reach: those examples keep an irreducible loss and pin the output "
+                                              "at its bound")
+    targets_outside_error: float = _t(0.5, "half the targets outside the output's range: the model cannot fit "
+                                           "the bulk of the data whatever its weights")
+    constant_output_fraction: float = _t(0.9, "the output identical for every example of the batch on 90% of "
+                                              "sampled forwards (at least loop_min_observations): it carries "
+                                              "nothing of the input; a zero-initialized head is constant only "
+                                              "until the first step")
+    multihot_fraction: float = _t(0.1, "a tenth of the target rows with two or more labels: a softmax makes "
+                                       "labels compete, so each of k labels gets at most 1/k and the loss "
+                                       "stays above ln k on those rows")
+    relu_logit_zero_fraction: float = _t(0.1, "a tenth of the logits exactly 0 behind a ReLU: those class scores "
+                                              "get no gradient and cannot go below the others")
     # -- training loop (issue 18) ----------------------------------------------------------------------
     loop_min_observations: int = _t(3, "a loop pattern (repeated inputs, class mix, clipping) is called only after "
                                        "this many sampled batches or calls: one or two can coincide by chance")

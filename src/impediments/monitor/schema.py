@@ -21,6 +21,7 @@ from impediments.monitor.probes.loop.probe import LoopParamStats, LoopStats
 from impediments.monitor.probes.loss import LossStats
 from impediments.monitor.probes.mode import ModeStats
 from impediments.monitor.probes.nonfinite import NonFinite
+from impediments.monitor.probes.output import OutputStats
 from impediments.monitor.probes.params import ParamStats
 from impediments.monitor.probes.recurrent.probe import RecurrentStats
 from impediments.monitor.probes.residual import ResidualStreamStats
@@ -81,6 +82,8 @@ class MonitorStats:
     recurrent: dict[str, RecurrentStats] = field(default_factory=dict)
     #: per residual block (the output of ``x + F(x)``), the gradient along the stream; empty without them
     residual_stream: dict[str, ResidualStreamStats] = field(default_factory=dict)
+    #: the model's output head: its producer, width, constancy (None: no sampled training forward)
+    output: OutputStats | None = None
 
     def to_dict(self) -> dict:
         """Nested plain dict (JSON-ready apart from non-finite floats)."""
@@ -132,7 +135,8 @@ class MonitorStats:
         )
 
 
+            output=OutputStats(**d["output"]) if d.get("output") else None,
 __all__ = ["SCHEMA_NAME", "SCHEMA_VERSION", "ActivationStats", "BatchNormStats", "Histogram", "InputStats",
            "LayerOutputStats", "LoopParamStats", "LoopStats", "LossCallStats", "LossStats", "ModeStats",
-           "MomentStats", "MonitorStats", "NonFinite", "ParamStats", "RecurrentStats", "ResidualStreamStats",
-           "SymmetryStats", "Window"]
+           "MomentStats", "MonitorStats", "NonFinite", "OutputStats", "ParamStats", "RecurrentStats",
+           "ResidualStreamStats", "SymmetryStats", "Window"]

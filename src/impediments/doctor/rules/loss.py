@@ -1,4 +1,5 @@
-"""Rules on the recorded loss: divergence and plateau (need ``mon.record_loss``).
+"""Rules on the recorded loss: divergence and plateau (need ``mon.record_loss``), and the loss at
+initialization against what an uninformed prediction scores (from the loss-function call on step 0).
 
 A trend is read only after the first ``transient_steps`` (a dozen): momentum and Adam's moment
 estimates average over about :math:`1/(1-\\beta) = 10` steps, and BatchNorm running statistics and
@@ -6,6 +7,8 @@ warm-up settle in that time, so a loss that rises over the first steps and then 
 diverging. A NaN/Inf loss is evidence at any step.
 """
 from __future__ import annotations
+
+import math
 
 from impediments.doctor.rules.base import finding, finite, not_checked, rule
 
@@ -91,3 +94,45 @@ def loss_plateau(stats, th):
          "last_third_loss": last, "steps": loss.count},
         seen={"losses": loss.count, "steps": stats.steps, "windows": len(means)},
         confidence=f"mean loss of the first and last thirds of {len(means)} windows over {loss.count} steps")]
+
+
+#: losses whose uninformed value is ln C (excess in nats), and those compared as a ratio
+_LOG_LOSSES = ("cross_entropy", "nll_loss")
+
+
+@rule("initial_loss_high", requires=("loop",))
+def initial_loss_high(stats, th):
+    """The loss at step 0 far above what a uniform (uninformed) prediction scores on the same targets.
+
+    For cross-entropy over C classes the uninformed loss is ln C; logits of spread s score about
+    ln C + s^2 / 2 (the second-order expansion of E[logsumexp z]), so an excess of 2 nats means logits
+    spread about 2 wide: large, confidently wrong outputs from the init scale or a missing final
+    scaling (Karpathy 2019, "verify loss @ init"). For regression and binary losses the ratio to the
+    uninformed loss (the targets' mean square; ln 2) is used instead. Read only from the call seen on
+    the run's first step (``checkup``, or step 0 of ``watch()``).
+    """
+    out = []
+    for kind, call in stats.loop.losses.items():
+        first, base = call.first_loss, call.uninformed_loss
+        if call.first_loss_step != 0 or not finite(first) or not finite(base) or base <= 0:
+            continue
+        log_loss = kind in _LOG_LOSSES
+        excess, ratio = first - base, first / base
+        if (excess < th.initial_loss_excess) if log_loss else (ratio < th.initial_loss_ratio):
+            continue
+        uniform = (f"ln {call.width} = {base:.3g}" if log_loss and call.width else f"{base:.3g}")
+        spread = math.sqrt(2 * excess) if log_loss else None
+        out.append(finding(
+            "initial_loss_high", "warning", [kind],
+            {"loss": kind, "initial_loss": first, "uninformed_loss": base, "excess": excess, "ratio": ratio,
+             "classes": call.width if log_loss else None, "logit_spread_estimate": spread,
+             "threshold": th.initial_loss_excess if log_loss else th.initial_loss_ratio, "step": 0},
+            f"At step 0 {kind} was {first:.3g}, where a uniform prediction scores {uniform}"
+            + (f": {excess:.3g} nats above it, as logits spread about {spread:.2g} wide would score. "
+               if log_loss else f": {ratio:.3g}x it. ")
+            + "The outputs are large and confidently wrong before any training: the first steps are spent "
+              "shrinking them, and a saturated softmax or sigmoid passes almost no gradient for the examples "
+              "it gets wrong.",
+            None, seen={"calls": call.calls, "step": 0},
+            confidence=f"the first {kind} call, on step 0, against the same call on a uniform prediction"))
+    return out

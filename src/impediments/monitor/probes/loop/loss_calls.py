@@ -7,10 +7,21 @@ and how many values broadcasting then compares. For integer class targets, per b
 over the classes (``index_add_`` into a zero tensor sized by the input's class dimension: no
 data-dependent shapes, no sync), its number of distinct classes, and the histogram summed over
 batches. Values stay in device tensors until :meth:`LossCalls.to_stats`.
+
+The output head against the targets (issue 24): the input's producer is read *through* view ops
+(``view``, ``reshape``, ``squeeze``, ``flatten``, ``permute``, ...), so probabilities that reach a logits
+loss after a ``squeeze`` are still seen as probabilities; the fraction of targets outside the range
+that producer can reach (a sigmoid's [0, 1], a tanh's [-1, 1], a ReLU's [0, inf)); the targets'
+moments (the target-side twin of the input statistics); float target rows that are one-hot (exclusive
+classes) or multi-hot (several labels); class indices outside ``[0, C)``; loss inputs constant across
+the batch (a softmax over one unit is 1 everywhere). The first call's loss, beside the loss a
+uniform (uninformed) prediction scores on the same targets with the same arguments (``ln C`` for
+cross-entropy, ``ln 2`` for binary cross-entropy, ``mean(y^2)`` for MSE against a zero output).
 """
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -19,7 +30,8 @@ from torch.overrides import TorchFunctionMode
 
 #: loss functions whose input provenance and targets are read, by kind
 CLASSIFICATION = {F.cross_entropy: "cross_entropy", F.nll_loss: "nll_loss",
-                  F.binary_cross_entropy_with_logits: "binary_cross_entropy_with_logits"}
+                  F.binary_cross_entropy_with_logits: "binary_cross_entropy_with_logits",
+                  F.binary_cross_entropy: "binary_cross_entropy"}
 REGRESSION = {F.mse_loss: "mse_loss", F.l1_loss: "l1_loss", F.smooth_l1_loss: "smooth_l1_loss",
               F.huber_loss: "huber_loss"}
 LOSSES = {**CLASSIFICATION, **REGRESSION}
@@ -27,6 +39,40 @@ LOSSES = {**CLASSIFICATION, **REGRESSION}
 MAX_CLASSES = 1000
 #: a row of the loss input counts as a probability distribution when it sums to 1 within this
 PROBABILITY_SUM_TOLERANCE = 1e-3
+#: autograd nodes that only view, reshape or copy their input: the producer is looked for behind them
+VIEW_NODE = re.compile(r"^(Unsafe)?(View|Reshape|ReshapeAlias|Squeeze|Unsqueeze|Flatten|Unflatten|Permute|"
+                       r"Transpose|T|Expand|Clone|ToCopy|Contiguous|Alias|AsStrided|Select|Slice|Narrow|"
+                       r"Split|Unbind|Index|Unfold)(Backward\d*)$")
+#: at most this many view nodes are walked (a chain of reshapes is short)
+MAX_VIEW_HOPS = 16
+#: the values an output activation can reach, by its autograd node (closed: a sigmoid reaches 1.0 in float32)
+OUTPUT_RANGE = {"SigmoidBackward0": (0.0, 1.0), "SoftmaxBackward0": (0.0, 1.0), "TanhBackward0": (-1.0, 1.0),
+                "HardtanhBackward0": (-1.0, 1.0), "ReluBackward0": (0.0, math.inf),
+                "SoftplusBackward0": (0.0, math.inf), "LogSoftmaxBackward0": (-math.inf, 0.0),
+                "LogSigmoidBackward0": (-math.inf, 0.0), "HardsigmoidBackward0": (0.0, 1.0)}
+#: the uniform prediction each loss is compared with at the first call (what an uninformed model feeds it)
+UNIFORM_INPUT = {"cross_entropy": "zeros", "binary_cross_entropy_with_logits": "zeros",
+                 "binary_cross_entropy": "half", "nll_loss": "log_uniform", "mse_loss": "zeros",
+                 "l1_loss": "zeros", "smooth_l1_loss": "zeros", "huber_loss": "zeros"}
+
+
+def producer(x: torch.Tensor) -> str:
+    """The autograd node that produced ``x``, looked for behind view/reshape/squeeze/copy nodes ("leaf": none).
+
+    ``softmax(z).squeeze(1)`` gives ``SoftmaxBackward0``, not ``SqueezeBackward1``.
+    """
+    node = x.grad_fn
+    for _ in range(MAX_VIEW_HOPS):
+        if node is None:
+            return "leaf"
+        name = type(node).__name__
+        if not VIEW_NODE.match(name):
+            return name
+        nxt = next((f for f, _ in node.next_functions if f is not None), None)
+        if nxt is None or type(nxt).__name__ == "AccumulateGrad":
+            return name
+        node = nxt
+    return type(node).__name__ if node is not None else "leaf"
 
 
 @dataclass
@@ -51,6 +97,33 @@ class LossCallStats:
     broadcast_numel: int | None
     #: for probability inputs, the gradient reaching the logits over the one the loss on the logits gives
     gradient_scale: float | None = None
+    #: the loss input's width: its class dimension (dim 1), or its last dimension (1 for a 1-d input)
+    width: int | None = None
+    #: calls whose input was the same for every example of the batch (a softmax over one unit is 1.0)
+    constant_inputs: int = 0
+    #: float targets seen: how many, their mean, variance, minimum and maximum
+    target_values: int = 0
+    target_mean: float | None = None
+    target_var: float | None = None
+    target_min: float | None = None
+    target_max: float | None = None
+    #: the range the input's producer can reach (``OUTPUT_RANGE``), and the fraction of targets outside it
+    output_range: list[float] | None = None
+    targets_outside_range: float | None = None
+    #: float target rows (same shape as a 2-d input, width >= 2): all, one-hot (one 1, else 0), multi-hot (>= two 1s)
+    target_rows: int = 0
+    onehot_rows: int = 0
+    multihot_rows: int = 0
+    #: integer class targets outside ``[0, width)`` (``ignore_index`` excluded), and their extremes
+    class_targets: int = 0
+    classes_out_of_range: int = 0
+    class_min: int | None = None
+    class_max: int | None = None
+    #: the first call's loss (per element, as with ``reduction="mean"``), its step, and the loss a uniform
+    #: prediction scores on the same targets with the same arguments (``UNIFORM_INPUT``)
+    first_loss: float | None = None
+    first_loss_step: int | None = None
+    uninformed_loss: float | None = None
 
 
 
@@ -70,6 +143,21 @@ def gradient_scale(p: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Te
     return actual.norm() / (p - y).norm().clamp_min(1e-30)
 
 
+def per_element_count(kind: str, x: torch.Tensor, target: torch.Tensor) -> int:
+    """How many terms ``reduction="sum"`` adds up: one per class target for (N)LL, one per value otherwise."""
+    if kind in ("cross_entropy", "nll_loss"):
+        return max(1, target.numel() if not target.dtype.is_floating_point else target.numel() // max(1, x.shape[1]
+                                                                                                     if x.dim() >= 2 else 1))
+    return max(1, math.prod(torch.broadcast_shapes(x.shape, target.shape)))
+
+
+def _extreme_or_none(value: float | None, count: int) -> int | None:
+    """An integer extreme, None when nothing valid was seen (the dtype's sentinel survives as |v| >= 2^31 - 1)."""
+    if value is None or not count or abs(value) >= 2 ** 31 - 1:
+        return None
+    return int(value)
+
+
 class LossCalls:
     """Accumulates :data:`LOSSES` calls; ``to_stats()`` -> the loss and target fields of ``LoopStats``."""
 
@@ -78,15 +166,22 @@ class LossCalls:
         self.batches = self.values = 0
         self.dev: dict[str, torch.Tensor] = {}
 
-    def observe(self, func, x: torch.Tensor, target: torch.Tensor) -> None:
+    def observe(self, func, x: torch.Tensor, target: torch.Tensor, kwargs: dict | None = None) -> None:
         """One call ``func(x, target)`` (before it runs; reads only)."""
         kind = LOSSES[func]
+        kwargs = kwargs or {}
         rec = self.losses.setdefault(kind, {"calls": 0, "input_from": {}, "classes": None, "shape_mismatches": 0,
-                                            "input_shape": None, "target_shape": None, "broadcast_numel": None})
+                                            "input_shape": None, "target_shape": None, "broadcast_numel": None,
+                                            "width": None, "output_range": None, "target_values": 0,
+                                            "range_values": 0, "target_rows": 0, "class_targets": 0})
         rec["calls"] += 1
-        source = type(x.grad_fn).__name__ if x.grad_fn is not None else "leaf"
+        source = producer(x)
         rec["input_from"][source] = rec["input_from"].get(source, 0) + 1
         x = x.detach()
+        target = target.detach()
+        if x.numel() and x.dim() >= 1:
+            rec["width"] = x.shape[1] if x.dim() >= 2 else 1
+            self._head(kind, rec, x, target, source, kwargs)
         if func in REGRESSION:
             if x.shape != target.shape:
                 rec["shape_mismatches"] += 1
@@ -94,7 +189,7 @@ class LossCalls:
                     rec["input_shape"], rec["target_shape"] = list(x.shape), list(target.shape)
                     rec["broadcast_numel"] = math.prod(torch.broadcast_shapes(x.shape, target.shape))
             return
-        if func is F.binary_cross_entropy_with_logits or x.dim() < 1 or not x.numel():
+        if kind.startswith("binary_cross_entropy") or x.dim() < 1 or not x.numel():
             return
         cdim = 1 if x.dim() >= 2 else 0
         rec["classes"] = x.shape[cdim]
@@ -106,6 +201,66 @@ class LossCalls:
             self._add(f"{kind}.gradient_scale", torch.where(prob, gradient_scale(x, target, kind), 0.0))
         if not target.dtype.is_floating_point and not target.is_complex() and target.shape != x.shape:
             self._class_histogram(target.reshape(-1), x.shape[cdim])
+
+    def _head(self, kind: str, rec: dict, x: torch.Tensor, target: torch.Tensor, source: str, kwargs: dict) -> None:
+        """The output head against the targets: constant input, target moments and range, one-/multi-hot rows,
+        class indices outside [0, C) (device accumulators; no sync)."""
+        if len(x) >= 2 and x.dim() >= 1:
+            flat = x.reshape(len(x), -1)
+            self._add(f"{kind}.constant_inputs", (flat.amax(0) - flat.amin(0)).abs().max() == 0)
+        if target.is_complex() or not target.numel():
+            return
+        if target.dtype.is_floating_point:
+            t = target.double()
+            rec["target_values"] += t.numel()
+            self._add(f"{kind}.target_sum", t.sum())
+            self._add(f"{kind}.target_sumsq", (t * t).sum())
+            self._extreme(f"{kind}.target_min", t.min(), min)
+            self._extreme(f"{kind}.target_max", t.max(), max)
+            # a binary cross-entropy's targets are probabilities whatever feeds it; a regression's, the producer's range
+            lo_hi = (0.0, 1.0) if kind.startswith("binary_cross_entropy") else OUTPUT_RANGE.get(source)
+            if lo_hi is not None and kind in LOSSES.values():
+                rec["output_range"] = list(lo_hi)
+                rec["range_values"] += t.numel()
+                self._add(f"{kind}.outside", ((t < lo_hi[0] - 1e-6) | (t > lo_hi[1] + 1e-6)).sum())
+            if x.dim() == 2 and target.shape == x.shape and x.shape[1] >= 2:
+                binary = ((t == 0) | (t == 1)).all(1)
+                ones = (t == 1).sum(1)
+                rec["target_rows"] += len(t)
+                self._add(f"{kind}.onehot_rows", (binary & (ones == 1)).sum())
+                self._add(f"{kind}.multihot_rows", (binary & (ones >= 2)).sum())
+            return
+        if kind in ("cross_entropy", "nll_loss") and x.dim() >= 1:
+            classes = x.shape[1] if x.dim() >= 2 else x.shape[0]
+            t = target.reshape(-1)
+            ignore = kwargs.get("ignore_index", -100)
+            valid = t != ignore
+            rec["class_targets"] += t.numel()
+            self._add(f"{kind}.classes_out_of_range", (valid & ((t < 0) | (t >= classes))).sum())
+            info = torch.iinfo(t.dtype)
+            self._extreme(f"{kind}.class_min", torch.where(valid, t, t.new_full((), info.max)).min(), min)
+            self._extreme(f"{kind}.class_max", torch.where(valid, t, t.new_full((), info.min)).max(), max)
+
+    def result(self, func, out, args: tuple, kwargs: dict, step: int) -> None:
+        """After the call: keep the first call's loss and the loss of a uniform prediction on the same targets."""
+        kind = LOSSES[func]
+        if f"{kind}.first_loss" in self.dev or not isinstance(out, torch.Tensor) or not out.numel():
+            return
+        x, target = args[0].detach(), args[1].detach()
+        uniform = UNIFORM_INPUT[kind]
+        if uniform == "zeros":
+            u = torch.zeros_like(x)
+        elif uniform == "half":
+            u = torch.full_like(x, 0.5)
+        else:
+            c = x.shape[1] if x.dim() >= 2 else x.shape[0]
+            u = torch.full_like(x, -math.log(c))
+        with torch.no_grad():
+            base = func(u, target, *args[2:], **kwargs)
+        scale = 1.0 / per_element_count(kind, x, target) if kwargs.get("reduction", "mean") == "sum" else 1.0
+        self.dev[f"{kind}.first_loss"] = out.detach().double().mean() * scale
+        self.dev[f"{kind}.uninformed_loss"] = base.detach().double().mean() * scale
+        self.losses[kind]["first_loss_step"] = step
 
     def _class_histogram(self, t: torch.Tensor, classes: int) -> None:
         if classes > MAX_CLASSES or not t.numel():
@@ -125,18 +280,40 @@ class LossCalls:
         v = value.double()
         self.dev[key] = v if key not in self.dev else self.dev[key] + v
 
+    def _extreme(self, key: str, value: torch.Tensor, pick) -> None:
+        v = value.double()
+        cur = self.dev.get(key)
+        self.dev[key] = v if cur is None else (torch.minimum(cur, v) if pick is min else torch.maximum(cur, v))
+
     def to_stats(self) -> dict:
         """``losses``, ``target_batches``, ``targets_per_batch``, ``distinct_classes_per_batch``, ``class_counts``."""
         dev = {k: v.cpu().tolist() for k, v in self.dev.items()}
         losses = {}
         for kind, r in self.losses.items():
             prob = int(dev.get(f"{kind}.probability_rows", 0))
+            n = r["target_values"]
+            mean = dev[f"{kind}.target_sum"] / n if n else None
+            var = max(0.0, dev[f"{kind}.target_sumsq"] / n - mean * mean) if n else None
+            ct = r["class_targets"]
             losses[kind] = LossCallStats(
                 calls=r["calls"], input_from=dict(r["input_from"]), classes=r["classes"], probability_rows=prob,
                 max_probability=dev[f"{kind}.max_probability"] / prob if prob else None,
                 gradient_scale=dev[f"{kind}.gradient_scale"] / prob if prob and f"{kind}.gradient_scale" in dev else None,
                 shape_mismatches=r["shape_mismatches"], input_shape=r["input_shape"],
-                target_shape=r["target_shape"], broadcast_numel=r["broadcast_numel"])
+                target_shape=r["target_shape"], broadcast_numel=r["broadcast_numel"],
+                width=r["width"], constant_inputs=int(dev.get(f"{kind}.constant_inputs", 0)),
+                target_values=n, target_mean=mean, target_var=var,
+                target_min=dev[f"{kind}.target_min"] if n else None,
+                target_max=dev[f"{kind}.target_max"] if n else None,
+                output_range=r["output_range"],
+                targets_outside_range=dev[f"{kind}.outside"] / r["range_values"] if r["range_values"] else None,
+                target_rows=r["target_rows"], onehot_rows=int(dev.get(f"{kind}.onehot_rows", 0)),
+                multihot_rows=int(dev.get(f"{kind}.multihot_rows", 0)), class_targets=ct,
+                classes_out_of_range=int(dev.get(f"{kind}.classes_out_of_range", 0)),
+                class_min=_extreme_or_none(dev.get(f"{kind}.class_min"), ct),
+                class_max=_extreme_or_none(dev.get(f"{kind}.class_max"), ct),
+                first_loss=dev.get(f"{kind}.first_loss"), first_loss_step=r.get("first_loss_step"),
+                uninformed_loss=dev.get(f"{kind}.uninformed_loss"))
         nb = self.batches
         return {"losses": losses, "target_batches": nb, "targets_per_batch": self.values / nb if nb else None,
                 "distinct_classes_per_batch": dev["distinct_classes"] / nb if nb else None,
@@ -155,7 +332,10 @@ class LossMode(TorchFunctionMode):
         kwargs = kwargs or {}
         if func is torch.Tensor.backward:
             return self.probe.backward(func, args, kwargs)
-        if len(args) >= 2 and isinstance(args[0], torch.Tensor) and isinstance(args[1], torch.Tensor):
-            if func in LOSSES:
-                self.probe.loss_calls.observe(func, args[0], args[1])
+        if func in LOSSES and len(args) >= 2 and isinstance(args[0], torch.Tensor) and isinstance(args[1], torch.Tensor):
+            calls = self.probe.loss_calls
+            calls.observe(func, args[0], args[1], kwargs)
+            out = func(*args, **kwargs)
+            calls.result(func, out, args, kwargs, self.probe.ctx.step)
+            return out
         return func(*args, **kwargs)
