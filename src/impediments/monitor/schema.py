@@ -112,6 +112,9 @@ class MonitorStats:
         def layer(x):
             x = dict(x)
             x["output"] = moments(x["output"])
+            for key in ("input_at_init", "output_at_init"):
+                if x.get(key) is not None:
+                    x[key] = moments(x[key])
             return LayerOutputStats(**x)
 
         return cls(
@@ -132,10 +135,10 @@ class MonitorStats:
             loop=LoopStats.from_dict(d["loop"]) if d.get("loop") else None,
             recurrent={k: RecurrentStats(**v) for k, v in (d.get("recurrent") or {}).items()},
             residual_stream={k: ResidualStreamStats(**v) for k, v in (d.get("residual_stream") or {}).items()},
+            output=OutputStats(**d["output"]) if d.get("output") else None,
         )
 
 
-            output=OutputStats(**d["output"]) if d.get("output") else None,
 __all__ = ["SCHEMA_NAME", "SCHEMA_VERSION", "ActivationStats", "BatchNormStats", "Histogram", "InputStats",
            "LayerOutputStats", "LoopParamStats", "LoopStats", "LossCallStats", "LossStats", "ModeStats",
            "MomentStats", "MonitorStats", "NonFinite", "OutputStats", "ParamStats", "RecurrentStats",

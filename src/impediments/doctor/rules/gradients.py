@@ -16,10 +16,38 @@ Across depth, only signals that one learning rate has to serve are compared:
 * **With an adaptive optimizer** (Adam, RMSprop, ...), each parameter's step is normalized by its own
   gradient scale: a gradient spread across layers hurts only if the update-to-weight ratios
   :math:`\\|\\Delta w\\| / \\|w\\|` are spread as well, so those must agree.
+* **Not the layers inside a residual block whose stream is measured.** Inside
+  :math:`x_{l+1} = x_l + F_l(x_l)` a branch layer's gradient is the stream's gradient times that
+  branch's own local Jacobian, so comparing branch layers across blocks mixes unlike signals; the
+  stream's gradient is the comparable one, and :mod:`~impediments.doctor.rules.residual` judges it.
+  This is what a transformer's layers are: a layer-scale or zero-init branch (ConvNeXt's
+  :math:`\\gamma = 10^{-6}`, Touvron et al. 2021, CaiT) scales its layers' gradient by :math:`\\gamma`
+  on purpose, a mixture-of-experts layer sees only the tokens routed to it (Shazeer et al. 2017), and
+  a LayerNorm/RMSNorm inside the branch divides the gradient by the stream's RMS (Xiong et al. 2020).
+* **Not the attention query/key projections.** Their outputs reach the loss only through the
+  attention scores :math:`q k^\\top / \\sqrt{d}`, a bilinear form: :math:`\\partial L / \\partial q`
+  is proportional to :math:`k` (and to the softmax's Jacobian, near uniform at init), so its energy is
+  second order in the init scale while every other layer's is first order (Vaswani et al. 2017). It
+  is not a signal lost on its way back through depth.
+* **One chain per stream.** An encoder-decoder's encoder reaches the loss through the decoder's
+  cross-attention at every decoder block, not through the decoder's first layer: the layers of the
+  two stacks are two chains, compared each on its own, never read as one stream by depth.
+
+At ``checkup`` (no optimizer step yet) a trend is a verdict on the init only where it does not depend
+on the optimizer: with no optimizer known, a stack whose blocks hold a normalization is left to
+``watch()`` (:mod:`~impediments.doctor.rules.residual`).
+
+Overall, a gradient's absolute size is not an explosion by itself: the step the optimizer takes is
+:math:`\\Delta w`, and an adaptive optimizer's step does not scale with :math:`\\|g\\|`, nor does a plain
+step taken at a learning rate sized for a summed loss. Where the update-to-weight ratio is measured,
+it is the verdict; a large ratio from a quasi-Newton step (L-BFGS sizes its step by the inverse
+curvature and a line search) or from any optimizer is an error only when the loss is hurt (it rose
+or went non-finite), else info with the evidence kept.
 """
 from __future__ import annotations
 
 import math
+import re
 
 from impediments.doctor.rules.base import by_depth, finding, finite, geometric_ratio, not_checked, rule
 
@@ -52,6 +80,50 @@ def head_layers(layers) -> set[str]:
     return head
 
 
+#: the last name component of a separate attention query or key projection, across PyTorch and transformers
+#: conventions (``q_proj``/``k_proj`` Llama, ``query``/``key`` BERT, ``q_lin``/``k_lin`` DistilBERT, ``q``/``k``
+#: T5, ``wq``/``wk``, ``to_q``/``to_k``, DeepSeek's low-rank ``q_a_proj``/``q_b_proj``). A fused projection
+#: (``c_attn``, ``qkv``, ``query_key_value``) also carries the values, whose gradient is first order, and stays.
+QUERY_KEY = re.compile(r"(?:^|\.)(?:q|k|query|key|q_proj|k_proj|q_lin|k_lin|wq|wk|to_q|to_k|query_proj|key_proj"
+                       r"|q_a_proj|q_b_proj|linear_q|linear_k)$")
+
+
+def stream_of(block: str) -> str:
+    """The stack a residual block belongs to: its container's parent path, without trailing indices.
+
+    ``model.encoder.layers.0`` -> ``model.encoder``; ``model.decoder.layers.1`` -> ``model.decoder``;
+    the stages of one stream (``swin.encoder.layers.2.blocks.0``, ``convnext.encoder.stages.1.layers.0``)
+    -> ``swin.encoder.layers``, ``convnext.encoder.stages``: sibling stages run one after the other on one
+    stream, while an encoder and a decoder are differently named stacks.
+    """
+    parts = block.split(".")[:-1]           # the block's container (a ModuleList / Sequential)
+    parts = parts[:-1]                      # its owner: the stack
+    while parts and parts[-1].isdigit():
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def chains(stats) -> dict[str, list[tuple[str, float]]]:
+    """The body's hidden layers as ``{stream: [(name, gradient energy), ...]}`` by depth (module docstring).
+
+    Left out: the head, BatchNorm-fed layers, attention query/key projections (:data:`QUERY_KEY`), and
+    every layer inside a residual block whose stream gradient was measured (:attr:`~impediments.monitor.schema.MonitorStats.residual_stream`). With
+    several streams (an encoder and a decoder), each layer goes to the stream whose stack holds it,
+    and the layers of neither (embeddings' projections, a shared head) form a chain of their own.
+    """
+    skip = head_layers(stats.layers) | batchnorm_fed(stats)
+    blocks = [b for b, s in stats.residual_stream.items() if s.samples > 0]
+    roots = sorted({stream_of(b) for b in blocks})
+    out: dict[str, list[tuple[str, float]]] = {}
+    for n, l in by_depth(stats.layers):
+        if (not finite(l.grad_var) or n in skip or QUERY_KEY.search(n)
+                or any(n.startswith(b + ".") for b in blocks)):
+            continue
+        stream = next((r for r in roots if len(roots) > 1 and (n == r or n.startswith(r + "."))), "")
+        out.setdefault(stream, []).append((n, float(l.grad_var) * max(l.output.count, 1)))
+    return out
+
+
 def _adaptive(stats) -> bool:
     return bool(stats.optimizer) and stats.optimizer.get("type") in ADAPTIVE_OPTIMIZERS
 
@@ -78,15 +150,24 @@ def gradient_variance_with_depth(stats, th):
     the same way, by at least its square root (norms, not energies).
     """
     skip_head, skip_bn = head_layers(stats.layers), batchnorm_fed(stats)
-    chain = [(n, float(l.grad_var) * max(l.output.count, 1)) for n, l in by_depth(stats.layers)
-             if finite(l.grad_var) and n not in skip_head and n not in skip_bn]
-    if len(chain) < th.depth_min_layers or all(v == 0 for _, v in chain):
-        if skip_bn and len(chain) < th.depth_min_layers:
+    streams = chains(stats)
+    if not any(len(c) >= th.depth_min_layers and any(v > 0 for _, v in c) for c in streams.values()):
+        n_chain = sum(len(c) for c in streams.values())
+        if skip_bn and n_chain < th.depth_min_layers:
             return [not_checked("vanishing_gradients", sorted(skip_bn)[:3],
                                 f"{len(skip_bn)} layers feed BatchNorm (scale-invariant: their gradient scale "
-                                f"settles by itself); {len(chain)} other hidden layers, fewer than "
+                                f"settles by itself); {n_chain} other hidden layers, fewer than "
                                 f"{th.depth_min_layers} needed for a trend")]
         return []
+    out = []
+    for stream, chain in streams.items():
+        if len(chain) >= th.depth_min_layers and any(v > 0 for _, v in chain):
+            out.extend(_depth_trend(stats, th, chain, stream, skip_head, skip_bn))
+    return out
+
+
+def _depth_trend(stats, th, chain, stream, skip_head, skip_bn) -> list:
+    """The finding (if any) for one stream's chain of ``(layer, gradient energy)``."""
     ratio = geometric_ratio([max(v, 1e-45) for _, v in chain])  # last / first (output side / input side)
     code = "vanishing_gradients" if ratio > th.gradient_var_ratio else (
         "exploding_gradients" if ratio < 1 / th.gradient_var_ratio else None)
@@ -96,7 +177,10 @@ def gradient_variance_with_depth(stats, th):
     evidence = {"output_over_input_grad_energy": ratio, "threshold": th.gradient_var_ratio,
                 "first_layer": chain[0][0], "last_hidden_layer": chain[-1][0],
                 "grad_variance_by_layer": {n: stats.layers[n].grad_var for n in energy},
-                "left_out": {"head": sorted(skip_head), "feeding_batchnorm": len(skip_bn)}}
+                "left_out": {"head": sorted(skip_head), "feeding_batchnorm": len(skip_bn),
+                             "residual_blocks": len(stats.residual_stream)}}
+    if stream:
+        evidence["stream"] = stream
     if _adaptive(stats):
         steps = _relative_steps(stats, energy)
         if len(steps) >= th.depth_min_layers:
@@ -132,9 +216,41 @@ def gradients_vanished_overall(stats, th):
                     confidence=f"the largest gradient norm of any parameter at any sampled step was {largest:.2g}")]
 
 
+def loss_hurt(stats) -> bool | None:
+    """Whether the recorded loss was hurt: it went non-finite, or it ended no lower than it started.
+
+    None when no loss was recorded (``checkup``, or a run whose loss the monitor never saw).
+    """
+    loss = stats.loss
+    if loss is None or loss.count < 2:
+        return None
+    if loss.first_nonfinite_step is not None or not finite(loss.last) or not finite(loss.first):
+        return True
+    return loss.last >= loss.first
+
+
+def _measured_update(stats, name: str) -> float | None:
+    p = stats.params.get(name)
+    if p is None or not finite(p.update_to_weight):
+        return None
+    return float(p.update_to_weight)
+
+
 @rule("exploding_gradients", requires=("params",))
 def gradients_exploded_overall(stats, th):
-    """Updates as large as the weights, or gradient norms that overflow any learning rate."""
+    """Updates as large as the weights, or gradient norms that overflow any learning rate.
+
+    Judged by the step the optimizer takes (module docstring): a gradient norm above
+    ``exploding_grad_norm`` is an explosion only where that parameter's update-to-weight ratio was not
+    measured (no optimizer hooked) or is itself above ``exploding_update_ratio``: an adaptive step
+    (:math:`\\Delta w = -\\eta\\, \\hat m / (\\sqrt{\\hat v} + \\epsilon)`, Kingma & Ba 2015) does not grow
+    with :math:`\\|g\\|`, and a plain step at a learning rate sized for a summed loss is
+    :math:`\\eta \\|g\\|`, whatever the two factors are apart. An update ratio above
+    ``exploding_update_ratio`` is an error when the loss was hurt (non-finite, or no lower at the end
+    than at the start) or not recorded; when the loss fell, it is info (an L-BFGS step is sized by the
+    inverse curvature and accepted by its line search; a parameter initialized near zero moves by more
+    than itself on purpose).
+    """
     big_update, big_grad = {}, {}
     for name, p in _weights(stats):
         if (name.endswith("weight") and finite(p.update_to_weight) and finite(p.weight_norm) and p.weight_norm > 1e-6
@@ -148,14 +264,34 @@ def gradients_exploded_overall(stats, th):
                 big_grad[name] = max(big_grad.get(name, 0.0), float(g))
     if not big_update and not big_grad:
         return []
+    # a large gradient whose step was measured and is not large: the optimizer's step is the verdict
+    step_measured = {n: u for n in big_grad if (u := _measured_update(stats, n)) is not None}
+    unmeasured = {n: g for n, g in big_grad.items() if n not in step_measured}
+    hurt = loss_hurt(stats)
     evidence = {"update_to_weight": big_update, "update_threshold": th.exploding_update_ratio,
-                "grad_norm_max": big_grad, "grad_norm_threshold": th.exploding_grad_norm}
+                "grad_norm_max": big_grad, "grad_norm_threshold": th.exploding_grad_norm,
+                "loss_hurt": hurt, "optimizer": (stats.optimizer or {}).get("type")}
     if big_update:
         evidence["max_update_to_weight"] = max(big_update.values())
     if big_grad:
         evidence["max_grad_norm"] = max(big_grad.values())
-    what = (f"mean update-to-weight ratio up to {max(big_update.values()):.2g} over the sampled steps"
-            if big_update else f"gradient norms up to {max(big_grad.values()):.2g}")
-    return [finding("exploding_gradients", "error", sorted({*big_update, *big_grad}), evidence,
-                    seen={"parameters": len(stats.params), "sampled_steps": stats.sampled_steps, "steps": stats.steps},
-                    confidence=f"{what}; measured, not extrapolated")]
+    if step_measured:
+        evidence["update_to_weight_of_large_gradients"] = step_measured
+    seen = {"parameters": len(stats.params), "sampled_steps": stats.sampled_steps, "steps": stats.steps}
+    if big_update and hurt is not False or unmeasured:
+        what = (f"mean update-to-weight ratio up to {max(big_update.values()):.2g} over the sampled steps"
+                if big_update else f"gradient norms up to {max(unmeasured.values()):.2g} (update ratios not measured)")
+        return [finding("exploding_gradients", "error", sorted({*big_update, *big_grad}), evidence,
+                        seen=seen, confidence=f"{what}; measured, not extrapolated")]
+    if big_update:
+        why = (f"updates up to {max(big_update.values()):.2g} of the weight per step, but the loss fell from "
+               f"{stats.loss.first:.4g} to {stats.loss.last:.4g}: the steps are large and they help (a quasi-Newton "
+               f"or line-search step, or weights that start near zero)")
+    else:
+        why = (f"gradient norms up to {max(big_grad.values()):.2g}, but the optimizer's "
+               f"({evidence['optimizer'] or 'unknown'}) steps were at most {max(step_measured.values()):.2g} of the "
+               f"weight: the step taken is the verdict (an adaptive optimizer's step does not grow with the "
+               f"gradient; a summed loss's larger gradient is met by its learning rate)")
+    return [finding("exploding_gradients", "info", sorted({*big_update, *big_grad}), evidence,
+                    "Large numbers, not an explosion: " + why + ".", "Nothing to change for this",
+                    seen=seen, confidence=why)]

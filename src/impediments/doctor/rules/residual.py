@@ -16,13 +16,25 @@ as gradients across depth (``gradient_var_ratio``).
 With an adaptive optimizer each parameter's step is normalized by its own gradient scale, so a spread
 stream is not a learning-rate mismatch: the finding is ``info``. Fewer than ``depth_min_layers``
 blocks of one shape give no trend and no finding.
+
+**One stream at a time.** Blocks are compared within one stack (:func:`~impediments.doctor.rules.gradients.stream_of`):
+an encoder-decoder's encoder and decoder are two streams, the encoder's output entering every decoder
+block through cross-attention, so their blocks are never fitted as one trend even when their shapes agree.
+
+**Normalized streams at init.** Where the blocks hold a LayerNorm/RMSNorm (pre-LN re-normalizes what
+each branch sees, post-LN re-normalizes the stream itself after every add), the trend is the one
+Xiong et al. (2020) derive: post-LN divides the stream's gradient by the RMS of ``x + F(x)`` at every
+block, so it shrinks toward the input, by design, and the standard recipe (Adam with warm-up) is what
+serves it. Whether it impedes training is therefore a property of the optimizer, not of the init:
+without a known optimizer (``checkup``, or ``watch()`` given none) it is not checked, and ``watch()``
+with the optimizer decides (a warning under plain SGD, info under an adaptive one).
 """
 from __future__ import annotations
 
 import math
 
-from impediments.doctor.rules.base import finding, finite, geometric_ratio, rule
-from impediments.doctor.rules.gradients import ADAPTIVE_OPTIMIZERS
+from impediments.doctor.rules.base import finding, finite, geometric_ratio, not_checked, rule
+from impediments.doctor.rules.gradients import ADAPTIVE_OPTIMIZERS, stream_of
 
 _TEXT = {
     "exploding_gradients": (
@@ -40,11 +52,12 @@ _TEXT = {
 
 
 def _groups(stream) -> dict[tuple, list[tuple[int, str, float]]]:
+    """Blocks by (stream, shape), each group sorted by depth."""
     out: dict[tuple, list] = {}
     for name, s in stream.items():
         if s.samples > 0 and finite(s.grad_mean_square) and s.grad_mean_square > 0:
-            out.setdefault(tuple(s.shape), []).append((s.depth, name, float(s.grad_mean_square)))
-    return {shape: sorted(chain) for shape, chain in out.items()}
+            out.setdefault((stream_of(name), tuple(s.shape)), []).append((s.depth, name, float(s.grad_mean_square)))
+    return {key: sorted(chain) for key, chain in out.items()}
 
 
 @rule("vanishing_gradients", "exploding_gradients", requires=())
@@ -52,7 +65,7 @@ def gradient_along_residual_stream(stats, th):
     """The stream's gradient mean square trending geometrically across blocks of one shape."""
     adaptive = bool(stats.optimizer) and stats.optimizer.get("type") in ADAPTIVE_OPTIMIZERS
     out = []
-    for shape, chain in _groups(stats.residual_stream).items():
+    for (stream, shape), chain in _groups(stats.residual_stream).items():
         if len(chain) < th.depth_min_layers:
             continue
         ratio = geometric_ratio([v for _, _, v in chain])      # last / first (output side / input side)
@@ -60,11 +73,21 @@ def gradient_along_residual_stream(stats, th):
                 "exploding_gradients" if ratio < 1 / th.gradient_var_ratio else None)
         if code is None:
             continue
+        names = [n for _, n, _ in chain]
+        norm = next((stats.residual_stream[n].norm for n in names if stats.residual_stream[n].norm), "")
+        if norm and not stats.optimizer:
+            post = sum(stats.residual_stream[n].post_norm for n in names)
+            out.append(not_checked(code, names[:3], (
+                f"the gradient along {stream or 'the stream'} ({len(chain)} blocks) spans "
+                f"{abs(math.log10(ratio)):.1f} decades, but its blocks hold a {norm} "
+                f"({'post-norm, after the residual add' if post else 'inside the branches'}): whether that spread "
+                f"impedes training depends on the optimizer (Adam evens it out), which watch() with the optimizer "
+                f"measures")))
+            continue
         explanation, remedy = _TEXT[code]
         if adaptive:
             explanation += (f" The optimizer ({stats.optimizer.get('type')}) normalizes each parameter's step by "
                             f"its own gradient scale, which evens this out.")
-        names = [n for _, n, _ in chain]
         out.append(finding(
             code, "info" if adaptive else "warning", names,
             {"output_over_input_grad_mean_square": ratio, "threshold": th.gradient_var_ratio,

@@ -6,7 +6,7 @@ so the table may name codes that other modules add later.
 """
 from __future__ import annotations
 
-from impediments.fix.remedies import graph, loop, loss_shapes, op_guard, residual
+from impediments.fix.remedies import graph, init_scale, loop, loss_shapes, op_guard, residual
 from impediments.fix.remedies import model as m
 from impediments.fix.remedies import training as t
 from impediments.fix.remedies.base import Remedy
@@ -15,6 +15,7 @@ _GRADIENT_FLOW = ("vanishing_activations", "exploding_activations", "vanishing_g
 _TOO_LARGE = ("exploding_activations", "exploding_gradients")
 _ROWS = (
     # name, codes, slot, fn[, the remedy whose sweep it continues: x3 three times, then x10 while nothing changes]
+    ("model_own_init", ("init_scale_too_large", "initial_loss_high"), "init", init_scale.model_own_init),
     ("variance_preserving_init", ("dead_units", "linear_regime", "symmetric_units", *_GRADIENT_FLOW,
                                   "loss_plateau"), "init", m.variance_preserving_init),
     ("lsuv_init", ("dead_units", "linear_regime", *_GRADIENT_FLOW), "init", m.lsuv_init),

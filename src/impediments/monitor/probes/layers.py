@@ -5,6 +5,12 @@ dense-only steps) and, in the backward pass, the moments of :math:`\\partial L /
 pre-hook of the autograd node that produced the output (what ``Tensor.register_hook`` installs too,
 without its Python bookkeeping). Glorot & Bengio (2010) compare exactly these two variances across
 depth: the forward signal and the backward signal.
+
+On each layer's first recorded step only (the init), also the moments of its input and output: their
+ratio is the layer's variance gain at init, :math:`\\operatorname{Var}(y) / \\overline{x^2}`, which for
+zero-mean independent weights is :math:`\\text{fan\\_in}\\,\\sigma_w^2` (LeCun et al. 1998; He et al.
+2015): 1 for LeCun/Glorot, 2 for He, 64 for std 1.0 at fan_in 64. Two reductions per layer, once per
+run.
 """
 from __future__ import annotations
 
@@ -34,6 +40,23 @@ class LayerOutputStats:
     grad_var: float | None
     #: output positions per example and channel (1 for a Linear on (N, features), H*W for a conv, T for (N, T, d))
     positions: int = 0
+    #: inputs per output value: ``in_features`` (Linear), ``in_channels / groups * prod(kernel)`` (conv)
+    fan_in: int = 0
+    #: the moments of its input and output on its first recorded step (the init); None where not seen
+    input_at_init: MomentStats | None = None
+    output_at_init: MomentStats | None = None
+
+
+def fan_in(module: nn.Module) -> int:
+    """Inputs per output value: ``in_features`` for a Linear, ``in_channels / groups * prod(kernel_size)`` for a conv."""
+    if isinstance(module, nn.Linear):
+        return int(module.in_features)
+    if isinstance(module, _ConvNd):
+        k = 1
+        for s in module.kernel_size:
+            k *= int(s)
+        return int(module.in_channels // module.groups * k)
+    return 0
 
 
 class LayerProbe(Probe):
@@ -43,19 +66,27 @@ class LayerProbe(Probe):
     OUTPUT = Field("output", "moments")
     GRAD = Field("grad", "moments")
     SAMPLES = Field("samples", "count")
+    INIT_INPUT = Field("init_input", "moments")
+    INIT_OUTPUT = Field("init_output", "moments")
 
-    def record(self, name: str, module: nn.Module, out) -> None:
-        """After a Linear/Conv ran on a sampled step: fold its output, hook its gradient."""
+    def record(self, name: str, module: nn.Module, out, args=()) -> None:
+        """After a Linear/Conv ran on a sampled step: fold its output, hook its gradient; on its first
+        recorded step also fold its input and output into the init moments."""
         if not isinstance(out, torch.Tensor):
             return
         ctx = self.ctx
         meta = self.meta.get(name)
         if meta is None:
-            meta = self.meta[name] = {"kind": type(module).__name__, "depth": len(self.meta)}
+            meta = self.meta[name] = {"kind": type(module).__name__, "depth": len(self.meta), "first_step": ctx.step,
+                                      "fan_in": fan_in(module)}
         if out.dim() >= 2 and out.numel():
             channels = out.shape[1] if isinstance(module, _ConvNd) else out.shape[-1]
             meta["positions"] = out.numel() // (out.shape[0] * max(1, channels))
-        m = self._fold(ctx.state().bag(self.key, name), out)
+        bag = ctx.state().bag(self.key, name)
+        m = self._fold(bag, out)
+        if meta["first_step"] == ctx.step and args and isinstance(args[0], torch.Tensor) and args[0].is_floating_point():
+            bag.add(self.INIT_INPUT, _moments(args[0].detach(), None, extremes=False))
+            bag.add(self.INIT_OUTPUT, _moments(out.detach(), None, extremes=False))
         ctx.last_moments = m
         ctx.nonfinite.update_forward(m.bad, ctx.step, name)
 
@@ -84,7 +115,10 @@ class LayerProbe(Probe):
             if bag is None:
                 continue
             grad = bag.read(self.GRAD)
+            init_in, init_out = bag.read(self.INIT_INPUT), bag.read(self.INIT_OUTPUT)
             out[name] = LayerOutputStats(depth=meta["depth"], kind=meta["kind"], output=moment_stats(bag.read(self.OUTPUT)),
                                          grad_var=moments_dict(grad)["var"] if grad is not None else None,
-                                         positions=meta.get("positions", 0))
+                                         positions=meta.get("positions", 0), fan_in=meta.get("fan_in", 0),
+                                         input_at_init=moment_stats(init_in) if init_in is not None else None,
+                                         output_at_init=moment_stats(init_out) if init_out is not None else None)
         return {"layers": out}

@@ -17,7 +17,9 @@ toward the input geometrically.
 transformer), whose output has its input's shape, and whose autograd graph holds an addition that
 takes the block's input itself as an operand (the skip connection). The graph is walked once per
 block, on its first sampled forward; a block without such an addition (VGG's conv-BN-ReLU groups) is
-not a stream block. On full steps (every sampled step of the default schedule; a window statistic
+not a stream block. Each stream block also records the first normalization layer it holds (pre-LN
+``x + F(LN(x))`` and post-LN ``LN(x + F(x))`` both re-normalize what the branch sees) and whether its
+output is a normalization's (post-LN, the last leaf module it ran). On full steps (every sampled step of the default schedule; a window statistic
 under a denser one, see :mod:`~impediments.monitor.schedule`) a tensor hook on each stream block's output
 accumulates the sum of squares of its gradient (one reduction, no host read).
 """
@@ -46,9 +48,25 @@ class ResidualStreamStats:
     shape: list[int]
     grad_mean_square: float
     samples: int
+    #: the class of the first normalization layer inside the block ("" when it holds none)
+    norm: str = ""
+    #: whether the block's output is a normalization's output (post-LN: ``LN(x + F(x))``)
+    post_norm: bool = False
 
 #: most autograd nodes visited when looking for a block's skip connection
 MAX_GRAPH_NODES = 5000
+
+
+def is_normalization(module: nn.Module) -> bool:
+    """A LayerNorm, RMSNorm, GroupNorm, BatchNorm or any model's own ``*Norm`` layer (by class name:
+    transformers defines one RMSNorm class per model, ``LlamaRMSNorm``, ``T5LayerNorm``, ...)."""
+    return isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)) or (
+        type(module).__name__.endswith("Norm") and next(module.children(), None) is None)
+
+
+def first_normalization(block: nn.Module) -> str:
+    """The class name of the first normalization layer inside ``block`` ("" when none)."""
+    return next((type(m).__name__ for m in block.modules() if m is not block and is_normalization(m)), "")
 
 
 def candidates(model: nn.Module) -> set[int]:
@@ -113,8 +131,11 @@ class ResidualProbe(Probe):
             return
         meta = self.meta.get(name)
         if meta is None:
+            last = ctx.last_leaf            # the last leaf module this block ran: a norm in a post-LN block
             meta = self.meta[name] = {"depth": len(self.meta), "shape": list(out.shape[1:]),
-                                      "residual": has_skip_connection(out, x)}
+                                      "residual": has_skip_connection(out, x), "norm": first_normalization(module),
+                                      "post_norm": last is not None and is_normalization(last)
+                                      and any(m is last for m in module.modules())}
         if not meta["residual"]:
             return
         bag = ctx.state().bag(self.key, name)
@@ -133,7 +154,8 @@ class ResidualProbe(Probe):
         sumsq = bag.read(self.SUMSQ)
         sumsq = float(sumsq.cpu()[0]) if sumsq is not None else NAN
         return ResidualStreamStats(depth=meta["depth"], shape=list(meta["shape"]), samples=bag.read(self.SAMPLES),
-                                   grad_mean_square=sumsq / values if values else NAN)
+                                   grad_mean_square=sumsq / values if values else NAN, norm=meta["norm"],
+                                   post_norm=meta["post_norm"])
 
     def stats(self, total, windows) -> dict:
         return {"residual_stream": {n: self._stream(m, total[(self.key, n)]) for n, m in self.meta.items()

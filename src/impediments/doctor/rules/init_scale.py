@@ -1,0 +1,75 @@
+r"""The init scale, read where it shows at the first step: each Linear/Conv layer's variance gain.
+
+A layer :math:`y = W x + b` with zero-mean weights of variance :math:`\sigma_w^2`, independent of its
+input, has
+
+.. math:: \operatorname{Var}(y) = \text{fan\_in}\;\sigma_w^2\;\overline{x^2}
+
+(LeCun et al. 1998, Efficient BackProp; Glorot & Bengio 2010; He et al. 2015). A variance-preserving
+init sets :math:`\text{fan\_in}\,\sigma_w^2` to 1 (LeCun, Glorot) or 2 (He, for a ReLU's halved second
+moment); PyTorch's default Linear init gives 1/3, and a transformers model's ``initializer_range``
+0.02 gives :math:`0.0004\,\text{fan\_in}` (0.03 at width 64, 0.3 at 768), the LayerNorms rescaling the
+stream. Initialized at std 1.0 (``initializer_range=1.0``, or ``nn.init.normal_`` with its default
+std), every layer multiplies the variance by its fan-in: 64 at width 64. That is the cause; the
+symptoms follow from it (a residual stream whose RMS grows by orders of magnitude per block, logits
+so large that the initial loss sits far above :math:`\ln C`, saturated softmaxes and gates, gradient
+norms that overflow).
+
+The gain is measured directly, :math:`\operatorname{Var}(y) / \overline{x^2}`, from the moments of each
+layer's input and output on its first recorded step
+(:attr:`~impediments.monitor.schema.LayerOutputStats.input_at_init`), and the implied weight std is
+:math:`\sqrt{\text{gain} / \text{fan\_in}}`. The median over the layers is compared with
+``init_gain_too_large``: one layer with a large gain (a deliberately scaled projection) is not the
+init of the model.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+
+from impediments.doctor.rules.base import by_depth, finding, finite, rule
+
+
+def layer_gains(stats) -> dict[str, tuple[float, int]]:
+    """``{layer: (variance gain at init, fan_in)}`` for every layer whose init moments were recorded."""
+    out = {}
+    for name, layer in by_depth(stats.layers):
+        x, y = layer.input_at_init, layer.output_at_init
+        if x is None or y is None or x.count == 0 or y.count == 0:
+            continue
+        second = x.var + x.mean ** 2
+        if finite(second) and second > 0 and finite(y.var):
+            out[name] = (y.var / second, layer.fan_in)
+    return out
+
+
+@rule("init_scale_too_large", requires=("layers",))
+def init_scale_too_large(stats, th):
+    """The median Linear/Conv variance gain at init at least ``init_gain_too_large`` (module docstring)."""
+    gains = layer_gains(stats)
+    if len(gains) < th.depth_min_layers:
+        return []
+    median = statistics.median(g for g, _ in gains.values())
+    if median < th.init_gain_too_large:
+        return []
+    large = {n: g for n, (g, _) in gains.items() if g >= th.init_gain_too_large}
+    stds = [math.sqrt(g / f) for g, f in gains.values() if f > 0 and g > 0]
+    implied = statistics.median(stds) if stds else None
+    fans = sorted({f for _, f in gains.values() if f > 0})
+    shown = dict(sorted(large.items(), key=lambda kv: -kv[1])[:8])
+    std_text = f", as weights of std {implied:.2g} would give" if implied is not None else ""
+    return [finding(
+        "init_scale_too_large", "error", list(large),
+        {"median_gain": median, "threshold": th.init_gain_too_large, "layers_measured": len(gains),
+         "layers_above": len(large), "implied_weight_std": implied, "fan_in": fans[:6],
+         "gain_by_layer": shown, "growth_per_10_layers_decades": 10 * math.log10(median)},
+        f"At the first step the median Linear/Conv layer multiplied its input's variance by {median:.3g} "
+        f"({len(large)} of {len(gains)} layers at least {th.init_gain_too_large:g}){std_text} at fan_in "
+        f"{', '.join(str(f) for f in fans[:3])}. A variance-preserving init gives 1-2, so the signal grows "
+        f"{math.log10(median):.1f} decades per layer unless a norm re-scales it, and the outputs start large and "
+        "confidently wrong: the init scale is the cause of the large activations, logits, initial loss and "
+        "gradients reported with it.",
+        None,
+        seen={"layers": len(gains), "step": "first recorded"},
+        confidence=f"measured Var(y) / mean(x^2) of {len(gains)} layers on their first forward; the median "
+                   f"is {median / th.init_gain_too_large:.1f}x the {th.init_gain_too_large:g} bound")]
