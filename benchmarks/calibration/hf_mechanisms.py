@@ -25,7 +25,7 @@ import impediments as imp
 
 from . import hf_models, hf_sweep
 
-QUERY_KEY = re.compile(r"(^|\.)(q|k|q_proj|k_proj|q_lin|k_lin|query|key|wq|wk)$")
+QUERY_KEY = hf_models.QUERY_KEY
 ROUTED = re.compile(r"(experts|router|gate$|shared_expert)")
 
 
@@ -94,62 +94,3 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
-
-
-# ------------------------------------------------------------------ summaries of a sweep's rows (--rows file)
-def load_rows(path: str) -> list[dict]:
-    """The rows of a ``hf_sweep.py --rows`` JSON-lines file."""
-    with open(path) as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def alarm_evidence(rows: list[dict]) -> list[dict]:
-    """Every warning/error of a healthy run that trains, with the numbers the rule quoted."""
-    out = []
-    for r in rows:
-        if not hf_sweep.trains(r):
-            continue
-        for where in ("checkup", "watch"):
-            for a in r["runs"]["healthy"][f"{where}_alarms"]:
-                ev = a["evidence"]
-                out.append({"row": f"{r['type']}/{r['head']}", "at": where, "code": a["code"],
-                            "ratio": ev.get("output_over_input_grad_energy", ev.get("output_over_input_grad_mean_square")),
-                            "rule": "residual stream" if "blocks" in ev else ("depth" if "first_layer" in ev else "other"),
-                            "first": ev.get("first_layer"), "last": ev.get("last_hidden_layer"),
-                            "blocks": list(ev.get("grad_mean_square_by_block", {})),
-                            "evidence": {k: v for k, v in ev.items() if not isinstance(v, dict)}})
-    return out
-
-
-def std1_table(rows: list[dict]) -> list[dict]:
-    """Per built row: the std-1.0 and healthy initial loss against the uninformed loss, the median
-    per-Linear gain over ``fan_in * var(W)``, and the hidden-state RMS per block."""
-    out = []
-    for r in rows:
-        if "std1" not in r["runs"] or "healthy" not in r["runs"]:
-            continue
-        s, h = r["runs"]["std1"]["probe"], r["runs"]["healthy"]["probe"]
-        rms = next(iter(s["hidden_rms"].values()), [])
-        out.append({"row": f"{r['type']}/{r['head']}", "injected": r["runs"]["std1"]["injected"],
-                    "uninformed": hf_models.uninformed_loss(r["head"]), "loss_std1": s["loss"], "loss_healthy": h["loss"],
-                    "gain_std1": s["linear_gain_median"], "gain_over_fan_in_std1": s["gain_over_fan_in_median"],
-                    "gain_healthy": h["linear_gain_median"], "rms_std1": rms,
-                    "rms_healthy": next(iter(h["hidden_rms"].values()), [])})
-    return out
-
-
-def classify(alarm: dict) -> str:
-    """Which mechanism of ``hf_sweep.md`` ("Mechanisms") an alarm of :func:`alarm_evidence` shows, from the
-    layer names the rule quoted: a depth chain that starts at an attention query/key projection, a residual
-    chain that joins an encoder and a decoder, or something else (named by its code and rule)."""
-    if alarm["rule"] == "residual stream":
-        blocks = " ".join(alarm.get("blocks", []))
-        if "encoder" in blocks and "decoder" in blocks:
-            return "encoder and decoder read as one residual stream"
-        return f"{alarm['code']}: residual stream"
-    if alarm["rule"] == "depth":
-        first = alarm["first"] or ""
-        if QUERY_KEY.search(first):
-            return f"{alarm['code']}: depth chain starting at an attention query/key projection"
-        return f"{alarm['code']}: depth chain starting at {first.split('.')[-1] or '?'}"
-    return f"{alarm['code']} ({alarm['at']})"

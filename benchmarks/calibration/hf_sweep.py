@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import random
 import signal
 import statistics
@@ -37,7 +36,6 @@ import sys
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -47,12 +45,11 @@ import impediments as imp
 
 from . import hf_models
 from .hf_heldout import HELD_OUT
+from .hf_report import FAULTS, markdown, summarize, write_markdown
 
-FAULTS = ("std1", "high_lr")
 RECIPE_LR, HIGH_LR, WEIGHT_DECAY = 1e-3, 1.0, 0.01
 DEFAULT_STEPS, FAULT_STEPS, JOB_SECONDS = 40, 15, 150
 MD_PATH = Path(__file__).resolve().parent / "hf_sweep.md"
-MECHANISMS = "## Mechanisms"
 
 
 def _quiet() -> None:
@@ -210,129 +207,6 @@ def run_row(spec: hf_models.Spec, steps: int = DEFAULT_STEPS, seed: int = 0, fau
 def _job(args):
     spec, steps, fault_steps, seed = args
     return run_row(spec, steps, seed, fault_steps=fault_steps)
-
-
-# ------------------------------------------------------------------------------------------ report
-TRAINS_DROP = 0.05   # a masked LM sees ~15% of its tokens as labels: ~8% down in 40 steps on this task
-
-
-def trains(row: dict) -> bool:
-    """The healthy loss fell by at least ``TRAINS_DROP`` (relative) from the first step to the mean of the
-    last five."""
-    h = row["runs"].get("healthy")
-    return bool(h) and math.isfinite(h["loss_last"]) and h["loss_last"] < (1 - TRAINS_DROP) * h["loss_first"]
-
-
-def new_alarms(row: dict, fault: str, where: str | None = None) -> list[str]:
-    """The fault run's warning/error codes that the healthy run of the same row did not raise (at
-    ``where``, "checkup" or "watch", or at either): what counts as naming the fault."""
-    parts = (where,) if where else ("checkup", "watch")
-    healthy = {c for p in ("checkup", "watch") for c in row["runs"]["healthy"][p]}
-    return sorted({c for p in parts for c in row["runs"][fault][p]} - healthy)
-
-
-def summarize(rows: list[dict]) -> dict:
-    built = [r for r in rows if "healthy" in r["runs"]]
-    training = [r for r in built if trains(r)]
-    alarmed = [r for r in training if r["runs"]["healthy"]["checkup"] or r["runs"]["healthy"]["watch"]]
-    false_alarms = {f"{r['type']}/{r['head']}": sorted(set(r["runs"]["healthy"]["checkup"])
-                                                       | set(r["runs"]["healthy"]["watch"])) for r in alarmed}
-    checkup_only = [r for r in alarmed if not r["runs"]["healthy"]["watch"]]
-    named = {}
-    for fault in FAULTS:
-        ran = [r for r in built if fault in r["runs"]]
-        named[fault] = {"ran": len(ran), "named": sum(bool(new_alarms(r, fault)) for r in ran),
-                        "at_checkup": sum(bool(new_alarms(r, fault, "checkup")) for r in ran),
-                        "any_alarm": sum(bool(r["runs"][fault]["checkup"] or r["runs"][fault]["watch"])
-                                         for r in ran)}
-    codes: dict[str, int] = {}
-    for v in false_alarms.values():
-        for c in v:
-            codes[c] = codes.get(c, 0) + 1
-    return {"rows": len(rows), "types": len({r["type"] for r in rows}), "built": len(built),
-            "skipped": len(rows) - len(built), "trains": len(training), "false_alarms": len(false_alarms),
-            "false_alarm_rows": false_alarms, "false_alarms_checkup_only": len(checkup_only),
-            "false_alarm_codes": dict(sorted(codes.items(), key=lambda kv: -kv[1])), "faults": named}
-
-
-def _codes(run: dict | None) -> str:
-    if run is None:
-        return "-"
-    return ", ".join(run) if run else "quiet"
-
-
-def _pair(run: dict | None) -> str:
-    if run is None:
-        return "-"
-    c, w = run["checkup"], run["watch"]
-    return f"{', '.join(c) or 'quiet'} / {', '.join(w) or 'quiet'}"
-
-
-def table(rows: list[dict]) -> list[str]:
-    lines = ["| type | head | built | loss first -> last | checkup | watch | std 1.0 (checkup / watch) "
-             "| lr 1.0 (checkup / watch) |", "|---|---|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: (r["type"], r["head"])):
-        h = r["runs"].get("healthy")
-        built = "built" if r["status"] == "built" else f"{r['status']}: {r['reason'].replace('|', '/')}"
-        loss = f"{h['loss_first']:.2f} -> {h['loss_last']:.2f}" if h else "-"
-        if h and not trains(r):
-            loss += " (not falling)"
-        lines.append(f"| {r['type']} | {r['head']} | {built} | {loss} | {_codes(h and h['checkup'])} "
-                     f"| {_codes(h and h['watch'])} | {_pair(r['runs'].get('std1'))} "
-                     f"| {_pair(r['runs'].get('high_lr'))} |")
-    return lines
-
-
-def markdown(rows: list[dict], summary: dict, args, seconds: float) -> str:
-    import transformers
-
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    f = summary["faults"]
-    head = [
-        "# The transformers sweep (issue 25, item 1)", "",
-        f"Generated by `python benchmarks/hf_sweep.py --jobs {args.jobs} --steps {args.steps} "
-        f"--fault-steps {args.fault_steps}"
-        f"{' --all-heads' if args.all_heads else ''}{' --held-out' if args.held_out else ''}` on {when}: "
-        f"{platform.machine()} VM, {_cores()} cores, torch {torch.__version__}, transformers "
-        f"{transformers.__version__}, 1 thread per process, {seconds:.0f} s wall. "
-        "Everything above \"Mechanisms\" is rewritten by the sweep.", "",
-        "Each row: the model from a tiny config (width 64, 2 layers, 4 heads, vocab 64, 32 px images) with its "
-        "own init, trained with AdamW lr 1e-3 (weight decay 0.01, no clipping, batch 16) for "
-        f"{args.steps} steps; the checkup on the first batch, then `watch()` + `mon.report()`. A verdict is the "
-        "warning/error codes (`quiet` = none). Faults: init std 1.0 (`initializer_range`/`init_std` = 1.0 in "
-        "the config where it has one, else `nn.init.normal_(w, 0, 1)` on every Linear/Embedding weight) and lr "
-        f"1.0, each trained {args.fault_steps} steps. The held-out fifth ({len(HELD_OUT)} types, `hf_heldout.py`) is "
-        f"{'included' if args.held_out else 'not run'}.", "",
-        "## Totals", "",
-        f"- rows (type x head): {summary['rows']}, model types: {summary['types']}; built and run: "
-        f"{summary['built']}, skipped: {summary['skipped']}; healthy loss falling (>= {TRAINS_DROP:.0%}): "
-        f"{summary['trains']}",
-        f"- **false alarms on healthy rows that train: {summary['false_alarms']} / {summary['trains']}** "
-        f"({summary['false_alarms_checkup_only']} of them at checkup only); by code: "
-        + (", ".join(f"`{c}` {n}" for c, n in summary["false_alarm_codes"].items()) or "none"),
-        f"- std 1.0 named (a warning/error at checkup or under watch that the healthy run of the row did not "
-        f"raise): **{f['std1']['named']} / {f['std1']['ran']}** ({f['std1']['at_checkup']} at checkup; any "
-        f"warning/error at all: {f['std1']['any_alarm']})",
-        f"- lr 1.0 named (the same count): **{f['high_lr']['named']} / {f['high_lr']['ran']}** (any warning/error "
-        f"at all: {f['high_lr']['any_alarm']})", "",
-        "## Table", "", *table(rows), ""]
-    return "\n".join(head)
-
-
-def _cores() -> int:
-    import os
-
-    return os.cpu_count() or 1
-
-
-def write_markdown(text: str, path: Path) -> None:
-    """Write ``text``, keeping the hand-written part of ``path`` from its ``## Mechanisms`` heading on."""
-    kept = ""
-    if path.exists():
-        old = path.read_text()
-        if MECHANISMS in old:
-            kept = old[old.index(MECHANISMS):]
-    path.write_text(text + ("\n" + kept if kept else ""))
 
 
 def select(args) -> list[hf_models.Spec]:
