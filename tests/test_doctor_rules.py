@@ -498,6 +498,8 @@ def _everything():
     layers["out"] = layer(9)
     rev = {f"r{i}": layer(i, grad_var=11.0 ** -i) for i in range(4)}
     rev["out"] = layer(9)
+    for r in rev.values():                    # every layer multiplies its input's variance by 64: std 1.0 at fan_in 64
+        r.input_at_init, r.output_at_init, r.fan_in = moments(var=1.0), moments(var=64.0), 64
     bns = {"bn": bn(values=2, running=3, preceded_by="Dropout", wd=1e-4)}
     s1 = stats(activations={**acts}, layers=layers, params={"w.weight": param("w", upd=3.0)},
                symmetry={"l0": _make("SymmetryStats", units=4, groups=[[0, 1]], checked_at_step=5)},
