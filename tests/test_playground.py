@@ -112,23 +112,33 @@ def test_activation_norm_dropout_and_inputs_reach_the_model():
 
 # ---------------------------------------------------------------------- remedies
 def test_remedies_are_the_fix_registrys_in_its_order():
-    """The page's remedy for a code is the first of ``impediments fix``'s remedies for it (registry order)
-    that the page can express and that changes the settings: no table of its own to drift."""
+    """The page's remedy for a code comes from ``impediments fix``'s remedies for it, in the registry's order: the
+    first the page can express and that changes the settings from each model slot (init, structure), else from
+    the other slots; no table of its own to drift."""
     assert PROJECTIONS and set(PROJECTIONS) <= set(FIX_REMEDIES)
     with pytest.raises(ValueError, match="valid: dead_units"):
         remedy_changes("no_such_code", PlaygroundConfig())
     broken = PlaygroundConfig(activation="sigmoid", init="too_large", bias=-1.0, lr=1.0)
+
+    def first(code, config, slots):
+        for r in remedies_for(code):
+            if r.slot in slots and r.name in PROJECTIONS:
+                changes = {k: v for k, v in PROJECTIONS[r.name](config).items() if getattr(config, k) != v}
+                if changes:
+                    return changes
+        return {}
+
     for code in CODES:
-        expected = next((c for c in ({k: v for k, v in PROJECTIONS[r.name](broken).items() if getattr(broken, k) != v}
-                                     for r in remedies_for(code) if r.name in PROJECTIONS) if c), None)
-        assert remedy_changes(code, broken) == expected, code
+        model = {**first(code, broken, {"structure"}), **first(code, broken, {"init"})}
+        other = first(code, broken, {r.slot for r in FIX_REMEDIES.values()} - {"init", "structure", "activation"})
+        assert remedy_changes(code, broken) == (model or other or None), code
     assert remedy_changes("dead_units", PlaygroundConfig(init="too_large", bias=-1.0)) == {"init": "he_normal",
                                                                                            "bias": 0.0}
-    # treated once, the next remedy in the fix's order: LSUV (Mishkin & Matas 2016)
+    # treated once, the next init remedy in the fix's order: LSUV (Mishkin & Matas 2016)
     assert remedy_changes("dead_units", PlaygroundConfig(init="he_normal", bias=0.0)) == {"init": "lsuv"}
-    assert remedy_changes("saturated_units", broken) == {"init": "glorot_normal", "bias": 0.0}
-    assert remedy_changes("saturated_units", broken.replace(init="glorot_normal", bias=0.0)) == {"activation": "tanh"}
+    assert remedy_changes("saturated_units", broken) == {"init": "glorot_normal", "bias": 0.0, "norm": "batch"}
     assert remedy_changes("diverging_loss", broken) == {"lr": 0.3}                   # lr_down_3: 1.0 -> 0.3
+    assert remedy_changes("uncentered_inputs", broken.replace(inputs="raw")) == {"inputs": "standardized"}
     assert remedy_changes("gradients_not_cleared", broken) is None                    # a loop bug: nothing on the page
 
 

@@ -3,16 +3,18 @@
 Which remedies treat a code, and in which order, is written once, in
 :mod:`impediments.fix.remedies.registry` (what ``impediments fix`` tries). The page can carry out
 only some of them with its controls; :data:`PROJECTIONS` says how (a fix remedy name -> the settings
-that do the same on the page's MLP). "Apply remedy" takes the fix's remedies for the code in the
-fix's order and applies the first one the page can express that changes the current settings, so a
-second click, when the finding remains, moves on to the next remedy. Codes none of whose remedies the
-page can express (training-loop bugs, BatchNorm put in eval mode, weight decay) have nothing to apply.
+that do the same on the page's MLP). "Apply remedy" walks the fix's remedies for the code in the
+fix's order and takes, from each of the model's slots (:data:`MODEL_SLOTS`: init and structure), the
+first one the page can express that changes the current settings, and applies them together; when the
+model's slots have nothing left, the first such remedy of any other slot (data, batch, optimizer). The
+activation is what the page's user studies, so the fix's activation swaps are not applied. Codes none
+of whose remedies the page can express (training-loop bugs, BatchNorm put in eval mode, weight decay)
+have nothing to apply.
 
-The fix's order for ``saturated_units`` is Glorot init, then tanh for sigmoid, ReLU for sigmoid,
-then BatchNorm before the nonlinearity. Measured on digits, sigmoid, depth 3, width 64, SGD 0.1: test
-accuracy after 150 / 600 steps 0.34 / 0.51 with the too-large init, 0.10 / 0.61 with Glorot init alone
-(it first sits on the plateau), 0.93 / 0.97 with Glorot init and BatchNorm (measured when the page had
-its own table, which applied both at once).
+Measured on digits, sigmoid, depth 3, width 64, SGD 0.1 (``saturated_units``: Glorot init from the init
+slot, BatchNorm before the nonlinearity from the structure slot): test accuracy after 150 / 600 steps
+0.34 / 0.51 with the too-large init, 0.10 / 0.61 with Glorot init alone (it first sits on the plateau),
+0.93 / 0.97 with both.
 """
 from __future__ import annotations
 
@@ -85,24 +87,35 @@ PROJECTIONS: dict[str, Callable[[PlaygroundConfig], dict]] = {
 }
 
 
+#: the fix's slots whose first remedies the page applies together (the model builder's settings)
+MODEL_SLOTS = ("init", "structure")
+
+
+def _changes(remedy, config: PlaygroundConfig) -> dict:
+    project = PROJECTIONS.get(remedy.name)
+    if project is None or remedy.slot == "activation":
+        return {}
+    return {k: v for k, v in project(config).items() if getattr(config, k) != v}
+
+
 def remedy_changes(code: str, config: PlaygroundConfig) -> dict | None:
-    """The settings to change to treat ``code`` in ``config``: those of the first of the fix's remedies for
-    ``code`` (:func:`impediments.fix.remedies.registry.remedies_for`, in its order) that the page can express
-    and that changes something; ``None`` if there is none.
+    """The settings to change to treat ``code`` in ``config`` (the rule in the module docstring), from the fix's
+    remedies for ``code`` (:func:`impediments.fix.remedies.registry.remedies_for`, in its order); ``None`` if
+    none of them changes anything the page controls.
 
     Raises:
         ValueError: for an unknown code (valid codes listed).
     """
     if code not in CODES:
         raise ValueError(f"unknown diagnosis code {code!r}; valid: {', '.join(CODES)}")
-    for remedy in remedies_for(code):
-        project = PROJECTIONS.get(remedy.name)
-        if project is None:
-            continue
-        changes = {k: v for k, v in project(config).items() if getattr(config, k) != v}
-        if changes:
-            return changes
-    return None
+    remedies = remedies_for(code)
+    combined: dict = {}
+    for slot in MODEL_SLOTS:
+        first = next((c for c in (_changes(r, config) for r in remedies if r.slot == slot) if c), {})
+        combined.update({k: v for k, v in first.items() if k not in combined})
+    if combined:
+        return combined
+    return next((c for c in (_changes(r, config) for r in remedies if r.slot not in MODEL_SLOTS) if c), None)
 
 
 def apply_remedy(code: str, config: PlaygroundConfig) -> PlaygroundConfig | None:
