@@ -233,10 +233,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-rows", type=Path, help="take the rows already in this JSON-lines file, run the rest")
     parser.add_argument("--md", type=Path, default=MD_PATH)
     parser.add_argument("--wall-seconds", type=float, help="with --from-rows: the wall time of the run that made them")
+    parser.add_argument("--trainer", action="store_true",
+                        help="a sample (hf_trainer.SAMPLE, or --only) through transformers.Trainer with the impediments "
+                             "Doctor callback, against the sweep's own loop (issue 25 item 4)")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         print(f"hf_sweep: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)
         return 2
+    if args.trainer:
+        from . import hf_trainer
+
+        rows = hf_trainer.main(args.only, args.steps, args.fault_steps, args.seed)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1, default=str))
+        return 0
     specs = select(args)
     random.Random(args.seed).shuffle(specs)     # a run stopped early has covered a random sample
     start = time.perf_counter()
