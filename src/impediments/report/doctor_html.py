@@ -58,12 +58,11 @@ def findings_table(report) -> str:
 
 
 def _by_depth(items: dict):
-    return sorted(items.items(), key=lambda kv: (getattr(kv[1], "depth", 0) or 0, kv[0]))
+    return sorted(items.items(), key=lambda kv: (kv[1].depth, kv[0]))
 
 
 def activation_histograms(stats) -> str | None:
-    acts = _by_depth(getattr(stats, "activations", None) or {})
-    acts = [(n, a) for n, a in acts if getattr(a, "histogram", None) and sum(a.histogram.counts) > 0][:16]
+    acts = [(n, a) for n, a in _by_depth(stats.activations) if sum(a.histogram.counts) > 0][:16]
     if not acts:
         return None
     cols = min(4, len(acts))
@@ -109,8 +108,7 @@ def fractions_by_layer(stats, th=None) -> str | None:
 
 
 def gradient_norms(stats) -> str | None:
-    params = [(n, p) for n, p in (getattr(stats, "params", None) or {}).items()
-              if (getattr(p, "samples", 0) or 0) > 0 and math.isfinite(p.grad_norm)]
+    params = [(n, p) for n, p in stats.params.items() if p.samples > 0 and math.isfinite(p.grad_norm)]
     if not params:
         return None
     fig = _figure(max(5.0, 0.5 * len(params) + 2), 3.0)
@@ -143,7 +141,10 @@ def sampled_windows(stats, key: str) -> list:
 
 
 def history(stats) -> str | None:
-    panels = [("activation_var", "log10 activation variance", True), ("dead_fraction", "dead fraction", False),
+    # per window, the monitor's fraction of units silent over that window's examples: not the dead_units rule's
+    # whole-run count (:mod:`impediments.doctor.fractions`), which the bars by layer show
+    panels = [("activation_var", "log10 activation variance", True),
+              ("dead_fraction", "fraction of units silent in the window", False),
               ("grad_norm", "log10 gradient norm", True)]
     panels = [(key, title, log, sampled_windows(stats, key)) for key, title, log in panels]
     panels = [p for p in panels if len(p[3]) >= 2]
@@ -210,7 +211,7 @@ def distributions_over_time(stats, most: int = 6) -> str | None:
     """Per activation (the ``most`` shallowest), its output histogram in each window as a column,
     normalised per column: drift, collapse to zero and saturation at +-1 show as bands moving."""
     windows = sampled_windows(stats, "histograms")
-    acts = [n for n, _ in _by_depth(getattr(stats, "activations", None) or {})
+    acts = [n for n, _ in _by_depth(stats.activations)
             if sum(1 for w in windows if sum(w.histograms.get(n, [])) > 0) >= 2][:most]
     if not acts:
         return None
@@ -281,7 +282,7 @@ def render_report(report) -> str:
     skipped = "".join(f"<li><code>{escape(k)}</code>: {escape(v)}</li>" for k, v in report.skipped.items())
     thresholds = "".join(f"<tr><td><code>{escape(t['name'])}</code></td><td>{escape(t['value'])}</td>"
                          f"<td>{escape(t['reason'])}</td></tr>" for t in report.thresholds)
-    steps = f"<p class=small>steps: {getattr(stats, 'steps', '?')}</p>" if stats is not None else ""
+    steps = f"<p class=small>steps: {stats.steps}</p>" if stats is not None else ""
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(report.title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{escape(report.title)}</h1>{steps}"
             f"<h2>Findings</h2>{findings_table(report)}"
