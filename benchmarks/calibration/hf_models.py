@@ -36,7 +36,7 @@ IMAGE, CLASSES, AUDIO_SAMPLES = 32, 3, 1600
 MASK_ID, FIRST_TOKEN = 3, 4        # ids 0..3 are pad / bos / eos / mask; the tasks use 4..63
 MAX_PARAMS = 3_000_000
 # an attention's query or key projection, by the names transformers gives them (fused q/k/v layers excluded)
-QUERY_KEY = re.compile(r"(^|\.)(q|k|q_proj|k_proj|q_lin|k_lin|query|key|wq|wk)$")
+QUERY_KEY = re.compile(r"(^|\.)(q|k|q_proj|k_proj|q_lin|k_lin|query|key|wq|wk|query_proj|key_proj|q_a_proj|q_b_proj)$")
 
 # Head -> the Auto mapping that lists the model types with that head, in the order a type's
 # primary head is chosen (an encoder-decoder is trained as seq2seq, an encoder as a masked LM).

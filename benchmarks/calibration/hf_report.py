@@ -196,6 +196,7 @@ def alarm_evidence(rows: list[dict]) -> list[dict]:
                             "rule": "residual stream" if "blocks" in ev else ("depth" if "first_layer" in ev else "other"),
                             "first": ev.get("first_layer"), "last": ev.get("last_hidden_layer"),
                             "blocks": list(ev.get("grad_mean_square_by_block", {})), "where": a["where"],
+                            "chain": list(ev.get("grad_variance_by_layer", {})),
                             "evidence": {k: v for k, v in ev.items() if not isinstance(v, dict)}})
     return out
 
@@ -219,16 +220,18 @@ def std1_table(rows: list[dict]) -> list[dict]:
 
 def classify(alarm: dict) -> str:
     """Which mechanism of ``hf_sweep.md`` ("Mechanisms") an alarm of :func:`alarm_evidence` shows, from the
-    layer names the rule quoted: a depth chain that starts at an attention query/key projection, a residual
-    chain that joins an encoder and a decoder, or something else (named by its code and rule)."""
+    layer names its rule quoted: a depth chain through attention query/key projections, a residual chain
+    that joins an encoder and a decoder, a depth chain from a convolutional feature extractor into a
+    transformer, or something else (named by its code and where it was raised)."""
     if alarm["rule"] == "residual stream":
-        blocks = " ".join(alarm.get("blocks", []))
+        blocks = " ".join(alarm["blocks"])
         if "encoder" in blocks and "decoder" in blocks:
             return "encoder and decoder read as one residual stream"
         return f"{alarm['code']}: residual stream"
     if alarm["rule"] == "depth":
-        first = alarm["first"] or ""
-        if hf_models.QUERY_KEY.search(first):
-            return f"{alarm['code']}: depth chain starting at an attention query/key projection"
-        return f"{alarm['code']}: depth chain starting at {first.split('.')[-1] or '?'}"
-    return f"{alarm['code']} ({alarm['at']})"
+        if "feature_extractor" in (alarm["first"] or ""):
+            return f"{alarm['code']}: depth chain from a conv feature extractor into a transformer"
+        if any(hf_models.QUERY_KEY.search(n) for n in alarm["chain"]):
+            return f"{alarm['code']}: depth chain through attention query/key projections"
+        return f"{alarm['code']}: depth chain from {(alarm['first'] or '?').split('.')[-1]}"
+    return f"{alarm['code']} under {alarm['at']}"
