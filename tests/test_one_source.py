@@ -34,6 +34,16 @@ def test_report_names_sequential_children_by_their_display_name():
     assert module_types(s) == {"1": "ReLU"}
 
 
+def test_the_fix_registry_names_only_the_doctors_codes():
+    """``remedies_for`` skips a code the doctor does not define, so a misspelled code in the registry would
+    leave its remedy untried without a word: every code the registry names is one of ``CODES``."""
+    from impediments.doctor import CODES
+    from impediments.fix.remedies.registry import REMEDIES
+
+    named = {code for remedy in REMEDIES.values() for code in remedy.codes}
+    assert named and named <= set(CODES), sorted(named - set(CODES))
+
+
 # ------------------------------------------------------------------------------------------------ JSON
 def test_json_round_trips_non_finite_numbers_apart_from_null():
     value = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "none": None, "x": [1, 2.5, True, "s"],
