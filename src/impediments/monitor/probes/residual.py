@@ -14,7 +14,7 @@ toward the input geometrically.
 
 **Which modules are stream blocks.** A module with children that sits in an ``nn.Sequential`` or
 ``nn.ModuleList`` next to a sibling of its own class (the repeated blocks of a ResNet stage or a
-transformer), whose output has its input's shape, and whose autograd graph holds an addition that
+transformer), or whose class sits in several such containers (one block per stage), whose output has its input's shape, and whose autograd graph holds an addition that
 takes the block's input itself as an operand (the skip connection). The graph is walked once per
 block, on its first sampled forward; a block without such an addition (VGG's conv-BN-ReLU groups) is
 not a stream block. Each stream block also records the first normalization layer it holds (pre-LN
@@ -70,8 +70,10 @@ def first_normalization(block: nn.Module) -> str:
 
 
 def candidates(model: nn.Module) -> set[int]:
-    """Ids of modules with children that have a same-class sibling in an ``nn.Sequential``/``nn.ModuleList``."""
-    out = set()
+    """Ids of modules with children, in an ``nn.Sequential``/``nn.ModuleList``, that have a same-class sibling
+    there or whose class is repeated in another such container (the one block of each stage of a staged
+    model built one block deep: Swin, SwiftFormer, ConvNeXt at ``depths=[1, 1, 1, 1]``)."""
+    out, in_containers = set(), {}
     for parent in model.modules():
         if not isinstance(parent, (nn.Sequential, nn.ModuleList)):
             continue
@@ -79,8 +81,13 @@ def candidates(model: nn.Module) -> set[int]:
         for i, k in enumerate(kids):
             if next(k.children(), None) is None:
                 continue
+            in_containers.setdefault(type(k), set()).add(id(parent))
             if (i and type(kids[i - 1]) is type(k)) or (i + 1 < len(kids) and type(kids[i + 1]) is type(k)):
                 out.add(id(k))
+    repeated = {cls for cls, parents in in_containers.items() if len(parents) > 1}
+    for parent in model.modules():
+        if isinstance(parent, (nn.Sequential, nn.ModuleList)):
+            out.update(id(k) for k in parent.children() if type(k) in repeated and next(k.children(), None) is not None)
     return out
 
 
