@@ -198,11 +198,23 @@ def _bn_examples(n):
     return stats(batchnorm={"bn": b})
 
 
+def _signed(agreement):
+    """A first-layer weight whose gradient rows agree in sign by ``agreement`` (the params probe's measure)."""
+    p = param("fc")
+    p.sign_agreement = agreement
+    return p
+
+
 #: threshold -> (stats, value, another value): moving the threshold from one to the other changes a decision
 ACTING = {
     "dead_min_values": (lambda: stats(activations={"a": act("a", dead=range(5))}), 32, 1000),
     "nearly_dead_fraction": (lambda: stats(activations={"a": _relu_with([3] * 3 + [320] * 7, 640)}), 1e-3, 1e-2),
-    "dead_warning": (lambda: stats(activations={"a": act("a", dead=range(3))}), 0.25, 0.5),
+    "dead_warning": (lambda: stats(activations={"a": act("a", dead=range(3))}, loss=loss([2.3] * 6)), 0.25, 0.5),
+    "dead_layer_rate": (lambda: stats(activations={"a": _relu_with([5] * 10, 640)}), 0.02, 0.005),
+    "trains_loss_drop": (lambda: stats(activations={"a": act("a", dead=range(3))},
+                                       loss=loss([2.3, 2.0, 1.8, 1.6, 1.5, 1.4])), 0.25, 0.5),
+    "same_sign_rows": (lambda: stats(inputs=_inputs([3.0] * 8, [1.0] * 8), params={"fc.weight": _signed(0.5)}),
+                       0.4, 0.6),
     "dead_error": (lambda: stats(activations={"a": act("a", dead=range(8))}), 0.7, 0.9),
     "dead_false_alarm": (_rare_live_units, 0.01, 1.0),
     "saturated_warning": (lambda: stats(activations={"t": act("t", kind="tanh", sat=0.6, lin=0.1)}), 0.5, 0.7),

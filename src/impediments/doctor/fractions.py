@@ -81,6 +81,10 @@ class DeadCount:
         chance_of_this_many: probability of at least ``never_active`` such units by chance.
         sure: ``chance_of_this_many`` is below ``dead_false_alarm``: the never-active units count.
         examples_needed: about how many examples would make the count sure (for "not enough data yet").
+        layer_active_rate: the share of all the layer's values (units x values per unit) that were active.
+        dead_layer: ``layer_active_rate`` below ``dead_layer_rate``: the layer as a whole passes almost
+            nothing, so its near-silent siblings are no reference for a chance test; every unit active on
+            less than ``dead_layer_rate`` of its values counts as dead.
     """
 
     fraction: float
@@ -92,6 +96,8 @@ class DeadCount:
     chance_of_this_many: float
     sure: bool
     examples_needed: int
+    layer_active_rate: float = 1.0
+    dead_layer: bool = False
 
     @property
     def decided(self) -> bool:
@@ -120,10 +126,16 @@ def dead_count(a, th: Thresholds) -> DeadCount | None:
     q = chance_silent(live, examples)
     p_value = binomial_tail(a.units, q, len(never))
     sure = p_value < th.dead_false_alarm        # nearly dead units were measured active <= 0.1%: no chance test
+    rate = sum(counts) / (a.units * total)
+    if rate < th.dead_layer_rate:               # a dead layer: the siblings are no reference, the rate is the test
+        silent = sum(1 for c in counts if c < th.dead_layer_rate * total)
+        return DeadCount(fraction=silent / a.units, never_active=len(never), nearly_dead=len(nearly), units=a.units,
+                         examples=examples, chance_silent=q, chance_of_this_many=p_value, sure=True,
+                         examples_needed=0, layer_active_rate=rate, dead_layer=True)
     return DeadCount(fraction=(len(nearly) + (len(never) if sure else 0)) / a.units, never_active=len(never),
                      nearly_dead=len(nearly), units=a.units, examples=examples, chance_silent=q,
                      chance_of_this_many=p_value, sure=sure,
-                     examples_needed=examples_needed(live, a.units, th.dead_false_alarm))
+                     examples_needed=examples_needed(live, a.units, th.dead_false_alarm), layer_active_rate=rate)
 
 
 def dead_fraction(a, th: Thresholds | None = None) -> float | None:

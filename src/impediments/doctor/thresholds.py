@@ -29,10 +29,23 @@ class Thresholds:
                                            "gradient either: counted as dead (reported separately as nearly dead)")
     dead_warning: float = _t(0.25, "a quarter of a layer's units never active: a quarter of its capacity is gone")
     dead_error: float = _t(0.7, "AUTOTRAINER's dying-ReLU ratio gamma = 0.7 (Zhang et al. 2021)")
+    trains_loss_drop: float = _t(0.25, "a loss that shed a quarter of its first value over the run (last third of "
+                                       "the windows against step 0) is learning: a property of the network (dead "
+                                       "units below dead_error, uncentered inputs, activations shrinking with "
+                                       "depth) is then info, its cost not shown. The real-bug corpus's fixed "
+                                       "versions shed 47-99%; the module's dead-bias case and a loss stuck at ln C "
+                                       "shed under 2%")
     dead_false_alarm: float = _t(0.01, "units are called dead only when healthy units as active as their live "
                                        "siblings would all be this silent by chance with probability below 1% "
                                        "(a unit active 5% of the time is silent over 48 examples 8% of the time); "
                                        "otherwise 'not enough data yet'")
+    dead_layer_rate: float = _t(0.02, "a rectifier layer active on under 2% of all its values is dead as a whole: "
+                                      "symmetric pre-activations make a healthy ReLU layer active on about half "
+                                      "(measured 0.35-0.51 in a He-init digits MLP), so 2% is 25x below it. The "
+                                      "module's dead-bias case (first-layer bias -4/-10, second -5/-10, -2 on "
+                                      "every layer, third -10) puts the silenced layers at 0.001-0.013, loss "
+                                      "flat at ln 10; there the sibling test fails (siblings fire 1-5 times in "
+                                      "480 examples, so silence looks like chance) and this rate decides")
     # -- saturation / linear regime ------------------------------------------------------------------
     saturated_warning: float = _t(0.5, "most inputs (over half) in the zero-derivative region")
     saturated_error: float = _t(0.9, "nearly all inputs saturated: the layer passes almost no gradient")
@@ -64,6 +77,10 @@ class Thresholds:
                                        ">= ||mu||^2 along the mean that dominates the curvature (LeCun et al. 1998)")
     uncentered_sign_share: float = _t(0.9, "at least 90% of the mean's energy in features of one sign: their "
                                            "weight updates share a sign (the zig-zag)")
+    same_sign_rows: float = _t(0.4, "the first weight matrix's gradient rows agree in sign on average at 0.4 or "
+                                    "more (|sum sign g| / nonzero entries; 1 = every entry of a row the same "
+                                    "sign): measured on digits in a ReLU MLP, 0.20 standardized, 0.48 scaled to "
+                                    "[0, 1], 0.54 raw; n random signs give sqrt(2 / (pi n)) = 0.11 for n = 50")
     near_constant_share: float = _t(0.01, "a feature with Var / range^2 below 1% departs from one level on under 1% "
                                           "of the examples (a two-level feature has Var = f (1 - f) range^2): "
                                           "near-constant, it carries no signal, and its scale is not compared "

@@ -10,7 +10,7 @@ import math
 
 from impediments.activations.catalog import taxonomy
 from impediments.doctor.fractions import dead_count, saturated_fraction
-from impediments.doctor.rules.base import by_depth, finding, finite, geometric_ratio, not_checked, rule
+from impediments.doctor.rules.base import by_depth, finding, finite, geometric_ratio, loss_drop, not_checked, rule
 
 
 def _grade(value: float, warning: float, error: float, info_above: float | None = None) -> str | None:
@@ -65,9 +65,16 @@ def dead_units(stats, th):
     evidence keeps the two counts apart. Units never active count only when that many silent units are
     unlikely to be chance; otherwise they are listed as "not checked: not enough data yet". The count
     is :func:`impediments.doctor.fractions.dead_count`, the one every view of the dead fraction shows.
+
+    Severity by measured cost: a layer that passes almost nothing (``dead_layer_rate``) or has lost
+    ``dead_error`` of its units is an error. Between ``dead_warning`` and ``dead_error`` the live siblings
+    carry the signal, and it is a warning only where the run shows a cost: the loss shed less than
+    ``trains_loss_drop`` of its start, or units died during training (a window after they were active).
+    Otherwise (the loss falls, or no loss trend yet: ``checkup``) it is info, with the evidence kept.
     """
     graded, undecided = {}, []
     seen_examples = 0.0
+    drop = loss_drop(stats)
     for name, a in by_depth(stats.activations):
         count = dead_count(a, th)
         if count is None:
@@ -79,7 +86,12 @@ def dead_units(stats, th):
                               count.examples_needed))
         ev = {"dead_fraction": frac, "dead_units": count.never_active, "nearly_dead_units": count.nearly_dead,
               "units": a.units, "values_per_unit": a.unit_total, "examples": round(count.examples, 1),
-              "chance_silent_per_unit": count.chance_silent, "chance_of_this_many": count.chance_of_this_many}
+              "chance_silent_per_unit": count.chance_silent, "chance_of_this_many": count.chance_of_this_many,
+              "layer_active_rate": count.layer_active_rate, "loss_drop": drop}
+        if count.dead_layer:
+            ev.update(dead_layer=True, dead_layer_rate=th.dead_layer_rate,
+                      whole_layer=f"the layer was active on {count.layer_active_rate:.2%} of its values (a healthy "
+                                  f"ReLU layer: about half): it passes almost nothing to the next")
         died, window, w_examples = _late_deaths(stats, name, a, th)
         late = frac + len(died) / a.units
         if died and late > frac and late >= th.dead_warning:
@@ -89,7 +101,12 @@ def dead_units(stats, th):
                                 f"{len(died)} more were active before step {window.start_step} and silent over the "
                                 f"{w_examples:.0f} examples of steps [{window.start_step}, {window.end_step})")
             frac = late
-        sev = _grade(frac, th.dead_warning, th.dead_error, info_above=0.0)
+        sev = "error" if count.dead_layer else _grade(frac, th.dead_warning, th.dead_error, info_above=0.0)
+        if sev == "warning" and (drop is None or drop >= th.trains_loss_drop):
+            sev = "info"
+            ev["not_a_warning"] = ("the live units carry the signal: " + (
+                f"the loss shed {drop:.0%} of its start" if drop is not None else
+                "no loss trend yet to show a cost (checkup, or a short run)"))
         if sev:
             graded[name] = (sev, ev)
     out = _group(

@@ -103,6 +103,25 @@ def by_depth(items: dict) -> list[tuple[str, object]]:
     return sorted(items.items(), key=lambda kv: (kv[1].depth is None, kv[1].depth or 0, kv[0]))
 
 
+def loss_drop(stats) -> float | None:
+    """How much of its first value the loss shed: :math:`1 - \bar{L}_{last} / L_0`, with :math:`\bar{L}_{last}` the
+    mean of the last third of the window means; None without a loss trend (no recorded loss, a non-finite
+    or non-positive one, or fewer than three windows: ``checkup``, a short run).
+
+    A property of the network (dead units, uncentered inputs, shrinking activations) is a warning only
+    where it costs this run something; a loss that shed ``trains_loss_drop`` of its start shows the run
+    learns through it (issue 24: "a warning must mean: this is costing you now").
+    """
+    loss = stats.loss
+    if loss is None or not finite(loss.first) or loss.first <= 0 or loss.first_nonfinite_step is not None:
+        return None
+    means = [float(v) for v in loss.window_means if v is not None]
+    if len(means) < 3 or not all(map(finite, means)):
+        return None
+    k = max(1, len(means) // 3)
+    return 1.0 - (sum(means[-k:]) / k) / loss.first
+
+
 def geometric_ratio(values: list[float], depths: list[int] | None = None) -> float:
     """Last/first ratio along the least-squares geometric trend of ``values`` (all > 0).
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from impediments.doctor.rules.base import by_depth, finding, rule
+from impediments.doctor.rules.base import by_depth, finding, finite, loss_drop, rule
 
 
 @dataclass
@@ -81,6 +81,28 @@ def split_features(inputs, near_constant_share: float):
     return [i for i in varying if i not in skip], near, len(var) - len(varying)
 
 
+def _uncentered_cost(stats, th) -> tuple[str, dict]:
+    """``(severity, evidence)`` of uncentered inputs by the cost measured in this run.
+
+    The mechanism (LeCun et al. 1998) is same-sign first-layer updates: the params probe measures it as
+    the first weight matrix's gradient row sign agreement (1: every row's entries share a sign). A warning
+    needs the mechanism at work (agreement at least ``same_sign_rows``, or not measured) *and* a run it
+    slows: the loss shed less than ``trains_loss_drop`` of its start (or no loss trend yet). Otherwise the
+    inputs are uncentered but this run trains through it: info, with the numbers.
+    """
+    measured = [p.sign_agreement for p in stats.params.values() if finite(p.sign_agreement)]
+    agreement = measured[0] if measured else None
+    drop = loss_drop(stats)
+    ev = {"first_layer_gradient_sign_agreement": agreement, "same_sign_threshold": th.same_sign_rows,
+          "loss_drop": drop, "trains_loss_drop": th.trains_loss_drop}
+    if agreement is not None and agreement < th.same_sign_rows:
+        return "info", {**ev, "not_a_warning": "the first layer's gradient rows do not share a sign: the zig-zag "
+                                               "is not happening"}
+    if drop is not None and drop >= th.trains_loss_drop:
+        return "info", {**ev, "not_a_warning": f"the loss shed {drop:.0%} of its start: this run trains through it"}
+    return "warning", ev
+
+
 @rule("uncentered_inputs", "unequal_input_scales", requires=("inputs",))
 def input_statistics(stats, th):
     """Mean energy and sign sharing of the inputs; spread of per-feature variances among signal features."""
@@ -100,11 +122,12 @@ def input_statistics(stats, th):
     positive = sum(m * m for m in mean if m > 0)
     share = max(positive, mean_energy - positive) / mean_energy if mean_energy > 0 else 0.0
     if energy >= th.uncentered_energy and share >= th.uncentered_sign_share:
+        severity, ev = _uncentered_cost(stats, th)
         out.append(finding(
-            "uncentered_inputs", "warning", ["input"],
+            "uncentered_inputs", severity, ["input"],
             {"mean_energy_fraction": energy, "threshold": th.uncentered_energy, "sign_share": share,
              "sign": "positive" if positive >= mean_energy - positive else "negative",
-             "features": len(mean), "examples": raw.count},
+             "features": len(mean), "examples": raw.count, **ev},
             seen=seen, confidence=f"means and variances of {len(mean)} features over {raw.count} examples"))
     inputs, unit = _features_seen(stats)
     signal, near, constant = split_features(inputs, th.near_constant_share)

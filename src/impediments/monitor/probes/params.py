@@ -6,7 +6,13 @@ no sync) and, on sampled steps, records per parameter
 
 .. math:: \\|g\\|,\\ \\max \\|g\\|,\\ \\frac{\\|g\\|}{\\|w\\|},\\ \\frac{\\|\\Delta w\\|}{\\|w\\|}
 
-(the update-to-weight ratio, Karpathy 2016; the post-hook takes :math:`\\Delta w`). Gradient and weight
+(the update-to-weight ratio, Karpathy 2016; the post-hook takes :math:`\\Delta w`); for the first weight
+matrix only (the input layer, in definition order), the sign agreement of its gradient's rows,
+:math:`\\frac{1}{m}\\sum_j |\\sum_i \\operatorname{sign} g_{ji}| / \\#\\{i: g_{ji} \\ne 0\\}`: 1 when every row's
+non-zero entries share a sign, about :math:`\\sqrt{2/(\\pi n)}` for n random signs (a feature that is
+always 0, such as a blank border pixel, has a zero gradient and does not count). It measures the mechanism LeCun et al. (1998) give for
+uncentered inputs: with inputs of one sign, a unit's incoming weights all grow or all shrink together
+in a step, so reaching a direction of mixed signs takes a zig-zag. Gradient and weight
 norms come from one fused ``_foreach_norm``. The update ratio needs a copy of every parameter before
 the step and two more passes after it, so it is a window statistic: on the full sampled steps only
 (:mod:`~impediments.monitor.schedule`: every sampled step unless the schedule is denser than the
@@ -41,6 +47,8 @@ class ParamStats:
     grad_to_weight: float
     update_to_weight: float
     samples: int
+    #: mean row sign agreement of the gradient (first weight matrix only; NaN elsewhere, see the module doc)
+    sign_agreement: float = NAN
 
 #: attributes under which optimizer wrappers keep the torch optimizer they wrap
 #: (Hugging Face Accelerate's ``AcceleratedOptimizer.optimizer``, Lightning's ``LightningOptimizer._optimizer``)
@@ -112,6 +120,8 @@ class ParamProbe(Probe):
     WEIGHT_NORM = Field("wnorm", "last")
     #: per parameter, summed over full steps (a copy of the parameters is needed)
     UPDATE = Field("update", "sum", columns=("update_to_weight", "samples"))
+    #: the first weight matrix's gradient row sign agreement, summed over sampled steps, and its count
+    SIGN = Field("sign", "sum", columns=("sign_agreement", "samples"))
 
     def __init__(self, ctx, model: nn.Module, optimizer, parameters: dict | None = None) -> None:
         super().__init__(ctx)
@@ -125,6 +135,7 @@ class ParamProbe(Probe):
             named = [(n, p) for n, p in named if id(p) in in_opt]
         self.names = [n for n, _ in named]
         self.params = [p for _, p in named]
+        self.first_matrix = next((i for i, p in enumerate(self.params) if p.dim() >= 2), None)
         self.counts_steps = optimizer is not None
         self._before = None
         self._copy: tuple | None = None   # (parameter indices, buffers) reused by consecutive sampled steps
@@ -210,6 +221,7 @@ class ParamProbe(Probe):
             w = self._record_host(step, idx, host[:k], host[k:])
         else:
             w = self._record(step, idx, both[:k], both[k:])
+        self._record_sign(step)
         if ctx.full_schedule(step):   # update ratios: a window statistic (a copy and two passes more)
             self._before = (idx, self._copy_of(idx, ps), w)
 
@@ -265,6 +277,7 @@ class ParamProbe(Probe):
         if self.ctx.schedule(step) and self.params:
             wnorm = torch.stack(torch._foreach_norm([self.params[i].detach() for i in idx]))
             self._record(step, idx, gnorm, wnorm)
+            self._record_sign(step)
 
     # --------------------------------------------------------------------- shared
     def _scatter(self, idx, values: torch.Tensor) -> torch.Tensor:
@@ -321,6 +334,16 @@ class ParamProbe(Probe):
         self._names_recorded()
         return w
 
+    def _record_sign(self, step) -> None:
+        """The first weight matrix's row sign agreement (module doc) into :attr:`SIGN` (no host read)."""
+        i = self.first_matrix
+        g = self.params[i].grad if i is not None else None
+        if g is None or g.is_sparse:
+            return
+        signs = g.detach().flatten(1).sign()
+        agreement = (signs.sum(1).abs() / signs.abs().sum(1).clamp_min(1)).mean().double()
+        self.ctx.windows.at(step).bag(self.key, "").add(self.SIGN, torch.stack([agreement, torch.ones_like(agreement)]))
+
     # --------------------------------------------------------------------- reading
     def stats(self, total, windows) -> dict:
         self.flush()
@@ -333,6 +356,7 @@ class ParamProbe(Probe):
         grad = self.GRAD.unpack(read(self.GRAD) or [zeros, zeros, zeros])
         update = self.UPDATE.unpack(read(self.UPDATE) or [zeros, zeros])
         gmax, wnorm = read(self.GRAD_MAX), read(self.WEIGHT_NORM)
+        sign = self.SIGN.unpack(read(self.SIGN)) if read(self.SIGN) is not None else None
         out = {}
         for i, n in enumerate(names):
             c, uc = int(grad["samples"][i]), update["samples"][i]
@@ -340,7 +364,9 @@ class ParamProbe(Probe):
                 module=n.rsplit(".", 1)[0] if "." in n else "", samples=c,
                 grad_norm=grad["grad_norm"][i] / c if c else NAN, grad_norm_max=gmax[i] if c else NAN,
                 weight_norm=wnorm[i] if c else NAN, grad_to_weight=grad["grad_to_weight"][i] / c if c else NAN,
-                update_to_weight=update["update_to_weight"][i] / uc if uc else NAN)
+                update_to_weight=update["update_to_weight"][i] / uc if uc else NAN,
+                sign_agreement=(sign["sign_agreement"] / sign["samples"] if sign and sign["samples"]
+                                and i == self.first_matrix else NAN))
         return {"params": out, "optimizer": self.meta.get("optimizer")}
 
     def window(self, st, w) -> None:
