@@ -137,10 +137,11 @@ def make_pieces(model, data, *, optimizer=None, loss_fn=None, steps: int = 100, 
         if value is not None and not callable(value):
             hint = " (pass a factory, e.g. lambda p: torch.optim.SGD(p, lr=0.1))" if name == "optimizer" else ""
             raise ValueError(f"{name} must be callable, got {type(value).__name__}{hint}")
-    X, y, X_val, y_val = split_data(data)
-    return Pieces(model_fn=model_fn, X=X, y=y, X_val=X_val, y_val=y_val, opt_fn=optimizer or default_optimizer,
-                  loss_fn=loss_fn or default_loss, steps=int(steps), batch_size=min(int(batch_size), len(X)),
-                  prepare=prepare, step_fn=train_step, batches_fn=batches, scheduler_fn=scheduler)
+    split = split_data(data)
+    setup = Setup(model_fn=model_fn, X=split[0], y=split[1], opt_fn=optimizer or default_optimizer,
+                  loss_fn=loss_fn or default_loss, steps=steps, batch_size=batch_size, prepare=prepare,
+                  step_fn=train_step, batches_fn=batches, scheduler_fn=scheduler)
+    return pieces_of(setup, split)
 
 
 def pieces_of(setup: Setup, data=None) -> Pieces:
