@@ -36,6 +36,7 @@ LOOK_ALIKES = ("gradient_accumulation", "frozen_first_layer", "cosine_per_epoch"
 
 # ------------------------------------------------------------------------------------------------ the loops
 def no_zero_grad(model, opt, loss_fn, xb, yb, step):
+    """The step without ``zero_grad``: every backward adds to the previous gradients."""
     loss = loss_fn(model(xb), yb)
     loss.backward()                                   # the bug: no opt.zero_grad()
     opt.step()
@@ -43,6 +44,7 @@ def no_zero_grad(model, opt, loss_fn, xb, yb, step):
 
 
 def scheduler_per_batch(model, opt, loss_fn, xb, yb, step, scheduler):
+    """The plain step, then the scheduler stepped after every batch."""
     loss = loss_fn(model(xb), yb)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -52,6 +54,7 @@ def scheduler_per_batch(model, opt, loss_fn, xb, yb, step, scheduler):
 
 
 def clipped(max_norm):
+    """A step function clipping the global gradient norm to ``max_norm`` before every optimizer step."""
     def step_fn(model, opt, loss_fn, xb, yb, step):
         loss = loss_fn(model(xb), yb)
         opt.zero_grad(set_to_none=True)
@@ -63,6 +66,7 @@ def clipped(max_norm):
 
 
 def accumulate(model, opt, loss_fn, xb, yb, step, k=4):
+    """Gradient accumulation over ``k`` micro-batches (the legitimate look-alike of a missing ``zero_grad``)."""
     loss = loss_fn(model(xb), yb) / k
     loss.backward()
     if (step + 1) % k == 0:                           # step and clear together every k micro-batches
@@ -72,18 +76,21 @@ def accumulate(model, opt, loss_fn, xb, yb, step, k=4):
 
 
 def sorted_batches(X, y, batch_size, seed):
+    """Batches in label order, never shuffled."""
     order = torch.argsort(y, stable=True)
     while True:
         yield from DataLoader(TensorDataset(X[order], y[order]), batch_size=batch_size, shuffle=False)
 
 
 def first_batch_again(X, y, batch_size, seed):
+    """The first batch at every step: a fresh loader iterator per step."""
     loader = DataLoader(TensorDataset(X, y), batch_size=batch_size)
     while True:
         yield next(iter(loader))                      # a fresh iterator each step
 
 
 def class_balanced(X, y, batch_size, seed):
+    """Batches drawn with a class-balancing ``WeightedRandomSampler`` (legitimately not a shuffle)."""
     weights = (1.0 / torch.bincount(y).double())[y]
     sampler = WeightedRandomSampler(weights, len(y), generator=torch.Generator().manual_seed(seed))
     while True:
