@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -57,7 +57,6 @@ class Program:
     score: Callable[[nn.Module], float]
     step_fn: Callable | None = None
     seed: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def default_step(prog: Program, xb: torch.Tensor, yb: torch.Tensor, step: int) -> torch.Tensor:
@@ -189,14 +188,14 @@ def digits(seed: int, *, eval_fraction: float = 0.25, classes: tuple[int, ...] |
 
 
 def classification(seed: int, n: int, features: int, classes: int = 2, *, informative: int | None = None,
-                   eval_fraction: float = 0.25, scale: float = 1.0, shift: float = 0.0):
-    """sklearn ``make_classification`` as the deepmufl ports use it, optionally scaled and shifted."""
+                   eval_fraction: float = 0.25):
+    """sklearn ``make_classification`` as the deepmufl ports use it (inputs of unit scale, one cluster a class)."""
     from sklearn.datasets import make_classification
 
     informative = informative or min(features, max(2, classes))
     X, y = make_classification(n, features, n_informative=informative, n_redundant=0, n_classes=classes,
                                n_clusters_per_class=1, random_state=seed)
-    X = X.astype(np.float32) * scale + shift
+    X = X.astype(np.float32)
     return as_tensors(*_split(X, y.astype(np.int64), seed, eval_fraction), label_dtype_at=(1, 3))
 
 
@@ -220,18 +219,6 @@ def sklearn_table(name: str, seed: int, eval_fraction: float = 0.3):
                       label_dtype_at=(1, 3))
 
 
-def mlp(sizes: list[int], act: Callable[[], nn.Module] = nn.ReLU, out_act: nn.Module | None = None) -> nn.Sequential:
-    """Linear layers of ``sizes`` with ``act()`` between them and ``out_act`` (if any) after the last."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(act())
-    if out_act is not None:
-        layers.append(out_act)
-    return nn.Sequential(*layers)
-
-
 def keras_bce(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Keras's ``binary_crossentropy`` on probabilities: the output is clipped to [1e-7, 1 - 1e-7] first.
 
@@ -240,13 +227,6 @@ def keras_bce(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """
     p = output.reshape(target.shape).clamp(1e-7, 1 - 1e-7)
     return -(target * p.log() + (1 - target) * (1 - p).log()).mean()
-
-
-def keras_categorical_ce(output: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
-    """Keras's ``categorical_crossentropy`` on probabilities: output / sum(output), clipped, then -sum(y log p)."""
-    p = output / output.sum(dim=1, keepdim=True)
-    p = p.clamp(1e-7, 1 - 1e-7)
-    return -(onehot * p.log()).sum(dim=1).mean()
 
 
 def onehot(labels: torch.Tensor, classes: int) -> torch.Tensor:

@@ -5,7 +5,7 @@ Softmax over one unit is exactly 1 for every input, so the loss is constant and 
 import torch
 from torch import nn
 
-from realbugs._common import Program, accuracy_score, keras_bce, mlp, threshold
+from realbugs._common import Program, accuracy_score, keras_bce, threshold
 
 META = {
     "source": "https://stackoverflow.com/questions/31880720 (via deepmufl, Dataset/all-bugs/31880720)",

@@ -6,7 +6,7 @@ true class's raw score, unbounded below, so it is pushed to minus infinity inste
 import torch
 from torch import nn
 
-from realbugs._common import Program, accuracy_score, digits, standardize
+from realbugs._common import Program, accuracy_score, digits
 
 META = {
     "source": "https://stackoverflow.com/questions/68101077 (via deepmufl, Dataset/all-bugs/68101077)",

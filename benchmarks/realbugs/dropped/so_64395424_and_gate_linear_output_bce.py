@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from realbugs._common import Program, accuracy_score, keras_bce, threshold
+from realbugs._common import Program, keras_bce
 
 META = {
     "source": "https://stackoverflow.com/questions/64395424 (via deepmufl, Dataset/all-bugs/64395424)",
