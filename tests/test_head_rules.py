@@ -1,0 +1,198 @@
+"""The output head, the loss and the targets (issue 24 item 3): statistics against brute force, rules on
+small real runs (each broken head against its fixed twin), and the loss at initialization against closed form."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import impediments as imp
+from impediments.doctor import diagnose
+from impediments.monitor import Monitor
+from impediments.monitor.probes.loop.loss_calls import producer
+
+
+def train(model, loss_fn, X, y, steps=12, lr=1e-2):
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    with Monitor(model, optimizer=opt, every=1) as mon:
+        for _ in range(steps):
+            opt.zero_grad()
+            loss_fn(model(X), y).backward()
+            opt.step()
+    return mon.stats()
+
+
+def codes(stats, severities=("warning", "error")):
+    return {(f.code, f.evidence.get("mismatch")) for f in diagnose(stats).findings if f.severity in severities}
+
+
+@pytest.fixture(scope="module")
+def X():
+    return torch.randn(64, 5, generator=torch.Generator().manual_seed(1))
+
+
+def test_producer_walks_through_view_ops():
+    z = torch.randn(8, 1, requires_grad=True)
+    assert producer(torch.sigmoid(z).squeeze(1)) == "SigmoidBackward0"
+    assert producer(torch.softmax(z.view(2, 4), 1).reshape(-1).unsqueeze(0).t()) == "SoftmaxBackward0"
+    assert producer(torch.relu(z).flatten()[2:]) == "ReluBackward0"
+    assert producer((z * 2).view(-1)) == "MulBackward0"
+    assert producer(z.view(-1)) == "ViewBackward0"          # a view of a leaf: nothing behind it
+    assert producer(torch.randn(3)) == "leaf"
+
+
+def test_loss_call_statistics_equal_brute_force(X):
+    y = 30 + 20 * torch.randn(64, 1, generator=torch.Generator().manual_seed(2))
+    st = train(nn.Sequential(nn.Linear(5, 1), nn.Sigmoid()), nn.MSELoss(), X, y, steps=3)
+    call = st.loop.losses["mse_loss"]
+    assert call.calls == 3 and call.input_from == {"SigmoidBackward0": 3} and call.width == 1
+    assert call.target_values == 3 * 64
+    assert call.target_mean == pytest.approx(float(y.double().mean()), rel=1e-9)
+    assert call.target_var == pytest.approx(float(y.double().var(unbiased=False)), rel=1e-9)
+    assert (call.target_min, call.target_max) == (pytest.approx(float(y.min())), pytest.approx(float(y.max())))
+    assert call.output_range == [0.0, 1.0]
+    assert call.targets_outside_range == pytest.approx(float(((y < 0) | (y > 1)).double().mean()))
+    # the uninformed loss is what a zero output scores: mean(y^2)
+    assert call.first_loss_step == 0
+    assert call.uninformed_loss == pytest.approx(float((y.double() ** 2).mean()), rel=1e-6)
+
+
+def test_class_targets_rows_and_constant_inputs_brute_force(X):
+    t = torch.tensor([0, 1, 1, 0] * 16, dtype=torch.float32)
+    multi = torch.stack([t, 1 - t, t, torch.ones(64)], 1)               # rows with 2 or 3 ones
+    multi[:8] = F.one_hot(torch.arange(8) % 4, 4).float()               # 8 one-hot rows
+    st = train(nn.Sequential(nn.Linear(5, 4)), nn.CrossEntropyLoss(), X, multi, steps=2)
+    call = st.loop.losses["cross_entropy"]
+    ones = (multi == 1).sum(1)
+    assert call.target_rows == 128 and call.onehot_rows == 2 * int((ones == 1).sum())
+    assert call.multihot_rows == 2 * int((ones >= 2).sum())
+    labels = torch.arange(64) % 4
+    labels[5] = -1                                                       # ignore_index
+    st = train(nn.Sequential(nn.Linear(5, 4)), nn.CrossEntropyLoss(ignore_index=-1), X, labels, steps=2)
+    call = st.loop.losses["cross_entropy"]
+    assert (call.class_targets, call.classes_out_of_range, call.class_min, call.class_max) == (128, 0, 0, 3)
+    st = train(nn.Sequential(nn.Linear(5, 1), nn.Softmax(1)), lambda o, t: F.mse_loss(o.squeeze(1), t), X,
+               torch.rand(64), steps=3)
+    assert st.loop.losses["mse_loss"].constant_inputs == 3
+    assert (st.output.constant_forwards, st.output.width, st.output.produced_by) == (3, 1, {"SoftmaxBackward0": 3})
+    assert st.output.min == st.output.max == 1.0
+
+
+def test_softmax_over_one_unit_under_a_hand_written_loss(X):
+    """A Keras-style BCE on a softmax over one unit: no loss function is called, the output probe sees it."""
+    y = (X[:, 0] > 0).float().unsqueeze(1)
+
+    def keras_bce(p, t):
+        p = p.clamp(1e-7, 1 - 1e-7)
+        return -(t * p.log() + (1 - t) * (1 - p).log()).mean()
+
+    broken = train(nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 1), nn.Softmax(dim=1)), keras_bce, X, y)
+    fixed = train(nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 1), nn.Sigmoid()), keras_bce, X, y)
+    assert ("output_head_mismatch", "softmax_over_one_unit") in codes(broken)
+    assert not any(c == "output_head_mismatch" for c, _ in codes(fixed, ("info", "warning", "error")))
+
+
+@pytest.mark.parametrize("case", ["bounded_regression", "binary_on_labels", "multilabel_softmax", "relu_logits"])
+def test_head_mismatches_and_their_fixes(X, case):
+    g = torch.Generator().manual_seed(3)
+    if case == "bounded_regression":        # sigmoid output for standardized (signed) targets
+        y = X[:, :1] * 2 + 0.1 * torch.randn(64, 1, generator=g)
+        broken = train(nn.Sequential(nn.Linear(5, 1), nn.Sigmoid()), nn.MSELoss(), X, y)
+        fixed = train(nn.Sequential(nn.Linear(5, 1)), nn.MSELoss(), X, y)
+        expected = "targets_outside_output_range"
+    elif case == "binary_on_labels":        # four classes into one probability (BCE with logits accepts any target)
+        y = (X[:, 0] > 0).long() + 2 * (X[:, 1] > 0).long()
+        broken = train(nn.Sequential(nn.Linear(5, 1)), lambda o, t: F.binary_cross_entropy_with_logits(
+            o.squeeze(1), t.float()), X, y)
+        fixed = train(nn.Sequential(nn.Linear(5, 4)), nn.CrossEntropyLoss(), X, y)
+        expected = "binary_loss_on_non_binary_targets"
+    elif case == "multilabel_softmax":
+        y = torch.stack([(X[:, k] > 0).float() for k in range(4)], 1)
+        broken = train(nn.Sequential(nn.Linear(5, 4)), nn.CrossEntropyLoss(), X, y)
+        fixed = train(nn.Sequential(nn.Linear(5, 4)), nn.BCEWithLogitsLoss(), X, y)
+        expected = "softmax_on_multilabel_targets"
+    else:
+        y = (X[:, 0] > 0).long() + 2 * (X[:, 1] > 0).long()
+        broken = train(nn.Sequential(nn.Linear(5, 4), nn.ReLU()), nn.CrossEntropyLoss(), X, y)
+        fixed = train(nn.Sequential(nn.Linear(5, 4)), nn.CrossEntropyLoss(), X, y)
+        expected = "relu_on_logits"
+    assert ("output_head_mismatch", expected) in codes(broken)
+    assert not codes(fixed), codes(fixed)
+
+
+def test_info_variants_are_info(X):
+    labels = (X[:, 0] > 0).long() + 2 * (X[:, 1] > 0).long()
+    onehot = F.one_hot(labels, 4).float()
+    st = train(nn.Sequential(nn.Linear(5, 4)), nn.BCEWithLogitsLoss(), X, onehot)
+    assert ("output_head_mismatch", "independent_sigmoids_on_exclusive_classes") in codes(st, ("info",))
+    st = train(nn.Sequential(nn.Linear(5, 4), nn.Softmax(1)), nn.MSELoss(), X, onehot)
+    assert ("output_head_mismatch", "classification_with_regression_loss") in codes(st, ("info",))
+    assert not codes(st)
+
+
+def test_unscaled_targets_and_standardized_twin(X):
+    y = 500 + 80 * X[:, :1]
+    broken = train(nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 1)), nn.MSELoss(), X, y)
+    fixed = train(nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 1)), nn.MSELoss(), X,
+                  (y - y.mean()) / y.std())
+    found = [f for f in diagnose(broken).findings if f.code == "unscaled_targets"]
+    assert found and found[0].evidence["target_rms"] == pytest.approx(float(y.double().pow(2).mean().sqrt()))
+    assert found[0].evidence["adam_steps_to_mean"] == pytest.approx(float(y.mean()) / 1e-2, rel=1e-6)
+    assert not codes(fixed)
+
+
+def test_initial_loss_against_closed_form():
+    """Logits of spread s over C classes: E[CE] = E[logsumexp z - z_y]; the uninformed loss is exactly ln C."""
+    C, n, s = 10, 4096, 6.0
+    g = torch.Generator().manual_seed(4)
+    X = torch.randn(n, 32, generator=g)
+    y = torch.randint(0, C, (n,), generator=g)
+    model = nn.Linear(32, C, bias=False)
+    with torch.no_grad():
+        model.weight.normal_(0, s / math.sqrt(32), generator=g)
+    with torch.no_grad():
+        expected = float(F.cross_entropy(model(X), y))
+    report = imp.checkup(model, X, y)
+    call = report.stats.loop.losses["cross_entropy"]
+    assert call.first_loss == pytest.approx(expected, rel=1e-5)
+    assert call.uninformed_loss == pytest.approx(math.log(C), rel=1e-6)
+    found = [f for f in report.findings if f.code == "initial_loss_high"]
+    assert found and found[0].severity == "warning" and found[0].evidence["excess"] > 2
+    with torch.no_grad():
+        model.weight.normal_(0, 0.5 / math.sqrt(32), generator=g)      # spread 0.5: about ln C + 0.12
+    assert not [f for f in imp.checkup(model, X, y).findings if f.code == "initial_loss_high"]
+
+
+def test_initial_loss_with_summed_reduction_and_label_smoothing():
+    """The uninformed loss is the same call on a uniform prediction, so reduction and smoothing cancel."""
+    g = torch.Generator().manual_seed(5)
+    X, y = torch.randn(256, 8, generator=g), torch.randint(0, 5, (256,), generator=g)
+    model = nn.Linear(8, 5)
+    report = imp.checkup(model, X, y, nn.CrossEntropyLoss(reduction="sum", label_smoothing=0.1))
+    call = report.stats.loop.losses["cross_entropy"]
+    assert call.uninformed_loss == pytest.approx(math.log(5), rel=1e-6)
+    with torch.no_grad():
+        expected = float(F.cross_entropy(model(X), y, label_smoothing=0.1))
+    assert call.first_loss == pytest.approx(expected, rel=1e-5)
+    assert not [f for f in report.findings if f.code == "initial_loss_high"]
+
+
+@pytest.mark.parametrize("example,code", [
+    ("head_softmax_one_unit", "output_head_mismatch"),
+    ("head_unscaled_targets", "unscaled_targets"),
+    ("head_initial_loss_high", "initial_loss_high"),
+])
+def test_examples_broken_and_fixed(tmp_path, capsys, example, code):
+    """``impediments doctor`` on each broken example names its code (exit 1); its fixed twin is quiet (exit 0)."""
+    import json
+    from pathlib import Path
+
+    from impediments.cli import main
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    js = tmp_path / "r.json"
+    assert main(["doctor", str(examples / f"{example}.py"), "--json", str(js)]) == 1
+    assert code in json.loads(js.read_text())["summary"]["codes"]
+    assert main(["doctor", str(examples / f"{example}_fixed.py"), "--json", str(js)]) == 0
+    capsys.readouterr()
