@@ -195,6 +195,24 @@ def frozen_bn(model: ResNet) -> None:
     freeze(model.layer1)
 
 
+def parity_xy() -> tuple[torch.Tensor, torch.Tensor]:
+    """Standardized digits with a binary target: the digit is odd, as a float column (N, 1)."""
+    X, y = load_xy()
+    return X, (y % 2).float().unsqueeze(1)
+
+
+def digit_value_xy() -> tuple[torch.Tensor, torch.Tensor]:
+    """Standardized digits regressed on the digit's value in raw units, 100 x digit (mean ~450): unscaled targets."""
+    X, y = load_xy()
+    return X, 100.0 * y.float().unsqueeze(1)
+
+
+def probability_bce(p: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Keras's binary cross-entropy on probabilities, written by hand (no loss-function call to observe)."""
+    p = p.clamp(1e-7, 1 - 1e-7)
+    return -(target * p.log() + (1 - target) * (1 - p).log()).mean()
+
+
 def with_nan(X: torch.Tensor) -> torch.Tensor:
     """A copy of ``X`` with one NaN."""
     X = X.clone()
@@ -286,5 +304,13 @@ def zoo() -> list[Case]:
           opt=sgd(2.0)),
         C("plateau_tiny_lr", "mlp", {"loss_plateau"}, lambda: init(mlp_()), opt=sgd(1e-6)),
         C("plateau_dead_cnn", "cnn", {"loss_plateau", "dead_units"}, lambda: init(cnn(), bias=-10.0), opt=sgd(0.05)),
+        # the output head, the loss and the targets (issue 24)
+        C("head_softmax_one_unit_mlp", "mlp", {"output_head_mismatch"},
+          lambda: nn.Sequential(init(mlp(64, 1, width=64, depth=2)), nn.Softmax(dim=1)), data=parity_xy,
+          loss_fn=probability_bce, opt=lambda p: torch.optim.Adam(p, lr=1e-3)),
+        C("head_unscaled_targets_mlp", "mlp", {"unscaled_targets"}, lambda: init(mlp(64, 1, width=64, depth=2)),
+          data=digit_value_xy, loss_fn=F.mse_loss, opt=lambda p: torch.optim.Adam(p, lr=1e-3)),
+        C("head_initial_loss_high_mlp", "mlp", {"initial_loss_high"}, lambda: init(mlp_(depth=2), "he", scale=8.0),
+          opt=lambda p: torch.optim.Adam(p, lr=1e-3)),
     ]
     return healthy + broken + loop_cases()
