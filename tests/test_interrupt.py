@@ -140,7 +140,7 @@ def test_reproduce_ctrl_c_with_workers_stops_in_2_s_with_one_line_and_keeps_the_
 
 
 def test_reproduce_ctrl_c_in_one_process_is_one_line_and_exit_130(tmp_path):
-    run = Watched(["reproduce", "zigzag", "glorot_he", "--quick", "--seeds", "0-3", "--jobs", "1", "--out",
+    run = Watched(["reproduce", "zero_init", "bn_inference", "--quick", "--seeds", "0-19", "--jobs", "1", "--out",
                    str(tmp_path / "out")])
     run.wait_for(FINISHED_PAIR)
     run.ctrl_c()
