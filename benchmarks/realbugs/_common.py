@@ -45,6 +45,7 @@ class Program:
             original units), measured in eval mode on ``X_eval`` / ``y_eval`` by the entry's own rule.
         step_fn: ``step_fn(program, xb, yb, step) -> loss`` replaces :func:`default_step` (loop bugs).
         seed: the seed the program was built with (it also seeds the batch order).
+        scheduler: a learning-rate scheduler the entry's ``step_fn`` steps, if the program has one.
     """
 
     model: nn.Module
@@ -57,6 +58,7 @@ class Program:
     score: Callable[[nn.Module], float]
     step_fn: Callable | None = None
     seed: int = 0
+    scheduler: object | None = None
 
 
 def default_step(prog: Program, xb: torch.Tensor, yb: torch.Tensor, step: int) -> torch.Tensor:
