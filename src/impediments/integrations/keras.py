@@ -105,7 +105,7 @@ def _make_doctor(callback_base):
             self.report, self.stopped_by = None, None
             layers = layer_names(model)
             mon = Watch(model, every=self.every, modules=layers, parameters=parameter_names(model)).__enter__()
-            mon.meta.setdefault("not_checked", {})["optimizer"] = KERAS_OPTIMIZER_NOTE
+            mon.ctx.not_checked["optimizer"] = KERAS_OPTIMIZER_NOTE
             bn = keras.layers.BatchNormalization
             self._handles = [layer.register_forward_pre_hook(self._batchnorm_hook(name, layer))
                              for name, layer in layers.items() if isinstance(layer, bn)]

@@ -28,6 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from impediments.activations import module_kind as catalog_module_kind
+from impediments.activations.catalog import MODULE_TYPES
+
 _FUNCTIONS: dict[str, list] = {
     "relu": [F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu_],
     "sigmoid": [torch.sigmoid, torch.sigmoid_, torch.Tensor.sigmoid, torch.Tensor.sigmoid_, F.sigmoid],
@@ -51,30 +54,16 @@ SCALAR_OPS = frozenset({torch.add, T.add, T.__add__, T.__radd__, torch.sub, T.su
                         T.expand_as, T.flatten, torch.flatten, T.squeeze, torch.squeeze, T.permute, T.transpose,
                         torch.transpose, T.contiguous, T.to, T.type_as})
 
-_MODULE_KINDS = {nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.GELU: "gelu", nn.SiLU: "silu",
-                 nn.LeakyReLU: "leaky_relu", nn.ELU: "elu", nn.Softplus: "softplus", nn.Hardtanh: "hardtanh",
-                 nn.SELU: "selu", nn.Softsign: "softsign", nn.Hardsigmoid: "hardsigmoid", nn.ReLU6: "relu6",
-                 nn.CELU: "celu", nn.Mish: "mish"}
-
-
-def activation_type_name(kind: str) -> str:
-    """The ``nn`` class name of an activation kind (``"relu"`` -> ``"ReLU"``); the kind itself if none."""
-    for cls, k in _MODULE_KINDS.items():
-        if k == kind:
-            return cls.__name__
-    return kind
+#: ``nn`` activation class -> kind, from the one table in the activation catalogue
+_MODULE_KINDS = {cls: kind for kind, cls in MODULE_TYPES.items()}
 
 
 def module_kind(module: nn.Module) -> str | None:
-    """Catalog name of an activation module (``impediments.activations.module_kind`` when available)."""
-    try:
-        from impediments.activations import module_kind as catalog_kind
-    except ImportError:  # the catalog is optional for the monitor
-        catalog_kind = None
-    if catalog_kind is not None:
-        kind = catalog_kind(module)
-        if kind is not None:
-            return kind
+    """Catalog name of an activation module (``impediments.activations.module_kind``), or, for the ReLU-like
+    modules outside the catalogue (ReLU6, CELU, Mish), their kind; None for anything else."""
+    kind = catalog_module_kind(module)
+    if kind is not None:
+        return kind
     for cls in type(module).__mro__:
         if cls in _MODULE_KINDS:
             return _MODULE_KINDS[cls]
