@@ -188,6 +188,15 @@ def _gradient_trend():
     return stats(layers=layers)
 
 
+def _init_gains(gain: float):
+    layers = {f"l{i}": layer(i) for i in range(4)}
+    for l in layers.values():               # Var(y) / mean(x^2) = gain on the first step
+        l.input_at_init, l.output_at_init, l.fan_in = _make("MomentStats", count=100, mean=0.0, var=1.0, min=-3.0,
+                                                            max=3.0, nonfinite=0), _make(
+            "MomentStats", count=100, mean=0.0, var=gain, min=-30.0, max=30.0, nonfinite=0), 64
+    return stats(layers=layers)
+
+
 def _near_constant_feature():
     return stats(inputs=_inputs([0.0] * 3, [3.9e-5, 0.5, 1.0], lo=[-0.4, -2.0, -3.0], hi=[0.6, 2.0, 3.0]))
 
@@ -228,6 +237,7 @@ ACTING = {
                             1e-7, 1e-12),
     "exploding_update_ratio": (lambda: stats(params={"fc.weight": param("fc", upd=2.0)}), 1.0, 3.0),
     "exploding_grad_norm": (lambda: stats(params={"fc.weight": param("fc", grad_max=1e5)}), 1e4, 1e6),
+    "init_gain_too_large": (lambda: _init_gains(20.0), 10.0, 30.0),
     "input_min_count": (lambda: stats(inputs=_inputs([3.0] * 8, [1.0] * 8, count=100)), 64, 200),
     "uncentered_energy": (lambda: stats(inputs=_inputs([1.0] * 8, [1.0] * 8)), 0.5, 0.6),
     "uncentered_sign_share": (lambda: stats(inputs=_inputs([3.0, 3.0, 3.0, -1.0], [1.0] * 4)), 0.9, 0.99),

@@ -264,6 +264,9 @@ def zoo() -> list[Case]:
         C("exploding_grad_huge_lr", "mlp", {"exploding_gradients"}, lambda: init(mlp_()), opt=sgd(20.0)),
         C("exploding_grad_deep_relu_large", "mlp", {"exploding_gradients"},
           lambda: init(mlp_(depth=8), "he", scale=2.5), opt=sgd(1e-4)),
+        # nn.init.normal_ with its default std 1.0 on every Linear: each multiplies its input's variance by fan_in
+        C("init_scale_std_one_mlp", "mlp", {"init_scale_too_large"}, lambda: init(mlp_(), "normal", std=1.0),
+          opt=sgd(1e-3)),
         C("symmetric_zero_init_tanh", "mlp", {"symmetric_units"}, lambda: init(mlp_(act="tanh"), "constant", std=0.0)),
         C("symmetric_identical_init_relu", "mlp", {"symmetric_units"}, lambda: init(mlp_(), "constant", std=0.05)),
         C("symmetric_constant_cnn", "cnn", {"symmetric_units"}, lambda: init(cnn(act="tanh"), "constant", std=0.05),
