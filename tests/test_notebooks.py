@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +24,7 @@ from impediments.playground import experiment_config, from_fragment
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
+SHOTS = ROOT / "docs" / "screenshots"
 GET = re.compile(r'experiments\.get\("(\w+)"\)')
 
 
@@ -100,3 +102,31 @@ def test_notebook_runs_top_to_bottom_and_draws_its_figures(path, executed):
     for name, link in zip(names, links):                    # the pointer opens that experiment's preset
         assert from_fragment(link.split("#", 1)[1]) == experiment_config(name), (name, link)
     print(f"{path.name}: {seconds:.1f} s, {len(names)} experiment(s), {len(figures)} figure(s)")
+
+
+def test_a_rendered_notebook_shows_its_figures_and_checked_claims(executed):
+    """Notebook 1 rendered to static HTML (nbconvert's JupyterLab template) in Debian's chromium, offline:
+    its two figures load and its claims read "holds". The screenshot is the one the docs show."""
+    from nbconvert import HTMLExporter
+    from playwright.sync_api import sync_playwright
+
+    if isinstance(executed[NOTEBOOKS[0]], Exception):
+        raise executed[NOTEBOOKS[0]]
+    html, _ = HTMLExporter(template_name="lab", mathjax_url="").from_notebook_node(executed[NOTEBOOKS[0]][0])
+    executable = shutil.which("chromium")
+    assert executable, "the rendering test needs Debian's chromium: `make test` installs it (never `playwright install`)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.route("**/*", lambda route: route.abort())          # offline: nothing is fetched
+        page.set_content(html)
+        widths = page.eval_on_selector_all("img", "images => images.map(i => i.naturalWidth)")
+        text = page.inner_text("body")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "notebook-activations.png"), full_page=True)
+        browser.close()
+    assert len(widths) == 2 and min(widths) > 300, widths      # plot_activations' and the experiment's figures
+    assert "imp.plot_activations(np.arange(-5, 5, 0.1))" in text
+    assert text.count("holds: ") == len(experiments.get("activations").claims(
+        experiments.get("activations").run(experiments.get("activations").Config.quick(seed=0))))
+    assert "FAILS: " not in text
