@@ -196,3 +196,21 @@ def test_examples_broken_and_fixed(tmp_path, capsys, example, code):
     assert code in json.loads(js.read_text())["summary"]["codes"]
     assert main(["doctor", str(examples / f"{example}_fixed.py"), "--json", str(js)]) == 0
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("example,remedy", [("head_softmax_one_unit", "matched_output_activation"),
+                                            ("head_unscaled_targets", "destandardized_output")])
+def test_fix_verifies_the_mechanical_remedy(tmp_path, capsys, example, remedy):
+    """``impediments fix`` on the broken example: the head remedy is a verified fix and is chosen."""
+    import json
+    from pathlib import Path
+
+    from impediments.cli import main
+    spec = Path(__file__).resolve().parents[1] / "examples" / f"{example}.py"
+    js = tmp_path / "fix.json"
+    main(["fix", str(spec), "--steps", "60", "--seeds", "1", "--jobs", "1", "--json", str(js)])
+    capsys.readouterr()
+    doc = json.loads(js.read_text())
+    chosen = doc["chosen"]
+    assert (chosen["name"], chosen["status"]) == (remedy, "verified fix"), chosen
+    assert set(chosen["verdict"]["targets"]) <= set(chosen["verdict"]["verified"])

@@ -160,6 +160,23 @@ def softmax_then_cross_entropy(case: Case) -> None:
     case.loss = loss
 
 
+@torch.no_grad()
+def output_layer_std_1(case: Case) -> None:
+    """The output layer (the last Linear created) re-initialized with ``nn.init.normal_`` at its default std 1.0
+    (issue 25's easy mistake): logits sqrt(fan_in) times the features' RMS wide at init."""
+    head = [m for m in case.model.modules() if isinstance(m, nn.Linear)][-1]
+    nn.init.normal_(head.weight)
+
+
+def relu_on_logits(case: Case) -> None:
+    """``cross_entropy(relu(output))``: a ReLU after the last layer (a Keras ``Dense(C, activation="relu")``)."""
+    base = case.loss
+
+    def loss(output, target):
+        return base(torch.relu(output), target)
+    case.loss = loss
+
+
 def optimizer_misses_first_layer(case: Case) -> None:
     """The optimizer built from every parameter except the first layer's (e.g. a filtered list)."""
     def trainable(model):
@@ -206,6 +223,8 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
     Fault("optimizer_misses_params", optimizer_misses_first_layer, "the first layer's parameters not in the optimizer"),
     Fault("unshuffled", sorted_by_label, "batches in label order, never shuffled"),
     Fault("repeated_batch", one_batch, "the same batch at every step"),
+    Fault("output_layer_std_1", output_layer_std_1, "the output layer re-initialized with normal_ at std 1.0"),
+    Fault("relu_on_logits", relu_on_logits, "cross_entropy(relu(output))"),
 ]}
 
 
@@ -264,6 +283,14 @@ INJECTIONS: list[Injection] = [
     *_inj("optimizer_misses_params", "parameters_not_updated", "resnet18 gpt2 mobilenet_v1"),
     *_inj("unshuffled", "unshuffled_batches", "lenet5 resnet18 vgg11_bn"),
     *_inj("repeated_batch", "repeated_batch", "vgg11_bn gpt2 lstm_lm"),
+    # the output head and the loss at init (issue 24): a head at std 1.0 on fan_in D gives logits about sqrt(D)
+    # times the features' RMS wide, far above ln C (logits of spread s score about ln C + s^2 / 2). Only
+    # architectures whose head is a Linear on normalized features (BN or LayerNorm/RMSNorm before it): GPT-2
+    # ties its output to the embedding, and PyTorch-default LeNet-5's 84 features are so small that a std-1
+    # head still scores ln 10 at step 0 (measured 2.24 vs 2.30: no mechanism, so no expected code).
+    # A ReLU on the logits is the head disagreeing with the loss
+    *_inj("output_layer_std_1", "initial_loss_high", "resnet18 vgg11_bn vit llama"),
+    *_inj("relu_on_logits", "output_head_mismatch", "lenet5 vit bert"),
     # on held-out architectures (run only with --held-out)
     *_inj("negative_bias", "dead_units", "resnext"),
     *_inj("batch_2", "bn_small_batch", "resnext"),

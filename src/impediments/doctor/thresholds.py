@@ -122,6 +122,10 @@ class Thresholds:
     target_scale: float = _t(10.0, "regression targets with a root mean square of 10 or more: an output layer at "
                                    "standard init produces values of order 1, so its weights must grow 10x, and "
                                    "the MSE gradient is 10x that of unit-scale targets (LeCun et al. 1998, sec. 4.3)")
+    target_scale_reached: float = _t(0.5, "unscaled targets cost nothing when the output already starts at their "
+                                          "scale: a step-0 loss below half of what a zero output scores (mean(y^2)) "
+                                          "means the initial output already removes half the targets' mean square "
+                                          "(a de-standardizing output layer, a bias set to the mean)")
     targets_outside_warning: float = _t(0.05, "5% of the targets outside the range the output activation can "
                                               "reach: those examples keep an irreducible loss and pin the output "
                                               "at its bound")

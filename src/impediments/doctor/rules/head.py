@@ -219,6 +219,10 @@ def unscaled_targets(stats, th):
         rms = math.sqrt(call.target_mean ** 2 + call.target_var)
         if rms < th.target_scale:
             continue
+        reached = (call.first_loss_step == 0 and call.first_loss is not None and call.uninformed_loss
+                   and call.first_loss < th.target_scale_reached * call.uninformed_loss)
+        if reached:      # the output starts at the targets' scale (a de-standardizing layer): their units cost nothing
+            continue
         lrs = [g["max"] for g in stats.loop.learning_rates if isinstance(g.get("max"), (int, float)) and g["max"] > 0]
         ev = {"loss": kind, "target_rms": rms, "target_mean": call.target_mean, "target_std": math.sqrt(call.target_var),
               "target_min": call.target_min, "target_max": call.target_max, "threshold": th.target_scale}

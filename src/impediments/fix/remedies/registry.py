@@ -9,6 +9,7 @@ from __future__ import annotations
 from impediments.fix.remedies import graph, init_scale, loop, loss_shapes, op_guard, residual
 from impediments.fix.remedies import model as m
 from impediments.fix.remedies import training as t
+from impediments.fix.remedies import head as h
 from impediments.fix.remedies.base import Remedy
 
 _GRADIENT_FLOW = ("vanishing_activations", "exploding_activations", "vanishing_gradients", "exploding_gradients")
@@ -49,6 +50,8 @@ _ROWS = (
     ("reconnected_graph", ("parameters_without_gradient",), "graph", graph.reconnected_graph),
     ("matched_loss_shapes", ("loss_broadcast",), "loss", loss_shapes.matched_loss_shapes),
     ("lr_down_10", ("dead_units", *_TOO_LARGE, "non_finite"), "optimizer", t.scale_lr(0.1)),
+    ("matched_output_activation", ("output_head_mismatch",), "structure", h.matched_output_activation),
+    ("destandardized_output", ("unscaled_targets",), "structure", h.destandardized_output),
     ("lr_down_3", ("diverging_loss",), "optimizer", t.scale_lr(1 / 3)),
     ("lr_down_9", ("diverging_loss",), "optimizer", t.scale_lr(1 / 9)),
     ("lr_down_27", ("diverging_loss",), "optimizer", t.scale_lr(1 / 27)),
