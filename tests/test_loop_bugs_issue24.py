@@ -266,3 +266,19 @@ def test_equal_severities_put_the_program_bug_before_data_properties_and_symptom
     assert [x.code for x in ordered] == ["model_in_eval_mode", "parameters_without_gradient", "uncentered_inputs",
                                          "dead_units", "loss_plateau"]
     assert ROLE_RANK["loss_plateau"] > ROLE_RANK["dead_units"] > ROLE_RANK["uncentered_inputs"]
+
+
+# ------------------------------------------------------------------------------------------------ examples and fix
+def test_step_before_backward_example_its_twin_and_the_verified_fix(capsys, recwarn):
+    from pathlib import Path
+
+    from impediments.cli import main
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    assert main(["doctor", str(examples / "loop_step_before_backward.py")]) == 1
+    assert "parameters_not_updated" in capsys.readouterr().out
+    assert main(["doctor", str(examples / "loop_step_before_backward_fixed.py")]) == 0
+    capsys.readouterr()
+    assert main(["fix", str(examples / "loop_step_before_backward.py"), "--jobs", "1", "--budget-runs", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "chosen: plain_train_step" in printed and "loss.backward()\nopt.step()" in printed
