@@ -183,6 +183,7 @@ def test_initial_loss_with_summed_reduction_and_label_smoothing():
     ("head_softmax_one_unit", "output_head_mismatch"),
     ("head_unscaled_targets", "unscaled_targets"),
     ("head_initial_loss_high", "initial_loss_high"),
+    ("head_dropout_on_output", "dropout_on_output"),
 ])
 def test_examples_broken_and_fixed(tmp_path, capsys, example, code):
     """``impediments doctor`` on each broken example names its code (exit 1); its fixed twin is quiet (exit 0)."""
@@ -214,3 +215,40 @@ def test_fix_verifies_the_mechanical_remedy(tmp_path, capsys, example, remedy):
     chosen = doc["chosen"]
     assert (chosen["name"], chosen["status"]) == (remedy, "verified fix"), chosen
     assert set(chosen["verdict"]["targets"]) <= set(chosen["verdict"]["verified"])
+
+
+def test_nll_loss_on_logits_and_on_log_probabilities(X):
+    y = (X[:, 0] > 0).long() + 2 * (X[:, 1] > 0).long()
+    broken = train(nn.Sequential(nn.Linear(5, 4)), nn.NLLLoss(), X, y)
+    assert broken.loop.losses["nll_loss"].input_max > 0
+    assert ("output_head_mismatch", "nll_loss_on_logits") in codes(broken)
+    fixed = train(nn.Sequential(nn.Linear(5, 4), nn.LogSoftmax(dim=1)), nn.NLLLoss(), X, y)
+    assert fixed.loop.losses["nll_loss"].input_max <= 0 and not codes(fixed)
+
+
+def test_a_loss_identical_at_every_step_is_a_degenerate_head():
+    """Categorical cross-entropy on one unit: -y log_softmax(z) over a dimension of size 1 is 0 for every input."""
+    g = torch.Generator().manual_seed(6)
+    X, y = torch.randn(640, 5, generator=g), (torch.rand(640, generator=g) > 0.5).float()
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    with Monitor(model, optimizer=opt, every=1) as mon:
+        for step in range(60):
+            xb, yb = X[step % 10 * 64:(step % 10 + 1) * 64], y[step % 10 * 64:(step % 10 + 1) * 64]
+            opt.zero_grad()
+            loss = -(yb.unsqueeze(1) * torch.log_softmax(model(xb), dim=1)).sum(1).mean()
+            loss.backward()
+            mon.record_loss(loss)
+            opt.step()
+    assert ("output_head_mismatch", "constant_loss") in codes(mon.stats())
+
+
+def test_dropout_on_output_measured_zero_fraction(X):
+    y = (X[:, 0] > 0).long()
+    st = train(nn.Sequential(nn.Linear(5, 2), nn.Dropout(0.3)), nn.CrossEntropyLoss(), X, y, steps=20)
+    assert st.output.last_module == "Dropout" and st.output.last_dropout_p == 0.3
+    assert abs(st.output.zero_fraction - 0.3) < 0.1
+    assert ("dropout_on_output", None) in codes(st)
+    st = train(nn.Sequential(nn.Linear(5, 8), nn.Dropout(0.3), nn.Linear(8, 2)), nn.CrossEntropyLoss(), X, y,
+               steps=20)
+    assert st.output.zero_fraction == 0 and not codes(st)

@@ -233,6 +233,14 @@ _CODES = (
          remedy=("Match the head to the task: C exclusive classes -> C logits into cross_entropy (no softmax); "
                  "binary or multi-label -> one logit per label into binary_cross_entropy_with_logits (no sigmoid); "
                  "regression -> a linear output into mse_loss, with standardized targets")),
+    Code("dropout_on_output",
+         "dropout applied to the model's output: a random share of the logits set to 0 at every training step",
+         "examples/head_dropout_on_output.py",
+         "Srivastava et al. 2014, Dropout (applied to hidden units, not to the output layer)",
+         explanation=("The model's last module is a dropout, so in training a fraction p of the logits is zeroed "
+                      "(and the rest scaled by 1 / (1 - p)) at every step: the loss is computed on a corrupted output, "
+                      "the zeroed classes get no gradient that step, and training and evaluation see different heads."),
+         remedy="Move the dropout before the last layer (Dropout -> Linear), never after it"),
     Code("unscaled_targets",
          "regression targets far from unit scale (the target-side twin of uncentered_inputs)",
          "examples/head_unscaled_targets.py",

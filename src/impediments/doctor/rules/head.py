@@ -152,6 +152,45 @@ def _class_indices(kind: str, call) -> list:
         seen={"class_targets": call.class_targets, "calls": call.calls})]
 
 
+def _nll_on_logits(kind: str, call) -> list:
+    """nll_loss takes log-probabilities (all <= 0); fed anything else it minimises -x_y, unbounded below."""
+    source = _main_source(call.input_from)
+    if kind != "nll_loss" or call.input_max is None or call.input_max <= 0 or source in _SOFTMAX:
+        return []
+    return [finding(
+        "output_head_mismatch", "error", [kind],
+        {"loss": kind, "mismatch": "nll_loss_on_logits", "input_max": call.input_max, "input_from": call.input_from},
+        f"nll_loss expects log-probabilities (log_softmax output, all <= 0) but got values up to "
+        f"{call.input_max:.3g} from {source}: it then minimises -x_y, which has no floor: the correct class's raw "
+        "score is pushed up without bound and the other classes are never pushed down, so the loss goes negative "
+        "and says nothing about accuracy.",
+        "Feed log_softmax(logits, dim=1) to nll_loss, or the raw logits to cross_entropy",
+        seen={"calls": call.calls})]
+
+
+def _constant_loss(stats, th) -> list:
+    """The recorded loss identical at every step over different batches: it depends on neither weights nor inputs."""
+    loss, loop = stats.loss, stats.loop
+    if loss is None or loss.count < th.plateau_min_steps or loop.compared_inputs <= loop.repeated_inputs:
+        return []
+    values = [loss.first, loss.last, loss.min, *loss.window_means]
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        return []
+    if max(values) - min(values) > 1e-9 * max(1.0, abs(loss.first)):
+        return []
+    return [finding(
+        "output_head_mismatch", "error", ["loss"],
+        {"mismatch": "constant_loss", "loss": loss.first, "steps": loss.count,
+         "different_batches": loop.compared_inputs - loop.repeated_inputs},
+        f"The loss was {loss.first:.6g} at every one of {loss.count} steps, on different batches: it depends "
+        "on neither the weights nor the inputs. A softmax or log_softmax over a dimension of size 1 (inside the "
+        "loss: log_softmax of one unit is 0) or a loss on a constant tensor does this.",
+        "Check the loss's last operations: the class dimension of a softmax must hold the classes (C >= 2 units); "
+        "for one unit use a sigmoid / binary_cross_entropy_with_logits",
+        seen={"losses": loss.count, "steps": stats.steps},
+        confidence=f"first, last, minimum and {len(loss.window_means)} window means identical")]
+
+
 def _relu_logits(kind: str, call, stats, th) -> list:
     if kind not in _CLASS_LOSSES + ("binary_cross_entropy_with_logits",) or _main_source(call.input_from) != "ReluBackward0":
         return []
@@ -197,11 +236,12 @@ def _regression_on_classes(kind: str, call) -> list:
 @rule("output_head_mismatch", requires=("loop",))
 def output_head_mismatch(stats, th):
     """The output head, the loss and the targets disagree (see the module docstring)."""
-    out = _constant_head(stats, th)
+    out = _constant_head(stats, th) or _constant_loss(stats, th)
     for kind, call in stats.loop.losses.items():
         if not call.calls:
             continue
         out += _class_indices(kind, call)
+        out += _nll_on_logits(kind, call)
         out += _range_mismatch(kind, call, th)
         out += _multilabel(kind, call, th)
         out += _relu_logits(kind, call, stats, th)
@@ -240,3 +280,21 @@ def unscaled_targets(stats, th):
             None, seen={"target_values": call.target_values, "calls": call.calls},
             confidence=f"mean and variance of {call.target_values} targets over {call.calls} calls"))
     return out
+
+
+@rule("dropout_on_output", requires=("output",))
+def dropout_on_output(stats, th):
+    """The model's last module is a dropout, and the output is zeroed at about its rate."""
+    out = stats.output
+    p = out.last_dropout_p
+    if p is None or not p or out.zero_fraction is None or out.zero_fraction < 0.5 * p:
+        return []
+    return [finding(
+        "dropout_on_output", "warning", ["output"],
+        {"last_module": out.last_module, "dropout_p": p, "zero_output_fraction": out.zero_fraction,
+         "output_width": out.width},
+        f"The model's last module is a {out.last_module}(p={p:g}) and {out.zero_fraction:.0%} of its output values "
+        "were exactly 0 in training: the loss sees logits zeroed at random every step, the zeroed classes get no "
+        "gradient, and evaluation (dropout off) sees a different head.",
+        None, seen={"sampled_forwards": out.forwards},
+        confidence=f"zero fraction of the output over {out.forwards} sampled training forwards")]

@@ -88,16 +88,27 @@ def loss_plateau(stats, th):
     improvement = (first - last) / abs(first) if first != 0 else 0.0
     if improvement >= th.plateau_improvement or last / max(first, 1e-12) >= th.diverging_factor:
         return []
-    return [finding(
-        "loss_plateau", "warning", ["loss"],
-        {"relative_improvement": improvement, "threshold": th.plateau_improvement, "first_third_loss": first,
-         "last_third_loss": last, "steps": loss.count},
-        seen={"losses": loss.count, "steps": stats.steps, "windows": len(means)},
-        confidence=f"mean loss of the first and last thirds of {len(means)} windows over {loss.count} steps")]
+    start = loss.first
+    fell = 1.0 - first / start if finite(start) and start > 0 else None
+    evidence = {"relative_improvement": improvement, "threshold": th.plateau_improvement, "first_third_loss": first,
+                "last_third_loss": last, "steps": loss.count, "first_loss": start, "fell_before_plateau": fell,
+                "never_moved": fell is not None and abs(1.0 - last / start) < th.plateau_improvement}
+    seen = {"losses": loss.count, "steps": stats.steps, "windows": len(means)}
+    confidence = f"mean loss of the first and last thirds of {len(means)} windows over {loss.count} steps"
+    if fell is not None and fell >= th.trains_loss_drop:     # it learned, then settled: not a stall
+        return [finding(
+            "loss_plateau", "info", ["loss"], evidence,
+            f"The loss fell {fell:.0%} from its first value ({start:.3g}) before the windows compared here, then "
+            "settled: the model learned and reached a floor (convergence, or the capacity or data limit), which is "
+            "not the stall a plateau from the start is.",
+            "Nothing impedes training here; to go lower, a larger model, more data or a lower final learning rate",
+            seen=seen, confidence=confidence)]
+    return [finding("loss_plateau", "warning", ["loss"], evidence, seen=seen, confidence=confidence)]
 
 
 #: losses whose uninformed value is ln C (excess in nats), and those compared as a ratio
 _LOG_LOSSES = ("cross_entropy", "nll_loss")
+_REGRESSION_LOSSES = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
 
 
 @rule("initial_loss_high", requires=("loop",))
@@ -109,7 +120,9 @@ def initial_loss_high(stats, th):
     spread about 2 wide: large, confidently wrong outputs from the init scale or a missing final
     scaling (Karpathy 2019, "verify loss @ init"). For regression and binary losses the ratio to the
     uninformed loss (the targets' mean square; ln 2) is used instead. Read only from the call seen on
-    the run's first step (``checkup``, or step 0 of ``watch()``).
+    the run's first step (``checkup``, or step 0 of ``watch()``). A warning for classification losses,
+    whose softmax/sigmoid saturates on large outputs (the cost); info for regression losses, which have
+    no such mechanism (the first steps shrink the output at full gradient).
     """
     out = []
     for kind, call in stats.loop.losses.items():
@@ -122,8 +135,11 @@ def initial_loss_high(stats, th):
             continue
         uniform = (f"ln {call.width} = {base:.3g}" if log_loss and call.width else f"{base:.3g}")
         spread = math.sqrt(2 * excess) if log_loss else None
+        # a classification loss saturates its softmax/sigmoid on large outputs (the cost); a regression loss has no
+        # such mechanism: its large start is information, the first steps shrink the output at full gradient
+        severity = "info" if kind in _REGRESSION_LOSSES else "warning"
         out.append(finding(
-            "initial_loss_high", "warning", [kind],
+            "initial_loss_high", severity, [kind],
             {"loss": kind, "initial_loss": first, "uninformed_loss": base, "excess": excess, "ratio": ratio,
              "classes": call.width if log_loss else None, "logit_spread_estimate": spread,
              "threshold": th.initial_loss_excess if log_loss else th.initial_loss_ratio, "step": 0},

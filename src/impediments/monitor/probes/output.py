@@ -4,7 +4,8 @@ On each sampled training forward, the first tensor the model returns (a tensor, 
 list or dict) is read: its width (dim 1, or 1 for a 1-d output), the autograd node that produced it,
 looked for behind view/reshape/squeeze nodes (:func:`~impediments.monitor.probes.loop.loss_calls.producer`),
 whether it was the same for every example of the batch (a softmax over one unit outputs 1.0 for every
-input, whatever the weights), and the fraction of its values exactly zero (a ReLU output head). This
+input, whatever the weights), and the fraction of its values exactly zero (a ReLU output head, or a
+dropout applied to the logits: the model's last leaf module is also kept, with its dropout rate). This
 sees the head even when the loss is written by hand (a Keras-style ``-(y log p).mean()``), where no
 loss-function call reveals it. Values stay in device tensors until :meth:`OutputProbe.stats`.
 """
@@ -36,6 +37,9 @@ class OutputStats:
     zero_fraction: float | None
     min: float | None
     max: float | None
+    #: the model's last leaf module in registration order (its class name) and, for a dropout, its rate
+    last_module: str | None = None
+    last_dropout_p: float | None = None
 
 
 def first_tensor(out):
@@ -63,6 +67,11 @@ class OutputProbe(Probe):
         self._dev: dict[str, torch.Tensor] = {}
 
     def attach(self) -> list:
+        leaves = [m for m in self.ctx.module.modules() if next(m.children(), None) is None]
+        if leaves:
+            self.meta["last_module"] = type(leaves[-1]).__name__
+            if isinstance(leaves[-1], torch.nn.modules.dropout._DropoutNd):
+                self.meta["last_dropout_p"] = float(leaves[-1].p)
         # prepended: it runs before the loop probe arms its loss mode at the end of the forward
         return [self.ctx.model.register_forward_hook(PortableHook(self._post), prepend=True, always_call=True)]
 
@@ -107,4 +116,5 @@ class OutputProbe(Probe):
                                       produced_by=dict(meta["produced_by"]),
                                       constant_forwards=int(dev.get("constant", 0)),
                                       zero_fraction=dev["zero_fraction"] / n, min=dev.get("min"),
-                                      max=dev.get("max"))}
+                                      max=dev.get("max"), last_module=meta.get("last_module"),
+                                      last_dropout_p=meta.get("last_dropout_p"))}

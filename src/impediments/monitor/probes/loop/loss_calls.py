@@ -124,6 +124,8 @@ class LossCallStats:
     first_loss: float | None = None
     first_loss_step: int | None = None
     uninformed_loss: float | None = None
+    #: the largest input value seen (log-probabilities for nll_loss are <= 0)
+    input_max: float | None = None
 
 
 
@@ -208,6 +210,8 @@ class LossCalls:
         if len(x) >= 2 and x.dim() >= 1:
             flat = x.reshape(len(x), -1)
             self._add(f"{kind}.constant_inputs", (flat.amax(0) - flat.amin(0)).abs().max() == 0)
+        if x.is_floating_point():
+            self._extreme(f"{kind}.input_max", x.max(), max)
         if target.is_complex() or not target.numel():
             return
         if target.dtype.is_floating_point:
@@ -313,7 +317,7 @@ class LossCalls:
                 class_min=_extreme_or_none(dev.get(f"{kind}.class_min"), ct),
                 class_max=_extreme_or_none(dev.get(f"{kind}.class_max"), ct),
                 first_loss=dev.get(f"{kind}.first_loss"), first_loss_step=r.get("first_loss_step"),
-                uninformed_loss=dev.get(f"{kind}.uninformed_loss"))
+                uninformed_loss=dev.get(f"{kind}.uninformed_loss"), input_max=dev.get(f"{kind}.input_max"))
         nb = self.batches
         return {"losses": losses, "target_batches": nb, "targets_per_batch": self.values / nb if nb else None,
                 "distinct_classes_per_batch": dev["distinct_classes"] / nb if nb else None,
