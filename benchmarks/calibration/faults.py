@@ -177,6 +177,11 @@ def relu_on_logits(case: Case) -> None:
     case.loss = loss
 
 
+def dropout_on_logits(case: Case) -> None:
+    """``nn.Sequential(model, nn.Dropout(0.5))``: a dropout after the output layer (Keras Dense -> Dropout -> softmax)."""
+    case.model = nn.Sequential(case.model, nn.Dropout(0.5))
+
+
 def optimizer_misses_first_layer(case: Case) -> None:
     """The optimizer built from every parameter except the first layer's (e.g. a filtered list)."""
     def trainable(model):
@@ -225,6 +230,7 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
     Fault("repeated_batch", one_batch, "the same batch at every step"),
     Fault("output_layer_std_1", output_layer_std_1, "the output layer re-initialized with normal_ at std 1.0"),
     Fault("relu_on_logits", relu_on_logits, "cross_entropy(relu(output))"),
+    Fault("dropout_on_logits", dropout_on_logits, "Dropout(0.5) after the output layer"),
 ]}
 
 
@@ -291,6 +297,7 @@ INJECTIONS: list[Injection] = [
     # A ReLU on the logits is the head disagreeing with the loss
     *_inj("output_layer_std_1", "initial_loss_high", "resnet18 vgg11_bn vit llama"),
     *_inj("relu_on_logits", "output_head_mismatch", "lenet5 vit bert"),
+    *_inj("dropout_on_logits", "dropout_on_output", "lenet5 resnet18 vit"),
     # on held-out architectures (run only with --held-out)
     *_inj("negative_bias", "dead_units", "resnext"),
     *_inj("batch_2", "bn_small_batch", "resnext"),

@@ -315,5 +315,7 @@ def zoo() -> list[Case]:
           data=digit_value_xy, loss_fn=F.mse_loss, opt=lambda p: torch.optim.Adam(p, lr=1e-3)),
         C("head_initial_loss_high_mlp", "mlp", {"initial_loss_high"}, lambda: init(mlp_(depth=2), "he", scale=8.0),
           opt=lambda p: torch.optim.Adam(p, lr=1e-3)),
+        C("head_dropout_on_output_mlp", "mlp", {"dropout_on_output"},
+          lambda: nn.Sequential(init(mlp_(depth=2)), nn.Dropout(0.5)), opt=lambda p: torch.optim.Adam(p, lr=1e-3)),
     ]
     return healthy + broken + loop_cases()
