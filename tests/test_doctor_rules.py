@@ -599,3 +599,16 @@ def test_bn_small_batch_counts_examples_not_correlated_positions():
     assert "bn_small_batch" not in codes(stats(batchnorm={"bn": conv_bn}))
     conv_bn.examples_per_batch = 8
     assert diagnose(stats(batchnorm={"bn": conv_bn})).by_code("bn_small_batch")[0].severity == "warning"
+
+
+def test_a_plateau_after_the_loss_fell_is_info_and_one_that_never_moved_is_a_warning():
+    """The windows compared are flat in both; what differs is the first loss: 2.3 (the loss fell 57% before
+    the plateau: convergence, info) or 1.0 (it never moved: a stall, warning)."""
+    def flat_after(first):
+        return stats(loss=_make("LossStats", count=100, first=first, last=1.0, min=1.0, window_means=[1.0] * 6,
+                                first_nonfinite_step=None))
+    [settled] = diagnose(flat_after(2.3)).by_code("loss_plateau")
+    assert settled.severity == "info" and settled.evidence["fell_before_plateau"] == pytest.approx(1 - 1 / 2.3)
+    [stall] = diagnose(flat_after(1.0)).by_code("loss_plateau")
+    assert stall.severity == "warning" and stall.evidence["never_moved"] is True
+    assert diagnose(flat_after(2.3), {"trains_loss_drop": 0.6}).by_code("loss_plateau")[0].severity == "warning"
