@@ -176,3 +176,26 @@ def test_query_key_names_leave_fused_and_value_projections_in():
     for name in ("model.layers.0.self_attn.v_proj", "h.0.attn.c_attn", "x.query_key_value", "layers.0.mlp.fc1",
                  "encoder.block.0.layer.0.SelfAttention.o", "classifier"):
         assert not QUERY_KEY.search(name), name
+
+
+def test_stream_rms_at_init_is_the_first_steps_block_output_rms():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(16, 16)
+
+        def forward(self, x):
+            return x + self.fc(x)
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), nn.Sequential(Block(), Block(), Block()), nn.Linear(16, 2))
+    x = torch.randn(32, 8)
+    with Monitor(net, every=1) as mon:
+        net(x).sum().backward()
+        (10 * net(x)).sum().backward()
+    stream = mon.stats().residual_stream
+    h = net[0](x)
+    with torch.no_grad():
+        for i, block in enumerate(net[1]):
+            h = block(h)
+            assert stream[f"1.{i}"].rms_at_init == pytest.approx(h.pow(2).mean().sqrt().item(), rel=1e-5)

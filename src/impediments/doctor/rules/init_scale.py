@@ -13,7 +13,8 @@ stream. Initialized at std 1.0 (``initializer_range=1.0``, or ``nn.init.normal_`
 std), every layer multiplies the variance by its fan-in: 64 at width 64. That is the cause; the
 symptoms follow from it (a residual stream whose RMS grows by orders of magnitude per block, logits
 so large that the initial loss sits far above :math:`\ln C`, saturated softmaxes and gates, gradient
-norms that overflow).
+norms that overflow). The residual stream's RMS at init, block by block
+(:attr:`~impediments.monitor.schema.ResidualStreamStats.rms_at_init`), is shown with it.
 
 The gain is measured directly, :math:`\operatorname{Var}(y) / \overline{x^2}`, from the moments of each
 layer's input and output on its first recorded step
@@ -57,16 +58,22 @@ def init_scale_too_large(stats, th):
     implied = statistics.median(stds) if stds else None
     fans = sorted({f for _, f in gains.values() if f > 0})
     shown = dict(sorted(large.items(), key=lambda kv: -kv[1])[:8])
+    stream = {n: s.rms_at_init for n, s in sorted(stats.residual_stream.items(), key=lambda kv: kv[1].depth)
+              if finite(s.rms_at_init)}
     std_text = f", as weights of std {implied:.2g} would give" if implied is not None else ""
     return [finding(
         "init_scale_too_large", "error", list(large),
         {"median_gain": median, "threshold": th.init_gain_too_large, "layers_measured": len(gains),
          "layers_above": len(large), "implied_weight_std": implied, "fan_in": fans[:6],
-         "gain_by_layer": shown, "growth_per_10_layers_decades": 10 * math.log10(median)},
+         "gain_by_layer": shown, "growth_per_10_layers_decades": 10 * math.log10(median),
+         "stream_rms_at_init": dict(list(stream.items())[:8])},
         f"At the first step the median Linear/Conv layer multiplied its input's variance by {median:.3g} "
         f"({len(large)} of {len(gains)} layers at least {th.init_gain_too_large:g}){std_text} at fan_in "
         f"{', '.join(str(f) for f in fans[:3])}. A variance-preserving init gives 1-2, so the signal grows "
-        f"{math.log10(median):.1f} decades per layer unless a norm re-scales it, and the outputs start large and "
+        f"{math.log10(median):.1f} decades per layer unless a norm re-scales it"
+        + (f" (the residual stream's RMS at init: {', '.join(f'{v:.3g}' for v in list(stream.values())[:4])} "
+           f"block by block)" if stream else "")
+        + ", and the outputs start large and "
         "confidently wrong: the init scale is the cause of the large activations, logits, initial loss and "
         "gradients reported with it.",
         None,

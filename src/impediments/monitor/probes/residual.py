@@ -19,7 +19,8 @@ takes the block's input itself as an operand (the skip connection). The graph is
 block, on its first sampled forward; a block without such an addition (VGG's conv-BN-ReLU groups) is
 not a stream block. Each stream block also records the first normalization layer it holds (pre-LN
 ``x + F(LN(x))`` and post-LN ``LN(x + F(x))`` both re-normalize what the branch sees) and whether its
-output is a normalization's (post-LN, the last leaf module it ran). On full steps (every sampled step of the default schedule; a window statistic
+output is a normalization's (post-LN, the last leaf module it ran), and, on its first recorded step only,
+the root mean square of its output (the stream's scale at init: one reduction per block per run). On full steps (every sampled step of the default schedule; a window statistic
 under a denser one, see :mod:`~impediments.monitor.schedule`) a tensor hook on each stream block's output
 accumulates the sum of squares of its gradient (one reduction, no host read).
 """
@@ -52,6 +53,8 @@ class ResidualStreamStats:
     norm: str = ""
     #: whether the block's output is a normalization's output (post-LN: ``LN(x + F(x))``)
     post_norm: bool = False
+    #: the root mean square of the block's output on its first recorded step (the init); NaN where not seen
+    rms_at_init: float = NAN
 
 #: most autograd nodes visited when looking for a block's skip connection
 MAX_GRAPH_NODES = 5000
@@ -116,6 +119,8 @@ class ResidualProbe(Probe):
     SUMSQ = Field("sumsq", "sum")
     VALUES = Field("values", "count")
     SAMPLES = Field("samples", "count")
+    INIT_SUMSQ = Field("init_sumsq", "sum")
+    INIT_VALUES = Field("init_values", "count")
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
@@ -146,6 +151,9 @@ class ResidualProbe(Probe):
         if not meta["residual"]:
             return
         bag = ctx.state().bag(self.key, name)
+        if meta.setdefault("first_step", ctx.step) == ctx.step:      # the stream's scale at init, once
+            bag.add(self.INIT_SUMSQ, torch.linalg.vector_norm(out.detach(), dtype=torch.float64).square().reshape(1))
+            bag.count(self.INIT_VALUES, out.numel())
         bag.count(self.SAMPLES)
         sumsq, values = self.SUMSQ, self.VALUES
 
@@ -160,9 +168,11 @@ class ResidualProbe(Probe):
         values = bag.read(self.VALUES)
         sumsq = bag.read(self.SUMSQ)
         sumsq = float(sumsq.cpu()[0]) if sumsq is not None else NAN
+        init_sumsq, init_values = bag.read(self.INIT_SUMSQ), bag.read(self.INIT_VALUES)
+        rms = (float(init_sumsq.cpu()[0]) / init_values) ** 0.5 if init_sumsq is not None and init_values else NAN
         return ResidualStreamStats(depth=meta["depth"], shape=list(meta["shape"]), samples=bag.read(self.SAMPLES),
                                    grad_mean_square=sumsq / values if values else NAN, norm=meta["norm"],
-                                   post_norm=meta["post_norm"])
+                                   post_norm=meta["post_norm"], rms_at_init=rms)
 
     def stats(self, total, windows) -> dict:
         return {"residual_stream": {n: self._stream(m, total[(self.key, n)]) for n, m in self.meta.items()
