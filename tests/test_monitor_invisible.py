@@ -255,6 +255,7 @@ def test_record_loss_replaces_the_automatic_record_and_never_counts_twice():
     model = _mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with watch(model, optimizer=opt) as mon:
+        wrapped = torch.Tensor.backward
         for _ in range(6):
             opt.zero_grad()
             loss = F.cross_entropy(model(X), y)
@@ -263,7 +264,23 @@ def test_record_loss_replaces_the_automatic_record_and_never_counts_twice():
             mon.record_loss(loss * 0 + 7.0)
     loss = mon.stats().loss
     assert loss.count == 6 and loss.first == loss.last == loss.min == 7.0
-    assert torch.Tensor.backward.__module__ == "torch._tensor"      # restored on exit
+    assert wrapped.__module__ == "impediments.monitor.probes.loss" and torch.Tensor.backward is not wrapped
+
+
+def test_a_backward_through_another_model_is_not_the_watched_models_loss():
+    """Two networks (a GAN's discriminator and generator): each monitor records the backward that follows
+    its own model's forward, once per step; a monitor left open records nothing of later code."""
+    X, y = _data()
+    watched, other = _mlp(0), _mlp(1)
+    opt = torch.optim.SGD(watched.parameters(), lr=0.1)
+    mon = watch(watched, optimizer=opt).__enter__()
+    try:
+        _train(watched, opt, X, y, 3)
+        for _ in range(4):                       # later code, not the watched model's
+            F.cross_entropy(other(X), y).backward()
+        assert mon.stats().loss.count == 3
+    finally:
+        mon.close()
 
 
 def test_first_watch_does_not_import_dynamo():

@@ -49,6 +49,7 @@ class LossProbe(Probe):
         self._original_backward = None
         self._installed = None
         self._auto_step = -1
+        self._activity = (-1, -1)          # (training forwards, steps) at the last automatic record
 
     # --------------------------------------------------------------------- automatic recording
     def attach(self) -> list:
@@ -70,13 +71,18 @@ class LossProbe(Probe):
         self._installed = self._original_backward = None
 
     def backward_seen(self, loss: torch.Tensor) -> None:
-        """A ``backward()`` starts: record its loss if it is the step's first and the user records none."""
-        if self.meta["source"] == "record_loss" or self.ctx.model is None:
+        """A ``backward()`` starts: record its loss if it is the step's first, the user records none, and
+        the watched model ran (a forward or an optimizer step) since the last record: a backward through
+        another model (a second network, or any code after a monitor that was never closed) is not its loss."""
+        ctx = self.ctx
+        if self.meta["source"] == "record_loss" or ctx.model is None:
             return
-        step = self.ctx.step if self.ctx.training_forwards else self.ctx.steps
-        if loss.numel() != 1 or not loss.is_floating_point() or self._auto_step == step:
+        activity = (ctx.training_forwards, ctx.steps)
+        step = ctx.step if ctx.training_forwards else ctx.steps
+        if (loss.numel() != 1 or not loss.is_floating_point() or self._auto_step == step
+                or activity == self._activity):
             return
-        self._auto_step = step
+        self._auto_step, self._activity = step, activity
         self.meta["source"] = "backward"
         self._record(loss)
 
