@@ -225,6 +225,7 @@ def totals(results: list[dict]) -> dict:
         "median_first_fraction": statistics.median(fractions + [math.inf] * undetected_by_half)
         if fractions or undetected_by_half else None,
         "first_fraction_measured": len(fractions) + undetected_by_half,
+        "evidence_step_given": sum(1 for r in runs if r["detected"] and r["evidence_first_step_fraction"] is not None),
         "overhead_median": statistics.median(overheads) if overheads else None,
         "overhead_max": max(overheads) if overheads else None,
         "report_seconds_median": statistics.median(report_seconds) if report_seconds else None,
@@ -248,6 +249,8 @@ def print_totals(results: list[dict], t: dict) -> None:
               f"of the run ({t['first_fraction_measured']} detected runs, checked at 5/10/25/50%)")
     else:
         print("- first finding: not measured (--no-timeline, or nothing detected)")
+    print(f"- a step in the report's own evidence: given for {t['evidence_step_given']} of {t['detected']} detected "
+          f"runs, not available for the others (hence the truncated reruns above)")
     if t["overhead_median"] is not None:
         print(f"- overhead of watch() on the training loop: median {t['overhead_median']:.2f}x, worst "
               f"{t['overhead_max']:.2f}x; report() median {t['report_seconds_median'] * 1000:.0f} ms")
