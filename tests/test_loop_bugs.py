@@ -148,6 +148,12 @@ def tiny_clip(model, opt, loss_fn, xb, yb, step):
     return loss
 
 
+def biases_only(model):
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.endswith("bias"))
+    return model
+
+
 def accumulate_whole_run(model, opt, loss_fn, xb, yb, step):
     loss = loss_fn(model(xb), yb)
     loss.backward()
@@ -194,11 +200,12 @@ BROKEN = {
                                     scheduler=lambda o: torch.optim.lr_scheduler.StepLR(o, 2, gamma=0.1)),
     "gradient_clipping_dominates": dict(step_fn=tiny_clip),
     "optimizer_rarely_steps": dict(step_fn=accumulate_whole_run, steps=40),
+    "almost_all_frozen": dict(model=lambda: biases_only(mlp())),
 }
 
 
 def test_every_loop_code_has_a_broken_loop():
-    assert set(BROKEN) == LOOP_CODES and len(LOOP_CODES) == 10
+    assert set(BROKEN) == LOOP_CODES and len(LOOP_CODES) == 11
 
 
 @pytest.mark.parametrize("code", sorted(BROKEN))
@@ -382,6 +389,10 @@ def test_a_healthy_loop_is_quiet_and_each_rule_fires_past_its_threshold_only():
                                                                                          "error")}
     assert loop_codes(params={"fc.weight": lp(received=0), "out.weight": lp("out", 1, received=0)}) == {
         ("parameters_without_gradient", "error")}                                       # backward reached none
+    frozen = dict(frozen_values=9800, trainable_values=200, trainable_only_norm_or_bias=True)
+    assert loop_codes(**frozen) == {("almost_all_frozen", "warning")}                  # no loss trend: the cost unknown
+    assert loop_codes({"frozen_share": 0.01}, **frozen) == set()                        # 2% trainable: it acts
+    assert loop_codes(**{**frozen, "trainable_only_norm_or_bias": False}) == set()     # a linear probe: on purpose
     assert loop_codes(learning_rates=[lr_group()]) == {("learning_rate_collapsed", "warning")}      # by step 10 of 20
     assert loop_codes(learning_rates=[lr_group(below=(5, 11, None, None, None, None))]) == set()   # after half
     assert loop_codes(learning_rates=[lr_group(last=0.05)]) == set()                              # came back up
@@ -399,7 +410,8 @@ def test_every_loop_finding_carries_evidence_and_its_example_link():
                     learning_rates=[lr_group()], clip_calls=5, clip_at_least=[5, 5, 0, 0, 0], clip_log_ratio_mean=1.5,
                     target_batches=5, targets_per_batch=64.0, distinct_classes_per_batch=1.0,
                     class_counts=[100] * 10, loader_iterators=20, loader_batches=10, loader_batches_drawn=20),
-               dict(optimizer_steps=1, training_forwards=60)):
+               dict(optimizer_steps=1, training_forwards=60),
+               dict(frozen_values=9800, trainable_values=200, trainable_only_norm_or_bias=True)):
         s = S.MonitorStats(schema_version=S.SCHEMA_VERSION, steps=20, sampled_steps=10, model_training_steps=20,
                            activations={}, layers={}, params={}, symmetry={}, batchnorm={}, inputs=None, loss=None,
                            nonfinite=None, windows=[], optimizer=None, loop=loop_stats(**kw))

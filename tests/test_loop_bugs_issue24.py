@@ -282,3 +282,18 @@ def test_step_before_backward_example_its_twin_and_the_verified_fix(capsys, recw
     assert main(["fix", str(examples / "loop_step_before_backward.py"), "--jobs", "1", "--budget-runs", "3"]) == 0
     printed = capsys.readouterr().out
     assert "chosen: plain_train_step" in printed and "loss.backward()\nopt.step()" in printed
+
+
+def test_only_biases_trainable_is_named_by_its_cost_and_a_healthy_twin_is_quiet():
+    """Every weight frozen at random init: the loss barely falls, a warning; the counts are brute force."""
+    model = mlp()
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.endswith("bias"))
+    report, _, _ = train(healthy, steps=60, model=model)
+    [f] = report.by_code("almost_all_frozen")
+    biases = sum(p.numel() for n, p in model.named_parameters() if n.endswith("bias"))
+    assert (f.evidence["trainable_values"], f.evidence["frozen_values"]) == (
+        biases, sum(p.numel() for p in model.parameters()) - biases)
+    assert f.severity == "warning" and f.evidence["loss_drop"] < 0.25
+    fixed, _, _ = train(healthy, steps=60)
+    assert "almost_all_frozen" not in fixed.codes

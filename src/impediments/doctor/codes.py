@@ -298,6 +298,10 @@ _CODES = (
          "the optimizer steps once in many forward/backward passes, or never",
          "examples/loop_optimizer_rarely_steps.py",
          "Jiang et al. 2025 (TrainCheck, OSDI: silent training errors); issue 24"),
+    Code("almost_all_frozen",
+         "only biases and normalization parameters are trainable: every weight matrix is frozen",
+         "examples/loop_almost_all_frozen.py",
+         "Frankle et al. 2021 (training BatchNorm and only BatchNorm); Ben Zaken et al. 2022 (BitFit); issue 24"),
 )
 CODES: dict[str, Code] = {c.name: c for c in _CODES}
 

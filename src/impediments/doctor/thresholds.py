@@ -171,6 +171,10 @@ class Thresholds:
                                              "takes the first batch of a fresh iterator (next(iter(loader))); an "
                                              "epoch loop draws the loader's whole length per iterator, and a "
                                              "validation pass over a loader of 2+ batches draws 2+")
+    frozen_share: float = _t(0.05, "under 5% of the parameter values trainable, all of them biases or norm "
+                                    "parameters: BatchNorm-only training of a ResNet leaves about 0.5%, BitFit "
+                                    "0.1%; a network with every weight matrix frozen learns only if those weights "
+                                    "are pretrained, which the loss (trains_loss_drop) tells")
     rare_step_factor: int = _t(32, "one optimizer step per 32 or more training forwards (or none after 32), "
                                    "with fewer than loop_min_observations steps in the run: gradient "
                                    "accumulation in practice sums 2-16 micro-batches; recipes that sum 32-64 run "

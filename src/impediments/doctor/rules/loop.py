@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from impediments.doctor.rules.base import finding, rule
+from impediments.doctor.rules.base import finding, loss_drop, rule
 
 #: names listed in a finding's evidence before "and N more"
 SHOWN = 8
@@ -294,6 +294,38 @@ def repeated_batch(stats, th):
         "and trains on its first batch again and again. The loss falls on that batch while the model learns "
         "nothing else.",
         "Create the iterator once per epoch (for xb, yb in loader: ...), or keep one iterator and call next() on it")]
+
+
+@rule("almost_all_frozen", requires=("loop",))
+def almost_all_frozen(stats, th):
+    """Only biases and normalization layers are trainable, under ``frozen_share`` of the parameter values.
+
+    Training only the BatchNorm affine parameters or the biases of a *pretrained* network is a method
+    (Frankle et al. 2021; BitFit, Ben Zaken et al. 2022); of a network that must still learn its weights
+    it is an accident (``requires_grad_(False)`` on the wrong modules, a loop that freezes everything
+    but the norms). What tells them apart in this run is the cost: a warning when the loss shed less than
+    ``trains_loss_drop`` of its start, info (with the counts) when it learns.
+    """
+    loop = stats.loop
+    total = loop.frozen_values + loop.trainable_values
+    if not total or not loop.trainable_only_norm_or_bias or loop.trainable_values >= th.frozen_share * total:
+        return []
+    drop = loss_drop(stats)
+    share = loop.trainable_values / total
+    ev = {"trainable_values": loop.trainable_values, "frozen_values": loop.frozen_values, "trainable_share": share,
+          "threshold": th.frozen_share, "trainable": _names(list(loop.params)), "loss_drop": drop,
+          "trains_loss_drop": th.trains_loss_drop}
+    costly = drop is None or drop < th.trains_loss_drop
+    return [finding(
+        "almost_all_frozen", "warning" if costly else "info", _modules(loop, list(loop.params)) or ["model"], ev,
+        f"Only {loop.trainable_values} of {total} parameter values ({share:.2%}) are trainable, all of them biases "
+        "or normalization parameters: every weight matrix is frozen (requires_grad=False). "
+        + ("The loss " + (f"shed only {drop:.0%} of its start" if drop is not None else "has no trend yet")
+           + ": the frozen weights are not a trained feature extractor this run can build on." if costly else
+           f"The loss shed {drop:.0%} of its start, so the frozen weights carry features (a pretrained network "
+           "tuned by its norms or biases on purpose)."),
+        "Unfreeze the layers that must learn (module.requires_grad_(True)) and build the optimizer over "
+        "model.parameters(); freeze only a pretrained backbone, and only on purpose")]
 
 
 @rule("optimizer_rarely_steps", requires=("loop",))

@@ -53,6 +53,9 @@ LR_DECADES = 6
 CLIP_DECADES = 5
 #: sampled steps remembered as evidence of uncleared gradients
 STALE_STEPS_KEPT = 16
+#: normalization layers, whose affine parameters alone (with the biases) are what BitFit-style or
+#: "BatchNorm only" training leaves trainable
+NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
 
 
 @dataclass
@@ -125,6 +128,11 @@ class LoopStats:
     loader_iterators: int = 0
     loader_batches: int | None = None
     loader_batches_drawn: int = 0
+    #: parameter values (numel) with requires_grad=False, and those trainable; whether every trainable tensor
+    #: is a bias or belongs to a normalization layer (BatchNorm, LayerNorm, GroupNorm, ...)
+    frozen_values: int = 0
+    trainable_values: int = 0
+    trainable_only_norm_or_bias: bool = False
 
     @classmethod
     def from_dict(cls, d: dict) -> "LoopStats":
@@ -166,8 +174,10 @@ class LoopProbe(Probe):
         as children (as for :class:`~impediments.monitor.monitor.Monitor`); default the model's own."""
         super().__init__(ctx)
         self.optimizer = optimizer
-        named = [(n, p) for n, p in (parameters.items() if parameters is not None else model.named_parameters())
-                 if p.requires_grad and ctx.included(n.rsplit(".", 1)[0] if "." in n else "")]
+        every = [(n, p) for n, p in (parameters.items() if parameters is not None else model.named_parameters())
+                 if ctx.included(n.rsplit(".", 1)[0] if "." in n else "")]
+        named = [(n, p) for n, p in every if p.requires_grad]
+        self.frozen_values = sum(p.numel() for _, p in every if not p.requires_grad)
         self.names = [n for n, _ in named]
         self.params = [p for _, p in named]
         in_opt = {id(p) for g in optimizer.param_groups for p in g["params"]} if optimizer is not None else None
@@ -176,6 +186,10 @@ class LoopProbe(Probe):
         mods = modules.items() if modules is not None else model.named_modules()
         self.owners = {id(m): n for n, m in mods if isinstance(m, nn.Module) and next(m.parameters(recurse=False),
                                                                                         None) is not None}
+        norms = {n for n, m in (modules.items() if modules is not None else model.named_modules())
+                 if isinstance(m, NORM_TYPES)}
+        self.only_norm_or_bias = bool(named) and all(
+            n.endswith("bias") or (n.rsplit(".", 1)[0] if "." in n else "") in norms for n, _ in named)
         self.order: dict[str, int] = {}
         self.steps = self.backwards = self.grad_checks = 0
         self.fps = [None, None]                # forwards between two optimizer steps: min, max
@@ -203,6 +217,7 @@ class LoopProbe(Probe):
         self._value_orig = self._value_installed = None
         self._iter_orig = self._iter_installed = self._next_orig = self._next_installed = None
         self._start = fingerprints(self.params)
+        self._trainable = sum(p.numel() for p in self.params)
         self._end = None
         self._handles: list = []
 
@@ -550,7 +565,9 @@ class LoopProbe(Probe):
             clip_function=self.clip["function"], training_forwards=self.ctx.training_forwards,
             step_checks=self.step_checks, steps_before_backward=self.steps_before_backward,
             loader_iterators=self.loader["iterators"], loader_batches=self.loader["batches"],
-            loader_batches_drawn=self.loader["drawn"])
+            loader_batches_drawn=self.loader["drawn"], frozen_values=self.frozen_values,
+            trainable_values=sum(p.numel() for p in self.params) if self.params else self._trainable,
+            trainable_only_norm_or_bias=self.only_norm_or_bias)
 
     def stats(self, total, windows) -> dict:
         return {"loop": self.to_stats()}
