@@ -538,7 +538,10 @@ def test_every_code_fires_and_every_remedy_names_real_functions():
     import re
 
     findings = _everything()
-    mine = {c for r in RULES if r.fn.__module__ != "impediments.doctor.rules.loop" for c in r.codes}
+    # codes shown by a broken example (loop bugs, the output head: ``see: impediments doctor examples/...``) are
+    # checked on those examples (tests/test_loop_bugs.py, tests/test_head_rules.py)
+    mine = {c for r in RULES if r.fn.__module__ not in ("impediments.doctor.rules.loop", "impediments.doctor.rules.head")
+            for c in r.codes if not CODES[c].experiment.endswith(".py")}
     assert {f.code for f in findings} == mine
     for f in findings:
         assert f.explanation and f.remedy and f.where

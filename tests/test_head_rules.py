@@ -252,3 +252,26 @@ def test_dropout_on_output_measured_zero_fraction(X):
     st = train(nn.Sequential(nn.Linear(5, 8), nn.Dropout(0.3), nn.Linear(8, 2)), nn.CrossEntropyLoss(), X, y,
                steps=20)
     assert st.output.zero_fraction == 0 and not codes(st)
+
+
+def test_findings_carry_evidence_and_their_example_exists(X):
+    """Every new code's finding says how much it saw and how sure, and its 'see:' names a shipped example."""
+    from pathlib import Path
+
+    from impediments.doctor import CODES
+    root = Path(__file__).resolve().parents[1]
+    y = 300 + 80 * X[:, :1]
+    found = diagnose(train(nn.Sequential(nn.Linear(5, 1), nn.Sigmoid()), nn.MSELoss(), X, y)).findings
+    found += diagnose(train(nn.Sequential(nn.Linear(5, 2), nn.Dropout(0.5)), nn.CrossEntropyLoss(), X,
+                            (X[:, 0] > 0).long())).findings
+    model = nn.Linear(5, 10)
+    with torch.no_grad():
+        model.weight.mul_(40)
+    found += imp.checkup(model, X, torch.arange(64) % 10).findings
+    codes_seen = {f.code for f in found}
+    assert {"output_head_mismatch", "unscaled_targets", "dropout_on_output", "initial_loss_high"} <= codes_seen
+    for f in found:
+        if f.code in ("output_head_mismatch", "unscaled_targets", "dropout_on_output", "initial_loss_high"):
+            assert f.explanation and f.remedy and f.where and f.evidence["seen"] and f.evidence["confidence"]
+            assert f"see: impediments doctor {CODES[f.code].experiment}" in f.remedy
+            assert (root / CODES[f.code].experiment).is_file()
