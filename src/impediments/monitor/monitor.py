@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from impediments.monitor import schema as S
+from impediments.monitor import sharding
 from impediments.monitor.hooks import compiled
 from impediments.monitor.hooks.intercept import Interceptor, module_kind
 from impediments.monitor.hooks.portable import PortableHook
@@ -144,6 +145,7 @@ class Monitor:
         self._handles = [root.register_forward_pre_hook(PortableHook(self._root_pre), with_kwargs=True),
                          root.register_forward_hook(PortableHook(self._root_post), always_call=True)]
         self._uses_rng = any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules())
+        ctx.tensor_parallel_replica = sharding.tensor_parallel_replica(model)
         self.params = ParamProbe(ctx, model, self._optimizer, self._named_parameters)
         self.batchnorm = BatchNormProbe(ctx, [(n, m) for n, m in named if id(m) in names],
                                         lambda: self.params.meta.get("optimizer") if self.params else None)

@@ -131,6 +131,11 @@ class ActivationProbe(Probe):
         if not x.is_floating_point():
             return None
         ctx = self.ctx
+        shard = ctx.last_unit_shard          # tensor parallelism: fed by a Colwise layer's units?
+        if shard is not None and not (x.data_ptr() == shard[0].data_ptr() and x.shape == shard[0].shape):
+            shard = None
+        if shard is None and ctx.tensor_parallel_replica:   # the same on every rank of the TP group
+            return None
         meta = self.meta.get(name)
         dim = unit_dim(x, ctx.last_leaf)
         if meta is None:
@@ -138,16 +143,22 @@ class ActivationProbe(Probe):
                                       "regions": kind in catalog_kinds(), "values_per_example": 0}
         bag = ctx.state().bag(self.key, name)
         known = ctx.last_moments if ctx.last_out is x else None   # fed directly by a Linear/Conv
-        units = self._fold_input(bag, x, kind, dim, known)
+        units = self._fold_input(bag, x, kind, dim, known, shard[1:] if shard is not None else None)
         meta["units"] = max(meta["units"], units)
-        if units and x.dim() >= 2 and x.numel():
-            meta["values_per_example"] = max(meta.get("values_per_example", 0), x.numel() // (x.shape[0] * units))
+        local_units = x.shape[dim] if x.dim() else 1
+        if local_units and x.dim() >= 2 and x.numel():
+            meta["values_per_example"] = max(meta.get("values_per_example", 0),
+                                             x.numel() // (x.shape[0] * local_units))
         return name, bag
 
-    def _fold_input(self, bag: Bag, x: torch.Tensor, kind: str, dim: int, moments=None) -> int:
+    def _fold_input(self, bag: Bag, x: torch.Tensor, kind: str, dim: int, moments=None, shard=None) -> int:
         """Fold the pre-activation ``x`` (``moments``: already computed, e.g. as the output of the Linear
         that fed it); returns the number of units. On CPU a batch holding NaN/Inf is left out of the
-        region counts (it is in ``nonfinite``). On dense-only steps: no min/max (a window statistic)."""
+        region counts (it is in ``nonfinite``). On dense-only steps: no min/max (a window statistic).
+        ``shard``: ``(offset, global units)`` when ``x`` holds units ``[offset, offset + local)`` of the
+        layer (tensor parallelism): the counts land at those units, zero elsewhere, so that summing the
+        ranks counts each unit once; the values per unit and the batch are counted on the TP group's
+        first rank only."""
         x = x.detach()
         full, scratch = self.ctx.full, self.ctx.scratch
         rkind = region_kind(kind)
@@ -155,11 +166,18 @@ class ActivationProbe(Probe):
         m = batch_moments(x, out=out, extremes=full) if moments is None else moments
         bag.add(self.INPUT, m)
         units = x.shape[dim] if x.dim() else 1
+        counts_batch = not self.ctx.tensor_parallel_replica
         if x.dim() and rkind is not None and m.finite is not False:
-            bag.add(self.CUTS, cut_counts(x, rkind, dim, out=out))
-            bag.count(self.UNIT_TOTAL, x.numel() // max(units, 1))
-        bag.count(self.SAMPLES)
-        return units
+            cuts = cut_counts(x, rkind, dim, out=out)
+            if shard is not None:
+                cuts = cuts.new_zeros((cuts.shape[0], shard[1])).index_copy_(
+                    1, torch.arange(shard[0], shard[0] + units, device=cuts.device), cuts)
+            bag.add(self.CUTS, cuts)
+            if counts_batch:
+                bag.count(self.UNIT_TOTAL, x.numel() // max(units, 1))
+        if counts_batch:
+            bag.count(self.SAMPLES)
+        return shard[1] if shard is not None else units
 
     def record_output(self, token, out: torch.Tensor) -> None:
         """After the activation ran (full steps only: a window statistic): its output's moments, and a

@@ -92,6 +92,10 @@ class Context:
         self.step, self.sampled, self.full = 0, False, False
         self.last_leaf: nn.Module | None = None
         self.last_out = self.last_moments = None
+        #: tensor parallelism (:mod:`~impediments.monitor.sharding`): ``(local output, unit offset, global
+        #: units)`` of the last Colwise layer, and whether this rank repeats another's activations
+        self.last_unit_shard: tuple | None = None
+        self.tensor_parallel_replica = False
         self.scratch = Scratch()
         self.hist_queue: list = []
         self.not_checked: dict[str, str] = {}
@@ -113,7 +117,7 @@ class Context:
 
     def forget_forward(self) -> None:
         """Drop the trace of a finished forward (no tensor outlives it)."""
-        self.last_leaf = self.last_out = self.last_moments = None
+        self.last_leaf = self.last_out = self.last_moments = self.last_unit_shard = None
 
     def close(self) -> None:
         """Drop every reference to the model and to full-size buffers."""

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
+from impediments.monitor import sharding
 from impediments.monitor.probes.activations import _moments
 from impediments.monitor.probes.base import Probe
 from impediments.monitor.state.bag import Bag, Field
@@ -75,30 +76,46 @@ class LayerProbe(Probe):
         if not isinstance(out, torch.Tensor):
             return
         ctx = self.ctx
+        # tensor parallelism: this rank's units of a Colwise output, or a Rowwise output summed; what every
+        # rank of the TP group computes alike is recorded by its first rank only (monitor.sharding)
+        dout, (out, shard) = out, sharding.layer_output(out)
+        ctx.last_unit_shard = (out, *shard) if shard is not None else None
+        copy = shard is None and ctx.tensor_parallel_replica       # its output is another rank's too
         meta = self.meta.get(name)
         if meta is None:
             meta = self.meta[name] = {"kind": type(module).__name__, "depth": len(self.meta), "first_step": ctx.step,
                                       "fan_in": fan_in(module)}
         if out.dim() >= 2 and out.numel():
-            channels = out.shape[1] if isinstance(module, _ConvNd) else out.shape[-1]
+            channels = out.shape[1] if isinstance(module, _ConvNd) else out.shape[-1]   # (this rank's)
             meta["positions"] = out.numel() // (out.shape[0] * max(1, channels))
         bag = ctx.state().bag(self.key, name)
-        m = self._fold(bag, out)
-        if meta["first_step"] == ctx.step and args and isinstance(args[0], torch.Tensor) and args[0].is_floating_point():
-            bag.add(self.INIT_INPUT, _moments(args[0].detach(), None, extremes=False))
-            bag.add(self.INIT_OUTPUT, _moments(out.detach(), None, extremes=False))
+        x = sharding.local(args[0]) if args and isinstance(args[0], torch.Tensor) else None
+        if meta["first_step"] == ctx.step and x is not None and x.is_floating_point():
+            split = sharding.is_split(args[0]) or (isinstance(module, nn.Linear) and x.dim()   # Rowwise: features
+                                                   and x.shape[-1] != module.in_features)       # split by rank
+            if split or not ctx.tensor_parallel_replica:           # a copy on every rank of a TP group: once
+                bag.add(self.INIT_INPUT, _moments(x.detach(), None, extremes=False))
+            if not copy:
+                bag.add(self.INIT_OUTPUT, _moments(out.detach(), None, extremes=False))
+        if copy:
+            return
+        m = self._fold(bag, out, dout)
         ctx.last_moments = m
         ctx.nonfinite.update_forward(m.bad, ctx.step, name)
 
-    def _fold(self, bag: Bag, out: torch.Tensor):
+    def _fold(self, bag: Bag, out: torch.Tensor, graph_out: torch.Tensor | None = None):
+        """Fold ``out`` (this rank's part of the output) and hook the gradient of ``graph_out``, the output
+        in the autograd graph (a ``DTensor`` under tensor parallelism; ``out`` itself otherwise)."""
         scratch = self.ctx.scratch
         m = _moments(out, scratch, extremes=self.ctx.full)
         bag.add(self.OUTPUT, m)
-        bag.count(self.SAMPLES)
+        if not self.ctx.tensor_parallel_replica:      # a TP group's batch, counted once
+            bag.count(self.SAMPLES)
+        out = out if graph_out is None else graph_out
         if out.requires_grad:
             def grad(g):
                 if g is not None:
-                    bag.add(self.GRAD, _moments(g, scratch, extremes=False))
+                    bag.add(self.GRAD, _moments(sharding.local(g), scratch, extremes=False))
 
             fn = out.grad_fn
             if fn is None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from impediments.monitor import sharding
 from impediments.monitor.hooks.compiled import clean_name
 from impediments.monitor.hooks.portable import PortableHook
 from impediments.monitor.probes.base import Probe
@@ -206,7 +207,11 @@ class ParamProbe(Probe):
         grads = [params[i].grad for i in idx]      # (no_grad: no detach needed)
         sampled = ctx.schedule(step)
         ps = [params[i] for i in idx] if sampled else []
-        both = norms(grads + ps)          # gradient and (sampled) weight norms: one fused _foreach_norm
+        # gradient and (sampled) weight norms: one fused _foreach_norm of what this rank holds; sharded
+        # (FSDP2/TP DTensor) ones merged over their mesh on sampled steps only (see monitor.sharding)
+        both = norms([sharding.local(t, resolve=sampled) for t in grads + ps])
+        if sampled:
+            both = sharding.global_norms(grads + ps, both)
         k = len(idx)
         nf = ctx.nonfinite
         # on CPU the norms are read on the host (free, one read) and recorded as host rows (no kernel);
@@ -223,7 +228,7 @@ class ParamProbe(Probe):
             w = self._record(step, idx, both[:k], both[k:])
         self._record_sign(step)
         if ctx.full_schedule(step):   # update ratios: a window statistic (a copy and two passes more)
-            self._before = (idx, self._copy_of(idx, ps), w)
+            self._before = (idx, self._copy_of(idx, [sharding.local(p) for p in ps]), w)
 
     def _copy_of(self, idx: list, ps: list) -> list:
         """The parameters before the update, in buffers kept while consecutive steps are sampled (a fresh
@@ -246,9 +251,9 @@ class ParamProbe(Probe):
         self._before = None
         if isinstance(w, list):
             w = torch.tensor(w, dtype=torch.float64)
-        after = [self.params[i] for i in idx]
+        after = [sharding.local(self.params[i]) for i in idx]
         torch._foreach_sub_(before, after)                          # in place: no second copy
-        dnorm = torch.stack(torch._foreach_norm(before))
+        dnorm = sharding.global_norms([self.params[i] for i in idx], torch.stack(torch._foreach_norm(before)))
         if not ctx.full_schedule(step + 1):                     # the next step keeps no copy
             self._copy = None
         ratio = torch.stack([dnorm.double() / w, self._ones(len(idx), w.device)])
@@ -263,7 +268,7 @@ class ParamProbe(Probe):
         if self._pending and self._pending_step != ctx.step:
             self.flush()
         self._pending_step = ctx.step
-        self._pending[i] = _norm(p.grad.detach())
+        self._pending[i] = _norm(sharding.local(p.grad.detach(), resolve=False))
 
     def flush(self) -> None:
         """Fold gradient norms collected by the no-optimizer hooks (one backward) into the stats."""
@@ -275,7 +280,9 @@ class ParamProbe(Probe):
         step = self._pending_step
         self.ctx.nonfinite.update_vector("gradient", ~torch.isfinite(gnorm), step, [self.names[i] for i in idx])
         if self.ctx.schedule(step) and self.params:
-            wnorm = torch.stack(torch._foreach_norm([self.params[i].detach() for i in idx]))
+            ps = [self.params[i] for i in idx]
+            wnorm = sharding.global_norms(ps, torch.stack(torch._foreach_norm([sharding.local(p.detach()) for p in ps])))
+            gnorm = sharding.global_norms(ps, gnorm)      # (a gradient has its parameter's placements)
             self._record(step, idx, gnorm, wnorm)
             self._record_sign(step)
 
@@ -340,8 +347,11 @@ class ParamProbe(Probe):
         g = self.params[i].grad if i is not None else None
         if g is None or g.is_sparse:
             return
-        signs = g.detach().flatten(1).sign()
-        agreement = (signs.sum(1).abs() / signs.abs().sum(1).clamp_min(1)).mean().double()
+        signs = sharding.local(g.detach()).flatten(1).sign()
+        rows = torch.stack([signs.sum(1), signs.abs().sum(1)], 1)   # per row: sum of signs, non-zero count
+        if sharding.is_sharded(g):       # rows or columns split across ranks: whole rows (monitor.sharding)
+            rows = sharding.global_rows(g, rows)
+        agreement = (rows[:, 0].abs() / rows[:, 1].clamp_min(1)).mean().double()
         self.ctx.windows.at(step).bag(self.key, "").add(self.SIGN, torch.stack([agreement, torch.ones_like(agreement)]))
 
     # --------------------------------------------------------------------- reading

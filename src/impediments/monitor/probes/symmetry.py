@@ -12,11 +12,14 @@ device and turned into groups only when read.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
+from impediments.monitor import sharding
 from impediments.monitor.hooks.compiled import clean_name
 from impediments.monitor.probes.base import Probe
 from impediments.monitor.probes.layers import LAYER_TYPES
@@ -50,12 +53,46 @@ def _coefficients(width: int, device) -> torch.Tensor:
     return v
 
 
+def _row_hashes(weight, bias) -> torch.Tensor:
+    """``(rows, 2)`` hashes of a sharded layer's whole rows (FSDP2/TP ``DTensor`` weight, see the module doc).
+
+    A hash is linear in the columns, :math:`h_j = \\sum_i q_{ji} v_i \\bmod 2^{64}`, so each rank hashes its
+    shard with the coefficients of its global columns, at its global rows, and one all-reduce sums the
+    parts (:func:`impediments.monitor.sharding.global_rows`); the scale is the maximum over the mesh.
+    Never gathers a weight: one max and one or two sums of ``rows x 2`` integers per layer.
+    """
+    w = sharding.local(weight.detach()).flatten(1)
+    b = sharding.local(bias.detach()) if bias is not None else None
+    scale = w.abs().amax() if w.numel() else w.new_zeros(())
+    if b is not None and b.numel():
+        scale = torch.maximum(scale, b.abs().amax())
+    if sharding.is_sharded(weight):
+        scale = sharding.all_reduce_over_mesh(scale.clone(), weight.device_mesh, dist.ReduceOp.MAX)
+    scale = scale.clamp_min(1e-30) * RELATIVE_RESOLUTION          # as for an unsharded layer, in its dtype
+    positions = math.prod(weight.shape[2:])                      # conv: kernel positions per input channel
+    width = math.prod(weight.shape[1:]) + (bias is not None)
+    v = _coefficients(width, w.device)
+    first = sharding.column_offset(weight) * positions if sharding.is_sharded(weight) else 0
+    q = torch.round(w / scale).long()
+    part = torch.stack([(q * v[0, first:first + q.shape[1]]).sum(1), (q * v[1, first:first + q.shape[1]]).sum(1)], 1)
+    hashes = sharding.global_rows(weight, part) if sharding.is_sharded(weight) else part
+    if b is not None:
+        qb = torch.round(b / scale).long()[:, None] * v[:, -1]
+        hashes = hashes + (sharding.global_rows(bias, qb) if sharding.is_sharded(bias) else qb)
+    return hashes
+
+
 @torch.no_grad()
 def snapshot(model: nn.Module, included, step: int, into: dict) -> None:
-    """Store two hashes per row (Linear unit / Conv filter, bias included) per layer in ``into`` (no sync)."""
+    """Store two hashes per row (Linear unit / Conv filter, bias included) per layer in ``into`` (no sync
+    for unsharded layers; for sharded ones, see :func:`_row_hashes`)."""
     for name, m in model.named_modules():
         name = clean_name(name)
         if not isinstance(m, LAYER_TYPES) or not included(name) or m.weight.shape[0] < 2:
+            continue
+        bias = getattr(m, "bias", None)
+        if sharding.is_sharded(m.weight) or sharding.is_sharded(bias):
+            into[name] = (_row_hashes(m.weight, bias), step)
             continue
         rows = m.weight.detach().flatten(1)
         if getattr(m, "bias", None) is not None:

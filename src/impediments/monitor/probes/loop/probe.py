@@ -43,6 +43,7 @@ from torch import nn
 
 from impediments.monitor.hooks.intercept import remove_mode
 from impediments.monitor.hooks.portable import PortableHook
+from impediments.monitor import sharding
 from impediments.monitor.probes.base import Probe
 from impediments.monitor.probes.loop.loss_calls import LossCalls, LossCallStats, LossMode
 from impediments.monitor.state.moments import to_device
@@ -152,15 +153,27 @@ def fingerprints(params: list) -> torch.Tensor | None:
     The norm alone misses updates orthogonal to the weight (a layer followed by BatchNorm is scale
     invariant: its gradient is orthogonal to it and its norm changes only at second order, below float32
     resolution), and the sum misses them too for a vector of ones (BatchNorm's initial weight); the
-    ramp-weighted sample does not. Read on entry and exit only, never per step.
+    ramp-weighted sample does not. Read on entry and exit only, never per step. A sharded (FSDP2/TP
+    ``DTensor``) parameter is fingerprinted on this rank's shard (:func:`merged_fingerprints`).
     """
     out = []
     for p in params:
-        flat = p.detach().reshape(-1)
+        flat = sharding.local(p.detach()).reshape(-1)
         s = flat[:: max(1, -(-flat.numel() // FINGERPRINT_VALUES))].double()
         ramp = torch.arange(1, len(s) + 1, dtype=torch.float64, device=s.device)
         out.append(torch.stack([flat.double().norm(), flat.double().sum(), (s * ramp).sum()]))
     return torch.stack([t.to(out[0].device) for t in out]) if out else None
+
+
+def merged_fingerprints(params: list, start: torch.Tensor, end: torch.Tensor) -> tuple[list, list] | None:
+    """``(changed, weight norms)`` per parameter over every rank's shard, or ``None`` when no parameter is
+    sharded: a parameter changed when any shard's fingerprint did, and its norm is the whole parameter's
+    (:func:`impediments.monitor.sharding.global_sums`: one all-reduce per mesh, on exit, every rank)."""
+    if not any(sharding.is_sharded(p) for p in params):
+        return None
+    local_changed = (start != end).any(1).double()
+    sums = sharding.global_sums(params, torch.stack([end[:, 0].double() ** 2, local_changed], 1))
+    return (sums[:, 1] > 0).tolist(), sums[:, 0].sqrt().tolist()
 
 
 class LoopProbe(Probe):
@@ -219,6 +232,7 @@ class LoopProbe(Probe):
         self._start = fingerprints(self.params)
         self._trainable = sum(p.numel() for p in self.params)
         self._end = None
+        self._merged = None                    # (changed, norms) over every rank's shard (sharded parameters)
         self._handles: list = []
 
     # --------------------------------------------------------------------- scope
@@ -263,6 +277,7 @@ class LoopProbe(Probe):
         self._clip_installed = self._value_installed = self._iter_installed = self._next_installed = None
         if self.params and self._end is None:
             self._end = fingerprints(self.params)
+            self._merged = merged_fingerprints(self.params, self._start, self._end)
             self.lr_of = self._group_lrs()
         self._handles, self.params, self.optimizer, self._snap, self._prev_fp = [], [], None, {}, None
 
@@ -462,7 +477,9 @@ class LoopProbe(Probe):
             self.received[i] += 1
         dense = [i for i in got if not params[i].grad.is_sparse]     # (a sparse embedding gradient: counted only)
         if dense:
-            self._add_at("grad_norm", dense, torch.stack(torch._foreach_norm([params[i].grad for i in dense])))
+            grads = [params[i].grad for i in dense]        # sharded (FSDP2/TP): whole-gradient norms
+            self._add_at("grad_norm", dense, sharding.global_norms(grads, torch.stack(torch._foreach_norm(
+                [sharding.local(g) for g in grads]))))
         return out
 
     # --------------------------------------------------------------------- clipping (every call)
@@ -545,6 +562,8 @@ class LoopProbe(Probe):
             end, lr_of = fingerprints(self.params), self._group_lrs()
         changed = (self._start != end).any(1).tolist() if self.names else []
         norms = end[:, 0].tolist() if self.names else []
+        if self._merged is not None and self._end is end:     # sharded: merged on exit
+            changed, norms = self._merged
         zeros = [0.0] * len(self.names)
         stale, gnorm = dev.get("stale", zeros), dev.get("grad_norm", zeros)
         params = {n: LoopParamStats(

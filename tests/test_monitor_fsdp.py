@@ -1,0 +1,175 @@
+"""FSDP2, tensor parallelism and FSDP2 + TP: gloo processes on CPU (fork), ``sync()`` equal to one process.
+
+Each sharded run watches a model whose parameters are ``DTensor``\\ s; after ``mon.sync()`` its statistics
+must equal those of one process over the same data with the same weights (float tolerance; counts,
+dead units and symmetry groups exactly), and the doctor's findings must be identical. The model has
+two units of the first layer with identical rows on different shards (a symmetry group across ranks),
+two rows of the second layer identical across its column shards (each pair with identical outgoing
+weights, so they stay identical), and two dead units.
+"""
+from __future__ import annotations
+
+import pickle
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+from torch import nn
+
+from impediments import watch
+from impediments.doctor import diagnose
+
+STEPS, BATCH, LR = 5, 16, 0.05
+REL = 1e-5
+
+
+def make_model():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3))
+    with torch.no_grad():
+        model[0].weight[12] = model[0].weight[3]      # rows on the two shards of a Colwise / FSDP split
+        model[0].bias[12] = model[0].bias[3]
+        model[0].bias[[5, 9]] = -50.0                  # dead units, one per shard
+        model[2].weight[:, 12] = model[2].weight[:, 3]  # ... with the same outgoing weights: they stay so
+        model[2].weight[7] = model[2].weight[1]        # rows split by columns under Rowwise
+        model[2].bias[7] = model[2].bias[1]
+        model[4].weight[:, 7] = model[4].weight[:, 1]
+    return model
+
+
+def batches():
+    g = torch.Generator().manual_seed(1)
+    return [(torch.randn(BATCH, 6, generator=g), torch.randint(0, 3, (BATCH,), generator=g)) for _ in range(STEPS)]
+
+
+def shard_model(model, mode: str, rank: int):
+    """Apply FSDP2 / TP / both; returns ``(model, data-parallel rank, data-parallel size)``."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+
+    plan = {"0": ColwiseParallel(), "2": RowwiseParallel()}
+    if mode == "fsdp":
+        mesh = init_device_mesh("cpu", (2,))
+        for m in model:
+            if isinstance(m, nn.Linear):
+                fully_shard(m, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        return model, rank, 2
+    if mode == "tp":
+        parallelize_module(model, init_device_mesh("cpu", (2,)), plan)
+        return model, 0, 1
+    mesh = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "tp"))
+    parallelize_module(model, mesh["tp"], plan)
+    for m in model:
+        if isinstance(m, nn.Linear):
+            fully_shard(m, mesh=mesh["dp"])
+    fully_shard(model, mesh=mesh["dp"])
+    return model, mesh["dp"].get_local_rank(), 2
+
+
+def train(model, mon_args: dict, dp_rank: int, dp_size: int, forward):
+    """``STEPS`` SGD steps on this data-parallel rank's part of each batch, watched; returns the monitor."""
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    part = BATCH // dp_size
+    with watch(model, optimizer=opt, **mon_args) as mon:
+        for x, y in batches():
+            opt.zero_grad()
+            forward(model, x[dp_rank * part:(dp_rank + 1) * part], y[dp_rank * part:(dp_rank + 1) * part])
+            opt.step()
+    return mon
+
+
+def _sharded_forward(model, x, y):
+    F.cross_entropy(model(x), y).backward()
+
+
+def _worker(rank, world, port, mode, out):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        model, dp_rank, dp_size = shard_model(make_model(), mode, rank)
+        mon = train(model, {"every": 1}, dp_rank, dp_size, _sharded_forward)
+        mon.sync()
+        if rank == 0:
+            with open(out, "wb") as f:
+                pickle.dump(mon.stats(), f)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def reference(dp_size: int):
+    """One process, same weights and batches; each batch in ``dp_size`` parts as the data-parallel ranks
+    see it (mean losses averaged: the gradient FSDP2 averages across its ranks)."""
+    def forward(model, x, y):
+        part = BATCH // dp_size
+        for r in range(dp_size):
+            (F.cross_entropy(model(x[r * part:(r + 1) * part]), y[r * part:(r + 1) * part]) / dp_size).backward()
+
+    return train(make_model(), {"every": 1}, 0, 1, forward).stats()
+
+
+def run_sharded(mode: str, world: int, tmp_path):
+    out = tmp_path / f"{mode}.pkl"
+    mp.start_processes(_worker, args=(world, _free_port(), mode, str(out)), nprocs=world, join=True,
+                       start_method="fork")
+    return pickle.loads(out.read_bytes())
+
+
+def assert_same_statistics(merged, ref, dp_size: int):
+    assert merged.params.keys() == ref.params.keys() == {f"{i}.{k}" for i in (0, 2, 4) for k in ("weight", "bias")}
+    for name, r in ref.params.items():
+        m = merged.params[name]
+        assert m.samples * 0 == 0 and m.grad_norm == pytest.approx(r.grad_norm, rel=REL), name
+        assert m.grad_norm_max == pytest.approx(r.grad_norm_max, rel=REL), name
+        assert m.weight_norm == pytest.approx(r.weight_norm, rel=REL), name
+        assert m.grad_to_weight == pytest.approx(r.grad_to_weight, rel=REL), name
+        assert m.update_to_weight == pytest.approx(r.update_to_weight, rel=1e-4), name
+    assert merged.params["0.weight"].sign_agreement == pytest.approx(ref.params["0.weight"].sign_agreement, rel=REL)
+    assert merged.activations.keys() == ref.activations.keys() == {"1", "3"}
+    for name, r in ref.activations.items():
+        m = merged.activations[name]
+        assert (m.units, m.unit_total, m.samples) == (r.units, r.unit_total, r.samples) == (16, m.unit_total, m.samples)
+        assert m.unit_active_counts == r.unit_active_counts and m.dead_units == r.dead_units
+        assert m.input.count == r.input.count
+        assert m.input.mean == pytest.approx(r.input.mean, rel=REL, abs=1e-7)
+        assert m.input.var == pytest.approx(r.input.var, rel=REL)
+        assert m.output.var == pytest.approx(r.output.var, rel=REL)
+        assert m.values_per_example == r.values_per_example
+    assert ref.activations["1"].dead_units == [5, 9]
+    assert merged.layers.keys() == ref.layers.keys()
+    for name, r in ref.layers.items():
+        m = merged.layers[name]
+        assert m.output.count == r.output.count and m.positions == r.positions and m.fan_in == r.fan_in
+        assert m.output.var == pytest.approx(r.output.var, rel=REL)
+        # each rank's loss is the mean over its part (FSDP2 averages the gradients over ranks); the
+        # reference divides each part's loss by dp_size instead, which scales dL/dy by 1/dp_size
+        assert m.grad_var == pytest.approx(r.grad_var * dp_size ** 2, rel=REL)
+        assert m.output_at_init.var == pytest.approx(r.output_at_init.var, rel=REL)
+        assert m.input_at_init.count == r.input_at_init.count
+    assert {n: s.groups for n, s in merged.symmetry.items()} == {n: s.groups for n, s in ref.symmetry.items()}
+    assert ref.symmetry["0"].groups == [[3, 12]] and ref.symmetry["2"].groups == [[1, 7]]
+    for name, r in ref.loop.params.items():
+        m = merged.loop.params[name]
+        assert m.changed == r.changed and m.weight_norm == pytest.approx(r.weight_norm, rel=REL)
+    # the findings of plain one-process training on whole batches (the reference above accumulates two
+    # backward passes per step, which the loop checks rightly see)
+    plain = train(make_model(), {"every": 1}, 0, 1, _sharded_forward).stats()
+    assert sorted((f.code, f.where) for f in diagnose(merged).findings) == \
+        sorted((f.code, f.where) for f in diagnose(plain).findings)
+    assert {f.code for f in diagnose(merged).findings} >= {"dead_units", "symmetric_units"}
+
+
+@pytest.mark.parametrize("mode,world,dp_size", [("fsdp", 2, 2), ("tp", 2, 1), ("fsdp_tp", 4, 2)])
+def test_sharded_sync_equals_single_process(mode, world, dp_size, tmp_path):
+    assert_same_statistics(run_sharded(mode, world, tmp_path), reference(dp_size), dp_size)
