@@ -106,8 +106,11 @@ def stream_of(block: str) -> str:
 def chains(stats) -> dict[str, list[tuple[str, float]]]:
     """The body's hidden layers as ``{stream: [(name, gradient energy), ...]}`` by depth (module docstring).
 
-    Left out: the head, BatchNorm-fed layers, attention query/key projections (:data:`QUERY_KEY`), and
-    every layer inside a residual block whose stream gradient was measured (:attr:`~impediments.monitor.schema.MonitorStats.residual_stream`). With
+    Left out: the head, BatchNorm-fed layers, attention query/key projections (:data:`QUERY_KEY`), layers
+    whose backward signal is exactly zero (a path multiplied by a zero-initialized gate on purpose, as in
+    xLSTM's feed-forward, is blocked, not attenuated by depth: a geometric trend needs positive values,
+    and a network where every gradient is zero is ``gradients_vanished_overall``'s), and every layer
+    inside a residual block whose stream gradient was measured (:attr:`~impediments.monitor.schema.MonitorStats.residual_stream`). With
     several streams (an encoder and a decoder), each layer goes to the stream whose stack holds it,
     and the layers of neither (embeddings' projections, a shared head) form a chain of their own.
     """
@@ -116,7 +119,7 @@ def chains(stats) -> dict[str, list[tuple[str, float]]]:
     roots = sorted({stream_of(b) for b in blocks})
     out: dict[str, list[tuple[str, float]]] = {}
     for n, l in by_depth(stats.layers):
-        if (not finite(l.grad_var) or n in skip or QUERY_KEY.search(n)
+        if (not finite(l.grad_var) or l.grad_var == 0 or n in skip or QUERY_KEY.search(n)
                 or any(n.startswith(b + ".") for b in blocks)):
             continue
         stream = next((r for r in roots if len(roots) > 1 and (n == r or n.startswith(r + "."))), "")
