@@ -173,3 +173,68 @@ def assert_same_statistics(merged, ref, dp_size: int):
 @pytest.mark.parametrize("mode,world,dp_size", [("fsdp", 2, 2), ("tp", 2, 1), ("fsdp_tp", 4, 2)])
 def test_sharded_sync_equals_single_process(mode, world, dp_size, tmp_path):
     assert_same_statistics(run_sharded(mode, world, tmp_path), reference(dp_size), dp_size)
+
+
+COLLECTIVES = {"dist": ("all_reduce", "all_gather", "all_gather_into_tensor", "all_gather_object", "broadcast",
+                        "reduce_scatter_tensor"),
+               "funcol": ("all_reduce", "all_gather_tensor", "all_gather_tensor_autograd", "reduce_scatter_tensor")}
+
+
+def _count_collectives(calls: list, step: list) -> None:
+    """Wrap ``torch.distributed``'s and the functional collectives (what ``DTensor.redistribute`` calls) to
+    log ``(step, name, elements)`` of every call made from the monitor's code (found on the stack)."""
+    import traceback
+
+    import torch.distributed._functional_collectives as funcol
+
+    for module, names in ((dist, COLLECTIVES["dist"]), (funcol, COLLECTIVES["funcol"])):
+        for name in names:
+            original = getattr(module, name)
+
+            def counted(*args, _original=original, _name=name, **kwargs):
+                if any("/impediments/monitor/" in frame.filename for frame in traceback.extract_stack()):
+                    first = args[0] if args else None
+                    calls.append((step[0], _name, first.numel() if isinstance(first, torch.Tensor) else -1))
+                return _original(*args, **kwargs)
+
+            setattr(module, name, counted)
+
+
+def _counting_worker(rank, world, port, mode, out):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        model, dp_rank, dp_size = shard_model(make_model(), mode, rank)
+        calls, step = [], ["enter"]
+        _count_collectives(calls, step)
+        opt = torch.optim.SGD(model.parameters(), lr=LR)
+        part = BATCH // dp_size
+        with watch(model, optimizer=opt, every=3) as mon:      # steps 0 and 3 sampled
+            for i, (x, y) in enumerate(batches() + batches()[:1]):
+                step[0] = i
+                opt.zero_grad()
+                F.cross_entropy(model(x[dp_rank * part:(dp_rank + 1) * part]), y[dp_rank * part:(dp_rank + 1) * part]).backward()
+                opt.step()
+            step[0] = "exit"
+        if rank == 0:
+            with open(out, "wb") as f:
+                pickle.dump((calls, max(p.numel() for p in model.parameters())), f)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("mode", ["fsdp", "tp"])
+def test_collectives_only_on_sampled_steps_and_never_a_parameter_gather(mode, tmp_path):
+    out = tmp_path / "calls.pkl"
+    mp.start_processes(_counting_worker, args=(2, _free_port(), mode, str(out)), nprocs=2, join=True,
+                       start_method="fork")
+    calls, largest = pickle.loads(out.read_bytes())
+    steps = {s for s, _, _ in calls}
+    assert {0, 3} <= steps <= {0, 3, "exit"}, calls          # sampled steps (and one merge on exit) only
+    assert sum(s == "exit" for s, _, _ in calls) == 1        # the fingerprints' merge: one all-reduce
+    assert {name for _, name, _ in calls} == {"all_reduce"}, calls   # no gather of any kind
+    if mode == "fsdp":   # vectors of per-parameter sums and per-row sums: smaller than any weight matrix
+        assert max(n for _, _, n in calls) < largest, (calls, largest)
+    else:                # TP: a Rowwise output is summed once more to read it (batch x units)
+        assert max(n for _, _, n in calls) <= BATCH * 16, calls
