@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/loop_bugs.py [--steps 5 10 20] [--look-alike-steps 60] [--only CODE ...] [--json out.json]
+    python benchmarks/loop_bugs.py [--steps 5 10 20 40] [--look-alike-steps 60] [--only CODE ...] [--json out.json]
 
 Every code of ``doctor/rules/loop.py`` is injected, the way people write it, into the training loop of
 three architectures on standardized digits (a ReLU MLP, a two-layer CNN, a BatchNorm ResNet; He init,
@@ -41,7 +41,7 @@ def diagnose_run(setup: Setup, steps: int, seed: int = 0) -> dict:
 # ------------------------------------------------------------------------------------------------ main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20])
+    parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 40])
     parser.add_argument("--look-alike-steps", type=int, default=60)
     parser.add_argument("--only", nargs="*")
     parser.add_argument("--json")

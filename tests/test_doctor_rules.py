@@ -615,3 +615,11 @@ def test_a_plateau_after_the_loss_fell_is_info_and_one_that_never_moved_is_a_war
     [stall] = diagnose(flat_after(1.0)).by_code("loss_plateau")
     assert stall.severity == "warning" and stall.evidence["never_moved"] is True
     assert diagnose(flat_after(2.3), {"trains_loss_drop": 0.6}).by_code("loss_plateau")[0].severity == "warning"
+
+
+def test_vanishing_activations_is_a_warning_only_where_the_loss_shows_its_cost():
+    acts = {f"g{i}": act(f"g{i}", depth=i, in_var=0.1 ** i) for i in range(4)}      # 1e-3 first to last
+    for trend, severity in ((loss([2.3] * 6), "warning"), (loss([2.3, 1.5, 1.0, 0.8, 0.7, 0.6]), "info"),
+                            (None, "info")):
+        [f] = diagnose(stats(activations=acts, loss=trend)).by_code("vanishing_activations")
+        assert f.severity == severity and f.evidence["last_over_first_variance"] == pytest.approx(1e-3)

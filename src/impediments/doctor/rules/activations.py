@@ -212,6 +212,11 @@ def linear_regime(stats, th):
 def activation_variance_with_depth(stats, th):
     """Pre-activation variance shrinking or growing geometrically along depth.
 
+    Shrinking (``vanishing_activations``) is a warning only where its cost shows: a loss that shed less
+    than ``trains_loss_drop`` of its start; without a loss trend (``checkup``), or on a loss that falls,
+    it is info with the evidence kept. Growing stays a warning: large pre-activations saturate and
+    overflow from the first forward.
+
     Activations at one depth (the gates, candidate and cell of one LSTM/GRU layer, computed side by
     side) are fitted as measurements of that depth, not as successive layers (:func:`geometric_ratio`).
     """
@@ -227,7 +232,15 @@ def activation_variance_with_depth(stats, th):
             "exploding_activations" if ratio > th.activation_var_ratio else None)
     if code is None:
         return []
-    return [finding(code, "warning", [n for n, _ in chain], evidence,
+    severity = "warning"
+    drop = loss_drop(stats)
+    if code == "vanishing_activations" and (drop is None or drop >= th.trains_loss_drop):
+        severity = "info"             # a shrinking signal costs only if learning stalls: shown by the loss
+        evidence.update(loss_drop=drop, not_a_warning=(
+            f"the loss shed {drop:.0%} of its start: this run trains through it" if drop is not None else
+            "no loss trend yet (checkup, or a short run): PyTorch's default init shrinks a ReLU stack's variance "
+            "about 3x per layer and such stacks train; the loss under watch() tells whether it costs this one"))
+    return [finding(code, severity, [n for n, _ in chain], evidence,
                     seen={"layers": len(chain), "values": sum(stats.activations[n].input.count for n, _ in chain),
                           "sampled_steps": stats.sampled_steps},
                     confidence=f"a geometric trend over {len(chain)} activations at {len(set(depths))} depths, "

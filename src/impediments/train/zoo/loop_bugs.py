@@ -22,7 +22,9 @@ from impediments.train.zoo.cases import Case, ResNet, digits_cnn, digits_mlp, in
 #: the doctor's training-loop codes (``doctor/rules/loop.py``; a test checks this list against the doctor's)
 LOOP_CODES = ("gradients_not_cleared", "parameters_not_updated", "parameters_without_gradient",
               "softmax_before_loss", "loss_broadcast", "unshuffled_batches", "repeated_batch",
-              "learning_rate_collapsed", "gradient_clipping_dominates")
+              "learning_rate_collapsed", "gradient_clipping_dominates", "optimizer_rarely_steps", "almost_all_frozen")
+#: training steps a code needs before it can be named at all (one optimizer step per rare_step_factor = 32 forwards)
+MIN_STEPS = {"optimizer_rarely_steps": 40}
 #: architecture -> (model builder, the module after which the graph is cut for parameters_without_gradient)
 ARCHITECTURES = {
     "mlp": (lambda: init_weights(digits_mlp()), "hidden2"),
@@ -103,6 +105,13 @@ def detach_after(model, name):
     return model
 
 
+def biases_only(model):
+    """Every weight frozen by accident: only biases (and norm parameters) stay trainable."""
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.endswith("bias") or p.dim() == 1)
+    return model
+
+
 def freeze_first(model):
     first = next(m for m in model.modules() if next(m.parameters(recurse=False), None) is not None)
     first.requires_grad_(False)
@@ -135,6 +144,10 @@ def bug_setup(code: str, arch: str) -> Setup:
                       scheduler_fn=lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=5, gamma=0.1))
     elif code == "gradient_clipping_dominates":
         fields["step_fn"] = clipped(1e-3)
+    elif code == "optimizer_rarely_steps":          # an accumulation counter that reaches its target once
+        fields["step_fn"] = partial(accumulate, k=40)
+    elif code == "almost_all_frozen":
+        fields["model_fn"] = lambda: biases_only(make())
     else:
         raise ValueError(f"unknown loop code {code!r}; valid: {', '.join(LOOP_CODES)}")
     return Setup(**{"model_fn": make, "X": X, "y": y, "loss_fn": F.cross_entropy, "opt_fn": sgd(lr), **fields})
@@ -167,8 +180,8 @@ def look_alike_setup(name: str, arch: str, steps: int) -> Setup:
 def loop_cases() -> list[Case]:
     """Zoo cases: each loop bug on the MLP and the CNN (the ResNet too for a cut graph), two look-alikes healthy."""
     family = {"mlp": "mlp", "cnn": "cnn", "resnet": "residual"}
-    out = [Case(f"{code}_{arch}", family[arch], frozenset({code}), partial(bug_setup, code, arch), steps=20)
-           for code in LOOP_CODES for arch in ("mlp", "cnn")]
+    out = [Case(f"{code}_{arch}", family[arch], frozenset({code}), partial(bug_setup, code, arch),
+                steps=MIN_STEPS.get(code, 20)) for code in LOOP_CODES for arch in ("mlp", "cnn")]
     out.append(Case("parameters_without_gradient_resnet", "residual", frozenset({"parameters_without_gradient"}),
                     partial(bug_setup, "parameters_without_gradient", "resnet"), steps=20))
     out += [Case("healthy_gradient_accumulation_mlp", "mlp", frozenset(),
