@@ -39,6 +39,10 @@ def make_batches(case: Case, seed: int) -> Iterator[tuple[torch.Tensor, torch.Te
     size = min(case.recipe.batch_size, len(case.X))
     if case.order == "shuffled":
         yield from infinite_batches(case.X, case.y, size, seed=seed)
+    if case.order == "repeated":        # the bug as written: a fresh loader iterator each step, its first batch
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(case.X, case.y), batch_size=size)
+        while True:
+            yield next(iter(loader))
     order = torch.argsort(case.y, stable=True) if case.order == "sorted" else torch.arange(size)
     X, y = case.X[order], case.y[order]
     while True:
