@@ -238,3 +238,101 @@ def test_collectives_only_on_sampled_steps_and_never_a_parameter_gather(mode, tm
         assert max(n for _, _, n in calls) < largest, (calls, largest)
     else:                # TP: a Rowwise output is summed once more to read it (batch x units)
         assert max(n for _, _, n in calls) <= BATCH * 16, calls
+
+
+class TinyGPT(nn.Module):
+    """A GPT-style model (Radford et al. 2019): token and position embeddings, pre-norm blocks of causal
+    self-attention and a GELU MLP, a final LayerNorm and a linear head; tiny, for 2 cores."""
+
+    def __init__(self, vocab=32, d=32, heads=4, blocks=2, tokens=16, std=0.02):
+        super().__init__()
+        self.tok, self.pos = nn.Embedding(vocab, d), nn.Embedding(tokens, d)
+        self.blocks = nn.ModuleList(TinyBlock(d, heads) for _ in range(blocks))
+        self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, vocab)
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(m.weight, std=std)
+            if isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def forward(self, ids):
+        x = self.tok(ids) + self.pos(torch.arange(ids.shape[1]))
+        for b in self.blocks:
+            x = b(x)
+        return self.head(self.ln(x)).flatten(0, 1)
+
+
+class TinyBlock(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+        self.fc, self.proj = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+        self.head_dim = d // heads
+
+    def forward(self, x):
+        n, t, _ = x.shape
+        a = self.ln1(x)        # heads split as the Colwise q/k/v split units: -1 is this rank's heads
+        q, k, v = (m(a).view(n, t, -1, self.head_dim).transpose(1, 2) for m in (self.q, self.k, self.v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(n, t, -1)
+        x = x + self.o(y)
+        return x + self.proj(F.gelu(self.fc(self.ln2(x))))
+
+
+GPT_STEPS, GPT_BATCH = 40, 8
+GPT_CASES = {"healthy": (0.02, 3e-3), "init std 1.0": (1.0, 3e-3), "lr 100x": (0.02, 0.3)}
+
+
+def gpt_batches():
+    """Sequences counting up from a random start (mod 32): a next token to learn."""
+    g = torch.Generator().manual_seed(2)
+    starts = torch.randint(0, 32, (GPT_STEPS, GPT_BATCH, 1), generator=g)
+    ids = (starts + torch.arange(17)) % 32
+    return [(s[:, :-1], s[:, 1:].flatten()) for s in ids]
+
+
+def gpt_findings(std: float, lr: float, tp_mesh=None) -> list:
+    torch.manual_seed(0)
+    model = TinyGPT(std=std)
+    if tp_mesh is not None:
+        from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+
+        for b in model.blocks:
+            parallelize_module(b, tp_mesh, {"q": ColwiseParallel(), "k": ColwiseParallel(), "v": ColwiseParallel(),
+                                            "o": RowwiseParallel(), "fc": ColwiseParallel(),
+                                            "proj": RowwiseParallel()})
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    with watch(model, optimizer=opt) as mon:
+        for x, y in gpt_batches():
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    if tp_mesh is not None:
+        mon.sync()
+    return sorted((f.code, f.severity, tuple(f.where)) for f in diagnose(mon.stats()).findings)
+
+
+def _gpt_worker(rank, world, port, out):
+    from torch.distributed.device_mesh import init_device_mesh
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        mesh = init_device_mesh("cpu", (2,))
+        found = {case: gpt_findings(std, lr, mesh) for case, (std, lr) in GPT_CASES.items()}
+        if rank == 0:
+            with open(out, "wb") as f:
+                pickle.dump(found, f)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_tensor_parallel_gpt_gets_the_findings_of_one_process(tmp_path):
+    out = tmp_path / "gpt.pkl"
+    mp.start_processes(_gpt_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True, start_method="fork")
+    sharded = pickle.loads(out.read_bytes())
+    for case, (std, lr) in GPT_CASES.items():
+        assert sharded[case] == gpt_findings(std, lr), case
+    assert not [f for f in sharded["healthy"] if f[1] != "info"], sharded["healthy"]
+    assert [f for f in sharded["init std 1.0"] if f[1] != "info"] and [f for f in sharded["lr 100x"] if f[1] != "info"]
