@@ -297,3 +297,63 @@ def test_only_biases_trainable_is_named_by_its_cost_and_a_healthy_twin_is_quiet(
     assert f.severity == "warning" and f.evidence["loss_drop"] < 0.25
     fixed, _, _ = train(healthy, steps=60)
     assert "almost_all_frozen" not in fixed.codes
+
+
+# ------------------------------------------------------------------------------------------------ manual updates
+class TinyLM(nn.Module):
+    """PyTorch's word language model in small: embedding, LSTM, decoder; trained by hand (p.data.add_)."""
+
+    def __init__(self, vocab=50, hidden=32):
+        super().__init__()
+        self.emb, self.rnn, self.out = nn.Embedding(vocab, hidden), nn.LSTM(hidden, hidden), nn.Linear(hidden, vocab)
+
+    def forward(self, x, h):
+        o, h = self.rnn(self.emb(x), h)
+        return self.out(o), h
+
+
+def manual_lm(clear, accumulate=1, steps=40, lr=2.0):
+    torch.manual_seed(0)
+    text = torch.randint(0, 50, (2000,)).cumsum(0) % 50
+    model, hidden = TinyLM(), None
+    with watch(model) as mon:                                # no optimizer: the update is written by hand
+        for step in range(steps):
+            i = (step * 35) % (len(text) - 36)
+            x, y = text[i:i + 35].view(35, 1).expand(35, 4), text[i + 1:i + 36].view(35, 1).expand(35, 4)
+            if clear and step % accumulate == 0:
+                model.zero_grad()
+            out, hidden = model(x.contiguous(), hidden)
+            hidden = tuple(t.detach() for t in hidden)
+            loss = F.cross_entropy(out.view(-1, 50), y.reshape(-1))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
+            if (step + 1) % accumulate == 0:
+                for p in model.parameters():
+                    p.data.add_(p.grad, alpha=-lr)
+            mon.record_loss(loss)
+    return mon.report()
+
+
+def manual_regression(clear, steps=40):
+    torch.manual_seed(0)
+    w, fc = torch.randn(4, 1) * 0.5, nn.Linear(4, 1)
+    with watch(fc) as mon:
+        for _ in range(steps):
+            x = torch.randn(32, 4)
+            if clear:
+                fc.zero_grad()
+            loss = F.smooth_l1_loss(fc(x), x @ w + 0.3)
+            loss.backward()
+            for p in fc.parameters():
+                p.data.add_(-0.1 * p.grad)
+            mon.record_loss(loss)
+    return mon.report()
+
+
+def test_missing_zero_grad_under_hand_written_updates_lstm_lm_and_regression():
+    for run in (manual_lm, manual_regression):
+        [f] = run(clear=False).by_code("gradients_not_cleared")
+        assert f.severity == "error" and f.evidence["stale_backwards"] >= 3, run.__name__
+        assert not run(clear=True).by_code("gradients_not_cleared"), run.__name__
+    # accumulating 4 backwards between two hand-written updates, cleared after each: values unmoved between them
+    assert not manual_lm(clear=True, accumulate=4).by_code("gradients_not_cleared")

@@ -176,6 +176,13 @@ def merged_fingerprints(params: list, start: torch.Tensor, end: torch.Tensor) ->
     return (sums[:, 1] > 0).tolist(), sums[:, 0].sqrt().tolist()
 
 
+def _value_print(p: torch.Tensor) -> torch.Tensor:
+    """A float64 sum of a strided sample of 64 of ``p``'s values: changes when an update writes ``p``, even
+    through ``p.data`` (which does not bump ``p._version``). A tensor, not read here."""
+    flat = p.detach().reshape(-1)
+    return flat[:: max(1, -(-flat.numel() // 64))].double().sum()
+
+
 class LoopProbe(Probe):
     """Observes one training loop (see the module docstring); owns its hooks; ``to_stats()`` -> LoopStats."""
 
@@ -218,6 +225,7 @@ class LoopProbe(Probe):
         self._window_backwards = 0            # backward passes seen since the last optimizer step
         self._grads_at_forward = None         # (ref, version) of each .grad at the first sampled forward after it
         self._late = False                    # a step came before its backward: stay armed to see that backward
+        self._manual: dict = {}               # no optimizer: each .grad and value print after the last backward
         self._checking = False                # the next backward is the first after a snapshot
         self._opt_index = [i for i, o in enumerate(self.in_optimizer) if o is not False]
         self._clip_edges: dict = {}
@@ -464,6 +472,8 @@ class LoopProbe(Probe):
             kept = set(self._uncleared(list(self._snap)))
             self._snap = {i: v for i, v in self._snap.items() if i in kept}
         self._window_backwards += 1
+        if self.optimizer is None and not self.steps:      # no torch optimizer steps: a hand-written update
+            self._manual_check()
         before = [(p.grad, None if p.grad is None else p.grad._version) for p in params]
         out = func(*args, **kwargs)
         self.backwards += 1
@@ -480,7 +490,31 @@ class LoopProbe(Probe):
             grads = [params[i].grad for i in dense]        # sharded (FSDP2/TP): whole-gradient norms
             self._add_at("grad_norm", dense, sharding.global_norms(grads, torch.stack(torch._foreach_norm(
                 [sharding.local(g) for g in grads]))))
+        if self.optimizer is None and not self.steps:
+            self._manual = {i: (weakref.ref(p.grad), _value_print(p)) for i, p in enumerate(params)
+                            if p.grad is not None and not p.grad.is_sparse}
         return out
+
+    def _manual_check(self) -> None:
+        """Without a torch optimizer (``p.data.add_(p.grad, alpha=-lr)`` by hand, as in PyTorch's word language
+        model and regression examples) there is no step to wait for: a backward that starts with the very
+        gradient tensor the last observed backward left, still non-zero (``zero_grad`` replaces it or zeroes
+        it), while the parameter's values moved in between (an update ran), was never cleared across that
+        update. Micro-batches accumulated between two updates leave the values unmoved and are not counted."""
+        if not self._manual:
+            return
+        params, manual = self.params, self._manual
+        self._manual = {}
+        self.grad_checks += 1
+        idx = [i for i, (ref, _) in manual.items() if (g := params[i].grad) is not None and ref() is g]
+        if not idx:
+            return
+        norms = torch.stack(torch._foreach_norm([params[i].grad for i in idx]))
+        moved = torch.stack([_value_print(params[i]) != manual[i][1] for i in idx])
+        hit = (norms > 0) & moved.to(norms.device)
+        self._add_at("stale", idx, hit)
+        if len(self.stale_steps) < STALE_STEPS_KEPT and (hit.device.type != "cpu" or bool(hit.any())):
+            self.stale_steps.append(self.ctx.steps)
 
     # --------------------------------------------------------------------- clipping (every call)
     def _clip_wrapper(self, parameters, max_norm, *args, **kwargs):
