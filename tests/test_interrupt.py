@@ -39,6 +39,13 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -117,7 +124,7 @@ def test_reproduce_ctrl_c_with_workers_stops_in_2_s_with_one_line_and_keeps_the_
     run = Watched(["reproduce", "zigzag", "glorot_he", "bn_dropout", "--quick", "--seeds", "0-3", "--jobs", "2",
                    "--out", str(out)])
     run.wait_for(FINISHED_PAIR)
-    workers = _children(run.proc.pid)
+    workers = {pid for pid in _children(run.proc.pid) if "resource_tracker" not in _cmdline(pid)}
     assert workers, "the run was expected to have worker processes"
     run.ctrl_c()
     to_line, to_exit = run.finish()
@@ -182,3 +189,50 @@ def test_interrupted_line_quotes_the_arguments_so_the_hint_can_be_pasted():
     line = interrupted_line("reproduce", ["reproduce", "--quick", "--out", "my out"])
     assert line == "impediments reproduce: interrupted; resume with: impediments reproduce --quick --out 'my out'"
     assert interrupted_line("fix", ["fix", "spec.py"]).endswith("run it again with: impediments fix spec.py")
+
+
+def test_ctrl_c_inside_a_training_loop_that_swallows_it_still_stops_the_run_and_caches_nothing(tmp_path, monkeypatch):
+    """``impediments.train.fit`` ends training cleanly on Ctrl-C and returns; inside ``reproduce`` that would
+    let a truncated result be cached and the run go on. The runner's Ctrl-C must get through such a loop."""
+    import types
+    from dataclasses import dataclass
+
+    from impediments import experiments
+    from impediments.experiments import runner
+    from impediments.experiments.framework import claim
+
+    fake = types.ModuleType("impediments_test_interrupt.swallow")
+    finished = []
+
+    @dataclass(frozen=True)
+    class Config:
+        seed: int = 0
+
+        @classmethod
+        def quick(cls, seed=0):
+            return cls(seed=seed)
+
+    @dataclass
+    class Result:
+        steps: float
+
+    def run(config):
+        steps = 0
+        try:                                                # the shape of fit's loop
+            os.kill(os.getpid(), signal.SIGINT)
+            for steps in range(1, 200):
+                time.sleep(0.01)
+        except KeyboardInterrupt:
+            pass
+        finished.append(steps)
+        return Result(steps=float(steps))
+
+    fake.SECTION, fake.Config, fake.Result, fake.run = "Fake", Config, Result, run
+    fake.claims = lambda result: [claim("it ran", "test", {"steps": result.steps}, "steps >= 0")]
+    monkeypatch.setitem(sys.modules, fake.__name__, fake)
+    monkeypatch.setattr(experiments, "REGISTRY", {"swallow": fake.__name__})
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):
+        runner.reproduce(["swallow"], quick=True, out=tmp_path, seeds=[0, 1], jobs=1)
+    assert finished == [] and not list((tmp_path / ".cache").glob("swallow-*.json"))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler          # restored

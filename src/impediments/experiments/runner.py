@@ -249,40 +249,74 @@ def _run_tasks(tasks: list[tuple[str, int]], *, quick: bool, out: Path, jobs: in
     if not tasks_left:
         return done
     if jobs == 1 or len(tasks_left) == 1:
-        for task in tasks_left:
-            try:
-                report(task, run_seed(task[0], task[1], quick, str(out)))
-            except Exception as exc:  # one broken experiment must not hide the others' results
-                say(traceback.format_exc().rstrip())
-                report(task, f"{type(exc).__name__}: {exc}")
+        with _ctrl_c_stops_the_run():
+            for task in tasks_left:
+                try:
+                    report(task, run_seed(task[0], task[1], quick, str(out)))
+                except Exception as exc:  # one broken experiment must not hide the others' results
+                    say(traceback.format_exc().rstrip())
+                    report(task, f"{type(exc).__name__}: {exc}")
         return done
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with _sigint_ignored():  # spawned workers inherit SIG_IGN: Ctrl-C reaches the parent only, which stops them
-        pool = multiprocessing.get_context("spawn").Pool(min(jobs, len(tasks_left)), initializer=_worker_init)
+    others = set(multiprocessing.active_children())  # processes of the caller's own, left alone on Ctrl-C
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks_left)), mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init)
     try:
-        for task, rec in pool.imap_unordered(_run_task, [(name, s, quick, str(out)) for name, s in tasks_left]):
-            if isinstance(rec, str):
-                say(f"{task[0]} seed {task[1]} raised:\n{rec}")
-            report(task, rec)
+        with _sigint_ignored():  # workers spawned now inherit SIG_IGN: Ctrl-C reaches the parent only
+            futures = {pool.submit(run_seed, name, s, quick, str(out)): (name, s) for name, s in tasks_left}
+        for future in as_completed(futures):
+            try:
+                rec = future.result()
+            except Exception as exc:  # the experiment raised, or its worker died (BrokenProcessPool)
+                say(f"{futures[future][0]} seed {futures[future][1]} raised:\n{exc!r}")
+                rec = f"{type(exc).__name__}: {exc}"
+            report(futures[future], rec)
     except BaseException:  # Ctrl-C (or any error here): stop the workers now instead of letting them finish
         with _sigint_ignored():
-            pool.terminate()
-            pool.join()
+            pool.shutdown(wait=False, cancel_futures=True)
+            _terminate([child for child in multiprocessing.active_children() if child not in others])
         raise
-    pool.close()
-    pool.join()
+    pool.shutdown()
     return done
 
 
-def _run_task(task: tuple[str, int, bool, str]) -> tuple[tuple[str, int], dict | str]:
-    """:func:`run_seed` in a worker: the task and its record, or its error text (one broken experiment must
-    not hide the others' results)."""
-    name, seed, quick, out = task
+def _terminate(children: list) -> None:
+    """SIGTERM each worker process and reap it (finished pairs are already in the cache, written atomically)."""
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(timeout=5)
+
+
+class _Interrupted(BaseException):
+    """Ctrl-C during an in-process run. Not a KeyboardInterrupt, so that a training loop that ends cleanly on
+    Ctrl-C (:func:`impediments.train.fit` does) cannot swallow it and let a truncated result be cached."""
+
+
+@contextmanager
+def _ctrl_c_stops_the_run():
+    """Make Ctrl-C stop the experiments run in this process, re-raised as KeyboardInterrupt once out of them.
+
+    Only on the main thread, and only while SIGINT has Python's default handler (a caller's own handler,
+    or SIGINT ignored, is left alone).
+    """
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise _Interrupted
+
+    previous = signal.signal(signal.SIGINT, interrupt)
     try:
-        return (name, seed), run_seed(name, seed, quick, out)
-    except Exception as exc:
-        return (name, seed), f"{type(exc).__name__}: {exc}"
+        yield
+    except _Interrupted:
+        raise KeyboardInterrupt from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager
