@@ -184,6 +184,7 @@ def test_initial_loss_with_summed_reduction_and_label_smoothing():
     ("head_unscaled_targets", "unscaled_targets"),
     ("head_initial_loss_high", "initial_loss_high"),
     ("head_dropout_on_output", "dropout_on_output"),
+    ("head_uninformative_labels", "uninformative_labels"),
 ])
 def test_examples_broken_and_fixed(tmp_path, capsys, example, code):
     """``impediments doctor`` on each broken example names its code (exit 1); its fixed twin is quiet (exit 0)."""
@@ -275,3 +276,32 @@ def test_findings_carry_evidence_and_their_example_exists(X):
             assert f.explanation and f.remedy and f.where and f.evidence["seen"] and f.evidence["confidence"]
             assert f"see: impediments doctor {CODES[f.code].experiment}" in f.remedy
             assert (root / CODES[f.code].experiment).is_file()
+
+
+def test_uninformative_labels_measures_the_prior_entropy():
+    """Shuffled labels with a 70/20/10 prior: the loss settles at H = -sum p ln p (not ln 3); paired labels do not."""
+    g = torch.Generator().manual_seed(7)
+    X = torch.randn(1200, 6, generator=g)
+    y = torch.full((1200,), 0)
+    y[X[:, 0] > 0.52] = 1
+    y[X[:, 0] > 1.28] = 2                                   # about 70% / 20% / 10%
+    counts = torch.bincount(y, minlength=3).double()
+    prior = counts / counts.sum()
+    entropy = float(-(prior * prior.log()).sum())
+    found = {}
+    for shuffled in (True, False):
+        labels = y[torch.randperm(1200, generator=g)] if shuffled else y
+        model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 3))
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        with Monitor(model, optimizer=opt) as mon:
+            for step in range(80):
+                i = torch.randint(0, 1200, (100,), generator=g)
+                opt.zero_grad()
+                loss = F.cross_entropy(model(X[i]), labels[i])
+                loss.backward()
+                mon.record_loss(loss)
+                opt.step()
+        found[shuffled] = [f for f in diagnose(mon.stats()).findings if f.code == "uninformative_labels"]
+    assert found[True] and found[True][0].evidence["label_entropy"] == pytest.approx(entropy, rel=0.05)
+    assert entropy < math.log(3) - 0.2
+    assert not found[False]

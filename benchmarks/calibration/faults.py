@@ -182,6 +182,11 @@ def dropout_on_logits(case: Case) -> None:
     case.model = nn.Sequential(case.model, nn.Dropout(0.5))
 
 
+def shuffled_labels(case: Case) -> None:
+    """The labels permuted apart from the inputs (``y[perm]`` with ``X`` left in place)."""
+    case.y = case.y[torch.randperm(len(case.y), generator=torch.Generator().manual_seed(24))]
+
+
 def optimizer_misses_first_layer(case: Case) -> None:
     """The optimizer built from every parameter except the first layer's (e.g. a filtered list)."""
     def trainable(model):
@@ -231,6 +236,7 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
     Fault("output_layer_std_1", output_layer_std_1, "the output layer re-initialized with normal_ at std 1.0"),
     Fault("relu_on_logits", relu_on_logits, "cross_entropy(relu(output))"),
     Fault("dropout_on_logits", dropout_on_logits, "Dropout(0.5) after the output layer"),
+    Fault("shuffled_labels", shuffled_labels, "labels permuted apart from the inputs"),
 ]}
 
 
@@ -298,6 +304,9 @@ INJECTIONS: list[Injection] = [
     *_inj("output_layer_std_1", "initial_loss_high", "resnet18 vgg11_bn vit llama"),
     *_inj("relu_on_logits", "output_head_mismatch", "lenet5 vit bert"),
     *_inj("dropout_on_logits", "dropout_on_output", "lenet5 resnet18 vit"),
+    # labels unrelated to the inputs: the loss settles at the entropy of the class frequencies (image classifiers,
+    # whose labels are one class per example)
+    *_inj("shuffled_labels", "uninformative_labels", "lenet5 resnet18 vit"),
     # on held-out architectures (run only with --held-out)
     *_inj("negative_bias", "dead_units", "resnext"),
     *_inj("batch_2", "bn_small_batch", "resnext"),

@@ -241,6 +241,16 @@ _CODES = (
                       "(and the rest scaled by 1 / (1 - p)) at every step: the loss is computed on a corrupted output, "
                       "the zeroed classes get no gradient that step, and training and evaluation see different heads."),
          remedy="Move the dropout before the last layer (Dropout -> Linear), never after it"),
+    Code("uninformative_labels",
+         "the loss settles at the entropy of the label frequencies while the model moves: labels unrelated to inputs",
+         "examples/head_uninformative_labels.py",
+         "Zhang et al. 2017, Understanding deep learning requires rethinking generalization (random labels); "
+         "Karpathy 2019 ('input-independent baseline')",
+         explanation=("A classifier that predicts only the class frequencies scores their entropy H, whatever the "
+                      "input. The loss reached H and stayed there while the output varied with the input and the "
+                      "weights moved: the inputs tell the model nothing about the labels."),
+         remedy=("Check that labels and inputs stay paired: shuffle them with one permutation (X[perm], y[perm]) or "
+                 "a DataLoader over a Dataset of (x, y) pairs, and that the label column is the right one")),
     Code("unscaled_targets",
          "regression targets far from unit scale (the target-side twin of uncentered_inputs)",
          "examples/head_unscaled_targets.py",

@@ -126,6 +126,15 @@ class Thresholds:
                                           "scale: a step-0 loss below half of what a zero output scores (mean(y^2)) "
                                           "means the initial output already removes half the targets' mean square "
                                           "(a de-standardizing output layer, a bias set to the mean)")
+    label_entropy_tolerance: float = _t(0.05, "the first and the last third of the windows after the transient "
+                                              "within 5% of the label prior's entropy H (plus two standard errors of "
+                                              "a third's mean, the mini-batch noise): settled at what predicting "
+                                              "the class frequencies scores (ln 10 = 2.30 +- 0.12 on digits); the 20 "
+                                              "tuned-on healthy calibration runs end 17% (bert: 0.57 vs ln 2) to 96% "
+                                              "below ln C after 30 steps")
+    label_entropy_min_update: float = _t(1e-4, "a median update-to-weight ratio of at least 1e-4 per step (a tenth of "
+                                               "Karpathy's healthy 1e-3): the weights move, so a loss stuck at H is "
+                                               "not a learning rate too small to move them")
     targets_outside_warning: float = _t(0.05, "5% of the targets outside the range the output activation can "
                                               "reach: those examples keep an irreducible loss and pin the output "
                                               "at its bound")

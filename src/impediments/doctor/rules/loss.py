@@ -152,3 +152,56 @@ def initial_loss_high(stats, th):
             None, seen={"calls": call.calls, "step": 0},
             confidence=f"the first {kind} call, on step 0, against the same call on a uniform prediction"))
     return out
+
+
+@rule("uninformative_labels", requires=("loss", "loop", "output", "params"))
+def uninformative_labels(stats, th):
+    """The loss settles at the entropy of the label prior while the model moves and its output varies.
+
+    A classifier that learns only the class frequencies pi scores the prior's entropy
+    H(pi) = -sum_c pi_c ln pi_c, whatever the input. Reaching it is the first thing any classifier does;
+    staying there means the inputs told the model nothing about the labels. When the output varies
+    with the input (not a dead network: ``output.constant_forwards == 0``) and the weights move at a
+    normal rate (median update-to-weight ratio at least ``label_entropy_min_update``: not a learning rate
+    too low to move them), the labels carry no information about the inputs: shuffled apart from them,
+    or read from the wrong column.
+    """
+    loop, out = stats.loop, stats.output
+    kinds = [k for k in ("cross_entropy", "nll_loss") if k in loop.losses and loop.losses[k].calls]
+    total = sum(loop.class_counts)
+    if not kinds or loop.target_batches < th.loop_min_observations or not total or out.constant_forwards:
+        return []
+    later = [m for _, m in _after_transient(stats, th)]
+    if len(later) < th.loss_min_windows or not all(map(finite, later)):
+        return []
+    prior = [c / total for c in loop.class_counts if c]
+    entropy = -sum(p * math.log(p) for p in prior)
+    if entropy <= 0:
+        return []
+    first, last = _thirds(later)
+    k = max(1, len(later) // 3)
+    mean = sum(later) / len(later)
+    spread = math.sqrt(sum((m - mean) ** 2 for m in later) / max(1, len(later) - 1))
+    band = th.label_entropy_tolerance * entropy + 2 * spread / math.sqrt(k)   # + two standard errors of a third
+    if abs(first - entropy) > band or abs(last - entropy) > band:
+        return []
+    lowest = min(later)
+    ratios = sorted(p.update_to_weight for p in stats.params.values() if finite(p.update_to_weight))
+    if not ratios:
+        return []
+    update = ratios[len(ratios) // 2]
+    if update < th.label_entropy_min_update:
+        return []
+    return [finding(
+        "uninformative_labels", "warning", ["data"],
+        {"label_entropy": entropy, "first_third_loss": first, "last_third_loss": last, "band": band,
+         "lowest_window_loss": lowest, "classes_seen": len(prior),
+         "ln_classes": math.log(len(prior)), "median_update_to_weight": update,
+         "tolerance": th.label_entropy_tolerance, "from_step": th.transient_steps},
+        f"After the first {th.transient_steps} steps the loss stayed at {entropy:.3g} (first third {first:.3g}, last "
+        f"third {last:.3g}, within {band:.2g}), the entropy of the label frequencies over {len(prior)} classes: what a model that "
+        "predicts only the class frequencies scores, whatever the input. The output does vary with the input and "
+        f"the weights move (median update {update:.2g} of the weight per step), yet nothing of the input helps: "
+        "the labels carry no information about the inputs.",
+        None, seen={"losses": stats.loss.count, "target_batches": loop.target_batches, "targets": total},
+        confidence=f"{len(later)} windows after the transient against the entropy of {total} labels")]

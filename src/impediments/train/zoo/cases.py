@@ -207,6 +207,12 @@ def digit_value_xy() -> tuple[torch.Tensor, torch.Tensor]:
     return X, 100.0 * y.float().unsqueeze(1)
 
 
+def shuffled_labels_xy() -> tuple[torch.Tensor, torch.Tensor]:
+    """Standardized digits with the labels permuted apart from the inputs: the labels carry no information."""
+    X, y = load_xy()
+    return X, y[torch.randperm(len(y), generator=torch.Generator().manual_seed(0))]
+
+
 def probability_bce(p: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Keras's binary cross-entropy on probabilities, written by hand (no loss-function call to observe)."""
     p = p.clamp(1e-7, 1 - 1e-7)
@@ -317,5 +323,7 @@ def zoo() -> list[Case]:
           opt=lambda p: torch.optim.Adam(p, lr=1e-3)),
         C("head_dropout_on_output_mlp", "mlp", {"dropout_on_output"},
           lambda: nn.Sequential(init(mlp_(depth=2)), nn.Dropout(0.5)), opt=lambda p: torch.optim.Adam(p, lr=1e-3)),
+        C("head_uninformative_labels_mlp", "mlp", {"uninformative_labels"}, lambda: init(mlp_(depth=2)),
+          data=shuffled_labels_xy, opt=lambda p: torch.optim.Adam(p, lr=1e-3)),
     ]
     return healthy + broken + loop_cases()
