@@ -30,7 +30,12 @@ Timings on a shared CPU are noisy (glibc's heap trimming alone moves a CNN step 
 the min..max column, and compare only ratios from the same run.
 
     python benchmarks/overhead.py [--repeats 11] [--steps 30] [--threads 1] [--no-memory] [--no-mechanisms]
-                                  [--no-profile] [--clock wall|cpu]
+                                  [--no-profile] [--clock wall|cpu] [--llm | --llm-only]
+
+``--llm`` adds the LLM-sized rows (:func:`llm_loops`: GPT-2 124M and a Llama-style model of similar size,
+random init, 2 x 64 tokens): plain, ``watch()`` and ``watch(every=1)`` interleaved, the time of
+``report()``, and the peak memory each adds over plain training's peak (targets: defaults <= 1.05x,
+growth <= 5 % of plain's peak).
 """
 from __future__ import annotations
 
@@ -87,6 +92,41 @@ def loops():
                         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 7 * 7, 10))
     return {"(a) MLP": (mlp, X, y), "(b) CNN": (cnn, torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))),
             "(c) transformer": (Block(), torch.randn(32, 32, 64), torch.randint(0, 10, (32,)))}
+
+
+class CausalLM(nn.Module):
+    """A Hugging Face causal language model as ``ids (N, T) -> next-token logits (N, vocabulary, T - 1)``, so
+    the one training loop's ``F.cross_entropy(model(X), y)`` with ``y = X[:, 1:]`` is its language-modelling loss."""
+
+    def __init__(self, lm):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, ids):
+        return self.lm(input_ids=ids).logits[:, :-1].transpose(1, 2)
+
+
+def llm_loops(batch: int = 2, tokens: int = 64, only: str = ""):
+    """(d) GPT-2 124M (``GPT2Config()``: 12 layers, 768 wide, 12 heads, vocabulary 50257, tied embedding)
+    and (e) a Llama-style model of similar size (12 layers, 768 wide, 12 heads, SwiGLU 2048, RMSNorm,
+    rotary positions, vocabulary 32000, untied: 134M), both built from their ``transformers`` configs
+    with random init, on ``batch`` random sequences of ``tokens`` tokens (dropout off in both); ``only``:
+    build only the models whose row name contains it."""
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    makers = {"(d) GPT-2 124M": lambda: GPT2LMHeadModel(GPT2Config(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)),
+              "(e) Llama-style": lambda: LlamaForCausalLM(LlamaConfig(
+                  hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12,
+                  num_key_value_heads=12, vocab_size=32000, max_position_embeddings=tokens))}
+    out = {}
+    for name, make in makers.items():
+        if only not in name:
+            continue
+        torch.manual_seed(0)
+        lm = make()
+        ids = torch.randint(0, lm.config.vocab_size, (batch, tokens))
+        out[name] = (CausalLM(lm), ids, ids[:, 1:])
+    return out
 
 
 class Naive:
@@ -238,6 +278,56 @@ def profile_rows(data, steps: int, top: int) -> tuple[list, dict]:
     return rows, totals
 
 
+def llm_rows(args, results) -> None:
+    """The LLM-sized rows: plain, ``watch()`` and ``watch(every=1)`` interleaved in one run (the ratio per
+    repeat, median over repeats), the time of ``report()`` (statistics and diagnosis) after the run, and
+    the peak resident memory each configuration adds over plain training, in fresh processes."""
+    configs = ("plain", "watch()", "watch(every=1)")
+    print(f"\nLLM-sized models (batch {args.llm_batch} x {args.llm_tokens} tokens), {args.llm_repeats} repeats x "
+          f"{args.llm_steps} steps; memory over {args.llm_memory_steps} steps in fresh processes")
+    print(f"{'loop':18s} {'config':16s} {'s/step':>8s} {'ratio':>7s} {'min..max ratio':>16s} {'report s':>9s} "
+          f"{'peak MiB':>9s} {'+MiB':>7s} {'+% peak':>8s}")
+    results["llm"] = {}
+    for loop, data in llm_loops(args.llm_batch, args.llm_tokens, args.only).items():
+        res, runners = interleaved(data, configs, args.llm_repeats, args.llm_steps, Runner)
+        report_s = {}
+        for c, r in runners.items():
+            if r.mon is not None:
+                t = time.perf_counter()
+                r.mon.report()
+                report_s[c] = time.perf_counter() - t
+            r.close()
+        del runners
+        mem = {} if args.no_memory else {c: rss_peak_mib(loop, c, args.llm_memory_steps, args.threads,
+                                                        llm=(args.llm_batch, args.llm_tokens)) for c in configs}
+        for c in configs:
+            med, lo, hi, sec = res[c]
+            peak = mem[c][0] if mem else float("nan")
+            grow = mem[c][0] - mem["plain"][0] if mem else float("nan")
+            pct = 100 * grow / mem["plain"][0] if mem else float("nan")
+            rep = report_s.get(c, float("nan"))
+            print(f"{loop:18s} {c:16s} {sec:8.2f} {med:7.3f} {lo:7.3f}..{hi:<7.3f} {rep:9.2f} {peak:9.0f} {grow:7.0f} "
+                  f"{pct:8.1f}")
+            results["llm"][f"{loop} | {c}"] = {"ratio": med, "min": lo, "max": hi, "s_per_step": sec,
+                                               "report_s": report_s.get(c), "peak_rss_mib": peak,
+                                               "peak_growth_mib": grow, "peak_growth_pct": pct}
+
+
+def rss_peak_mib(loop: str, config: str, steps: int, threads: int, llm=None) -> tuple[float, float]:
+    """``(peak RSS, RSS before the first step)`` in MiB of ``steps`` steps of ``loop`` under ``config``,
+    in a fresh process (the model, its data and its optimizer built; glibc keeps freed heap, so the peak
+    is that of the largest step)."""
+    make = f"O.llm_loops({llm[0]}, {llm[1]}, {loop!r})" if llm else "O.loops()"
+    code = (f"import sys, torch; sys.path.insert(0, {str(__file__.rsplit('/', 1)[0])!r}); "
+            f"import overhead as O; torch.set_num_threads({threads}); m, X, y = {make}[{loop!r}]; "
+            f"r = O.Runner({config!r}, m, X, y); del m; base = O._rss_mib(); peak = base\n"
+            f"for _ in range({steps}):\n    r.run(1); peak = max(peak, O._rss_mib())\n"
+            "r.close(); print(peak, base)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    peak, base = map(float, res.stdout.strip().splitlines()[-1].split())
+    return peak, base
+
+
 def _rss_mib() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
@@ -285,6 +375,15 @@ def main(argv=None):
     p.add_argument("--fit-steps", type=int, default=200, help="steps per framework fit (--frameworks)")
     p.add_argument("--fit-repeats", type=int, default=5, help="with/without pairs per framework (--frameworks)")
     p.add_argument("--compile-repeats", type=int, default=3, help="fresh-process compile-time pairs (--frameworks)")
+    p.add_argument("--llm", action="store_true", help="also the LLM-sized rows (GPT-2 124M, Llama-style)")
+    p.add_argument("--llm-only", action="store_true", help="only the LLM-sized rows")
+    p.add_argument("--llm-repeats", type=int, default=5)
+    p.add_argument("--llm-steps", type=int, default=10)
+    p.add_argument("--llm-batch", type=int, default=2)
+    p.add_argument("--llm-tokens", type=int, default=64)
+    p.add_argument("--llm-memory-steps", type=int, default=12,
+                   help="steps per fresh process for the LLM rows' peak memory (the default schedule's first "
+                        "10 steps are all sampled)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     Runner.clock = staticmethod(time.process_time if args.clock == "cpu" else time.perf_counter)
@@ -296,7 +395,7 @@ def main(argv=None):
           "ratio = median over repeats of (block time / plain block time)")
     print(f"{'loop':18s} {'config':16s} {'ms/step':>8s} {'ratio':>7s} {'min..max ratio':>16s} {'state KiB':>10s} "
           f"{'RSS +MiB':>14s}")
-    selected = {k: v for k, v in loops().items() if args.only in k}
+    selected = {} if args.llm_only else {k: v for k, v in loops().items() if args.only in k}
     for loop, data in selected.items():
         res, runners = interleaved(data, CONFIGS, args.repeats, args.steps, Runner)
         state = {c: r.close() for c, r in runners.items()}
@@ -322,6 +421,8 @@ def main(argv=None):
         profile_table(args, selected, results)
     if args.frameworks:
         framework_rows(args, results)
+    if args.llm or args.llm_only:
+        llm_rows(args, results)
     print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.json:
         with open(args.json, "w") as f:
