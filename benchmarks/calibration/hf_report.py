@@ -101,7 +101,8 @@ def markdown(rows: list[dict], summary: dict, args, seconds: float) -> str:
         f"--fault-steps {args.fault_steps}"
         f"{' --all-heads' if args.all_heads else ''}{' --held-out' if args.held_out else ''}` on {when}: "
         f"{platform.machine()} VM, {_cores()} cores, torch {torch.__version__}, transformers "
-        f"{transformers.__version__}, 1 thread per process, {seconds:.0f} s wall. "
+        f"{transformers.__version__}, 1 thread per process, {seconds:.0f} s wall"
+        f"{'; impediments ' + args.doctor if args.doctor else ''}. "
         "Everything above \"Mechanisms\" is rewritten by the sweep.", "",
         "Each row: the model from a tiny config (width 64, 2 layers, 4 heads, vocab 64, 32 px images) with its "
         "own init, trained with AdamW lr 1e-3 (weight decay 0.01, no clipping, batch 16) for "

@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-rows", type=Path, help="take the rows already in this JSON-lines file, run the rest")
     parser.add_argument("--md", type=Path, default=MD_PATH)
     parser.add_argument("--wall-seconds", type=float, help="with --from-rows: the wall time of the run that made them")
+    parser.add_argument("--doctor", default="", help="which impediments the rows measured (a commit), for the header")
     parser.add_argument("--trainer", action="store_true",
                         help="a sample (hf_trainer.SAMPLE, or --only) through transformers.Trainer with the impediments "
                              "Doctor callback, against the sweep's own loop (issue 25 item 4)")
