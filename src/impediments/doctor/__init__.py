@@ -18,7 +18,7 @@ Layout::
     fractions.py    the one dead and saturated fraction (rules, HTML report, playground, loggers)
 
 The SPEC.py loading and short training run for the CLI live in ``impediments.cli.spec``;
-the zoo of broken and healthy setups in ``benchmarks/zoo.py``.
+the zoo of broken and healthy setups in :mod:`impediments.train.zoo`.
 
 JSON (``report.to_json``): ``{"schema": "impediments.doctor.report", "version": 1,
 "title", "summary": {"worst", "counts", "codes"}, "findings": [{"code", "severity",
