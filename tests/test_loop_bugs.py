@@ -148,6 +148,21 @@ def tiny_clip(model, opt, loss_fn, xb, yb, step):
     return loss
 
 
+def reinitialized(model, opt, loss_fn, xb, yb, step):
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            m.reset_parameters()                 # the bug: re-initialized inside the loop
+    return healthy_step(model, opt, loss_fn, xb, yb, step)
+
+
+def healthy_step(model, opt, loss_fn, xb, yb, step):
+    loss = loss_fn(model(xb), yb)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def biases_only(model):
     for name, p in model.named_parameters():
         p.requires_grad_(name.endswith("bias"))
@@ -201,11 +216,12 @@ BROKEN = {
     "gradient_clipping_dominates": dict(step_fn=tiny_clip),
     "optimizer_rarely_steps": dict(step_fn=accumulate_whole_run, steps=40),
     "almost_all_frozen": dict(model=lambda: biases_only(mlp())),
+    "parameters_reset": dict(step_fn=reinitialized),
 }
 
 
 def test_every_loop_code_has_a_broken_loop():
-    assert set(BROKEN) == LOOP_CODES and len(LOOP_CODES) == 11
+    assert set(BROKEN) == LOOP_CODES and len(LOOP_CODES) == 12
 
 
 @pytest.mark.parametrize("code", sorted(BROKEN))
@@ -389,6 +405,10 @@ def test_a_healthy_loop_is_quiet_and_each_rule_fires_past_its_threshold_only():
                                                                                          "error")}
     assert loop_codes(params={"fc.weight": lp(received=0), "out.weight": lp("out", 1, received=0)}) == {
         ("parameters_without_gradient", "error")}                                       # backward reached none
+    assert loop_codes(external_write_checks=10, external_writes=10) == {("parameters_reset", "error")}
+    assert loop_codes(external_write_checks=10, external_writes=4) == set()             # under half: a one-off
+    assert loop_codes({"external_write_fraction": 0.3}, external_write_checks=10, external_writes=4) == {
+        ("parameters_reset", "error")}                                                  # it acts
     frozen = dict(frozen_values=9800, trainable_values=200, trainable_only_norm_or_bias=True)
     assert loop_codes(**frozen) == {("almost_all_frozen", "warning")}                  # no loss trend: the cost unknown
     assert loop_codes({"frozen_share": 0.01}, **frozen) == set()                        # 2% trainable: it acts
@@ -411,7 +431,8 @@ def test_every_loop_finding_carries_evidence_and_its_example_link():
                     target_batches=5, targets_per_batch=64.0, distinct_classes_per_batch=1.0,
                     class_counts=[100] * 10, loader_iterators=20, loader_batches=10, loader_batches_drawn=20),
                dict(optimizer_steps=1, training_forwards=60),
-               dict(frozen_values=9800, trainable_values=200, trainable_only_norm_or_bias=True)):
+               dict(frozen_values=9800, trainable_values=200, trainable_only_norm_or_bias=True,
+                    external_write_checks=10, external_writes=10)):
         s = S.MonitorStats(schema_version=S.SCHEMA_VERSION, steps=20, sampled_steps=10, model_training_steps=20,
                            activations={}, layers={}, params={}, symmetry={}, batchnorm={}, inputs=None, loss=None,
                            nonfinite=None, windows=[], optimizer=None, loop=loop_stats(**kw))

@@ -357,3 +357,31 @@ def test_missing_zero_grad_under_hand_written_updates_lstm_lm_and_regression():
         assert not run(clear=True).by_code("gradients_not_cleared"), run.__name__
     # accumulating 4 backwards between two hand-written updates, cleared after each: values unmoved between them
     assert not manual_lm(clear=True, accumulate=4).by_code("gradients_not_cleared")
+
+
+# ------------------------------------------------------------------------------------------------ parameters reset
+def reinit_then_step(model, opt, xb, yb, i):
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            m.reset_parameters()                  # BUG: the model starts over every iteration
+    return healthy(model, opt, xb, yb, i)
+
+
+def clamp_after_step(model, opt, xb, yb, i):
+    loss = healthy(model, opt, xb, yb, i)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.clamp_(-0.5, 0.5)                   # WGAN-style weight clipping: a constraint, on purpose
+    return loss
+
+
+def test_weights_reset_in_the_loop_are_an_error_and_a_constraint_after_the_step_is_info():
+    report, _, _ = train(reinit_then_step, steps=60)
+    [f] = report.by_code("parameters_reset")
+    loop = report.stats.loop
+    assert f.severity == "error" and loop.external_writes == loop.external_write_checks >= 3
+    assert report.findings[0] is f
+    clamped, _, _ = train(clamp_after_step, steps=60)
+    assert "parameters_reset" not in loud(clamped)
+    fixed, _, _ = train(healthy, steps=60)
+    assert fixed.stats.loop.external_writes == 0 and not fixed.by_code("parameters_reset")

@@ -269,7 +269,7 @@ def test_thresholds_not_shown_acting_here_are_named():
     elsewhere = {"through_time_floor", "cause_update_ratio", "loop_min_observations", "update_resolution",
                  "stale_gradient_error", "unshuffled_distinct_ratio", "unshuffled_min_classes",
                  "repeated_batch_fraction", "lr_collapse_factor", "lr_collapse_fraction", "clip_dominates_factor",
-                 "clip_dominates_fraction", "loader_first_batch_only", "rare_step_factor", "frozen_share"}
+                 "clip_dominates_fraction", "loader_first_batch_only", "rare_step_factor", "frozen_share", "external_write_fraction"}
     names = {r["name"] for r in Thresholds().describe()}
     untested = sorted(names - set(ACTING) - elsewhere)
     assert not untested, f"no test that moving {untested} changes a decision: add them to ACTING in {__file__}"

@@ -32,6 +32,8 @@ LINKS = (
     ("parameters_not_updated", ("loss_plateau",)),
     ("parameters_without_gradient", ("loss_plateau",)),
     ("optimizer_rarely_steps", ("loss_plateau",)),
+    ("parameters_reset", ("loss_plateau", "uninformative_labels")),
+    ("almost_all_frozen", ("loss_plateau",)),
     ("gradient_clipping_dominates", ("loss_plateau",)),
     ("learning_rate_collapsed", ("loss_plateau",)),
     ("repeated_batch", ("loss_plateau",)),

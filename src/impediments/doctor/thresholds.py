@@ -180,6 +180,10 @@ class Thresholds:
                                              "takes the first batch of a fresh iterator (next(iter(loader))); an "
                                              "epoch loop draws the loader's whole length per iterator, and a "
                                              "validation pass over a loader of 2+ batches draws 2+")
+    external_write_fraction: float = _t(0.5, "weights rewritten outside the optimizer on at least half the "
+                                             "sampled steps checked: a re-initialization in the loop rewrites "
+                                             "them every step; a one-off write (loading a checkpoint, a "
+                                             "scheduled pruning) is below half")
     frozen_share: float = _t(0.05, "under 5% of the parameter values trainable, all of them biases or norm "
                                     "parameters: BatchNorm-only training of a ResNet leaves about 0.5%, BitFit "
                                     "0.1%; a network with every weight matrix frozen learns only if those weights "

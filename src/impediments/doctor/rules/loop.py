@@ -296,6 +296,39 @@ def repeated_batch(stats, th):
         "Create the iterator once per epoch (for xb, yb in loader: ...), or keep one iterator and call next() on it")]
 
 
+@rule("parameters_reset", requires=("loop",))
+def parameters_reset(stats, th):
+    """Something other than the optimizer rewrote the weights between steps, on ``external_write_fraction`` of
+    the sampled steps checked (each stepped parameter's value print right after a step against the print
+    right before the next): a loop that re-initializes the model (``model.apply(init)``,
+    ``reset_parameters()``) inside the iteration. Legitimate writes between steps exist (WGAN's weight
+    clipping, max-norm constraints, pruning masks), so the cost decides: an error where the loss shed less
+    than ``trains_loss_drop`` of its start, info where it learns.
+    """
+    loop = stats.loop
+    n = loop.external_write_checks
+    if n < th.loop_min_observations or loop.external_writes < th.external_write_fraction * n:
+        return []
+    drop = loss_drop(stats)
+    costly = drop is None or drop < th.trains_loss_drop
+    ev = {"steps_with_weights_rewritten": loop.external_writes, "sampled_steps_checked": n,
+          "threshold": th.external_write_fraction, "loss_drop": drop, "trains_loss_drop": th.trains_loss_drop}
+    if not costly:
+        return [finding(
+            "parameters_reset", "info", ["model"], ev,
+            f"The weights were written outside the optimizer between steps on {loop.external_writes} of {n} sampled "
+            f"steps, and the loss shed {drop:.0%} of its start: a constraint applied after each step (weight "
+            "clipping, max-norm, a pruning mask), not a reset.",
+            "Nothing to fix if the constraint is intended")]
+    return [finding(
+        "parameters_reset", "error", ["model"], ev,
+        f"The weights were rewritten outside the optimizer between steps on {loop.external_writes} of {n} sampled "
+        "steps, and the loss " + (f"shed only {drop:.0%} of its start" if drop is not None else "has no trend yet")
+        + ": the model is re-initialized inside the loop (model.apply(init), reset_parameters(), or the model "
+          "built again), so every step starts over from fresh weights and nothing learned survives.",
+        "Initialize once, before the loop; inside it only zero_grad, forward, loss, backward, step")]
+
+
 @rule("almost_all_frozen", requires=("loop",))
 def almost_all_frozen(stats, th):
     """Only biases and normalization layers are trainable, under ``frozen_share`` of the parameter values.

@@ -42,7 +42,7 @@ _ROWS = (
     ("guarded_op", ("non_finite",), "guard", op_guard.guarded_op),
     ("plain_train_step", ("gradients_not_cleared", "gradient_clipping_dominates", "learning_rate_collapsed",
                           "model_in_eval_mode", "parameters_not_updated", "parameters_without_gradient",
-                          "optimizer_rarely_steps"), "loop", loop.plain_train_step),
+                          "optimizer_rarely_steps", "parameters_reset"), "loop", loop.plain_train_step),
     ("reshuffled_batches", ("unshuffled_batches", "repeated_batch"), "batch", loop.reshuffled_batches),
     ("optimizer_over_model_parameters", ("parameters_not_updated",), "optimizer",
      loop.optimizer_over_model_parameters),

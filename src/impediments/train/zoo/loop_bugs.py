@@ -22,7 +22,8 @@ from impediments.train.zoo.cases import Case, ResNet, digits_cnn, digits_mlp, in
 #: the doctor's training-loop codes (``doctor/rules/loop.py``; a test checks this list against the doctor's)
 LOOP_CODES = ("gradients_not_cleared", "parameters_not_updated", "parameters_without_gradient",
               "softmax_before_loss", "loss_broadcast", "unshuffled_batches", "repeated_batch",
-              "learning_rate_collapsed", "gradient_clipping_dominates", "optimizer_rarely_steps", "almost_all_frozen")
+              "learning_rate_collapsed", "gradient_clipping_dominates", "optimizer_rarely_steps", "almost_all_frozen",
+              "parameters_reset")
 #: training steps a code needs before it can be named at all (one optimizer step per rare_step_factor = 32 forwards)
 MIN_STEPS = {"optimizer_rarely_steps": 40}
 #: architecture -> (model builder, the module after which the graph is cut for parameters_without_gradient)
@@ -105,6 +106,18 @@ def detach_after(model, name):
     return model
 
 
+def reinitialized(model, opt, loss_fn, xb, yb, step):
+    """The plain step after re-initializing every layer that can: the model starts over each iteration."""
+    for m in model.modules():
+        if m is not model and hasattr(m, "reset_parameters"):
+            m.reset_parameters()                      # the bug: belongs before the loop
+    loss = loss_fn(model(xb), yb)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def biases_only(model):
     """Every weight frozen by accident: only biases (and norm parameters) stay trainable."""
     for name, p in model.named_parameters():
@@ -148,6 +161,8 @@ def bug_setup(code: str, arch: str) -> Setup:
         fields["step_fn"] = partial(accumulate, k=40)
     elif code == "almost_all_frozen":
         fields["model_fn"] = lambda: biases_only(make())
+    elif code == "parameters_reset":
+        fields["step_fn"] = reinitialized
     else:
         raise ValueError(f"unknown loop code {code!r}; valid: {', '.join(LOOP_CODES)}")
     return Setup(**{"model_fn": make, "X": X, "y": y, "loss_fn": F.cross_entropy, "opt_fn": sgd(lr), **fields})

@@ -1,0 +1,27 @@
+"""Broken: the weights re-initialized at the top of every iteration: each step starts over from fresh weights.
+
+    impediments doctor examples/loop_parameters_reset.py          # exit 1: parameters_reset
+    impediments doctor examples/loop_parameters_reset_fixed.py    # exit 0
+"""
+import impediments as imp
+
+STEPS = 60
+
+
+def model():
+    net = imp.mlp(64, 10, width=64, depth=3, activation="relu")
+    imp.init.initialize(net, "he_normal", bias=0.0, seed=0)
+    return net
+
+
+def data():
+    return "digits"
+
+
+def train_step(model, optimizer, loss_fn, xb, yb, step):
+    imp.init.initialize(model, "he_normal", bias=0.0)    # BUG: belongs before the loop, not in it
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(model(xb), yb)
+    loss.backward()
+    optimizer.step()
+    return loss
