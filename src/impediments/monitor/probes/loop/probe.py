@@ -131,6 +131,10 @@ class LoopStats:
     loader_batches_drawn: int = 0
     #: parameter values (numel) with requires_grad=False, and those trainable; whether every trainable tensor
     #: is a bias or belongs to a normalization layer (BatchNorm, LayerNorm, GroupNorm, ...)
+    #: sampled optimizer steps checked for weights written outside the optimizer between two steps (each
+    #: parameter's value print after the step against the print before the next), and those with any written
+    external_write_checks: int = 0
+    external_writes: int = 0
     frozen_values: int = 0
     trainable_values: int = 0
     trainable_only_norm_or_bias: bool = False
@@ -226,6 +230,8 @@ class LoopProbe(Probe):
         self._grads_at_forward = None         # (ref, version) of each .grad at the first sampled forward after it
         self._late = False                    # a step came before its backward: stay armed to see that backward
         self._manual: dict = {}               # no optimizer: each .grad and value print after the last backward
+        self._prints = None                   # value prints of the stepped parameters right after a sampled step
+        self.external_checks = 0
         self._checking = False                # the next backward is the first after a snapshot
         self._opt_index = [i for i, o in enumerate(self.in_optimizer) if o is not False]
         self._clip_edges: dict = {}
@@ -386,6 +392,8 @@ class LoopProbe(Probe):
                 self._late = True          # stay armed through this step, to see the backward that follows
         if self._snap:
             self._stale_verdict(opt)
+        if self._prints is not None:
+            self._external_writes()
         step = self.ctx.steps
         for k, g in enumerate(opt.param_groups):
             lr = g.get("lr")
@@ -421,6 +429,10 @@ class LoopProbe(Probe):
             fps[0] = f
         if fps[1] is None or f > fps[1]:
             fps[1] = f
+        self._prints = None
+        if self.ctx.full_schedule(self.ctx.steps) and self.optimizer is not None:   # values as the step left them
+            self._prints = torch.stack([_value_print(self.params[i]) for i in self._opt_index]) \
+                if self._opt_index else None
         if self.ctx.full_schedule(self.ctx.steps):      # the next step is sampled: remember each gradient as stepped
             stepped = self._stepped(opt)
             self._snap = {i: (weakref.ref(p.grad), p.grad._version) for i, p in enumerate(self.params)
@@ -494,6 +506,15 @@ class LoopProbe(Probe):
             self._manual = {i: (weakref.ref(p.grad), _value_print(p)) for i, p in enumerate(params)
                             if p.grad is not None and not p.grad.is_sparse}
         return out
+
+    def _external_writes(self) -> None:
+        """Before a step: did anything but the optimizer write the weights since the last (sampled) step?
+        A loop that re-initializes the model each iteration does; so do legitimate constraints (WGAN's
+        weight clipping, max-norm, pruning masks): the rule tells them apart by the loss."""
+        prints, self._prints = self._prints, None
+        now = torch.stack([_value_print(self.params[i]) for i in self._opt_index])
+        self.external_checks += 1
+        self._add("external_writes", (now != prints).any())
 
     def _manual_check(self) -> None:
         """Without a torch optimizer (``p.data.add_(p.grad, alpha=-lr)`` by hand, as in PyTorch's word language
@@ -619,6 +640,7 @@ class LoopProbe(Probe):
             step_checks=self.step_checks, steps_before_backward=self.steps_before_backward,
             loader_iterators=self.loader["iterators"], loader_batches=self.loader["batches"],
             loader_batches_drawn=self.loader["drawn"], frozen_values=self.frozen_values,
+            external_write_checks=self.external_checks, external_writes=int(dev.get("external_writes", 0)),
             trainable_values=sum(p.numel() for p in self.params) if self.params else self._trainable,
             trainable_only_norm_or_bias=self.only_norm_or_bias)
 
