@@ -199,3 +199,37 @@ def test_stream_rms_at_init_is_the_first_steps_block_output_rms():
         for i, block in enumerate(net[1]):
             h = block(h)
             assert stream[f"1.{i}"].rms_at_init == pytest.approx(h.pow(2).mean().sqrt().item(), rel=1e-5)
+
+
+def test_identical_rows_with_distinct_gradients_are_not_symmetric_at_checkup():
+    """A zero-initialized gate (one unit per expert, as a mixture-of-experts router or xLSTM's gates) has identical
+    rows at init on purpose; each unit scales a different expert, so the first backward sends each a different
+    gradient and the symmetry breaks at the first step. A zero-initialized hidden layer whose next layer is
+    constant too gets identical gradients: that one stays symmetric, and is named."""
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gate = nn.Linear(8, 4)
+            self.experts = nn.ModuleList(nn.Linear(8, 8) for _ in range(4))
+            self.head = nn.Linear(8, 3)
+            nn.init.zeros_(self.gate.weight)
+            nn.init.zeros_(self.gate.bias)
+
+        def forward(self, x):
+            weights = torch.softmax(self.gate(x), dim=-1)
+            mixed = sum(weights[:, i:i + 1] * e(x) for i, e in enumerate(self.experts))
+            return self.head(mixed)
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 8), torch.randint(0, 3, (64,))
+    report = imp.checkup(Gated(), x, y)
+    assert "symmetric_units" not in report.codes
+    assert report.stats.symmetry["gate"].groups == []
+    constant = nn.Sequential(nn.Linear(8, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 3))
+    for m in constant:
+        if isinstance(m, nn.Linear):
+            nn.init.constant_(m.weight, 0.1)
+            nn.init.zeros_(m.bias)
+    report = imp.checkup(constant, x, y)
+    assert report.stats.symmetry["0"].groups == [list(range(6))]
+    assert "symmetric_units" in report.codes

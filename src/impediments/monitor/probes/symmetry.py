@@ -8,6 +8,17 @@ probability about 2^-40). Unlike ``torch.unique``, whose output size depends on 
 waits for the device. It runs rarely (at
 the 1st, 2nd, 3rd, 5th, 9th, 17th, ... full sampled step, see ``schedule``: log-spaced over the whole run), kept on the
 device and turned into groups only when read.
+
+The argument's premise is measured too: identical units receive identical gradients only when what
+lies after them treats them alike. A row of a router (one unit per expert) or of a gate multiplying
+distinct cells has identical incoming weights at a zero init on purpose, yet the loss sends each a
+different gradient, so the symmetry breaks at the first step (as it does for an output layer's
+units). At the first backward of the run (after the first snapshot: a later one shows whether the
+rows survived the steps, which is evidence enough), a one-shot hook projects every hashed layer's
+gradient rows on two fixed random vectors (``rows x 2`` floats, kept on the device); a group of
+identical rows is kept only for the members whose projections agree to ``GRADIENT_AGREEMENT`` of the
+layer's largest, or to the hash's own resolution of the weights (a smaller difference, float noise
+around a gradient that is zero in exact arithmetic, cannot separate the rows at any learning rate up to 1). Without that backward (a forward-only check), the groups stand as hashed.
 """
 from __future__ import annotations
 
@@ -21,10 +32,14 @@ from torch import nn
 
 from impediments.monitor import sharding
 from impediments.monitor.hooks.compiled import clean_name
+from impediments.monitor.hooks.portable import PortableHook
 from impediments.monitor.probes.base import Probe
 from impediments.monitor.probes.layers import LAYER_TYPES
 
 RELATIVE_RESOLUTION = 1e-6
+#: gradient rows of identical units agree to this fraction of the layer's largest projection (float32
+#: reductions over identical values agree to ~1e-7 relative; distinct downstream paths differ at O(1))
+GRADIENT_AGREEMENT = 1e-4
 
 
 @dataclass
@@ -103,15 +118,35 @@ def snapshot(model: nn.Module, included, step: int, into: dict) -> None:
         into[name] = (torch.stack([(q * v[0]).sum(1), (q * v[1]).sum(1)], 1), step)
 
 
-def groups(into: dict) -> dict[str, SymmetryStats]:
-    """Groups of size >= 2 per layer: units whose rows hash equal (syncs)."""
+def _split_by_gradient(group: list[int], proj: list[list[float]], tol: float) -> list[list[int]]:
+    """The members of ``group`` in sub-groups whose gradient projections agree within ``tol``."""
+    out: list[list[int]] = []
+    for i in sorted(group, key=lambda i: proj[i]):
+        for g in out:
+            if all(abs(a - b) <= tol for a, b in zip(proj[g[0]], proj[i])):
+                g.append(i)
+                break
+        else:
+            out.append([i])
+    return [g for g in out if len(g) >= 2]
+
+
+def groups(into: dict, gradients: dict | None = None) -> dict[str, SymmetryStats]:
+    """Groups of size >= 2 per layer: units whose rows hash equal (syncs), split where the first backward
+    after the snapshot gave them different gradients (``gradients``: name -> (projections, floor, step);
+    differences below ``floor``, the hash's resolution of the weights, cannot separate the rows)."""
     out = {}
     for name, (hashes, step) in into.items():
         by: dict[tuple, list[int]] = {}
         for i, h in enumerate(hashes.cpu().tolist()):
             by.setdefault(tuple(h), []).append(i)
-        out[name] = SymmetryStats(units=len(hashes), groups=[g for g in by.values() if len(g) >= 2],
-                                    checked_at_step=step)
+        found = [g for g in by.values() if len(g) >= 2]
+        grad = (gradients or {}).get(name)
+        if found and grad is not None and grad[2] == step:
+            proj = grad[0].cpu().tolist()
+            tol = max(GRADIENT_AGREEMENT * max((abs(v) for row in proj for v in row), default=0.0), float(grad[1]))
+            found = [sub for g in found for sub in _split_by_gradient(g, proj, tol)]
+        out[name] = SymmetryStats(units=len(hashes), groups=found, checked_at_step=step)
     return out
 
 
@@ -124,25 +159,58 @@ class SymmetryProbe(Probe):
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         self.hashes: dict = {}
+        #: name -> (gradient rows projected on two fixed vectors, the resolution floor, the snapshot's step)
+        self.gradients: dict = {}
+        self._grad_handles: dict = {}
+
+    def detach(self) -> None:
+        for h in self._grad_handles.values():
+            h.remove()
+        self._grad_handles = {}
 
     def record(self, model: nn.Module, step: int) -> None:
-        """On a full step: hash every layer's rows when due (the 1st, 2nd, 3rd, 5th, 9th ... full step)."""
+        """On a full step: hash every layer's rows when due (the 1st, 2nd, 3rd, 5th, 9th ... full step),
+        and project their gradient rows at the next backward (see the module docstring)."""
         if due(self.ctx.full_steps - 1):
             snapshot(model, self.ctx.included, step, self.hashes)
+            if self.ctx.full_steps != 1:        # later snapshots see whether the rows survived steps: evidence enough
+                return
+            for name, m in model.named_modules():
+                name = clean_name(name)
+                entry = self.hashes.get(name)
+                if (entry is None or entry[1] != step or not isinstance(m, LAYER_TYPES) or name in self._grad_handles
+                        or sharding.is_sharded(m.weight) or not m.weight.requires_grad):
+                    continue
+                self._grad_handles[name] = m.weight.register_post_accumulate_grad_hook(
+                    PortableHook(self._gradient_hook(name, step)))
+
+    def _gradient_hook(self, name: str, step: int):
+        def hook(param) -> None:
+            handle = self._grad_handles.pop(name, None)
+            if handle is not None:
+                handle.remove()
+            if param.grad is None:
+                return
+            rows = param.grad.detach().flatten(1).float()
+            v = _coefficients(rows.shape[1], rows.device).float() / 2 ** 30
+            # below this, a difference moves the rows apart by less than the hash's resolution at any lr <= 1
+            floor = RELATIVE_RESOLUTION * param.detach().abs().amax().float() * v.abs().sum(1).amax()
+            self.gradients[name] = (rows @ v.T, floor, step)
+        return hook
 
     def groups(self) -> dict[str, SymmetryStats]:
         if self.hashes:
-            return groups(self.hashes)
+            return groups(self.hashes, self.gradients)
         return {n: SymmetryStats(**d) for n, d in self.meta.items()}
 
     def state_meta(self) -> dict:
         """The groups as plain data (reads the hashes: syncs)."""
         if self.hashes:
-            self.meta = {n: dataclasses.asdict(s) for n, s in groups(self.hashes).items()}
+            self.meta = {n: dataclasses.asdict(s) for n, s in groups(self.hashes, self.gradients).items()}
         return self.meta
 
     def load_meta(self, meta: dict) -> None:
-        self.meta, self.hashes = meta, {}
+        self.meta, self.hashes, self.gradients = meta, {}, {}
 
     def stats(self, total, windows) -> dict:
         return {"symmetry": self.groups()}
