@@ -40,9 +40,9 @@ on the optimizer: with no optimizer known, a stack whose blocks hold a normaliza
 Overall, a gradient's absolute size is not an explosion by itself: the step the optimizer takes is
 :math:`\\Delta w`, and an adaptive optimizer's step does not scale with :math:`\\|g\\|`, nor does a plain
 step taken at a learning rate sized for a summed loss. Where the update-to-weight ratio is measured,
-it is the verdict; a large ratio from a quasi-Newton step (L-BFGS sizes its step by the inverse
-curvature and a line search) or from any optimizer is an error only when the loss is hurt (it rose
-or went non-finite), else info with the evidence kept.
+it is the verdict; a ratio above 1 is an error, except from a quasi-Newton step (L-BFGS sizes its
+step by the inverse curvature and a line search), which is an error only when the loss is hurt (it
+rose or went non-finite), else info with the evidence kept.
 """
 from __future__ import annotations
 
@@ -51,6 +51,9 @@ import re
 
 from impediments.doctor.rules.base import by_depth, finding, finite, geometric_ratio, not_checked, rule
 
+#: optimizers whose step is a quasi-Newton direction sized by a line search or the inverse curvature (Nocedal
+#: 1980; Liu & Nocedal 1989): a step as large as the weight is how they converge, and the loss says whether it helped
+QUASI_NEWTON_OPTIMIZERS = frozenset({"LBFGS"})
 #: optimizers that divide each parameter's step by a running scale of its own gradient
 ADAPTIVE_OPTIMIZERS = frozenset({"Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta",
                                  "SparseAdam", "Adafactor", "LAMB", "Lamb", "Lion"})
@@ -249,10 +252,11 @@ def gradients_exploded_overall(stats, th):
     (:math:`\\Delta w = -\\eta\\, \\hat m / (\\sqrt{\\hat v} + \\epsilon)`, Kingma & Ba 2015) does not grow
     with :math:`\\|g\\|`, and a plain step at a learning rate sized for a summed loss is
     :math:`\\eta \\|g\\|`, whatever the two factors are apart. An update ratio above
-    ``exploding_update_ratio`` is an error when the loss was hurt (non-finite, or no lower at the end
-    than at the start) or not recorded; when the loss fell, it is info (an L-BFGS step is sized by the
-    inverse curvature and accepted by its line search; a parameter initialized near zero moves by more
-    than itself on purpose).
+    ``exploding_update_ratio`` is an error for a first-order optimizer (a step that replaces the weight
+    every step, whatever the loss does meanwhile); under a quasi-Newton optimizer
+    (:data:`QUASI_NEWTON_OPTIMIZERS`: L-BFGS sizes its step by the inverse curvature and accepts it by a
+    line search) it is an error only when the loss was hurt (non-finite, or no lower at the end than at
+    the start) or not recorded, else info.
     """
     big_update, big_grad = {}, {}
     for name, p in _weights(stats):
@@ -281,15 +285,16 @@ def gradients_exploded_overall(stats, th):
     if step_measured:
         evidence["update_to_weight_of_large_gradients"] = step_measured
     seen = {"parameters": len(stats.params), "sampled_steps": stats.sampled_steps, "steps": stats.steps}
-    if big_update and hurt is not False or unmeasured:
+    line_search = evidence["optimizer"] in QUASI_NEWTON_OPTIMIZERS
+    if big_update and not (line_search and hurt is False) or unmeasured:
         what = (f"mean update-to-weight ratio up to {max(big_update.values()):.2g} over the sampled steps"
                 if big_update else f"gradient norms up to {max(unmeasured.values()):.2g} (update ratios not measured)")
         return [finding("exploding_gradients", "error", sorted({*big_update, *big_grad}), evidence,
                         seen=seen, confidence=f"{what}; measured, not extrapolated")]
     if big_update:
         why = (f"updates up to {max(big_update.values()):.2g} of the weight per step, but the loss fell from "
-               f"{stats.loss.first:.4g} to {stats.loss.last:.4g}: the steps are large and they help (a quasi-Newton "
-               f"or line-search step, or weights that start near zero)")
+               f"{stats.loss.first:.4g} to {stats.loss.last:.4g}: {evidence['optimizer']}'s quasi-Newton steps are "
+               f"sized by the inverse curvature and accepted by its line search")
     else:
         why = (f"gradient norms up to {max(big_grad.values()):.2g}, but the optimizer's "
                f"({evidence['optimizer'] or 'unknown'}) steps were at most {max(step_measured.values()):.2g} of the "
