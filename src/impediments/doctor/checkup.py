@@ -4,6 +4,22 @@ One forward pass (and one backward pass when ``targets`` or ``loss_fn`` is
 given) under :class:`impediments.monitor.Monitor` with ``every=1``. The model is
 left as it was: weights, buffers (BatchNorm running statistics), ``.grad``
 and train/eval mode are restored afterwards.
+
+What one step at init can settle, and what it leaves to ``watch()`` (issue 25):
+
+* **The init scale** shows at the first forward: each layer's variance gain
+  :math:`\operatorname{Var}(y)/\overline{x^2} = \text{fan\_in}\,\sigma_w^2`, and the residual stream's
+  RMS block by block (``init_scale_too_large``, :mod:`~impediments.doctor.rules.init_scale`), and the loss
+  against an uninformed prediction (``initial_loss_high``).
+* **Gradients across depth** are compared only along signals one learning rate serves: the residual
+  stream (not the layers inside its branches: layer-scale and zero-init branches, experts that see only
+  their routed tokens, norms inside the branch), without attention query/key projections (second order at
+  init), one stream at a time (an encoder and a decoder are two), and without paths blocked exactly by a
+  zero-initialized gate (:mod:`~impediments.doctor.rules.gradients`).
+* **What only training settles is not checked here**: a stream re-normalized by LayerNorm/RMSNorm at
+  every block (pre- or post-LN) spreads its gradient by design, and whether that impedes training
+  depends on the optimizer, which ``checkup`` does not know (:mod:`~impediments.doctor.rules.residual`);
+  an absolute gradient norm is judged by the step the optimizer takes, measured under ``watch()``.
 """
 from __future__ import annotations
 
