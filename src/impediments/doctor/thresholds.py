@@ -135,6 +135,10 @@ class Thresholds:
     label_entropy_min_update: float = _t(1e-4, "a median update-to-weight ratio of at least 1e-4 per step (a tenth of "
                                                "Karpathy's healthy 1e-3): the weights move, so a loss stuck at H is "
                                                "not a learning rate too small to move them")
+    target_scale_cost: float = _t(0.5, "unscaled targets are a warning when, after the transient, the loss still "
+                                       "holds half the targets' mean square (what a zero output scores): the "
+                                       "model has not yet grown to their scale, so the units cost this run; a "
+                                       "model that got below it trains anyway (info, the property kept)")
     targets_outside_warning: float = _t(0.05, "5% of the targets outside the range the output activation can "
                                               "reach: those examples keep an irreducible loss and pin the output "
                                               "at its bound")

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 
-from impediments.doctor.rules.base import finding, rule
+from impediments.doctor.rules.base import finding, finite, rule
+from impediments.doctor.rules.loss import _after_transient, _thirds
 
 #: autograd nodes of a softmax over the class dimension (probabilities or log-probabilities)
 _SOFTMAX = ("SoftmaxBackward0", "LogSoftmaxBackward0")
@@ -251,7 +252,9 @@ def output_head_mismatch(stats, th):
 
 @rule("unscaled_targets", requires=("loop",))
 def unscaled_targets(stats, th):
-    """Regression targets whose root mean square is far above unit scale."""
+    """Regression targets whose root mean square is far above unit scale: a warning when, after the transient,
+    the loss still holds at least ``target_scale_cost`` of the targets' mean square (the cost, measured);
+    info otherwise (at checkup, or once the model has reached the targets' scale anyway)."""
     out = []
     for kind, call in stats.loop.losses.items():
         if kind not in _REGRESSION or not call.target_values or call.target_mean is None or call.target_var is None:
@@ -266,13 +269,21 @@ def unscaled_targets(stats, th):
         lrs = [g["max"] for g in stats.loop.learning_rates if isinstance(g.get("max"), (int, float)) and g["max"] > 0]
         ev = {"loss": kind, "target_rms": rms, "target_mean": call.target_mean, "target_std": math.sqrt(call.target_var),
               "target_min": call.target_min, "target_max": call.target_max, "threshold": th.target_scale}
-        extra = ""
+        # the cost, measured: after the transient, how much of the targets' mean square the loss still holds
+        later = [m for _, m in _after_transient(stats, th)] if stats.loss is not None else []
+        cost = None
+        if len(later) >= th.loss_min_windows and all(map(finite, later)):
+            cost = _thirds(later)[1] / (rms * rms)
+            ev["last_third_loss_over_mean_square"] = cost
+        severity = "warning" if cost is not None and cost >= th.target_scale_cost else "info"
+        extra = (f" After the transient the loss still holds {cost:.0%} of the targets' mean square." if cost is not None
+                 else " Its cost shows in the loss after the first steps (not measured yet: info).")
         if lrs:
             ev["adam_steps_to_mean"] = abs(call.target_mean) / max(lrs)
-            extra = (f" At the largest learning rate {max(lrs):g}, an Adam-like step of about lr per weight needs "
+            extra += (f" At the largest learning rate {max(lrs):g}, an Adam-like step of about lr per weight needs "
                      f"{abs(call.target_mean) / max(lrs):.0f} steps to move an output bias to the mean.")
         out.append(finding(
-            "unscaled_targets", "warning", [kind], ev,
+            "unscaled_targets", severity, [kind], ev,
             f"The {kind} targets have a root mean square of {rms:.3g} (mean {call.target_mean:.3g}, std "
             f"{math.sqrt(call.target_var):.3g}), while an output layer at standard init produces values of order 1: "
             f"its weights must grow {rms:.0f}x before the loss can approach its floor, and the gradient 2 (y_hat - y) "
