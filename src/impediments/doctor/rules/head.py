@@ -193,7 +193,8 @@ def _constant_loss(stats, th) -> list:
 
 
 def _relu_logits(kind: str, call, stats, th) -> list:
-    if kind not in _CLASS_LOSSES + ("binary_cross_entropy_with_logits",) or _main_source(call.input_from) != "ReluBackward0":
+    logit_losses = _CLASS_LOSSES + ("binary_cross_entropy_with_logits",)
+    if kind not in logit_losses or _main_source(call.input_from) != "ReluBackward0":
         return []
     out = stats.output
     zeros = out.zero_fraction if out is not None and _main_source(out.produced_by) == "ReluBackward0" else None
@@ -267,7 +268,8 @@ def unscaled_targets(stats, th):
         if reached:      # the output starts at the targets' scale (a de-standardizing layer): their units cost nothing
             continue
         lrs = [g["max"] for g in stats.loop.learning_rates if isinstance(g.get("max"), (int, float)) and g["max"] > 0]
-        ev = {"loss": kind, "target_rms": rms, "target_mean": call.target_mean, "target_std": math.sqrt(call.target_var),
+        ev = {"loss": kind, "target_rms": rms, "target_mean": call.target_mean,
+              "target_std": math.sqrt(call.target_var),
               "target_min": call.target_min, "target_max": call.target_max, "threshold": th.target_scale}
         # the cost, measured: after the transient, how much of the targets' mean square the loss still holds
         later = [m for _, m in _after_transient(stats, th)] if stats.loss is not None else []
@@ -276,8 +278,8 @@ def unscaled_targets(stats, th):
             cost = _thirds(later)[1] / (rms * rms)
             ev["last_third_loss_over_mean_square"] = cost
         severity = "warning" if cost is not None and cost >= th.target_scale_cost else "info"
-        extra = (f" After the transient the loss still holds {cost:.0%} of the targets' mean square." if cost is not None
-                 else " Its cost shows in the loss after the first steps (not measured yet: info).")
+        extra = (f" After the transient the loss still holds {cost:.0%} of the targets' mean square."
+                 if cost is not None else " Its cost shows in the loss after the first steps (not measured yet: info).")
         if lrs:
             ev["adam_steps_to_mean"] = abs(call.target_mean) / max(lrs)
             extra += (f" At the largest learning rate {max(lrs):g}, an Adam-like step of about lr per weight needs "

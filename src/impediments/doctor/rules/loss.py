@@ -199,7 +199,8 @@ def uninformative_labels(stats, th):
          "ln_classes": math.log(len(prior)), "median_update_to_weight": update,
          "tolerance": th.label_entropy_tolerance, "from_step": th.transient_steps},
         f"After the first {th.transient_steps} steps the loss stayed at {entropy:.3g} (first third {first:.3g}, last "
-        f"third {last:.3g}, within {band:.2g}), the entropy of the label frequencies over {len(prior)} classes: what a model that "
+        f"third {last:.3g}, within {band:.2g}), the entropy of the label frequencies over {len(prior)} classes: "
+        "what a model that "
         "predicts only the class frequencies scores, whatever the input. The output does vary with the input and "
         f"the weights move (median update {update:.2g} of the weight per step), yet nothing of the input helps: "
         "the labels carry no information about the inputs.",

@@ -148,8 +148,10 @@ def gradient_scale(p: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Te
 def per_element_count(kind: str, x: torch.Tensor, target: torch.Tensor) -> int:
     """How many terms ``reduction="sum"`` adds up: one per class target for (N)LL, one per value otherwise."""
     if kind in ("cross_entropy", "nll_loss"):
-        return max(1, target.numel() if not target.dtype.is_floating_point else target.numel() // max(1, x.shape[1]
-                                                                                                     if x.dim() >= 2 else 1))
+        if not target.dtype.is_floating_point:
+            return max(1, target.numel())
+        classes = x.shape[1] if x.dim() >= 2 else 1
+        return max(1, target.numel() // max(1, classes))
     return max(1, math.prod(torch.broadcast_shapes(x.shape, target.shape)))
 
 
@@ -336,7 +338,7 @@ class LossMode(TorchFunctionMode):
         kwargs = kwargs or {}
         if func is torch.Tensor.backward:
             return self.probe.backward(func, args, kwargs)
-        if func in LOSSES and len(args) >= 2 and isinstance(args[0], torch.Tensor) and isinstance(args[1], torch.Tensor):
+        if func in LOSSES and len(args) >= 2 and all(isinstance(a, torch.Tensor) for a in args[:2]):
             calls = self.probe.loss_calls
             calls.observe(func, args[0], args[1], kwargs)
             out = func(*args, **kwargs)
