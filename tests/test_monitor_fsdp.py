@@ -336,3 +336,95 @@ def test_tensor_parallel_gpt_gets_the_findings_of_one_process(tmp_path):
         assert sharded[case] == gpt_findings(std, lr), case
     assert not [f for f in sharded["healthy"] if f[1] != "info"], sharded["healthy"]
     assert [f for f in sharded["init std 1.0"] if f[1] != "info"] and [f for f in sharded["lr 100x"] if f[1] != "info"]
+
+
+def _lightning_module(mode: str | None):
+    import pytorch_lightning as pl
+
+    class Module(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = make_model()
+
+        def configure_model(self):
+            from torch.distributed.fsdp import fully_shard
+            from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+
+            if mode == "tp":
+                parallelize_module(self.net, self.device_mesh["tensor_parallel"],
+                                   {"0": ColwiseParallel(), "2": RowwiseParallel()})
+            elif mode == "fsdp":
+                for m in self.net:
+                    if isinstance(m, nn.Linear):
+                        fully_shard(m, mesh=self.device_mesh["data_parallel"])
+                fully_shard(self.net, mesh=self.device_mesh["data_parallel"])
+
+        def forward(self, x):
+            return self.net(x)
+
+        def training_step(self, batch, i):
+            return F.cross_entropy(self(batch[0]), batch[1])
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=LR)
+
+    return Module()
+
+
+def fit_lightning(mode: str | None, devices: int, folder):
+    """``STEPS`` steps of the Lightning module with the Doctor callback; the report (rank 0)."""
+    import pytorch_lightning as pl
+
+    from impediments.integrations.lightning import Doctor
+
+    import os
+
+    x, y = (torch.cat(t) for t in zip(*batches()))
+    data = torch.utils.data.TensorDataset(x, y)
+    dp = devices if mode == "fsdp" else 1                 # each data-parallel rank: every other example, in order
+    sampler = torch.utils.data.DistributedSampler(data, num_replicas=dp, rank=int(os.environ.get("RANK", 0)) % dp,
+                                                  shuffle=False)
+    loader = torch.utils.data.DataLoader(data, batch_size=BATCH // dp, sampler=sampler)
+    doctor = Doctor(every=1, out_dir=str(folder), echo=False)
+    strategy = "auto"
+    if mode is not None:
+        from pytorch_lightning.strategies import ModelParallelStrategy
+
+        strategy = ModelParallelStrategy(data_parallel_size=devices if mode == "fsdp" else 1,
+                                         tensor_parallel_size=devices if mode == "tp" else 1)
+    trainer = pl.Trainer(accelerator="cpu", devices=devices, strategy=strategy, max_steps=STEPS, callbacks=[doctor],
+                         use_distributed_sampler=False,
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)
+    trainer.fit(_lightning_module(mode), loader)
+    return doctor.report
+
+
+def _lightning_worker(rank, port, mode, folder):
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank),
+                      LOCAL_RANK=str(rank), NODE_RANK="0")     # processes made outside Lightning, as torchrun does
+    torch.set_num_threads(1)
+    report = fit_lightning(mode, 2, folder)
+    if rank == 0:
+        with open(f"{folder}/stats.pkl", "wb") as f:
+            pickle.dump(report.stats, f)
+
+
+@pytest.mark.parametrize("mode", ["fsdp", "tp"])
+def test_lightning_model_parallel_strategy_equals_one_process(mode, tmp_path):
+    mp.start_processes(_lightning_worker, args=(_free_port(), mode, str(tmp_path)), nprocs=2, join=True,
+                       start_method="fork")
+    merged = pickle.loads((tmp_path / "stats.pkl").read_bytes())
+    ref = fit_lightning(None, 1, tmp_path / "one").stats
+    names = {f"net.{i}.{k}" for i in (0, 2, 4) for k in ("weight", "bias")}
+    assert merged.params.keys() == ref.params.keys() == names             # the user's names, not FSDP's
+    for name, r in ref.params.items():
+        assert merged.params[name].grad_norm == pytest.approx(r.grad_norm, rel=REL), name
+        assert merged.params[name].update_to_weight == pytest.approx(r.update_to_weight, rel=1e-4), name
+    for name, r in ref.activations.items():
+        m = merged.activations[name]
+        assert (m.units, m.dead_units, m.unit_active_counts) == (r.units, r.dead_units, r.unit_active_counts)
+        assert m.input.var == pytest.approx(r.input.var, rel=REL)
+    assert {n: s.groups for n, s in merged.symmetry.items()} == {n: s.groups for n, s in ref.symmetry.items()}
