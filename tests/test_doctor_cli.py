@@ -110,8 +110,10 @@ def test_threshold_overrides_change_the_verdict_and_bad_ones_are_usage_errors(tm
     assert main(["checkup", spec, "--json", str(js)]) == 1
     dead = [f for f in json.loads(js.read_text())["findings"] if f["code"] == "dead_units"]
     assert dead and {f["severity"] for f in dead} & {"warning", "error"}
-    # no fraction of dead units reaches 1.01: the same layers are now reported as info only
-    main(["checkup", spec, "--json", str(js), "--threshold", "dead_warning=1.01", "--threshold", "dead_error=1.01"])
+    # no fraction of dead units reaches 1.01, and no layer counts as dead as a whole below an active rate of 0:
+    # the same layers are now reported as info only
+    main(["checkup", spec, "--json", str(js), "--threshold", "dead_warning=1.01", "--threshold", "dead_error=1.01",
+          "--threshold", "dead_layer_rate=0"])
     dead = [f for f in json.loads(js.read_text())["findings"] if f["code"] == "dead_units"]
     assert dead and {f["severity"] for f in dead} == {"info"}
     capsys.readouterr()
