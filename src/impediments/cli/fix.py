@@ -116,6 +116,7 @@ def cmd_fix(args) -> int:
                          progress=progress)
     except FixError as exc:
         return usage(str(exc))
+    report.spec = args.spec                  # the change is printed as code to append to this file
     if args.json:
         report.to_json(args.json)
     if args.html:

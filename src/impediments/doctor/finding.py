@@ -56,6 +56,20 @@ class Finding:
     def see(self) -> str:
         return CODES[self.code].see
 
+    @property
+    def action(self) -> str:
+        """The remedy without its closing experiment link (``"...; see: impediments reproduce X"``), for a view
+        that shows the link on a line of its own (the terminal, the live doctor), so it is said once."""
+        head, sep, _ = self.remedy.rpartition("see: impediments ")
+        action = head.rstrip().rstrip(";,").rstrip()
+        return action if sep and action else self.remedy
+
+    @property
+    def link(self) -> str:
+        """The remedy's closing experiment link (``"see: impediments reproduce X"``); the code's when it has none."""
+        _, sep, tail = self.remedy.rpartition("see: impediments ")
+        return f"see: impediments {tail}" if sep and self.action != self.remedy else self.see
+
     def to_dict(self) -> dict:
         return {"code": self.code, "severity": self.severity, "where": list(self.where),
                 "evidence": to_jsonable(self.evidence, default=str), "explanation": self.explanation, "remedy": self.remedy,

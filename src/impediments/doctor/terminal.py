@@ -103,7 +103,8 @@ def rich_renderable(report):
             parts.append(Text.assemble((f"{i}. {f.code}: ", "bold"), f.explanation))
             for line in detail_lines(f.evidence, types):
                 parts.append(Text(f"   {line}", style="dim"))
-            parts.append(Text(f"   fix: {f.remedy}"))
+            parts.append(Text(f"   fix: {f.action}"))
+            parts.append(Text(f"   {f.link}", style="dim"))
     if report.skipped:
         parts.append(Text("not checked: " + "; ".join(f"{', '.join(names)} ({reason})"
                                                       for reason, names in skipped_by_reason(report.skipped).items()),

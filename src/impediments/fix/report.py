@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from impediments._json import dumps, to_jsonable
+from impediments.fix.remedies.labels import row_label
 from impediments.fix.trial import Trial
 from impediments.fix.verdict import Verdict
 
@@ -27,7 +28,13 @@ class Row:
 
     @property
     def name(self) -> str:
+        """The registry's names joined by ``" + "`` (the identifier in JSON)."""
         return " + ".join(self.verdict.remedies)
+
+    @property
+    def label(self) -> str:
+        """The same in words (``learning rate ×27``), as the table shows it."""
+        return row_label(self.verdict.remedies)
 
 
 @dataclass
@@ -45,6 +52,8 @@ class FixReport:
         not_tried: remedies left out by the run budget.
         notes: anything the reader should know (fallbacks, codes without remedies).
         wall_s: total seconds.
+        spec: the SPEC.py the setup came from (``impediments fix SPEC.py``), or None (``imp.fix(...)``):
+            the change is printed as code to append to it.
     """
 
     title: str
@@ -57,6 +66,7 @@ class FixReport:
     not_tried: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    spec: str | None = None
 
     @property
     def remaining(self) -> list[str]:
@@ -72,17 +82,12 @@ class FixReport:
         return 0 if self.chosen is not None and not self.remaining else 1
 
     def snippet(self) -> str:
-        """The chosen change as code against the spec (``net`` is the model, ``opt`` the optimizer)."""
+        """The chosen change as code, placed: see :func:`placed_snippet`."""
         if not self.flagged:
             return "# nothing to change: no warning or error found"
         if self.chosen is None:
             return "# no verified fix found; see the table for what each remedy did"
-        parts = []
-        for change in self.chosen.trials[0].changes:
-            parts.append(f"# {change['remedy']}\n{change['code']}")
-            if change["note"]:
-                parts.append(f"# note: {change['note']}")
-        return "\n".join(parts)
+        return placed_snippet(self.chosen.trials[0].changes, self.spec)
 
     def render(self) -> str:
         from impediments.fix.table import render_text
@@ -106,7 +111,7 @@ class FixReport:
                 "flagged": self.flagged, "remaining": self.remaining, "exit_code": self.exit_code,
                 "baseline": [trial(t) for t in self.baseline], "rows": [row(r) for r in self.rows],
                 "combination": row(self.combination), "chosen": row(self.chosen), "snippet": self.snippet(),
-                "not_tried": self.not_tried, "notes": self.notes, "wall_s": self.wall_s}
+                "not_tried": self.not_tried, "notes": self.notes, "wall_s": self.wall_s, "spec": self.spec}
 
     def to_json(self, path=None) -> str:
         """The JSON text (non-finite numbers as "nan"/"inf"/"-inf", :mod:`impediments._json`); also written atomically to ``path``."""
@@ -116,3 +121,69 @@ class FixReport:
         if path is not None:
             write_text_atomic(path, text + "\n")
         return text
+
+
+#: the remedy slots whose change is a function of the freshly built model (``net``)
+MODEL_SLOTS = ("structure", "activation", "init")
+_IMPORTS = "from collections import OrderedDict\n\nimport torch\nfrom torch import nn\nimport impediments as imp"
+
+
+def _indent(code: str) -> str:
+    return "\n".join("    " + line if line else line for line in code.splitlines())
+
+
+def placed_snippet(changes: list[dict], spec: str | None = None) -> str:
+    """The changes (``{"remedy", "code", "note"}``, as a trial applied them) as code that says where it goes.
+
+    A change to the model (init, activation, structure) becomes a new ``model()`` that wraps the spec's
+    own: it builds ``net = _spec_model()`` and applies the remedy's lines to it, which is exactly what
+    the trial did (the remedy transforms each fresh model). ``X_train``, when a line needs it, is the
+    spec's own data split as the trial split it (``imp.fix.pieces.split_data(data())``). A change of
+    the learning rate becomes a new ``optimizer(params)`` that wraps the spec's (or the default SGD at
+    lr 0.1) and scales every group's rate, as the trial did. Both are meant to be appended to the end of
+    the spec, where they replace its ``model()`` / ``optimizer()``. Any other change (the data, the
+    loop, the loss) is printed as the remedy wrote it, under a heading that says it goes into the
+    spec's own code, since there is no function of the spec's pieces that stands for it.
+    """
+    from impediments.fix.remedies import REMEDIES
+
+    target = spec or "your spec (a SPEC.py)"
+    model_lines, factors, other = [], [], []
+    for change in changes:
+        remedy = REMEDIES.get(change["remedy"])
+        factor = getattr(remedy.fn, "factor", None) if remedy else None
+        if remedy is not None and remedy.slot in MODEL_SLOTS:
+            model_lines.append(change)
+        elif remedy is not None and remedy.slot == "optimizer" and factor is not None:
+            factors.append((change, factor))
+        else:
+            other.append(change)
+    parts = []
+    if model_lines or factors:
+        parts.append(f"# append to the end of {target}: it replaces model()/optimizer() with wrappers of the "
+                     "spec's own\n" + _IMPORTS)
+    if model_lines:
+        body = []
+        if any("X_train" in c["code"] or "y_train" in c["code"] for c in model_lines):
+            body.append("X_train, y_train, X_val, y_val = imp.fix.pieces.split_data(data())   # the spec's data")
+        for c in model_lines:
+            body.append(f"# {row_label([c['remedy']])}")
+            body.append(c["code"])
+            if c["note"]:
+                body.append(f"# note: {c['note']}")
+        parts.append("_spec_model = model\n\n\ndef model():\n    net = _spec_model()\n"
+                     + _indent("\n".join(body)) + "\n    return net")
+    if factors:
+        total = 1.0
+        for _, f in factors:
+            total *= f
+        names = ", ".join(row_label([c["remedy"]]) for c, _ in factors)
+        parts.append(f"# {names}\n"
+                     "_spec_optimizer = globals().get(\"optimizer\", imp.train.default_optimizer)\n\n\n"
+                     "def optimizer(params):\n    opt = _spec_optimizer(params)\n"
+                     "    for group in opt.param_groups:\n"
+                     f"        group[\"lr\"] *= {total:.6g}\n    return opt")
+    for c in other:
+        parts.append(f"# {row_label([c['remedy']])}: edit {target}'s own code (its data(), train_step or loop) "
+                     f"like this\n{c['code']}" + (f"\n# note: {c['note']}" if c["note"] else ""))
+    return "\n\n".join(parts)

@@ -2,10 +2,17 @@
 from __future__ import annotations
 
 import math
+import textwrap
 
-#: characters of a "not run" reason shown in the table (longer ones are printed in full below it)
-ERROR_WIDTH = 70
-HEADER = ("remedy", "status", "cleared", "new findings", "train loss", "metric (change)", "wall s")
+from impediments.fix.remedies.labels import row_label
+
+#: the widest line the text report prints (a terminal of 100 columns); cells wrap to fit it
+WIDTH = 100
+HEADER = ("remedy", "status", "findings cleared / new", "train loss", "metric (change)", "wall s")
+#: the columns whose text wraps when the table would be wider than :data:`WIDTH`, with the width each is
+#: narrowed towards first (the findings column last, never under its longest code name)
+WRAPPING = {0: 22, 1: 13, 2: 24, 3: 5, 4: 18}
+GAP = "  "
 
 
 def _metric(trials, settings) -> str:
@@ -23,10 +30,6 @@ def _change(row, settings) -> str:
     return f" ({d * 100:+.1f} pts)" if settings["metric"] == "val_acc" else f" ({-d:+.3g})"
 
 
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 3] + "..."
-
-
 def _loss(trials) -> str:
     vals = [t.train_loss for t in trials]
     return "nan" if not all(map(math.isfinite, vals)) else f"{sum(vals) / len(vals):.3g}"
@@ -34,47 +37,77 @@ def _loss(trials) -> str:
 
 def _row_cells(row, settings, mark: str = "") -> tuple:
     v = row.verdict
+    wall = f"{sum(t.wall_s for t in row.trials):.1f}"
     if v.errors:
-        return (mark + row.name, f"not run: {_clip(v.errors[0], ERROR_WIDTH)}", "-", "-", "-", "-",
-                f"{sum(t.wall_s for t in row.trials):.1f}")
-    cleared = ", ".join(v.cleared) or "none"
-    return (mark + row.name, v.status + (f": {v.short}" if v.short else ""), cleared, ", ".join(v.new) or "none",
-            _loss(row.trials), _metric(row.trials, settings) + _change(row, settings),
-            f"{sum(t.wall_s for t in row.trials):.1f}")
+        return (mark + row.label, "not run (below)", "-", "-", "-", wall)
+    findings = f"cleared: {', '.join(v.cleared) or 'none'}" + (f"; new: {', '.join(v.new)}" if v.new else "")
+    return (mark + row.label, v.status + (f": {v.short}" if v.short else ""), findings,
+            _loss(row.trials), _metric(row.trials, settings) + _change(row, settings), wall)
 
 
-def render_text(report) -> str:
-    """The table plus the verdict, the code snippet and the notes, as plain text."""
+def _widths(rows: list[tuple], width: int = WIDTH) -> list[int]:
+    """Column widths: each column's longest cell, then the wrapping column furthest above its target
+    (:data:`WRAPPING`) narrowed one character at a time, never under its longest word, until the table
+    fits ``width``."""
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(HEADER))]
+    longest_word = {i: max(len(w) for r in rows for w in str(r[i]).split() or [""]) for i in WRAPPING}
+    while sum(widths) + len(GAP) * (len(widths) - 1) > width:
+        candidates = [i for i in WRAPPING if widths[i] > longest_word[i]]
+        if not candidates:
+            break
+        widest = max(candidates, key=lambda i: (widths[i] - WRAPPING[i], widths[i]))
+        widths[widest] -= 1
+    return widths
+
+
+def _table_lines(rows: list[tuple], width: int = WIDTH) -> list[str]:
+    """``rows`` (the header first) as aligned text, each cell wrapped to its column, a rule under the header."""
+    widths = _widths(rows, width)
+    out = []
+    for k, row in enumerate(rows):
+        cells = [textwrap.wrap(str(c), w, break_on_hyphens=False) or [""] for c, w in zip(row, widths)]
+        for j in range(max(map(len, cells))):
+            out.append(GAP.join(f"{(c[j] if j < len(c) else ''):{w}}" for c, w in zip(cells, widths)).rstrip())
+        if k == 0:
+            out.append(GAP.join("-" * w for w in widths))
+    return out
+
+
+def _prose(text: str, width: int = WIDTH) -> list[str]:
+    """A sentence wrapped to ``width``, continuation lines indented by two spaces."""
+    return textwrap.wrap(text, width, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False) or [""]
+
+
+def render_text(report, width: int = WIDTH) -> str:
+    """The table plus the verdict, the code snippet and the notes, as plain text: the heading, the table and its
+    legend within ``width`` columns; the reasons, the verdict, the code and the notes one line each."""
     s = report.settings
-    lines = [f"{report.title}: {s['steps']} steps, batch {s['batch_size']}, seeds {s['seeds']}, "
-             f"metric {s['metric']} on {s['val_examples']} validation examples"]
+    lines = _prose(f"{report.title}: {s['steps']} steps, batch {s['batch_size']}, seeds {s['seeds']}, "
+                   f"metric {s['metric']} on {s['val_examples']} validation examples", width)
     base_flagged = ", ".join(report.flagged) or "none"
-    rows = [("baseline", "as is", f"flagged: {base_flagged}", "", _loss(report.baseline),
-             _metric(report.baseline, s), f"{sum(t.wall_s for t in report.baseline):.1f}")]
+    rows = [HEADER, ("baseline", "as is", f"flagged: {base_flagged}", _loss(report.baseline),
+                     _metric(report.baseline, s), f"{sum(t.wall_s for t in report.baseline):.1f}")]
     if not report.flagged:
         lines.append("nothing above info: no remedy tried, nothing changed")
     for row in report.rows:
         rows.append(_row_cells(row, s, "* " if report.chosen is row else ""))
     if report.combination is not None:
         rows.append(_row_cells(report.combination, s, "* " if report.chosen is report.combination else "+ "))
-    widths = [max(len(str(r[i])) for r in [HEADER, *rows]) for i in range(len(HEADER))]
-    fmt = "  ".join(f"{{:{w}}}" for w in widths)
-    lines += [fmt.format(*HEADER), fmt.format(*("-" * w for w in widths))]
-    lines += [fmt.format(*map(str, r)) for r in rows]
-    lines.append(f"(verified fix: its finding gone on every seed, no new warning or error, {s['metric']} no worse than "
-                 f"the baseline's by more than {s['tolerance']:.3g}, and at least {s['min_evidence_steps']} steps "
-                 "trained; * = chosen, + = combination)")
-    lines += [f"{row.name}: {row.verdict.errors[0]}" for row in report.rows
-              if row.verdict.errors and len(row.verdict.errors[0]) > ERROR_WIDTH]    # in full: the clipped reasons
+    lines += _table_lines(rows, width)
+    lines += _prose(f"(verified fix: its finding gone on every seed, no new warning or error, {s['metric']} no worse "
+                    f"than the baseline's by more than {s['tolerance']:.3g}, and at least {s['min_evidence_steps']} "
+                    "steps trained; * = chosen, + = combination)", width)
+    # one line each, unwrapped (a reason quotes a file:line or a message a reader may search for)
+    lines += [f"not run: {row.label}: {row.verdict.errors[0]}" for row in report.rows if row.verdict.errors]
     if report.not_tried:
-        lines.append(f"not tried (run budget): {', '.join(report.not_tried)}")
+        lines.append(f"not tried (run budget): {', '.join(row_label(n.split(' + ')) for n in report.not_tried)}")
     if report.flagged:
         if report.chosen is None:
             lines.append("no verified fix: findings remain: " + ", ".join(report.remaining))
         else:
-            left = ", ".join(report.remaining) or "none"
-            lines.append(f"chosen: {report.chosen.name}; still flagged after it: {left}")
-        lines += ["", "change:", report.snippet()]
+            lines.append(f"chosen: {report.chosen.label}; still flagged after it: "
+                         f"{', '.join(report.remaining) or 'none'}")
+        lines += ["", "change:", report.snippet(), ""]
     lines += [f"note: {n}" for n in report.notes]
     lines.append(f"total {report.wall_s:.1f} s")
     return "\n".join(lines)

@@ -29,8 +29,8 @@ def finding_view(f, remediable: bool) -> dict:
     exp = f.experiment
     link = "#" + to_fragment(experiment_config(exp)) if exp in EXPERIMENT_SETUPS else None
     return {"code": f.code, "severity": f.severity, "where": list(f.where)[:6], "more": max(0, len(f.where) - 6),
-            "explanation": f.explanation, "remedy": f.remedy, "experiment": exp,
-            "reproduce": f.see.removeprefix("see: "), "experiment_link": link, "remediable": remediable}
+            "explanation": f.explanation, "remedy": f.action, "experiment": exp,
+            "reproduce": f.link.removeprefix("see: "), "experiment_link": link, "remediable": remediable}
 
 
 def monitor_view(stats, report, *, remediable=lambda code: False, histograms: bool = False) -> dict:

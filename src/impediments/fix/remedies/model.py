@@ -19,8 +19,9 @@ MAX_LISTED = 4
 
 
 def _listed(names: list[str]) -> str:
-    shown = ", ".join(repr(n) for n in names[:MAX_LISTED])
-    return f"[{shown}{', ...' if len(names) > MAX_LISTED else ''}]"
+    """Every name as a Python list (the printed change must run), :data:`MAX_LISTED` names a line."""
+    rows = [", ".join(repr(n) for n in names[i:i + MAX_LISTED]) for i in range(0, len(names), MAX_LISTED)]
+    return f"[{rows[0] if rows else ''}]" if len(rows) <= 1 else "[\n        " + ",\n        ".join(rows) + "]"
 
 
 def _kinds(pieces: Pieces, seed: int) -> tuple[set[str], dict[str, str]]:
@@ -165,9 +166,8 @@ def _norm_before_activations(pieces: Pieces, ctx: Context, kind: str) -> Change:
             act = model.get_submodule(name)
             replace_module(model, name, nn.Sequential(OrderedDict(norm=_norm_for(kind, shapes[name])[0], act=act)))
 
-    first = names[0]
-    code = (f"# before each activation {_listed(names)}, e.g.\nimp.fix.replace_module(net, {first!r}, "
-            f"nn.Sequential({labels[first]}, net.get_submodule({first!r})))")
+    code = "\n".join(f"imp.fix.replace_module(net, {n!r}, nn.Sequential(OrderedDict(norm={labels[n]}, "
+                      f"act=net.get_submodule({n!r}))))" for n in names)
     return Change(with_model(pieces, insert), code, note)
 
 
@@ -247,7 +247,11 @@ def dropout_after_batchnorm(pieces: Pieces, ctx: Context) -> Change:
     rows = []
     for name in targets:
         new = _move_dropout(probe.get_submodule(name) if name else probe)
-        rows.append(f"{name or 'net'} = nn.Sequential(" + ", ".join(_short(m) for m in new) + ")")
+        rows.append(f"# {name or 'net'}: " + ", ".join(_short(m) for m in new) + " (the same modules, reordered)")
+        order = ", ".join(f"({child!r}, net.get_submodule({(f'{name}.{child}' if name else child)!r}))"
+                          for child, _ in new.named_children())
+        block = f"nn.Sequential(OrderedDict([{order}]))"
+        rows.append(f"net = {block}" if not name else f"imp.fix.replace_module(net, {name!r}, {block})")
     return Change(with_model(pieces, move), "\n".join(rows))
 
 
