@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export MPLBACKEND := agg
 
-.PHONY: demo test install bench clean chromium
+.PHONY: demo test install bench clean chromium docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(BIN)/python:
 # `make test` adds the extras the tests exercise. --no-compile: Python writes the bytecode of what it
 # imports when it first imports it, instead of pip compiling every file of every package up front.
 TEST_STAMP := $(VENV)/.installed-test
-TESTED_EXTRAS := test,notebook,tensorboard,lightning,transformers,keras
+TESTED_EXTRAS := test,notebook,tensorboard,lightning,transformers,keras,docs
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -40,6 +40,11 @@ test: $(TEST_STAMP) chromium
 chromium:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) || \
 	  { echo "the browser tests need Debian's chromium: run 'sudo apt-get install -y chromium'" >&2; exit 1; }
+
+# The documentation site (MkDocs, offline: no fonts, no CDN) into build/site; --strict fails on any warning
+docs: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[bench]"

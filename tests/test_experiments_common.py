@@ -65,14 +65,14 @@ def test_no_claim_fails_over_seeds(quick_run, name):
 
 
 def test_readme_counts_every_claim_and_names_its_inconclusive_ones(quick_run):
-    """The README's "N claims hold, I inconclusive, F fail" counts the claims the experiments make, and each claim
-    this file lets stay inconclusive is one the README lists as such."""
+    """The docs' "N claims hold, I inconclusive, F fail" (docs/reproduce.md, moved there from the README) counts the
+    claims the experiments make, and each claim this file lets stay inconclusive is one the page lists as such."""
     import re
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "reproduce.md").read_text(encoding="utf-8")
     counts = re.search(r"\*\*(\d+) claims hold,\s+(\d+) inconclusive, (\d+) fail\*\*", readme)
-    assert counts, "the README states how many claims hold"
+    assert counts, "docs/reproduce.md states how many claims hold"
     total = sum(len(quick_run(name, SEEDS[0])[0].claims(quick_run(name, SEEDS[0])[1])) for name in NAMES)
     assert sum(map(int, counts.groups())) == total
     listed = readme[readme.index("Claims that end inconclusive"):]
