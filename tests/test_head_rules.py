@@ -281,8 +281,8 @@ def test_findings_carry_evidence_and_their_example_exists(X):
 def test_uninformative_labels_measures_the_prior_entropy():
     """Shuffled labels with a 70/20/10 prior: the loss settles at H = -sum p ln p (not ln 3); paired labels do not."""
     g = torch.Generator().manual_seed(7)
-    X = torch.randn(1200, 6, generator=g)
-    y = torch.full((1200,), 0)
+    X = torch.randn(20000, 6, generator=g)
+    y = torch.full((20000,), 0)
     y[X[:, 0] > 0.52] = 1
     y[X[:, 0] > 1.28] = 2                                   # about 70% / 20% / 10%
     counts = torch.bincount(y, minlength=3).double()
@@ -290,12 +290,12 @@ def test_uninformative_labels_measures_the_prior_entropy():
     entropy = float(-(prior * prior.log()).sum())
     found = {}
     for shuffled in (True, False):
-        labels = y[torch.randperm(1200, generator=g)] if shuffled else y
-        model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 3))
-        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        labels = y[torch.randperm(20000, generator=g)] if shuffled else y
+        model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
         with Monitor(model, optimizer=opt) as mon:
             for step in range(80):
-                i = torch.randint(0, 1200, (100,), generator=g)
+                i = torch.randint(0, 20000, (100,), generator=g)
                 opt.zero_grad()
                 loss = F.cross_entropy(model(X[i]), labels[i])
                 loss.backward()

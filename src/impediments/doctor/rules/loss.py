@@ -158,6 +158,10 @@ def initial_loss_high(stats, th):
 def uninformative_labels(stats, th):
     """The loss settles at the entropy of the label prior while the model moves and its output varies.
 
+    Settled means the last third of the windows after the transient within the band around H and less than
+    ``plateau_improvement`` below the middle third: a network that is learning slowly also passes near
+    ln C, but its loss is still falling.
+
     A classifier that learns only the class frequencies pi scores the prior's entropy
     H(pi) = -sum_c pi_c ln pi_c, whatever the input. Reaching it is the first thing any classifier does;
     staying there means the inputs told the model nothing about the labels. When the output varies
@@ -183,7 +187,10 @@ def uninformative_labels(stats, th):
     mean = sum(later) / len(later)
     spread = math.sqrt(sum((m - mean) ** 2 for m in later) / max(1, len(later) - 1))
     band = th.label_entropy_tolerance * entropy + 2 * spread / math.sqrt(k)   # + two standard errors of a third
-    if abs(first - entropy) > band or abs(last - entropy) > band:
+    middle = sum(later[k:len(later) - k]) / max(1, len(later) - 2 * k)
+    if abs(last - entropy) > band:
+        return []
+    if middle > 0 and (middle - last) / middle >= th.plateau_improvement:   # still falling: a slow start, not settled
         return []
     lowest = min(later)
     ratios = sorted(p.update_to_weight for p in stats.params.values() if finite(p.update_to_weight))
