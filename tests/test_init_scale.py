@@ -233,3 +233,21 @@ def test_identical_rows_with_distinct_gradients_are_not_symmetric_at_checkup():
     report = imp.checkup(constant, x, y)
     assert report.stats.symmetry["0"].groups == [list(range(6))]
     assert "symmetric_units" in report.codes
+
+
+def test_encoder_and_decoder_layers_are_two_chains_when_no_block_was_recognized():
+    """Blocks that return tuples are not recognized as stream blocks; the layers' paths still say which stack
+    they belong to. An encoder whose gradient energy sits 5 decades under the decoder's (it reaches the loss only
+    through cross-attention) is not a trend along one stream; the same numbers under one name are."""
+    from test_doctor_rules import layer, stats
+
+    from impediments.doctor import diagnose
+
+    def layers(prefix_enc, prefix_dec):
+        out = {f"{prefix_enc}.l{i}": layer(i, grad_var=1e-5 * 1.5 ** i) for i in range(4)}
+        out.update({f"{prefix_dec}.l{i}": layer(4 + i, grad_var=1.5 ** i) for i in range(4)})
+        out["head"] = layer(9)
+        return out
+
+    assert "vanishing_gradients" not in diagnose(stats(layers=layers("m.encoder", "m.decoder"))).codes
+    assert "vanishing_gradients" in diagnose(stats(layers=layers("m.body_a", "m.body_b"))).codes

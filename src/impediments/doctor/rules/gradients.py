@@ -88,7 +88,19 @@ def head_layers(layers) -> set[str]:
 #: T5, ``wq``/``wk``, ``to_q``/``to_k``, DeepSeek's low-rank ``q_a_proj``/``q_b_proj``). A fused projection
 #: (``c_attn``, ``qkv``, ``query_key_value``) also carries the values, whose gradient is first order, and stays.
 QUERY_KEY = re.compile(r"(?:^|\.)(?:q|k|query|key|q_proj|k_proj|q_lin|k_lin|wq|wk|to_q|to_k|query_proj|key_proj"
-                       r"|q_a_proj|q_b_proj|linear_q|linear_k)$")
+                       r"|q_a_proj|q_b_proj|linear_q|linear_k|query_global|key_global)$")
+#: the module names of the two stacks of an encoder-decoder (transformers, torch.nn.Transformer): where no
+#: residual block was recognized (blocks that return tuples), a layer's stack is read from its path
+STACKS = ("encoder", "decoder")
+
+
+def _stack_by_name(name: str) -> str:
+    """The path up to its first ``encoder``/``decoder`` component (``led.encoder``), or "" (neither)."""
+    parts = name.split(".")
+    for i, p in enumerate(parts):
+        if p in STACKS:
+            return ".".join(parts[:i + 1])
+    return ""
 
 
 def stream_of(block: str) -> str:
@@ -115,17 +127,23 @@ def chains(stats) -> dict[str, list[tuple[str, float]]]:
     and a network where every gradient is zero is ``gradients_vanished_overall``'s), and every layer
     inside a residual block whose stream gradient was measured (:attr:`~impediments.monitor.schema.MonitorStats.residual_stream`). With
     several streams (an encoder and a decoder), each layer goes to the stream whose stack holds it,
-    and the layers of neither (embeddings' projections, a shared head) form a chain of their own.
+    and the layers of neither (embeddings' projections, a shared head) form a chain of their own. Where
+    no block was recognized, a layer's stack is the ``encoder``/``decoder`` component of its path
+    (:data:`STACKS`).
     """
     skip = head_layers(stats.layers) | batchnorm_fed(stats)
     blocks = [b for b, s in stats.residual_stream.items() if s.samples > 0]
     roots = sorted({stream_of(b) for b in blocks})
+    by_name = len({_stack_by_name(n) for n in stats.layers} - {""}) > 1      # both an encoder and a decoder
     out: dict[str, list[tuple[str, float]]] = {}
     for n, l in by_depth(stats.layers):
         if (not finite(l.grad_var) or l.grad_var == 0 or n in skip or QUERY_KEY.search(n)
                 or any(n.startswith(b + ".") for b in blocks)):
             continue
-        stream = next((r for r in roots if len(roots) > 1 and (n == r or n.startswith(r + "."))), "")
+        if len(roots) > 1:
+            stream = next((r for r in roots if n == r or n.startswith(r + ".")), "")
+        else:
+            stream = _stack_by_name(n) if by_name else ""
         out.setdefault(stream, []).append((n, float(l.grad_var) * max(l.output.count, 1)))
     return out
 
