@@ -1,7 +1,7 @@
 """Activation catalog with analytic derivatives, gains and numerically computed regions.
 
 >>> from impediments import activations as A
->>> A.get("sigmoid").saturated_region()   # |x| > ~5.07 at the default tol  # doctest: +SKIP
+>>> A.get("sigmoid").saturated_region()   # |x| > ln 99 ~ 4.60 at the default tol  # doctest: +SKIP
 >>> A.classify(pre_activations, "tanh")    # fractions [saturated, linear, active]  # doctest: +SKIP
 
 See :mod:`impediments.activations.regions` for the region definitions.
@@ -14,6 +14,7 @@ from impediments.activations.catalog import (
     IdentityActivation,
     Taxonomy,
     display_name,
+    flat_region_name,
     get,
     kinds_of,
     module_kind,
@@ -29,8 +30,9 @@ from impediments.activations.regions import (
     saturated_intervals,
 )
 
-REGIONS = ("saturated", "linear", "active")  # order of classify / region_counts
+REGIONS = ("saturated", "linear", "active")  # order of classify / region_counts; region 0 is named per kind by
+# flat_region_name: "inactive" for rectifiers
 
 __all__ = ["CATALOG", "LINEAR_TOL", "MODULE_TYPES", "REGIONS", "SATURATION_TOL", "TAXONOMY", "Activation",
-           "IdentityActivation", "Taxonomy", "classify", "display_name", "get", "kinds_of", "linear_intervals",
-           "module_kind", "names", "region_counts", "saturated_intervals", "taxonomy"]
+           "IdentityActivation", "Taxonomy", "classify", "display_name", "flat_region_name", "get", "kinds_of",
+           "linear_intervals", "module_kind", "names", "region_counts", "saturated_intervals", "taxonomy"]

@@ -164,7 +164,8 @@ class Activation:
     equation: str = field(default="", compare=False)
 
     def saturated_region(self, tol: float | None = None) -> list[tuple[float, float]]:
-        """Closed intervals of inputs where ``|a'(x)| < tol · max|a'|`` (see :mod:`.regions`)."""
+        """The flat tails: closed intervals reaching ±∞ where ``|a'(x)| < tol · max|a'|`` and ``a'`` vanishes at
+        that end (see :mod:`.regions`; named by :func:`flat_region_name`)."""
         from impediments.activations.regions import SATURATION_TOL, saturated_intervals
 
         return list(saturated_intervals(self.name, SATURATION_TOL if tol is None else tol))
@@ -278,6 +279,20 @@ def display_name(kind: str) -> str:
 def taxonomy(kind: str) -> Taxonomy | None:
     """The :class:`Taxonomy` of an activation kind (catalog name, ``"relu6"``, ...), or None if unknown."""
     return TAXONOMY.get(str(kind).lower())
+
+
+def flat_region_name(kind: str) -> str:
+    """What a view calls region 0 (the flat tails of :mod:`~impediments.activations.regions`) for ``kind``.
+
+    ``"inactive"`` for a rectifier (ReLU's ``x <= 0``: the unit outputs a constant and passes no gradient
+    on that value; whether the *unit* is dead is a verdict over all its values, the ``dead_units`` rule),
+    ``"saturated"`` otherwise (sigmoid, tanh and their hard variants: the output pinned near a bound).
+
+    >>> flat_region_name("relu"), flat_region_name("gelu"), flat_region_name("tanh")
+    ('inactive', 'inactive', 'saturated')
+    """
+    t = taxonomy(kind)
+    return "inactive" if t is not None and t.family == "rectifier" else "saturated"
 
 
 def kinds_of(family: str) -> frozenset:

@@ -1,13 +1,24 @@
-"""Saturated, linear and active regions, computed numerically from each activation.
+"""Saturated (or inactive), linear and active regions, computed numerically from each activation.
 
 Definitions (``x`` is the activation's *input*, the pre-activation):
 
-* **saturated**: ``|a'(x)| < tol_s · max_x |a'(x)|`` — the derivative is a negligible
-  fraction of its peak, so almost no gradient flows back (Glorot & Bengio 2010).
-  For sigmoid, ``σ'(x)/σ'(0) = 4σ(1−σ) ≈ 4e^{-|x|}``, so the default ``tol_s = 0.025``
-  puts the boundary at ``|x| = log(160) ≈ 5.07`` (DeepDiagnosis' ±5, Wardat et al. 2022);
-  for tanh at ``|x| ≈ 2.54``; for ReLU at ``x ≤ 0`` (dead side). Leaky ReLU's slope
-  0.01 is below 2.5 % of its peak, so its negative side counts as saturated too.
+* **flat** (region 0 of :data:`~impediments.activations.REGIONS`): a *tail* of the real line where
+
+  .. math:: |a'(x)| < \\text{tol}_s \\, \\max_x |a'(x)| \\quad\\text{and}\\quad \\lim_{x \\to \\pm\\infty} a'(x) = 0,
+
+  so almost no gradient flows back and less still further out (Glorot & Bengio 2010). The default
+  ``tol_s = 4 · 0.01 · 0.99 = 0.0396`` is the derivative ratio :math:`\\sigma'(x)/\\sigma'(0) = 4\\sigma(1-\\sigma)`
+  where sigmoid's output is within 1% of its range from a bound (:math:`\\sigma < 0.01` or
+  :math:`> 0.99`, :math:`|x| > \\ln 99 \\approx 4.60`); tanh is a rescaled sigmoid, so the same ratio is
+  tanh within 1% of its range from :math:`\\pm 1` (:math:`|x| > 2.30`). Both boundaries lie inside the
+  module's plotting grid ``np.arange(-5, 5, 0.1)`` (the earlier 0.025 put sigmoid's at 5.06, off the grid).
+  A low derivative that does not vanish in its tail is no saturation: leaky ReLU's constant slope 0.01
+  is there so that units never stop learning (Maas et al. 2013), so its negative side is not flat (it
+  is linear). Dips of the derivative inside the line (GELU near -0.75, SiLU near -1.28, where
+  :math:`a'` crosses 0) are stationary points, not tails, and are not flat either.
+  How a report *names* the flat region depends on the kind (:func:`flat_region_name`): **saturated**
+  for sigmoid-like kinds (two flat tails), **inactive** for rectifiers (ReLU's ``x <= 0``: the unit
+  outputs a constant; *dead* is the unit-level verdict when a unit is never outside it).
 * **linear**: the connected interval around 0 where ``a`` follows its tangent at 0
   to a *relative* tolerance,
 
@@ -16,11 +27,15 @@ Definitions (``x`` is the activation's *input*, the pre-activation):
   i.e. the departure from the tangent is at most ``tol_l`` of the tangent's own
   change. ``s_+`` and ``s_-`` are the one-sided slopes at 0, so kinked functions
   get a tangent per side: ReLU's linear region is ``[0, ∞)`` (exactly linear there),
-  its left side has slope 0 and is no linear region; identity is linear everywhere.
+  its left side has slope 0 and is no linear region; identity and leaky ReLU are linear everywhere.
   The measure is invariant to rescaling ``a``; at the default ``tol_l = 0.05`` tanh
-  is linear for ``|x| ≲ 0.39`` and sigmoid (a rescaled tanh) for ``|x| ≲ 0.78``.
-* **active**: everything else. :func:`classify` gives saturation precedence over
-  linearity (ReLU's ``x = 0`` and hardtanh's ``|x| ≥ 1`` are saturated).
+  is linear for ``|x| ≲ 0.40`` and sigmoid (a rescaled tanh) for ``|x| ≲ 0.80``.
+* **active**: everything else. :func:`classify` gives the flat region precedence over
+  linearity (ReLU's ``x = 0`` and hardtanh's ``|x| ≥ 1`` are flat).
+
+The plot (:func:`impediments.plots.plot_activations`), the monitor's per-unit counts
+(:mod:`impediments.activations.unit_regions`) and the doctor's ``saturated_units`` and ``dead_units``
+all read these intervals, so they share this one definition.
 
 Boundaries come from a fine float64 grid over ``[-40, 40]`` (step 2⁻¹⁰, 0 and the
 integers on the grid) refined by bisection; an interval reaching the grid's edge
@@ -37,7 +52,12 @@ import torch
 
 from impediments.activations.catalog import get
 
-SATURATION_TOL = 0.025
+#: derivative ratio at which sigmoid's (and tanh's) output is within 1% of its range from a bound:
+#: sigma'(x) / sigma'(0) = 4 sigma (1 - sigma) at sigma = 0.01
+SATURATION_TOL = 4 * 0.01 * 0.99
+#: where the derivative is checked for vanishing in a tail, and how small it must be there (relative to its peak)
+TAIL_PROBE = 1e6
+VANISHED = 1e-9
 LINEAR_TOL = 0.05
 GRID_HALF_WIDTH = 40.0
 GRID_STEP = 2.0 ** -10
@@ -94,11 +114,16 @@ def intervals_where(pred: Callable[[torch.Tensor], torch.Tensor], grid: torch.Te
 
 @lru_cache(maxsize=None)
 def saturated_intervals(name: str, tol: float = SATURATION_TOL) -> tuple[Interval, ...]:
-    """Closed intervals where ``|a'(x)| < tol · max|a'|`` for catalog activation ``name``."""
+    """The flat tails of catalog activation ``name``: closed intervals reaching ±∞ where
+    ``|a'(x)| < tol · max|a'|`` and ``a'`` vanishes at that end (see the module docstring)."""
     act, tol = get(name), check_tol(tol, "saturation tol")
     grid = _grid()
     peak = float(act.derivative(grid).abs().max())
-    return intervals_where(lambda x: act.derivative(x).abs() < tol * peak, grid)
+    vanishes = {side: float(act.derivative(torch.tensor([side * TAIL_PROBE], dtype=torch.float64)).abs())
+                <= VANISHED * peak for side in (-1, +1)}
+    low = intervals_where(lambda x: act.derivative(x).abs() < tol * peak, grid)
+    return tuple((lo, hi) for lo, hi in low
+                 if (lo == -math.inf and vanishes[-1]) or (hi == math.inf and vanishes[+1]))
 
 
 @lru_cache(maxsize=None)

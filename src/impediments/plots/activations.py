@@ -1,4 +1,10 @@
-"""``plot_activations``: each catalog activation and its derivative, saturated and linear regions shaded."""
+"""``plot_activations``: each catalog activation and its derivative, its flat and linear regions shaded.
+
+The shading reads the one definition of :mod:`impediments.activations.regions`, the same intervals the
+monitor counts and the doctor judges; the flat region is named by kind
+(:func:`impediments.activations.flat_region_name`): *saturated* for sigmoid-like kinds, *inactive* for
+rectifiers.
+"""
 from __future__ import annotations
 
 import math
@@ -10,7 +16,8 @@ import torch
 
 from impediments import activations as A
 
-SATURATED_COLOR, LINEAR_COLOR = "tab:red", "tab:green"
+SATURATED_COLOR, INACTIVE_COLOR, LINEAR_COLOR = "tab:red", "0.45", "tab:green"
+FLAT_COLORS = {"saturated": SATURATED_COLOR, "inactive": INACTIVE_COLOR}
 
 
 def _shade(ax, intervals, lo: float, hi: float, color: str, label: str) -> None:
@@ -42,7 +49,12 @@ def plot_activations(
     x=None, names: Sequence[str] | str | None = None, *, saturation_tol: float = A.SATURATION_TOL,
     linear_tol: float = A.LINEAR_TOL, ncols: int = 4,
 ):
-    """Draw ``a(x)`` and ``a'(x)`` for each activation, shading saturated (red) and linear (green) inputs.
+    """Draw ``a(x)`` and ``a'(x)`` for each activation, shading its flat tails and its linear region.
+
+    Flat tails (:func:`impediments.activations.saturated_intervals`: ``|a'| < tol · max|a'|`` where ``a'``
+    vanishes) are red and called *saturated* for sigmoid-like kinds, grey and called *inactive* for
+    rectifiers; the linear region (within ``linear_tol`` of the tangent at 0) is green. One legend for
+    the whole figure sits under the title, off the panels.
 
     Args:
         x: input grid, e.g. ``np.arange(-5, 5, 0.1)``; default that grid. A list of
@@ -77,15 +89,23 @@ def plot_activations(
     lo, hi = float(grid[0]), float(grid[-1])
     for ax, act in zip(flat, acts):
         saturated = act.saturated_region(saturation_tol)
-        _shade(ax, saturated, lo, hi, SATURATED_COLOR, "saturated")
+        flat_name = A.flat_region_name(act.name)
+        _shade(ax, saturated, lo, hi, FLAT_COLORS[flat_name], flat_name)
         _shade(ax, _minus(act.linear_region(linear_tol), saturated), lo, hi, LINEAR_COLOR, "linear")
         ax.plot(grid, act.fn(t).numpy(), color="black", lw=1.5, label="a(x)")
         ax.plot(grid, act.derivative(t).numpy(), color="tab:blue", ls="--", lw=1.2, label="a'(x)")
         ax.axhline(0, color="0.6", lw=0.5)
         ax.set_xlim(lo, hi)
         ax.set_title(act.name, fontsize=10)
-    flat[0].legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"activations and derivatives (saturated: |a'| < {saturation_tol:g} max|a'|; "
-                 f"linear: within {linear_tol:g} of the tangent at 0)", fontsize=9)
-    fig.tight_layout()
+    handles = {}
+    for ax in flat[: len(acts)]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    order = [k for k in ("a(x)", "a'(x)", "saturated", "inactive", "linear") if k in handles]
+    fig.suptitle(f"activations and derivatives\nflat tail: |a'| < {saturation_tol:.3g} max|a'|, a' -> 0; "
+                 f"linear: within {linear_tol:g} of the tangent", fontsize=8)
+    top = 1 - 0.75 / (2.6 * rows)
+    fig.tight_layout(rect=(0, 0, 1, top))
+    fig.legend([handles[k] for k in order], order, loc="lower center", ncol=len(order), fontsize=7,
+               frameon=False, bbox_to_anchor=(0.5, top - 0.01))
     return fig, flat[: len(acts)]
