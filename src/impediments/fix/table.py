@@ -11,7 +11,7 @@ WIDTH = 100
 HEADER = ("remedy", "status", "findings cleared / new", "train loss", "metric (change)", "wall s")
 #: the columns whose text wraps when the table would be wider than :data:`WIDTH`, with the width each is
 #: narrowed towards first (the findings column last, never under its longest code name)
-WRAPPING = {0: 22, 1: 13, 2: 24, 3: 5, 4: 18}
+WRAPPING = {0: 24, 1: 13, 2: 24, 3: 5, 4: 18}
 GAP = "  "
 
 
