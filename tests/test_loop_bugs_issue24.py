@@ -266,6 +266,9 @@ def test_equal_severities_put_the_program_bug_before_data_properties_and_symptom
     assert [x.code for x in ordered] == ["model_in_eval_mode", "parameters_without_gradient", "uncentered_inputs",
                                          "dead_units", "loss_plateau"]
     assert ROLE_RANK["loss_plateau"] > ROLE_RANK["dead_units"] > ROLE_RANK["uncentered_inputs"]
+    # a scheduler stepped per batch settles the loss at the labels' entropy: the loop bug is the cause
+    assert [x.code for x in causes_first([f("uninformative_labels"), f("learning_rate_collapsed")])] == [
+        "learning_rate_collapsed", "uninformative_labels"]
 
 
 # ------------------------------------------------------------------------------------------------ examples and fix

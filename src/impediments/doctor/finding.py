@@ -83,10 +83,12 @@ class Finding:
 
 #: the order among findings of equal severity, cause before symptom (issue 24): a bug in the program
 #: (the loop, the head and loss, the mode, the init: every code not listed) comes first, then a property
-#: of the data the network may or may not train through, then the state of the network it produces (dead,
+#: of the data the network may or may not train through (labels that look uninformative because the loss
+#: settled at their entropy included: a loop bug that stops learning settles it there too), then the state
+#: of the network it produces (dead,
 #: saturated or exploding units and gradients), then the loss curve that shows the result
 ROLE_RANK = {
-    **dict.fromkeys(("uncentered_inputs", "unequal_input_scales"), 1),
+    **dict.fromkeys(("uncentered_inputs", "unequal_input_scales", "uninformative_labels"), 1),
     **dict.fromkeys(("dead_units", "saturated_units", "linear_regime", "vanishing_activations",
                      "exploding_activations", "vanishing_gradients", "exploding_gradients", "non_finite"), 2),
     **dict.fromkeys(("loss_plateau", "diverging_loss"), 3),
