@@ -45,6 +45,20 @@ _LAZY = {
 _SUBPACKAGES = ("activations", "init", "norm", "monitor", "doctor", "experiments", "plots", "report", "fix", "integrations")
 
 
+def _register_display() -> None:
+    """In IPython (Jupyter), show reports, fix reports, monitor statistics and claims as HTML tables
+    (:func:`impediments.report.display.register`); outside IPython nothing is imported."""
+    import sys
+
+    if "IPython" in sys.modules:
+        from impediments.report.display import register
+
+        register()
+
+
+_register_display()
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)

@@ -19,11 +19,15 @@ class Watch(Monitor):
     def __init__(self, model: nn.Module, optimizer=None, every=None, include=None,
                  windows: int = DEFAULT_CAPACITY, live=False, **framework) -> None:
         super().__init__(model, optimizer=optimizer, every=every, include=include, windows=windows, **framework)
+        if isinstance(live, str) and live != "notebook":
+            raise ValueError(f"live must be True, False, 'notebook' or a server from start_live_server(); got {live!r}")
         self._live, self._live_feed = live, None
 
     def __enter__(self) -> "Watch":
         super().__enter__()
-        if self._live:
+        if self._live == "notebook":
+            self.display()
+        elif self._live:
             self.serve(self._live)
         return self
 
@@ -41,6 +45,27 @@ class Watch(Monitor):
         from impediments.monitor.distributed import is_reporting_rank
 
         return diagnose(self.stats(), thresholds) if is_reporting_rank() else None
+
+    def display(self):
+        """Show this monitor live in the notebook: one output area, redrawn in place at the sampled steps,
+        no server (inside the ``with`` block; ``watch(..., live="notebook")`` calls it). Returns the
+        :class:`~impediments.report.display.NotebookFeed` (``.updates``, ``.cost_s``); its cost bound, at most
+        5 % of the training time as the browser feed's, is in :mod:`impediments.report.display`.
+
+        Raises:
+            RuntimeError: outside the ``with`` block, or outside IPython.
+        """
+        from impediments.report.display import NotebookFeed
+
+        if self.ctx.model is None:
+            raise RuntimeError("mon.display() needs an active monitor: call it inside `with watch(...) as mon:`")
+        if self._live_feed is None:
+            try:
+                self._live_feed = NotebookFeed(self, self.ctx.model).attach()
+            except ImportError:
+                raise RuntimeError("mon.display() / live='notebook' needs IPython: pip install "
+                                   "'impediments[notebook]', or use live=True for the browser") from None
+        return self._live_feed
 
     def serve(self, server=True):
         """Show this monitor live in the browser (inside the ``with`` block; the URL is printed).
@@ -77,7 +102,8 @@ def watch(model: nn.Module, optimizer=None, every=None, include=None, windows: i
         include: module-name prefixes (or ``name -> bool``) to watch; default all.
         windows: the most time windows kept (even, >= 2).
         live: ``True`` to show the statistics and findings live in the browser while it trains
-            (:meth:`Watch.serve`), or a server from ``impediments.playground.live.start_live_server``.
+            (:meth:`Watch.serve`), a server from ``impediments.playground.live.start_live_server``, or
+            ``"notebook"`` to redraw one output area of a Jupyter notebook in place (:meth:`Watch.display`).
 
     Returns:
         A :class:`Watch`; hooks exist only inside the ``with`` block. The loss is recorded with
