@@ -105,8 +105,10 @@ def cmd_fix(args) -> int:
     except (SpecError, FileNotFoundError, IsADirectoryError, ValueError) as exc:
         return usage(str(exc))
 
+    from impediments.fix.remedies.labels import row_label
+
     def progress(trial):
-        label = " + ".join(trial.remedies) or "baseline"
+        label = row_label(trial.remedies) or "baseline"
         state = trial.error or f"flagged: {', '.join(sorted(trial.flagged)) or 'none'}"
         print(f"  ran {label} (seed {trial.seed}, {trial.wall_s:.1f} s): {state}", flush=True)
 

@@ -105,7 +105,7 @@ def render_text(report, width: int = WIDTH) -> str:
         if report.chosen is None:
             lines.append("no verified fix: findings remain: " + ", ".join(report.remaining))
         else:
-            lines.append(f"chosen: {report.chosen.label}; still flagged after it: "
+            lines.append(f"chosen: {report.chosen.label} ({report.chosen.name} in the JSON); still flagged after it: "
                          f"{', '.join(report.remaining) or 'none'}")
         lines += ["", "change:", report.snippet(), ""]
     lines += [f"note: {n}" for n in report.notes]
