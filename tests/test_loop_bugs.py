@@ -527,3 +527,23 @@ def test_gradient_scale_of_probabilities_equals_autograd(kind):
     F.cross_entropy(z, y).backward()
     want = actual.norm() / z.grad.norm()
     assert float(gradient_scale(p.detach(), y, kind)) == pytest.approx(float(want), rel=1e-9)
+
+
+def test_loss_drop_counts_learning_the_label_prior_as_no_learning():
+    """A language model whose loss falls from ln V to the unigram entropy learned the class frequencies only: the
+    drop the severity rules read is measured against the prior entropy too (with balanced classes, ln C: no change)."""
+    from impediments.doctor.rules.base import loss_drop
+
+    counts = [800] + [10] * 20
+    prior = -sum(c / 1000 * math.log(c / 1000) for c in counts)
+    means = [math.log(21)] + [prior] * 5
+    loss = S.LossStats(count=100, first=means[0], last=prior, min=prior, window_means=means, first_nonfinite_step=None)
+
+    def with_loop(**kw):
+        return S.MonitorStats(schema_version=S.SCHEMA_VERSION, steps=100, sampled_steps=10, model_training_steps=100,
+                              activations={}, layers={}, params={}, symmetry={}, batchnorm={}, inputs=None, loss=loss,
+                              nonfinite=None, windows=[], optimizer=None, loop=loop_stats(**kw))
+    assert loss_drop(with_loop()) == pytest.approx(1 - prior / math.log(21))          # > 0.25: it "fell"
+    assert loss_drop(with_loop(losses={"cross_entropy": ce(classes=21)}, class_counts=counts)) == pytest.approx(0.0)
+    balanced = with_loop(losses={"cross_entropy": ce(classes=21)}, class_counts=[10] * 21)
+    assert loss_drop(balanced) == pytest.approx(1 - prior / math.log(21))            # H = ln 21 = the start

@@ -104,9 +104,15 @@ def by_depth(items: dict) -> list[tuple[str, object]]:
 
 
 def loss_drop(stats) -> float | None:
-    """How much of its first value the loss shed: :math:`1 - \bar{L}_{last} / L_0`, with :math:`\bar{L}_{last}` the
+    """How much of its first value the loss shed: :math:`1 - \\bar{L}_{last} / L_0`, with :math:`\\bar{L}_{last}` the
     mean of the last third of the window means; None without a loss trend (no recorded loss, a non-finite
     or non-positive one, or fewer than three windows: ``checkup``, a short run).
+
+    For a classification loss (only ``cross_entropy`` / ``nll_loss`` seen, with class targets counted) the
+    drop is also measured against the labels' prior entropy :math:`H(y) = -\\sum_c \\pi_c \\ln \\pi_c`, the loss
+    of a model that learned the class frequencies and nothing of the inputs, and the smaller of the two is
+    returned: a language model whose loss falls from :math:`\\ln V` to the unigram entropy has learned the
+    prior only (with balanced classes :math:`H(y) = \\ln C`, the start, and nothing changes).
 
     A property of the network (dead units, uncentered inputs, shrinking activations) is a warning only
     where it costs this run something; a loss that shed ``trains_loss_drop`` of its start shows the run
@@ -119,7 +125,19 @@ def loss_drop(stats) -> float | None:
     if len(means) < 3 or not all(map(finite, means)):
         return None
     k = max(1, len(means) // 3)
-    return 1.0 - (sum(means[-k:]) / k) / loss.first
+    last = sum(means[-k:]) / k
+    drop = 1.0 - last / loss.first
+    prior = _prior_entropy(stats)
+    return min(drop, 1.0 - last / prior) if prior else drop
+
+
+def _prior_entropy(stats) -> float | None:
+    """The entropy of the class targets counted at the loss call, when classification is the only loss seen."""
+    loop = stats.loop
+    if loop is None or not loop.losses or set(loop.losses) - {"cross_entropy", "nll_loss"} or not loop.class_counts:
+        return None
+    total = sum(loop.class_counts)
+    return -sum(c / total * math.log(c / total) for c in loop.class_counts if c) if total else None
 
 
 def geometric_ratio(values: list[float], depths: list[int] | None = None) -> float:
