@@ -16,12 +16,16 @@ def story_of(module) -> str:
     return doc.split("\n", 1)[1].strip() if "\n" in doc else ""
 
 
+def takes_band(module) -> bool:
+    """Whether the experiment's ``plot(result, band)`` draws the band over seeds (else it draws the mean only)."""
+    return len(inspect.signature(module.plot).parameters) >= 2
+
+
 def draw(module, result, spread) -> bytes:
     """The experiment's figure of the mean result, with the band over seeds where the plot takes one."""
     from impediments.report.html import fig_to_png
 
-    takes_band = len(inspect.signature(module.plot).parameters) >= 2
-    fig, _ = module.plot(result, spread) if takes_band else module.plot(result)
+    fig, _ = module.plot(result, spread) if takes_band(module) else module.plot(result)
     return fig_to_png(fig)
 
 

@@ -38,7 +38,7 @@ from impediments.experiments.cache import (  # noqa: F401  (re-exported: part of
     CACHE_DIR, CacheWarning, OutputFolderError, atomic_write, cache_key, config_dict, entry_paths, load_cached,
     prepare_output,
 )
-from impediments.experiments.figures import cached_figure, draw, story_of  # noqa: F401  (draw: the runner's API)
+from impediments.experiments.figures import cached_figure, draw, story_of, takes_band  # noqa: F401  (draw: API)
 from impediments.experiments.framework import Table, from_jsonable, to_jsonable
 from impediments.experiments.seeds import (  # noqa: F401  (re-exported: part of the runner's API)
     FULL_SEEDS, QUICK_SEEDS, default_seeds, parse_seeds, seed_text,
@@ -65,6 +65,8 @@ class Outcome:
     cached: bool
     story: str = ""
     errors: list[str] = field(default_factory=list)
+    #: the figure draws the band between the lowest and highest seed (else the mean over seeds only)
+    band: bool = False
 
     @property
     def verdict(self) -> str:
@@ -142,7 +144,7 @@ def combine_seeds(name: str, records: dict[int, dict], out: Path) -> Outcome:
     return Outcome(name=name, description=experiments.description(name), section=module.SECTION, seeds=seeds,
                    configs={str(s): records[s]["config"] for s in seeds}, result=to_jsonable(mean), claims=claims,
                    tables=tables, png=png, elapsed_s=sum(float(records[s]["elapsed_s"]) for s in seeds),
-                   cached=all(records[s]["cached"] for s in seeds), story=story_of(module))
+                   cached=all(records[s]["cached"] for s in seeds), story=story_of(module), band=takes_band(module))
 
 
 def crashed(name: str, seeds: list[int], errors: list[str]) -> Outcome:

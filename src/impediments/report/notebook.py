@@ -2,10 +2,11 @@
 
 Experiments appear in the module's order, grouped by section; each shows
 its story (docstring markup rendered, math drawn offline by
-:mod:`impediments.report.markup`), its figure (the mean over seeds with the
-band between the lowest and highest seed), its tables, and every claim with
-the paper's number, our mean and 95 % interval over seeds, a strip plot of
-the per-seed values and the verdict. The page loads nothing from the network:
+:mod:`impediments.report.markup`), its figure (the mean over seeds, with the
+band between the lowest and highest seed where the plot draws one, and a caption
+saying which), its tables, and every claim with the paper's number, our mean and
+95 % interval over seeds, a strip plot of the per-seed values and the verdict; a
+number every seed gave identically is shown once, as exact. The page loads nothing from the network:
 no scripts, no external style sheets or images.
 """
 from __future__ import annotations
@@ -88,7 +89,37 @@ def label_of(name: str, labels: dict) -> str:
     return labels.get(name) or name.replace("_", " ")
 
 
+#: per-seed values this close (relative to their size) are one exact fact, not a spread: float rounding of a
+#: deterministic number (sigmoid's peak derivative over 5 seeds gave "d = 2.2e13" from rounding alone)
+EXACT_RTOL = 1e-9
+
+
+def exact_value(values: Sequence[float]) -> float | None:
+    """The one value of ``values`` when every seed gave it (to :data:`EXACT_RTOL`; NaN or inf: identical),
+    else None."""
+    values = list(values)
+    if not values:
+        return None
+    first = values[0]
+    if not all(isinstance(v, (int, float)) for v in values):
+        return None
+    if any(not math.isfinite(v) for v in values):
+        same = all(v == first or (math.isnan(v) and math.isnan(first)) for v in values)
+        return first if same else None
+    scale = max(abs(v) for v in values)
+    return first if max(values) - min(values) <= EXACT_RTOL * scale else None
+
+
+def _exact_quantity(q, value: float) -> str:
+    return (f"<div><code>{escape(q.quantity)} {escape(q.side)}</code></div>"
+            f"<div>{escape(_fmt(value))} <span class='muted'>exact: the same at every one of the "
+            f"{len(q.values)} seeds</span> <span class='{q.verdict}'>{q.verdict}</span></div>")
+
+
 def _quantity(q) -> str:
+    value = exact_value(q.values)
+    if value is not None:
+        return _exact_quantity(q, value)
     half = (q.high - q.low) / 2
     if q.interval == "t":
         stat = f"{_fmt(q.mean)} ± {_fmt(half)}"
@@ -108,9 +139,7 @@ def _claims(claims) -> str:
         if c.verdict == "inconclusive" and c.inconclusive_reason:
             verdict += f"<div class='muted'>why: {escape(c.inconclusive_reason)}</div>"
         paper = f"<div class='muted'>paper / module: {escape(c.paper)}</div>" if c.paper else ""
-        measured = "".join(
-            f"<li>{escape(label_of(k, c.labels))}: <b>{escape(_fmt(_mean(v)))}</b> <span class='muted'>"
-            f"(seeds: {escape(', '.join(_fmt(x) for x in v))})</span></li>" for k, v in c.measured.items())
+        measured = "".join(_measured(label_of(k, c.labels), v) for k, v in c.measured.items())
         checks = "".join(_quantity(q) for q in c.quantities) or "<code>" + escape(c.condition) + "</code>"
         rows.append(f"<tr><td>{verdict}</td><td class='claim'>{inline(c.text)}<div class='muted'>{escape(c.source)}"
                     f"</div>{paper}</td><td class='quantity'><div class='muted'>condition: <code>"
@@ -119,9 +148,27 @@ def _claims(claims) -> str:
             f"<th>measured (mean over seeds)</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
+def _measured(label: str, values: Sequence[float]) -> str:
+    """One measured number: once, marked exact, when every seed gave it; else the mean and each seed's value."""
+    value = exact_value(values)
+    if value is not None:
+        return f"<li>{escape(label)}: <b>{escape(_fmt(value))}</b> <span class='muted'>(exact: every seed)</span></li>"
+    return (f"<li>{escape(label)}: <b>{escape(_fmt(_mean(values)))}</b> <span class='muted'>"
+            f"(seeds: {escape(', '.join(_fmt(x) for x in values))})</span></li>")
+
+
 def _mean(values: Sequence[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return sum(finite) / len(finite) if finite else math.nan
+
+
+def caption(o) -> str:
+    """What the figure draws: the mean over the seeds, and the band only where the plot draws one."""
+    if o.band:
+        return (f"Figure: the mean of {len(o.seeds)} seeds; the shaded band around each curve runs from the lowest "
+                "to the highest seed.")
+    return (f"Figure: each number drawn is its mean over {len(o.seeds)} seeds (no band; the spread over seeds of "
+            "every claimed number is in the strip plots below).")
 
 
 def _experiment(o) -> str:
@@ -135,8 +182,7 @@ def _experiment(o) -> str:
         parts.append(to_html(o.story))
     if o.png:
         parts.append(f'<img class="figure" alt="{escape(o.name)} figure" src="{png_data_uri(o.png)}">')
-        parts.append(f"<p class='muted'>Figure: the mean of {len(o.seeds)} seeds; where curves are drawn, the "
-                     "shaded band runs from the lowest to the highest seed.</p>")
+        parts.append(f"<p class='muted'>{escape(caption(o))}</p>")
     for t in o.tables:
         table = _table(t.columns, t.rows, title=None if len(t.rows) > LONG_TABLE else f"{t.title} (mean over seeds)")
         if len(t.rows) > LONG_TABLE:
@@ -153,7 +199,9 @@ HOW_TO_READ = (
     "A claim <span class='holds'>holds</span> when the whole interval lies on the claimed side, "
     "<span class='fails'>fails</span> when it lies on the other side, and is <span class='inconclusive'>"
     "inconclusive</span> when it straddles the boundary (shown, with the reason; it does not fail the run). In "
-    "the strip plots the dots are the seeds, the grey bar the interval and the dashed red line the boundary 0.")
+    "the strip plots the dots are the seeds, the grey bar the interval and the dashed red line the boundary 0. "
+    "A number that every seed gave identically (a closed form, a deterministic count) is a fact, not a "
+    "sample: it is shown once, marked exact, with no interval or effect size.")
 
 
 def render_notebook(outcomes: Sequence, *, quick: bool, seeds: Sequence[int],
