@@ -305,3 +305,23 @@ def test_uninformative_labels_measures_the_prior_entropy():
     assert found[True] and found[True][0].evidence["label_entropy"] == pytest.approx(entropy, rel=0.05)
     assert entropy < math.log(3) - 0.2
     assert not found[False]
+
+
+def test_initial_loss_of_a_loss_the_model_computes_itself():
+    """A Hugging Face model given labels computes its loss inside forward: read from its output against ln V."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    ids = torch.randint(0, 100, (4, 16), generator=torch.Generator().manual_seed(8))
+    found = {}
+    for std in (0.02, 1.0):
+        torch.manual_seed(0)
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=100, n_positions=32, n_embd=32, n_layer=2, n_head=2,
+                                           initializer_range=std, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
+        with torch.no_grad():
+            expected = float(model(input_ids=ids, labels=ids).loss)
+        report = imp.checkup(model, {"input_ids": ids, "labels": ids}, loss_fn=lambda out: out.loss)
+        assert report.stats.output.model_loss_first == pytest.approx(expected, rel=1e-5)
+        assert (report.stats.output.model_loss_classes, report.stats.output.model_loss_step) == (100, 0)
+        found[std] = [f for f in report.findings if f.code == "initial_loss_high"]
+    assert not found[0.02]
+    assert found[1.0] and found[1.0][0].evidence["excess"] > 2

@@ -151,7 +151,33 @@ def initial_loss_high(stats, th):
               "it gets wrong.",
             None, seen={"calls": call.calls, "step": 0},
             confidence=f"the first {kind} call, on step 0, against the same call on a uniform prediction"))
-    return out
+    model_loss = _model_computed_loss(stats, th) if not out else []
+    return out + model_loss
+
+
+def _model_computed_loss(stats, th) -> list:
+    """A loss the model computed itself (Hugging Face models given labels: no loss call to observe) against ln C
+    of its logits' last dimension: far above it at step 0 whatever the loss (a multi-label BCE starts near ln 2)."""
+    o = stats.output
+    if o is None or o.model_loss_step != 0 or not finite(o.model_loss_first) or not o.model_loss_classes:
+        return []
+    if o.model_loss_classes < 2:
+        return []
+    base = math.log(o.model_loss_classes)
+    excess = o.model_loss_first - base
+    if excess < th.initial_loss_excess:
+        return []
+    spread = math.sqrt(2 * excess)
+    return [finding(
+        "initial_loss_high", "warning", ["model loss"],
+        {"loss": "the model's own loss", "initial_loss": o.model_loss_first, "uninformed_loss": base, "excess": excess,
+         "classes": o.model_loss_classes, "logit_spread_estimate": spread, "threshold": th.initial_loss_excess,
+         "step": 0},
+        f"At step 0 the model's own loss was {o.model_loss_first:.3g}, where a uniform prediction over its "
+        f"{o.model_loss_classes} logits scores ln {o.model_loss_classes} = {base:.3g}: {excess:.3g} nats above it, as "
+        f"logits spread about {spread:.2g} wide would score. The outputs are large and confidently wrong before any "
+        "training: the init scale (initializer_range, or normal_ at its default std 1.0) or a missing scaling.",
+        None, seen={"step": 0}, confidence="the loss the model returned on step 0, against ln C of its logits")]
 
 
 @rule("uninformative_labels", requires=("loss", "loop", "output", "params"))

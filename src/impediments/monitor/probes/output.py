@@ -40,12 +40,18 @@ class OutputStats:
     #: the model's last leaf module in registration order (its class name) and, for a dropout, its rate
     last_module: str | None = None
     last_dropout_p: float | None = None
+    #: a loss the model computes itself (an output with a scalar ``loss`` and ``logits``, as Hugging Face models
+    #: given labels): its value on the first sampled forward, that forward's step, and the logits' last dimension
+    model_loss_first: float | None = None
+    model_loss_step: int | None = None
+    model_loss_classes: int | None = None
 
 
 def first_tensor(out):
-    """The first floating-point tensor of a model output (tensor, tuple/list, dict), or None."""
+    """The first floating-point tensor with a dimension of a model output (tensor, tuple/list, dict), or None
+    (a scalar loss the model returns first is skipped: the logits follow it)."""
     if isinstance(out, torch.Tensor):
-        return out if out.is_floating_point() else None
+        return out if out.is_floating_point() and out.dim() >= 1 else None
     if isinstance(out, dict):
         out = list(out.values())
     if isinstance(out, (tuple, list)):
@@ -79,6 +85,8 @@ class OutputProbe(Probe):
         ctx = self.ctx
         if not model.training or not ctx.sampled:
             return
+        if isinstance(out, dict) and "model_loss_first" not in self._dev:
+            self._model_loss(out)
         y = first_tensor(out)
         if y is None or not y.numel() or y.dim() < 1 or y.layout != torch.strided:
             return
@@ -98,6 +106,15 @@ class OutputProbe(Probe):
         self._extreme("min", y.min(), torch.minimum)
         self._extreme("max", y.max(), torch.maximum)
 
+    def _model_loss(self, out: dict) -> None:
+        """The model's own loss and its logits' class count, on the first sampled forward that returns them."""
+        loss, logits = out.get("loss"), out.get("logits")
+        if (isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.is_floating_point()
+                and isinstance(logits, torch.Tensor) and logits.dim() >= 2):
+            self._dev["model_loss_first"] = loss.detach().double().reshape(())
+            self.meta["model_loss_step"] = self.ctx.step
+            self.meta["model_loss_classes"] = int(logits.shape[-1])
+
     def _add(self, key: str, value: torch.Tensor) -> None:
         v = value.double()
         self._dev[key] = v if key not in self._dev else self._dev[key] + v
@@ -109,12 +126,15 @@ class OutputProbe(Probe):
     def stats(self, total, windows) -> dict:
         meta = self.meta
         n = meta["forwards"]
-        if not n:
+        if not n and "model_loss_first" not in self._dev:
             return {"output": None}
         dev = {k: float(v) for k, v in self._dev.items()}
         return {"output": OutputStats(forwards=n, width=meta["width"], shape=meta["shape"],
                                       produced_by=dict(meta["produced_by"]),
                                       constant_forwards=int(dev.get("constant", 0)),
-                                      zero_fraction=dev["zero_fraction"] / n, min=dev.get("min"),
+                                      zero_fraction=dev["zero_fraction"] / n if n else None, min=dev.get("min"),
                                       max=dev.get("max"), last_module=meta.get("last_module"),
-                                      last_dropout_p=meta.get("last_dropout_p"))}
+                                      last_dropout_p=meta.get("last_dropout_p"),
+                                      model_loss_first=dev.get("model_loss_first"),
+                                      model_loss_step=meta.get("model_loss_step"),
+                                      model_loss_classes=meta.get("model_loss_classes"))}
