@@ -105,8 +105,8 @@ def by_depth(items: dict) -> list[tuple[str, object]]:
 
 def loss_drop(stats) -> float | None:
     """How much of its first value the loss shed: :math:`1 - \\bar{L}_{last} / L_0`, with :math:`\\bar{L}_{last}` the
-    mean of the last third of the window means; None without a loss trend (no recorded loss, a non-finite
-    or non-positive one, or fewer than three windows: ``checkup``, a short run).
+    mean of the last third of the window means (in a run too short for three windows, the last loss); None
+    without a loss trend (no recorded loss, a non-finite or non-positive one, or a single loss: ``checkup``).
 
     For a classification loss (only ``cross_entropy`` / ``nll_loss`` seen, with class targets counted) the
     drop is also measured against the labels' prior entropy :math:`H(y) = -\\sum_c \\pi_c \\ln \\pi_c`, the loss
@@ -122,10 +122,15 @@ def loss_drop(stats) -> float | None:
     if loss is None or not finite(loss.first) or loss.first <= 0 or loss.first_nonfinite_step is not None:
         return None
     means = [float(v) for v in loss.window_means if v is not None]
-    if len(means) < 3 or not all(map(finite, means)):
+    if not all(map(finite, means)):
         return None
-    k = max(1, len(means) // 3)
-    last = sum(means[-k:]) / k
+    if len(means) >= 3:
+        k = max(1, len(means) // 3)
+        last = sum(means[-k:]) / k
+    elif loss.count >= 2 and finite(loss.last):    # a run too short for windows: its last loss
+        last = float(loss.last)
+    else:
+        return None
     drop = 1.0 - last / loss.first
     prior = _prior_entropy(stats)
     return min(drop, 1.0 - last / prior) if prior else drop
