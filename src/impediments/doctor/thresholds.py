@@ -132,9 +132,11 @@ class Thresholds:
                                               "the class frequencies scores (ln 10 = 2.30 +- 0.12 on digits); the 20 "
                                               "tuned-on healthy calibration runs end 17% (bert: 0.57 vs ln 2) to 96% "
                                               "below ln C after 30 steps")
-    label_entropy_min_update: float = _t(1e-4, "a median update-to-weight ratio of at least 1e-4 per step (a tenth of "
-                                               "Karpathy's healthy 1e-3): the weights move, so a loss stuck at H is "
-                                               "not a learning rate too small to move them")
+    label_entropy_min_update: float = _t(1e-4, "every weight matrix's update-to-weight ratio at least 1e-4 per step "
+                                               "(a tenth of Karpathy's healthy 1e-3): the whole network moves, so a "
+                                               "loss stuck at H is neither a learning rate too small nor gradients "
+                                               "vanishing before the first layers (a deep sigmoid stack whose head "
+                                               "alone learns the prior)")
     target_scale_cost: float = _t(0.5, "unscaled targets are a warning when, after the transient, the loss still "
                                        "holds half the targets' mean square (what a zero output scores): the "
                                        "model has not yet grown to their scale, so the units cost this run; a "

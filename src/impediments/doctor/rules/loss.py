@@ -191,10 +191,12 @@ def uninformative_labels(stats, th):
     A classifier that learns only the class frequencies pi scores the prior's entropy
     H(pi) = -sum_c pi_c ln pi_c, whatever the input. Reaching it is the first thing any classifier does;
     staying there means the inputs told the model nothing about the labels. When the output varies
-    with the input (not a dead network: ``output.constant_forwards == 0``) and the weights move at a
-    normal rate (median update-to-weight ratio at least ``label_entropy_min_update``: not a learning rate
-    too low to move them), the labels carry no information about the inputs: shuffled apart from them,
-    or read from the wrong column.
+    with the input (not a dead network: ``output.constant_forwards == 0``), every weight matrix moves at a
+    normal rate (its update-to-weight ratio at least ``label_entropy_min_update``: not a learning rate too
+    low), the weights' gradient energies lie within ``gradient_var_ratio`` of each other (not gradients
+    vanishing before the first layers, which Adam's normalized steps hide) and no learning rate collapsed,
+    the labels carry no information about the inputs: shuffled apart from them, or read from the wrong
+    column.
     """
     loop, out = stats.loop, stats.output
     kinds = [k for k in ("cross_entropy", "nll_loss") if k in loop.losses and loop.losses[k].calls]
@@ -219,23 +221,32 @@ def uninformative_labels(stats, th):
     if middle > 0 and (middle - last) / middle >= th.plateau_improvement:   # still falling: a slow start, not settled
         return []
     lowest = min(later)
-    ratios = sorted(p.update_to_weight for p in stats.params.values() if finite(p.update_to_weight))
+    # every weight moves (not a vanishing gradient leaving the first layers still, where only the head learns the
+    # prior), and no learning rate collapsed 100x (a schedule stepped per batch stalls the loss at H too)
+    ratios = sorted(p.update_to_weight for n, p in stats.params.items()
+                    if n.endswith("weight") and finite(p.update_to_weight))
     if not ratios:
         return []
-    update = ratios[len(ratios) // 2]
-    if update < th.label_entropy_min_update:
+    update = ratios[0]
+    collapsed = any(g.get("last") is not None and g.get("max") and g["last"] <= g["max"] / th.lr_collapse_factor
+                    for g in loop.learning_rates)
+    if update < th.label_entropy_min_update or collapsed:
         return []
+    grads = [p.grad_norm for n, p in stats.params.items() if n.endswith("weight") and finite(p.grad_norm)]
+    if not grads or min(grads) <= 0 or (max(grads) / min(grads)) ** 2 > th.gradient_var_ratio:
+        return []      # gradient energy 1000x apart across layers: vanishing gradients stall the loss at H (Adam hides it
+        #                in the update sizes, not in the gradients)
     return [finding(
         "uninformative_labels", "warning", ["data"],
         {"label_entropy": entropy, "first_third_loss": first, "last_third_loss": last, "band": band,
          "lowest_window_loss": lowest, "classes_seen": len(prior),
-         "ln_classes": math.log(len(prior)), "median_update_to_weight": update,
+         "ln_classes": math.log(len(prior)), "smallest_weight_update_to_weight": update,
          "tolerance": th.label_entropy_tolerance, "from_step": th.transient_steps},
         f"After the first {th.transient_steps} steps the loss stayed at {entropy:.3g} (first third {first:.3g}, last "
         f"third {last:.3g}, within {band:.2g}), the entropy of the label frequencies over {len(prior)} classes: "
         "what a model that "
         "predicts only the class frequencies scores, whatever the input. The output does vary with the input and "
-        f"the weights move (median update {update:.2g} of the weight per step), yet nothing of the input helps: "
+        f"every weight moves (at least {update:.2g} of itself per step), yet nothing of the input helps: "
         "the labels carry no information about the inputs.",
         None, seen={"losses": stats.loss.count, "target_batches": loop.target_batches, "targets": total},
         confidence=f"{len(later)} windows after the transient against the entropy of {total} labels")]
