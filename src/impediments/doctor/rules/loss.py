@@ -193,7 +193,7 @@ def uninformative_labels(stats, th):
     staying there means the inputs told the model nothing about the labels. When the output varies
     with the input (not a dead network: ``output.constant_forwards == 0``), every weight matrix moves at a
     normal rate (its update-to-weight ratio at least ``label_entropy_min_update``: not a learning rate too
-    low), the weights' gradient energies lie within ``gradient_var_ratio`` of each other (not gradients
+    low), the first and last weights' gradient energies lie within ``gradient_var_ratio`` (not gradients
     vanishing before the first layers, which Adam's normalized steps hide) and no learning rate collapsed,
     the labels carry no information about the inputs: shuffled apart from them, or read from the wrong
     column.
@@ -232,10 +232,14 @@ def uninformative_labels(stats, th):
                     for g in loop.learning_rates)
     if update < th.label_entropy_min_update or collapsed:
         return []
-    grads = [p.grad_norm for n, p in stats.params.items() if n.endswith("weight") and finite(p.grad_norm)]
-    if not grads or min(grads) <= 0 or (max(grads) / min(grads)) ** 2 > th.gradient_var_ratio:
-        return []      # gradient energy 1000x apart across layers: vanishing gradients stall the loss at H (Adam hides it
-        #                in the update sizes, not in the gradients)
+    # the first and the last weight in forward order: gradient energy 1000x apart is vanishing gradients, which stall
+    # the loss at H too (Adam hides them in the update sizes, not in the gradients); norm layers' small gains between
+    # them are not compared
+    ordered = sorted((loop.params[n].order, p.grad_norm) for n, p in stats.params.items()
+                     if n.endswith("weight") and n in loop.params and loop.params[n].order is not None
+                     and finite(p.grad_norm))
+    if len(ordered) < 2 or ordered[0][1] <= 0 or (ordered[-1][1] / ordered[0][1]) ** 2 > th.gradient_var_ratio:
+        return []
     return [finding(
         "uninformative_labels", "warning", ["data"],
         {"label_entropy": entropy, "first_third_loss": first, "last_third_loss": last, "band": band,
