@@ -129,9 +129,9 @@ def fix_html(report) -> str:
         verdict = _tag("no verified fix found", _SEVERITY_COLOR["error"])
     parts = [f"<div><b>{escape(report.title)}</b>: {verdict}</div>",
              f"<div>flagged: {escape(', '.join(report.flagged)) or '–'}</div>"]
-    rows = [[escape(r.label), escape(", ".join(r.verdict.verified)) or "–", escape(", ".join(r.verdict.cleared)) or "–",
-             escape(", ".join(r.verdict.new)) or "–", _number(r.verdict.delta),
-             escape(r.verdict.short) or "–"] for r in report.rows]
+    rows = [[escape(r.label), escape(", ".join(r.verdict.verified)) or "–",
+             escape(", ".join(r.verdict.cleared)) or "–", escape(", ".join(r.verdict.new)) or "–",
+             _number(r.verdict.delta), escape(r.verdict.short) or "–"] for r in report.rows]
     if rows:
         parts.append(_table(["remedy", "verified", "cleared", "new", "metric change", "evidence short"], rows))
     parts.append(f'<pre style="background:#f6f6f6;padding:6px">{escape(report.snippet())}</pre>')
