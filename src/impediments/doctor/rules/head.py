@@ -47,6 +47,9 @@ def _constant_head(stats, th) -> list:
                 and out.constant_forwards >= th.constant_output_fraction * out.forwards)
     if not one_unit_softmax and not constant:
         return []
+    dead = sorted(n for n, a in stats.activations.items() if a.samples and a.active_fraction == 0)
+    if not one_unit_softmax and dead:
+        return []      # a layer that never fires explains the constant output: dead_units names the cause
     ev = {"output_shape": out.shape, "output_width": out.width, "produced_by": out.produced_by,
           "constant_forwards": out.constant_forwards, "forwards": out.forwards, "output_min": out.min,
           "output_max": out.max}
