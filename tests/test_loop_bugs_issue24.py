@@ -284,7 +284,9 @@ def test_step_before_backward_example_its_twin_and_the_verified_fix(capsys, recw
     capsys.readouterr()
     assert main(["fix", str(examples / "loop_step_before_backward.py"), "--jobs", "1", "--budget-runs", "3"]) == 0
     printed = capsys.readouterr().out
-    assert "chosen: plain_train_step" in printed and "loss.backward()\nopt.step()" in printed
+    chosen = next(line for line in printed.splitlines() if line.startswith("chosen:"))
+    assert "plain_train_step" in chosen and "still flagged after it: none" in chosen
+    assert "loss.backward()\nopt.step()" in printed
 
 
 def test_only_biases_trainable_is_named_by_its_cost_and_a_healthy_twin_is_quiet():
