@@ -45,3 +45,27 @@ def test_caption_says_whether_the_figure_draws_a_band():
 
     drawn = sorted(n for n in experiments.names() if takes_band(experiments.get(n)))
     assert drawn == ["bn_dropout", "small_batch_norms", "zigzag"]
+
+
+def test_a_legend_that_would_cover_data_moves_beside_the_panel():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from impediments.plots.style import _points_under, legend_off_data
+
+    fig, (full, sparse) = plt.subplots(1, 2)
+    x = np.linspace(0, 1, 41)
+    for k in range(12):                                       # lines everywhere: no free corner inside
+        full.plot(x, (x + k / 12) % 1, ".", label=f"line {k}" if k < 4 else None)
+    sparse.plot([0, 1], [0, 0.05], label="low")               # an empty upper area: the legend stays inside
+    inside = sparse.legend(loc="upper right")
+    renderer = fig.canvas.get_renderer()
+    assert _points_under(full, full.legend(loc="center").get_window_extent(renderer)) > 0   # the reference
+    moved, kept = legend_off_data(full, loc="center"), legend_off_data(sparse, loc="upper right")
+    assert _points_under(full, moved.get_window_extent(renderer)) == 0 and moved.get_bbox_to_anchor().x0 > \
+        full.get_window_extent(renderer).x1
+    assert _points_under(sparse, kept.get_window_extent(renderer)) == 0 and inside is not None
+    plt.close(fig)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from impediments.plots.style import LEGEND
+from impediments.plots.style import LEGEND, legend_off_data
 
 COLORS = ("tab:blue", "tab:red", "tab:orange", "tab:green")
 STYLES = ("-", "--", ":", "-.")
@@ -31,7 +31,7 @@ def plot_dead_bias(r):
     axes[1].set(ylabel="fraction dead on the whole training set", ylim=(0, 1), title="dead units, init vs end")
     axes[2].set(xlabel="step", ylabel="test accuracy", ylim=(0, 1), title="test accuracy")
     for ax in axes:
-        ax.legend(**LEGEND)
+        legend_off_data(ax, **LEGEND)
     fig.suptitle(f"ReLU MLP on digits, width {r.width}, He weights")
     fig.tight_layout()
     return fig, axes

@@ -4,7 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from impediments.plots.style import LEGEND, fill_band
+from impediments.plots.style import LEGEND, fill_band, legend_off_data
 
 COLORS = {"raw": "tab:red", "std": "tab:blue", "rescaled": "tab:green"}
 LABELS = {"raw": "raw pixels 0..16", "std": "standardized", "rescaled": "every other pixel x 10"}
@@ -21,7 +21,7 @@ def _paths(ax, r) -> None:
     ax.set(xlabel="w1", ylabel="w2", title="(a) per-example updates, first 200 steps")
     ax.axhline(0, color="0.8", lw=0.5)
     ax.axvline(0, color="0.8", lw=0.5)
-    ax.legend(**LEGEND)
+    legend_off_data(ax, **LEGEND)
 
 
 def _rates(ax, r) -> None:
@@ -33,7 +33,7 @@ def _rates(ax, r) -> None:
     ax.set(xlabel="full-batch step, rate 1/λmax (the largest stable for the high-variance weight)",
            ylabel="|w_j - w*_j| / |w*_j|", title="(a') unequal variances: weights learn at different rates",
            ylim=(1e-3, 2))
-    ax.legend(**LEGEND)
+    legend_off_data(ax, **LEGEND)
 
 
 def plot_zigzag(r, band=None):
@@ -48,7 +48,7 @@ def plot_zigzag(r, band=None):
             fill_band(ax, lrs, band.low.acc[key], band.high.acc[key], COLORS[key])
     ax.set(xlabel="learning rate", ylabel="test accuracy after 3 epochs", ylim=(0, 1),
            title="(b) digits, 64-30-10 tanh: accuracy per learning rate")
-    ax.legend(**LEGEND)
+    legend_off_data(ax, **LEGEND)
     ax = axes[1, 0]
     for key in r.steps_to_loss:
         steps = np.asarray(r.steps_to_loss[key], dtype=float)
@@ -56,7 +56,7 @@ def plot_zigzag(r, band=None):
         ax.semilogx(lrs[ok], steps[ok], "o-", color=COLORS[key], label=LABELS[key])
     ax.set(xlabel="learning rate", ylabel=f"steps to training loss {r.target_loss:g}",
            title="(b) steps to the target loss (missing: not reached at some seed)")
-    ax.legend(**LEGEND)
+    legend_off_data(ax, **LEGEND)
     ax = axes[1, 1]
     for key, curve in r.curves.items():
         c = np.asarray(curve, dtype=float)
@@ -68,13 +68,13 @@ def plot_zigzag(r, band=None):
             fill_band(ax, np.arange(len(c)), band.low.curves[key], band.high.curves[key], COLORS[key])
     ax.set(xlabel="epoch", ylabel="test accuracy", title="(b) each input at its own best learning rate",
            ylim=(0, 1))
-    ax.legend(**LEGEND)
+    legend_off_data(ax, **LEGEND)
     ax = axes[1, 2]
     ax.hist(np.asarray(r.batch_means_example), bins=20, color="tab:gray")
     ax.axvline(0, color="k", lw=1, label="training-set mean (0)")
     ax.set(xlabel=f"mini-batch mean (B={r.probe_batch}) of one standardized feature", ylabel="batches",
            title=f"(c) mean |batch mean| {r.batch_mean_abs:.3f} (predicted {r.batch_mean_predicted:.3f})")
-    ax.legend(**LEGEND)
+    legend_off_data(ax, **LEGEND)
     if band is not None:
         fig.text(0.01, 0.005, f"lines: mean over {band.seeds} seeds; shaded: lowest to highest seed", fontsize=9)
     fig.tight_layout()

@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from impediments.plots.style import LEGEND, fill_band
+from impediments.plots.style import LEGEND, fill_band, legend_off_data
 
 COLORS = {"plain": "tab:red", "bn": "tab:blue", "none": "tab:red", "batch": "tab:blue", "layer": "tab:green",
           "group": "tab:orange"}
@@ -15,7 +15,7 @@ CYCLE = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:br
 def _finish(fig, axes, title: str, *, legend=()):
     """Legends (:data:`impediments.plots.style.LEGEND`) on the ``legend`` axes, the title and a tight layout."""
     for ax in legend:
-        ax.legend(**LEGEND)
+        legend_off_data(ax, **LEGEND)
     fig.suptitle(title)
     fig.tight_layout()
     return fig, axes
@@ -31,13 +31,13 @@ def plot_bn_sigmoid(r):
     axes[0].axhline(r.target_acc, color="grey", ls=":", lw=1)
     axes[0].set(xlabel="step", ylabel="test accuracy", ylim=(0, 1), title="(a) test accuracy")
     axes[1].set(xlabel="step", ylabel="test loss", title="test loss")
-    axes[0].legend(fontsize=8)
+    legend_off_data(axes[0], fontsize=8)
     for ax, key, label in ((axes[2], "plain", "(b) without BN"), (axes[3], "bn", "(c) with BN")):
         q = np.asarray(r.runs[key]["quantiles"])
         for k, (ls, name) in enumerate(zip((":", "-", ":"), ("15th", "50th", "85th"))):
             ax.plot(steps, q[:, k], color=COLORS[key], ls=ls, label=f"{name} percentile")
         ax.set(xlabel="step", ylabel="input to sigmoid (unit 0, last layer)", title=label)
-        ax.legend(fontsize=7)
+        legend_off_data(ax, fontsize=7)
     lo = min(axes[2].get_ylim()[0], axes[3].get_ylim()[0])
     hi = max(axes[2].get_ylim()[1], axes[3].get_ylim()[1])
     axes[2].set_ylim(lo, hi)
@@ -64,7 +64,7 @@ def plot_frozen_bn_transfer(r):
     axes[2].axhline(r.source_acc, color="grey", ls=":", lw=1, label="source acc before transfer")
     axes[2].set_xticks(x, [labels[m] for m in methods], fontsize=7)
     axes[2].set(ylim=(0, 1.05), title="after transfer")
-    axes[2].legend(fontsize=7, loc="lower center")
+    legend_off_data(axes[2], fontsize=7, loc="lower center")
     return _finish(fig, axes,
                    f"BN MLP pretrained on digits 0–4, new head on {r.shots} examples per class of digits 5–9",
                    legend=axes[:2])
@@ -183,7 +183,7 @@ def plot_small_batch_norms(r, band=None):
         ax.set_xticks(b, [str(v) for v in b])
         ax.minorticks_off()
         ax.invert_xaxis()
-        ax.legend(**LEGEND)
+        legend_off_data(ax, **LEGEND)
     trained = " vs ".join(labels.get(n, n) for n in r.test_error)
     return _finish(fig, axes, f"{trained} on a 1-D CNN (MNIST-1D, SGD batch {r.batch_size}): small batches per "
                               "normalization (Wu & He 2018)")
@@ -248,5 +248,5 @@ def plot_norm_every_k(r):
                title=f"{'time' if key == 'ms_per_step' else 'work'} per step vs accuracy")
         ax.xaxis.set_major_locator(MaxNLocator(4))
         ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
-        ax.legend(title="BN", **LEGEND)
+        legend_off_data(ax, title="BN", **LEGEND)
     return _finish(fig, axes, f"{r.depth}-layer ReLU MLP on digits with BN after every k-th layer")
