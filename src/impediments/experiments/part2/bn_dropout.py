@@ -213,6 +213,8 @@ def claims(result: Result) -> list[Claim]:
                        "ratio_at_largest_rate": float(first_before[i]),
                        "inverse_p_at_largest_rate": float(1 / keep[i])},
               "max_rel_err_vs_formula <= 0.05 and max_rel_err_vs_inverse_p <= 0.15",
+              paper="(c² + v)/p − c² over v, about 1/p (2 at p = 0.5) for zero-mean unit-variance input: Li et al.'s "
+                    "derivation, compared with our measured ratio at each rate",
               labels={"max_rel_err_vs_formula": "largest relative error of the variance ratio vs Li et al.'s formula",
                       "max_rel_err_vs_inverse_p": "largest relative error of the variance ratio vs 1/p",
                       "ratio_at_largest_rate": f"variance ratio at dropout {top}",
