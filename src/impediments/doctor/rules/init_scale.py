@@ -19,9 +19,10 @@ norms that overflow). The residual stream's RMS at init, block by block
 The gain is measured directly, :math:`\operatorname{Var}(y) / \overline{x^2}`, from the moments of each
 layer's input and output on its first recorded step
 (:attr:`~impediments.monitor.schema.LayerOutputStats.input_at_init`), and the implied weight std is
-:math:`\sqrt{\text{gain} / \text{fan\_in}}`. The median over the layers is compared with
-``init_gain_too_large``: one layer with a large gain (a deliberately scaled projection) is not the
-init of the model.
+:math:`\sqrt{\text{gain} / \text{fan\_in}}`. The median over the layers of one kind (Linear, Conv1d,
+...) is compared with ``init_gain_too_large``: one layer with a large gain (a deliberately scaled
+projection) is not the init of the model, and an init scale is set per kind (a config's
+``initializer_range`` reaches a wav2vec-style model's Linears, not its convolutional feature extractor).
 """
 from __future__ import annotations
 
@@ -47,12 +48,17 @@ def layer_gains(stats) -> dict[str, tuple[float, int]]:
 @rule("init_scale_too_large", requires=("layers",))
 def init_scale_too_large(stats, th):
     """The median Linear/Conv variance gain at init at least ``init_gain_too_large`` (module docstring)."""
-    gains = layer_gains(stats)
-    if len(gains) < th.depth_min_layers:
+    every = layer_gains(stats)
+    # per layer kind: an init scale is set per kind (initializer_range reaches the Linears of a wav2vec-style
+    # model, not its convolutional feature extractor, which keeps its own Kaiming init and would dilute a median)
+    kinds: dict[str, dict] = {}
+    for name, gain in every.items():
+        kinds.setdefault(stats.layers[name].kind, {})[name] = gain
+    found = [(statistics.median(g for g, _ in k.values()), k) for k in kinds.values() if len(k) >= th.depth_min_layers]
+    found = [(m, k) for m, k in found if m >= th.init_gain_too_large]
+    if not found:
         return []
-    median = statistics.median(g for g, _ in gains.values())
-    if median < th.init_gain_too_large:
-        return []
+    median, gains = max(found, key=lambda mk: len(mk[1]))
     large = {n: g for n, (g, _) in gains.items() if g >= th.init_gain_too_large}
     stds = [math.sqrt(g / f) for g, f in gains.values() if f > 0 and g > 0]
     implied = statistics.median(stds) if stds else None
