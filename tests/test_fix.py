@@ -336,16 +336,16 @@ def test_cli_fix_seeds_and_run_budget(tmp_path, capsys):
     assert code == (0 if doc["remaining"] == [] else 1)
 
 
-def test_two_independent_findings_are_fixed_by_the_combination():
+def test_raw_inputs_beside_dead_units_are_info_and_one_remedy_fixes_the_cause():
+    """Raw digits (0..16) beside dead units: the uncentered inputs are info since severity follows the
+    measured cost (issue 24 item 5), so only the dead units need a fix, and one remedy clears them. (This
+    was the end-to-end test of a two-remedy combination; ``best_combination`` keeps its unit test above.)"""
     d = imp.load_dataset("digits", standardize=False)
     report = imp.fix(dead_mlp, (d.X_train, d.y_train, d.X_test, d.y_test), steps=60, budget_runs=3,
                      optimizer=lambda p: torch.optim.SGD(p, lr=0.01))
-    assert {"dead_units", "uncentered_inputs"} <= set(report.flagged)
-    assert [r.name for r in report.rows] == ["variance_preserving_init", "standardize_inputs"]
-    assert report.chosen is report.combination and report.remaining == [] and report.exit_code == 0
-    assert set(report.combination.verdict.remedies) == {"variance_preserving_init", "standardize_inputs"}
-    snippet = report.snippet()
-    assert snippet.index("Standardizer") < snippet.index("he_normal")          # data first, then the init
+    assert "dead_units" in report.flagged and "uncentered_inputs" not in report.flagged
+    assert report.chosen is not None and report.remaining == [] and report.exit_code == 0
+    assert len(report.chosen.verdict.remedies) == 1
 
 
 def test_an_optimizer_instance_is_a_clear_error_before_any_training():

@@ -145,8 +145,10 @@ def stop_on_interrupt(server, fn):
 
 def serve_until_interrupt(server) -> None:
     """Keep the finished run on the page until Ctrl-C, then stop the server."""
-    print("training done; the page stays up until Ctrl-C", file=sys.stderr, flush=True)
-    try:
+    try:                     # (the line is printed inside: a Ctrl-C right after reading it is the expected stop)
+        print("training done; the page stays up until Ctrl-C", file=sys.stderr, flush=True)
         wait_for_interrupt()
+    except KeyboardInterrupt:
+        pass
     finally:
         server.close()
