@@ -8,7 +8,7 @@ and train/eval mode are restored afterwards.
 What one step at init can settle, and what it leaves to ``watch()`` (issue 25):
 
 * **The init scale** shows at the first forward: each layer's variance gain
-  :math:`\operatorname{Var}(y)/\overline{x^2} = \text{fan\_in}\,\sigma_w^2`, and the residual stream's
+  :math:`\\operatorname{Var}(y)/\\overline{x^2} = \\text{fan\\_in}\\,\\sigma_w^2`, and the residual stream's
   RMS block by block (``init_scale_too_large``, :mod:`~impediments.doctor.rules.init_scale`), and the loss
   against an uninformed prediction (``initial_loss_high``).
 * **Gradients across depth** are compared only along signals one learning rate serves: the residual
