@@ -19,6 +19,7 @@ import time
 from impediments.doctor import diagnose
 from impediments.playground.server import DashboardServer
 from impediments.playground.snapshot import monitor_view
+from impediments.monitor.hooks.portable import PortableHook
 
 MIN_INTERVAL_S = 0.2
 COST_FACTOR = 20.0
@@ -41,7 +42,7 @@ class LiveFeed:
 
     def attach(self) -> "LiveFeed":
         # prepend: runs before the monitor arms its interception for the coming forward
-        self._handle = self._model.register_forward_pre_hook(self._before_forward, prepend=True)
+        self._handle = self._model.register_forward_pre_hook(PortableHook(self._before_forward), prepend=True)
         self.training = True
         return self
 

@@ -24,6 +24,7 @@ import time
 
 from impediments.activations.catalog import display_name, flat_region_name
 from impediments.report.html import escape
+from impediments.monitor.hooks.portable import PortableHook
 
 MIN_INTERVAL_S = 0.2
 COST_FACTOR = 20.0
@@ -234,7 +235,7 @@ class NotebookFeed:
 
     def attach(self) -> "NotebookFeed":
         # prepend: runs before the monitor arms its interception for the coming forward
-        self._handle = self._model.register_forward_pre_hook(self._before_forward, prepend=True)
+        self._handle = self._model.register_forward_pre_hook(PortableHook(self._before_forward), prepend=True)
         self.training = True
         return self
 
