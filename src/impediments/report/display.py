@@ -11,23 +11,18 @@ the notebook's outputs). The HTML is self-contained: inline styles, no script, n
 
 The live view (:class:`NotebookFeed`, ``watch(model, live="notebook")`` or ``mon.display()``) shows one
 output area (``IPython.display.display(..., display_id=True)``) and updates it in place at the monitor's
-sampled steps, with no server. Its cost is bounded as the browser feed's is
-(:mod:`impediments.playground.live`): an update costs one ``mon.stats()``, one ``diagnose`` and this
-module's string formatting, and the next waits at least :data:`COST_FACTOR` times that cost (and at least
-:data:`MIN_INTERVAL_S`), so the view adds at most ``1 / COST_FACTOR`` (5 %) to the training time.
+sampled steps, with no server. When it updates, and the bound on its cost (at most ``1 / COST_FACTOR``, 5 %,
+of the training time), are the shared live feed's (:mod:`impediments.report.feed`), which the browser's
+live doctor uses too.
 """
 from __future__ import annotations
 
 import math
 import sys
-import time
 
 from impediments.activations.catalog import display_name, flat_region_name
+from impediments.report.feed import Feed
 from impediments.report.html import escape
-from impediments.monitor.hooks.portable import PortableHook
-
-MIN_INTERVAL_S = 0.2
-COST_FACTOR = 20.0
 
 _SEVERITY_COLOR = {"error": "#b00020", "warning": "#b26a00", "info": "#1f5fa8"}
 _VERDICT_COLOR = {"holds": "#1b7f3b", "fails": "#b00020", "inconclusive": "#b26a00"}
@@ -216,55 +211,20 @@ def live_html(stats, report, *, training: bool, updates: int) -> str:
             f"{stats_html(stats)}{report_html(report)}</div>")
 
 
-class NotebookFeed:
+class NotebookFeed(Feed):
     """Redraws one notebook output area with the monitor's statistics and findings at sampled steps.
 
-    Before the first training forward after a newly sampled step (so that step's backward, optimizer step
-    and loss are recorded) it reads ``mon.stats()`` and ``diagnose``, and updates the output area it
-    created; the cost bound is in the module docstring. :meth:`detach` draws the final state.
+    When it updates and what that may cost is :class:`~impediments.report.feed.Feed`'s (shared with the
+    browser's live feed); this class only draws: :func:`live_html` into the output area it created.
     """
 
     def __init__(self, monitor, model) -> None:
         from IPython.display import HTML, display
 
-        self.monitor, self._model, self._html = monitor, model, HTML
-        self._handle, self._last_samples, self._next_time = None, -1, 0.0
-        self.updates, self.training, self.cost_s, self.last_cost_s = 0, False, 0.0, 0.0
+        super().__init__(monitor, model)
+        self._html = HTML
         self.area = display(HTML('<div style="font-family:sans-serif">impediments live: waiting for the first '
                                  "sampled step</div>"), display_id=True)
 
-    def attach(self) -> "NotebookFeed":
-        # prepend: runs before the monitor arms its interception for the coming forward
-        self._handle = self._model.register_forward_pre_hook(PortableHook(self._before_forward), prepend=True)
-        self.training = True
-        return self
-
-    def _before_forward(self, module, args) -> None:
-        if not module.training or self.monitor.sampled_steps == self._last_samples:
-            return
-        if time.monotonic() >= self._next_time:
-            self.update()
-
-    def update(self) -> None:
-        """Read the monitor and the doctor now and redraw the output area."""
-        from impediments.doctor import diagnose
-
-        start = time.monotonic()
-        stats = self.monitor.stats()
-        self.updates += 1
-        self.area.update(self._html(live_html(stats, diagnose(stats), training=self.training, updates=self.updates)))
-        self._last_samples = self.monitor.sampled_steps
-        cost = time.monotonic() - start
-        self.cost_s += cost
-        self.last_cost_s = cost
-        self._next_time = time.monotonic() + max(MIN_INTERVAL_S, COST_FACTOR * cost)
-
-    def detach(self) -> None:
-        """Remove the hook and draw the final state (the monitor calls this when it closes)."""
-        if self._handle is None:
-            return
-        self._handle.remove()
-        self._handle = None
-        self.training = False
-        self.update()
-        self._model = None
+    def show(self, stats, report) -> None:
+        self.area.update(self._html(live_html(stats, report, training=self.training, updates=self.updates)))
