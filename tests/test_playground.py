@@ -80,7 +80,7 @@ def test_every_experiment_of_reproduce_has_a_playground_link():
 @pytest.mark.parametrize("init", CHOICES["init"])
 def test_every_init_builds_and_the_named_scales_hold(init):
     config = PlaygroundConfig(init=init, activation="tanh", depth=2, width=128, bias=0.01)
-    model = build_model(config, dataset("digits", True))
+    model = build_model(config, dataset("digits", "standardized"))
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     assert all(torch.all(m.bias == 0.01) for m in linears)
     w = linears[1].weight.detach()                             # 128 x 128
@@ -95,12 +95,12 @@ def test_every_init_builds_and_the_named_scales_hold(init):
     elif init == "identical":
         assert torch.equal(w[0], w[1])
     elif init == "lsuv":                                       # unit output variance on the calibration batch
-        x = dataset("digits", True).X_train[:256]
+        x = dataset("digits", "standardized").X_train[:256]
         assert abs(float(linears[0](x.flatten(1)).detach().var()) - 1) < 0.1
 
 
 def test_activation_norm_dropout_and_inputs_reach_the_model():
-    raw, std = dataset("digits", False), dataset("digits", True)
+    raw, std = dataset("digits", "raw"), dataset("digits", "standardized")
     assert float(raw.X_train.max()) == 16.0 and abs(float(std.X_train.mean())) < 1e-3
     for act in CHOICES["activation"]:
         model = build_model(PlaygroundConfig(activation=act, depth=2, width=8), std)
@@ -147,7 +147,7 @@ def test_remedies_are_the_fix_registrys_in_its_order():
     ("saturated_units", PlaygroundConfig(activation="sigmoid", init="too_large")),
 ])
 def test_applied_remedy_clears_the_finding_at_init(code, broken):
-    data = dataset("digits", True)
+    data = dataset("digits", "standardized")
     x, y = data.X_train[:256], data.y_train[:256]
     before = imp.checkup(build_model(broken, data), x, y)
     assert {f.severity for f in before.by_code(code)} & {"warning", "error"}
@@ -296,7 +296,7 @@ def test_watch_live_streams_the_monitors_sampled_steps_and_cleans_up(capsys):
     from impediments import watch
     from impediments.playground.live import start_live_server
 
-    data = dataset("digits", True)
+    data = dataset("digits", "standardized")
     model = imp.mlp(64, 10, width=32, depth=3, activation="relu")
     imp.init.initialize(model, "he_normal", bias=-10.0, seed=0)               # every unit dead
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

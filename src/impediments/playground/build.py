@@ -6,6 +6,7 @@ Only library code runs here: :func:`impediments.load_dataset`, :func:`impediment
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import torch
@@ -23,10 +24,25 @@ TOO_SMALL_STD, TOO_LARGE_STD = 0.01, 2.0
 MOMENTUM = 0.9
 
 
-@functools.lru_cache(maxsize=6)
-def dataset(name: str, standardized: bool) -> Dataset:
-    """The dataset (cached: the page switches back and forth)."""
-    return load_dataset(name, seed=0, standardize=standardized)
+@functools.lru_cache(maxsize=9)
+def dataset(name: str, inputs: str) -> Dataset:
+    """The dataset with its inputs as the page's ``inputs`` control says (cached: the page switches back and forth).
+
+    ``"standardized"``: every feature at zero mean and unit variance (on the training set); ``"centred"``: the
+    training mean subtracted and nothing else, so the features keep their raw scale (digits: pixels 0..16 become
+    -m..16-m); ``"raw"``: as loaded (digits' pixels are all non-negative). Raw against centred changes one thing,
+    the sign of the inputs, which is what makes every first-layer weight of a unit move the same way
+    (LeCun et al. 1998, *Efficient BackProp*, section 4.3).
+    """
+    if inputs == "standardized":
+        return load_dataset(name, seed=0, standardize=True)
+    data = load_dataset(name, seed=0, standardize=False)
+    if inputs == "raw":
+        return data
+    if inputs != "centred":
+        raise ValueError(f"inputs={inputs!r} is not offered; valid inputs: standardized, centred, raw")
+    mean = data.X_train.mean(0)
+    return dataclasses.replace(data, X_train=data.X_train - mean, X_test=data.X_test - mean)
 
 
 def build_model(config: PlaygroundConfig, data: Dataset) -> nn.Sequential:

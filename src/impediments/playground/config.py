@@ -39,7 +39,7 @@ CHOICES: dict[str, tuple] = {
     "optimizer": ("sgd", "momentum", "adam", "adamw"),
     "lr": (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 3.0, 10.0),
     "batch_size": (1, 2, 4, 8, 16, 32, 50, 64, 128, 256),
-    "inputs": ("standardized", "raw"),
+    "inputs": ("standardized", "centred", "raw"),
     "steps": (100, 200, 500, 1000, 2000, 5000, 20000),
     "seed": tuple(range(10)),
 }

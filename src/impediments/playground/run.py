@@ -76,7 +76,7 @@ class Run:
         self._viewed_at, self._viewed_samples = -math.inf, -1
         self.mon = None
         try:
-            data = dataset(config.dataset, config.inputs == "standardized")
+            data = dataset(config.dataset, config.inputs)
             self.setup = Setup(model_fn=functools.partial(build_model, config, data), X=data.X_train, y=data.y_train,
                                loss_fn=nn.functional.cross_entropy, opt_fn=functools.partial(build_optimizer, config),
                                steps=config.steps, batch_size=config.batch_size)
