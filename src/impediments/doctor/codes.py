@@ -23,14 +23,25 @@ class Code:
     #: why it stops learning (the mechanism), and the first thing to change: the default text of a finding
     explanation: str = ""
     remedy: str = ""
+    #: the remedy where the measured init already preserves variance (``doctor.causes.init_in_place``): it
+    #: does not recommend He/Glorot, which is in place; ``{measured}`` is replaced by the measured gain; empty
+    #: where ``remedy`` names no init
+    remedy_init_in_place: str = ""
+    #: the experiment for a model without residual blocks, where ``experiment`` shows a residual mechanism
+    experiment_plain: str = ""
 
     @property
     def see(self) -> str:
         """Where the mechanism is shown: its experiment, or (a path ending in ``.py``) the broken example of a
         training-loop bug, whose fixed twin sits beside it."""
-        if self.experiment.endswith(".py"):
-            return f"see: impediments doctor {self.experiment}"
-        return f"see: impediments reproduce {self.experiment}"
+        return see_text(self.experiment)
+
+
+def see_text(experiment: str) -> str:
+    """``see: impediments reproduce EXPERIMENT`` (or ``see: impediments doctor EXAMPLE.py``)."""
+    if experiment.endswith(".py"):
+        return f"see: impediments doctor {experiment}"
+    return f"see: impediments reproduce {experiment}"
 
 
 _HE = "impediments.init.initialize(model, \"he_normal\")"
@@ -47,7 +58,10 @@ _CODES = (
                       "too-high learning rate or a bad init pushes pre-activations below zero everywhere)."),
          remedy=("Re-initialize with zero biases and He init matched to ReLU, e.g. "
                  "impediments.init.initialize(model, \"he_normal\", bias=0.0) (or impediments.init.lsuv), lower "
-                 "the learning rate, or use leaky_relu/gelu")),
+                 "the learning rate, or use leaky_relu/gelu"),
+         remedy_init_in_place=("Set the biases to zero, keeping the He weights already in place: "
+                               "impediments.init.initialize(model, \"he_normal\", bias=0.0); or lower the learning "
+                               "rate, or use leaky_relu/gelu")),
     Code("saturated_units",
          "sigmoid/tanh-like units that spend most inputs in the zero-derivative region",
          "activations",
@@ -75,7 +89,11 @@ _CODES = (
                       "nearly constant inputs and back-propagated gradients shrink the same way (n Var(W) < 1 per "
                       "layer)."),
          remedy=(f"Use the variance-preserving init for the activation, n Var(W) = 1 (Glorot) or 2 (He): {_HE}, or "
-                 f"impediments.init.lsuv(model, batch), or add normalization (impediments.norm.BatchNorm)")),
+                 f"impediments.init.lsuv(model, batch), or add normalization (impediments.norm.BatchNorm)"),
+         remedy_init_in_place=("The init already preserves variance ({measured}): look for what "
+                               "else removes it (dead or saturated units, a bias shift); else add normalization "
+                               "(impediments.norm.BatchNorm) or calibrate each layer with impediments.init.lsuv(model, "
+                               "batch)")),
     Code("exploding_activations",
          "activation variance growing geometrically with depth",
          "depth_distributions",
@@ -93,7 +111,9 @@ _CODES = (
                       "layer's weights, so the first layers learn orders of magnitude slower than the last with a "
                       "single learning rate."),
          remedy=(f"Use the init that preserves variance for the activation ({_GLOROT} for tanh, \"he_normal\" for "
-                 f"ReLU), avoid saturating activations in deep stacks, or add normalization or residual connections")),
+                 f"ReLU), avoid saturating activations in deep stacks, or add normalization or residual connections"),
+         remedy_init_in_place=("The init already preserves variance ({measured}): avoid saturating"
+                               " activations in deep stacks, or add normalization or residual connections")),
     Code("exploding_gradients",
          "gradients or updates far too large across layers or overall",
          "residual_limits",
@@ -101,7 +121,11 @@ _CODES = (
          explanation=("Gradients grow layer by layer or are so large that one step moves the weights by a large "
                       "fraction of their own size, so training oscillates or diverges."),
          remedy=(f"Lower the learning rate, use the variance-preserving init ({_HE}), impediments.init.fixup(model)"
-                 f" for unnormalized residual nets, or clip gradients (torch.nn.utils.clip_grad_norm_)")),
+                 f" for unnormalized residual nets, or clip gradients (torch.nn.utils.clip_grad_norm_)"),
+         remedy_init_in_place=("Lower the learning rate (10x or more, until update-to-weight ratios are near 1e-3) "
+                               "or add warm-up; clip gradients (torch.nn.utils.clip_grad_norm_) if spikes remain. "
+                               "The init already preserves variance ({measured})"),
+         experiment_plain="bn_learning_rates"),
     Code("symmetric_units",
          "units of a layer with identical incoming weights: symmetry never broken",
          "zero_init",
@@ -136,7 +160,10 @@ _CODES = (
          explanation=("A NaN or Inf appeared; once present it spreads to every weight it touches."),
          remedy=(f"Lower the learning rate, clip gradients (torch.nn.utils.clip_grad_norm_), check the data for "
                  f"NaN, use the variance-preserving init ({_HE}) and numerically safe losses (F.cross_entropy on "
-                 f"logits)")),
+                 f"logits)"),
+         remedy_init_in_place=("Lower the learning rate, clip gradients (torch.nn.utils.clip_grad_norm_), check "
+                               "the data for NaN and use numerically safe losses (F.cross_entropy on logits)"),
+         experiment_plain="bn_learning_rates"),
     Code("bn_small_batch",
          "BatchNorm statistics estimated from too few values per channel",
          "small_batch_norms",
@@ -180,7 +207,9 @@ _CODES = (
          explanation=("The loss grew instead of falling: the steps overshoot the minimum along high-curvature "
                       "directions (learning rate too large for the curvature), and each overshoot makes it worse."),
          remedy=("Lower the learning rate (start 10x lower), standardize the inputs, use the variance-preserving "
-                 "init or BatchNorm to allow larger rates")),
+                 "init or BatchNorm to allow larger rates"),
+         remedy_init_in_place=("Lower the learning rate (start 10x lower), standardize the inputs, or add "
+                               "BatchNorm to allow larger rates")),
     Code("loss_plateau",
          "the loss did not fall",
          "glorot_he",
@@ -188,7 +217,9 @@ _CODES = (
          explanation=("The loss has not fallen below where it started: the gradient signal is blocked (dead, "
                       "saturated or symmetric units, vanishing gradients) or the learning rate is far too small."),
          remedy=(f"Check the other findings first; then use the variance-preserving init ({_HE}), standardized "
-                 f"inputs and a larger learning rate")),
+                 f"inputs and a larger learning rate"),
+         remedy_init_in_place=("Check the other findings first; then standardized inputs and a larger learning "
+                               "rate (the init already preserves variance: {measured})")),
     Code("model_in_eval_mode",
          "the optimizer stepped after forwards of the model in eval mode only (no model.train())",
          "frozen_bn_transfer",
