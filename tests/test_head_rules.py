@@ -325,3 +325,47 @@ def test_initial_loss_of_a_loss_the_model_computes_itself():
         found[std] = [f for f in report.findings if f.code == "initial_loss_high"]
     assert not found[0.02]
     assert found[1.0] and found[1.0][0].evidence["excess"] > 2
+
+
+def _keras_bce(out, t):
+    p = out.reshape(t.shape).clamp(1e-7, 1 - 1e-7)
+    return -(t * p.log() + (1 - t) * (1 - p).log()).mean()
+
+
+def test_hand_written_loss_targets_equal_brute_force(X):
+    """A loss written by hand calls no loss function: its targets are read from the first arithmetic op that
+    combines the graph with a float tensor of the output's batch size (the Keras-style BCE's ``t * p.log()``)."""
+    y = 2 * torch.rand(64, generator=torch.Generator().manual_seed(3)) - 1          # in [-1, 1]
+    st = train(nn.Sequential(nn.Linear(5, 1), nn.Sigmoid()), _keras_bce, X, y, steps=3)
+    call = st.loop.losses["hand_written"]
+    assert call.calls == 3 and call.input_from == {"SigmoidBackward0": 3} and call.width == 1
+    assert call.target_values == 3 * 64 and call.output_range == [0.0, 1.0]
+    assert call.target_mean == pytest.approx(float(y.double().mean()), rel=1e-9)
+    assert call.target_var == pytest.approx(float(y.double().var(unbiased=False)), rel=1e-9)
+    assert call.targets_outside_range == pytest.approx(float((y < 0).double().mean()))
+    assert ("output_head_mismatch", "targets_outside_output_range") in codes(st)
+    # the fixed twin: the same loss on targets in [0, 1] is quiet
+    st = train(nn.Sequential(nn.Linear(5, 1), nn.Sigmoid()), _keras_bce, X, (y > 0).float(), steps=3)
+    assert st.loop.losses["hand_written"].targets_outside_range == 0.0
+    assert not {c for c, _ in codes(st)} & {"output_head_mismatch"}
+
+
+def test_hand_written_loss_only_when_no_loss_function_is_called(X):
+    """A library loss plus a hand-written term (a penalty on the output, the targets times a constant) is the
+    library loss's call; a broadcast target (N, 1) against (N, 10) is read, one that would enlarge the graph
+    tensor is not."""
+    y = torch.rand(64, 1)
+    both = lambda out, t: F.mse_loss(out, t) + 0.1 * (out * torch.ones_like(t)).mean()
+    st = train(nn.Sequential(nn.Linear(5, 1), nn.Sigmoid()), both, X, y, steps=2)
+    assert set(st.loop.losses) == {"mse_loss"}
+    first_hand = lambda out, t: (out * torch.ones_like(t)).mean() + F.mse_loss(out, t)
+    st = train(nn.Sequential(nn.Linear(5, 1), nn.Sigmoid()), first_hand, X, y, steps=2)
+    assert set(st.loop.losses) == {"mse_loss"}                      # the call later in the window wins
+    square = lambda out, t: ((out - 5 * t) ** 2).mean()             # (N, 10) - (N, 1): Keras-style broadcast
+    st = train(nn.Sequential(nn.Linear(5, 10), nn.Softmax(1)), square, X, y, steps=2)
+    call = st.loop.losses["hand_written"]
+    assert call.target_values == 2 * 64 and call.target_max == pytest.approx(float(5 * y.max()))
+    assert ("output_head_mismatch", "targets_outside_output_range") in codes(st)
+    wide = lambda out, t: ((out.reshape(-1, 1) - t.reshape(1, -1)) ** 2).mean()     # every pair: no candidate
+    st = train(nn.Sequential(nn.Linear(5, 1), nn.Sigmoid()), wide, X, 5 * y, steps=2)
+    assert "hand_written" not in st.loop.losses

@@ -20,6 +20,7 @@ import math
 
 from impediments.doctor.rules.base import finding, finite, rule
 from impediments.doctor.rules.loss import _after_transient, _thirds
+from impediments.monitor.probes.loop.loss_calls import HAND_WRITTEN
 
 #: autograd nodes of a softmax over the class dimension (probabilities or log-probabilities)
 _SOFTMAX = ("SoftmaxBackward0", "LogSoftmaxBackward0")
@@ -98,10 +99,12 @@ def _range_mismatch(kind: str, call, th) -> list:
             "the labels to {0, 1}; for a regression use a linear output into mse_loss",
             seen=seen, confidence=f"{call.target_values} targets over {call.calls} calls")]
     name = _RANGE_NAMES.get(source, source)
+    whose = ("the targets of the hand-written loss (the float tensor the output is first combined with)"
+             if kind == HAND_WRITTEN else f"the {kind} targets")
     return [finding(
         "output_head_mismatch", severity, [kind], ev,
-        f"The output goes through a {name}, which can only reach [{lo:g}, {hi:g}], but {frac:.0%} of the "
-        f"{kind} targets lie outside it (from {call.target_min:g} to {call.target_max:g}): those examples keep "
+        f"The output goes through a {name}, which can only reach [{lo:g}, {hi:g}], but {frac:.0%} of "
+        f"{whose} lie outside it (from {call.target_min:g} to {call.target_max:g}): those examples keep "
         f"an irreducible loss, the output is pinned at its bound, and the {name}'s derivative there is about "
         "0, so the layers below stop learning too.",
         "Use a linear output for a regression (drop the final activation) and standardize the targets, or "

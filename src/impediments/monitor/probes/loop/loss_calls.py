@@ -50,6 +50,14 @@ OUTPUT_RANGE = {"SigmoidBackward0": (0.0, 1.0), "SoftmaxBackward0": (0.0, 1.0), 
                 "HardtanhBackward0": (-1.0, 1.0), "ReluBackward0": (0.0, math.inf),
                 "SoftplusBackward0": (0.0, math.inf), "LogSoftmaxBackward0": (-math.inf, 0.0),
                 "LogSigmoidBackward0": (-math.inf, 0.0), "HardsigmoidBackward0": (0.0, 1.0)}
+#: a loss written by hand (Keras-style ``-(y * p.log()).mean()``, ``((out - y) ** 2).mean()``): no loss function
+#: is called, so its targets are read from the first arithmetic op of the window that combines a tensor on the
+#: autograd graph with a float tensor off it, of the model output's batch size and size (:meth:`LossCalls.arithmetic`)
+HAND_WRITTEN = "hand_written"
+ARITHMETIC = frozenset({torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.Tensor.__sub__, torch.Tensor.__rsub__,
+                        torch.Tensor.__add__, torch.Tensor.__radd__, torch.Tensor.__truediv__,
+                        torch.Tensor.__rtruediv__, torch.Tensor.mul, torch.Tensor.sub, torch.Tensor.add,
+                        torch.Tensor.div, torch.mul, torch.sub, torch.add, torch.div})
 #: the uniform prediction each loss is compared with at the first call (what an uninformed model feeds it)
 UNIFORM_INPUT = {"cross_entropy": "zeros", "binary_cross_entropy_with_logits": "zeros",
                  "binary_cross_entropy": "half", "nll_loss": "log_uniform", "mse_loss": "zeros",
@@ -169,11 +177,75 @@ class LossCalls:
         self.losses: dict[str, dict] = {}
         self.batches = self.values = 0
         self.dev: dict[str, torch.Tensor] = {}
+        # the window from the end of a sampled forward to its backward: the model output's shape and producer,
+        # whether a loss function was called, and a hand-written loss's target candidate (kept to the backward)
+        self._out_shape: tuple | None = None
+        self._out_source: str | None = None
+        self._library_call = False
+        self._candidate: torch.Tensor | None = None
+
+    def start_window(self, output: torch.Tensor | None) -> None:
+        """A sampled forward ended with ``output`` (its first float tensor, or None): a new loss window."""
+        self._out_shape = tuple(output.shape) if output is not None and output.dim() >= 1 else None
+        self._out_source = producer(output) if self._out_shape is not None else None
+        self._library_call, self._candidate = False, None
+
+    @property
+    def seeking_target(self) -> bool:
+        """Whether an arithmetic op may still show a hand-written loss's target in this window."""
+        return self._out_shape is not None and not self._library_call and self._candidate is None
+
+    def arithmetic(self, args: tuple) -> None:
+        """An arithmetic op between a tensor on the graph (of the output's size) and a float tensor off it, with
+        the output's batch size, that does not enlarge the graph tensor: the first one is the target candidate."""
+        if len(args) < 2 or not all(isinstance(a, torch.Tensor) for a in args[:2]):
+            return
+        a, b = args[0], args[1]
+        on, off = (a, b) if a.requires_grad and not b.requires_grad else (b, a) if b.requires_grad and not a.requires_grad \
+            else (None, None)
+        if on is None or not off.is_floating_point() or off.dim() != on.dim() or off.dim() < 1 or off.numel() < 2:
+            return
+        numel = math.prod(self._out_shape)
+        if on.numel() != numel or off.shape[0] != on.shape[0] or off.shape[0] != self._out_shape[0]:
+            return
+        try:
+            if torch.broadcast_shapes(on.shape, off.shape) != on.shape:
+                return
+        except RuntimeError:
+            return
+        self._candidate = off.detach()
+
+    def end_window(self) -> None:
+        """At the backward: a window with no loss-function call and a target candidate was a hand-written loss."""
+        target, self._candidate = self._candidate, None
+        if target is None or self._library_call or self._out_shape is None:
+            return
+        rec = self.losses.setdefault(HAND_WRITTEN, {"calls": 0, "input_from": {}, "classes": None,
+                                                    "shape_mismatches": 0, "input_shape": None, "target_shape": None,
+                                                    "broadcast_numel": None, "width": None, "output_range": None,
+                                                    "target_values": 0, "range_values": 0, "target_rows": 0,
+                                                    "class_targets": 0})
+        rec["calls"] += 1
+        source = self._out_source
+        rec["input_from"][source] = rec["input_from"].get(source, 0) + 1
+        rec["width"] = self._out_shape[1] if len(self._out_shape) >= 2 else 1
+        t = target.double()
+        rec["target_values"] += t.numel()
+        self._add(f"{HAND_WRITTEN}.target_sum", t.sum())
+        self._add(f"{HAND_WRITTEN}.target_sumsq", (t * t).sum())
+        self._extreme(f"{HAND_WRITTEN}.target_min", t.min(), min)
+        self._extreme(f"{HAND_WRITTEN}.target_max", t.max(), max)
+        lo_hi = OUTPUT_RANGE.get(source)
+        if lo_hi is not None:
+            rec["output_range"] = list(lo_hi)
+            rec["range_values"] += t.numel()
+            self._add(f"{HAND_WRITTEN}.outside", ((t < lo_hi[0] - 1e-6) | (t > lo_hi[1] + 1e-6)).sum())
 
     def observe(self, func, x: torch.Tensor, target: torch.Tensor, kwargs: dict | None = None) -> None:
         """One call ``func(x, target)`` (before it runs; reads only)."""
         kind = LOSSES[func]
         kwargs = kwargs or {}
+        self._library_call = True
         rec = self.losses.setdefault(kind, {"calls": 0, "input_from": {}, "classes": None, "shape_mismatches": 0,
                                             "input_shape": None, "target_shape": None, "broadcast_numel": None,
                                             "width": None, "output_range": None, "target_values": 0,
@@ -337,7 +409,11 @@ class LossMode(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is torch.Tensor.backward:
+            self.probe.loss_calls.end_window()
             return self.probe.backward(func, args, kwargs)
+        if func in ARITHMETIC and self.probe.loss_calls.seeking_target:
+            self.probe.loss_calls.arithmetic(args)
+            return func(*args, **kwargs)
         if func in LOSSES and len(args) >= 2 and all(isinstance(a, torch.Tensor) for a in args[:2]):
             calls = self.probe.loss_calls
             calls.observe(func, args[0], args[1], kwargs)

@@ -46,6 +46,7 @@ from impediments.monitor.hooks.portable import PortableHook
 from impediments.monitor import sharding
 from impediments.monitor.probes.base import Probe
 from impediments.monitor.probes.loop.loss_calls import LossCalls, LossCallStats, LossMode
+from impediments.monitor.probes.output import first_tensor
 from impediments.monitor.state.moments import to_device
 
 #: learning-rate decades tracked: first step at lr <= max lr / 10^k, k = 1..LR_DECADES
@@ -348,6 +349,7 @@ class LoopProbe(Probe):
         self._remove_module_hook()
         if model.training and self.ctx.full:
             self.arm()
+            self.loss_calls.start_window(first_tensor(out))
             if self._grads_at_forward is None:      # the first sampled forward since the last step
                 self._grads_at_forward = self._grad_versions()
                 self._window_backwards = 0         # (a late backward of the step before does not count)
