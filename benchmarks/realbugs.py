@@ -8,7 +8,7 @@ Usage::
 Each entry of ``benchmarks/realbugs/`` is a PyTorch port of a bug people filed (Stack Overflow, GitHub,
 the PyTorch forum), in a buggy and a fixed version. For each entry and seed the scorer trains both versions
 under ``impediments.watch(model, optimizer=opt)`` with ``mon.record_loss(loss)``, runs ``impediments.checkup``
-on the first batch at initialization, and reports:
+on the first batch at initialization (given the program's optimizer, as ``watch`` is), and reports:
 
 * **detection**: the buggy version gets a warning or an error (from ``watch`` or ``checkup``);
 * **named**: one of the entry's expected codes is among those warnings/errors;
@@ -88,7 +88,7 @@ def _checkup(module, seed: int, fixed: bool) -> dict:
     prog = module.build(seed, fixed=fixed)
     xb, yb = next(batches(prog))
     try:
-        report = imp.checkup(prog.model, xb, yb, loss_fn=prog.loss_fn)
+        report = imp.checkup(prog.model, xb, yb, loss_fn=prog.loss_fn, optimizer=prog.optimizer)
     except Exception as exc:                                  # the doctor crashing is a result, not a scorer crash
         return {"findings": [], "error": f"{type(exc).__name__}: {exc}"}
     return {"findings": _findings(report), "error": None}

@@ -23,6 +23,7 @@ What one step at init can settle, and what it leaves to ``watch()`` (issue 25):
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -78,6 +79,7 @@ def default_loss(output, target):
 
 
 def checkup(model: nn.Module, inputs, targets=None, loss_fn: Callable | None = None, *,
+            optimizer: torch.optim.Optimizer | None = None,
             thresholds: Thresholds | dict | None = None) -> Report:
     """Diagnose ``model`` at its current weights from one batch.
 
@@ -87,6 +89,9 @@ def checkup(model: nn.Module, inputs, targets=None, loss_fn: Callable | None = N
         targets: optional targets; with them (or ``loss_fn``) a backward pass runs too.
         loss_fn: ``loss_fn(output, targets)`` (or ``loss_fn(output)`` without targets);
             default cross-entropy for integer targets, MSE otherwise.
+        optimizer: the optimizer that will train the model (never stepped here). Its type tells the rules
+            how a step scales with the gradient: under Adam-like optimizers a gradient trend across depth
+            is info (each parameter's step is normalized by its own gradient scale).
         thresholds: overrides, see :class:`Thresholds`.
 
     Returns:
@@ -112,4 +117,6 @@ def checkup(model: nn.Module, inputs, targets=None, loss_fn: Callable | None = N
         stats = mon.stats()
     finally:
         snapshot.restore()
+    if optimizer is not None and stats.optimizer is None:   # named only: the monitor hooks no step here
+        stats = dataclasses.replace(stats, optimizer={"type": type(optimizer).__name__})
     return diagnose(stats, thresholds, title="impediments checkup")

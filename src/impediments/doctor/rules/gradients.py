@@ -205,17 +205,26 @@ def _depth_trend(stats, th, chain, stream, skip_head, skip_bn) -> list:
                              "residual_blocks": len(stats.residual_stream)}}
     if stream:
         evidence["stream"] = stream
+    seen = {"layers": len(chain), "sampled_steps": stats.sampled_steps, "steps": stats.steps}
+    confidence = (f"a geometric trend over {len(chain)} hidden layers, {abs(math.log10(ratio)):.1f} decades "
+                  f"first to last (the threshold is {math.log10(th.gradient_var_ratio):.0f})")
     if _adaptive(stats):
         steps = _relative_steps(stats, energy)
+        if not steps:       # checkup given an adaptive optimizer: no step taken yet, its first step is known
+            kind = stats.optimizer.get("type")
+            return [finding(
+                code, "info", list(energy), {**evidence, "optimizer": kind},
+                f"The back-propagated gradient energy changes {abs(math.log10(ratio)):.1f} decades from the first "
+                f"to the last hidden layer at these weights, but the optimizer ({kind}) normalizes each parameter's "
+                "step by its own gradient scale: its first step is lr g / (|g| + eps), about lr per weight whatever "
+                "the gradient's size (Kingma & Ba 2015), which evens this out. watch() measures the steps taken.",
+                None, seen=seen, confidence=confidence)]
         if len(steps) >= th.depth_min_layers:
             step_ratio = geometric_ratio([v for _, v in steps])
             evidence["update_to_weight_last_over_first"] = step_ratio
             bound = math.sqrt(th.gradient_var_ratio)
             if not (step_ratio > bound if code == "vanishing_gradients" else step_ratio < 1 / bound):
                 return []       # the adaptive optimizer's per-parameter scaling already evens the steps out
-    seen = {"layers": len(chain), "sampled_steps": stats.sampled_steps, "steps": stats.steps}
-    confidence = (f"a geometric trend over {len(chain)} hidden layers, {abs(math.log10(ratio)):.1f} decades "
-                  f"first to last (the threshold is {math.log10(th.gradient_var_ratio):.0f})")
     return [finding(code, "warning", list(energy), evidence, seen=seen, confidence=confidence)]
 
 
