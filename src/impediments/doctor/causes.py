@@ -1,4 +1,4 @@
-"""Cause before symptoms: mark findings that another finding of the same report explains.
+r"""Cause before symptoms: mark findings that another finding of the same report explains.
 
 When the learning rate is far too high, units die, activations blow up and the loss rises; a report
 that leads with ``dead_units`` sends the reader to re-initialize, which does not help. Each link
@@ -19,13 +19,35 @@ cause first".
   again) -> a loss plateau; gradients never cleared (each step the sum of all earlier gradients) ->
   steps that grow: gradients that look exploding, units pushed dead, a diverging loss, NaN.
 * dead, saturated or symmetric units, vanishing gradients -> a loss plateau (the gradient is blocked).
+* dead units -> vanishing activations (a unit that outputs zero for every input passes no variance on,
+  whatever the weights' scale); symmetric units -> a linear regime (identical units, zero-init here, all
+  compute the same near-zero pre-activation, where the nonlinearity equals its tangent); saturated units ->
+  vanishing gradients (the derivative is near zero in the flat tails).
+* an init scale far too large -> saturated units, exploding activations and a high initial loss.
+
+A caused finding's explanation names its cause's mechanism (:data:`MECHANISM`, where the rule wrote the
+code's default text), and its remedy starts with the cause's remedy.
+
+**Words fitted to the measurements** (:func:`fit_to_model`). A remedy never recommends what the
+measurements show is already in place: the doctor measures each Linear/Conv layer's variance gain at
+init, :math:`\operatorname{Var}(y) / \overline{x^2} = n \operatorname{Var}(W)`
+(:func:`~impediments.doctor.rules.init_scale.layer_gains`; LeCun et al. 1998, He et al. 2015). Where
+its median is at least ``init_gain_in_place`` of the variance-preserving gain of the network's activation
+(2 for a piecewise-linear rectifier, He et al. 2015; 1 otherwise, LeCun et al. 1998 / Glorot & Bengio
+2010) and below ``init_gain_too_large``, the code's ``remedy_init_in_place`` replaces a default remedy
+that recommends He/Glorot. And a code whose experiment shows a residual mechanism links, for a model in
+which the monitor saw no residual block, to its ``experiment_plain``.
 """
 from __future__ import annotations
 
 import dataclasses
+import statistics
 
+from impediments.activations.catalog import taxonomy
+from impediments.doctor.codes import CODES, see_text
 from impediments.doctor.finding import Finding
 from impediments.doctor.rules.base import finding, finite
+from impediments.doctor.rules.init_scale import layer_gains
 
 LINKS = (
     ("model_in_eval_mode", ("bn_inference_mode_in_training", "loss_plateau", "diverging_loss")),
@@ -39,14 +61,44 @@ LINKS = (
     ("repeated_batch", ("loss_plateau",)),
     ("gradients_not_cleared", ("diverging_loss", "exploding_gradients", "dead_units", "non_finite",
                                "loss_plateau")),
+    ("init_scale_too_large", ("saturated_units", "exploding_activations", "initial_loss_high")),
     ("exploding_gradients", ("dead_units", "exploding_activations", "saturated_units", "diverging_loss",
                              "non_finite", "loss_plateau", "vanishing_gradients")),
-    ("dead_units", ("loss_plateau",)),
-    ("saturated_units", ("loss_plateau",)),
-    ("symmetric_units", ("loss_plateau",)),
+    ("dead_units", ("vanishing_activations", "loss_plateau")),
+    ("symmetric_units", ("linear_regime", "loss_plateau")),
+    ("saturated_units", ("vanishing_gradients", "loss_plateau")),
     ("vanishing_gradients", ("loss_plateau",)),
 )
 _SERIOUS = ("warning", "error")
+
+#: (cause, consequence) -> how the cause produces it: replaces the consequence's default explanation, which
+#: names the generic mechanism (``vanishing_activations``'s "n Var(W) < 1 per layer" is not why dead units
+#: pass no variance on)
+MECHANISM = {
+    ("dead_units", "vanishing_activations"): (
+        "The variance of the pre-activations falls with depth because dead units pass nothing on: a ReLU layer "
+        "whose units output zero for every input hands the next layer (almost) constant inputs, whatever the "
+        "scale of its weights."),
+    ("dead_units", "loss_plateau"): (
+        "The loss has not fallen below where it started: dead units pass no gradient back, so the weights "
+        "before them receive none."),
+    ("symmetric_units", "linear_regime"): (
+        "Units with identical incoming weights (a zero or constant init) all compute the same pre-activation, "
+        "here near zero, where the nonlinearity equals its tangent line: the network stays (almost) linear "
+        "because its symmetry was never broken, not because its init scale is small."),
+    ("symmetric_units", "loss_plateau"): (
+        "The loss has not fallen below where it started: units with identical weights receive identical "
+        "gradients, so each layer learns as if it had one unit."),
+    ("saturated_units", "vanishing_gradients"): (
+        "The back-propagated signal shrinks layer by layer because saturated units pass almost none of it: "
+        "their derivative is near zero in the flat tails, and each saturated layer multiplies the gradient by it."),
+    ("exploding_gradients", "exploding_activations"): (
+        "The variance of the pre-activations grows with depth because the steps grew the weights: each update "
+        "adds a large fraction of a weight's own size, so n Var(W) rises above its init value in layer after "
+        "layer."),
+    ("saturated_units", "loss_plateau"): (
+        "The loss has not fallen below where it started: saturated units pass almost no gradient back."),
+}
 
 
 def onset_step(stats, th) -> int | None:
@@ -110,12 +162,65 @@ def _learning_rate_cause(stats, th, findings) -> Finding | None:
                    f"{top / th.cause_update_ratio:.1f}x the {th.cause_update_ratio:g} bound")
 
 
+def preserving_gain(stats) -> float:
+    """The variance gain per layer, :math:`n \\operatorname{Var}(W)`, that preserves the forward variance for the
+    network's hidden activations: 2 where any is a piecewise-linear rectifier (ReLU, ReLU6, leaky ReLU: they
+    halve the second moment, He et al. 2015), else 1 (LeCun et al. 1998; Glorot & Bengio 2010)."""
+    kinds = {a.kind for a in stats.activations.values()}
+    halving = any((t := taxonomy(k)) is not None and t.piecewise and t.family in ("rectifier", "leaky")
+                  for k in kinds)
+    return 2.0 if halving else 1.0
+
+
+def init_in_place(stats, th) -> str | None:
+    """The measured init gain, in words, when it already preserves variance (module doc); else None.
+
+    The median of :func:`~impediments.doctor.rules.init_scale.layer_gains` over the layers whose input
+    carried signal at init must reach ``init_gain_in_place`` x :func:`preserving_gain` and stay below
+    ``init_gain_too_large`` (above it the init is the cause, ``init_scale_too_large``).
+    """
+    gains = [g for g, _ in layer_gains(stats).values() if finite(g)]
+    if not gains:
+        return None
+    median, target = statistics.median(gains), preserving_gain(stats)
+    if not th.init_gain_in_place * target <= median < th.init_gain_too_large:
+        return None
+    return f"n Var(W) measured at {median:.2g} per layer at init, where {target:g} preserves variance"
+
+
+def fit_to_model(f: Finding, stats, th) -> Finding:
+    """``f`` with its remedy fitted to what was measured (module doc): the plain-network experiment for a model
+    without residual blocks (whatever the remedy's words), and, in a default remedy, no He/Glorot where the
+    init already preserves variance (a rule's own words for its variant are kept)."""
+    row = CODES[f.code]
+    action, see = f.action, f.link
+    if row.experiment_plain and not stats.residual_stream and see == row.see:
+        see = see_text(row.experiment_plain)
+    if f.remedy == f"{row.remedy}; {row.see}" and row.remedy_init_in_place:
+        measured = init_in_place(stats, th)
+        if measured is not None:
+            action = row.remedy_init_in_place.replace("{measured}", measured)
+    remedy = f"{action}; {see}"
+    return f if remedy == f.remedy else dataclasses.replace(f, remedy=remedy)
+
+
+def caused_remedy(cause: Finding, remedy: str) -> str:
+    """A consequence's remedy: its cause's first (without the cause's experiment link), then its own."""
+    return (f"Caused by {cause.code} (reported above); fix that first: {cause.action.rstrip('.')}. "
+            f"Then, if it remains: {remedy}")
+
+
 def link(findings: list[Finding], stats, th) -> list[Finding]:
-    """The findings with ``caused_by`` set where a cause in the report explains them (see module doc)."""
+    """The findings with ``caused_by`` set where a cause in the report explains them, their explanation
+    naming the cause's mechanism and their remedy starting with the cause's (see module doc)."""
     cause = _learning_rate_cause(stats, th, findings) if stats.params else None
     if cause is not None:
         findings = [cause] + findings
-    present = {f.code: f for f in findings if f.severity in _SERIOUS}
+    findings = [fit_to_model(f, stats, th) for f in findings]
+    present: dict[str, Finding] = {}
+    for f in findings:
+        if f.severity in _SERIOUS:
+            present.setdefault(f.code, f)    # the first (the rule's most severe) finding of a code speaks for it
     effect_of = {}
     for root, effects in LINKS:
         if root not in present:
@@ -128,6 +233,9 @@ def link(findings: list[Finding], stats, th) -> list[Finding]:
         if root is None or root == f.code or effect_of.get(root) == f.code:   # a root, or mutual: both roots
             out.append(f)
             continue
-        remedy = f"Caused by {root} (reported above): fix that first. Then, if it remains: {f.remedy}"
-        out.append(dataclasses.replace(f, caused_by=root, remedy=remedy))
+        explanation = f.explanation
+        if (root, f.code) in MECHANISM and explanation == CODES[f.code].explanation:
+            explanation = MECHANISM[(root, f.code)]
+        out.append(dataclasses.replace(f, caused_by=root, explanation=explanation,
+                                       remedy=caused_remedy(present[root], f.remedy)))
     return out

@@ -59,8 +59,8 @@ _CODES = (
          remedy=("Re-initialize with zero biases and He init matched to ReLU, e.g. "
                  "impediments.init.initialize(model, \"he_normal\", bias=0.0) (or impediments.init.lsuv), lower "
                  "the learning rate, or use leaky_relu/gelu"),
-         remedy_init_in_place=("Set the biases to zero, keeping the He weights already in place: "
-                               "impediments.init.initialize(model, \"he_normal\", bias=0.0); or lower the learning "
+         remedy_init_in_place=("Keep the He weights already in place ({measured}) and set negative biases to zero:"
+                               " impediments.init.initialize(model, \"he_normal\", bias=0.0); or lower the learning "
                                "rate, or use leaky_relu/gelu")),
     Code("saturated_units",
          "sigmoid/tanh-like units that spend most inputs in the zero-derivative region",
@@ -102,7 +102,10 @@ _CODES = (
                       "residual branches adding up), driving deep units into saturation or overflow."),
          remedy=(f"Use the variance-preserving init ({_HE} / \"glorot_normal\"); for residual nets without "
                  f"normalization use impediments.init.fixup(model); or add normalization "
-                 f"(impediments.norm.BatchNorm)")),
+                 f"(impediments.norm.BatchNorm)"),
+         remedy_init_in_place=("The init already preserves variance ({measured}): for residual nets without "
+                               "normalization use impediments.init.fixup(model); or add normalization "
+                               "(impediments.norm.BatchNorm), or lower the learning rate if the weights grew")),
     Code("vanishing_gradients",
          "gradients far too small across layers or overall",
          "glorot_he",
@@ -123,8 +126,8 @@ _CODES = (
          remedy=(f"Lower the learning rate, use the variance-preserving init ({_HE}), impediments.init.fixup(model)"
                  f" for unnormalized residual nets, or clip gradients (torch.nn.utils.clip_grad_norm_)"),
          remedy_init_in_place=("Lower the learning rate (10x or more, until update-to-weight ratios are near 1e-3) "
-                               "or add warm-up; clip gradients (torch.nn.utils.clip_grad_norm_) if spikes remain. "
-                               "The init already preserves variance ({measured})"),
+                               "or add warm-up; clip gradients (torch.nn.utils.clip_grad_norm_) if spikes remain (the init "
+                               "already preserves variance: {measured})"),
          experiment_plain="bn_learning_rates"),
     Code("symmetric_units",
          "units of a layer with identical incoming weights: symmetry never broken",

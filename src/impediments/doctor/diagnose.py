@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from impediments.doctor.codes import SEVERITY_RANK
 from impediments.doctor.finding import Report
 from impediments.doctor.causes import link
 from impediments.doctor.rules import RULES, missing
@@ -50,6 +51,34 @@ def _with_seen(f, stats):
     return dataclasses.replace(f, evidence=evidence)
 
 
+def _place(name: str, stats) -> str:
+    """Where a finding's ``where`` entry is, as a module: a parameter's module (``hidden1.linear.weight`` is
+    in ``hidden1.linear``), else the name itself (a layer, an activation, ``loss``)."""
+    p = stats.params.get(name)
+    return p.module if p is not None else name
+
+
+def one_per_place(findings: list, stats) -> list:
+    """One finding per code and place: two findings of one code whose places overlap (the parameter rule's
+    ``hidden1.linear.weight`` and the layer rule's ``hidden1.linear``) are merged into the first (the more
+    severe, as the rules emit them): its ``where`` gains the other's places, its evidence the other's numbers
+    under ``also`` (with that finding's severity and confidence)."""
+    out: list = []
+    for f in findings:
+        places = {_place(w, stats) for w in f.where}
+        same = next((i for i, g in enumerate(out) if g.code == f.code and places
+                     & {_place(w, stats) for w in g.where}), None)
+        if same is None:
+            out.append(f)
+            continue
+        keep, other = (out[same], f) if SEVERITY_RANK[out[same].severity] >= SEVERITY_RANK[f.severity] else (f, out[same])
+        where = list(dict.fromkeys([*keep.where, *other.where]))
+        also = {k: v for k, v in other.evidence.items() if k != "seen"}
+        out[same] = dataclasses.replace(keep, where=where, evidence={**keep.evidence, "also": {
+            "severity": other.severity, "where": list(other.where), **also}})
+    return out
+
+
 def diagnose(stats, thresholds: Thresholds | dict | None = None, *, title: str = "impediments doctor") -> Report:
     """Name the impediments visible in ``stats``.
 
@@ -78,6 +107,6 @@ def diagnose(stats, thresholds: Thresholds | dict | None = None, *, title: str =
                 skipped[item.code] = "; ".join(filter(None, [skipped.get(item.code), f"{item.reason}{where}"]))
             else:
                 findings.append(item)
-    findings = link([_with_seen(f, stats) for f in findings], stats, th)
+    findings = link(one_per_place([_with_seen(f, stats) for f in findings], stats), stats, th)
     skipped.update(stats.not_checked)        # what the monitor itself could not see (torch.compile, ...)
     return Report(findings, skipped, th.describe(), stats, title)

@@ -17,9 +17,11 @@ from itertools import zip_longest
 
 from impediments.fix.pieces import Pieces, make_pieces
 from impediments.fix.remedies import REMEDIES, continuation, remedies_for
+from impediments.fix.remedies.registry import extent
 from impediments.fix.report import FixReport, Row
 from impediments.fix.trial import Trial, run_trial
-from impediments.fix.verdict import accuracy_tolerance, best_combination, judge, min_evidence_steps, rank_key
+from impediments.fix.verdict import (accuracy_tolerance, best_combination, judge, min_evidence_steps, rank_key,
+                                    root_cause)
 
 
 class FixError(ValueError):
@@ -238,11 +240,25 @@ class _Round:
         return rows
 
 
+def smallest_fix(singles: list[Row], root: str | None) -> Row | None:
+    """Among the verified single remedies (best-ranked first), the smallest change (:func:`extent`) of those that
+    clear the root cause, the best-ranked among equals; the best-ranked verified remedy when none clears it.
+
+    A fix that removes the named cause with one changed value (``bias → 0`` for units held dead by a large
+    negative bias) is preferred over one that replaces the weights too (LSUV, He init), which also clears
+    the findings but changes what the finding did not name.
+    """
+    clearing = [r for r in singles if root in r.verdict.verified]
+    if not clearing:
+        return singles[0] if singles else None
+    return min(clearing, key=lambda r: extent(r.verdict.remedies))      # min keeps the first among equals
+
+
 def _choose(ctx: _Round) -> None:
     report = ctx.report
     units = best_combination([r.verdict for r in report.rows], lambda n: REMEDIES[n].slot)
     singles = [r for r in report.rows if r.verdict.verified]
-    best_single = singles[0] if singles else None
+    best_single = smallest_fix(singles, root_cause(report.baseline[0].findings))
     if len(units) > 1 and ctx.budget >= len(ctx.seeds):
         combo = tuple(n for unit in units for n in unit)
         targets = set().union(*(set(r.verdict.verified) for r in report.rows if r.verdict.remedies in units))

@@ -5,6 +5,7 @@ import math
 import textwrap
 
 from impediments.fix.remedies.labels import row_label
+from impediments.fix.verdict import root_cause
 
 #: the widest line the text report prints (a terminal of 100 columns); cells wrap to fit it
 WIDTH = 100
@@ -105,8 +106,14 @@ def render_text(report, width: int = WIDTH) -> str:
         if report.chosen is None:
             lines.append("no verified fix: findings remain: " + ", ".join(report.remaining))
         else:
-            lines.append(f"chosen: {report.chosen.label} ({report.chosen.name} in the JSON); still flagged after it: "
-                         f"{', '.join(report.remaining) or 'none'}")
+            root = root_cause(report.baseline[0].findings)
+            why = (", the smallest change that clears the root cause " + root
+                   if root in report.chosen.verdict.verified and len(report.chosen.verdict.remedies) == 1 else "")
+            lines += _prose(f"chosen: {report.chosen.label} ({report.chosen.name} in the JSON){why}; still flagged "
+                            f"after it: {', '.join(report.remaining) or 'none'}", width)
+            others = [r.label for r in report.rows if r.verdict.verified and r is not report.chosen]
+            if others:
+                lines += _prose(f"also verified: {'; '.join(others)}", width)
         lines += ["", "change:", report.snippet(), ""]
     lines += [f"note: {n}" for n in report.notes]
     lines.append(f"total {report.wall_s:.1f} s")

@@ -20,7 +20,7 @@ from impediments.fix.remedies import REMEDIES, Context, NotApplicable, apply_all
 from impediments.train.loop import build, run_steps
 
 #: the parts of a finding a trial keeps (remedies read ``where`` and ``evidence``).
-FINDING_KEYS = ("code", "severity", "where", "evidence")
+FINDING_KEYS = ("code", "severity", "where", "evidence", "caused_by")
 #: training losses averaged for the final training loss.
 FINAL_LOSS_STEPS = 10
 
@@ -32,7 +32,7 @@ class Trial:
     Attributes:
         remedies: the remedies applied (empty for the baseline).
         seed: the seed of model init, batching and dropout.
-        findings: ``{"code", "severity", "where", "evidence"}`` of every finding the doctor reported.
+        findings: ``{"code", "severity", "where", "evidence", "caused_by"}`` of every finding the doctor reported.
         steps_run: steps trained (fewer than planned when the loss became non-finite).
         steps: steps planned.
         train_loss: mean training loss of the last :data:`FINAL_LOSS_STEPS` steps.

@@ -140,3 +140,10 @@ def best_combination(verdicts: list[Verdict], slot_of) -> list[tuple[str, ...]]:
             slots |= unit_slots
             covered |= set(v.verified)
     return chosen
+
+
+def root_cause(findings) -> str | None:
+    """The report's root cause: the code of its first warning or error that no other finding explains
+    (``caused_by`` unset; the doctor lists causes first), or None. ``findings`` as ``Finding.to_dict()``."""
+    return next((f["code"] for f in findings if f["severity"] in ("warning", "error") and not f.get("caused_by")),
+                None)

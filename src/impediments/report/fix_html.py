@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from impediments.fix.remedies.labels import row_label
 from impediments.report.doctor_html import CSS
 from impediments.report.html import escape, fig_to_data_uri
 
@@ -39,7 +40,8 @@ def diff_table(report) -> str:
         change = "" if not math.isfinite(v.delta) else (f"{v.delta * 100:+.1f} pts" if metric == "val_acc"
                                                           else f"{-v.delta:+.3g}")
         cls = "ok" if v.verified else ("error" if v.new or v.errors else "warning")
-        name = ("&#9733; " if row is report.chosen else "") + escape(row.name)
+        name = (("&#9733; " if row is report.chosen else "")
+                + f'<span title="{escape(row.name)} in the JSON">{escape(row.label)}</span>')
         note = escape("; ".join(v.errors) or v.short or "; ".join(c["note"] for c in row.trials[0].changes
                                                                   if c["note"]))
         rows.append(f'<tr><td>{name}</td><td class="{cls}">{escape(v.status)}</td><td>{_codes(v.cleared, "ok")}'
@@ -69,12 +71,12 @@ def loss_curves(report) -> str | None:
         ax.set_ylabel("training loss")
     if report.chosen is not None:
         curve = report.chosen.trials[0].curve
-        before.plot(range(len(curve)), curve, lw=2.2, color="#1b7f2a", label=f"chosen: {report.chosen.name}")
+        before.plot(range(len(curve)), curve, lw=2.2, color="#1b7f2a", label=f"chosen: {report.chosen.label}")
     before.set_title("before and after the chosen fix")
     for row in report.rows:
         curve = row.trials[0].curve
         if curve:
-            after.plot(range(len(curve)), curve, lw=1.6 if row is report.chosen else 0.8, alpha=0.7, label=row.name)
+            after.plot(range(len(curve)), curve, lw=1.6 if row is report.chosen else 0.8, alpha=0.7, label=row.label)
     scale = _finite(base) + (_finite(report.chosen.trials[0].curve) if report.chosen is not None else [])
     if scale:
         low, high = min(scale), max(scale)
@@ -94,15 +96,18 @@ def render_fix(report) -> str:
     elif report.chosen is None:
         verdict = f'<p class="error">No verified fix; still flagged: {_codes(report.remaining, "warning")}</p>'
     else:
-        verdict = (f'<p class="{"ok" if not report.remaining else "warning"}">Chosen: <b>{escape(report.chosen.name)}'
-                   f"</b>; still flagged after it: {_codes(report.remaining, 'warning')}</p>")
+        verdict = (f'<p class="{"ok" if not report.remaining else "warning"}">Chosen: <b>{escape(report.chosen.label)}'
+                   f"</b> (<code>{escape(report.chosen.name)}</code> in the JSON); still flagged after it: {_codes(report.remaining, 'warning')}</p>")
+    others = [r.label for r in report.rows if r.verdict.verified and r is not report.chosen]
+    if report.chosen is not None and others:
+        verdict += f"<p>Also verified: {escape('; '.join(others))}</p>"
     rule = (f"<p class=small>A verified fix clears a finding it targets on every seed ({escape(s['seeds'])}), "
             f"adds no warning or error, keeps {escape(s['metric'])} no worse than the baseline's by more than "
             f"{s['tolerance']:.3g} ({s['val_examples']} validation examples), and trains all {s['steps']} steps "
             f"(at least {s['min_evidence_steps']}). Failing remedies are shown, not hidden.</p>")
     curves = loss_curves(report)
     notes = "".join(f"<li>{escape(n)}</li>" for n in report.notes)
-    not_tried = escape(", ".join(report.not_tried))
+    not_tried = escape(", ".join(row_label(n.split(" + ")) for n in report.not_tried))
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(report.title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{escape(report.title)}</h1>{verdict}{rule}"
             f"<h2>Findings before and after</h2>{diff_table(report)}"

@@ -9,6 +9,7 @@ import re
 
 LABELS = {
     "model_own_init": "the model's own init",
+    "zero_biases": "bias → 0",
     "variance_preserving_init": "He/Glorot init, bias → 0",
     "lsuv_init": "LSUV init, bias → 0",
     "glorot_init": "Glorot init, bias → 0",

@@ -47,6 +47,25 @@ def variance_preserving_init(pieces: Pieces, ctx: Context) -> Change:
     return Change(new, f'imp.init.initialize(net, "{scheme}", bias=0.0, seed={ctx.seed})')
 
 
+def zero_biases(pieces: Pieces, ctx: Context) -> Change:
+    """Every Linear/Conv bias set to 0, the weights kept: a large negative bias holds a ReLU unit's
+    pre-activation below zero for every input (Lu et al. 2019), and the weights' init may be sound."""
+    probe = probe_model(pieces, ctx.seed)
+    names = [n for n, m in probe.named_modules()
+             if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)) and m.bias is not None]
+    if not names:
+        raise NotApplicable("no Linear/Conv layer with a bias in the model")
+
+    def zero(model):
+        with torch.no_grad():
+            for name in names:
+                model.get_submodule(name).bias.zero_()
+
+    return Change(with_model(pieces, zero), "with torch.no_grad():\n    for m in net.modules():\n"
+                                            "        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) "
+                                            "and m.bias is not None:\n            m.bias.zero_()")
+
+
 def glorot_init(pieces: Pieces, ctx: Context) -> Change:
     """Glorot (Xavier) normal init, biases 0: unit-gain for sigmoid/tanh (Glorot & Bengio 2010)."""
     from impediments.init import initialize

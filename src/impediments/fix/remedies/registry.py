@@ -17,6 +17,7 @@ _TOO_LARGE = ("exploding_activations", "exploding_gradients")
 _ROWS = (
     # name, codes, slot, fn[, the remedy whose sweep it continues: x3 three times, then x10 while nothing changes]
     ("model_own_init", ("init_scale_too_large", "initial_loss_high"), "init", init_scale.model_own_init),
+    ("zero_biases", ("dead_units",), "init", m.zero_biases),
     ("variance_preserving_init", ("dead_units", "linear_regime", "symmetric_units", *_GRADIENT_FLOW,
                                   "loss_plateau"), "init", m.variance_preserving_init),
     ("lsuv_init", ("dead_units", "linear_regime", *_GRADIENT_FLOW), "init", m.lsuv_init),
@@ -68,6 +69,22 @@ _ROWS = (
     ("clip_gradients", (*_TOO_LARGE, "non_finite", "diverging_loss"), "clip", t.clip_gradients),
     ("warmup", ("diverging_loss",), "warmup", t.warmup),
 )
+
+
+#: how much of the program a remedy changes, smallest first: 0 the biases' values only; 1 one setting (the
+#: weights' init, the learning rate, clipping, warm-up, the batch, the data's scaling, the loop's step: one
+#: line, the model's function and structure untouched); 2 the model's function (an activation swapped, an op
+#: guarded); 3 its structure (layers added, moved or removed, the graph rewired). ``impediments fix`` prefers,
+#: among the verified fixes that clear the report's root cause, the smallest (:func:`extent`)
+EXTENT_OF_SLOT = {"data": 1, "batch": 1, "init": 1, "mode": 1, "loss": 1, "optimizer": 1, "loop": 1, "clip": 1,
+                  "warmup": 1, "activation": 2, "guard": 2, "structure": 3, "graph": 3}
+#: remedies smaller than their slot's extent
+EXTENT = {"zero_biases": 0}
+
+
+def extent(names) -> int:
+    """The size of a change (:data:`EXTENT_OF_SLOT`): a combination's is its largest part's."""
+    return max(EXTENT.get(n, EXTENT_OF_SLOT[REMEDIES[n].slot]) for n in names)
 
 
 def _description(fn) -> str:
