@@ -68,3 +68,30 @@ assert all(c.passed for c in claims), [c.text for c in claims if not c.passed]
 from impediments.playground import experiment_url
 
 print(experiment_url("activations"))
+
+# %% [markdown]
+# ## Without an active non-linearity, depth adds no power
+# "The composition of linear operations is linear, so a deep network without some active non-linearity
+# loses all its power." The experiment trains a deep network whose activations are the identity, the same
+# network with ReLU, and one Linear layer (logistic regression), on MNIST-1D, a task no linear classifier
+# solves well: the paper's logistic regression reaches 32 %.
+
+# %%
+linear_depth = experiments.get("linear_depth")
+print(experiments.description("linear_depth"))
+result = linear_depth.run(linear_depth.Config.quick(seed=0))
+fig, _ = linear_depth.plot(result)
+
+# %%
+claims = linear_depth.claims(result)
+for c in claims:
+    measured = ", ".join(f"{name} = {value:.4g}" for name, value in c.measured.items())
+    print(f"{'holds' if c.passed else 'FAILS'}: {c.text}\n    {c.condition}    ({measured})")
+assert all(c.passed for c in claims), [c.text for c in claims if not c.passed]
+
+# %% [markdown]
+# In the playground, this link opens a deep network with identity activations on MNIST-1D: its loss
+# stalls where one Linear layer's would.
+
+# %%
+print(experiment_url("linear_depth"))

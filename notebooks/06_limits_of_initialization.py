@@ -80,3 +80,27 @@ assert all(c.passed for c in claims), [c.text for c in claims if not c.passed]
 
 # %%
 print(experiment_url("layerwise_pretraining"))
+
+# %% [markdown]
+# ## The pre-training autoencoder and principal components
+
+# %%
+autoencoder_pca = experiments.get("autoencoder_pca")
+print(experiments.description("autoencoder_pca"))
+result = autoencoder_pca.run(autoencoder_pca.Config.quick(seed=0))
+fig, _ = autoencoder_pca.plot(result)
+
+# %% [markdown]
+# The module's claims about this experiment, measured at this seed; the cell fails unless each holds.
+
+# %%
+claims = autoencoder_pca.claims(result)
+show(claims)
+assert all(c.passed for c in claims), [c.text for c in claims if not c.passed]
+
+# %% [markdown]
+# In the playground (start it with `impediments playground`), this link opens the same setup live: the page has no
+# autoencoder, so it opens the deep sigmoid network that pre-training is for.
+
+# %%
+print(experiment_url("autoencoder_pca"))

@@ -88,6 +88,54 @@ assert all(c.passed for c in claims), [c.text for c in claims if not c.passed]
 print(experiment_url("bn_output_stats"))
 
 # %% [markdown]
+# ## BatchNorm before or after the activation
+
+# %%
+bn_placement = experiments.get("bn_placement")
+print(experiments.description("bn_placement"))
+result = bn_placement.run(bn_placement.Config.quick(seed=0))
+fig, _ = bn_placement.plot(result)
+
+# %% [markdown]
+# The module's claims about this experiment, measured at this seed; the cell fails unless each holds.
+
+# %%
+claims = bn_placement.claims(result)
+show(claims)
+assert all(c.passed for c in claims), [c.text for c in claims if not c.passed]
+
+# %% [markdown]
+# In the playground (start it with `impediments playground`), this link opens the same setup live: a ReLU network with
+# BatchNorm after each activation.
+
+# %%
+print(experiment_url("bn_placement"))
+
+# %% [markdown]
+# ## The learned γ and β
+
+# %%
+bn_gamma_beta = experiments.get("bn_gamma_beta")
+print(experiments.description("bn_gamma_beta"))
+result = bn_gamma_beta.run(bn_gamma_beta.Config.quick(seed=0))
+fig, _ = bn_gamma_beta.plot(result)
+
+# %% [markdown]
+# The module's claims about this experiment, measured at this seed; the cell fails unless each holds.
+
+# %%
+claims = bn_gamma_beta.claims(result)
+show(claims)
+assert all(c.passed for c in claims), [c.text for c in claims if not c.passed]
+
+# %% [markdown]
+# In the playground (start it with `impediments playground`), this link opens the same setup live: a sigmoid network with
+# BatchNorm before each sigmoid; watch the pre-activation histograms spread past the linear region.
+
+# %%
+print(experiment_url("bn_gamma_beta"))
+
+# %% [markdown]
 # ## Higher learning rates
 
 # %%
@@ -110,6 +158,30 @@ assert all(c.passed for c in claims), [c.text for c in claims if not c.passed]
 
 # %%
 print(experiment_url("bn_learning_rates"))
+
+# %% [markdown]
+# ## Why higher rates work: the size of the derivatives
+
+# %%
+bn_gradient_scale = experiments.get("bn_gradient_scale")
+print(experiments.description("bn_gradient_scale"))
+result = bn_gradient_scale.run(bn_gradient_scale.Config.quick(seed=0))
+fig, _ = bn_gradient_scale.plot(result)
+
+# %% [markdown]
+# The module's claims about this experiment, measured at this seed; the cell fails unless each holds.
+
+# %%
+claims = bn_gradient_scale.claims(result)
+show(claims)
+assert all(c.passed for c in claims), [c.text for c in claims if not c.passed]
+
+# %% [markdown]
+# In the playground (start it with `impediments playground`), this link opens the same setup live: a ReLU network with
+# BatchNorm at learning rate 1; compare the gradient norms with BatchNorm switched off.
+
+# %%
+print(experiment_url("bn_gradient_scale"))
 
 # %% [markdown]
 # ## Inference with population statistics

@@ -104,9 +104,9 @@ def test_notebook_runs_top_to_bottom_and_draws_its_figures(path, executed):
     print(f"{path.name}: {seconds:.1f} s, {len(names)} experiment(s), {len(figures)} figure(s)")
 
 
-def test_a_rendered_notebook_shows_its_figures_and_checked_claims(executed):
+def test_a_rendered_notebook_shows_its_figures_and_checked_claims(executed, quick_run):
     """Notebook 1 rendered to static HTML (nbconvert's JupyterLab template) in Debian's chromium, offline:
-    its two figures load and its claims read "holds". The screenshot is the one the docs show."""
+    its three figures load and its claims read "holds". The screenshot is the one the docs show."""
     from nbconvert import HTMLExporter
     from playwright.sync_api import sync_playwright
 
@@ -125,8 +125,9 @@ def test_a_rendered_notebook_shows_its_figures_and_checked_claims(executed):
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "notebook-activations.png"), full_page=True)
         browser.close()
-    assert len(widths) == 2 and min(widths) > 300, widths      # plot_activations' and the experiment's figures
+    assert len(widths) == 3 and min(widths) > 300, widths      # plot_activations' and the two experiments' figures
     assert "imp.plot_activations(np.arange(-5, 5, 0.1))" in text
-    assert text.count("holds: ") == len(experiments.get("activations").claims(
-        experiments.get("activations").run(experiments.get("activations").Config.quick(seed=0))))
+    claimed = sum(len(module.claims(result)) for module, result in
+                  (quick_run(name, 0) for name in ("activations", "linear_depth")))
+    assert text.count("holds: ") == claimed
     assert "FAILS: " not in text

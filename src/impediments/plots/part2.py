@@ -250,3 +250,63 @@ def plot_norm_every_k(r):
         ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
         legend_off_data(ax, title="BN", **LEGEND)
     return _finish(fig, axes, f"{r.depth}-layer ReLU MLP on digits with BN after every k-th layer")
+
+
+def plot_bn_placement(r):
+    names = {"pre": "BN before the sigmoid", "post": "BN after the sigmoid"}
+    colors = {"pre": "tab:blue", "post": "tab:purple"}
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    layers = np.arange(1, len(r.saturated["pre"]) + 1)
+    for i, p in enumerate(("pre", "post")):
+        axes[0].bar(layers + (i - 0.5) * 0.4, r.saturated[p], width=0.4, color=colors[p], label=names[p])
+        nxt = np.arange(2, len(r.input_mean[p]) + 2)
+        axes[1].bar(nxt + (i - 0.5) * 0.4, r.input_mean[p], width=0.4, color=colors[p], label=names[p])
+        axes[2].plot(r.steps, r.test_acc[p], "o-", ms=3, color=colors[p], label=names[p])
+    axes[0].set(xlabel="hidden layer", ylabel="fraction of sigmoid inputs saturated", ylim=(0, 1.3),
+                title="saturated tails (test set, after training)")
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    top = max(max(r.input_mean["pre"]), max(r.input_mean["post"]))
+    axes[1].set(xlabel="Linear layer (2 = the second)", ylabel="mean over features of |feature mean|",
+                ylim=(0, 1.5 * top), title="how far the inputs are from zero-centred")
+    axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[2].set(xlabel="step", ylabel="test accuracy", ylim=(0, 1), title="test accuracy")
+    return _finish(fig, axes, "Deep sigmoid MLP on digits: BN before vs after the activation",
+                   legend=(axes[0], axes[1], axes[2]))
+
+
+def plot_bn_gamma_beta(r):
+    names = {"learned": "γ/β learned", "fixed": "γ/β fixed at 1/0"}
+    colors = {"learned": "tab:blue", "fixed": "tab:grey"}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    layers = np.arange(1, len(r.regions["learned"]) + 1)
+    for i, mode in enumerate(("learned", "fixed")):
+        regions = np.asarray(r.regions[mode], dtype=float)
+        axes[0].bar(layers + (i - 0.5) * 0.4, 1 - regions[:, 1], width=0.4, color=colors[mode], label=names[mode])
+        axes[1].bar(layers + (i - 0.5) * 0.4, regions[:, 0], width=0.4, color=colors[mode], label=names[mode])
+    axes[0].axhline(1 - r.normal_linear, color="k", ls="--", lw=1, label="standard normal (closed form)")
+    axes[0].set(xlabel="hidden layer", ylabel="fraction outside the linear region", ylim=(0, 1.35),
+                title=f"non-linear part of the sigmoid (|x| > {r.linear_bound:.2f})")
+    top = max(max(x[0] for x in r.regions[m]) for m in ("learned", "fixed"))
+    axes[1].set(xlabel="hidden layer", ylabel="fraction in a saturated tail", ylim=(0, 1.5 * top + 1e-3),
+                title="saturated tails")
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return _finish(fig, axes, "Sigmoid MLP with BN before each sigmoid, digits: what learned γ/β do",
+                   legend=(axes[0], axes[1]))
+
+
+def plot_bn_gradient_scale(r):
+    names = {"plain": "without BN", "bn": "with BN"}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for key in ("plain", "bn"):
+        g, w = np.asarray(r.grad_norm[key], dtype=float), np.asarray(r.weight_norm[key], dtype=float)
+        steps = np.arange(1, len(g) + 1)
+        axes[0].plot(steps, g, color=COLORS[key], lw=1, label=names[key])
+        axes[1].plot(steps, w, color=COLORS[key], lw=1.5, label=names[key])
+    for ax in axes:
+        ax.set_yscale("log")
+    axes[0].set(xlabel="SGD step", ylabel="gradient norm (middle layer)", title=f"derivatives at rate {r.lr:g}")
+    axes[1].set(xlabel="SGD step", ylabel="weight norm (middle layer)",
+                title="weights (a line that stops: the loss became non-finite)")
+    return _finish(fig, axes, f"Deep ReLU MLP on digits, same learning rate {r.lr:g}: BN controls the derivatives",
+                   legend=(axes[0], axes[1]))

@@ -6,7 +6,8 @@ the story; the registry name of each is its file name.
 from __future__ import annotations
 
 _ORDER = (
-    "bn_sigmoid", "bn_output_stats", "bn_learning_rates", "bn_inference", "bn_dropout", "l2_with_bn",
+    "bn_sigmoid", "bn_output_stats", "bn_placement", "bn_gamma_beta", "bn_learning_rates", "bn_gradient_scale",
+    "bn_inference", "bn_dropout", "l2_with_bn",
     "small_batch_norms", "norm_every_k", "frozen_bn_transfer",
 )
 
