@@ -38,5 +38,5 @@ def test_a_caused_remedy_and_a_rule_written_link_keep_their_own_words_once():
 
 def test_the_live_doctor_shows_the_remedy_without_the_link_it_prints_below():
     f = finding("saturated_units", "warning", ["h.act"], {"saturated_fraction": 0.9})
-    view = finding_view(f, remediable=False)
+    view = finding_view(f, remedies=[])
     assert "see: impediments" not in view["remedy"] and view["reproduce"] == f.see.removeprefix("see: ")

@@ -12,6 +12,7 @@ from impediments.playground.config import PlaygroundConfig, to_fragment
 EXPERIMENT_SETUPS: dict[str, dict] = {
     # part 1
     "activations": dict(activation="sigmoid", init="too_large", depth=3, width=64),
+    "linear_depth": dict(dataset="mnist1d", activation="identity", depth=4, width=64, optimizer="adam", lr=0.001),
     "dead_bias": dict(activation="relu", init="he_normal", bias=-3.0, depth=3, width=64, lr=0.05, batch_size=32),
     "depth_distributions": dict(activation="tanh", init="too_small", depth=10, width=256, batch_size=256),
     "glorot_he": dict(activation="relu", init="glorot_normal", depth=20, width=64, optimizer="momentum",
@@ -21,8 +22,14 @@ EXPERIMENT_SETUPS: dict[str, dict] = {
                                   optimizer="momentum", lr=0.5),
     "residual_limits": dict(activation="relu", init="he_normal", depth=20, width=64, lr=0.05),
     "zero_init": dict(activation="sigmoid", init="zero", depth=2, width=32, lr=0.5, batch_size=32),
-    "zigzag": dict(activation="tanh", init="glorot_normal", depth=1, width=32, inputs="raw", batch_size=32),
+    "zigzag": dict(activation="tanh", init="glorot_normal", depth=1, width=32, inputs="raw", batch_size=32,
+                   steps=500),
+    "autoencoder_pca": dict(activation="sigmoid", init="glorot_normal", depth=6, width=64, optimizer="momentum",
+                            lr=0.5),         # the page has no autoencoder: the deep sigmoid net pre-training is for
     # part 2
+    "bn_placement": dict(activation="relu", norm="batch", norm_position="post", depth=3, width=64, batch_size=50),
+    "bn_gamma_beta": dict(activation="sigmoid", norm="batch", depth=3, width=64, batch_size=50),
+    "bn_gradient_scale": dict(activation="relu", norm="batch", depth=4, width=64, lr=1.0, batch_size=32),
     "bn_dropout": dict(activation="relu", norm="batch", norm_position="post", dropout=0.5, depth=3, width=128,
                        batch_size=50),
     "bn_inference": dict(activation="relu", norm="batch", depth=3, width=64, lr=0.2, batch_size=50),

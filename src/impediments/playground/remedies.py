@@ -3,13 +3,16 @@
 Which remedies treat a code, and in which order, is written once, in
 :mod:`impediments.fix.remedies.registry` (what ``impediments fix`` tries). The page can carry out
 only some of them with its controls; :data:`PROJECTIONS` says how (a fix remedy name -> the settings
-that do the same on the page's MLP). "Apply remedy" walks the fix's remedies for the code in the
-fix's order and takes, from each of the model's slots (:data:`MODEL_SLOTS`: init and structure), the
-first one the page can express that changes the current settings, and applies them together; when the
-model's slots have nothing left, the first such remedy of any other slot (data, batch, optimizer). The
-activation is what the page's user studies, so the fix's activation swaps are not applied. Codes none
+that do the same on the page's MLP). :func:`remedy_options` lists, for a finding, every remedy the page
+can express that changes the current settings, in the fix's order, each on its own: run B is run A with
+**one** remedy applied, so the student sees which change fixed it (and tries the next one to compare).
+The activation is what the page's user studies, so the fix's activation swaps are not offered. Codes none
 of whose remedies the page can express (training-loop bugs, BatchNorm put in eval mode, weight decay)
 have nothing to apply.
+
+One remedy is itself taken one step at a time: standardizing inputs is centring them, then dividing by
+their spread; from raw inputs the page first centres them (``inputs="centred"``, the same scale), so raw
+against centred isolates the sign of the inputs, the zig-zag's mechanism (LeCun et al. 1998, section 4.3).
 
 Measured on digits, sigmoid, depth 3, width 64, SGD 0.1 (``saturated_units``: Glorot init from the init
 slot, BatchNorm before the nonlinearity from the structure slot): test accuracy after 150 / 600 steps
@@ -23,6 +26,7 @@ from collections.abc import Callable
 from impediments.activations.catalog import taxonomy
 from impediments.doctor.codes import CODES
 from impediments.fix.remedies.registry import REMEDIES as FIX_REMEDIES
+from impediments.fix.remedies.labels import label
 from impediments.fix.remedies.registry import remedies_for
 from impediments.playground.config import CHOICES, PlaygroundConfig
 
@@ -82,13 +86,9 @@ PROJECTIONS: dict[str, Callable[[PlaygroundConfig], dict]] = {
     "layernorm_for_batchnorm": _norm_for_batchnorm("layer"),
     "larger_batch": _larger_batch,
     "dropout_after_batchnorm": lambda c: {"norm_position": "pre"},               # Li et al. 2019
-    "standardize_inputs": lambda c: {"inputs": "standardized"},                  # LeCun et al. 1998
+    "standardize_inputs": lambda c: {"inputs": "centred" if c.inputs == "raw" else "standardized"},  # LeCun 1998
     **{r.name: (lambda c, f=r.fn.factor: _scaled_lr(c, f)) for r in FIX_REMEDIES.values() if hasattr(r.fn, "factor")},
 }
-
-
-#: the fix's slots whose first remedies the page applies together (the model builder's settings)
-MODEL_SLOTS = ("init", "structure")
 
 
 def _changes(remedy, config: PlaygroundConfig) -> dict:
@@ -98,27 +98,39 @@ def _changes(remedy, config: PlaygroundConfig) -> dict:
     return {k: v for k, v in project(config).items() if getattr(config, k) != v}
 
 
-def remedy_changes(code: str, config: PlaygroundConfig) -> dict | None:
-    """The settings to change to treat ``code`` in ``config`` (the rule in the module docstring), from the fix's
-    remedies for ``code`` (:func:`impediments.fix.remedies.registry.remedies_for`, in its order); ``None`` if
-    none of them changes anything the page controls.
+def remedy_options(code: str, config: PlaygroundConfig) -> list[dict]:
+    """The remedies the page can apply for ``code`` in ``config``, one at a time, in the fix's order.
+
+    Each is ``{"remedy": fix remedy name, "label": it in words, "changes": {setting: new value}}``; two fix
+    remedies that change the settings the same way are offered once (the first).
 
     Raises:
         ValueError: for an unknown code (valid codes listed).
     """
     if code not in CODES:
         raise ValueError(f"unknown diagnosis code {code!r}; valid: {', '.join(CODES)}")
-    remedies = remedies_for(code)
-    combined: dict = {}
-    for slot in MODEL_SLOTS:
-        first = next((c for c in (_changes(r, config) for r in remedies if r.slot == slot) if c), {})
-        combined.update({k: v for k, v in first.items() if k not in combined})
-    if combined:
-        return combined
-    return next((c for c in (_changes(r, config) for r in remedies if r.slot not in MODEL_SLOTS) if c), None)
+    options: list[dict] = []
+    for remedy in remedies_for(code):
+        changes = _changes(remedy, config)
+        if changes and all(o["changes"] != changes for o in options):
+            words = "centred inputs (standardizing's first step)" if changes == {"inputs": "centred"} else label(remedy.name)
+            options.append({"remedy": remedy.name, "label": words, "changes": changes})
+    return options
 
 
-def apply_remedy(code: str, config: PlaygroundConfig) -> PlaygroundConfig | None:
-    """``config`` with the remedy for ``code`` applied, or ``None`` when it changes nothing."""
-    changes = remedy_changes(code, config)
+def remedy_changes(code: str, config: PlaygroundConfig, remedy: str | None = None) -> dict | None:
+    """The settings that remedy ``remedy`` (default: the first of :func:`remedy_options`) changes to treat
+    ``code`` in ``config``; ``None`` if the page can apply none (or not that one).
+
+    Raises:
+        ValueError: for an unknown code (valid codes listed).
+    """
+    options = remedy_options(code, config)
+    chosen = [o for o in options if remedy is None or o["remedy"] == remedy]
+    return chosen[0]["changes"] if chosen else None
+
+
+def apply_remedy(code: str, config: PlaygroundConfig, remedy: str | None = None) -> PlaygroundConfig | None:
+    """``config`` with one remedy for ``code`` applied (:func:`remedy_changes`), or ``None`` when none applies."""
+    changes = remedy_changes(code, config, remedy)
     return config.replace(**changes) if changes else None

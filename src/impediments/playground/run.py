@@ -21,7 +21,7 @@ from impediments.monitor import Monitor
 from impediments.playground.build import build_model, build_optimizer, dataset
 from impediments.playground.capture import ActivationCapture
 from impediments.playground.config import PlaygroundConfig, to_fragment
-from impediments.playground.remedies import remedy_changes
+from impediments.playground.remedies import remedy_options
 from impediments.playground.snapshot import monitor_view
 from impediments.train import Setup, build, evaluate, iterate_steps
 
@@ -70,6 +70,7 @@ class Run:
         self.step, self.status, self.error = 0, "ready", None
         self.curve = Curve()
         self.hist: dict | None = None
+        self.final: dict | None = None
         self._range: tuple[float, float] | None = None
         self._loss_sum, self._loss_n = 0.0, 0
         self._view: dict = {}
@@ -84,6 +85,7 @@ class Run:
         except ValueError as exc:           # e.g. LSUV on a layer that is dead from the start
             self.status, self.error = "error", str(exc)
             return
+        self.data = data
         self.X_test, self.y_test = data.X_test[:EVAL_EXAMPLES], data.y_test[:EVAL_EXAMPLES]
         self.mon = Monitor(self.model, optimizer=self.optimizer, every=MONITOR_EVERY).__enter__()
         self._steps = iterate_steps(self.setup, self.model, self.optimizer, monitor=self.mon, seed=config.seed)
@@ -113,6 +115,16 @@ class Run:
             self._loss_sum, self._loss_n = self._loss_sum + value, self._loss_n + 1
             if self.step >= self.config.steps:
                 self.status = "done"
+        if self.finished:
+            self.final = self.final_numbers()
+
+    def final_numbers(self) -> dict:
+        """The run's numbers as it ends, in eval mode on whole splits (not the curve's subset): test accuracy
+        and loss over the whole test set, training loss over the whole training set (None where not finite)."""
+        train_loss, _ = evaluate(self.model, self.data.X_train, self.data.y_train)
+        test_loss, test_acc = evaluate(self.model, self.data.X_test, self.data.y_test)
+        return {"step": self.step, "test_acc": _finite(test_acc), "test_loss": _finite(test_loss),
+                "train_loss": _finite(train_loss), "test_examples": len(self.data.y_test)}
 
     def add_curve_point(self) -> None:
         """Close the current curve point: mean training loss since the last one and the test accuracy."""
@@ -125,7 +137,8 @@ class Run:
         """The page's view of this run (monitor and doctor re-read at most every DIAGNOSE_EVERY_S)."""
         base = {"id": self.id, "label": self.label, "note": self.note, "config": self.config.to_dict(),
                 "fragment": to_fragment(self.config), "status": self.status, "error": self.error,
-                "step": self.step, "steps": self.config.steps, "curve": self.curve.to_dict(), "hist": self.hist}
+                "step": self.step, "steps": self.config.steps, "curve": self.curve.to_dict(), "hist": self.hist,
+                "final": self.final}
         if self.mon is None:
             return base
         now = time.monotonic()
@@ -133,8 +146,7 @@ class Run:
         if fresh and (force or now - self._viewed_at >= DIAGNOSE_EVERY_S):
             stats = self.mon.stats()
             config = self.config
-            self._view = monitor_view(stats, diagnose(stats),
-                                      remediable=lambda code: remedy_changes(code, config) is not None)
+            self._view = monitor_view(stats, diagnose(stats), remedies=lambda code: remedy_options(code, config))
             self._viewed_at, self._viewed_samples = now, self.mon.sampled_steps
         return {**self._view, **base}
 

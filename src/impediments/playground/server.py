@@ -22,7 +22,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 
 from impediments.doctor.codes import CODES
+from impediments.fix.remedies.registry import REMEDIES as FIX_REMEDIES
 from impediments.playground.config import ConfigError, choices_document, validate
+from impediments.playground.lessons import LESSONS, notebooks_folder
 from impediments.playground.stream import Broadcaster
 
 MAX_BODY = 16 * 1024
@@ -155,12 +157,26 @@ class Handler(BaseHTTPRequestHandler):
             info = {"mode": self.server.mode, "title": self.server.title,
                     "stream": {"subscribers": b.subscribers, "queued": b.queued(), "capacity": b.capacity}}
             if self.server.mode == "playground":
-                info.update(choices_document())
+                info.update(choices_document(), lessons=[lesson.to_dict() for lesson in LESSONS])
             self._reply(HTTPStatus.OK, info)
+        elif path.startswith("/notebooks/") and self.server.mode == "playground":
+            self._notebook(path.removeprefix("/notebooks/"))
         elif path == "/events":
             self._stream()
         else:
             self._reply(HTTPStatus.NOT_FOUND, {"error": f"no such page {path!r}"})
+
+    def _notebook(self, name: str) -> None:
+        """A lesson's notebook source (jupytext percent, plain text), from a source checkout's notebooks/; only
+        the files the lessons name are served."""
+        folder = notebooks_folder()
+        if name not in {lesson.notebook for lesson in LESSONS}:
+            self._reply(HTTPStatus.NOT_FOUND, {"error": f"no lesson notebook {name!r}"})
+        elif folder is None:
+            self._reply(HTTPStatus.NOT_FOUND, {"error": f"notebooks/{name} is in the source repository (not installed)"
+                                                        "; open it there with jupyter lab"})
+        else:
+            self._reply(HTTPStatus.OK, (folder / name).read_bytes(), "text/plain; charset=utf-8")
 
     def _stream(self) -> None:
         sub = self.server.broadcaster.subscribe()
@@ -233,10 +249,12 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/api/pause":
             return "pause", ()
         if path == "/api/remedy":
-            code = body.get("code")
+            code, remedy = body.get("code"), body.get("remedy")
             if not isinstance(code, str) or code not in CODES:
                 raise ValueError(f"unknown diagnosis code {code!r}; valid: {', '.join(CODES)}")
-            return "remedy", (code,)
+            if remedy is not None and (not isinstance(remedy, str) or remedy not in FIX_REMEDIES):
+                raise ValueError(f"unknown remedy {remedy!r}; valid: {', '.join(FIX_REMEDIES)}")
+            return "remedy", (code, remedy)
         raise _BadRequest(HTTPStatus.NOT_FOUND, f"no such action {path!r}")
 
 

@@ -13,7 +13,7 @@ import threading
 import time
 
 from impediments.playground.config import PlaygroundConfig
-from impediments.playground.remedies import remedy_changes
+from impediments.playground.remedies import remedy_changes, remedy_options
 from impediments.playground.run import Run
 from impediments.playground.stream import Broadcaster
 
@@ -155,13 +155,15 @@ class Session:
         self.training = False
         self._replace_runs([Run(config)])
 
-    def _cmd_remedy(self, code: str) -> None:
+    def _cmd_remedy(self, code: str, remedy: str | None = None) -> None:
         if not self.runs:
             raise ValueError("train a run first; the remedy applies to its findings")
         a = self.runs[0]
-        changes = remedy_changes(code, a.config)
+        changes = remedy_changes(code, a.config, remedy)
         if changes is None:
-            raise ValueError(f"the playground has no setting that treats {code!r} in this configuration")
+            offered = ", ".join(o["remedy"] for o in remedy_options(code, a.config)) or "none"
+            raise ValueError(f"the playground cannot apply remedy {remedy!r} for {code!r} in this configuration; "
+                             f"valid: {offered}")
         note = f"remedy for {code}: " + ", ".join(f"{k}={v}" for k, v in changes.items())
         b = Run(a.config.replace(**changes), label="B", note=note)
         for old in self.runs[1:]:

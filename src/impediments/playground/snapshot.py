@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+from impediments.activations.catalog import flat_region_name
 from impediments.doctor.fractions import dead_fraction, saturated_fraction, thresholds_of
 from impediments.playground.links import EXPERIMENT_SETUPS, experiment_config
 from impediments.playground.config import to_fragment
@@ -25,16 +26,18 @@ def _num(x) -> float | None:
     return float(x) if x is not None and math.isfinite(float(x)) else None
 
 
-def finding_view(f, remediable: bool) -> dict:
+def finding_view(f, remedies: list[dict]) -> dict:
+    """One finding as the page shows it; ``remedies``: what "Apply remedy" may do (playground runs only)."""
     exp = f.experiment
     link = "#" + to_fragment(experiment_config(exp)) if exp in EXPERIMENT_SETUPS else None
     return {"code": f.code, "severity": f.severity, "where": list(f.where)[:6], "more": max(0, len(f.where) - 6),
             "explanation": f.explanation, "remedy": f.action, "experiment": exp,
-            "reproduce": f.link.removeprefix("see: "), "experiment_link": link, "remediable": remediable}
+            "reproduce": f.link.removeprefix("see: "), "experiment_link": link, "remedies": remedies}
 
 
-def monitor_view(stats, report, *, remediable=lambda code: False, histograms: bool = False) -> dict:
-    """The page's view of the monitor's statistics and the doctor's findings."""
+def monitor_view(stats, report, *, remedies=lambda code: [], histograms: bool = False) -> dict:
+    """The page's view of the monitor's statistics and the doctor's findings (``remedies``: a finding's code ->
+    the remedies the page can apply, :func:`~impediments.playground.remedies.remedy_options`)."""
     acts = sorted(stats.activations.values(), key=lambda a: (a.depth, a.name))
     th = thresholds_of(report)
     weights = [(n, p) for n, p in stats.params.items() if n.endswith("weight") and p.samples]
@@ -43,10 +46,11 @@ def monitor_view(stats, report, *, remediable=lambda code: False, histograms: bo
         "layers": [a.name for a in acts],
         "dead": [_num(dead_fraction(a, th)) for a in acts],
         "saturated": [_num(saturated_fraction(a)) for a in acts],
+        "flat_name": [flat_region_name(a.kind) for a in acts],
         "param_layers": [p.module or n for n, p in weights],
         "grad_ratio": [_num(p.grad_to_weight) for _, p in weights],
         "update_ratio": [_num(p.update_to_weight) for _, p in weights],
-        "findings": [finding_view(f, remediable(f.code)) for f in report.findings],
+        "findings": [finding_view(f, remedies(f.code)) for f in report.findings],
     }
     if histograms:
         view["monitor_hist"] = latest_histograms(stats, [a.name for a in acts])

@@ -6,7 +6,7 @@ const LABELS = { dataset: "dataset", depth: "depth", width: "width", activation:
   bias: "bias init", norm: "norm", norm_position: "norm placed", dropout: "dropout", optimizer: "optimizer",
   lr: "learning rate", batch_size: "batch size", inputs: "inputs", steps: "steps", seed: "seed" };
 const HISTORY = 90;                 // histogram frames kept per layer for the over-time view
-const pg = { info: null, updates: 0, last: null, history: {}, hashErrors: [] };
+const pg = { info: null, updates: 0, last: null, history: {}, hashErrors: [], lesson: null };
 window.__pg = pg;                   // read by the browser tests
 
 // ------------------------------------------------------------------ settings and the URL
@@ -46,7 +46,7 @@ function fragmentOf(config) {
 }
 
 function writeHash() {
-  const fragment = fragmentOf(readConfig());
+  const fragment = fragmentOf(readConfig()) + (pg.lesson ? "&lesson=" + encodeURIComponent(pg.lesson.name) : "");
   history.replaceState(null, "", "#" + fragment);
   document.getElementById("share").href = "#" + fragment;
 }
@@ -55,6 +55,13 @@ function writeHash() {
 function applyHash() {
   pg.hashErrors = [];
   const params = new URLSearchParams(location.hash.replace(/^#/, ""));
+  if (params.has("lesson")) {             // a lesson's settings first; fields given beside it override them
+    const lesson = (pg.info.lessons || []).find((l) => l.name === params.get("lesson"));
+    if (lesson) for (const [field, value] of Object.entries(lesson.config)) setControl(field, value);
+    else pg.hashErrors.push("lesson=" + params.get("lesson"));
+    showLesson(lesson || null);
+    params.delete("lesson");
+  } else showLesson(null);
   for (const [field, value] of params) if (!setControl(field, value)) pg.hashErrors.push(field + "=" + value);
   showProblem(pg.hashErrors.length ? "ignored settings not offered: " + pg.hashErrors.join(", ") : "");
   writeHash();
@@ -80,6 +87,35 @@ function adoptRunSetup(state) {
   if (!a || !a.config) return;
   for (const field of pg.info.fields) if (field in a.config) setControl(field, a.config[field]);
   writeHash();
+}
+
+// ------------------------------------------------------------------ lessons
+function buildLessons(info) {
+  const nav = document.getElementById("lessons");
+  for (const lesson of info.lessons || []) {
+    const a = document.createElement("a");
+    a.href = "#" + lesson.fragment; a.textContent = lesson.title; a.dataset.lesson = lesson.name;
+    nav.appendChild(a);
+  }
+}
+
+function showLesson(lesson) {
+  pg.lesson = lesson;
+  const box = document.getElementById("lesson");
+  box.hidden = !lesson;
+  for (const a of document.querySelectorAll("#lessons a")) a.setAttribute("aria-current", String(Boolean(lesson) && a.dataset.lesson === lesson.name));
+  if (!lesson) return;
+  box.dataset.lesson = lesson.name;
+  box.querySelector(".lesson-title").textContent = lesson.title + ".";
+  box.querySelector(".look-for").textContent = lesson.look_for;
+  const link = box.querySelector(".notebook");
+  link.textContent = "notebooks/" + lesson.notebook; link.href = "/notebooks/" + lesson.notebook;
+  box.querySelector(".section").textContent = lesson.section;
+  box.querySelector(".reproduce").textContent = "impediments reproduce " + lesson.experiment;
+}
+
+function showHint(state) {
+  document.getElementById("hint").hidden = Boolean(pg.lesson) || (state && state.runs.length > 0);
 }
 
 function showProblem(text) {
@@ -108,14 +144,15 @@ function fmt(x) {
   return a !== 0 && (a < 1e-2 || a >= 1e4) ? x.toExponential(0) : String(Math.round(x * 100) / 100);
 }
 
-// Line chart: series [{xs, ys, color, label, axis: "left"|"right"}], left axis auto, right axis [0, 1].
-function lineChart(canvas, series) {
+// Line chart: series [{xs, ys, color, label, axis: "left"|"right"}], left axis from the data or from
+// scale {lo, hi} (shared by the runs side by side), right axis [0, 1].
+function lineChart(canvas, series, scale) {
   const ctx = ctx2d(canvas), W = canvas.width, H = canvas.height, L = 40, R = 34, T = 8, B = 18;
   const xs = series.flatMap((s) => s.xs), left = series.filter((s) => s.axis !== "right").flatMap((s) => s.ys)
     .filter((y) => y !== null && Number.isFinite(y));
   if (!xs.length) { ctx.fillStyle = "#999"; ctx.fillText("no data yet: press Train", L, H / 2); return; }
   const x0 = Math.min(...xs), x1 = Math.max(x0 + 1, ...xs);
-  const y0 = Math.min(0, ...left), y1 = Math.max(1e-9, ...left);
+  const y0 = scale ? scale.lo : Math.min(0, ...left), y1 = scale ? scale.hi : Math.max(1e-9, ...left);
   const px = (x) => L + (W - L - R) * (x - x0) / (x1 - x0);
   ctx.strokeStyle = "#ccc"; ctx.strokeRect(L, T, W - L - R, H - T - B);
   ctx.fillStyle = "#555";
@@ -140,8 +177,9 @@ function lineChart(canvas, series) {
   }
 }
 
-// Grouped bars per layer: series [{values, color, label}], values in [0, 1] or log10 when log is true.
-function barChart(canvas, layers, series, log) {
+// Grouped bars per layer: series [{values, color or colors (one per layer), label}], values in [0, 1], or log10
+// when log is true, with decades from scale {lo, hi} (shared by the runs side by side) or from the data.
+function barChart(canvas, layers, series, log, scale) {
   const ctx = ctx2d(canvas), W = canvas.width, H = canvas.height, L = 36, T = 16, B = 30;
   if (!layers.length) { ctx.fillStyle = "#999"; ctx.fillText("no layers recorded yet", L, H / 2); return; }
   let lo = 0, hi = 1;
@@ -149,7 +187,7 @@ function barChart(canvas, layers, series, log) {
   if (log) {
     const all = series.flatMap((s) => s.values).filter((v) => v !== null && v > 0).map(tr);
     if (!all.length) { ctx.fillStyle = "#999"; ctx.fillText("all zero: no gradient reaches these weights", L + 8, H / 2); }
-    lo = Math.floor(Math.min(-6, ...all)); hi = Math.ceil(Math.max(0, ...all));
+    lo = scale ? scale.lo : Math.floor(Math.min(-6, ...all)); hi = scale ? scale.hi : Math.ceil(Math.max(0, ...all));
   }
   const py = (v) => T + (H - T - B) * (1 - (tr(v) - lo) / (hi - lo));
   ctx.strokeStyle = "#ccc"; ctx.strokeRect(L, T, W - L - 4, H - T - B);
@@ -160,7 +198,7 @@ function barChart(canvas, layers, series, log) {
     series.forEach((s, j) => {
       const v = s.values[i];
       if (v === null || v === undefined || (log && v <= 0)) return;
-      ctx.fillStyle = s.color;
+      ctx.fillStyle = s.colors ? s.colors[i] : s.color;
       const top = py(v);
       ctx.fillRect(L + 4 + i * group + j * bar, top, bar - 1, H - B - top);
     });
@@ -168,7 +206,9 @@ function barChart(canvas, layers, series, log) {
     ctx.save(); ctx.translate(L + 4 + i * group, H - B + 10); ctx.fillText(short(name), 0, 0); ctx.restore();
   });
   let legend = L + 6;
-  for (const s of series) { ctx.fillStyle = s.color; ctx.fillText(s.label, legend, 11); legend += ctx.measureText(s.label).width + 12; }
+  for (const s of series) for (const [label, color] of s.legend || [[s.label, s.color]]) {
+    ctx.fillStyle = color; ctx.fillText(label, legend, 11); legend += ctx.measureText(label).width + 12;
+  }
 }
 
 function short(name) { return name.replace(/\.act$/, "").replace(/^hidden/, "h").replace(/\.linear\.weight$|\.weight$/, "").replace(/\.linear$/, ""); }
@@ -280,16 +320,60 @@ function drawFindings(el, run) {
     }
     const cmd = document.createElement("code"); cmd.textContent = f.reproduce; see.append(cmd);
     li.append(head, where, why, remedy, see);
-    if (f.remediable && run.label === "A" && pg.info.mode === "playground") {
-      const b = document.createElement("button"); b.type = "button"; b.className = "apply-remedy";
-      b.textContent = "Apply remedy"; b.addEventListener("click", () => post("remedy", { code: f.code }));
-      li.appendChild(b);
+    if (run.label === "A" && pg.info.mode === "playground") {
+      for (const option of f.remedies || []) {         // one remedy per button: run B changes only that
+        const b = document.createElement("button"); b.type = "button"; b.className = "apply-remedy";
+        b.dataset.remedy = option.remedy;
+        b.textContent = "Apply: " + option.label;
+        b.title = "run B = run A with " + Object.entries(option.changes).map(([k, v]) => (LABELS[k] || k) + " → " + v).join(", ");
+        b.addEventListener("click", () => post("remedy", { code: f.code, remedy: option.remedy }));
+        li.appendChild(b);
+      }
     }
     list.appendChild(li);
   }
 }
 
-function drawRun(run) {
+const FLAT_COLORS = { saturated: "#e8590c", inactive: "#868e96" };
+
+function percent(x) { return x === null || x === undefined ? "–" : (100 * x).toFixed(1) + " %"; }
+
+// The run's numbers: the final ones (whole test and training sets, eval mode) once it has ended, else the
+// latest curve point (the test subset the curve evaluates, and the mean training loss since the last update).
+function drawNumbers(el, run) {
+  const box = el.querySelector(".numbers");
+  box.textContent = "";
+  const add = (label, value) => { const b = document.createElement("b"); b.textContent = value; box.append(label, b); };
+  if (run.final) {
+    box.dataset.final = "true";
+    add(`final, step ${run.final.step}: test accuracy `, percent(run.final.test_acc));
+    add(` (${run.final.test_examples} examples) · training loss `, fmtLoss(run.final.train_loss));
+    add(" · test loss ", fmtLoss(run.final.test_loss));
+    return;
+  }
+  delete box.dataset.final;
+  const curve = run.curve;
+  if (!curve || !curve.step.length) return;
+  const i = curve.step.length - 1;
+  add(`step ${curve.step[i]}: test accuracy `, percent(curve.acc[i]));
+  add(" (subset) · training loss ", fmtLoss(curve.loss[i]));
+}
+
+function fmtLoss(x) { return x === null || x === undefined ? "–" : x < 0.01 ? x.toExponential(2) : x.toFixed(3); }
+
+// Scales shared by the runs on screen: the loss axis and the ratio chart's decades.
+function sharedScales(runs) {
+  const losses = runs.flatMap((r) => (r.curve ? r.curve.loss : (r.loss_windows || []).map((p) => p[1])))
+    .filter((y) => y !== null && Number.isFinite(y));
+  const ratios = runs.flatMap((r) => (r.grad_ratio || []).concat(r.update_ratio || []))
+    .filter((v) => v !== null && v > 0).map((v) => Math.log10(v));
+  return {
+    loss: losses.length ? { lo: Math.min(0, ...losses), hi: Math.max(1e-9, ...losses) } : null,
+    ratio: ratios.length ? { lo: Math.floor(Math.min(-6, ...ratios)), hi: Math.ceil(Math.max(0, ...ratios)) } : null,
+  };
+}
+
+function drawRun(run, scales) {
   const el = runPanel(run);
   el.querySelector(".label").textContent = run.label === "A" || run.label === "B" ? "Run " + run.label : run.label;
   el.querySelector(".status").textContent = run.status;
@@ -301,11 +385,15 @@ function drawRun(run) {
   const curve = run.curve || { step: (run.loss_windows || []).map((p) => p[0]), loss: (run.loss_windows || []).map((p) => p[1]), acc: [] };
   const series = [{ xs: curve.step, ys: curve.loss, color: "#1f6feb", label: "loss" }];
   if (curve.acc.length) series.push({ xs: curve.step, ys: curve.acc, color: "#2b8a3e", label: "test acc (right)", axis: "right" });
-  lineChart(el.querySelector(".curves"), series);
+  lineChart(el.querySelector(".curves"), series, scales.loss);
+  const flat = run.flat_name || [], flatNames = [...new Set(flat)];
+  el.dataset.flat = flatNames.join(",");
   barChart(el.querySelector(".fractions"), run.layers || [], [
-    { values: run.dead || [], color: "#6f42c1", label: "dead" }, { values: run.saturated || [], color: "#e8590c", label: "saturated" }]);
+    { values: run.dead || [], color: "#6f42c1", label: "dead" },
+    { values: run.saturated || [], colors: flat.map((n) => FLAT_COLORS[n]), legend: flatNames.map((n) => [n, FLAT_COLORS[n]]) }]);
   barChart(el.querySelector(".ratios"), run.param_layers || [], [
-    { values: run.grad_ratio || [], color: "#0b7285", label: "|grad|/|w|" }, { values: run.update_ratio || [], color: "#a61e4d", label: "|update|/|w|" }], true);
+    { values: run.grad_ratio || [], color: "#0b7285", label: "|grad|/|w|" }, { values: run.update_ratio || [], color: "#a61e4d", label: "|update|/|w|" }], true, scales.ratio);
+  drawNumbers(el, run);
   drawHistograms(el, run);
   drawFindings(el, run);
 }
@@ -315,7 +403,10 @@ function onState(state) {
   if (pg.info.mode === "playground") adoptRunSetup(state);
   const labels = new Set(state.runs.map((r) => r.label));
   for (const el of document.querySelectorAll(".run")) if (!labels.has(el.dataset.label)) el.remove();
-  state.runs.forEach(drawRun);
+  const scales = sharedScales(state.runs);
+  pg.scales = scales;                      // read by the browser tests
+  state.runs.forEach((run) => drawRun(run, scales));
+  if (pg.info.mode === "playground") showHint(state);
   document.body.dataset.training = String(state.training);
 }
 
@@ -336,9 +427,11 @@ async function main() {
   if (pg.info.mode === "playground") {
     document.getElementById("controls").hidden = false;
     buildControls(pg.info);
+    buildLessons(pg.info);
     pg.adoptRunSetup = !location.hash.replace(/^#/, "");
     settingsForm().addEventListener("change", () => { pg.adoptRunSetup = false; });
     applyHash();
+    showHint(null);
     window.addEventListener("hashchange", applyHash);
     document.getElementById("train").addEventListener("click", () => post("train", { config: readConfig() }));
     document.getElementById("pause").addEventListener("click", () => post("pause"));
