@@ -71,8 +71,12 @@ def dead_units(stats, th):
     carry the signal, and it is a warning only where the run shows a cost: the loss shed less than
     ``trains_loss_drop`` of its start, or units died during training (a window after they were active).
     Otherwise (the loss falls, or no loss trend yet: ``checkup``) it is info, with the evidence kept.
+
+    A layer whose every unit was on for all or none of the values of each call saw one input per call,
+    not a batch of examples (:attr:`~impediments.doctor.fractions.DeadCount.one_input_per_call`): not
+    checked, with the reason.
     """
-    graded, undecided = {}, []
+    graded, undecided, one_input = {}, [], []
     seen_examples = 0.0
     drop = loss_drop(stats)
     for name, a in by_depth(stats.activations):
@@ -80,6 +84,9 @@ def dead_units(stats, th):
         if count is None:
             continue
         seen_examples = max(seen_examples, count.examples)
+        if count.one_input_per_call:
+            one_input.append((name, count.never_active, a.units, a.samples))
+            continue
         frac = count.fraction
         if count.never_active and not count.sure:
             undecided.append((name, count.never_active, a.units, count.examples, count.chance_silent,
@@ -119,6 +126,12 @@ def dead_units(stats, th):
         seen={"examples": round(seen_examples, 1), "sampled_steps": stats.sampled_steps, "steps": stats.steps},
         confidence=f"each layer's dead count has a chance probability below {th.dead_false_alarm:g} given how "
                    f"active its live units were")
+    for name, k, units, calls in one_input:
+        out.append(not_checked("dead_units", [name],
+                               f"{k}/{units} units silent, but every unit was on for all or none of the values of "
+                               f"each of its {calls} calls: its input did not vary across the examples of a call "
+                               f"(an input the model fills with one default value when it is not passed), so the "
+                               f"examples are not independent draws and no unit can be judged dead from them"))
     for name, k, units, examples, q, need in undecided:
         if name not in graded:
             out.append(not_checked("dead_units", [name],
@@ -208,6 +221,14 @@ def linear_regime(stats, th):
 
 
 # ------------------------------------------------------------------------------------------------ depth trends
+def _end_ratio(chain: list[tuple[str, float]], depths: list[int]) -> float:
+    """Geometric mean variance at the last depth over that at the first (several activations may share one)."""
+    def mean_log(d):
+        logs = [math.log(max(v, 1e-45)) for (_, v), e in zip(chain, depths) if e == d]
+        return sum(logs) / len(logs)
+    return math.exp(mean_log(max(depths)) - mean_log(min(depths)))
+
+
 @rule("vanishing_activations", "exploding_activations", requires=("activations",))
 def activation_variance_with_depth(stats, th):
     """Pre-activation variance shrinking or growing geometrically along depth.
@@ -219,6 +240,12 @@ def activation_variance_with_depth(stats, th):
 
     Activations at one depth (the gates, candidate and cell of one LSTM/GRU layer, computed side by
     side) are fitted as measurements of that depth, not as successive layers (:func:`geometric_ratio`).
+
+    A trend is claimed only where the variance moved the same way from the first depth to the last as
+    the fitted line says. Where normalization layers reset the scale part-way (a conv stem whose
+    variance shrinks under BatchNorm's epsilon, then LayerNorm'd transformer blocks: MobileViT, whose
+    BatchNorm weights start at N(0, 0.02^2)), the profile is a V and one line through it can point up
+    while the last activation's variance sits below the first's: neither growth nor shrinkage along depth.
     """
     chain = [(name, float(a.input.var)) for name, a in by_depth(stats.activations) if finite(a.input.var)]
     depths = [stats.activations[name].depth for name, _ in chain]
@@ -232,6 +259,8 @@ def activation_variance_with_depth(stats, th):
             "exploding_activations" if ratio > th.activation_var_ratio else None)
     if code is None:
         return []
+    if (_end_ratio(chain, depths) > 1) != (ratio > 1):
+        return []         # not a trend: the line's direction is not the one from the first depth to the last
     severity = "warning"
     drop = loss_drop(stats)
     if code == "vanishing_activations" and (drop is None or drop >= th.trains_loss_drop):

@@ -27,6 +27,17 @@ def _modules(loop, names) -> list[str]:
     return list(dict.fromkeys(loop.params[n].module or "(root)" for n in names))
 
 
+def _inside(module: str, container: str) -> bool:
+    """``module`` is a submodule of ``container`` (every module is inside the root, ``""``)."""
+    return module != container and (container == "" or module.startswith(container + "."))
+
+
+def _containers(loop) -> set[str]:
+    """Modules owning parameters directly that also hold submodules owning parameters."""
+    modules = {p.module for p in loop.params.values()}
+    return {c for c in modules if any(_inside(m, c) for m in modules)}
+
+
 @rule("gradients_not_cleared", requires=("loop",))
 def gradients_not_cleared(stats, th):
     """A backward started with the last optimizer step's gradient still in ``.grad`` (accumulation: info)."""
@@ -117,6 +128,13 @@ def parameters_without_gradient(stats, th):
     the way back. A module that ran after that point without a gradient is a dead end (its output does
     not reach the loss: an auxiliary head left out of it), one the optimizer does not hold was left out
     on purpose (a backbone frozen under ``no_grad``), and one that never ran is unused: those are info.
+
+    The forward order places a *leaf* module's parameters. A container's own parameters (an
+    ``nn.Parameter`` held directly by a module that also holds submodules: XLNet's ``mask_emb``, a
+    model-level positional table) get the order of the container's *start*, which says nothing about
+    where in its forward they are used, or whether they are (XLNet uses ``mask_emb`` only in two-stream
+    pre-training). Such a parameter is placed upstream of the cut only when a module inside its
+    container is cut too; otherwise it is reported with the info, as not placed.
     """
     loop = stats.loop
     orders = [p.order for p in loop.params.values() if p.received and p.order is not None]
@@ -134,8 +152,12 @@ def parameters_without_gradient(stats, th):
             "Call backward() on the loss computed from the model's output; keep .item() for logging only")]
     first_graded = min(orders, default=None)
     none = [n for n, p in loop.params.items() if not p.received]
-    cut = [n for n in none if first_graded is not None and loop.params[n].order is not None
-           and loop.params[n].order < first_graded and loop.params[n].in_optimizer is not False]
+    before = [n for n in none if first_graded is not None and loop.params[n].order is not None
+              and loop.params[n].order < first_graded and loop.params[n].in_optimizer is not False]
+    containers = _containers(loop)
+    leaf_cut = [n for n in before if loop.params[n].module not in containers]
+    cut = leaf_cut + [n for n in before if loop.params[n].module in containers
+                      and any(_inside(loop.params[m].module, loop.params[n].module) for m in leaf_cut)]
     other = [n for n in none if n not in cut]
     out = []
     if cut:
@@ -154,13 +176,16 @@ def parameters_without_gradient(stats, th):
             "set requires_grad_(False) instead"))
     if other:
         never_ran = [n for n in other if loop.params[n].order is None]
+        unplaced = [n for n in other if n in before]
         out.append(finding(
             "parameters_without_gradient", "info", _modules(loop, other),
             {"parameters": _names(other), "never_ran": len(never_ran), "dead_end_or_not_optimized":
-             len(other) - len(never_ran)},
+             len(other) - len(never_ran) - len(unplaced), "container_parameters_not_placed": _names(unplaced)},
             "These trainable parameters get no gradient but nothing is cut on the way to the others: their "
-            "modules never ran, their output does not reach the loss (an auxiliary head left out of it), or the "
-            "optimizer does not hold them (frozen under no_grad on purpose).",
+            "modules never ran, their output does not reach the loss (an auxiliary head left out of it), the "
+            "optimizer does not hold them (frozen under no_grad on purpose), or they are held directly by a "
+            "module whose submodules all get gradients (a parameter that forward does not use on this input, as "
+            "XLNet's mask_emb outside pre-training).",
             "Fine if intended; otherwise add the head's term to the loss or call the module in forward(); to "
             "freeze, set requires_grad_(False) so backward and the doctor know"))
     return out

@@ -19,6 +19,10 @@ gradient rows on two fixed random vectors (``rows x 2`` floats, kept on the devi
 identical rows is kept only for the members whose projections agree to ``GRADIENT_AGREEMENT`` of the
 layer's largest, or to the hash's own resolution of the weights (a smaller difference, float noise
 around a gradient that is zero in exact arithmetic, cannot separate the rows at any learning rate up to 1). Without that backward (a forward-only check), the groups stand as hashed.
+Rows whose gradient is exactly zero while other rows of the layer get one were not used by that batch
+(a zero-init router's experts that top-k routing did not pick: AFMoE): the premise is not measured for
+them, and they are not grouped from that backward; whether they stay identical once routed is what the
+later snapshots show.
 """
 from __future__ import annotations
 
@@ -40,6 +44,9 @@ RELATIVE_RESOLUTION = 1e-6
 #: gradient rows of identical units agree to this fraction of the layer's largest projection (float32
 #: reductions over identical values agree to ~1e-7 relative; distinct downstream paths differ at O(1))
 GRADIENT_AGREEMENT = 1e-4
+#: rows are hashed in blocks of about this many values: the temporaries (a quotient, its int64 rounding and
+#: a product) stay under 8 MiB whatever the layer (a 50257 x 768 output layer made 0.6 GB of them at once)
+HASH_BLOCK_VALUES = 2 ** 20
 
 
 @dataclass
@@ -68,6 +75,25 @@ def _coefficients(width: int, device) -> torch.Tensor:
     return v
 
 
+def _abs_max(t: torch.Tensor) -> torch.Tensor:
+    """``t.abs().amax()`` without the full-size ``abs`` temporary (one ``aminmax`` pass; 0 when empty)."""
+    if not t.numel():
+        return t.new_zeros(())
+    lo, hi = torch.aminmax(t)
+    return torch.maximum(lo.abs(), hi.abs())
+
+
+def _hash_blocks(w: torch.Tensor, scale: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``(rows, 2)``: :math:`\\sum_i \\operatorname{round}(w_{ji} / s)\\, v_{ki} \\bmod 2^{64}` for each row ``j`` of the
+    2-D ``w`` and ``k = 0, 1``, over blocks of :data:`HASH_BLOCK_VALUES` values (exact: integer sums)."""
+    step = max(1, HASH_BLOCK_VALUES // max(1, w.shape[1]))
+    out = []
+    for start in range(0, w.shape[0], step):
+        q = torch.round(w[start:start + step] / scale).long()
+        out.append(torch.stack([(q * v[0]).sum(1), (q * v[1]).sum(1)], 1))
+    return torch.cat(out) if out else torch.zeros((0, 2), dtype=torch.int64, device=w.device)
+
+
 def _row_hashes(weight, bias) -> torch.Tensor:
     """``(rows, 2)`` hashes of a sharded layer's whole rows (FSDP2/TP ``DTensor`` weight, see the module doc).
 
@@ -78,9 +104,9 @@ def _row_hashes(weight, bias) -> torch.Tensor:
     """
     w = sharding.local(weight.detach()).flatten(1)
     b = sharding.local(bias.detach()) if bias is not None else None
-    scale = w.abs().amax() if w.numel() else w.new_zeros(())
+    scale = _abs_max(w)
     if b is not None and b.numel():
-        scale = torch.maximum(scale, b.abs().amax())
+        scale = torch.maximum(scale, _abs_max(b))
     if sharding.is_sharded(weight):
         scale = sharding.all_reduce_over_mesh(scale.clone(), weight.device_mesh, dist.ReduceOp.MAX)
     scale = scale.clamp_min(1e-30) * RELATIVE_RESOLUTION          # as for an unsharded layer, in its dtype
@@ -88,8 +114,7 @@ def _row_hashes(weight, bias) -> torch.Tensor:
     width = math.prod(weight.shape[1:]) + (bias is not None)
     v = _coefficients(width, w.device)
     first = sharding.column_offset(weight) * positions if sharding.is_sharded(weight) else 0
-    q = torch.round(w / scale).long()
-    part = torch.stack([(q * v[0, first:first + q.shape[1]]).sum(1), (q * v[1, first:first + q.shape[1]]).sum(1)], 1)
+    part = _hash_blocks(w, scale, v[:, first:first + w.shape[1]])
     hashes = sharding.global_rows(weight, part) if sharding.is_sharded(weight) else part
     if b is not None:
         qb = torch.round(b / scale).long()[:, None] * v[:, -1]
@@ -109,13 +134,14 @@ def snapshot(model: nn.Module, included, step: int, into: dict) -> None:
         if sharding.is_sharded(m.weight) or sharding.is_sharded(bias):
             into[name] = (_row_hashes(m.weight, bias), step)
             continue
-        rows = m.weight.detach().flatten(1)
-        if getattr(m, "bias", None) is not None:
-            rows = torch.cat([rows, m.bias.detach()[:, None]], dim=1)
-        scale = rows.abs().amax().clamp_min(1e-30) * RELATIVE_RESOLUTION
-        q = torch.round(rows / scale).long()
-        v = _coefficients(q.shape[1], q.device)
-        into[name] = (torch.stack([(q * v[0]).sum(1), (q * v[1]).sum(1)], 1), step)
+        w = m.weight.detach().flatten(1)           # the bias is the last column of a row
+        scale = _abs_max(w) if bias is None else torch.maximum(_abs_max(w), _abs_max(bias.detach()))
+        scale = scale.clamp_min(1e-30) * RELATIVE_RESOLUTION
+        v = _coefficients(w.shape[1] + (bias is not None), w.device)
+        hashes = _hash_blocks(w, scale, v[:, :w.shape[1]])
+        if bias is not None:
+            hashes = hashes + torch.round(bias.detach() / scale).long()[:, None] * v[:, -1]
+        into[name] = (hashes, step)
 
 
 def _split_by_gradient(group: list[int], proj: list[list[float]], tol: float) -> list[list[int]]:
@@ -144,8 +170,10 @@ def groups(into: dict, gradients: dict | None = None) -> dict[str, SymmetryStats
         grad = (gradients or {}).get(name)
         if found and grad is not None and grad[2] == step:
             proj = grad[0].cpu().tolist()
-            tol = max(GRADIENT_AGREEMENT * max((abs(v) for row in proj for v in row), default=0.0), float(grad[1]))
-            found = [sub for g in found for sub in _split_by_gradient(g, proj, tol)]
+            largest = max((abs(v) for row in proj for v in row), default=0.0)
+            tol = max(GRADIENT_AGREEMENT * largest, float(grad[1]))
+            found = [sub for g in found for sub in _split_by_gradient(g, proj, tol)
+                     if not (largest > 0 and all(v == 0.0 for i in sub for v in proj[i]))]
         out[name] = SymmetryStats(units=len(hashes), groups=found, checked_at_step=step)
     return out
 
@@ -194,7 +222,7 @@ class SymmetryProbe(Probe):
             rows = param.grad.detach().flatten(1).float()
             v = _coefficients(rows.shape[1], rows.device).float() / 2 ** 30
             # below this, a difference moves the rows apart by less than the hash's resolution at any lr <= 1
-            floor = RELATIVE_RESOLUTION * param.detach().abs().amax().float() * v.abs().sum(1).amax()
+            floor = RELATIVE_RESOLUTION * _abs_max(param.detach()).float() * v.abs().sum(1).amax()
             self.gradients[name] = (rows @ v.T, floor, step)
         return hook
 

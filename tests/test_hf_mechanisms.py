@@ -1,0 +1,224 @@
+"""False alarms of the transformers sweep (issue 25), each fixed by its mechanism, on small models that
+reproduce that mechanism, each beside the fault the rule must still find:
+
+* a parameter held directly by a container module that forward does not use (XLNet's ``mask_emb``):
+  not a cut; a cut inside the container still carries the container's own parameter;
+* a ReLU whose input is the same for every example of a call (MarkupLM's xpath embeddings fed the
+  padding tag): not checked, where a layer killed by its bias is still dead;
+* a depth profile shaped like a V (MobileViT: BatchNorm'd stem shrinking, LayerNorm'd blocks reset): no
+  trend, where a stack whose variance grows by a constant factor per layer is still exploding;
+* a zero-init router whose unselected rows get no gradient (AFMoE): not symmetric, where a constant-init
+  hidden layer still is.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from impediments.doctor import Thresholds, diagnose
+from impediments.doctor.checkup import checkup
+from impediments.doctor.fractions import dead_count
+from impediments.doctor.rules.base import geometric_ratio
+from impediments.monitor import Monitor
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def blobs(n=128, d=8, classes=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, classes, (n,), generator=g)
+    centers = torch.randn(classes, d, generator=g) * 2
+    return centers[y] + torch.randn(n, d, generator=g), y
+
+
+def train(model, steps=20, lr=0.05):
+    X, y = blobs()
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    with Monitor(model, optimizer=opt, every=1) as mon:
+        for _ in range(steps):
+            loss = F.cross_entropy(model(X), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.record_loss(loss)
+    return diagnose(mon.stats()), mon.stats()
+
+
+# ------------------------------------------------------------------------ container parameters (XLNet)
+class UnusedTable(nn.Module):
+    """A model-level table forward never reads (XLNet's mask_emb outside two-stream pre-training)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.mask_emb = nn.Parameter(torch.randn(1, 1, 8) * 0.02)
+        self.body = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class CutWithScale(nn.Module):
+    """A real cut: the first layer's output (times the container's own scale) is detached."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.scale = nn.Parameter(torch.ones(16))
+        self.first, self.head = nn.Linear(8, 16), nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.first(x) * self.scale).detach())
+
+
+def test_an_unused_parameter_of_a_container_is_not_a_cut():
+    report, _ = train(UnusedTable(), steps=6)
+    [f] = report.by_code("parameters_without_gradient")
+    assert f.severity == "info"
+    assert f.evidence["container_parameters_not_placed"] == ["mask_emb"]
+
+
+def test_a_cut_inside_a_container_still_carries_its_own_parameter():
+    report, _ = train(CutWithScale(), steps=6)
+    [f] = [f for f in report.by_code("parameters_without_gradient") if f.severity == "warning"]
+    assert set(f.evidence["parameters"]) == {"scale", "first.weight", "first.bias"}
+
+
+# ------------------------------------------------------------------------ one input per call (MarkupLM)
+class ConstantBranch(nn.Module):
+    """A ReLU branch fed the same vector for every example (a padding id), added to a working body."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.tag = nn.Embedding(4, 8)
+        self.inner, self.act, self.out = nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 3)
+        self.body = nn.Linear(8, 3)
+
+    def forward(self, x):
+        pad = torch.zeros(len(x), dtype=torch.long)           # the input the caller did not pass
+        return self.body(x) + self.out(self.act(self.inner(self.tag(pad))))
+
+
+class DeadByBias(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.inner, self.act, self.out = nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 3)
+        with torch.no_grad():
+            self.inner.bias[:48] = -50.0                     # 48 of 64 units below zero for every input
+
+    def forward(self, x):
+        return self.out(self.act(self.inner(x)))
+
+
+def test_a_relu_fed_one_input_per_call_is_not_judged_dead():
+    report, stats = train(ConstantBranch(), steps=10)
+    a = stats.activations["act"]
+    per_call = a.unit_total // a.samples
+    assert per_call == 128 and a.dead_units                          # about half the units never fire
+    assert all(c % per_call == 0 for c in a.unit_active_counts)      # brute force: all or none per call
+    count = dead_count(a, Thresholds())
+    assert count.one_input_per_call and not count.sure and count.fraction == 0.0
+    assert not report.by_code("dead_units")
+    assert "did not vary" in report.skipped["dead_units"] and "act" in report.skipped["dead_units"]
+
+
+def test_a_layer_killed_by_its_bias_is_still_dead():
+    report, stats = train(DeadByBias(), steps=10)
+    [f] = report.by_code("dead_units")
+    assert f.severity == "error" and f.evidence["layers"]["act"]["dead_units"] == 48
+
+
+# ------------------------------------------------------------------------ a V-shaped depth profile (MobileViT)
+class Stack(nn.Module):
+    """ReLU layers whose pre-activation std is multiplied by ``gains[i]`` at layer i (weights scaled by the
+    gain over sqrt(fan_in)); ``reset_at`` puts a LayerNorm before that layer (the scale starts again at 1)."""
+
+    def __init__(self, gains, reset_at=None, width=32):
+        super().__init__()
+        torch.manual_seed(0)
+        self.layers = nn.ModuleList(nn.Linear(8 if i == 0 else width, width, bias=False) for i in range(len(gains)))
+        for lin, g in zip(self.layers, gains):
+            nn.init.normal_(lin.weight, 0.0, g / lin.in_features ** 0.5)
+        self.reset_at = reset_at
+        self.norm = nn.LayerNorm(width, eps=1e-20, elementwise_affine=False)   # renormalizes even tiny inputs
+        self.acts = nn.ModuleList(nn.ReLU() for _ in gains)
+        self.head = nn.Linear(width, 3)
+
+    def forward(self, x):
+        for i, (lin, act) in enumerate(zip(self.layers, self.acts)):
+            if i == self.reset_at:
+                x = self.norm(x)
+            x = act(lin(x)) if i else act(lin(x / 4))        # first pre-activation std about 1/2 for blobs
+        return self.head(x)
+
+
+def test_a_v_shaped_profile_is_not_a_trend():
+    # down 5 decades a layer for 3 layers, a LayerNorm, He-scaled layers that keep the variance, a small last
+    # layer: the least-squares line points up by far more than the threshold, the last sits below the first
+    model = Stack([1.0, 0.01, 0.01, 0.01] + [2 ** 0.5] * 5 + [0.2], reset_at=4)
+    report = checkup(model, *blobs(), loss_fn=F.cross_entropy)
+    variances = [report.stats.activations[f"acts.{i}"].input.var for i in range(10)]
+    assert variances[3] < variances[0] * 1e-4 and variances[-1] < variances[0]
+    assert geometric_ratio(variances) > Thresholds().activation_var_ratio
+    assert not report.by_code("exploding_activations")
+
+
+def test_a_geometric_growth_is_still_exploding():
+    report = checkup(Stack([1.0] + [3.0] * 5), *blobs(), loss_fn=F.cross_entropy)
+    [f] = report.by_code("exploding_activations")
+    assert f.severity == "warning" and f.evidence["last_variance"] > f.evidence["first_variance"]
+
+
+# ------------------------------------------------------------------------ a zero-init router (AFMoE)
+class Routed(nn.Module):
+    """Top-1 routing over 4 experts by a zero-init router: ties pick expert 0, the others get no gradient."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.router = nn.Linear(8, 4, bias=False)
+        nn.init.zeros_(self.router.weight)
+        self.experts = nn.ModuleList(nn.Linear(8, 3) for _ in range(4))
+
+    def forward(self, x):
+        scores = self.router(x).sigmoid()
+        weight, index = scores.topk(1, dim=-1)
+        outs = torch.stack([e(x) for e in self.experts], 1)            # (batch, experts, classes)
+        return weight * outs.gather(1, index[:, :, None].expand(-1, 1, 3)).squeeze(1)
+
+
+class ConstantHidden(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden, self.act, self.out = nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3)
+        for p in self.parameters():
+            nn.init.constant_(p, 0.1)
+
+    def forward(self, x):
+        return self.out(self.act(self.hidden(x)))
+
+
+def test_unselected_rows_of_a_zero_init_router_are_not_symmetric_units():
+    model = Routed()
+    X, y = blobs()
+    F.cross_entropy(model(X), y).backward()
+    grad = model.router.weight.grad
+    picked = grad.abs().sum(1) > 0
+    assert picked.sum() == 1                                          # only the picked expert's row learns
+    model.zero_grad()
+    assert not checkup(model, X, y, loss_fn=F.cross_entropy).by_code("symmetric_units")
+
+
+def test_a_constant_init_hidden_layer_is_still_symmetric():
+    [f] = checkup(ConstantHidden(), *blobs(), loss_fn=F.cross_entropy).by_code("symmetric_units")
+    assert f.where == ["hidden"] and f.evidence["largest_group"] == 16
