@@ -235,8 +235,13 @@ def activation_variance_with_depth(stats, th):
 
     Shrinking (``vanishing_activations``) is a warning only where its cost shows: a loss that shed less
     than ``trains_loss_drop`` of its start; without a loss trend (``checkup``), or on a loss that falls,
-    it is info with the evidence kept. Growing stays a warning: large pre-activations saturate and
-    overflow from the first forward.
+    it is info with the evidence kept. Growing is a warning at init (``checkup``: large pre-activations
+    saturate and overflow from the first forward) and wherever its cost shows: a loss that shed less than
+    ``trains_loss_drop`` of its start (measured against the label entropy for classification, so a loss
+    falling from a huge start counts only below the prior), a non-finite loss, or a growing layer's
+    saturating activation saturated at ``saturated_warning`` or more. A network that grew its activations
+    while the loss fell, with nothing saturated (a regression whose outputs grew to its raw targets' scale),
+    trains through it: info, with the evidence.
 
     Activations at one depth (the gates, candidate and cell of one LSTM/GRU layer, computed side by
     side) are fitted as measurements of that depth, not as successive layers (:func:`geometric_ratio`).
@@ -269,6 +274,13 @@ def activation_variance_with_depth(stats, th):
             f"the loss shed {drop:.0%} of its start: this run trains through it" if drop is not None else
             "no loss trend yet (checkup, or a short run): PyTorch's default init shrinks a ReLU stack's variance "
             "about 3x per layer and such stacks train; the loss under watch() tells whether it costs this one"))
+    saturated = {n: x for n, _ in chain if (x := saturated_fraction(stats.activations[n])) is not None}
+    if (code == "exploding_activations" and drop is not None and drop >= th.trains_loss_drop
+            and all(x < th.saturated_warning for x in saturated.values())):
+        severity = "info"             # grown while the loss fell, nothing saturated: no cost shown in this run
+        evidence.update(loss_drop=drop, saturated_fraction_by_layer=saturated, not_a_warning=(
+            f"the loss shed {drop:.0%} of its start and no growing layer's activation saturates: this run trains "
+            "through it"))
     return [finding(code, severity, [n for n, _ in chain], evidence,
                     seen={"layers": len(chain), "values": sum(stats.activations[n].input.count for n, _ in chain),
                           "sampled_steps": stats.sampled_steps},

@@ -117,6 +117,9 @@ def loss_drop(stats) -> float | None:
     A property of the network (dead units, uncentered inputs, shrinking activations) is a warning only
     where it costs this run something; a loss that shed ``trains_loss_drop`` of its start shows the run
     learns through it (issue 24: "a warning must mean: this is costing you now").
+
+    A loss that started positive and ended below 0 is unbounded below (a log-likelihood fed values outside
+    its domain, such as a Keras-style BCE on targets outside [0, 1]): its fall is not learning, so None.
     """
     loss = stats.loss
     if loss is None or not finite(loss.first) or loss.first <= 0 or loss.first_nonfinite_step is not None:
@@ -130,6 +133,8 @@ def loss_drop(stats) -> float | None:
     elif loss.count >= 2 and finite(loss.last):    # a run too short for windows: its last loss
         last = float(loss.last)
     else:
+        return None
+    if last < 0:
         return None
     drop = 1.0 - last / loss.first
     prior = _prior_entropy(stats)
