@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from impediments.playground import CHOICES, PlaygroundConfig, experiment_config, from_fragment, to_fragment
+from impediments.playground import (CHOICES, LESSONS, PlaygroundConfig, experiment_config, from_fragment, lesson,
+                                    to_fragment)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "docs" / "screenshots"
@@ -189,14 +190,15 @@ def test_reset_step_train_and_pause(page, playground):
     assert _run(page)["step"] == paused_at                  # nothing trains while paused
 
 
-def test_apply_remedy_trains_a_second_run_side_by_side(page, playground):
+def test_apply_remedy_trains_a_second_run_with_one_change_side_by_side(page, playground):
     _open(page, playground + "#" + to_fragment(SATURATING))
     page.click("#train")
-    page.click('#run-A .finding[data-code="saturated_units"] .apply-remedy', timeout=15_000)
+    page.click('#run-A .finding[data-code="saturated_units"] .apply-remedy[data-remedy="batchnorm_before_activation"]',
+               timeout=15_000)
     _wait(page, "(() => { const b = window.__pg.last.runs.find(r => r.label === 'B');"
                 " return b && b.step > 150 && b.saturated && b.saturated.length; })()", timeout=30)
     a, b = _run(page, "A"), _run(page, "B")
-    assert b["config"] == {**a["config"], "init": "glorot_normal", "norm": "batch"}
+    assert b["config"] == {**a["config"], "norm": "batch"}                  # one change: BatchNorm, nothing else
     assert "remedy for saturated_units" in b["note"]
     assert max(b["saturated"]) < 0.5 * min(a["saturated"]), (a["saturated"], b["saturated"])
     box_a, box_b = page.locator("#run-A").bounding_box(), page.locator("#run-B").bounding_box()
@@ -346,3 +348,51 @@ def _assert_controls_show(page, config: PlaygroundConfig) -> None:
         assert (shown == value) if isinstance(value, str) else float(shown) == float(value), (field, shown, value)
     assert from_fragment(page.get_attribute("#share", "href").lstrip("#")) == config
     assert from_fragment(page.evaluate("location.hash").lstrip("#")) == config
+
+
+def test_a_lesson_opens_from_the_first_page_trains_and_its_remedy_shows_which_change_helped(page, playground):
+    """The zero-centred-inputs lesson: opened from the first page's list, trained to the end with its final
+    numbers drawn, then its one-change remedy (centred inputs) beside it on shared y-scales."""
+    _post(playground, "reset", {"config": PlaygroundConfig(depth=1, steps=100).to_dict()})
+    _open(page, playground)
+    assert page.is_visible("#hint") and "Apply" in page.text_content("#hint")
+    titles = page.eval_on_selector_all("#lessons a", "links => links.map(a => a.textContent)")
+    assert titles == [x.title for x in LESSONS]
+    item = lesson("zigzag")
+    page.click(f'#lessons a[data-lesson="{item.name}"]')
+    _wait(page, f"document.querySelector('#lesson').dataset.lesson === {json.dumps(item.name)}")
+    assert page.is_hidden("#hint") and item.look_for == page.text_content("#lesson .look-for")
+    assert page.get_attribute("#lesson a.notebook", "href") == f"/notebooks/{item.notebook}"
+    assert page.text_content("#lesson .section") == item.section
+    assert page.evaluate("location.hash").endswith(f"&lesson={item.name}")
+    page.click("#train")
+    _assert_histograms_and_numbers_drawn(page, item.config)
+    _wait(page, "window.__pg.last.runs[0].status === 'done'", timeout=60)
+    _wait(page, "document.querySelector('#run-A .numbers').dataset.final === 'true'")
+    a = _run(page)
+    numbers = page.text_content("#run-A .numbers")
+    assert f"{100 * a['final']['test_acc']:.1f} %" in numbers and f"{a['final']['train_loss']:.3f}" in numbers, numbers
+    page.click('#run-A .finding[data-code="uncentered_inputs"] .apply-remedy[data-remedy="standardize_inputs"]')
+    _wait(page, "(() => { const b = window.__pg.last.runs.find(r => r.label === 'B');"
+                " return b && b.status === 'done' && b.final; })()", timeout=60)
+    a, b = _run(page, "A"), _run(page, "B")
+    assert b["config"] == {**a["config"], "inputs": "centred"}               # one change: the inputs' mean removed
+    assert "centred" in page.text_content("#run-B .note")
+    assert b["final"]["train_loss"] < a["final"]["train_loss"], (a["final"], b["final"])
+    _wait(page, "document.querySelector('#run-B .numbers').dataset.final === 'true'")
+    scale_a, scale_b = (page.get_attribute(f"#run-{x}", "data-loss-scale") for x in "AB")
+    assert scale_a == scale_b and scale_a                                   # side by side, one loss scale
+    top = float(scale_a.split(",")[1])
+    assert top >= max(y for run in (a, b) for y in run["curve"]["loss"] if y is not None)
+    _shot(page, "playground-lesson.png")
+    source = page.evaluate(f"async () => (await fetch('/notebooks/{item.notebook}')).text()")
+    assert f"# ## {item.section}" in source
+
+
+def test_relu_layers_are_called_inactive_not_saturated(page, playground):
+    config = PlaygroundConfig(activation="relu", depth=2, width=32, steps=5000)
+    _open(page, playground + "#" + to_fragment(config))
+    page.click("#train")
+    _assert_histograms_and_numbers_drawn(page, config)
+    _wait(page, "document.querySelector('#run-A').dataset.flat === 'inactive'")
+    assert _run(page)["flat_name"] == ["inactive", "inactive"]

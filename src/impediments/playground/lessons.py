@@ -54,7 +54,8 @@ LESSONS: tuple[Lesson, ...] = (
                 inputs="raw"),
            "Raw pixels (0..16) are never negative, so at each step every first-layer weight of a unit moves the "
            "same way and descent zig-zags. Apply the remedy (centred inputs: the same pixels, mean removed, same "
-           "scale): run B ends its 500 steps with the lower training loss.",
+           "scale): run B ends its 500 steps with the lower training loss. Both still saturate some tanh units: "
+           "the pixels keep their scale.",
            "02_inputs.py", "Zero-centred inputs and the zig-zag", "zigzag"),
     Lesson("dead_units", "Dead ReLU units",
            dict(activation="relu", init="he_normal", bias=-3.0, depth=3, width=64, lr=0.05, batch_size=32),

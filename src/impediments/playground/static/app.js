@@ -101,6 +101,7 @@ function buildLessons(info) {
 
 function showLesson(lesson) {
   pg.lesson = lesson;
+  showHint(pg.last);
   const box = document.getElementById("lesson");
   box.hidden = !lesson;
   for (const a of document.querySelectorAll("#lessons a")) a.setAttribute("aria-current", String(Boolean(lesson) && a.dataset.lesson === lesson.name));
@@ -115,7 +116,7 @@ function showLesson(lesson) {
 }
 
 function showHint(state) {
-  document.getElementById("hint").hidden = Boolean(pg.lesson) || (state && state.runs.length > 0);
+  document.getElementById("hint").hidden = Boolean(pg.lesson) || Boolean(state && state.runs.some((r) => r.step > 0));
 }
 
 function showProblem(text) {
@@ -386,6 +387,7 @@ function drawRun(run, scales) {
   const series = [{ xs: curve.step, ys: curve.loss, color: "#1f6feb", label: "loss" }];
   if (curve.acc.length) series.push({ xs: curve.step, ys: curve.acc, color: "#2b8a3e", label: "test acc (right)", axis: "right" });
   lineChart(el.querySelector(".curves"), series, scales.loss);
+  el.dataset.lossScale = scales.loss ? [scales.loss.lo, scales.loss.hi].join(",") : "";
   const flat = run.flat_name || [], flatNames = [...new Set(flat)];
   el.dataset.flat = flatNames.join(",");
   barChart(el.querySelector(".fractions"), run.layers || [], [
