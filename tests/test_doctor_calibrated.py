@@ -231,7 +231,8 @@ def test_the_learning_rate_cause_is_measured_in_the_steps_before_units_died():
                Window(8, 12, 3.0, dead_fraction={"1": 1.0}, update_to_weight={"0.weight": 0.001})]
     whole = (0.3 + 0.5 + 0.001) / 3
     params = {"0.weight": ParamStats("0", 1.0, 1.0, 1.0, 1.0, whole, 3)}
-    stats = SimpleNamespace(windows=windows, params=params, nonfinite=None, steps=12, sampled_steps=3)
+    stats = SimpleNamespace(windows=windows, params=params, nonfinite=None, steps=12, sampled_steps=3,
+                            layers={}, activations={}, residual_stream={})
     assert onset_step(stats, th) == 8
     dead = finding("dead_units", "error", ["1"], {"dead_fraction": 1.0})
     cause, effect = link([dead], stats, th)

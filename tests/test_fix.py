@@ -234,7 +234,11 @@ def test_fix_dead_relu_mlp_finds_a_verified_fix_and_never_touches_the_user_model
     assert report.chosen is not None and report.chosen.verdict.status == "verified fix"
     assert report.exit_code == 0 and report.remaining == []
     base_acc, after_acc = report.baseline[0].val_acc, report.chosen.trials[0].val_acc
-    assert base_acc < 0.3 < 0.85 < after_acc
+    # the smallest change that clears the root cause: the biases, not the He weights already in place
+    assert report.chosen.verdict.remedies == ("zero_biases",)
+    assert base_acc < 0.3 < 0.8 < after_acc
+    also = {r.verdict.remedies for r in report.rows if r.verdict.verified and r is not report.chosen}
+    assert ("lsuv_init",) in also                       # the other verified fixes are shown
     failing = [r for r in report.rows if r.verdict.status != "verified fix"]
     assert failing and any(r.verdict.remedies == ("lr_down_10",) for r in failing)        # shown, not hidden
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())

@@ -31,7 +31,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 FLAGGED = {
     "dead_relu.py": ("dead_units", "loss_plateau", "vanishing_activations"),
     "zero_init.py": ("symmetric_units", "linear_regime", "loss_plateau"),
-    "saturated_sigmoid.py": ("saturated_units", "vanishing_gradients"),
+    "saturated_sigmoid.py": ("init_scale_too_large", "initial_loss_high", "saturated_units"),
     "diverging_lr.py": ("diverging_loss", "non_finite"),
     "dropout_before_bn.py": ("dropout_before_bn",),
 }

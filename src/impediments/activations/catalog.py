@@ -276,6 +276,22 @@ def display_name(kind: str) -> str:
     return module_type.__name__ if module_type is not None else kind
 
 
+#: the output range of each bounded kind: where its saturated outputs pile up (sigmoid at 0 and 1, tanh at
+#: -1 and 1), the range a linear histogram of its outputs spans
+OUTPUT_RANGE: dict[str, tuple[float, float]] = {
+    "sigmoid": (0.0, 1.0), "hardsigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0),
+    "hardtanh": (-1.0, 1.0)}
+
+
+def output_range(kind: str) -> tuple[float, float] | None:
+    """The output range of a bounded activation kind (:data:`OUTPUT_RANGE`), or None for an unbounded one.
+
+    >>> output_range("sigmoid"), output_range("relu")
+    ((0.0, 1.0), None)
+    """
+    return OUTPUT_RANGE.get(str(kind).lower())
+
+
 def taxonomy(kind: str) -> Taxonomy | None:
     """The :class:`Taxonomy` of an activation kind (catalog name, ``"relu6"``, ...), or None if unknown."""
     return TAXONOMY.get(str(kind).lower())

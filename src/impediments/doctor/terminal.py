@@ -70,7 +70,10 @@ def detail_lines(evidence: dict, types: dict[str, str]) -> list[str]:
                 shown = "; ".join(f"{k}={format_value(v)}" for k, v in numbers.items() if not isinstance(v, dict))
                 lines.append(f"{readable(name, types)}: {shown}")
         if len(layers) > MAX_WHERE:
-            lines.append(f"(+{len(layers) - MAX_WHERE} more layers in the JSON report)")
+            rest = list(layers)[MAX_WHERE:]
+            named = ", ".join(readable(n, types) for n in rest[:MAX_WHERE]) + (", ..." if len(rest) > MAX_WHERE else "")
+            lines.append(f"(+{len(rest)} more layers, numbers not shown here: {named}; --json or --html lists every "
+                         "layer)")
     seen = evidence.get("seen")
     if isinstance(seen, dict) and seen:
         lines.append("seen: " + ", ".join(f"{k}={format_value(v)}" for k, v in seen.items()))

@@ -109,8 +109,8 @@ def render_text(report, width: int = WIDTH) -> str:
             root = root_cause(report.baseline[0].findings)
             why = (", the smallest change that clears the root cause " + root
                    if root in report.chosen.verdict.verified and len(report.chosen.verdict.remedies) == 1 else "")
-            lines += _prose(f"chosen: {report.chosen.label} ({report.chosen.name} in the JSON){why}; still flagged "
-                            f"after it: {', '.join(report.remaining) or 'none'}", width)
+            lines.append(f"chosen: {report.chosen.label} ({report.chosen.name} in the JSON){why}; still flagged "
+                         f"after it: {', '.join(report.remaining) or 'none'}")
             others = [r.label for r in report.rows if r.verdict.verified and r is not report.chosen]
             if others:
                 lines += _prose(f"also verified: {'; '.join(others)}", width)

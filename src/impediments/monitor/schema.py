@@ -107,6 +107,8 @@ class MonitorStats:
             a = dict(a)
             a["output"], a["input"] = moments(a["output"]), moments(a["input"])
             a["histogram"] = Histogram(**a["histogram"])
+            if a.get("linear_histogram") is not None:
+                a["linear_histogram"] = Histogram(**a["linear_histogram"])
             return ActivationStats(**a)
 
         def layer(x):

@@ -25,11 +25,12 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
-from impediments.activations.catalog import kinds_of
+from impediments.activations.catalog import kinds_of, output_range
 from impediments.activations.unit_regions import cut_counts, regions_from_cut_counts
 from impediments.monitor.probes.base import Probe, Scratch
 from impediments.monitor.state.bag import Bag, Field
-from impediments.monitor.state.histogram import HIST_BINS, HIST_EDGES, Histogram, histogram_many, histogram_subsample
+from impediments.monitor.state.histogram import (HIST_BINS, HIST_EDGES, Histogram, histogram_many, histogram_subsample,
+                                                 linear_counts, linear_edges)
 from impediments.monitor.state.moments import MomentStats, batch_moments, moment_stats, moments_dict
 
 #: kinds counted as alive on ``x > 0`` when the catalog has no regions for them (the one taxonomy)
@@ -70,6 +71,9 @@ class ActivationStats:
     values_per_example: int = 0
     #: its output multiplied another tensor in a sampled forward (a gate: SE, GLU/SwiGLU, LSTM-style)
     gate: bool = False
+    #: a bounded kind's (sigmoid, tanh, ...: ``activations.catalog.OUTPUT_RANGE``) outputs in linear bins over its
+    #: range, from the same subsample as ``histogram``; None for an unbounded kind
+    linear_histogram: Histogram | None = None
 
 
 @lru_cache(maxsize=1)
@@ -118,6 +122,8 @@ class ActivationProbe(Probe):
     INPUT = Field("input", "moments")
     OUTPUT = Field("output", "moments")
     HIST = Field("hist", "sum")
+    #: a bounded kind's outputs in linear bins over its output range (``linear_counts``)
+    HIST_LINEAR = Field("hist_linear", "sum")
     #: per unit, the counts at the region cuts of its kind (``cut_counts``)
     CUTS = Field("cuts", "sum")
     SAMPLES = Field("samples", "count")
@@ -188,7 +194,11 @@ class ActivationProbe(Probe):
         name, bag = token
         m = _moments(out, ctx.scratch)
         bag.add(self.OUTPUT, m)
-        ctx.hist_queue.append((bag, self.HIST, histogram_subsample(out).to(torch.float64, copy=True)))
+        sub = histogram_subsample(out)
+        ctx.hist_queue.append((bag, self.HIST, sub.to(torch.float64, copy=True)))
+        bounds = output_range(self.meta[name]["kind"])
+        if bounds is not None:
+            bag.add(self.HIST_LINEAR, linear_counts(sub, *bounds))
         ctx.nonfinite.update_forward(m.bad, ctx.step, name)
 
     def mark_gate(self, name: str) -> None:
@@ -223,7 +233,14 @@ class ActivationProbe(Probe):
             saturated_fraction=sat, linear_fraction=lin, active_fraction=act, units=meta["units"],
             unit_active_counts=unit_counts, unit_total=bag.read(self.UNIT_TOTAL),
             dead_units=[i for i, c in enumerate(unit_counts) if c == 0] if unit_counts is not None else [],
-            values_per_example=meta.get("values_per_example", 0), gate=bool(meta.get("gate", False)))
+            values_per_example=meta.get("values_per_example", 0), gate=bool(meta.get("gate", False)),
+            linear_histogram=self._linear_histogram(meta, bag))
+
+    def _linear_histogram(self, meta: dict, bag: Bag) -> Histogram | None:
+        counts, bounds = bag.read(self.HIST_LINEAR), output_range(meta["kind"])
+        if counts is None or bounds is None:
+            return None
+        return Histogram(edges=linear_edges(*bounds), counts=[int(c) for c in counts.cpu().tolist()])
 
     def stats(self, total, windows) -> dict:
         return {"activations": {n: self._activation(n, m, total[(self.key, n)]) for n, m in self.meta.items()

@@ -118,3 +118,20 @@ def _many_torch(parts: list) -> torch.Tensor:
     # not bincount: on CUDA it reads the maximum back to size its output (a sync)
     counts = torch.zeros(_WIDTH * len(parts), dtype=torch.int64, device=a.device)
     return counts.index_add_(0, idx, torch.ones_like(idx)).view(len(parts), _WIDTH)
+
+
+#: bins of the linear histogram kept for bounded activations (:func:`linear_counts`)
+LINEAR_BINS = 40
+
+
+def linear_edges(lo: float, hi: float, bins: int = LINEAR_BINS) -> list[float]:
+    """``bins + 1`` evenly spaced edges from ``lo`` to ``hi``."""
+    return [lo + (hi - lo) * i / bins for i in range(bins + 1)]
+
+
+def linear_counts(sub: torch.Tensor, lo: float, hi: float, bins: int = LINEAR_BINS) -> torch.Tensor:
+    """float64 counts of the (already subsampled) values ``sub`` in ``bins`` equal bins over ``[lo, hi]``
+    (``torch.histc``: values outside are not counted; a bounded activation has none). On a linear axis a
+    saturated sigmoid shows as two piles at 0 and 1 (Glorot & Bengio 2010, fig. 2), which the signed-log
+    bins merge with every output above 0.56."""
+    return torch.histc(sub.to(torch.float32), bins=bins, min=lo, max=hi).to(torch.float64)
