@@ -81,7 +81,8 @@ def _per_layer(layers: dict, types: dict) -> str:
     rows = [(n, v) for n, v in layers.items() if isinstance(v, dict)]
     if not rows:
         return ""
-    columns = list(dict.fromkeys(k for _, v in rows for k, x in v.items() if _is_scalar(x) and not isinstance(x, str)))
+    columns = list(dict.fromkeys(k for _, v in rows for k, x in v.items()
+                                 if isinstance(x, (int, float)) and not isinstance(x, bool)))
     columns = columns[:MAX_COLUMNS]
     shown = [(readable(n, types), *(v.get(c, "") for c in columns)) for n, v in rows[:MAX_ROWS]]
     return _rows_table(("layer", *map(_words, columns)), shown, len(rows) - MAX_ROWS if len(rows) > MAX_ROWS else 0)
@@ -126,7 +127,7 @@ def finding_card(f, types: dict) -> str:
     where = ", ".join(readable(w, types) for w in f.where)
     caused = (f'<p class=small>caused by <code>{escape(f.caused_by)}</code>, reported above</p>'
               if f.caused_by else "")
-    return (f'<div class="finding sev-{f.severity}"><h3><span class="{f.severity}">{f.severity}</span> '
+    return (f'<div class="finding sev-{f.severity}" data-code="{f.code}"><h3><span class="{f.severity}">{f.severity}</span> '
             f"<code>{escape(f.code)}</code>: {escape(CODES[f.code].summary)}</h3>{caused}"
             + (f"<p><b>Where.</b> {escape(where)}</p>" if where else "")
             + f"<p><b>Why.</b> {escape(f.explanation)}</p>{evidence_html(f.evidence, types)}"
