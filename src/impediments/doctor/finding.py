@@ -54,6 +54,8 @@ class Finding:
 
     @property
     def see(self) -> str:
+        """The code's own experiment link; :attr:`link` is the one this finding names (fitted to the model,
+        :func:`~impediments.doctor.causes.fit_to_model`)."""
         return CODES[self.code].see
 
     @property
@@ -73,7 +75,7 @@ class Finding:
     def to_dict(self) -> dict:
         return {"code": self.code, "severity": self.severity, "where": list(self.where),
                 "evidence": to_jsonable(self.evidence, default=str), "explanation": self.explanation, "remedy": self.remedy,
-                "see": self.see, "caused_by": self.caused_by}
+                "see": self.link, "caused_by": self.caused_by}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Finding":
