@@ -299,7 +299,7 @@ def _painted(page, selector: str) -> int:
 def _assert_histograms_and_numbers_drawn(page, config: PlaygroundConfig) -> None:
     """Run A trains ``config`` and the page draws it: one histogram row per layer with painted bars, the
     step counter and a painted loss curve."""
-    _wait(page, f"(() => {{ const a = window.__pg.last.runs[0]; return a && a.step > 30 && a.hist"
+    _wait(page, f"(() => {{ const a = window.__pg.last && window.__pg.last.runs[0]; return a && a.step > 30 && a.hist"
                 f" && a.config.activation === {json.dumps(config.activation)}; }})()")
     _wait(page, "document.querySelectorAll('#run-A .hist-row canvas.now').length"
                 " === window.__pg.last.runs[0].hist.layers.length")
