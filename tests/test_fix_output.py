@@ -147,3 +147,16 @@ def test_a_model_and_a_learning_rate_change_go_together_and_other_changes_say_wh
     assert spec.module.optimizer(net.parameters()).param_groups[0]["lr"] == pytest.approx(0.01)   # default 0.1
     other = placed_snippet([{"remedy": "standardize_inputs", "code": "s = ...", "note": ""}], "raw_inputs.py")
     assert other.startswith("# standardized inputs: edit raw_inputs.py's own code")
+
+
+def test_the_fix_html_names_remedies_in_words_and_keeps_the_keys_only_as_json_names():
+    import re
+
+    from impediments.report.fix_html import render_fix
+
+    page = render_fix(_report("examples/dead_relu.py"))
+    visible = re.sub(r'title="[^"]*"', "", re.sub(r"<code>[^<]*</code>", "", page.split("<h2>The change</h2>")[0]))
+    for name in ("lsuv_init", "leaky_relu_swap", "lr_up_270000", "matched_output_activation"):
+        assert name not in visible, name                             # the registry key: only as the JSON name
+        assert label(name) in page
+    assert "Chosen: <b>LSUV init, bias → 0</b> (<code>lsuv_init</code> in the JSON)" in page

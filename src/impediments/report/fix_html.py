@@ -74,7 +74,7 @@ def loss_curves(report) -> str | None:
         before.plot(range(len(curve)), curve, lw=2.2, color="#1b7f2a", label=f"chosen: {report.chosen.label}")
     before.set_title("before and after the chosen fix")
     for row in report.rows:
-        curve = row.trials[0].curve
+        curve = row.trials[0].curve if row.trials else []          # a remedy that did not apply has no run
         if curve:
             after.plot(range(len(curve)), curve, lw=1.6 if row is report.chosen else 0.8, alpha=0.7, label=row.label)
     scale = _finite(base) + (_finite(report.chosen.trials[0].curve) if report.chosen is not None else [])
