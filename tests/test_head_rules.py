@@ -181,6 +181,7 @@ def test_initial_loss_with_summed_reduction_and_label_smoothing():
 
 @pytest.mark.parametrize("example,code", [
     ("head_softmax_one_unit", "output_head_mismatch"),
+    ("head_hand_written_targets", "output_head_mismatch"),
     ("head_unscaled_targets", "unscaled_targets"),
     ("head_initial_loss_high", "initial_loss_high"),
     ("head_dropout_on_output", "dropout_on_output"),
