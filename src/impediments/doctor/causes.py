@@ -41,6 +41,7 @@ which the monitor saw no residual block, to its ``experiment_plain``.
 from __future__ import annotations
 
 import dataclasses
+import re
 import statistics
 
 from impediments.activations.catalog import taxonomy
@@ -204,8 +205,15 @@ def fit_to_model(f: Finding, stats, th) -> Finding:
     return f if remedy == f.remedy else dataclasses.replace(f, remedy=remedy)
 
 
+_MEASURED = re.compile(r"n Var\(W\) measured at [^,]+ per layer at init, where [^ ]+ preserves variance")
+
+
 def caused_remedy(cause: Finding, remedy: str) -> str:
-    """A consequence's remedy: its cause's first (without the cause's experiment link), then its own."""
+    """A consequence's remedy: its cause's first (without the cause's experiment link), then its own (the
+    measured init said once: where the cause's remedy gives it, the consequence's does not repeat it)."""
+    said = _MEASURED.search(cause.action)
+    if said is not None:
+        remedy = remedy.replace(f" ({said.group(0)})", "").replace(f": {said.group(0)}", "")
     return (f"Caused by {cause.code} (reported above); fix that first: {cause.action.rstrip('.')}. "
             f"Then, if it remains: {remedy}")
 
