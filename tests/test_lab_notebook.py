@@ -6,6 +6,7 @@ import math
 from impediments.experiments.claims import claim
 from impediments.experiments.runner import Outcome
 from impediments.experiments.verdict import over_seeds
+from impediments.report.markup import to_html
 from impediments.report.notebook import caption, exact_value, render_notebook
 
 
@@ -69,3 +70,61 @@ def test_a_legend_that_would_cover_data_moves_beside_the_panel():
         full.get_window_extent(renderer).x1
     assert _points_under(sparse, kept.get_window_extent(renderer)) == 0 and inside is not None
     plt.close(fig)
+
+
+# ---------------------------------------------------------------- formulas typeset, offline (issue 27 item 3)
+
+import re  # noqa: E402
+
+#: LaTeX left in the page's text (outside the drawn math), and formulas written in Unicode that a story should
+#: typeset instead; mathtext failures fall back to <code> holding the TeX, which the backslash catches
+RAW_TEX = re.compile(r"_\{|\^\{|\\[A-Za-z]+|:math:`")
+UNICODE_FORMULA = re.compile(r"√|‖|Var\(|E\[")
+
+
+def visible_text(html: str) -> str:
+    """The page's text as a reader sees it: drawn math (img, whose alt holds the TeX) and inline SVG left out."""
+    import html as html_lib
+
+    html = re.sub(r"<img[^>]*>", " ", html)
+    html = re.sub(r"<svg.*?</svg>", " ", html, flags=re.S)
+    return html_lib.unescape(re.sub(r"<[^>]+>", " ", html))
+
+
+def raw_tex(html: str) -> list[str]:
+    text = visible_text(html)
+    return [text[max(m.start() - 40, 0):m.end() + 20] for m in RAW_TEX.finditer(text)]
+
+
+def test_the_raw_tex_check_can_fail():
+    bad = {0: [claim("Var(y_{l-1}) grows", "x", {"v": 1.0}, "v > 0")]}
+    assert raw_tex(render_notebook([outcome(bad, band=False)], quick=True, seeds=[0]))
+    good = {0: [claim("Var grows as :math:`\\mathrm{Var}(y_{l-1})`", "x", {"v": 1.0}, "v > 0")]}
+    html = render_notebook([outcome(good, band=False)], quick=True, seeds=[0])
+    assert not raw_tex(html) and 'class="math"' in html and "data:image/svg+xml;base64," in html
+    broken = {0: [claim("undrawable :math:`\\notacommand{x}`", "x", {"v": 1.0}, "v > 0")]}
+    assert raw_tex(render_notebook([outcome(broken, band=False)], quick=True, seeds=[0])), "mathtext fallback"
+
+
+def test_every_formula_in_the_lab_notebook_is_typeset(quick_run):
+    """The whole notebook (every experiment's story, figure caption, tables and claims at quick seed 0) has no
+    LaTeX left in its text, and no story writes a formula in Unicode where it could typeset it."""
+    from impediments import experiments
+    from impediments.experiments.figures import story_of, takes_band
+
+    outcomes = []
+    for name in experiments.names():
+        module, result = quick_run(name, 0)
+        tables = module.tables(result) if hasattr(module, "tables") else []
+        outcomes.append(Outcome(name=name, description=experiments.description(name), section=module.SECTION,
+                                seeds=[0], configs={}, result={}, claims=over_seeds({0: module.claims(result)}),
+                                tables=tables, png=b"", elapsed_s=0.0, cached=False, story=story_of(module),
+                                band=takes_band(module)))
+        story = visible_text(to_html(story_of(module)))
+        assert not UNICODE_FORMULA.findall(story), (name, UNICODE_FORMULA.findall(story))
+    html = render_notebook(outcomes, quick=True, seeds=[0])
+    assert not raw_tex(html), raw_tex(html)[:5]
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html
+    drawn = {o.name for o in outcomes if 'class="math' in to_html(o.story)}
+    assert {"zigzag", "depth_distributions", "glorot_he", "residual_limits", "bn_dropout", "l2_with_bn",
+            "bn_gradient_scale", "autoencoder_pca"} <= drawn, sorted(drawn)

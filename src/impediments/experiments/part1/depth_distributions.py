@@ -1,4 +1,4 @@
-"""Layer outputs through a deep stack at initialization: the module's central figure.
+r"""Layer outputs through a deep stack at initialization: the module's central figure.
 
 A stack of 10 identical fully connected layers (width 256) sees one batch of
 MNIST-1D, with no weight updates (module, "Maintaining constant variance
@@ -7,12 +7,15 @@ pushed to extreme values: tanh outputs pile up at ±1, ReLU outputs have a
 large spike at 0, and the variance grows with depth. With a small variance
 they cluster at 0.5 for sigmoid and at 0 for tanh, in the linear region.
 Glorot (for tanh and sigmoid) and He (for ReLU) keep the variance level.
-The cause is the variance of a dot product of n terms,
+The cause is the variance of a dot product of :math:`n` terms: with zero-mean inputs (the module)
 
-    Var(y_l) = n · Var(W) · Var(y_{l-1})         (module; zero-mean inputs)
-    Var(y_l) = n · Var(W) · E[y_{l-1}²]          (He et al. 2015; any inputs)
+.. math:: \mathrm{Var}(y_l) = n \, \mathrm{Var}(W) \, \mathrm{Var}(y_{l-1}),
 
-and the table compares both with the measured pre-activation variance.
+and with any inputs (He et al. 2015)
+
+.. math:: \mathrm{Var}(y_l) = n \, \mathrm{Var}(W) \, \mathbb{E}[y_{l-1}^2];
+
+the table compares both with the measured pre-activation variance.
 """
 from __future__ import annotations
 
@@ -192,11 +195,12 @@ def claims(result: Result) -> list[Claim]:
                          for k in level},
                       **{f"{k}_change": f"{k.replace('_', ', ')} init: variance change over the stack"
                          for k in drift}}),
-        claim("The pre-activation variance is n·Var(W)·E[y²] of the layer input, for every activation and init "
-              "(layers 2-10, within 3 sampling standard deviations sqrt(2/width) of the finite layer); the "
-              "module's n·Var(W)·Var(Y) equals it for zero-mean tanh outputs but is too small by the factor "
-              "E[y²]/Var(y) >= 1/(1 - mean) for sigmoid (about 2), well beyond sampling noise (ReLU: about "
-              "π/(π-1) ≈ 1.47, reported).",
+        claim("The pre-activation variance is :math:`n \\, \\mathrm{Var}(W) \\, \\mathbb{E}[y^2]` of the layer input, "
+              "for every activation and init (layers 2-10, within 3 sampling standard deviations "
+              ":math:`\\sqrt{2/\\mathrm{width}}` of the finite layer); the module's "
+              ":math:`n \\, \\mathrm{Var}(W) \\, \\mathrm{Var}(Y)` equals it for zero-mean tanh outputs but is too "
+              "small by the factor :math:`\\mathbb{E}[y^2]/\\mathrm{Var}(y) \\geq 1/(1 - \\mathrm{mean})` for sigmoid "
+              "(about 2), well beyond sampling noise (ReLU: about :math:`\\pi/(\\pi-1) \\approx 1.47`, reported).",
               "seed: The cause; He et al. 2015",
               {"he_max_abs_log_ratio": float(np.abs(np.log(ratio_he)).max()), "tolerance": 3 * math.sqrt(2 / r.width),
                "module_tanh_max_abs_log_ratio": float(np.abs(np.log(ratio_mod[t])).max()),
@@ -204,6 +208,9 @@ def claims(result: Result) -> list[Claim]:
                "relu_min_he_over_module": float(gap[r.activations.index("relu")].min())},
               "he_max_abs_log_ratio <= tolerance and module_tanh_max_abs_log_ratio <= tolerance and "
               "log(sigmoid_min_he_over_module) > tolerance",
+              paper="Var[y_l] = n_l·Var[w_l]·E[x_l²] (He et al. 2015, eq. 7), an identity in expectation: the same "
+                    "formula, checked layer by layer to 3 sampling standard deviations; He's ReLU factor E[x²] = "
+                    "½·Var[y] relates a ReLU output to its pre-activation, a different ratio from our E[y²]/Var(y)",
               labels={"he_max_abs_log_ratio": "largest |log(measured / n·Var(W)·E[y²])|",
                       "tolerance": "3 sampling standard deviations, sqrt(2/width)",
                       "module_tanh_max_abs_log_ratio": "tanh: largest |log(measured / n·Var(W)·Var(Y))|",

@@ -1,4 +1,4 @@
-"""Greedy layer-wise pre-training of a deep sigmoid network.
+r"""Greedy layer-wise pre-training of a deep sigmoid network.
 
 "Before good weight initialization techniques were discovered, a technique
 called layer-wise pre-training was very popular" (module, "Layer-wise
@@ -7,7 +7,7 @@ autoencoder that reconstructs that layer's input (the output of the layers
 below, already pre-trained), then the whole network is fine-tuned on the
 labels (:func:`impediments.init.pretrain_layerwise`). Here a 6-layer
 sigmoid MLP on digits under PyTorch's default random
-init (U[±1/√n]) is compared with the same network after pre-training, both
+init (:math:`U[\pm 1/\sqrt{n}]`) is compared with the same network after pre-training, both
 fine-tuned by the same SGD, and with Glorot's normalized init without
 pre-training; the random-init network gets extra steps equal to the
 pre-training steps so both budgets are reported. Pre-training steps

@@ -1,13 +1,16 @@
-"""The limits of good initialization: residual networks without normalization.
+r"""The limits of good initialization: residual networks without normalization.
 
 Glorot and He "implicitly assume a sequential network: connections only
 between consecutive layers. It has been observed that, when residual
 connections are allowed, the analysis is flawed" (module, "Limits of good
-initialization"). In a residual block x_{l+1} = x_l + F(x_l) with He init,
-Var(F(x)) ≈ Var(x), so the variance roughly doubles per block and the
-output std at init grows exponentially with depth. Fixup (Zhang, Dauphin &
+initialization"). In a residual block
+
+.. math:: x_{l+1} = x_l + F(x_l)
+
+with He init, :math:`\mathrm{Var}(F(x)) \approx \mathrm{Var}(x)`, so the variance roughly doubles per block
+and the output standard deviation at init grows exponentially with depth. Fixup (Zhang, Dauphin &
 Ma 2019) zeroes the last layer of every branch and the classifier and scales
-the other branch layers by L^(-1/(2m-2)), so every block starts as the
+the other branch layers by :math:`L^{-1/(2m-2)}`, so every block starts as the
 identity: the output std is flat in depth, and the network trains at a
 learning rate where plain He init diverges.
 """

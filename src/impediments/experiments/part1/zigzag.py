@@ -1,7 +1,11 @@
-"""Centre the inputs and give them equal variance: otherwise gradient descent zig-zags or crawls.
+r"""Centre the inputs and give them equal variance: otherwise gradient descent zig-zags or crawls.
 
-The update of weight j of a unit is the average over the batch of
-``a' · x_j`` (module, "Zero centered inputs"), so when every input feature is
+The update of weight :math:`j` of a unit is the average over the batch of
+:math:`a' x_j` (module, "Zero centered inputs"),
+
+.. math:: \frac{\partial \mathcal{L}}{\partial W_j} = \frac{1}{m'} \sum_{i=1}^{m'} a'^{(i)} x_j^{(i)},
+
+so when every input feature is
 positive, every weight of the unit moves in the same direction: north-east or
 south-west only, and an optimum to the south-east is reached by zig-zagging.
 Part (a) shows this on a 2-weight linear model trained one example at a time.
@@ -10,9 +14,10 @@ Part (a) shows this on a 2-weight linear model trained one example at a time.
 features j and j' are different, their updates will happen at different
 rates." Part (a') measures it on a 2-weight linear model whose features differ
 only in variance (drawn independent, then decorrelated exactly, so the
-Hessian of the squared loss is diag(σ₁², σ₂²)): one gradient step removes the
-fraction η·σ_j² of feature j's remaining error, so the rates differ by the
-variance ratio, and the condition number is that ratio too.
+Hessian of the squared loss is :math:`\mathrm{diag}(\sigma_1^2, \sigma_2^2)`): one gradient step removes the
+fraction :math:`\eta \sigma_j^2` of feature :math:`j`'s remaining error, so the rates differ by the
+variance ratio, and the condition number is that ratio too,
+:math:`\kappa = \sigma_1^2 / \sigma_2^2`.
 
 Part (b) trains the LeCun et al. (1998) 64-30-10 tanh network on raw digits
 (0..16), on standardized digits, and on standardized digits with every other
@@ -322,22 +327,23 @@ def claims(result: Result) -> list[Claim]:
               labels={"same_sign_positive": "all-positive: fraction of steps moving both weights the same way",
                       "same_sign_centred": "centred: fraction of steps moving both weights the same way"}),
         claim("To reach an optimum to the south-east, all-positive inputs must zig-zag: they need several times "
-              "more steps than centred inputs (each at learning rate 0.5/E||x||², its own scale; mean over 8 "
+              "more steps than centred inputs (each at learning rate :math:`0.5/\\mathbb{E}\\Vert x \\Vert^2`, its own scale; mean over 8 "
               "random example orders).", SOURCE,
               {"steps_positive": r.steps_positive, "steps_centred": r.steps_centred},
               "steps_positive / steps_centred >= 3",
               labels={"steps_positive": "all-positive: steps to the optimum",
                       "steps_centred": "centred: steps to the optimum"}),
-        claim("Shifting the inputs away from zero raises the condition number of the Hessian E[x xᵀ] from about 1 "
-              "to (2μ² + σ²)/σ² (LeCun et al. report 33 → 2096 for shifted digits).", "LeCun et al. 1998",
+        claim("Shifting the inputs away from zero raises the condition number of the Hessian "
+              ":math:`\\mathbb{E}[x x^T]` from about 1 to :math:`(2\\mu^2 + \\sigma^2)/\\sigma^2` (LeCun et al. "
+              "report 33 → 2096 for shifted digits).", "LeCun et al. 1998",
               {"cond_positive": r.cond_positive, "cond_centred": r.cond_centred, "predicted": r.cond_predicted},
               "abs(cond_positive / predicted - 1) <= 0.15 and cond_centred <= 1.5", paper=COND_PAPER,
               labels={"cond_positive": "all-positive: condition number", "cond_centred": "centred: condition number",
                       "predicted": "predicted (2μ² + σ²)/σ²"}),
         claim("If the variances of features j and j' differ, their updates happen at different rates: one gradient "
-              "step removes the fraction η·σ_j² of weight j's error, so the two rates differ by the variance ratio "
+              "step removes the fraction :math:`\\eta \\sigma_j^2` of weight j's error, so the two rates differ by the variance ratio "
               "(which is also the condition number); after standardizing they are equal, and at each problem's "
-              "best rate 2/(λmax+λmin) the unequal problem needs many more steps.", "seed: Zero centered inputs "
+              "best rate :math:`2/(\\lambda_\\max+\\lambda_\\min)` the unequal problem needs many more steps.", "seed: Zero centered inputs "
               "(Importance of identical variance across features)",
               {"rate_ratio_unequal": r.rates_unequal[1] / r.rates_unequal[0],
                "rate_ratio_equal": r.rates_equal[1] / r.rates_equal[0],
@@ -378,7 +384,7 @@ def claims(result: Result) -> list[Claim]:
                       "steps_std": f"standardized: fewest steps to training loss {r.target_loss:g}",
                       "steps_rescaled": f"group rescaled: fewest steps to training loss {r.target_loss:g}"}),
         claim(f"Although the training set is zero-centred, the {r.probe_batch}-example mini-batches are not: "
-              "their feature means scatter around zero as sigma·sqrt(1/B - 1/N) predicts.", SOURCE,
+              "their feature means scatter around zero as :math:`\\sigma \\sqrt{1/B - 1/N}` predicts.", SOURCE,
               {"batch_mean_abs": r.batch_mean_abs, "predicted": r.batch_mean_predicted,
                "train_mean_abs_max": r.train_mean_abs_max},
               "batch_mean_abs >= 100 * train_mean_abs_max and abs(batch_mean_abs / predicted - 1) <= 0.25",

@@ -231,6 +231,8 @@ def claims(result: Result) -> list[Claim]:
                "untrained_max_abs_ratio_minus_1": float(np.max(np.abs(after - 1))),
                "shift_size": 1 / (1 - result.train_rate) - 1},
               "trained_max_abs_ratio_minus_1 <= 0.1 * shift_size",
+              paper="ratio 1, no shift, once dropout follows the last BN (Li et al. 2018's fix; their variance "
+                    "analysis, not a measured network)",
               labels={"trained_max_abs_ratio_minus_1": "trained: largest |ratio - 1|",
                       "untrained_max_abs_ratio_minus_1": "untrained: largest |ratio - 1|",
                       "shift_size": "the shift 1/p - 1 of dropout right before BN"}),

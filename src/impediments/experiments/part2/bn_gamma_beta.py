@@ -7,10 +7,10 @@ resulting in a linear transformation; shifting may move the result to a
 non-linear part of the activation function, resulting in a non-linear
 transformation: more powerful." With :math:`\\gamma = 1, \\beta = 0` fixed the
 sigmoid's inputs are standardized, so the fraction in sigmoid's linear region
-:math:`|x| \\le b` (:mod:`impediments.activations.regions`, :math:`b \\approx
-0.80`) is about that of a standard normal, :math:`P(|Z| \\le b) = \\mathrm{erf}(b /
+:math:`|x| \\leq b` (:mod:`impediments.activations.regions`, :math:`b \\approx
+0.80`) is about that of a standard normal, :math:`P(|Z| \\leq b) = \\mathrm{erf}(b /
 \\sqrt{2})`. Here the same deep sigmoid MLP with BN before each sigmoid is
-trained on digits twice, once with γ and β learned and once with them frozen at
+trained on digits twice, once with :math:`\\gamma` and :math:`\\beta` learned and once with them frozen at
 1 and 0, and the sigmoid inputs' regions are counted on the test set
 (inference mode) after training.
 """
@@ -101,7 +101,7 @@ def claims(result: Result) -> list[Claim]:
     saturated = {m: _mean(x[0] for x in r.regions[m]) for m in MODES}
     return [
         claim("With γ = 1 and β = 0 fixed, BN's outputs are standardized: the fraction of the sigmoid's inputs in "
-              "its linear region is that of a standard normal, :math:`P(|Z| \\le b)` (within 0.1: the test set "
+              "its linear region is that of a standard normal, :math:`P(|Z| \\leq b)` (within 0.1: the test set "
               "is normalized by running statistics, not its own).", SOURCE,
               {"linear_fixed": linear["fixed"], "normal_linear": r.normal_linear},
               "abs(linear_fixed - normal_linear) < 0.1",

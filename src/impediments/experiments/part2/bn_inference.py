@@ -189,14 +189,16 @@ def claims(result: Result) -> list[Claim]:
                       "acc_ema_mean": "test accuracy over training, EMA statistics",
                       "acc_precise_mean": "test accuracy over training, PreciseBN statistics"}),
         claim("Training normalizes with the biased batch variance, whose average over batches of size m is "
-              "(m−1)/m of the population variance; inference uses Var = m/(m−1)·E_B[σ²_B], the unbiased estimate "
-              "(torch's running variance; each step stores m/(m−1)·σ²_B). The first bound is 4 standard errors "
-              "of the average.", "Ioffe & Szegedy 2015, Alg. 2",
+              ":math:`(m-1)/m` of the population variance; inference uses "
+              ":math:`\\mathrm{Var} = \\frac{m}{m-1} \\mathbb{E}_B[\\sigma_B^2]`, the unbiased estimate "
+              "(torch's running variance; each step stores :math:`\\frac{m}{m-1} \\sigma_B^2`). The first bound is "
+              "4 standard errors of the average.", "Ioffe & Szegedy 2015, Alg. 2",
               {"max_z_biased": float(np.max(np.abs(biased - (m - 1) / m) / se)),
                "max_rel_err_running": float(np.max(np.abs(running / (m / (m - 1) * biased) - 1))),
                "max_rel_err_one_step": float(np.max(np.abs(np.asarray(result.one_step_ratio) / (m / (m - 1)) - 1))),
                "running_var_at_smallest_m": float(running[0])},
               "max_z_biased <= 4 and max_rel_err_running <= 1e-4 and max_rel_err_one_step <= 1e-4",
+              paper="the factor m/(m−1) of Alg. 2, step 10: the same estimator, checked per batch size",
               labels={"max_z_biased": "largest |mean biased variance - (m-1)/m| in standard errors",
                       "max_rel_err_running": "largest relative error, running variance vs m/(m-1)·biased",
                       "max_rel_err_one_step": "largest relative error of one step's m/(m-1) factor",

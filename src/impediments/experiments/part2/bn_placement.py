@@ -109,10 +109,10 @@ def claims(result: Result) -> list[Claim]:
     return [
         claim("BN before the activation keeps the sigmoid's inputs out of its saturated tails; after the "
               "activation it does not, since nothing then bounds the pre-activations (a smaller saturated "
-              "fraction, averaged over the hidden layers, after training at the same rate).", PAPER,
+              "fraction, averaged over the hidden layers, after training at the same rate; the paper argues this "
+              "and gives no number).", PAPER,
               {"saturated_bn_before": sat["pre"], "saturated_bn_after": sat["post"]},
               "saturated_bn_before < saturated_bn_after",
-              paper="no number: the paper argues it and places BN before the non-linearity",
               labels={"saturated_bn_before": "saturated fraction of sigmoid inputs, BN before the sigmoid",
                       "saturated_bn_after": "saturated fraction of sigmoid inputs, BN after the sigmoid"}),
         claim("BN after the activation zero-centres the next layer's inputs (the module's zig-zag argument); "

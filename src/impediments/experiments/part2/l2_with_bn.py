@@ -7,16 +7,16 @@ BatchNorm is scale-invariant: :math:`f(\alpha w) = f(w)`, so
 :math:`L_\lambda(\alpha w) = L_{\lambda\alpha^2}(w)`, the gradient scales as
 :math:`\nabla L(\alpha w) = \nabla L(w)/\alpha`, and an SGD step changes the
 direction of w by about :math:`\eta/\lVert w\rVert^2` (the effective learning
-rate). Weight decay shrinks ‖w‖ and so raises the effective learning rate.
+rate). Weight decay shrinks :math:`\lVert w\rVert` and so raises the effective learning rate.
 
 Four measurements on a ReLU MLP with BN on digits (weight decay only on the
 Linear layers that feed a BN):
 
-1. outputs and gradients after scaling those weights by α;
-2. training from (α w, learning rate α² η) follows the same trajectory as
-   from (w, η): the effective learning rate is η/‖w‖²;
-3. ‖w‖ and η/‖w‖² over training for λ ∈ {0, 5e-4, 5e-3};
-4. test accuracy for each λ.
+1. outputs and gradients after scaling those weights by :math:`\alpha`;
+2. training from :math:`(\alpha w, \alpha^2 \eta)` (weights, learning rate) follows the same trajectory as
+   from :math:`(w, \eta)`: the effective learning rate is :math:`\eta/\lVert w\rVert^2`;
+3. :math:`\lVert w\rVert` and :math:`\eta/\lVert w\rVert^2` over training for :math:`\lambda \in \{0, 5 \cdot 10^{-4}, 5 \cdot 10^{-3}\}`;
+4. test accuracy for each :math:`\lambda`.
 """
 from __future__ import annotations
 
@@ -190,32 +190,37 @@ def claims(result: Result) -> list[Claim]:
     lam = {f"acc_lambda{i}": f"test accuracy, λ = {d:g}" for i, d in enumerate(result.decays)}
     return [
         claim("Scaling the weights that feed a BatchNorm by α leaves the function unchanged (training mode), so "
-              "L_λ(αw) = L_{λα²}(w): L2 cannot regularize what the network expresses. Exact when BN's ε scales "
+              ":math:`L_\\lambda(\\alpha w) = L_{\\lambda\\alpha^2}(w)`: L2 cannot regularize what the network expresses. Exact when BN's ε scales "
               "by α² too (the bound is float32 rounding); with torch's fixed ε = 1e-5 the outputs differ slightly "
               "(reported).", SOURCE,
               {"max_rel_output_diff": max(result.output_rel_diff),
                "max_rel_output_diff_fixed_eps": max(result.output_rel_diff_fixed_eps),
                "min_alpha": float(alphas.min()), "max_alpha": float(alphas.max())},
               "max_rel_output_diff <= 1e-4",
+              paper="an exact identity (van Laarhoven 2017): relative change 0, here up to float32 rounding",
               labels={"max_rel_output_diff": "largest relative output change, ε scaled with α²",
                       "max_rel_output_diff_fixed_eps": "largest relative output change, fixed ε",
                       "min_alpha": "smallest α", "max_alpha": "largest α"}),
-        claim("The gradient scales as 1/α (exact with ε scaled; fixed-ε error reported).", SOURCE,
+        claim("The gradient scales as :math:`1/\\alpha` (exact with ε scaled; fixed-ε error reported).", SOURCE,
               {"max_rel_err_grad_ratio": float(np.max(np.abs(np.asarray(result.grad_ratio) * alphas - 1))),
                "fixed_eps_rel_err": float(np.max(np.abs(np.asarray(result.grad_ratio_fixed_eps) * alphas - 1)))},
               "max_rel_err_grad_ratio <= 1e-4",
+              paper="exactly 1/α (van Laarhoven 2017): gradient ratio · α = 1",
               labels={"max_rel_err_grad_ratio": "largest |gradient ratio · α - 1|, ε scaled",
                       "fixed_eps_rel_err": "largest |gradient ratio · α - 1|, fixed ε"}),
-        claim("The effective learning rate is η/‖w‖²: training from (α w, α² η) with "
+        claim("The effective learning rate is :math:`\\eta/\\lVert w\\rVert^2`: training from "
+              ":math:`(\\alpha w, \\alpha^2 \\eta)` with "
               f"α = {result.alpha_train:g} "
-              "follows the same trajectory as (w, η), up to float rounding.", SOURCE,
+              "follows the same trajectory as :math:`(w, \\eta)`, up to float rounding.", SOURCE,
               {"max_rel_weight_err": result.trajectory_weight_err,
                "test_prediction_agreement": result.trajectory_agreement},
               "max_rel_weight_err <= 0.01 and test_prediction_agreement >= 0.99",
+              paper="η/‖w‖² (van Laarhoven 2017, for SGD): the same trajectory exactly, here up to float rounding",
               labels={"max_rel_weight_err": "largest relative weight difference after training",
                       "test_prediction_agreement": "fraction of identical test predictions"}),
-        claim("Weight decay shrinks ‖w‖ of BN-fed layers and thereby raises the effective learning rate: the "
-              "final ‖w‖ decreases and η/‖w‖² increases with λ (every step of the λ grid).",
+        claim("Weight decay shrinks :math:`\\lVert w\\rVert` of BN-fed layers and thereby raises the effective "
+              "learning rate: the final :math:`\\lVert w\\rVert` decreases and :math:`\\eta/\\lVert w\\rVert^2` "
+              "increases with :math:`\\lambda` (every step of the λ grid).",
               "seed: Batch Normalization",
               {"min_norm_decrease": min(a - b for a, b in zip(final_norm, final_norm[1:])),
                "min_eff_lr_increase": min(b - a for a, b in zip(final_eff, final_eff[1:])),
