@@ -201,3 +201,14 @@ def test_fix_prefers_the_smallest_verified_change_that_clears_the_root_cause():
     # none clears the root cause: the best-ranked verified fix, as before
     assert smallest_fix([bn, he], "symmetric_units") is bn
     assert smallest_fix([], "dead_units") is None
+
+
+def test_every_remedy_that_recommends_an_init_has_words_for_an_init_already_in_place():
+    recommends = ("he_normal", "glorot_normal", "variance-preserving init", "init that preserves variance")
+    naming = [c for c in CODES.values() if any(r in c.remedy for r in recommends) and c.name != "symmetric_units"]
+    assert {"dead_units", "vanishing_activations", "exploding_gradients", "loss_plateau"} <= {c.name for c in naming}
+    for c in naming:
+        assert c.remedy_init_in_place, c.name
+        fitted = c.remedy_init_in_place.replace("{measured}", "n Var(W) measured at 2")
+        # it may keep the He weights by name, never recommend re-initializing to them
+        assert not any(r in fitted.replace('"he_normal", bias=0.0', "") for r in recommends), c.name

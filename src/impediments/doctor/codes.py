@@ -70,7 +70,10 @@ _CODES = (
                       "derivative is nearly zero, so almost no gradient flows through these units and the layers "
                       "below stop learning."),
          remedy=(f"Shrink the pre-activations: Glorot init for tanh/sigmoid ({_GLOROT}), standardized inputs, "
-                 f"BatchNorm before the nonlinearity (impediments.norm.BatchNorm), or a non-saturating activation")),
+                 f"BatchNorm before the nonlinearity (impediments.norm.BatchNorm), or a non-saturating activation"),
+         remedy_init_in_place=("Shrink the pre-activations (the init already preserves variance: {measured}): "
+                               "standardized inputs, smaller biases, BatchNorm before the nonlinearity "
+                               "(impediments.norm.BatchNorm), or a non-saturating activation")),
     Code("linear_regime",
          "activation inputs almost entirely in the near-linear region: the network is nearly linear",
          "depth_distributions",
@@ -80,7 +83,10 @@ _CODES = (
                       "adds no expressive power (near-linear at init is what LeCun et al. 1998 recommend; staying "
                       "there is the impediment)."),
          remedy=(f"Increase the init scale to the variance-preserving one ({_GLOROT} for tanh/sigmoid, "
-                 f"\"he_normal\" for ReLU), or remove the bias shift that keeps ReLU inputs positive")),
+                 f"\"he_normal\" for ReLU), or remove the bias shift that keeps ReLU inputs positive"),
+         remedy_init_in_place=("The init already preserves variance ({measured}): the inputs reaching these units "
+                               "are small; standardize the inputs, or remove the bias shift that keeps ReLU inputs "
+                               "positive")),
     Code("vanishing_activations",
          "activation variance shrinking geometrically with depth",
          "depth_distributions",
