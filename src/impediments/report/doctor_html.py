@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+from impediments.doctor.codes import CODES
 from impediments.doctor.fractions import layer_fractions, thresholds_of
 from impediments.doctor.terminal import module_types, readable
 from impediments.report.html import escape, fig_to_data_uri
@@ -59,6 +60,8 @@ _SAID_ELSEWHERE = ("confidence", "seen", "also", "layers")
 MAX_ROWS = 6
 #: at most this many numbers per layer in the per-layer table
 MAX_COLUMNS = 5
+#: at most this many places named in a card's "Where."
+MAX_WHERE = 12
 
 
 def _words(key: str) -> str:
@@ -121,10 +124,10 @@ def evidence_html(evidence: dict, types: dict) -> str:
 
 
 def finding_card(f, types: dict) -> str:
-    """One finding: its severity, code and summary, where, why, the evidence, the fix and where it is shown."""
-    from impediments.doctor.codes import CODES
-
-    where = ", ".join(readable(w, types) for w in f.where)
+    """One finding: its severity, code and summary, where (the first :data:`MAX_WHERE` places, the rest counted),
+    why, the evidence, the fix and where it is shown."""
+    where = ", ".join(readable(w, types) for w in f.where[:MAX_WHERE]) + (
+        f" (+{len(f.where) - MAX_WHERE} more)" if len(f.where) > MAX_WHERE else "")
     caused = (f'<p class=small>caused by <code>{escape(f.caused_by)}</code>, reported above</p>'
               if f.caused_by else "")
     return (f'<div class="finding sev-{f.severity}" data-code="{f.code}"><h3><span class="{f.severity}">{f.severity}</span> '
