@@ -118,3 +118,38 @@ def test_mean_and_band_over_seeds():
     np.testing.assert_allclose(b.low.curve, [1.0, 2.0])
     np.testing.assert_allclose(b.high.curve, [3.0, 6.0])
     assert b.low.per_lr == [0, 0] and b.high.per_lr == [2, 4] and b.seeds == 3
+
+
+#: the claims that show a published number beside ours (``Claim.paper``), by experiment and the start of the
+#: claim's text, from /work/shared/references.md and the papers the experiments cite (issue 27 item 3). A claim
+#: that gains or loses its paper number must be listed or unlisted here, so the list stays the truth.
+PUBLISHED = {
+    "activations": ("Sigmoid saturates for", "Sigmoid's derivative never exceeds"),
+    "linear_depth": ("One Linear layer on MNIST-1D", "With an active non-linearity"),
+    "zigzag": ("Shifting the inputs away from zero", "LeCun et al. 1998 on digits"),
+    "depth_distributions": ("The pre-activation variance is",),
+    "glorot_he": ("The layer-to-layer Jacobians",),
+    "autoencoder_pca": ("A linear autoencoder", "The linear encoder's weights"),
+    "bn_sigmoid": ("BN ends no worse",),
+    "bn_learning_rates": ("BN facilitates much higher", "BN speeds training", "Without BN, a learning rate 5"),
+    "bn_gradient_scale": ("BN is invariant to the scale",),
+    "bn_inference": ("Training normalizes with the biased",),
+    "bn_dropout": ("Dropout right before BN", "With dropout (0.5) after the last BN the trained"),
+    "l2_with_bn": ("Scaling the weights that feed", "The gradient scales as", "The effective learning rate is"),
+    "small_batch_norms": ("BN degrades at small batches", "Why GN and LN stay flat"),
+}
+
+
+def test_the_claims_with_a_published_number_are_the_listed_ones(quick_run):
+    from impediments import experiments
+
+    assert set(PUBLISHED) <= set(experiments.names())
+    for name in experiments.names():
+        module, result = quick_run(name, 0)
+        carried = [c for c in module.claims(result) if c.paper]
+        listed = PUBLISHED.get(name, ())
+        assert sorted(p for c in carried for p in listed if c.text.startswith(p)) == sorted(listed), \
+            (name, [c.text[:60] for c in carried])
+        assert len(carried) == len(listed), (name, "unlisted paper numbers", [c.text[:60] for c in carried])
+        for c in carried:
+            assert any(ch.isdigit() for ch in c.paper), (name, "a paper field with no number", c.paper)

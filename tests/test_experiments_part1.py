@@ -222,3 +222,67 @@ def test_residual_limits_models_fixup_identity_and_he_scale():
         if isinstance(m, torch.nn.Linear) and name != "stem":
             assert math.isclose(float(m.weight.detach().std()), math.sqrt(2 / m.in_features), rel_tol=0.2), name
     assert feature_std(he, x) > feature_std(fx, x)
+
+
+def test_linear_depth_collapse_is_the_composed_affine_map_and_only_for_linear_stacks():
+    import torch
+
+    from impediments.experiments.part1.linear_depth import collapse, collapse_error
+    from impediments.models import mlp
+
+    torch.manual_seed(0)
+    deep = mlp(7, 3, width=5, depth=3, activation="identity")
+    A, c = collapse(deep)
+    X = torch.randn(20, 7, dtype=torch.float64)
+    layers = [m for m in deep.modules() if isinstance(m, torch.nn.Linear)]
+    h = X
+    for layer in layers:                                    # brute force: apply each layer in float64
+        h = h @ layer.weight.double().T + layer.bias.double()
+    torch.testing.assert_close(X @ A.T + c, h)
+    assert collapse_error(deep, X.float()) < 1e-5
+    relu = mlp(7, 3, width=5, depth=3, activation="relu")
+    assert collapse_error(relu, X.float()) > 1e-2, "a ReLU stack is not one affine map"
+
+
+def test_autoencoder_pca_helpers_match_scipy_and_sklearn():
+    import numpy as np
+    from scipy.linalg import subspace_angles
+    from sklearn.decomposition import PCA
+
+    from impediments.experiments.part1.autoencoder_pca import pca, principal_angles
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((12, 3)), rng.standard_normal((12, 3))
+    np.testing.assert_allclose(principal_angles(a, b), np.sort(subspace_angles(a, b)), atol=1e-10)
+    assert np.allclose(principal_angles(a, a @ rng.standard_normal((3, 3))), 0, atol=1e-6)
+    X = rng.standard_normal((200, 10)) @ rng.standard_normal((10, 10)) + 3.0
+    top, mse = pca(X, 4)
+    ref = PCA(n_components=4).fit(X)
+    recon = ref.inverse_transform(ref.transform(X))
+    assert math.isclose(mse, float(((X - recon) ** 2).mean()), rel_tol=1e-9)
+    assert np.allclose(principal_angles(top, ref.components_.T), 0, atol=1e-6)
+
+
+def test_glorot_he_jacobian_singular_values_match_autograd():
+    import torch
+
+    from impediments.experiments.part1.glorot_he import mean_jacobian_singular_value
+    from impediments.models import mlp
+
+    torch.manual_seed(0)
+    model = mlp(6, 3, width=8, depth=3, activation="tanh").double()
+    X = torch.randn(4, 6, dtype=torch.float64)
+    outs = {}
+    with torch.no_grad():
+        h = X
+        for k in (1, 2, 3):
+            h = model.get_submodule(f"hidden{k}")(h)
+            outs[k] = h
+    expected = []
+    for k in (1, 2):                                         # d z_{k+1} / d z_k by autograd, example by example
+        block = model.get_submodule(f"hidden{k + 1}")
+        for i in range(len(X)):
+            J = torch.autograd.functional.jacobian(block, outs[k][i:i + 1]).reshape(8, 8)
+            expected.append(torch.linalg.svdvals(J).mean())
+    assert math.isclose(mean_jacobian_singular_value(model, outs, 3), float(torch.stack(expected).mean()),
+                        rel_tol=1e-9)

@@ -256,3 +256,53 @@ def test_op_counter_counts_batch_norm_work():
     ops_bn, el_bn = work_per_step(with_bn, X, y)
     assert ops_plain > 5 and el_plain >= 16 * 8 + 16 * 3
     assert ops_bn > ops_plain and el_bn - el_plain >= 2 * 16 * 8   # at least BN's output and its input gradient
+
+
+def test_bn_gradient_scale_invariance_is_exact_only_behind_batch_norm():
+    from impediments.experiments.part2.bn_gradient_scale import scale_invariance
+    from impediments.models import mlp
+
+    torch.manual_seed(0)
+    X, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
+    with_bn = mlp(6, 3, width=16, depth=3, activation="relu", norm="batch").double()
+    ratio, _ = scale_invariance(with_bn, X.double(), y, "hidden2", 3.0)
+    assert 1e-7 < abs(ratio / 3.0 - 1) < 1e-4, "torch's fixed eps = 1e-5 breaks the invariance by about eps"
+    for m in with_bn.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.eps = 1e-30                                    # BN(aWu) = BN(Wu) to float64 rounding
+    ratio, others = scale_invariance(with_bn, X.double(), y, "hidden2", 3.0)
+    assert math.isclose(ratio, 3.0, rel_tol=1e-9) and others < 1e-9
+    plain = mlp(6, 3, width=16, depth=3, activation="relu").double()
+    ratio, others = scale_invariance(plain, X.double(), y, "hidden2", 3.0)
+    assert not math.isclose(ratio, 3.0, rel_tol=1e-2) and others > 1e-2, "without BN the scale changes everything"
+
+
+def test_bn_gamma_beta_closed_form_is_the_normal_fraction_of_the_linear_region():
+    from scipy import stats
+
+    from impediments.activations.regions import classify, linear_intervals
+
+    (lo, hi), = linear_intervals("sigmoid")
+    bound = min(-lo, hi)
+    closed = math.erf(bound / math.sqrt(2))
+    assert math.isclose(closed, stats.norm.cdf(bound) - stats.norm.cdf(-bound), rel_tol=1e-12)
+    z = torch.randn(400_000, generator=torch.Generator().manual_seed(0))
+    assert abs(float(classify(z, "sigmoid")[1]) - closed) < 0.005
+
+
+def test_bn_placement_inputs_to_records_each_input_and_removes_its_hooks():
+    from impediments.experiments.part2.bn_placement import distributions, inputs_to
+    from impediments.models import mlp
+
+    torch.manual_seed(0)
+    model = mlp(6, 3, width=8, depth=2, activation="sigmoid", norm="batch", norm_position="post").train()
+    X = torch.randn(10, 6)
+    seen = inputs_to(model, torch.nn.Sigmoid, X)
+    with torch.no_grad():
+        model.eval()
+        torch.testing.assert_close(seen[0], model.hidden1.linear(X))
+        torch.testing.assert_close(seen[1], model.hidden2.linear(model.hidden1(X)))
+    assert model.train().training and not any(m._forward_pre_hooks for m in model.modules())
+    saturated, centring = distributions(model, X)
+    assert len(saturated) == 2 and len(centring) == 2 and all(0 <= s <= 1 for s in saturated)
+    torch.testing.assert_close(centring[-1], float(model.eval().hidden2(model.hidden1(X)).mean(0).abs().mean()))

@@ -128,3 +128,60 @@ def test_every_formula_in_the_lab_notebook_is_typeset(quick_run):
     drawn = {o.name for o in outcomes if 'class="math' in to_html(o.story)}
     assert {"zigzag", "depth_distributions", "glorot_he", "residual_limits", "bn_dropout", "l2_with_bn",
             "bn_gradient_scale", "autoencoder_pca"} <= drawn, sorted(drawn)
+
+
+SHOTS = ("glorot_he", "linear_depth", "bn_gradient_scale")   # a paper's figure, two new module points
+
+
+def test_three_sections_render_offline_in_a_browser_and_are_the_docs_screenshots(quick_run):
+    """Three sections of the lab notebook (quick seeds 0-2, figures of the mean with their band) in Debian's
+    chromium with every request refused: each section's figure and every typeset formula load (an SVG that did
+    not decode has naturalWidth 0). The screenshots are the ones docs/reproduce.md shows."""
+    import shutil
+    from pathlib import Path
+
+    from playwright.sync_api import sync_playwright
+
+    from impediments import experiments
+    from impediments.experiments import runner
+    from impediments.experiments.aggregate import band, mean_result
+    from impediments.experiments.figures import story_of, takes_band
+
+    seeds = (0, 1, 2)
+    outcomes = []
+    for name in SHOTS:
+        module = experiments.get(name)
+        results = [quick_run(name, s)[1] for s in seeds]
+        mean = mean_result(results)
+        outcomes.append(Outcome(name=name, description=experiments.description(name), section=module.SECTION,
+                                seeds=list(seeds), configs={}, result={},
+                                claims=over_seeds({s: module.claims(r) for s, r in zip(seeds, results)}),
+                                tables=module.tables(mean) if hasattr(module, "tables") else [],
+                                png=runner.draw(module, mean, band(results)), elapsed_s=0.0, cached=True,
+                                story=story_of(module), band=takes_band(module)))
+    html = render_notebook(outcomes, quick=True, seeds=seeds)
+    executable = shutil.which("chromium")
+    assert executable, "the rendering test needs Debian's chromium: `make test` installs it (never `playwright install`)"
+    shots = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.route("**/*", lambda route: route.abort())          # offline: nothing is fetched
+        page.set_content(html)
+        for name in SHOTS:
+            top = page.eval_on_selector(f"h3#{name}", "h => h.getBoundingClientRect().top + window.scrollY")
+            nxt = page.evaluate(f"""() => {{ const h = [...document.querySelectorAll('h2, h3')];
+                const i = h.findIndex(e => e.id === '{name}');
+                return i + 1 < h.length ? h[i + 1].getBoundingClientRect().top + window.scrollY
+                                        : document.body.scrollHeight; }}""")
+            images = page.evaluate(f"""() => {{ const out = []; let e = document.getElementById('{name}');
+                for (e = e.nextElementSibling; e && !['H2', 'H3'].includes(e.tagName); e = e.nextElementSibling)
+                    e.querySelectorAll('img').forEach(i => out.push([i.className, i.naturalWidth]));
+                return out; }}""")
+            kinds = {k for k, _ in images}
+            assert "figure" in kinds and {"math", "math-block"} & kinds, (name, images)
+            assert all(w > 0 for _, w in images), (name, images)
+            page.screenshot(path=str(shots / f"notebook-{name}.png"), full_page=True,
+                            clip={"x": 0, "y": top - 8, "width": 1200, "height": min(nxt - top, 2600)})
+        browser.close()
