@@ -34,8 +34,9 @@ the min..max column, and compare only ratios from the same run.
 
 ``--llm`` adds the LLM-sized rows (:func:`llm_loops`: GPT-2 124M and a Llama-style model of similar size,
 random init, 2 x 64 tokens): plain, ``watch()`` and ``watch(every=1)`` interleaved, the time of
-``report()``, and the peak memory each adds over plain training's peak (targets: defaults <= 1.05x,
-growth <= 5 % of plain's peak).
+``report()``, and the peak memory each adds over plain training's peak, both as the largest RSS after a
+step and as the high-water RSS during the steps (transient buffers included) (targets: defaults <=
+1.05x, growth <= 5 % of plain's peak).
 """
 from __future__ import annotations
 
@@ -286,7 +287,7 @@ def llm_rows(args, results) -> None:
     print(f"\nLLM-sized models (batch {args.llm_batch} x {args.llm_tokens} tokens), {args.llm_repeats} repeats x "
           f"{args.llm_steps} steps; memory over {args.llm_memory_steps} steps in fresh processes")
     print(f"{'loop':18s} {'config':16s} {'s/step':>8s} {'ratio':>7s} {'min..max ratio':>16s} {'report s':>9s} "
-          f"{'peak MiB':>9s} {'+MiB':>7s} {'+% peak':>8s}")
+          f"{'peak MiB':>9s} {'+MiB':>7s} {'+% peak':>8s} {'HWM MiB':>8s} {'+MiB':>7s} {'+% HWM':>7s}")
     results["llm"] = {}
     for loop, data in llm_loops(args.llm_batch, args.llm_tokens, args.only).items():
         res, runners = interleaved(data, configs, args.llm_repeats, args.llm_steps, Runner)
@@ -300,32 +301,53 @@ def llm_rows(args, results) -> None:
         del runners
         mem = {} if args.no_memory else {c: rss_peak_mib(loop, c, args.llm_memory_steps, args.threads,
                                                         llm=(args.llm_batch, args.llm_tokens)) for c in configs}
+        nan = float("nan")
         for c in configs:
             med, lo, hi, sec = res[c]
-            peak = mem[c][0] if mem else float("nan")
-            grow = mem[c][0] - mem["plain"][0] if mem else float("nan")
-            pct = 100 * grow / mem["plain"][0] if mem else float("nan")
-            rep = report_s.get(c, float("nan"))
+            peak = mem[c][0] if mem else nan
+            grow = mem[c][0] - mem["plain"][0] if mem else nan
+            pct = 100 * grow / mem["plain"][0] if mem else nan
+            hwm = mem[c][2] if mem else nan
+            hwm_grow = mem[c][2] - mem["plain"][2] if mem else nan
+            hwm_pct = 100 * hwm_grow / mem["plain"][2] if mem else nan
+            rep = report_s.get(c, nan)
             print(f"{loop:18s} {c:16s} {sec:8.2f} {med:7.3f} {lo:7.3f}..{hi:<7.3f} {rep:9.2f} {peak:9.0f} {grow:7.0f} "
-                  f"{pct:8.1f}")
+                  f"{pct:8.1f} {hwm:8.0f} {hwm_grow:7.0f} {hwm_pct:7.1f}")
             results["llm"][f"{loop} | {c}"] = {"ratio": med, "min": lo, "max": hi, "s_per_step": sec,
                                                "report_s": report_s.get(c), "peak_rss_mib": peak,
-                                               "peak_growth_mib": grow, "peak_growth_pct": pct}
+                                               "peak_growth_mib": grow, "peak_growth_pct": pct,
+                                               "hwm_mib": hwm, "hwm_growth_mib": hwm_grow, "hwm_growth_pct": hwm_pct}
 
 
-def rss_peak_mib(loop: str, config: str, steps: int, threads: int, llm=None) -> tuple[float, float]:
-    """``(peak RSS, RSS before the first step)`` in MiB of ``steps`` steps of ``loop`` under ``config``,
-    in a fresh process (the model, its data and its optimizer built; glibc keeps freed heap, so the peak
-    is that of the largest step)."""
+def rss_peak_mib(loop: str, config: str, steps: int, threads: int, llm=None) -> tuple[float, float, float]:
+    """``(peak RSS after a step, RSS before the first step, high-water RSS during the steps)`` in MiB of
+    ``steps`` steps of ``loop`` under ``config``, in a fresh process (the model, its data and its optimizer
+    built). glibc keeps freed heap below its mmap threshold, so RSS after a step holds what a step left;
+    the high-water mark (``VmHWM``, reset through ``/proc/self/clear_refs`` once the setup is done) also
+    counts the transient buffers of a step freed before it returns (an out-of-memory happens there)."""
     make = f"O.llm_loops({llm[0]}, {llm[1]}, {loop!r})" if llm else "O.loops()"
     code = (f"import sys, torch; sys.path.insert(0, {str(__file__.rsplit('/', 1)[0])!r}); "
             f"import overhead as O; torch.set_num_threads({threads}); m, X, y = {make}[{loop!r}]; "
-            f"r = O.Runner({config!r}, m, X, y); del m; base = O._rss_mib(); peak = base\n"
+            f"r = O.Runner({config!r}, m, X, y); del m; base = O._rss_mib(); peak = base; O._reset_hwm()\n"
             f"for _ in range({steps}):\n    r.run(1); peak = max(peak, O._rss_mib())\n"
-            "r.close(); print(peak, base)")
+            "hwm = O._hwm_mib(); r.close(); print(peak, base, hwm)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    peak, base = map(float, res.stdout.strip().splitlines()[-1].split())
-    return peak, base
+    peak, base, hwm = map(float, res.stdout.strip().splitlines()[-1].split())
+    return peak, base, hwm
+
+
+def _reset_hwm() -> None:
+    """Reset this process's peak-RSS mark (Linux >= 4.0; elsewhere the mark counts from the start)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _hwm_mib() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(ln.split()[1]) for ln in f if ln.startswith("VmHWM")) / 1024
 
 
 def _rss_mib() -> float:

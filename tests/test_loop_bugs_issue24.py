@@ -120,7 +120,8 @@ def test_clip_grad_value_is_measured_by_the_factor_it_cuts_the_norm():
     report, _, _ = train(clip_value(1e-5))
     assert torch.nn.utils.clip_grad_value_ is original                   # restored on exit
     [f] = report.by_code("gradient_clipping_dominates")
-    assert f.where == ["clip_grad_value_"] and f.evidence["clip_value"] == 1e-5 and f.evidence["calls"] == 40
+    assert f.where == ["clip_grad_value_"] and f.evidence["clip_value"] == 1e-5 and f.evidence["calls"] == 10
+    # (40 calls; measured on the default schedule's full steps 0..9 only: two passes over the gradients each)
     assert f.evidence["typical_norm_before_over_after"] > 100            # every entry clamped to 1e-5
     fixed, _, _ = train(clip_value(10.0))
     assert "gradient_clipping_dominates" not in loud(fixed)

@@ -151,6 +151,7 @@ def assert_same_statistics(merged, ref, dp_size: int):
     for name, r in ref.layers.items():
         m = merged.layers[name]
         assert m.output.count == r.output.count and m.positions == r.positions and m.fan_in == r.fan_in
+        assert m.kind == r.kind == "Linear", name          # the user's class, not FSDP2's FSDPLinear
         assert m.output.var == pytest.approx(r.output.var, rel=REL)
         # each rank's loss is the mean over its part (FSDP2 averages the gradients over ranks); the
         # reference divides each part's loss by dp_size instead, which scales dL/dy by 1/dp_size
@@ -291,9 +292,20 @@ def gpt_batches():
     return [(s[:, :-1], s[:, 1:].flatten()) for s in ids]
 
 
-def gpt_findings(std: float, lr: float, tp_mesh=None) -> list:
+def gpt_findings(std: float, lr: float, tp_mesh=None, fsdp_mesh=None) -> list:
+    """The findings (code, severity, where) of ``GPT_STEPS`` AdamW steps; ``tp_mesh``: the blocks' Linears
+    tensor-parallel over it; ``fsdp_mesh``: every block, the embeddings and the root ``fully_shard`` over it,
+    each rank training on its half of every batch (FSDP2 averages the gradients: the whole batch's)."""
     torch.manual_seed(0)
     model = TinyGPT(std=std)
+    rank, ranks = 0, 1
+    if fsdp_mesh is not None:
+        from torch.distributed.fsdp import fully_shard
+
+        for m in (model.tok, model.pos, *model.blocks, model.head):
+            fully_shard(m, mesh=fsdp_mesh)
+        fully_shard(model, mesh=fsdp_mesh)
+        rank, ranks = fsdp_mesh.get_local_rank(), fsdp_mesh.size()
     if tp_mesh is not None:
         from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
@@ -302,24 +314,27 @@ def gpt_findings(std: float, lr: float, tp_mesh=None) -> list:
                                             "o": RowwiseParallel(), "fc": ColwiseParallel(),
                                             "proj": RowwiseParallel()})
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    part = GPT_BATCH // ranks
     with watch(model, optimizer=opt) as mon:
         for x, y in gpt_batches():
             opt.zero_grad()
-            F.cross_entropy(model(x), y).backward()
+            y = y.view(GPT_BATCH, -1)[rank * part:(rank + 1) * part].flatten()
+            F.cross_entropy(model(x[rank * part:(rank + 1) * part]), y).backward()
             opt.step()
-    if tp_mesh is not None:
+    if tp_mesh is not None or fsdp_mesh is not None:
         mon.sync()
     return sorted((f.code, f.severity, tuple(f.where)) for f in diagnose(mon.stats()).findings)
 
 
-def _gpt_worker(rank, world, port, out):
+def _gpt_worker(rank, world, port, out, mode="tp"):
     from torch.distributed.device_mesh import init_device_mesh
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
         mesh = init_device_mesh("cpu", (2,))
-        found = {case: gpt_findings(std, lr, mesh) for case, (std, lr) in GPT_CASES.items()}
+        meshes = {"tp_mesh": mesh} if mode == "tp" else {"fsdp_mesh": mesh}
+        found = {case: gpt_findings(std, lr, **meshes) for case, (std, lr) in GPT_CASES.items()}
         if rank == 0:
             with open(out, "wb") as f:
                 pickle.dump(found, f)
@@ -331,6 +346,20 @@ def _gpt_worker(rank, world, port, out):
 def test_tensor_parallel_gpt_gets_the_findings_of_one_process(tmp_path):
     out = tmp_path / "gpt.pkl"
     mp.start_processes(_gpt_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True, start_method="fork")
+    sharded = pickle.loads(out.read_bytes())
+    for case, (std, lr) in GPT_CASES.items():
+        assert sharded[case] == gpt_findings(std, lr), case
+    assert not [f for f in sharded["healthy"] if f[1] != "info"], sharded["healthy"]
+    assert [f for f in sharded["init std 1.0"] if f[1] != "info"] and [f for f in sharded["lr 100x"] if f[1] != "info"]
+
+
+def test_fsdp2_gpt_gets_the_findings_of_one_process(tmp_path):
+    """Issue 26's "Done when": the GPT-style model sharded by FSDP2 (embeddings, blocks, head and root) on 2
+    gloo processes, each training on half of every batch, gets the findings of one process training on the
+    whole batches: none above info when healthy, the same ones at init std 1.0 and at a learning rate 100x."""
+    out = tmp_path / "gpt_fsdp.pkl"
+    mp.start_processes(_gpt_worker, args=(2, _free_port(), str(out), "fsdp"), nprocs=2, join=True,
+                       start_method="fork")
     sharded = pickle.loads(out.read_bytes())
     for case, (std, lr) in GPT_CASES.items():
         assert sharded[case] == gpt_findings(std, lr), case

@@ -1,8 +1,8 @@
 """The :class:`Monitor`: a scoped resource that owns the probes and dispatches to them.
 
 Every step pays only for a root forward pre/post hook (step counting, the schedule, a finiteness
-check of the output) and, with an optimizer, one fused ``_foreach_norm`` of the gradients in its
-step pre-hook (:mod:`~impediments.monitor.probes.params`). Sampled steps
+check of the output and the loss) and host counters; gradients are read on sampled steps only (a
+gradient gone NaN in between shows at the next output: :mod:`~impediments.monitor.probes.params`). Sampled steps
 (:mod:`~impediments.monitor.schedule`) also arm the :class:`~impediments.monitor.hooks.intercept.Interceptor`
 for that forward, whose callbacks the monitor routes to the probe of each kind of module: activations,
 Linear/Conv layers, BatchNorm, recurrent modules and residual blocks. With a schedule denser than the
@@ -15,11 +15,12 @@ DDP sync walk the same declared fields. Every hook it puts on the model is porta
 (:mod:`~impediments.monitor.hooks.portable`): the model pickles, saves and deep-copies inside
 ``watch()`` as outside it.
 
-Non-finite values are located exactly: the step from the per-step checks (output, loss, gradient
-norms), held in device registers updated with ``torch.where`` (no sync); on CPU, the first forward
-whose output is non-finite is replayed once under interception (with RNG and buffers restored, so
-training is unchanged) to name the first module or functional call that produced it. On other devices
-the layer comes from sampled steps. See :mod:`~impediments.monitor.probes.nonfinite`.
+Non-finite values are located exactly: the step from the per-step checks (output, loss; gradient
+norms on sampled steps, and the held gradients at the first non-finite output and on leaving), held
+in device registers updated with ``torch.where`` (no sync); on CPU, the first forward whose output is
+non-finite is replayed once under interception (with RNG and buffers restored, so training is
+unchanged) to name the first module or functional call that produced it. On other devices the layer
+comes from sampled steps. See :mod:`~impediments.monitor.probes.nonfinite`.
 """
 from __future__ import annotations
 
@@ -242,6 +243,8 @@ class Monitor:
             nf.update("output", bad, ctx.step, "output")
         elif bad and not nf.forward_found and self._replays < MAX_REPLAYS:
             self._replays += 1
+            self.params.find_nonfinite()     # a gradient gone NaN on an unsampled step, if still held
+
             localise(nf, ctx.included, compiled.uncompiled(model), self._root_args, self._rng, ctx.step)
         self._root_args, self._rng = None, None
         return None

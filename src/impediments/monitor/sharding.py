@@ -40,6 +40,19 @@ try:
     from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
 except ImportError:  # pragma: no cover - torch without DTensor: nothing is sharded
     DTensor = Replicate = compute_local_shape_and_global_offset = None
+try:
+    from torch.distributed.fsdp import FSDPModule
+except ImportError:  # pragma: no cover - torch without FSDP2
+    FSDPModule = None
+
+
+def user_class(module: nn.Module) -> type:
+    """The class the user gave ``module``: FSDP2's ``fully_shard`` swaps in a generated subclass of
+    ``FSDPModule`` and of it (``FSDPLinear``), whose name a report must not show, nor a rule group by."""
+    cls = type(module)
+    if FSDPModule is None or not isinstance(module, FSDPModule):
+        return cls
+    return next((c for c in cls.__mro__ if not issubclass(c, FSDPModule)), cls)
 
 
 def is_sharded(t) -> bool:

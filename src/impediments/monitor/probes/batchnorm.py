@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from impediments.monitor import sharding
 from impediments.monitor.hooks.compiled import compiling
 from impediments.monitor.hooks.portable import PortableHook
 from impediments.monitor.probes.base import Probe
@@ -106,7 +107,7 @@ class BatchNormProbe(Probe):
             return
         ctx = self.ctx
         x = args[0]
-        meta = self.meta.setdefault(name, {"kind": type(module).__name__, "values_per_channel": None})
+        meta = self.meta.setdefault(name, {"kind": sharding.user_class(module).__name__, "values_per_channel": None})
         if x.dim() >= 2:
             v = x.numel() // max(1, x.shape[1])
             meta["values_per_channel"] = v if meta["values_per_channel"] is None else min(v, meta["values_per_channel"])

@@ -83,7 +83,8 @@ class LayerProbe(Probe):
         copy = shard is None and ctx.tensor_parallel_replica       # its output is another rank's too
         meta = self.meta.get(name)
         if meta is None:
-            meta = self.meta[name] = {"kind": type(module).__name__, "depth": len(self.meta), "first_step": ctx.step,
+            kind = sharding.user_class(module).__name__        # (FSDP2's FSDPLinear is the user's Linear)
+            meta = self.meta[name] = {"kind": kind, "depth": len(self.meta), "first_step": ctx.step,
                                       "fan_in": fan_in(module)}
         if out.dim() >= 2 and out.numel():
             channels = out.shape[1] if isinstance(module, _ConvNd) else out.shape[-1]   # (this rank's)

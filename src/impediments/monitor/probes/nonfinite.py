@@ -1,7 +1,10 @@
 """The first NaN/Inf of a run: exact step, and the first module or call that produced it.
 
-Every step, the output, the loss and the gradient norms are checked on the device; for each kind a
-register ``[step, code]`` keeps the first failure, updated with ``torch.where`` (no host sync):
+Every step, the output and the loss are checked on the device, and the gradient norms on sampled steps
+and wherever they come free (``clip_grad_norm_``'s total; between sampled steps a NaN gradient reaches
+the next output through its parameter, and the gradients still held are read then and on leaving:
+:mod:`~impediments.monitor.probes.params`); for each kind a register ``[step, code]`` keeps the first
+failure, updated with ``torch.where`` (no host sync):
 
 .. math:: r \\leftarrow \\begin{cases} (s, c) & r_0 < 0 \\wedge \\text{bad} \\\\ r & \\text{otherwise} \\end{cases}
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from impediments.monitor import sharding
 from impediments.monitor.hooks.portable import PortableHook
 from impediments.monitor.probes.base import Probe
 from impediments.monitor.probes.loop.loss_calls import producer
@@ -75,7 +76,7 @@ class OutputProbe(Probe):
     def attach(self) -> list:
         leaves = [m for m in self.ctx.module.modules() if next(m.children(), None) is None]
         if leaves:
-            self.meta["last_module"] = type(leaves[-1]).__name__
+            self.meta["last_module"] = sharding.user_class(leaves[-1]).__name__
             if isinstance(leaves[-1], torch.nn.modules.dropout._DropoutNd):
                 self.meta["last_dropout_p"] = float(leaves[-1].p)
         # prepended: it runs before the loop probe arms its loss mode at the end of the forward

@@ -1,23 +1,49 @@
 """Parameters, gradients and updates, as vectors over all parameters (fused ``_foreach_norm``).
 
-With an optimizer, its step pre-hook checks every step that all gradient norms are finite (one
-``_foreach_norm``; on CPU the norms are read on the host, elsewhere a device register is updated,
-no sync) and, on sampled steps, records per parameter
+With an optimizer, its step pre-hook records, on sampled steps, per parameter
 
 .. math:: \\|g\\|,\\ \\max \\|g\\|,\\ \\frac{\\|g\\|}{\\|w\\|},\\ \\frac{\\|\\Delta w\\|}{\\|w\\|}
 
-(the update-to-weight ratio, Karpathy 2016; the post-hook takes :math:`\\Delta w`); for the first weight
-matrix only (the input layer, in definition order), the sign agreement of its gradient's rows,
+(the update-to-weight ratio, Karpathy 2016; the post-hook takes :math:`\\Delta w`) and checks that every
+gradient norm is finite; for the first weight matrix only (the input layer, in definition order; an
+embedding's table is looked up, not a layer of weights on input features, and is passed over), the
+sign agreement of its gradient's rows,
 :math:`\\frac{1}{m}\\sum_j |\\sum_i \\operatorname{sign} g_{ji}| / \\#\\{i: g_{ji} \\ne 0\\}`: 1 when every row's
 non-zero entries share a sign, about :math:`\\sqrt{2/(\\pi n)}` for n random signs (a feature that is
 always 0, such as a blank border pixel, has a zero gradient and does not count). It measures the mechanism LeCun et al. (1998) give for
 uncentered inputs: with inputs of one sign, a unit's incoming weights all grow or all shrink together
-in a step, so reaching a direction of mixed signs takes a zig-zag. Gradient and weight
-norms come from one fused ``_foreach_norm``. The update ratio needs a copy of every parameter before
-the step and two more passes after it, so it is a window statistic: on the full sampled steps only
-(:mod:`~impediments.monitor.schedule`: every sampled step unless the schedule is denser than the
-default). Without an optimizer, per-parameter post-accumulate-grad hooks record :math:`\\|g\\|` (update
-ratios are then NaN).
+in a step, so reaching a direction of mixed signs takes a zig-zag; it is a window statistic (full steps).
+Gradient and weight norms come from one fused ``_foreach_norm``.
+
+Steps that are not sampled read no gradient at all: a norm of every gradient is a pass over as many
+bytes as the model (0.5 GB for a 124M model, 6 % of a CPU step of 64 tokens). A gradient that turns
+NaN/Inf on such a step is still found, one forward later: every torch optimizer writes it into its
+parameter (``p - lr * nan`` is NaN, at any ``lr``), so the next output is non-finite, and the first
+non-finite output makes :meth:`ParamProbe.find_nonfinite` read the gradients (still there when the loop
+clears them after the forward) and the parameters once: the gradient is named at its own step when it
+is still held, else the parameter the update wrote, at the step before the output (kind ``parameter``).
+Leaving ``watch()`` runs the same check, for a gradient that turned NaN on the run's last step.
+
+Update ratios are a window statistic (on the full sampled steps only: see
+:mod:`~impediments.monitor.schedule`). They need the parameters before the step: a parameter of at most
+:data:`EXACT_UPDATE_VALUES` values is copied whole (the ratio is exact); a larger one keeps a fixed,
+seeded sample of :math:`k = \\max(` :data:`EXACT_UPDATE_VALUES`, :math:`n /` :data:`UPDATE_SAMPLE_DIVISOR` :math:`)` of
+its :math:`n` values (indices drawn uniformly with replacement, once), and
+
+.. math:: \\widehat{\\|\\Delta w\\|^2} = \\frac{n}{k} \\sum_{j=1}^{k} \\Delta w_{i_j}^2, \\qquad
+          \\frac{\\operatorname{sd}}{\\|\\Delta w\\|^2} = \\sqrt{\\frac{n \\sum_i \\Delta w_i^4 / (\\sum_i \\Delta w_i^2)^2 - 1}{k}}
+
+is unbiased, with the relative standard deviation on the right (uniform sampling with replacement,
+Cochran 1977, ch. 2): about :math:`\\sqrt{2/k}` (0.55 % at k = 65536) for a dense Gaussian-like update
+(:math:`E[\\Delta^4] = 3 E[\\Delta^2]^2`), and :math:`\\sqrt{(3 n/n_{\\mathrm{changed}} - 1)/k}` when only :math:`n_{\\mathrm{changed}}` values move (an
+embedding's rows of the tokens in the batch, under SGD: 64 of GPT-2's 50257 rows give 6 % at
+k = n/64); the ratio, a square root, has half that error. The copy is then at most
+:math:`1/` :data:`UPDATE_SAMPLE_DIVISOR` of the parameters' bytes plus :data:`EXACT_UPDATE_VALUES` values per
+tensor, instead of all of them. Without an optimizer, per-parameter post-accumulate-grad hooks record
+:math:`\\|g\\|` on sampled steps (update ratios are then NaN).
+
+References:
+    Cochran (1977), Sampling Techniques, 3rd ed., ch. 2 (the variance of an estimated total).
 """
 from __future__ import annotations
 
@@ -35,6 +61,15 @@ from impediments.monitor.state.bag import Field
 from impediments.monitor.state.moments import to_device
 
 NAN = float("nan")
+#: a parameter of at most this many values is copied whole before a full step (its update ratio is exact);
+#: it is also the least sample of a larger one (relative sd of the squared update norm about sqrt(2/k) = 0.55 %
+#: for a dense update: see the module doc)
+EXACT_UPDATE_VALUES = 2 ** 16
+#: a larger parameter keeps n / UPDATE_SAMPLE_DIVISOR of its n values (1.6 % of its bytes): an embedding whose
+#: batch touches 64 of 50257 rows still has about 600 sampled values moving per step at GPT-2's size
+UPDATE_SAMPLE_DIVISOR = 64
+#: the seed of the sampled values' indices (drawn once per parameter, the same at every full step)
+UPDATE_SAMPLE_SEED = 26
 
 
 @dataclass
@@ -80,6 +115,30 @@ def unwrap_optimizer(optimizer):
     return None, (f"{' -> '.join(seen)} has no torch optimizer step hooks (looked in "
                   f"{', '.join('.' + a for a in WRAPPED_OPTIMIZER_ATTRIBUTES)}): steps are counted by training "
                   f"forwards and update-to-weight ratios are not measured")
+
+
+def update_sample(numel: int, seed: int, device=None) -> torch.Tensor | None:
+    """The indices of the values of a flattened parameter of ``numel`` values whose update is measured, or
+    ``None`` when all of them are (at most :data:`EXACT_UPDATE_VALUES`): ``max(EXACT_UPDATE_VALUES, numel //
+    UPDATE_SAMPLE_DIVISOR)`` indices drawn uniformly with replacement from a generator seeded with ``seed``,
+    sorted (reads in memory order), int32 where they fit."""
+    if numel <= EXACT_UPDATE_VALUES:
+        return None
+    k = max(EXACT_UPDATE_VALUES, numel // UPDATE_SAMPLE_DIVISOR)
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(numel, (k,), generator=gen).sort().values
+    return idx.to(torch.int32 if numel < 2 ** 31 else torch.int64).to(device)
+
+
+def update_norm_squared(before: torch.Tensor, after: torch.Tensor, sample: torch.Tensor | None) -> torch.Tensor:
+    """:math:`\\|\\Delta w\\|^2` of one parameter from its values ``before`` and ``after`` a step: exact for
+    ``sample=None``, else the unbiased estimate of the module doc from the values at ``sample``
+    (:func:`update_sample`). The reference the probe's fused path is tested against."""
+    b, a = before.detach().reshape(-1), after.detach().reshape(-1)
+    if sample is None:
+        return (a - b).double().pow(2).sum()
+    d = (a.index_select(0, sample) - b.index_select(0, sample)).double()
+    return d.pow(2).sum() * (b.numel() / sample.numel())
 
 
 def _norm(t: torch.Tensor) -> torch.Tensor:
@@ -136,10 +195,15 @@ class ParamProbe(Probe):
             named = [(n, p) for n, p in named if id(p) in in_opt]
         self.names = [n for n, _ in named]
         self.params = [p for _, p in named]
-        self.first_matrix = next((i for i, p in enumerate(self.params) if p.dim() >= 2), None)
+        lookups = {id(m.weight) for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))}
+        # the input layer's matrix: an embedding's rows are looked up, not weighed against input features
+        self.first_matrix = next((i for i, p in enumerate(self.params) if p.dim() >= 2 and id(p) not in lookups),
+                                 None)
         self.counts_steps = optimizer is not None
         self._before = None
         self._copy: tuple | None = None   # (parameter indices, buffers) reused by consecutive sampled steps
+        self._samples: dict = {}          # parameter index -> (numel, update_sample indices or None)
+        self._last_read = -1              # the last step whose gradients the optimizer's pre-hook saw
         self._pending: dict[int, torch.Tensor] = {}
         self._pending_step = 0
         self._handles: list = []
@@ -168,7 +232,28 @@ class ParamProbe(Probe):
 
     def detach(self) -> None:
         self.flush()
-        self.params, self.optimizer, self._before, self._copy = [], None, None, None
+        if self.params and self._last_read >= 0:
+            self.find_nonfinite(parameters=True)       # a gradient that turned NaN on the last, unsampled step
+        self.params, self.optimizer, self._before, self._copy, self._samples = [], None, None, None, {}
+
+    @torch.no_grad()
+    def find_nonfinite(self, parameters: bool = False) -> None:
+        """Unsampled steps read no gradient (module doc): at the first non-finite output, and on leaving,
+        read the gradients still held once; a non-finite one is recorded at the last step whose optimizer
+        step took them (:attr:`_last_read`; the parameter the backward met first, as on a sampled step).
+        ``parameters`` (on leaving): else a non-finite parameter, at that step (the update that wrote it).
+        One fused norm, this rank's shards (no collective); nothing when a gradient was already found."""
+        nf = self.ctx.nonfinite
+        if "gradient" in nf.first or self._last_read < 0 or not self.params:
+            return
+        names, params = self.names, self.params
+        held = [i for i, p in enumerate(params) if p.grad is not None]
+        if held:
+            g = norms([sharding.local(params[i].grad, resolve=False) for i in held])
+            nf.update_vector("gradient", ~torch.isfinite(g), self._last_read, [names[i] for i in held])
+        if parameters and "gradient" not in nf.first and "parameter" not in nf.first:
+            w = torch.stack(torch._foreach_norm([sharding.local(p.detach(), resolve=False) for p in params]))
+            nf.update_vector("parameter", ~torch.isfinite(w), self._last_read, names)
 
     # --------------------------------------------------------------------- optimizer path
     def _step_pre(self, opt, args, kwargs):
@@ -200,18 +285,19 @@ class ParamProbe(Probe):
         ctx = self.ctx
         step = ctx.steps
         ctx.note_step()
+        self._last_read = step
+        if not ctx.schedule(step):       # nothing read (module doc: a NaN gradient shows one forward later)
+            self._copy = None
+            return
         params = self.params
         idx = [i for i, p in enumerate(params) if p.grad is not None]
         if not idx:
             return
         grads = [params[i].grad for i in idx]      # (no_grad: no detach needed)
-        sampled = ctx.schedule(step)
-        ps = [params[i] for i in idx] if sampled else []
-        # gradient and (sampled) weight norms: one fused _foreach_norm of what this rank holds; sharded
-        # (FSDP2/TP DTensor) ones merged over their mesh on sampled steps only (see monitor.sharding)
-        both = norms([sharding.local(t, resolve=sampled) for t in grads + ps])
-        if sampled:
-            both = sharding.global_norms(grads + ps, both)
+        ps = [params[i] for i in idx]
+        # gradient and weight norms: one fused _foreach_norm of what this rank holds; sharded (FSDP2/TP
+        # DTensor) ones merged over their mesh (see monitor.sharding)
+        both = sharding.global_norms(grads + ps, norms([sharding.local(t) for t in grads + ps]))
         k = len(idx)
         nf = ctx.nonfinite
         # on CPU the norms are read on the host (free, one read) and recorded as host rows (no kernel);
@@ -219,25 +305,39 @@ class ParamProbe(Probe):
         host = both.tolist() if both.is_cpu else None
         if "gradient" not in nf.first and (host is None or not all(map(math.isfinite, host[:k]))):
             nf.update_vector("gradient", ~torch.isfinite(both[:k]), step, [self.names[i] for i in idx])
-        if not sampled:
-            self._copy = None
-            return
         if host is not None:
             w = self._record_host(step, idx, host[:k], host[k:])
         else:
             w = self._record(step, idx, both[:k], both[k:])
-        self._record_sign(step)
-        if ctx.full_schedule(step):   # update ratios: a window statistic (a copy and two passes more)
-            self._before = (idx, self._copy_of(idx, [sharding.local(p) for p in ps]), w)
+        if ctx.full_schedule(step):   # window statistics: sign agreement, update ratios (a copy, two passes)
+            self._record_sign(step)
+            self._before = (idx, self._copy_of(idx, self._sampled_values(idx)), w)
 
-    def _copy_of(self, idx: list, ps: list) -> list:
-        """The parameters before the update, in buffers kept while consecutive steps are sampled (a fresh
+    def _sample_of(self, i: int, flat: torch.Tensor) -> torch.Tensor | None:
+        """Parameter ``i``'s :func:`update_sample` for its (local) flattened values ``flat``, drawn once."""
+        got = self._samples.get(i)
+        if got is None or got[0] != flat.numel() or (got[1] is not None and got[1].device != flat.device):
+            got = self._samples[i] = (flat.numel(), update_sample(flat.numel(), UPDATE_SAMPLE_SEED + i, flat.device))
+        return got[1]
+
+    def _sampled_values(self, idx: list) -> list:
+        """The values of parameters ``idx`` whose update is measured (this rank's shard, flattened): all of a
+        small one (a view: copied by :meth:`_copy_of`), the fixed sample of a large one (module doc)."""
+        out = []
+        for i in idx:
+            flat = sharding.local(self.params[i]).reshape(-1)
+            sample = self._sample_of(i, flat)
+            out.append(flat if sample is None else flat.index_select(0, sample))
+        return out
+
+    def _copy_of(self, idx: list, values: list) -> list:
+        """``values`` before the update, in buffers kept while consecutive steps are sampled (a fresh
         large tensor on CPU is a fresh mmap whose pages fault on first touch: see ``collectors.Scratch``)."""
         key = tuple(idx)
         if self._copy is not None and self._copy[0] == key:
-            torch._foreach_copy_(self._copy[1], ps)
+            torch._foreach_copy_(self._copy[1], values)
         else:
-            self._copy = (key, torch._foreach_mul(ps, 1.0))   # one fused copy
+            self._copy = (key, torch._foreach_mul(values, 1.0))   # one fused copy
         return self._copy[1]
 
     @torch.no_grad()
@@ -251,9 +351,13 @@ class ParamProbe(Probe):
         self._before = None
         if isinstance(w, list):
             w = torch.tensor(w, dtype=torch.float64)
-        after = [sharding.local(self.params[i]) for i in idx]
+        after = self._sampled_values(idx)
         torch._foreach_sub_(before, after)                          # in place: no second copy
-        dnorm = sharding.global_norms([self.params[i] for i in idx], torch.stack(torch._foreach_norm(before)))
+        local = torch.stack(torch._foreach_norm(before))
+        scale = [self._samples[i][0] / s.numel() if (s := self._samples[i][1]) is not None else 1.0 for i in idx]
+        if any(c != 1.0 for c in scale):                            # sampled: n/k times the sampled sum of squares
+            local = local * torch.tensor(scale, dtype=local.dtype, device=local.device).sqrt()
+        dnorm = sharding.global_norms([self.params[i] for i in idx], local)
         if not ctx.full_schedule(step + 1):                     # the next step keeps no copy
             self._copy = None
         ratio = torch.stack([dnorm.double() / w, self._ones(len(idx), w.device)])
@@ -268,23 +372,28 @@ class ParamProbe(Probe):
         if self._pending and self._pending_step != ctx.step:
             self.flush()
         self._pending_step = ctx.step
-        self._pending[i] = _norm(sharding.local(p.grad.detach(), resolve=False))
+        self._pending[i] = (_norm(sharding.local(p.grad.detach(), resolve=False)) if ctx.schedule(ctx.step)
+                            else None)           # not sampled: nothing read (module doc)
 
     def flush(self) -> None:
         """Fold gradient norms collected by the no-optimizer hooks (one backward) into the stats."""
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
-        idx = sorted(pending)
-        gnorm = torch.stack([pending[i] for i in idx])
         step = self._pending_step
+        self._last_read = step
+        idx = sorted(i for i, v in pending.items() if v is not None)
+        if not idx:
+            return
+        gnorm = torch.stack([pending[i] for i in idx])
         self.ctx.nonfinite.update_vector("gradient", ~torch.isfinite(gnorm), step, [self.names[i] for i in idx])
         if self.ctx.schedule(step) and self.params:
             ps = [self.params[i] for i in idx]
             wnorm = sharding.global_norms(ps, torch.stack(torch._foreach_norm([sharding.local(p.detach()) for p in ps])))
             gnorm = sharding.global_norms(ps, gnorm)      # (a gradient has its parameter's placements)
             self._record(step, idx, gnorm, wnorm)
-            self._record_sign(step)
+            if self.ctx.full_schedule(step):
+                self._record_sign(step)
 
     # --------------------------------------------------------------------- shared
     def _scatter(self, idx, values: torch.Tensor) -> torch.Tensor:
@@ -347,8 +456,9 @@ class ParamProbe(Probe):
         g = self.params[i].grad if i is not None else None
         if g is None or g.is_sparse:
             return
-        signs = sharding.local(g.detach()).flatten(1).sign()
-        rows = torch.stack([signs.sum(1), signs.abs().sum(1)], 1)   # per row: sum of signs, non-zero count
+        local = sharding.local(g.detach()).flatten(1)
+        signs = local.sign()                                         # per row: sum of signs, non-zero count
+        rows = torch.stack([signs.sum(1), (local != 0).sum(1).to(signs.dtype)], 1)
         if sharding.is_sharded(g):       # rows or columns split across ranks: whole rows (monitor.sharding)
             rows = sharding.global_rows(g, rows)
         agreement = (rows[:, 0].abs() / rows[:, 1].clamp_min(1)).mean().double()

@@ -3,7 +3,7 @@
 Every step pays only for host integers and floats: the optimizer's step hooks count steps and the
 forwards between them and read each group's learning rate, and a wrapper around
 ``torch.nn.utils.clip_grad_norm_`` (installed only while watching, restored on exit) reads the norm it
-returns. On sampled steps (the monitor's schedule) the probe also
+returns (and, for free, whether any gradient is NaN/Inf at that step). On sampled steps (the monitor's schedule) the probe also
 
 * fingerprints the model's first input (a strided sample, compared with the previous sampled input);
 * notes the forward order of the modules that own parameters (global module pre-hooks, that forward only);
@@ -23,8 +23,8 @@ returns. On sampled steps (the monitor's schedule) the probe also
 Every ``DataLoader.__iter__`` call while watching is counted with the loader's length (wrapped like
 the clipping functions): an iterator started on (nearly) every step of a loader that holds several
 batches is ``next(iter(loader))`` inside the loop, whereas full-batch training has one batch per pass.
-``clip_grad_value_`` is wrapped too: the total gradient norm before and after it gives the factor by
-which it shrank the gradient.
+``clip_grad_value_`` is wrapped too: on full steps (a window statistic: two passes over the gradients),
+the total gradient norm before and after it gives the factor by which it shrank the gradient.
 
 Each parameter is fingerprinted on entry and on exit (:func:`fingerprints`): one whose fingerprint
 is bitwise unchanged was never updated. On CPU values are read on the host; elsewhere they accumulate
@@ -96,7 +96,9 @@ class LoopStats:
     ``first``, ``max``, ``min``, ``last`` and ``below[k]``, the first step with lr <= max / 10^(k+1).
     ``clip_at_least[k]`` counts clipping calls that cut the gradient's norm 10^k-fold or more
     (``clip_grad_norm_``: total norm >= 10^k max_norm; ``clip_grad_value_``: norm before >= 10^k norm
-    after); ``clip_function`` names the last clipping function called.
+    after); ``clip_calls`` counts the calls measured: every ``clip_grad_norm_`` call (it returns the norm),
+    ``clip_grad_value_`` calls on full steps (measuring one costs two passes over the gradients);
+    ``clip_function`` names the last clipping function called.
 
     ``training_forwards``: training-mode forwards of the model while watching; ``step_checks``: sampled
     optimizer steps checked for step-before-backward, ``steps_before_backward`` of them came after the
@@ -545,8 +547,13 @@ class LoopProbe(Probe):
         self.clip["calls"] += 1
         self.clip["function"] = "clip_grad_norm_"
         self.clip["max_norm"] = float(max_norm)
-        if max_norm > 0 and isinstance(total, torch.Tensor):
-            self._clip_ratio(total.detach().double() / float(max_norm))
+        if isinstance(total, torch.Tensor):
+            # the total norm of every gradient, for free: a non-finite one is found at its own step, sampled or
+            # not (the params probe reads gradients on sampled steps only)
+            if not sharding.is_sharded(total):     # (a DTensor's local part is not the total)
+                self.ctx.nonfinite.update("gradient", ~torch.isfinite(total.detach()), self.ctx.steps, "clip_grad_norm_")
+            if max_norm > 0:
+                self._clip_ratio(total.detach().double() / float(max_norm))
         return total
 
     def _clip_ratio(self, ratio: torch.Tensor) -> None:
@@ -559,7 +566,10 @@ class LoopProbe(Probe):
         self._add("clip_log_ratio", torch.log10(ratio.clamp_min(1e-30)))
 
     def _clip_value_wrapper(self, parameters, clip_value, *args, **kwargs):
-        """``clip_grad_value_``, measured: the total gradient norm before over after (the factor it cut)."""
+        """``clip_grad_value_``, measured on full steps: the total gradient norm before over after (the factor it cut)."""
+        if not self.ctx.full_schedule(self.ctx.steps):
+            self.clip["function"] = "clip_grad_value_"
+            return self._value_orig(parameters, clip_value, *args, **kwargs)
         params = [parameters] if isinstance(parameters, torch.Tensor) else list(parameters)
         grads = [p.grad for p in params if p.grad is not None and not p.grad.is_sparse]
         before = torch.stack(torch._foreach_norm(grads)).double().norm() if grads else None

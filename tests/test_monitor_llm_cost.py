@@ -1,0 +1,175 @@
+"""The monitor's cost on LLM-sized models, by design (issue 26): what unsampled steps read, and the
+update ratio of a large parameter from a fixed sample of its values.
+
+References: brute force (a full copy of the parameter before the step) for the update norm, and the
+closed-form standard deviation of the sampled estimate (:mod:`impediments.monitor.probes.params`).
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from impediments import watch
+from impediments.monitor.probes import params as P
+
+
+def relative_sd(delta: torch.Tensor, k: int) -> float:
+    """The relative standard deviation of the sampled estimate of ``|delta|^2`` (module doc of params)."""
+    x = delta.double().reshape(-1) ** 2
+    return math.sqrt((x.numel() * (x ** 2).sum() / x.sum() ** 2 - 1) / k)
+
+
+def test_small_parameters_are_copied_whole_and_exact():
+    assert P.update_sample(P.EXACT_UPDATE_VALUES, 0) is None
+    before = torch.randn(256, 256)
+    after = before - 1e-3 * torch.randn(256, 256)
+    got = P.update_norm_squared(before, after, None)
+    assert got == pytest.approx(float(((after.double() - before.double()) ** 2).sum()), rel=1e-12)
+
+
+@pytest.mark.parametrize("changed_rows", [None, 16])
+def test_sampled_update_norm_is_within_its_standard_deviation_of_the_full_copy(changed_rows):
+    """A dense update, and an embedding's (only the rows of the batch's tokens move): the estimate from
+    the fixed sample is within 4 standard deviations of the full copy's value, and that deviation is the
+    module doc's (about sqrt(2/k) dense, sqrt((3 n/n_changed - 1)/k) row-sparse)."""
+    g = torch.Generator().manual_seed(0)
+    rows, cols = 4000, 300                               # 1.2M values: a sample of max(2^16, n/64) = 65536
+    before = torch.randn(rows, cols, generator=g)
+    delta = torch.randn(rows, cols, generator=g) * 1e-3
+    if changed_rows is not None:
+        keep = torch.zeros(rows, 1)
+        keep[torch.randperm(rows, generator=g)[:changed_rows]] = 1.0
+        delta = delta * keep
+    after = before + delta
+    sample = P.update_sample(before.numel(), 7)
+    k = sample.numel()
+    assert k == max(P.EXACT_UPDATE_VALUES, before.numel() // P.UPDATE_SAMPLE_DIVISOR)
+    exact = float(((after.double() - before.double()) ** 2).sum())
+    estimate = float(P.update_norm_squared(before, after, sample))
+    sd = relative_sd(after - before, k)
+    bound = math.sqrt((3 * (1 if changed_rows is None else rows / changed_rows) - 1) / k)
+    assert sd == pytest.approx(bound, rel=0.15)
+    assert abs(estimate / exact - 1) <= 4 * sd, (estimate, exact, sd)
+
+
+class Wide(nn.Module):
+    """An embedding of 4000 x 64 (a sampled parameter), a Linear 64 x 512 (sampled) and a small head."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb, self.fc, self.head = nn.Embedding(4000, 64), nn.Linear(64, 1200), nn.Linear(1200, 5)
+
+    def forward(self, ids):
+        return self.head(torch.relu(self.fc(self.emb(ids).mean(1))))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_probe_update_ratio_is_the_sampled_estimate_and_near_the_full_copy(optimizer):
+    """The probe's fused path gives exactly :func:`update_norm_squared` on its fixed sample (each
+    parameter's seed: UPDATE_SAMPLE_SEED + its index), and that is near the full copy's ratio; a small
+    parameter's ratio is the full copy's."""
+    model = Wide()
+    make = {"sgd": lambda p: torch.optim.SGD(p, lr=0.5), "adam": lambda p: torch.optim.Adam(p, lr=1e-3)}
+    opt = make[optimizer](model.parameters())
+    names = [n for n, _ in model.named_parameters()]
+    g = torch.Generator().manual_seed(3)
+    sampled, exact = {n: [] for n in names}, {n: [] for n in names}
+    with watch(model, optimizer=opt) as mon:
+        for _ in range(6):                                    # all full steps (the default's warm-up)
+            ids, y = torch.randint(0, 4000, (16, 8), generator=g), torch.randint(0, 5, (16,), generator=g)
+            opt.zero_grad()
+            F.cross_entropy(model(ids), y).backward()
+            before = [p.detach().clone() for p in model.parameters()]
+            opt.step()
+            for i, (n, p, b) in enumerate(zip(names, model.parameters(), before)):
+                w = float(b.double().norm())
+                sample = P.update_sample(p.numel(), P.UPDATE_SAMPLE_SEED + i)
+                sampled[n].append(math.sqrt(float(P.update_norm_squared(b, p, sample))) / w)
+                exact[n].append(math.sqrt(float(P.update_norm_squared(b, p, None))) / w)
+        copies = mon.params._copy[1]
+    stats = mon.stats().params
+    for n in names:
+        mean_sampled, mean_exact = sum(sampled[n]) / 6, sum(exact[n]) / 6
+        assert stats[n].update_to_weight == pytest.approx(mean_sampled, rel=1e-5), n
+        assert stats[n].update_to_weight == pytest.approx(mean_exact, rel=0.1 if "emb" in n else 0.02), n
+    assert stats["head.weight"].update_to_weight == pytest.approx(sum(exact["head.weight"]) / 6, rel=1e-5)
+    # what is kept between the hooks: every small parameter, n/64 (at least 2^16) values of a large one
+    limit = sum(min(p.numel(), max(P.EXACT_UPDATE_VALUES, p.numel() // P.UPDATE_SAMPLE_DIVISOR))
+                for p in model.parameters())
+    assert sum(c.numel() for c in copies) == limit < sum(p.numel() for p in model.parameters()) / 2
+
+
+def test_unsampled_steps_read_no_gradient(monkeypatch):
+    """From step 10 to 49 the default schedule samples nothing: no gradient norm is taken."""
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    calls, step = [], [0]
+    original = torch._foreach_norm
+
+    def counted(tensors, *args, **kwargs):
+        calls.append(step[0])
+        return original(tensors, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "_foreach_norm", counted)
+    with watch(model, optimizer=opt):
+        for step[0] in range(30):
+            opt.zero_grad()
+            F.cross_entropy(model(torch.randn(8, 8)), torch.randint(0, 2, (8,))).backward()
+            opt.step()
+        step[0] = "exit"
+    assert calls and not [s for s in calls if s not in range(10) and s != "exit"], calls
+
+
+class NaNGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * float("nan")
+
+
+class Fragile(nn.Module):
+    """Its backward makes ``a``'s gradient NaN at the step ``poison`` (an undefined derivative: the loss and
+    the output stay finite)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = nn.Linear(3, 3), nn.Linear(3, 1)
+        self.poison = False
+
+    def forward(self, x):
+        h = self.a(x)
+        return self.b(NaNGrad.apply(h) if self.poison else h)
+
+
+@pytest.mark.parametrize("loop", ["clear after forward", "clear before forward", "clip_grad_norm_"])
+def test_nan_gradient_on_an_unsampled_step_is_still_found(loop):
+    """Step 23 is not sampled. Clearing after the forward, the held gradient is read at the next (non-finite)
+    output: its own step and parameter. Clearing before it, the NaN the update wrote into ``a`` is found
+    where it first shows, in ``a``'s output one step later. ``clip_grad_norm_``'s total finds it at once."""
+    model = Fragile()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with watch(model, optimizer=opt) as mon:
+        for step in range(30):
+            model.poison = step == 23
+            if loop == "clear before forward":
+                opt.zero_grad()
+            out = model(torch.randn(4, 3))
+            if loop != "clear before forward":
+                opt.zero_grad()
+            out.pow(2).mean().backward()
+            if loop == "clip_grad_norm_":
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+    nf = mon.stats().nonfinite
+    expected = {"clear after forward": (23, "gradient", "a.bias"), "clear before forward": (24, "activation", "a"),
+                "clip_grad_norm_": (23, "gradient", "clip_grad_norm_")}[loop]
+    assert (nf.step, nf.kind, nf.where) == expected
