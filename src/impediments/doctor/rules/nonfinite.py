@@ -24,4 +24,5 @@ def non_finite(stats, th):
         f"A NaN or Inf first appeared at step {nf.step} in {nf.where} ({nf.kind}): {_WHY.get(nf.kind, 'overflow')}; "
         "once present it spreads to every weight it touches.",
         seen={"steps": stats.steps, "training_forwards": stats.model_training_steps},
-        confidence="checked at every step (outputs, loss, gradient norms), located by replay on CPU")]
+        confidence="outputs and loss checked at every step, gradient norms on sampled steps (a NaN gradient in "
+                   "between reaches the next output), located by replay on CPU")]
