@@ -81,17 +81,17 @@ LESSONS: tuple[Lesson, ...] = (
            "layer's output variance halves and the deepest histograms shrink toward 0. Apply He init (twice the "
            "variance) and compare the histograms of the last layers and the final accuracy.",
            "05_constant_variance.py", "Glorot and He initialization", "glorot_he"),
-    Lesson("batchnorm", "BatchNorm rescues a sigmoid network",
-           dict(activation="sigmoid", init="too_large", depth=6, width=100, lr=0.5, batch_size=50),
-           "Six sigmoid layers at a too-large init saturate and the loss stalls. Apply BatchNorm before each "
-           "activation: every pre-activation is standardized over the batch, the histograms leave the tails and "
-           "the loss falls.",
+    Lesson("batchnorm", "BatchNorm rescues a deep sigmoid network",
+           dict(activation="sigmoid", init="glorot_normal", depth=6, width=100, lr=0.5, batch_size=50),
+           "Six sigmoid layers, even at Glorot init: the gradient shrinks on its way down and the loss sits at "
+           "ln 10, the test accuracy at chance. Apply BatchNorm before each activation: every pre-activation is "
+           "standardized over the batch and the loss falls.",
            "07_batch_normalization.py", "BatchNorm rescues a sigmoid network", "bn_sigmoid"),
     Lesson("small_batch", "BatchNorm at batch size 2; LayerNorm and GroupNorm",
            dict(activation="relu", norm="batch", depth=3, width=32, batch_size=2, optimizer="momentum", lr=0.05),
-           "With 2 examples per batch, BatchNorm's batch mean and variance are estimates from 2 values, and the "
-           "same example is normalized differently each step. Apply the remedy (GroupNorm or LayerNorm, which "
-           "normalize each example on its own) and compare the loss curves.",
+           "With 2 examples per batch, BatchNorm's mean and variance come from 2 values, so an example is "
+           "normalized differently at every step and the loss does not fall. Apply GroupNorm or LayerNorm, which "
+           "normalize each example on its own, or a larger batch, one at a time, and compare the final accuracies.",
            "08_final_words.py", "Small batches: BatchNorm against LayerNorm and GroupNorm", "small_batch_norms"),
 )
 
