@@ -13,15 +13,17 @@ counts (a unit is dead when never active on any recorded batch), BatchNorm batch
 statistics, the parameters' gradient and weight norms, and the non-finite checks. The *window*
 statistics are recorded only on the sampled steps that the default schedule would, at its pace
 (:class:`FullSchedule`): the activations' outputs (moments and histograms), the input's moments, the
-minimum and maximum of activation inputs and layer outputs, update-to-weight ratios, symmetry
-snapshots, gate detection (elementwise products of activation outputs, through the
-``TorchFunctionMode``) and the loop probe's sampled checks (loss-call inputs and targets, stale
-gradients, forward order, input fingerprints). Why each can wait is in the README (monitor overhead;
-``PERF_NOTES.md`` until folded in); in short, the doctor never reads activation outputs or extremes,
-gates are a sticky flag, the loop checks look for bugs present at every step, update ratios need a
-copy of every parameter, and the data's moments are stationary. So ``every=1`` costs at most 1.5x a
-plain step on the loops of ``benchmarks/overhead.py``, and for ``every=None`` (or any schedule no
-denser than the default) the two sets coincide.
+minimum and maximum of activation inputs and layer outputs, update-to-weight ratios, the first
+layer's gradient sign agreement, ``clip_grad_value_``'s cut, symmetry snapshots, gate detection
+(elementwise products of activation outputs, through the ``TorchFunctionMode``) and the loop probe's
+sampled checks (loss-call inputs and targets, stale gradients, forward order, input fingerprints).
+Why each can wait is in the README (monitor overhead; ``PERF_NOTES.md`` until folded in); in short,
+the doctor never reads activation outputs or extremes, gates are a sticky flag, the loop checks look
+for bugs present at every step, update ratios need a copy of the parameters (of a fixed sample of a
+large one's values: :mod:`~impediments.monitor.probes.params`), and the data's moments are
+stationary. So ``every=1`` costs at most 1.5x a plain step on the loops of
+``benchmarks/overhead.py``, and for ``every=None`` (or any schedule no denser than the default) the
+two sets coincide.
 """
 from __future__ import annotations
 
