@@ -402,6 +402,13 @@ def test_every_lesson_is_a_valid_setup_with_its_notebook_section_and_experiment(
         assert item.look_for.endswith(".") and len(item.look_for) < 400
     with pytest.raises(ValueError, match="valid: saturation, zigzag"):
         lesson("no_such_lesson")
+    # a notebook's or a finding's link to an experiment a lesson teaches with the same setup opens the lesson
+    taught = {item.experiment for item in LESSONS if experiment_config(item.experiment) == item.config}
+    assert {"activations", "zigzag", "dead_bias", "zero_init", "glorot_he", "small_batch_norms"} <= taught
+    for name in experiments.names():
+        url = experiment_url(name)
+        teacher = next((i.name for i in LESSONS if i.experiment == name and name in taught), None)
+        assert (url.rsplit("&", 1)[1] == f"lesson={teacher}") if teacher else "lesson=" not in url, url
 
 
 def test_the_server_lists_the_lessons_and_serves_only_their_notebooks(server):

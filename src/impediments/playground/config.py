@@ -119,12 +119,13 @@ def to_fragment(config: PlaygroundConfig) -> str:
 
 
 def from_fragment(fragment: str) -> PlaygroundConfig:
-    """Inverse of :func:`to_fragment` (a leading ``#`` is ignored; missing fields take defaults).
+    """Inverse of :func:`to_fragment` (a leading ``#`` is ignored; missing fields take defaults; a ``lesson=``
+    pair, which the page adds to name the lesson on screen, is not a setting and is skipped).
 
     Raises:
         ConfigError: as :func:`validate`, or for a field given twice.
     """
-    pairs = parse_qsl(fragment.lstrip("#"), keep_blank_values=True)
+    pairs = [(k, v) for k, v in parse_qsl(fragment.lstrip("#"), keep_blank_values=True) if k != "lesson"]
     keys = [k for k, _ in pairs]
     twice = sorted({k for k in keys if keys.count(k) > 1})
     if twice:

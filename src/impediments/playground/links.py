@@ -7,6 +7,7 @@ link that opens it: ``http://127.0.0.1:PORT/#dataset=digits&depth=...``.
 from __future__ import annotations
 
 from impediments.playground.config import PlaygroundConfig, to_fragment
+from impediments.playground.lessons import LESSONS
 
 #: experiment name -> the playground settings that show its mechanism live
 EXPERIMENT_SETUPS: dict[str, dict] = {
@@ -56,6 +57,14 @@ def experiment_config(name: str) -> PlaygroundConfig:
     return PlaygroundConfig().replace(**EXPERIMENT_SETUPS[name])
 
 
+def experiment_fragment(name: str) -> str:
+    """The URL fragment of experiment ``name``'s setup; when a lesson teaches that experiment with this very setup,
+    it names the lesson too (``&lesson=...``), so the page shows what to look for."""
+    config = experiment_config(name)
+    taught = [item for item in LESSONS if item.experiment == name and item.config == config]
+    return to_fragment(config) + (f"&lesson={taught[0].name}" if taught else "")
+
+
 def experiment_url(name: str, base: str = "http://127.0.0.1:8765/") -> str:
     """The playground link that opens experiment ``name``'s setup (``base``: where the playground runs)."""
-    return f"{base.rstrip('/')}/#{to_fragment(experiment_config(name))}"
+    return f"{base.rstrip('/')}/#{experiment_fragment(name)}"

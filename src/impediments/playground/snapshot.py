@@ -17,8 +17,7 @@ import math
 
 from impediments.activations.catalog import flat_region_name
 from impediments.doctor.fractions import dead_fraction, saturated_fraction, thresholds_of
-from impediments.playground.links import EXPERIMENT_SETUPS, experiment_config
-from impediments.playground.config import to_fragment
+from impediments.playground.links import EXPERIMENT_SETUPS, experiment_fragment
 
 
 def _num(x) -> float | None:
@@ -29,7 +28,7 @@ def _num(x) -> float | None:
 def finding_view(f, remedies: list[dict]) -> dict:
     """One finding as the page shows it; ``remedies``: what "Apply remedy" may do (playground runs only)."""
     exp = f.experiment
-    link = "#" + to_fragment(experiment_config(exp)) if exp in EXPERIMENT_SETUPS else None
+    link = "#" + experiment_fragment(exp) if exp in EXPERIMENT_SETUPS else None
     return {"code": f.code, "severity": f.severity, "where": list(f.where)[:6], "more": max(0, len(f.where) - 6),
             "explanation": f.explanation, "remedy": f.action, "experiment": exp,
             "reproduce": f.link.removeprefix("see: "), "experiment_link": link, "remedies": remedies}
