@@ -6,11 +6,13 @@ on the page, the notebook section that teaches it (``notebooks/``, jupytext sour
 ``impediments reproduce`` checks it with. The page lists them on its first screen and opens one from a
 link (``#lesson=NAME``); "Apply remedy" then trains run B with one remedy applied, beside run A.
 
-What each sentence promises was measured with these settings on the project's 2-core VM
-(``tests/test_playground.py`` re-checks the numbers the sentences quote, at one seed); the lessons the
-page cannot show are left out and said so: layer-wise pre-training (the page has no pre-training step),
-residual connections (its MLP has none) and frozen against inference-mode BatchNorm (its runs are
-always in training mode; see ``notebooks/09_bn_transfer_learning.py``).
+What each sentence promises was measured with these settings on the project's 2-core VM, run A against
+each one-change run B (``docs/playground.md`` has the numbers: the zig-zag lesson over 5 seeds, the others
+at seed 0); ``tests/test_playground.py`` re-checks the zig-zag and dead-unit lessons at seed 0 and the
+browser tests the zig-zag lesson end to end. The lessons the page cannot show are left out and said so:
+layer-wise pre-training (the page has no pre-training step), residual connections (its MLP has none) and
+frozen against inference-mode BatchNorm (its runs are always in training mode; see
+``notebooks/09_bn_transfer_learning.py``).
 """
 from __future__ import annotations
 
