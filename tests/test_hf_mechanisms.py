@@ -125,7 +125,8 @@ def test_a_relu_fed_one_input_per_call_is_not_judged_dead():
     a = stats.activations["act"]
     per_call = a.unit_total // a.samples
     assert per_call == 128 and a.dead_units                          # about half the units never fire
-    assert all(c % per_call == 0 for c in a.unit_active_counts)      # brute force: all or none per call
+    assert all(c % per_call == 0 for c in a.unit_active_counts)      # all or none per call, as measured:
+    assert a.unit_mixed_calls == [0] * a.units
     count = dead_count(a, Thresholds())
     assert count.one_input_per_call and not count.sure and count.fraction == 0.0
     assert not report.by_code("dead_units")
@@ -134,6 +135,8 @@ def test_a_relu_fed_one_input_per_call_is_not_judged_dead():
 
 def test_a_layer_killed_by_its_bias_is_still_dead():
     report, stats = train(DeadByBias(), steps=10)
+    mixed = stats.activations["act"].unit_mixed_calls
+    assert all(m == 0 for m in mixed[:48]) and any(mixed[48:])        # the live units vary within a call
     [f] = report.by_code("dead_units")
     assert f.severity == "error" and f.evidence["layers"]["act"]["dead_units"] == 48
 
@@ -222,3 +225,43 @@ def test_unselected_rows_of_a_zero_init_router_are_not_symmetric_units():
 def test_a_constant_init_hidden_layer_is_still_symmetric():
     [f] = checkup(ConstantHidden(), *blobs(), loss_fn=F.cross_entropy).by_code("symmetric_units")
     assert f.where == ["hidden"] and f.evidence["largest_group"] == 16
+
+
+# ------------------------------------------------------------------------ transformers' Conv1D (GPT-2)
+def test_a_transposed_linear_is_recorded_with_its_fan_in_and_its_units():
+    from transformers.pytorch_utils import Conv1D
+
+    from impediments.monitor.probes.layers import TransposedLinear, fan_in
+
+    class TwoConv1D(nn.Module):
+        def __init__(self, std):
+            super().__init__()
+            torch.manual_seed(0)
+            self.a, self.b, self.c, self.head = Conv1D(32, 8), Conv1D(32, 32), Conv1D(32, 32), nn.Linear(32, 3)
+            for m in (self.a, self.b, self.c):
+                nn.init.normal_(m.weight, 0.0, std)
+
+        def forward(self, x):
+            return self.head(torch.tanh(self.c(torch.tanh(self.b(torch.tanh(self.a(x)))))))
+
+    model = TwoConv1D(1.0)
+    assert isinstance(model.a, TransposedLinear) and not isinstance(model.head, TransposedLinear)
+    assert (fan_in(model.a), fan_in(model.b)) == (8, 32)
+    X, y = blobs()
+    report = checkup(model, X, y, loss_fn=F.cross_entropy)
+    layer = report.stats.layers["b"]
+    assert layer.kind == "Linear" and layer.fan_in == 32
+    # brute force: Var(y) / mean(x^2) of b at init, against fan_in * var(W) = 32
+    with torch.no_grad():
+        x = torch.tanh(model.a(X))
+        gain = model.b(x).var().item() / x.pow(2).mean().item()
+    [f] = report.by_code("init_scale_too_large")
+    assert f.evidence["gain_by_layer"]["b"] == pytest.approx(gain, rel=1e-3) and gain == pytest.approx(32, rel=0.3)
+    # symmetry: a unit is a weight column (nf units), identical columns are found
+    sym = TwoConv1D(0.02)
+    with torch.no_grad():
+        sym.b.weight[:] = sym.b.weight[:, :1]                 # every output unit of b gets column 0's weights
+        sym.b.bias.zero_()
+        sym.c.weight[:] = sym.c.weight[:1]                    # and c reads every unit of b alike (rows = inputs)
+    [s] = checkup(sym, X, y, loss_fn=F.cross_entropy).by_code("symmetric_units")
+    assert s.where == ["b"] and s.evidence["largest_group"] == 32 and s.evidence["units"] == 32

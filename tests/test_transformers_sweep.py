@@ -6,9 +6,9 @@ Checked against closed forms: a freshly built model scores the uninformed loss `
 for a classifier); at init std 1.0 every Linear multiplies the variance of its input by ``fan_in * 1.0``
 and the initial loss sits far above the uninformed one. Then the doctor's verdicts (issue 25): the loss falls
 on every healthy model with the checkup and ``watch()`` both quiet (0 false alarms); std 1.0 is named at the
-checkup, first, as ``init_scale_too_large`` with the measured gain (GPT-2 aside: its projections are
-transformers' ``Conv1D``, not ``nn.Linear``, and the layer probe does not see them; its std 1.0 shows as
-saturated units); lr 1.0 is named under ``watch()``; and ``transformers.Trainer`` with the
+checkup, first, as ``init_scale_too_large`` with the measured gain (GPT-2's projections are transformers'
+``Conv1D``, a Linear with its weight stored transposed, read with fan-in ``nx``); lr 1.0 is named under
+``watch()``; and ``transformers.Trainer`` with the
 ``impediments.integrations.huggingface.Doctor`` callback gives the same verdicts on three types.
 """
 from __future__ import annotations
@@ -48,8 +48,6 @@ SAMPLE = {
     "bart": "seq2seq_lm", "vit": "image_cls", "swin": "image_cls",
 }
 STEPS = 12
-# types whose projections are transformers' Conv1D (x @ W + b), which the layer probe does not record
-CONV1D_PROJECTIONS = {"gpt2"}
 
 
 @pytest.fixture(autouse=True)
@@ -101,8 +99,6 @@ def test_init_std_one_is_measurable_at_the_first_forward(model_type):
     assert row["probe"]["linear_gain_median"] > 10.0
     # and the doctor names it at the checkup: the cause first, with the gain it measured itself
     assert row["checkup_alarms"], row
-    if model_type in CONV1D_PROJECTIONS:
-        return
     first = row["checkup_alarms"][0]
     assert first["code"] == "init_scale_too_large" and first["severity"] == "error"
     assert first["evidence"]["median_gain"] == pytest.approx(row["probe"]["linear_gain_median"], rel=0.5)

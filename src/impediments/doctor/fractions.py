@@ -85,8 +85,8 @@ class DeadCount:
         dead_layer: ``layer_active_rate`` below ``dead_layer_rate``: the layer as a whole passes almost
             nothing, so its near-silent siblings are no reference for a chance test; every unit active on
             less than ``dead_layer_rate`` of its values counts as dead.
-        one_input_per_call: every unit was active on all or none of the values of each call (its count is
-            a multiple of the values per call, at least 2): the layer's input did not vary across the
+        one_input_per_call: every unit was active on all or none of the values of each call (measured:
+            ``unit_mixed_calls`` all zero, at least 2 values per call): the layer's input did not vary across the
             examples of a call (MarkupLM's xpath embeddings when no xpath tags are passed: every token gets
             the padding tag), so a call is one input, not a batch of examples, and the chance test, which
             takes examples as independent draws, does not apply. Silent units are then not counted.
@@ -133,16 +133,16 @@ def dead_count(a, th: Thresholds) -> DeadCount | None:
     p_value = binomial_tail(a.units, q, len(never))
     sure = p_value < th.dead_false_alarm        # nearly dead units were measured active <= 0.1%: no chance test
     rate = sum(counts) / (a.units * total)
-    per_call = total // a.samples if a.samples > 0 else 0
-    if never and per_call >= 2 and per_call * a.samples == total and all(c % per_call == 0 for c in counts):
-        return DeadCount(fraction=len(nearly) / a.units, never_active=len(never), nearly_dead=len(nearly),
-                         units=a.units, examples=examples, chance_silent=q, chance_of_this_many=p_value, sure=False,
-                         examples_needed=0, layer_active_rate=rate, one_input_per_call=True)
     if rate < th.dead_layer_rate:               # a dead layer: the siblings are no reference, the rate is the test
         silent = sum(1 for c in counts if c < th.dead_layer_rate * total)
         return DeadCount(fraction=silent / a.units, never_active=len(never), nearly_dead=len(nearly), units=a.units,
                          examples=examples, chance_silent=q, chance_of_this_many=p_value, sure=True,
                          examples_needed=0, layer_active_rate=rate, dead_layer=True)
+    if (never and a.unit_mixed_calls is not None and a.samples > 0 and total // a.samples >= 2
+            and not any(a.unit_mixed_calls)):
+        return DeadCount(fraction=len(nearly) / a.units, never_active=len(never), nearly_dead=len(nearly),
+                         units=a.units, examples=examples, chance_silent=q, chance_of_this_many=p_value, sure=False,
+                         examples_needed=0, layer_active_rate=rate, one_input_per_call=True)
     return DeadCount(fraction=(len(nearly) + (len(never) if sure else 0)) / a.units, never_active=len(never),
                      nearly_dead=len(nearly), units=a.units, examples=examples, chance_silent=q,
                      chance_of_this_many=p_value, sure=sure,

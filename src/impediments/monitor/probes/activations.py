@@ -74,6 +74,10 @@ class ActivationStats:
     #: a bounded kind's (sigmoid, tanh, ...: ``activations.catalog.OUTPUT_RANGE``) outputs in linear bins over its
     #: range, from the same subsample as ``histogram``; None for an unbounded kind
     linear_histogram: Histogram | None = None
+    #: per unit, the calls (sampled forwards) in which it was active on some but not all of its values; all
+    #: zero: every unit was on for all or none of each call's values, so the layer saw one input per call
+    #: (see :attr:`~impediments.doctor.fractions.DeadCount.one_input_per_call`); None where not recorded
+    unit_mixed_calls: list[int] | None = None
 
 
 @lru_cache(maxsize=1)
@@ -129,6 +133,8 @@ class ActivationProbe(Probe):
     SAMPLES = Field("samples", "count")
     #: values seen per unit (the denominator of the region counts)
     UNIT_TOTAL = Field("unit_total", "count")
+    #: per unit, calls in which it was active on some but not all of its values (``unit_mixed_calls``)
+    MIXED = Field("mixed_calls", "sum")
 
     # --------------------------------------------------------------------- recording
     def record_input(self, name: str, kind: str, x: torch.Tensor):
@@ -180,7 +186,11 @@ class ActivationProbe(Probe):
                     1, torch.arange(shard[0], shard[0] + units, device=cuts.device), cuts)
             bag.add(self.CUTS, cuts)
             if counts_batch:
-                bag.count(self.UNIT_TOTAL, x.numel() // max(units, 1))
+                per_unit = x.numel() // max(units, 1)
+                bag.count(self.UNIT_TOTAL, per_unit)
+                r = regions_from_cut_counts(cuts, per_unit, rkind)
+                on = r[1] + r[2]
+                bag.add(self.MIXED, ((on > 0) & (on < per_unit)).to(torch.float64))
         if counts_batch:
             bag.count(self.SAMPLES)
         return shard[1] if shard is not None else units
@@ -234,7 +244,13 @@ class ActivationProbe(Probe):
             unit_active_counts=unit_counts, unit_total=bag.read(self.UNIT_TOTAL),
             dead_units=[i for i, c in enumerate(unit_counts) if c == 0] if unit_counts is not None else [],
             values_per_example=meta.get("values_per_example", 0), gate=bool(meta.get("gate", False)),
-            linear_histogram=self._linear_histogram(meta, bag))
+            linear_histogram=self._linear_histogram(meta, bag), unit_mixed_calls=self._mixed(bag, unit_counts))
+
+    def _mixed(self, bag: Bag, unit_counts) -> list[int] | None:
+        mixed = bag.read(self.MIXED)
+        if mixed is None or unit_counts is None or mixed.numel() != len(unit_counts):
+            return None
+        return [int(c) for c in mixed.cpu().tolist()]
 
     def _linear_histogram(self, meta: dict, bag: Bag) -> Histogram | None:
         counts, bounds = bag.read(self.HIST_LINEAR), output_range(meta["kind"])

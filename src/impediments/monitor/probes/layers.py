@@ -26,9 +26,31 @@ from impediments.monitor.probes.base import Probe
 from impediments.monitor.state.bag import Bag, Field
 from impediments.monitor.state.moments import MomentStats, moment_stats, moments_dict
 
+class _TransposedLinearType(type):
+    def __instancecheck__(cls, module) -> bool:
+        if not isinstance(module, nn.Module) or isinstance(module, (nn.Linear, _ConvNd)):
+            return False
+        nf, nx, weight = module.__dict__.get("nf"), module.__dict__.get("nx"), module._parameters.get("weight")
+        return (isinstance(nf, int) and isinstance(nx, int) and weight is not None
+                and tuple(weight.shape) == (nx, nf))
+
+
+class TransposedLinear(metaclass=_TransposedLinearType):
+    """A Linear layer that stores its weight transposed, :math:`y = x W + b` with ``W`` of shape
+    ``(nx, nf)`` = (inputs, outputs): transformers' ``Conv1D`` (Radford et al. 2018, OpenAI GPT; GPT-2,
+    GPT-SW3), recognized by its ``nx``/``nf`` attributes and weight shape (``impediments.monitor`` does not
+    import transformers). Recorded as a ``"Linear"``: fan-in ``nx``, a unit per weight *column*."""
+
+
 #: the modules whose outputs this probe records (and whose rows the symmetry probe hashes)
-LAYER_TYPES = (nn.Linear, _ConvNd)
+LAYER_TYPES = (nn.Linear, _ConvNd, TransposedLinear)
 ConvNd = _ConvNd
+
+
+def unit_rows(module: nn.Module, tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` (the layer's weight, or its gradient) as one row per output unit: the incoming weights of
+    each unit (a conv filter flattened; a :class:`TransposedLinear`'s weight transposed)."""
+    return tensor.t() if isinstance(module, TransposedLinear) else tensor.flatten(1)
 
 
 @dataclass
@@ -49,9 +71,12 @@ class LayerOutputStats:
 
 
 def fan_in(module: nn.Module) -> int:
-    """Inputs per output value: ``in_features`` for a Linear, ``in_channels / groups * prod(kernel_size)`` for a conv."""
+    """Inputs per output value: ``in_features`` for a Linear (``nx`` for a :class:`TransposedLinear`),
+    ``in_channels / groups * prod(kernel_size)`` for a conv."""
     if isinstance(module, nn.Linear):
         return int(module.in_features)
+    if isinstance(module, TransposedLinear):
+        return int(module.nx)
     if isinstance(module, _ConvNd):
         k = 1
         for s in module.kernel_size:
@@ -83,7 +108,7 @@ class LayerProbe(Probe):
         copy = shard is None and ctx.tensor_parallel_replica       # its output is another rank's too
         meta = self.meta.get(name)
         if meta is None:
-            kind = sharding.user_class(module).__name__        # (FSDP2's FSDPLinear is the user's Linear)
+            kind = "Linear" if isinstance(module, TransposedLinear) else sharding.user_class(module).__name__
             meta = self.meta[name] = {"kind": kind, "depth": len(self.meta), "first_step": ctx.step,
                                       "fan_in": fan_in(module)}
         if out.dim() >= 2 and out.numel():

@@ -38,7 +38,7 @@ from impediments.monitor import sharding
 from impediments.monitor.hooks.compiled import clean_name
 from impediments.monitor.hooks.portable import PortableHook
 from impediments.monitor.probes.base import Probe
-from impediments.monitor.probes.layers import LAYER_TYPES
+from impediments.monitor.probes.layers import LAYER_TYPES, unit_rows
 
 RELATIVE_RESOLUTION = 1e-6
 #: gradient rows of identical units agree to this fraction of the layer's largest projection (float32
@@ -128,13 +128,13 @@ def snapshot(model: nn.Module, included, step: int, into: dict) -> None:
     for unsharded layers; for sharded ones, see :func:`_row_hashes`)."""
     for name, m in model.named_modules():
         name = clean_name(name)
-        if not isinstance(m, LAYER_TYPES) or not included(name) or m.weight.shape[0] < 2:
+        if not isinstance(m, LAYER_TYPES) or not included(name) or unit_rows(m, m.weight).shape[0] < 2:
             continue
         bias = getattr(m, "bias", None)
         if sharding.is_sharded(m.weight) or sharding.is_sharded(bias):
             into[name] = (_row_hashes(m.weight, bias), step)
             continue
-        w = m.weight.detach().flatten(1)           # the bias is the last column of a row
+        w = unit_rows(m, m.weight.detach())        # the bias is the last column of a row
         scale = _abs_max(w) if bias is None else torch.maximum(_abs_max(w), _abs_max(bias.detach()))
         scale = scale.clamp_min(1e-30) * RELATIVE_RESOLUTION
         v = _coefficients(w.shape[1] + (bias is not None), w.device)
@@ -210,16 +210,16 @@ class SymmetryProbe(Probe):
                         or sharding.is_sharded(m.weight) or not m.weight.requires_grad):
                     continue
                 self._grad_handles[name] = m.weight.register_post_accumulate_grad_hook(
-                    PortableHook(self._gradient_hook(name, step)))
+                    PortableHook(self._gradient_hook(name, step, m)))
 
-    def _gradient_hook(self, name: str, step: int):
+    def _gradient_hook(self, name: str, step: int, module: nn.Module):
         def hook(param) -> None:
             handle = self._grad_handles.pop(name, None)
             if handle is not None:
                 handle.remove()
             if param.grad is None:
                 return
-            rows = param.grad.detach().flatten(1).float()
+            rows = unit_rows(module, param.grad.detach()).float()
             v = _coefficients(rows.shape[1], rows.device).float() / 2 ** 30
             # below this, a difference moves the rows apart by less than the hash's resolution at any lr <= 1
             floor = RELATIVE_RESOLUTION * _abs_max(param.detach()).float() * v.abs().sum(1).amax()
