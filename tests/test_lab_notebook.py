@@ -177,7 +177,8 @@ def test_three_sections_render_offline_in_a_browser_and_are_the_docs_screenshots
                                         : document.body.scrollHeight; }}""")
             images = page.evaluate(f"""() => {{ const out = []; let e = document.getElementById('{name}');
                 for (e = e.nextElementSibling; e && !['H2', 'H3'].includes(e.tagName); e = e.nextElementSibling)
-                    e.querySelectorAll('img').forEach(i => out.push([i.className, i.naturalWidth]));
+                    [e, ...e.querySelectorAll('img')].filter(i => i.tagName === 'IMG')
+                        .forEach(i => out.push([i.className, i.naturalWidth]));
                 return out; }}""")
             kinds = {k for k, _ in images}
             assert "figure" in kinds and {"math", "math-block"} & kinds, (name, images)

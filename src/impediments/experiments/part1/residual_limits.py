@@ -13,6 +13,16 @@ Ma 2019) zeroes the last layer of every branch and the classifier and scales
 the other branch layers by :math:`L^{-1/(2m-2)}`, so every block starts as the
 identity: the output std is flat in depth, and the network trains at a
 learning rate where plain He init diverges.
+
+"Other techniques (such as Batch Normalization, to be introduced shortly) must
+be used": with BatchNorm at the start of every branch (pre-activation blocks,
+He init), each branch sees standardized inputs whatever the stream's scale, so
+each block adds a branch of about the same variance :math:`v`,
+
+.. math:: \mathrm{Var}(x_L) \approx \mathrm{Var}(x_0) + L v,
+
+and the stream's standard deviation grows no faster than :math:`\sqrt{L}`
+(linear, not exponential, growth of the variance).
 """
 from __future__ import annotations
 
@@ -48,6 +58,7 @@ class Result:
     depths: list
     he_std: np.ndarray            # std of the features entering the classifier, at init, per depth
     fixup_std: np.ndarray
+    bn_stream_std: np.ndarray     # std of the residual stream after the last block, BN in every branch, per depth
     train_depth: int
     lr: float
     steps: list                   # evaluation steps (Fixup run)
@@ -57,15 +68,20 @@ class Result:
     fixup_train_loss: list
     fixup_test_acc: list
     fixup_diverged: bool
+    bn_train_loss: list           # the BN residual network at the same rate (evaluation steps as Fixup's)
+    bn_first_loss: float
+    bn_diverged: bool
 
 
 def build(config: Config, depth: int, scheme: str, in_features: int, classes: int) -> nn.Module:
-    """A residual MLP of ``depth`` blocks under plain He init or :func:`impediments.init.fixup`."""
+    """A residual MLP of ``depth`` blocks under plain He init, :func:`impediments.init.fixup`, or He init with
+    BatchNorm in every branch (``"bn"``)."""
     from impediments.models import mlp
 
     from impediments.init import fixup, initialize
 
-    model = seeded(config.seed, mlp, in_features, classes, width=config.width, depth=depth, residual=True)
+    model = seeded(config.seed, mlp, in_features, classes, width=config.width, depth=depth, residual=True,
+                   norm="batch" if scheme == "bn" else None)
     if scheme == "fixup":
         fixup(model, seed=config.seed)
     else:
@@ -79,6 +95,17 @@ def feature_std(model: nn.Module, X: torch.Tensor) -> float:
     return float(model[:-1](X).double().std())
 
 
+@torch.no_grad()
+def stream_std(model: nn.Module, X: torch.Tensor) -> float:
+    """Std of the residual stream after the last block (before any head norm, activation and classifier)."""
+    h = X
+    for name, child in model.named_children():
+        if name in ("head_norm", "head_act", "output"):
+            break
+        h = child(h)
+    return float(h.double().std())
+
+
 def run(config: Config) -> Result:
     from impediments.data import load_dataset
 
@@ -86,8 +113,10 @@ def run(config: Config) -> Result:
     X = data.X_train[: config.probe_batch]
     stds = {s: np.array([feature_std(build(config, d, s, data.in_features, data.num_classes), X)
                          for d in config.depths]) for s in ("he", "fixup")}
+    bn_stream = np.array([stream_std(build(config, d, "bn", data.in_features, data.num_classes), X)
+                          for d in config.depths])
     hist = {}
-    for scheme in ("he", "fixup"):
+    for scheme in ("he", "fixup", "bn"):
         model = build(config, config.train_depth, scheme, data.in_features, data.num_classes)
         hist[scheme] = train(model, data, seed=config.seed, steps=config.steps, batch_size=config.batch_size,
                              lr=config.lr, eval_every=max(config.steps // 10, 1))
@@ -95,7 +124,9 @@ def run(config: Config) -> Result:
     return Result(depths=list(config.depths), he_std=stds["he"], fixup_std=stds["fixup"],
                   train_depth=config.train_depth, lr=config.lr, steps=fx.eval_steps, he_train_loss=he.train_loss,
                   he_diverged=he.diverged, he_first_loss=he.step_loss[0], fixup_train_loss=fx.train_loss,
-                  fixup_test_acc=fx.test_acc, fixup_diverged=fx.diverged)
+                  fixup_test_acc=fx.test_acc, fixup_diverged=fx.diverged, bn_stream_std=bn_stream,
+                  bn_train_loss=hist["bn"].train_loss, bn_diverged=hist["bn"].diverged,
+                  bn_first_loss=hist["bn"].step_loss[0])
 
 
 def plot(result: Result):
@@ -106,7 +137,7 @@ def plot(result: Result):
 
 def claims(result: Result) -> list[Claim]:
     r = result
-    he, fx = np.asarray(r.he_std), np.asarray(r.fixup_std)
+    he, fx, bn = np.asarray(r.he_std), np.asarray(r.fixup_std), np.asarray(r.bn_stream_std)
     return [
         claim("Without normalization, He init makes the output std of a residual network grow with depth "
               f"(blocks {r.depths[0]} to {r.depths[-1]}): the variance analysis assumes a sequential network.",
@@ -130,6 +161,24 @@ def claims(result: Result) -> list[Claim]:
               labels={"he_diverged": "He: diverged (1 = non-finite loss)", "he_first_loss": "He: first loss",
                       "fixup_final_loss": "Fixup: final training loss", "fixup_final_acc": "Fixup: final test accuracy",
                       "fixup_diverged": "Fixup: diverged (1 = yes)", "ln10": "ln 10 (chance level)"}),
+        claim("BatchNorm is one of the other techniques: with BN in every branch (He init) the residual stream's "
+              f"std grows no faster than the square root of the depth from {r.depths[0]} to {r.depths[-1]} blocks "
+              "(the variance grows linearly, each block adding one normalized branch), where plain He init's "
+              "grows exponentially.", "seed: Limits of good initialization",
+              {"bn_growth": float(bn[-1] / bn[0]), "sqrt_depth_ratio": math.sqrt(r.depths[-1] / r.depths[0]),
+               "he_growth": he[-1] / he[0]},
+              "bn_growth <= sqrt_depth_ratio",
+              labels={"bn_growth": "BN: stream std, deepest / shallowest",
+                      "sqrt_depth_ratio": "square root of the depth ratio",
+                      "he_growth": "He: output std, deepest / shallowest"}),
+        claim(f"And the {r.train_depth}-block network with BN trains at the learning rate ({r.lr}) where plain He "
+              f"init diverges: no divergence, and its training loss falls (slowly at this budget: {r.train_depth} "
+              "blocks and a rate chosen for Fixup, not for BN).", "seed: Limits of good initialization",
+              {"bn_diverged": r.bn_diverged, "bn_first_loss": r.bn_first_loss, "bn_final_loss": r.bn_train_loss[-1],
+               "ln10": math.log(10)},
+              "bn_diverged <= 0 and bn_final_loss < bn_first_loss",
+              labels={"bn_diverged": "BN: diverged (1 = yes)", "bn_first_loss": "BN: first training loss",
+                      "bn_final_loss": "BN: final training loss", "ln10": "ln 10 (chance level)"}),
     ]
 
 
