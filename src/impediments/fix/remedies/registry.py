@@ -17,10 +17,12 @@ _TOO_LARGE = ("exploding_activations", "exploding_gradients")
 _ROWS = (
     # name, codes, slot, fn[, the remedy whose sweep it continues: x3 three times, then x10 while nothing changes]
     ("model_own_init", ("init_scale_too_large", "initial_loss_high"), "init", init_scale.model_own_init),
-    ("zero_biases", ("dead_units",), "init", m.zero_biases),
     ("variance_preserving_init", ("dead_units", "linear_regime", "symmetric_units", *_GRADIENT_FLOW,
                                   "loss_plateau"), "init", m.variance_preserving_init),
     ("lsuv_init", ("dead_units", "linear_regime", *_GRADIENT_FLOW), "init", m.lsuv_init),
+    # after the two re-inits, so that a run budget too small for all three still tries LSUV (data-calibrated, it
+    # also fixes inputs on the wrong scale); with the budget for all, the smallest verified change is chosen
+    ("zero_biases", ("dead_units",), "init", m.zero_biases),
     ("glorot_init", ("saturated_units",), "init", m.glorot_init),
     ("recurrent_default_init", ("saturated_units", *_GRADIENT_FLOW), "init", m.recurrent_default_init),
     ("fixup_init", _GRADIENT_FLOW, "init", m.fixup_init),
