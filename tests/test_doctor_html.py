@@ -130,3 +130,15 @@ def test_the_terminal_names_the_layers_it_leaves_out_and_promises_no_json():
     assert "JSON report" not in text
     left_out = ", ".join(list(layers)[MAX_WHERE:])
     assert f"(+2 more layers, numbers not shown here: {left_out}; --json or --html lists every layer)" in text
+
+
+def test_an_activation_with_every_value_in_one_bin_gets_no_panel_over_time(monkeypatch):
+    drawn = _captured(monkeypatch)
+    windows = [_make("Window", start_step=i * 10, end_step=i * 10 + 10, loss_mean=2.3,
+                     histograms={"zero": [0, 9], "spread": [4, 5 + i]}) for i in range(3)]
+    s = stats(activations={"zero": act("zero"), "spread": act("spread", depth=1)}, windows=windows)
+    doctor_html.distributions_over_time(s)
+    titles = [ax.get_title() for ax in drawn["distributions over time"].axes if ax.get_title()]
+    assert len(titles) == 1 and titles[0].startswith("spread")
+    one_bin = stats(activations={"zero": act("zero")}, windows=windows)
+    assert doctor_html.distributions_over_time(one_bin) is None

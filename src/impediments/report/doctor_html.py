@@ -307,7 +307,7 @@ def history(stats, dead_warning: float | None = None) -> str | None:
         im = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap=cmap, vmin=lo, vmax=hi)
         ax.set_yticks(range(len(names)), [readable(n, types) for n in names], fontsize=7)
         _step_ticks(ax, windows)
-        ax.set_title(f"{title} over training", fontsize=9)
+        ax.set_title(f"{title} over training" + (" (an exact 0 drawn at -12)" if log else ""), fontsize=9)
         fig.colorbar(im, ax=ax)
     fig.tight_layout()
     return _img(fig, "history")
@@ -365,15 +365,23 @@ def loss_curve(stats, transient_steps: int = 0) -> str | None:
 
 def distributions_over_time(stats, most: int = 6) -> str | None:
     """Per activation (the ``most`` shallowest), its output histogram in each window as a column,
-    normalised per column: drift, collapse to zero and saturation at +-1 show as bands moving."""
+    normalised per column: drift, collapse to zero and saturation at +-1 show as bands moving. An activation
+    whose values all fell in one bin in every window (exact zeros throughout) has no distribution to draw:
+    the panels above already show it, so it gets no panel here."""
     windows = sampled_windows(stats, "histograms")
+
+    def bins_used(name: str) -> int:
+        rows = [w.histograms[name] for w in windows if w.histograms.get(name)]
+        return sum(1 for b in range(min(map(len, rows), default=0)) if any(r[b] for r in rows))
+
     acts = [n for n, _ in _by_depth(stats.activations)
-            if sum(1 for w in windows if sum(w.histograms.get(n, [])) > 0) >= 2][:most]
+            if sum(1 for w in windows if sum(w.histograms.get(n, [])) > 0) >= 2 and bins_used(n) >= 2][:most]
     if not acts:
         return None
     from matplotlib.colors import LogNorm
 
     edges = next(iter(stats.activations.values())).histogram.edges
+    zero = (len(edges) - 1) // 2             # the middle bin [-1e-6, 1e-6): exact zeros
     types = module_types(stats)
     fig = _figure(11, 2.2 * len(acts))
     for i, name in enumerate(acts):
@@ -387,7 +395,7 @@ def distributions_over_time(stats, most: int = 6) -> str | None:
         im = ax.imshow(grid, aspect="auto", origin="lower", interpolation="nearest", cmap="viridis",
                        norm=LogNorm(vmin=1e-3, vmax=1.0))
         rows = list(range(0, hi - lo, max(1, (hi - lo) // 5)))
-        ax.set_yticks(rows, [f"{edges[lo + r]:.0e}" for r in rows], fontsize=7)
+        ax.set_yticks(rows, ["0" if lo + r == zero else f"{edges[lo + r]:.0e}" for r in rows], fontsize=7)
         _step_ticks(ax, [w for w, _ in cols])
         ax.set_title(f"{readable(name, types)}: output distribution over training (signed-log bins)", fontsize=9)
         fig.colorbar(im, ax=ax, label="fraction")
