@@ -67,7 +67,8 @@ def test_dead_relu_vanishing_activations_are_caused_by_the_dead_units_not_the_in
     # ... so no remedy recommends it, and the dead units' says the biases are what to change
     for f in (vanishing, plateau):
         assert '"he_normal")' not in _own_part(f) and "already preserves variance" in _own_part(f)
-    assert "set negative biases to zero" in dead.action and "He weights already in place" in dead.action
+    assert "set the biases to zero" in dead.action and "He weights already in place" in dead.action
+    assert "zeros_(layer.bias)" in dead.action
 
 
 def test_zero_init_linear_regime_and_plateau_are_caused_by_symmetry(zero_init):

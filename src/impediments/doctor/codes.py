@@ -59,9 +59,9 @@ _CODES = (
          remedy=("Re-initialize with zero biases and He init matched to ReLU, e.g. "
                  "impediments.init.initialize(model, \"he_normal\", bias=0.0) (or impediments.init.lsuv), lower "
                  "the learning rate, or use leaky_relu/gelu"),
-         remedy_init_in_place=("Keep the He weights already in place ({measured}) and set negative biases to zero:"
-                               " impediments.init.initialize(model, \"he_normal\", bias=0.0); or lower the learning "
-                               "rate, or use leaky_relu/gelu")),
+         remedy_init_in_place=("Keep the He weights already in place ({measured}) and set the biases to zero "
+                               "(torch.nn.init.zeros_(layer.bias) for each Linear/Conv layer; impediments fix tries "
+                               "it as \"bias → 0\"); or lower the learning rate, or use leaky_relu/gelu")),
     Code("saturated_units",
          "sigmoid/tanh-like units that spend most inputs in the zero-derivative region",
          "activations",
