@@ -24,7 +24,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:11
 color:#222;line-height:1.5}
 h1{margin-bottom:.2em} h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
 h3{margin-top:1.6em} img.figure{max-width:100%;border:1px solid #eee}
-img.math{vertical-align:middle;height:1.25em} img.math-block{max-width:100%}
+img.math{vertical-align:middle} img.math-block{max-width:100%}
 div.formula{margin:.6em 2em} pre.formula{background:#f8f8f8;padding:.4em .8em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em} th,td{border:1px solid #ccc;padding:.3em .5em;
 vertical-align:top} th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums}

@@ -54,7 +54,7 @@ class Result:
     scale: float
     grad_norm: dict                  # "plain"/"bn" -> gradient norm of the layer's weight at every step
     weight_norm: dict                # "plain"/"bn" -> its weight norm at every step (before the update)
-    diverged: dict                   # "plain"/"bn" -> whether the loss became non-finite
+    diverged: dict                   # "plain"/"bn" -> 1 if the loss became non-finite (the mean: share of seeds)
     lr: float
 
 
@@ -113,7 +113,8 @@ def run(config: Config) -> Result:
                                      data.y_train[:config.batch_size], config.layer, config.scale)
     grads, norms, diverged = {}, {}, {}
     for key, norm in (("plain", None), ("bn", "batch")):
-        grads[key], norms[key], diverged[key] = trajectory(build(norm), data, config)
+        grads[key], norms[key], stopped = trajectory(build(norm), data, config)
+        diverged[key] = int(stopped)
     return Result(scaled_gradient_ratio=ratio, other_gradient_ratio=others, scale=config.scale, grad_norm=grads,
                   weight_norm=norms, diverged=diverged, lr=config.lr)
 
@@ -170,8 +171,8 @@ def tables(result: Result) -> list[Table]:
     rows = []
     for key, name in (("plain", "without BN"), ("bn", "with BN")):
         g, w = result.grad_norm[key], result.weight_norm[key]
-        rows.append([name, g[0], max(g), late(g), w[0], late(w), "yes" if result.diverged[key] else "no"])
+        rows.append([name, g[0], max(g), late(g), w[0], late(w), float(result.diverged[key])])
     return [Table(f"middle layer at learning rate {result.lr:g}", ["network", "gradient norm, step 1",
                                                                    "max gradient norm", "gradient norm, last fifth",
                                                                    "weight norm, step 1", "weight norm, last fifth",
-                                                                   "diverged"], rows)]
+                                                                   "diverged (share of seeds)"], rows)]
