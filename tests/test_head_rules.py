@@ -202,6 +202,7 @@ def test_examples_broken_and_fixed(tmp_path, capsys, example, code):
 
 
 @pytest.mark.parametrize("example,remedy", [("head_softmax_one_unit", "matched_output_activation"),
+                                            ("head_hand_written_targets", "matched_output_activation"),
                                             ("head_unscaled_targets", "destandardized_output")])
 def test_fix_verifies_the_mechanical_remedy(tmp_path, capsys, example, remedy):
     """``impediments fix`` on the broken example: the head remedy is a verified fix of its code."""
