@@ -1,4 +1,12 @@
-"""BatchNorm after the first few Dense layers: its outputs keep mean 0 and variance 1 across epochs.
+r"""BatchNorm after the first few Dense layers: its outputs keep mean 0 and variance 1 across epochs.
+
+Batch Normalization (the module, "Details"; Ioffe & Szegedy 2015, Alg. 1) standardizes each feature over
+the :math:`m_B` examples of a mini-batch, then shifts and scales it with the learned :math:`\beta, \gamma`:
+
+.. math:: \mu_B = \frac{1}{m_B} \sum_{i=1}^{m_B} y^{(i)}, \quad
+          \sigma_B^2 = \frac{1}{m_B} \sum_{i=1}^{m_B} (y^{(i)} - \mu_B)^2, \quad
+          \hat{y}^{(i)} = \frac{y^{(i)} - \mu_B}{\sqrt{\sigma_B^2 + \epsilon}}, \quad
+          z^{(i)} = \gamma \hat{y}^{(i)} + \beta.
 
 The module's chart: "adding a BatchNormalization layer after the first few
 Dense layers" of the running sigmoid network "significantly improves the Loss
