@@ -38,6 +38,27 @@ def new_alarms(row: dict, fault: str, where: str | None = None) -> list[str]:
     return sorted({c for p in parts for c in row["runs"][fault][p]} - healthy)
 
 
+def init_first(rows: list[dict]) -> tuple[int, int, list[str], list[str]]:
+    """Of the rows whose std-1.0 run is named (:func:`new_alarms`), how many put ``init_scale_too_large``
+    first (the checkup's first alarm, else watch's): ``(first, named, not named, named but not first)``."""
+    first = named = 0
+    missed, later = [], []
+    for r in rows:
+        s = r["runs"].get("std1")
+        if s is None:
+            continue
+        if not new_alarms(r, "std1"):
+            missed.append(r["type"])
+            continue
+        named += 1
+        alarms = s["checkup_alarms"] or s["watch_alarms"]
+        if alarms and alarms[0]["code"] == "init_scale_too_large":
+            first += 1
+        else:
+            later.append(r["type"])
+    return first, named, missed, later
+
+
 def summarize(rows: list[dict]) -> dict:
     built = [r for r in rows if "healthy" in r["runs"]]
     training = [r for r in built if trains(r)]
@@ -59,7 +80,8 @@ def summarize(rows: list[dict]) -> dict:
     return {"rows": len(rows), "types": len({r["type"] for r in rows}), "built": len(built),
             "skipped": len(rows) - len(built), "trains": len(training), "false_alarms": len(false_alarms),
             "false_alarm_rows": false_alarms, "false_alarms_checkup_only": len(checkup_only),
-            "false_alarm_codes": dict(sorted(codes.items(), key=lambda kv: -kv[1])), "faults": named}
+            "false_alarm_codes": dict(sorted(codes.items(), key=lambda kv: -kv[1])), "faults": named,
+            "init_first": dict(zip(("first", "named", "not_named", "not_first"), init_first(built)))}
 
 
 def _codes(run: dict | None) -> str:
@@ -120,7 +142,10 @@ def markdown(rows: list[dict], summary: dict, args, seconds: float) -> str:
         + (", ".join(f"`{c}` {n}" for c, n in summary["false_alarm_codes"].items()) or "none"),
         f"- std 1.0 named (a warning/error at checkup or under watch that the healthy run of the row did not "
         f"raise): **{f['std1']['named']} / {f['std1']['ran']}** ({f['std1']['at_checkup']} at checkup; any "
-        f"warning/error at all: {f['std1']['any_alarm']})",
+        f"warning/error at all: {f['std1']['any_alarm']}); the init cause (`init_scale_too_large`) first on "
+        f"**{summary['init_first']['first']} / {summary['init_first']['named']}** named; not named: "
+        f"{', '.join(summary['init_first']['not_named']) or 'none'}; named but not init-first: "
+        f"{', '.join(summary['init_first']['not_first']) or 'none'}",
         f"- lr 1.0 named (the same count): **{f['high_lr']['named']} / {f['high_lr']['ran']}** (any warning/error "
         f"at all: {f['high_lr']['any_alarm']})", "",
         "## Table", "", *table(rows), "",
