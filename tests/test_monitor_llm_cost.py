@@ -31,13 +31,13 @@ def test_small_parameters_are_copied_whole_and_exact():
     assert got == pytest.approx(float(((after.double() - before.double()) ** 2).sum()), rel=1e-12)
 
 
-@pytest.mark.parametrize("changed_rows", [None, 16])
+@pytest.mark.parametrize("changed_rows", [None, 64])
 def test_sampled_update_norm_is_within_its_standard_deviation_of_the_full_copy(changed_rows):
     """A dense update, and an embedding's (only the rows of the batch's tokens move): the estimate from
     the fixed sample is within 4 standard deviations of the full copy's value, and that deviation is the
     module doc's (about sqrt(2/k) dense, sqrt((3 n/n_changed - 1)/k) row-sparse)."""
     g = torch.Generator().manual_seed(0)
-    rows, cols = 4000, 300                               # 1.2M values: a sample of max(2^16, n/64) = 65536
+    rows, cols = 4000, 300                               # 1.2M values: a sample of max(2^14, n/64) = 18750
     before = torch.randn(rows, cols, generator=g)
     delta = torch.randn(rows, cols, generator=g) * 1e-3
     if changed_rows is not None:
@@ -57,7 +57,7 @@ def test_sampled_update_norm_is_within_its_standard_deviation_of_the_full_copy(c
 
 
 class Wide(nn.Module):
-    """An embedding of 4000 x 64 (a sampled parameter), a Linear 64 x 512 (sampled) and a small head."""
+    """An embedding of 4000 x 64 (a sampled parameter), a Linear 64 x 1200 (sampled) and a small head."""
 
     def __init__(self):
         super().__init__()
@@ -98,7 +98,7 @@ def test_probe_update_ratio_is_the_sampled_estimate_and_near_the_full_copy(optim
         assert stats[n].update_to_weight == pytest.approx(mean_sampled, rel=1e-5), n
         assert stats[n].update_to_weight == pytest.approx(mean_exact, rel=0.1 if "emb" in n else 0.02), n
     assert stats["head.weight"].update_to_weight == pytest.approx(sum(exact["head.weight"]) / 6, rel=1e-5)
-    # what is kept between the hooks: every small parameter, n/64 (at least 2^16) values of a large one
+    # what is kept between the hooks: every small parameter, n/64 (at least 2^14) values of a large one
     limit = sum(min(p.numel(), max(P.EXACT_UPDATE_VALUES, p.numel() // P.UPDATE_SAMPLE_DIVISOR))
                 for p in model.parameters())
     assert sum(c.numel() for c in copies) == limit < sum(p.numel() for p in model.parameters()) / 2

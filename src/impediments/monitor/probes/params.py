@@ -34,7 +34,7 @@ its :math:`n` values (indices drawn uniformly with replacement, once), and
           \\frac{\\operatorname{sd}}{\\|\\Delta w\\|^2} = \\sqrt{\\frac{n \\sum_i \\Delta w_i^4 / (\\sum_i \\Delta w_i^2)^2 - 1}{k}}
 
 is unbiased, with the relative standard deviation on the right (uniform sampling with replacement,
-Cochran 1977, ch. 2): about :math:`\\sqrt{2/k}` (0.55 % at k = 65536) for a dense Gaussian-like update
+Cochran 1977, ch. 2): about :math:`\\sqrt{2/k}` (1.1 % at k = 16384) for a dense Gaussian-like update
 (:math:`E[\\Delta^4] = 3 E[\\Delta^2]^2`), and :math:`\\sqrt{(3 n/n_{\\mathrm{changed}} - 1)/k}` when only :math:`n_{\\mathrm{changed}}` values move (an
 embedding's rows of the tokens in the batch, under SGD: 64 of GPT-2's 50257 rows give 6 % at
 k = n/64); the ratio, a square root, has half that error. The copy is then at most
@@ -62,9 +62,10 @@ from impediments.monitor.state.moments import to_device
 
 NAN = float("nan")
 #: a parameter of at most this many values is copied whole before a full step (its update ratio is exact);
-#: it is also the least sample of a larger one (relative sd of the squared update norm about sqrt(2/k) = 0.55 %
-#: for a dense update: see the module doc)
-EXACT_UPDATE_VALUES = 2 ** 16
+#: it is also the least sample of a larger one (relative sd of the squared update norm about sqrt(2/k) = 1.1 %
+#: for a dense update: see the module doc); 2^16 kept 84 x 2^16 values of a 134M Llama-style model (+50 MiB
+#: with their indices), 2^14 keeps 2.1M
+EXACT_UPDATE_VALUES = 2 ** 14
 #: a larger parameter keeps n / UPDATE_SAMPLE_DIVISOR of its n values (1.6 % of its bytes): an embedding whose
 #: batch touches 64 of 50257 rows still has about 600 sampled values moving per step at GPT-2's size
 UPDATE_SAMPLE_DIVISOR = 64

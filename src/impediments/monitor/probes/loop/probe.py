@@ -154,7 +154,7 @@ class LoopStats:
 FINGERPRINT_VALUES = 4096
 #: a parameter's float64 norm and sum are taken over blocks of this many values (a float64 copy of a whole
 #: 50257 x 768 embedding is 0.3 GB of fresh pages, on entry, on exit and at every report while watching)
-FINGERPRINT_BLOCK = 2 ** 20
+FINGERPRINT_BLOCK = 2 ** 23
 
 
 def _square_sum_and_sum(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
