@@ -27,7 +27,7 @@ Leaving ``watch()`` runs the same check, for a gradient that turned NaN on the r
 Update ratios are a window statistic (on the full sampled steps only: see
 :mod:`~impediments.monitor.schedule`). They need the parameters before the step: a parameter of at most
 :data:`EXACT_UPDATE_VALUES` values is copied whole (the ratio is exact); a larger one keeps a fixed,
-seeded sample of :math:`k = \\max(` :data:`EXACT_UPDATE_VALUES`, :math:`n /` :data:`UPDATE_SAMPLE_DIVISOR` :math:`)` of
+seeded sample of :math:`k = \\max(` :data:`UPDATE_SAMPLE_MIN`, :math:`n /` :data:`UPDATE_SAMPLE_DIVISOR` :math:`)` of
 its :math:`n` values (indices drawn uniformly with replacement, once), and
 
 .. math:: \\widehat{\\|\\Delta w\\|^2} = \\frac{n}{k} \\sum_{j=1}^{k} \\Delta w_{i_j}^2, \\qquad
@@ -38,7 +38,7 @@ Cochran 1977, ch. 2): about :math:`\\sqrt{2/k}` (1.1 % at k = 16384) for a dense
 (:math:`E[\\Delta^4] = 3 E[\\Delta^2]^2`), and :math:`\\sqrt{(3 n/n_{\\mathrm{changed}} - 1)/k}` when only :math:`n_{\\mathrm{changed}}` values move (an
 embedding's rows of the tokens in the batch, under SGD: 64 of GPT-2's 50257 rows give 6 % at
 k = n/64); the ratio, a square root, has half that error. The copy is then at most
-:math:`1/` :data:`UPDATE_SAMPLE_DIVISOR` of the parameters' bytes plus :data:`EXACT_UPDATE_VALUES` values per
+:math:`1/` :data:`UPDATE_SAMPLE_DIVISOR` of the parameters' bytes plus :data:`UPDATE_SAMPLE_MIN` values per
 tensor, instead of all of them. Without an optimizer, per-parameter post-accumulate-grad hooks record
 :math:`\\|g\\|` on sampled steps (update ratios are then NaN).
 
@@ -61,11 +61,12 @@ from impediments.monitor.state.bag import Field
 from impediments.monitor.state.moments import to_device
 
 NAN = float("nan")
-#: a parameter of at most this many values is copied whole before a full step (its update ratio is exact);
-#: it is also the least sample of a larger one (relative sd of the squared update norm about sqrt(2/k) = 1.1 %
-#: for a dense update: see the module doc); 2^16 kept 84 x 2^16 values of a 134M Llama-style model (+50 MiB
-#: with their indices), 2^14 keeps 2.1M
-EXACT_UPDATE_VALUES = 2 ** 14
+#: a parameter of at most this many values is copied whole before a full step (its update ratio is exact):
+#: every parameter of the zoo's and most of the calibration corpus's models, a transformer's biases and norms
+EXACT_UPDATE_VALUES = 2 ** 16
+#: the least sample of a larger one: relative sd of its squared update norm about sqrt(2/k) = 1.1 % for a dense
+#: update (module doc); 2^16 kept 84 x 2^16 values of a 134M Llama-style model (+50 MiB with their indices)
+UPDATE_SAMPLE_MIN = 2 ** 14
 #: a larger parameter keeps n / UPDATE_SAMPLE_DIVISOR of its n values (1.6 % of its bytes): an embedding whose
 #: batch touches 64 of 50257 rows still has about 600 sampled values moving per step at GPT-2's size
 UPDATE_SAMPLE_DIVISOR = 64
@@ -120,12 +121,12 @@ def unwrap_optimizer(optimizer):
 
 def update_sample(numel: int, seed: int, device=None) -> torch.Tensor | None:
     """The indices of the values of a flattened parameter of ``numel`` values whose update is measured, or
-    ``None`` when all of them are (at most :data:`EXACT_UPDATE_VALUES`): ``max(EXACT_UPDATE_VALUES, numel //
+    ``None`` when all of them are (at most :data:`EXACT_UPDATE_VALUES`): ``max(UPDATE_SAMPLE_MIN, numel //
     UPDATE_SAMPLE_DIVISOR)`` indices drawn uniformly with replacement from a generator seeded with ``seed``,
     sorted (reads in memory order), int32 where they fit."""
     if numel <= EXACT_UPDATE_VALUES:
         return None
-    k = max(EXACT_UPDATE_VALUES, numel // UPDATE_SAMPLE_DIVISOR)
+    k = max(UPDATE_SAMPLE_MIN, numel // UPDATE_SAMPLE_DIVISOR)
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(numel, (k,), generator=gen).sort().values
     return idx.to(torch.int32 if numel < 2 ** 31 else torch.int64).to(device)
