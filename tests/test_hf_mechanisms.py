@@ -126,7 +126,7 @@ def test_a_relu_fed_one_input_per_call_is_not_judged_dead():
     per_call = a.unit_total // a.samples
     assert per_call == 128 and a.dead_units                          # about half the units never fire
     assert all(c % per_call == 0 for c in a.unit_active_counts)      # all or none per call, as measured:
-    assert a.unit_mixed_calls == [0] * a.units
+    assert a.unit_varied_calls == [0] * a.units                      # one pre-activation value per unit and call
     count = dead_count(a, Thresholds())
     assert count.one_input_per_call and not count.sure and count.fraction == 0.0
     assert not report.by_code("dead_units")
@@ -135,8 +135,8 @@ def test_a_relu_fed_one_input_per_call_is_not_judged_dead():
 
 def test_a_layer_killed_by_its_bias_is_still_dead():
     report, stats = train(DeadByBias(), steps=10)
-    mixed = stats.activations["act"].unit_mixed_calls
-    assert all(m == 0 for m in mixed[:48]) and any(mixed[48:])        # the live units vary within a call
+    varied = stats.activations["act"].unit_varied_calls
+    assert all(v == stats.activations["act"].samples for v in varied)  # dead or not, every unit's input varies
     [f] = report.by_code("dead_units")
     assert f.severity == "error" and f.evidence["layers"]["act"]["dead_units"] == 48
 

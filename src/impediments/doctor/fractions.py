@@ -85,8 +85,8 @@ class DeadCount:
         dead_layer: ``layer_active_rate`` below ``dead_layer_rate``: the layer as a whole passes almost
             nothing, so its near-silent siblings are no reference for a chance test; every unit active on
             less than ``dead_layer_rate`` of its values counts as dead.
-        one_input_per_call: every unit was active on all or none of the values of each call (measured:
-            ``unit_mixed_calls`` all zero, at least 2 values per call): the layer's input did not vary across the
+        one_input_per_call: no unit's pre-activation took more than one value within a call (measured:
+            ``unit_varied_calls`` all zero, at least 2 values per call): the layer's input did not vary across the
             examples of a call (MarkupLM's xpath embeddings when no xpath tags are passed: every token gets
             the padding tag), so a call is one input, not a batch of examples, and the chance test, which
             takes examples as independent draws, does not apply. Silent units are then not counted.
@@ -138,8 +138,8 @@ def dead_count(a, th: Thresholds) -> DeadCount | None:
         return DeadCount(fraction=silent / a.units, never_active=len(never), nearly_dead=len(nearly), units=a.units,
                          examples=examples, chance_silent=q, chance_of_this_many=p_value, sure=True,
                          examples_needed=0, layer_active_rate=rate, dead_layer=True)
-    if (never and a.unit_mixed_calls is not None and a.samples > 0 and total // a.samples >= 2
-            and not any(a.unit_mixed_calls)):
+    if (never and a.unit_varied_calls is not None and a.samples > 0 and total // a.samples >= 2
+            and not any(a.unit_varied_calls)):
         return DeadCount(fraction=len(nearly) / a.units, never_active=len(never), nearly_dead=len(nearly),
                          units=a.units, examples=examples, chance_silent=q, chance_of_this_many=p_value, sure=False,
                          examples_needed=0, layer_active_rate=rate, one_input_per_call=True)

@@ -72,7 +72,7 @@ def dead_units(stats, th):
     ``trains_loss_drop`` of its start, or units died during training (a window after they were active).
     Otherwise (the loss falls, or no loss trend yet: ``checkup``) it is info, with the evidence kept.
 
-    A layer whose every unit was on for all or none of the values of each call saw one input per call,
+    A layer whose every unit's pre-activation took one value in each call saw one input per call,
     not a batch of examples (:attr:`~impediments.doctor.fractions.DeadCount.one_input_per_call`): not
     checked, with the reason.
     """

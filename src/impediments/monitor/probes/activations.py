@@ -74,10 +74,10 @@ class ActivationStats:
     #: a bounded kind's (sigmoid, tanh, ...: ``activations.catalog.OUTPUT_RANGE``) outputs in linear bins over its
     #: range, from the same subsample as ``histogram``; None for an unbounded kind
     linear_histogram: Histogram | None = None
-    #: per unit, the calls (sampled forwards) in which it was active on some but not all of its values; all
-    #: zero: every unit was on for all or none of each call's values, so the layer saw one input per call
+    #: per unit, the calls (sampled forwards) in which its pre-activation took more than one value; all zero:
+    #: every unit's input was the same for all the values of each call, so the layer saw one input per call
     #: (see :attr:`~impediments.doctor.fractions.DeadCount.one_input_per_call`); None where not recorded
-    unit_mixed_calls: list[int] | None = None
+    unit_varied_calls: list[int] | None = None
 
 
 @lru_cache(maxsize=1)
@@ -109,6 +109,17 @@ def _moments(x: torch.Tensor, scratch: Scratch | None, extremes: bool = True):
     return batch_moments(x, out=scratch if x.is_floating_point() else None, extremes=extremes)
 
 
+def _varied(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Per unit along ``dim``: 1.0 where the pre-activation ``x`` took more than one value in this call, else
+    0.0 (float64, for summing over calls). A unit whose input is the same for every example and position of a
+    call saw one input, however many values it was counted on."""
+    flat = x.movedim(dim, -1).reshape(-1, x.shape[dim]) if x.dim() else x.reshape(1, 1)
+    if not flat.shape[0]:                                   # an empty batch: no value, nothing varied
+        return flat.new_zeros(flat.shape[1], dtype=torch.float64)
+    low, high = torch.aminmax(flat, dim=0)
+    return (high > low).to(torch.float64)
+
+
 def flush_histograms(queue: list) -> None:
     """Count every queued ``(bag, field, subsample)`` in one pass and add each row to its bag."""
     if not queue:
@@ -133,8 +144,8 @@ class ActivationProbe(Probe):
     SAMPLES = Field("samples", "count")
     #: values seen per unit (the denominator of the region counts)
     UNIT_TOTAL = Field("unit_total", "count")
-    #: per unit, calls in which it was active on some but not all of its values (``unit_mixed_calls``)
-    MIXED = Field("mixed_calls", "sum")
+    #: per unit, calls in which its pre-activation took more than one value (``unit_varied_calls``)
+    VARIED = Field("varied_calls", "sum")
 
     # --------------------------------------------------------------------- recording
     def record_input(self, name: str, kind: str, x: torch.Tensor):
@@ -188,9 +199,11 @@ class ActivationProbe(Probe):
             if counts_batch:
                 per_unit = x.numel() // max(units, 1)
                 bag.count(self.UNIT_TOTAL, per_unit)
-                r = regions_from_cut_counts(cuts, per_unit, rkind)
-                on = r[1] + r[2]
-                bag.add(self.MIXED, ((on > 0) & (on < per_unit)).to(torch.float64))
+                varied = _varied(x, dim)
+                if shard is not None:
+                    varied = varied.new_zeros(shard[1]).index_copy_(
+                        0, torch.arange(shard[0], shard[0] + units, device=varied.device), varied)
+                bag.add(self.VARIED, varied)
         if counts_batch:
             bag.count(self.SAMPLES)
         return shard[1] if shard is not None else units
@@ -244,13 +257,13 @@ class ActivationProbe(Probe):
             unit_active_counts=unit_counts, unit_total=bag.read(self.UNIT_TOTAL),
             dead_units=[i for i, c in enumerate(unit_counts) if c == 0] if unit_counts is not None else [],
             values_per_example=meta.get("values_per_example", 0), gate=bool(meta.get("gate", False)),
-            linear_histogram=self._linear_histogram(meta, bag), unit_mixed_calls=self._mixed(bag, unit_counts))
+            linear_histogram=self._linear_histogram(meta, bag), unit_varied_calls=self._varied_calls(bag, unit_counts))
 
-    def _mixed(self, bag: Bag, unit_counts) -> list[int] | None:
-        mixed = bag.read(self.MIXED)
-        if mixed is None or unit_counts is None or mixed.numel() != len(unit_counts):
+    def _varied_calls(self, bag: Bag, unit_counts) -> list[int] | None:
+        varied = bag.read(self.VARIED)
+        if varied is None or unit_counts is None or varied.numel() != len(unit_counts):
             return None
-        return [int(c) for c in mixed.cpu().tolist()]
+        return [int(c) for c in varied.cpu().tolist()]
 
     def _linear_histogram(self, meta: dict, bag: Bag) -> Histogram | None:
         counts, bounds = bag.read(self.HIST_LINEAR), output_range(meta["kind"])
