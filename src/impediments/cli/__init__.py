@@ -58,7 +58,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"impediments reproduce: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        passed = reproduce(names, quick=args.quick, out=args.out, seeds=seeds, jobs=jobs)
+        from impediments.playground.links import experiment_links
+
+        passed = reproduce(names, quick=args.quick, out=args.out, seeds=seeds, jobs=jobs, links=experiment_links)
     except OutputFolderError as exc:
         print(f"impediments reproduce: {exc}", file=sys.stderr)
         return EXIT_USAGE

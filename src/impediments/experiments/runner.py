@@ -190,7 +190,8 @@ def _reporter(stream) -> Callable[[str], None]:
 
 
 def reproduce(names: Sequence[str], *, quick: bool, out: str | os.PathLike, seeds: Sequence[int] | None = None,
-              seed: int = 0, jobs: int = 1, stream=None) -> bool:
+              seed: int = 0, jobs: int = 1, stream=None,
+              links: Callable[[str], Sequence[tuple[str, str]]] | None = None) -> bool:
     """Run experiments over seeds and write ``<name>.png``, ``<name>.json``, ``claims.json``, ``notebook.html``.
 
     Args:
@@ -201,6 +202,8 @@ def reproduce(names: Sequence[str], *, quick: bool, out: str | os.PathLike, seed
         seed: first seed of the default seeds.
         jobs: worker processes; 1 runs everything in this process.
         stream: where progress lines go (default ``sys.stderr``).
+        links: experiment name -> ``(label, href)`` pairs for the notebook's "Try it" line (its Jupyter
+            notebook, its playground setup); the CLI passes the playground's.
 
     Returns:
         True iff no claim fails (inconclusive claims do not fail the run).
@@ -225,7 +228,7 @@ def reproduce(names: Sequence[str], *, quick: bool, out: str | os.PathLike, seed
     torch.set_num_threads(1)  # the models are tiny: one thread is fastest on a shared CPU, and deterministic
     try:
         return _reproduce(order, quick=quick, out=out, seeds=seeds, jobs=jobs,
-                          say=_reporter(stream if stream is not None else sys.stderr))
+                          say=_reporter(stream if stream is not None else sys.stderr), links=links)
     finally:
         torch.set_num_threads(threads)
 
@@ -340,7 +343,7 @@ def _sigint_ignored():
 
 
 def _reproduce(order: list[str], *, quick: bool, out: Path, seeds: list[int], jobs: int,
-               say: Callable[[str], None]) -> bool:
+               say: Callable[[str], None], links: Callable[[str], Sequence[tuple[str, str]]] | None = None) -> bool:
     from impediments.report.notebook import write_notebook
 
     mode = "quick" if quick else "full"
@@ -373,7 +376,7 @@ def _reproduce(order: list[str], *, quick: bool, out: Path, seeds: list[int], jo
         "confidence": 0.95, "passed": ok, "counts": counts,
         "experiments": {o.name: {"verdict": o.verdict, "errors": o.errors,
                                  "claims": [c.to_dict() for c in o.claims]} for o in outcomes}}))
-    write_notebook(out / "notebook.html", outcomes, quick=quick, seeds=seeds, writer=atomic_write)
+    write_notebook(out / "notebook.html", outcomes, quick=quick, seeds=seeds, writer=atomic_write, links=links)
     say(f"{counts[HOLDS]} claims hold, {counts[INCONCLUSIVE]} inconclusive, {counts[FAILS]} fail over seeds "
         f"{seed_text(seeds)} ({time.perf_counter() - start:.0f} s); wrote {out / 'notebook.html'}")
     return ok

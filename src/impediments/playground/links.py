@@ -6,8 +6,10 @@ link that opens it: ``http://127.0.0.1:PORT/#dataset=digits&depth=...``.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from impediments.playground.config import PlaygroundConfig, to_fragment
-from impediments.playground.lessons import LESSONS
+from impediments.playground.lessons import LESSONS, notebooks_folder
 
 #: experiment name -> the playground settings that show its mechanism live
 EXPERIMENT_SETUPS: dict[str, dict] = {
@@ -68,3 +70,24 @@ def experiment_fragment(name: str) -> str:
 def experiment_url(name: str, base: str = "http://127.0.0.1:8765/") -> str:
     """The playground link that opens experiment ``name``'s setup (``base``: where the playground runs)."""
     return f"{base.rstrip('/')}/#{experiment_fragment(name)}"
+
+
+def experiment_notebook(name: str) -> Path | None:
+    """The notebook under ``notebooks/`` whose cell opens experiment ``name`` in the playground (its section of
+    the module), e.g. ``notebooks/03_bad_choices.py``; None outside a source checkout or for no such cell."""
+    folder = notebooks_folder()
+    if folder is None:
+        return None
+    cell = f'experiment_url("{name}")'
+    return next((path for path in sorted(folder.glob("*.py")) if cell in path.read_text(encoding="utf-8")), None)
+
+
+def experiment_links(name: str, base: str = "http://127.0.0.1:8765/") -> list[tuple[str, str]]:
+    """The lab notebook's "try it" links of experiment ``name``: its Jupyter notebook (a path relative to the
+    repository, when run from a source checkout) and its playground setup (start ``impediments playground
+    --port 8765``). Empty for an experiment with no playground setup."""
+    if name not in EXPERIMENT_SETUPS:
+        return []
+    notebook = experiment_notebook(name)
+    links = [(f"Jupyter notebook notebooks/{notebook.name}", notebook.as_uri())] if notebook else []
+    return links + [("playground setup (impediments playground --port 8765)", experiment_url(name, base))]

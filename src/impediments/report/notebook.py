@@ -171,13 +171,22 @@ def caption(o) -> str:
             "every claimed number is in the strip plots below).")
 
 
-def _experiment(o) -> str:
+def _links(pairs: Sequence[tuple[str, str]]) -> str:
+    """One "Try it" line: each ``(label, href)`` a link (a repository path or a playground URL)."""
+    if not pairs:
+        return ""
+    items = " · ".join(f'<a href="{escape(href)}">{escape(label)}</a>' for label, href in pairs)
+    return f"<p class='muted'>Try it: {items}</p>"
+
+
+def _experiment(o, links: Sequence[tuple[str, str]] = ()) -> str:
     verdict = o.verdict
     status = {"holds": "every claim holds", "inconclusive": "some claims inconclusive",
               "fails": "a claim fails"}[verdict]
     parts = [f'<h3 id="{escape(o.name)}">{escape(o.name)}</h3>',
              f"<p>{escape(o.description)} — <span class='{verdict}'>{status}</span> <span class='muted'>"
-             f"({len(o.seeds)} seeds, run {o.elapsed_s:.1f} s in total{', from cache' if o.cached else ''})</span></p>"]
+             f"({len(o.seeds)} seeds, run {o.elapsed_s:.1f} s in total{', from cache' if o.cached else ''})</span></p>",
+             _links(links)]
     if o.story:
         parts.append(to_html(o.story))
     if o.png:
@@ -205,13 +214,17 @@ HOW_TO_READ = (
 
 
 def render_notebook(outcomes: Sequence, *, quick: bool, seeds: Sequence[int],
-                    title: str = "Impediments to learning: lab notebook") -> str:
+                    title: str = "Impediments to learning: lab notebook",
+                    links: Callable[[str], Sequence[tuple[str, str]]] | None = None) -> str:
     """The notebook as an HTML string.
 
     Args:
         outcomes: :class:`impediments.experiments.runner.Outcome` objects in story order.
         quick: whether quick budgets were used (stated at the top).
         seeds: the seeds every claim was judged over (stated at the top).
+        links: experiment name -> ``(label, href)`` pairs shown under its heading (its Jupyter notebook and
+            playground setup: the CLI passes :func:`impediments.playground.links.experiment_links`; the
+            renderer imports nothing above it).
     """
     claims = [c for o in outcomes for c in o.claims]
     counts = {v: sum(c.verdict == v for c in claims) for v in VERDICT_TEXT}
@@ -231,7 +244,7 @@ def render_notebook(outcomes: Sequence, *, quick: bool, seeds: Sequence[int],
         if o.section != section:
             section = o.section
             body.append(f"<h2>{escape(section)}</h2>")
-        body.append(_experiment(o))
+        body.append(_experiment(o, links(o.name) if links is not None else ()))
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     from impediments._version import __version__
 
@@ -247,10 +260,12 @@ def render_notebook(outcomes: Sequence, *, quick: bool, seeds: Sequence[int],
 
 
 def write_notebook(path: str | Path, outcomes: Sequence, *, quick: bool, seeds: Sequence[int],
-                   writer: Callable[[Path, str], None] | None = None) -> Path:
-    """Render and write the notebook (with ``writer(path, text)`` if given, e.g. an atomic writer)."""
+                   writer: Callable[[Path, str], None] | None = None,
+                   links: Callable[[str], Sequence[tuple[str, str]]] | None = None) -> Path:
+    """Render and write the notebook (with ``writer(path, text)`` if given, e.g. an atomic writer; ``links`` as
+    in :func:`render_notebook`)."""
     path = Path(path)
-    text = render_notebook(outcomes, quick=quick, seeds=seeds)
+    text = render_notebook(outcomes, quick=quick, seeds=seeds, links=links)
     if writer is None:
         path.write_text(text, encoding="utf-8")
     else:
