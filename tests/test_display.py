@@ -88,6 +88,8 @@ def test_renderers_in_process_escape_and_agree_with_the_doctor():
     assert f"{frac:.3g} saturated" in D.stats_html(stats)
     bad = claim("a <b> claim", "x & y", {"v": 1.0}, "v > 2")
     assert "&lt;b&gt;" in D.claim_html(bad) and "fails" in D.claim_html(bad)
+    typeset = D.claim_html(claim("He keeps :math:`n \\mathrm{Var}(W) = 2`", "He et al.", {"v": 2.0}, "v > 1"))
+    assert ":math:" not in typeset and '<img class="math"' in typeset and "data:image/svg+xml" in typeset
     empty = FixReport(title="fix", settings={}, baseline=[], flagged=[])
     assert "nothing flagged" in D.fix_html(empty)
 

@@ -23,6 +23,7 @@ import sys
 from impediments.activations.catalog import display_name, flat_region_name
 from impediments.report.feed import Feed
 from impediments.report.html import escape
+from impediments.report.markup import inline
 
 _SEVERITY_COLOR = {"error": "#b00020", "warning": "#b26a00", "info": "#1f5fa8"}
 _VERDICT_COLOR = {"holds": "#1b7f3b", "fails": "#b00020", "inconclusive": "#b26a00"}
@@ -144,7 +145,7 @@ def claim_html(claim) -> str:
     verdict = "holds" if claim.passed else "fails"
     return f'<div style="{_BOX}">' + _table(
         ["claim", "source", "ours", "paper", "checked", "at this seed"],
-        [[escape(claim.text), escape(claim.source), _measured(claim.measured, claim.labels),
+        [[inline(claim.text), escape(claim.source), _measured(claim.measured, claim.labels),
           escape(claim.paper) or "–", f"<code>{escape(claim.condition)}</code>",
           _tag(verdict, _VERDICT_COLOR[verdict])]]) + "</div>"
 
@@ -154,7 +155,7 @@ def _seed_claim_row(c) -> list[str]:
         f"{escape(c.labels.get(k, k))} = " + (_number(v[0]) + " (every seed)" if len(set(v)) == 1
                                               else f"{_number(min(v))} to {_number(max(v))}")
         for k, v in c.measured.items())
-    return [escape(c.text), ours, escape(c.paper) or "–", f"<code>{escape(c.condition)}</code>",
+    return [inline(c.text), ours, escape(c.paper) or "–", f"<code>{escape(c.condition)}</code>",
             _tag(c.verdict, _VERDICT_COLOR.get(c.verdict, "#333")) + f"<br><small>{len(c.seeds)} seeds</small>"]
 
 
