@@ -1,5 +1,6 @@
 import functools
 import os
+import shutil
 import socket
 
 os.environ.setdefault("MPLBACKEND", "agg")
@@ -47,3 +48,23 @@ def quick_run():
         return module, module.run(module.Config.quick(seed))
 
     return run
+
+
+#: Debian's chromium, driven by Playwright through ``executable_path`` (never ``playwright install``)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Debian chromium per test module; fails (never skips) where it is missing."""
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("the browser tests need Debian's chromium: `make test` installs it, or run "
+                    "`apt-get install -y chromium` (never `playwright install`)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -4,35 +4,19 @@ that each signature is in the numbers drawn, and writes the screenshots docs/doc
 (docs/screenshots/doctor-*.png: the finding that names the signature beside the figure that shows it)."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from playwright.sync_api import sync_playwright
 
 from impediments.report import render_doctor_html
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions"]
 #: example -> (the finding that names the signature, the figure that shows it, the screenshot)
 CASES = {"saturated_sigmoid": ("saturated_units", "activation distributions", "doctor-saturated.png"),
          "dead_relu": ("dead_units", "activation distributions", "doctor-dead.png"),
          "diverging_lr": ("exploding_gradients", "loss curve", "doctor-diverging.png")}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail("the browser tests need Debian's chromium: `make test` installs it, or run "
-                    "`apt-get install -y chromium` (never `playwright install`)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _report(example: str):

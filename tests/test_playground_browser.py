@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,15 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from impediments.playground import (CHOICES, LESSONS, PlaygroundConfig, experiment_config, from_fragment, lesson,
                                     to_fragment)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions"]
 SATURATING = PlaygroundConfig(activation="sigmoid", init="too_large", steps=5000)
 
 
@@ -43,18 +39,6 @@ def _cli(*args) -> tuple[subprocess.Popen, str]:
 def _stop(proc: subprocess.Popen) -> tuple[str, str]:
     proc.send_signal(signal.SIGINT)
     return proc.communicate(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail("the browser tests need Debian's chromium: `make test` installs it, or run "
-                    "`apt-get install -y chromium` (never `playwright install`)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
