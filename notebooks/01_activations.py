@@ -26,6 +26,7 @@ import numpy as np
 
 import impediments as imp
 from impediments import experiments
+from impediments.report.display import show_claims
 
 fig, _ = imp.plot_activations(np.arange(-5, 5, 0.1))
 
@@ -53,9 +54,7 @@ fig, _ = activations.plot(result)
 
 # %%
 claims = activations.claims(result)
-for c in claims:
-    measured = ", ".join(f"{name} = {value:.4g}" for name, value in c.measured.items())
-    print(f"{'holds' if c.passed else 'FAILS'}: {c.text}\n    {c.condition}    ({measured})")
+show_claims(claims)
 assert all(c.passed for c in claims), [c.text for c in claims if not c.passed]
 
 # %% [markdown]
@@ -84,9 +83,7 @@ fig, _ = linear_depth.plot(result)
 
 # %%
 claims = linear_depth.claims(result)
-for c in claims:
-    measured = ", ".join(f"{name} = {value:.4g}" for name, value in c.measured.items())
-    print(f"{'holds' if c.passed else 'FAILS'}: {c.text}\n    {c.condition}    ({measured})")
+show_claims(claims)
 assert all(c.passed for c in claims), [c.text for c in claims if not c.passed]
 
 # %% [markdown]

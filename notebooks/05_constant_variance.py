@@ -27,14 +27,11 @@
 
 # %%
 from impediments import experiments
+from impediments.report.display import show_claims
 from impediments.playground import experiment_url
 
 
-def show(claims):
-    """Print each claim with its condition and the numbers measured at this seed."""
-    for c in claims:
-        measured = ", ".join(f"{name} = {value:.4g}" for name, value in c.measured.items())
-        print(f"{'holds' if c.passed else 'FAILS'}: {c.text}\n    {c.condition}    ({measured})")
+show = show_claims   # each claim typeset, then "holds: CONDITION (measured numbers)"
 
 # %% [markdown]
 # ## The distribution of each layer's outputs, by depth

@@ -120,12 +120,14 @@ def test_a_rendered_notebook_shows_its_figures_and_checked_claims(executed, quic
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         page.route("**/*", lambda route: route.abort())          # offline: nothing is fetched
         page.set_content(html)
-        widths = page.eval_on_selector_all("img", "images => images.map(i => i.naturalWidth)")
+        widths = page.eval_on_selector_all("img:not(.math)", "images => images.map(i => i.naturalWidth)")
+        formulas = page.eval_on_selector_all("img.math", "images => images.map(i => i.naturalWidth)")
         text = page.inner_text("body")
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "notebook-activations.png"), full_page=True)
         browser.close()
     assert len(widths) == 3 and min(widths) > 300, widths      # plot_activations' and the two experiments' figures
+    assert formulas and min(formulas) > 0 and ":math:" not in text   # the claims' formulas typeset, none as source
     assert "imp.plot_activations(np.arange(-5, 5, 0.1))" in text
     claimed = sum(len(module.claims(result)) for module, result in
                   (quick_run(name, 0) for name in ("activations", "linear_depth")))

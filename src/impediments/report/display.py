@@ -140,14 +140,18 @@ def _measured(measured: dict, labels: dict) -> str:
     return "<br>".join(f"{escape(labels.get(k, k))} = {_number(v)}" for k, v in measured.items())
 
 
-def claim_html(claim) -> str:
-    """One :class:`~impediments.experiments.claims.Claim` at one seed: the statement, ours beside the paper's."""
+def _claim_row(claim) -> list[str]:
     verdict = "holds" if claim.passed else "fails"
-    return f'<div style="{_BOX}">' + _table(
-        ["claim", "source", "ours", "paper", "checked", "at this seed"],
-        [[inline(claim.text), escape(claim.source), _measured(claim.measured, claim.labels),
-          escape(claim.paper) or "–", f"<code>{escape(claim.condition)}</code>",
-          _tag(verdict, _VERDICT_COLOR[verdict])]]) + "</div>"
+    return [inline(claim.text), escape(claim.source), _measured(claim.measured, claim.labels),
+            escape(claim.paper) or "–", f"<code>{escape(claim.condition)}</code>",
+            _tag(verdict, _VERDICT_COLOR[verdict])]
+
+
+def claim_html(claim, *more) -> str:
+    """:class:`~impediments.experiments.claims.Claim` objects at one seed, one row each: the statement typeset,
+    ours beside the paper's."""
+    return f'<div style="{_BOX}">' + _table(["claim", "source", "ours", "paper", "checked", "at this seed"],
+                                             [_claim_row(c) for c in (claim, *more)]) + "</div>"
 
 
 def _seed_claim_row(c) -> list[str]:
@@ -174,6 +178,23 @@ def seed_claim_html(claim) -> str:
     """One claim checked over seeds (:class:`~impediments.experiments.verdict.SeedClaim`)."""
     return f'<div style="{_BOX}">' + _table(["claim", "ours", "paper", "checked", "verdict"],
                                              [_seed_claim_row(claim)]) + "</div>"
+
+
+def show_claims(claims) -> None:
+    """A notebook cell's check of :class:`~impediments.experiments.claims.Claim` objects at one seed: in IPython
+    one table with each statement typeset (its ``:math:`` drawn, ours beside the paper's), then one plain line
+    per claim, ``holds: CONDITION    (measured)``; outside IPython the plain lines carry the statement too."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None:
+        from IPython.display import HTML, display
+
+        if claims:
+            display(HTML(claim_html(*claims)))
+    for c in claims:
+        measured = ", ".join(f"{name} = {value:.4g}" for name, value in c.measured.items())
+        statement = "" if shell is not None else f"{c.text}\n    "
+        print(f"{'holds' if c.passed else 'FAILS'}: {statement}{c.condition}    ({measured})")
 
 
 #: (module, class name) -> renderer; registered by name so that registering imports no domain module
