@@ -44,7 +44,8 @@ class Feed:
     """Shows a monitor's statistics and findings at its sampled steps, within the cost bound above.
 
     Subclasses implement :meth:`show`. Attributes a caller reads: ``updates`` (how many were shown),
-    ``training`` (False once detached), ``cost_s`` (seconds spent in all updates) and ``last_cost_s``.
+    ``training`` (False once detached), ``cost_s`` (seconds spent in all updates), ``last_cost_s`` and
+    ``costs`` (each update's).
 
     Args:
         monitor: the :class:`~impediments.monitor.Monitor` whose ``stats()`` and ``sampled_steps`` are read.
@@ -56,6 +57,7 @@ class Feed:
         self._handle = None
         self._last_samples, self._next_time = -1, 0.0
         self.updates, self.training, self.cost_s, self.last_cost_s = 0, False, 0.0, 0.0
+        self.costs: list[float] = []            # each update's cost, seconds, in order
 
     def show(self, stats, report) -> None:
         """Show one update: ``stats`` (:class:`~impediments.monitor.schema.MonitorStats`) and ``report``
@@ -86,6 +88,7 @@ class Feed:
         cost = time.monotonic() - start
         self.cost_s += cost
         self.last_cost_s = cost
+        self.costs.append(cost)
         self._next_time = time.monotonic() + max(MIN_INTERVAL_S, COST_FACTOR * cost)
 
     def detach(self) -> None:
