@@ -39,7 +39,7 @@ elapsed = time.monotonic() - start
 def executed():
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(LIVE_CELL),
-                nbformat.v4.new_code_cell("print(feed.updates, sum(feed.costs[:-2]), elapsed, mon.steps)"),
+                nbformat.v4.new_code_cell("print(feed.updates, feed.cost_s - sum(feed.recent_costs), elapsed, mon.steps)"),
                 nbformat.v4.new_code_cell("mon.report()"),
                 nbformat.v4.new_code_cell("mon.stats()"),
                 nbformat.v4.new_code_cell("from impediments.experiments.claims import claim\n"

@@ -31,6 +31,7 @@ portable hook (layer 2); the monitor never imports it (``watching``, layer 7, at
 from __future__ import annotations
 
 import time
+from collections import deque
 
 from impediments.monitor.hooks.portable import PortableHook
 
@@ -45,7 +46,7 @@ class Feed:
 
     Subclasses implement :meth:`show`. Attributes a caller reads: ``updates`` (how many were shown),
     ``training`` (False once detached), ``cost_s`` (seconds spent in all updates), ``last_cost_s`` and
-    ``costs`` (each update's).
+    ``recent_costs`` (the last two updates').
 
     Args:
         monitor: the :class:`~impediments.monitor.Monitor` whose ``stats()`` and ``sampled_steps`` are read.
@@ -57,7 +58,7 @@ class Feed:
         self._handle = None
         self._last_samples, self._next_time = -1, 0.0
         self.updates, self.training, self.cost_s, self.last_cost_s = 0, False, 0.0, 0.0
-        self.costs: list[float] = []            # each update's cost, seconds, in order
+        self.recent_costs: deque[float] = deque(maxlen=2)   # the last two updates' costs (bounded, not per step)
 
     def show(self, stats, report) -> None:
         """Show one update: ``stats`` (:class:`~impediments.monitor.schema.MonitorStats`) and ``report``
@@ -88,7 +89,7 @@ class Feed:
         cost = time.monotonic() - start
         self.cost_s += cost
         self.last_cost_s = cost
-        self.costs.append(cost)
+        self.recent_costs.append(cost)
         self._next_time = time.monotonic() + max(MIN_INTERVAL_S, COST_FACTOR * cost)
 
     def detach(self) -> None:
