@@ -94,6 +94,53 @@ def test_tanh_gelu_inner_tanh_is_a_gate():
     assert "linear_regime" not in report.codes
 
 
+class SigmoidHead(nn.Module):
+    """A hidden sigmoid, then a one-unit sigmoid head (Keras ``Dense(1, activation="sigmoid")``): as a module, or
+    as a function whose output is squeezed (a view) or mapped to [-1, 1] by numbers, as ports write it."""
+
+    def __init__(self, style):
+        super().__init__()
+        self.style = style
+        self.hidden, self.out = nn.Linear(64, 16), nn.Linear(16, 1)
+        self.act, self.head = nn.Sigmoid(), nn.Sigmoid()
+
+    def forward(self, x):
+        z = self.out(self.act(self.hidden(x)))
+        if self.style == "module":
+            return self.head(z)
+        if self.style == "squeezed":
+            return torch.sigmoid(z).squeeze(1)
+        return 2 * torch.sigmoid(z) - 1
+
+
+@pytest.mark.parametrize("style,head", [("module", "head"), ("squeezed", "/sigmoid#0"), ("affine", "/sigmoid#0")])
+def test_output_head_is_marked_and_not_judged_as_a_hidden_nonlinearity(style, head):
+    X, y = _digits()
+    target = (y % 2).float()
+    torch.manual_seed(0)
+    model = SigmoidHead(style)
+    for m in (model.hidden, model.out):                      # small weights: both sigmoids near-linear throughout
+        nn.init.normal_(m.weight, 0.0, 1e-3)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    with watch(model, optimizer=opt) as mon:
+        for step in range(60):
+            i = torch.arange(step * 64, (step + 1) * 64) % len(X)
+            out = model(X[i]).reshape(-1)
+            loss = F.mse_loss((out + 1) / 2 if style == "affine" else out, target[i])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.record_loss(loss)
+    report = mon.report()
+    acts = report.stats.activations
+    # reference: the one activation whose output the forward returns (through a view or numbers)
+    assert {n for n, a in acts.items() if a.model_output} == {head}
+    assert all(a.linear_fraction > 0.98 for a in acts.values())
+    [f] = report.by_code("linear_regime")
+    assert f.where == ["act"] and f.evidence["output_heads_not_judged"] == [head]
+    assert f.severity == "warning" and f.evidence["loss_drop"] < 0.25    # the loss stalls: the cost is shown
+
+
 def test_model_left_in_eval_is_an_error_and_train_mode_is_not():
     X, y = _digits()
 

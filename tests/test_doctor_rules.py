@@ -235,6 +235,36 @@ def test_linear_regime_only_when_it_persists_and_never_for_gates():
     assert "linear_regime" not in codes(stats(activations={"se/sigmoid#0": gate}, windows=windows(1.0)))
 
 
+@pytest.mark.parametrize("last,severity", [(0.95, "warning"), (0.76, "warning"), (0.70, "info"), (0.3, "info")])
+def test_linear_regime_is_a_warning_only_where_the_loss_stalls(last, severity):
+    """Hidden layers composing to a near-linear map cost the run only where the loss shows it (issue 24):
+    shed under trains_loss_drop (0.25) of its start, a warning; more, info with the evidence kept."""
+    w = [_make("Window", start_step=i * 10, end_step=i * 10 + 10, loss_mean=1.0 + (last - 1.0) * i / 9,
+               region_fractions={"h": [0.0, 1.0, 0.0]}) for i in range(10)]
+    means = [x.loss_mean for x in w]
+    s = stats(activations={"h": act("h", kind="tanh", sat=0.0, lin=1.0)}, windows=w, loss=loss(means))
+    [f] = diagnose(s).by_code("linear_regime")
+    drop = 1 - sum(means[-3:]) / 3
+    assert f.severity == severity and f.evidence["loss_drop"] == pytest.approx(drop)
+    assert ("not_a_warning" in f.evidence["layers"]["h"]) is (severity == "info")
+    # no loss recorded: no cost shown, info
+    [f] = diagnose(stats(activations={"h": act("h", kind="tanh", sat=0.0, lin=1.0)}, windows=w)).by_code(
+        "linear_regime")
+    assert f.severity == "info"
+
+
+def test_linear_regime_leaves_the_output_head_out():
+    w = [_make("Window", start_step=i * 10, end_step=i * 10 + 10, loss_mean=1.0,
+               region_fractions={"h": [0.0, 1.0, 0.0], "head": [0.0, 1.0, 0.0]}) for i in range(10)]
+    head = act("head", kind="sigmoid", depth=1, sat=0.0, lin=1.0)
+    head.model_output = True
+    s = stats(activations={"h": act("h", kind="tanh", sat=0.0, lin=1.0), "head": head}, windows=w,
+              loss=loss([1.0] * 10))
+    [f] = diagnose(s).by_code("linear_regime")
+    assert f.where == ["h"] and f.evidence["output_heads_not_judged"] == ["head"] and f.severity == "warning"
+    assert "linear_regime" not in codes(stats(activations={"head": head}, windows=w, loss=loss([1.0] * 10)))
+
+
 # --------------------------------------------------------------------------------------------- depth trends
 def test_geometric_ratio_matches_closed_form():
     assert geometric_ratio([1.0, 0.5, 0.25, 0.125]) == pytest.approx(0.125)

@@ -44,7 +44,7 @@ from impediments.monitor.probes.loop.probe import LoopProbe
 from impediments.monitor.probes.loss import LossProbe
 from impediments.monitor.probes.mode import ModeProbe
 from impediments.monitor.probes.nonfinite import FirstNonFinite, localise
-from impediments.monitor.probes.output import OutputProbe
+from impediments.monitor.probes.output import OutputProbe, first_tensor
 from impediments.monitor.probes.params import ParamProbe
 from impediments.monitor.probes.recurrent.probe import RecurrentProbe
 from impediments.monitor.probes.residual import ResidualProbe
@@ -230,6 +230,8 @@ class Monitor:
         if self._icpt is None or not model.training:
             return None
         if ctx.sampled:
+            if ctx.full and (head := self._icpt.activation_of(first_tensor(out))) is not None:
+                self.activations.mark_model_output(head)     # the output head, not a hidden nonlinearity
             # dense: kept, inert till the next forward (not for torch.compile, which warns of global hooks)
             self._icpt.disarm(keep_hooks=not self._compiled and bool(ctx.schedule(ctx.step + 1)))
             flush_histograms(ctx.hist_queue)

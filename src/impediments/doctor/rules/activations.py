@@ -178,20 +178,34 @@ def _linear_fraction(kind: str, regions) -> float | None:
 
 @rule("linear_regime", requires=("activations",))
 def linear_regime(stats, th):
-    """Hidden nonlinearities whose inputs stay in the near-linear region over training.
+    r"""Hidden nonlinearities whose inputs stay in the near-linear region over training.
 
     Near-linear at init is what LeCun et al. (1998) recommend, so the verdict uses only windows that
     start after the ``transient_steps``: every one of them must be above ``linear_warning``. Gates
     (activations whose output multiplies another tensor: squeeze-excitation, SwiGLU, LSTM gates, the
-    ``tanh`` inside tanh-GELU) are not hidden nonlinearities and are not judged.
+    ``tanh`` inside tanh-GELU) are not hidden nonlinearities and are not judged. Neither is the output
+    head (:attr:`~impediments.monitor.probes.activations.ActivationStats.model_output`: a sigmoid or tanh
+    whose output is the model's): a monotone map on the last layer's output adds no expressive power
+    whatever region it runs in (a threshold on :math:`\sigma(z)` is a threshold on :math:`z`); its linear
+    region only says the outputs are moderate probabilities, not that the network is linear.
+
+    Severity by measured cost (issue 24): hidden layers that compose to a near-linear map
+    :math:`f(x) \approx W_L \cdots W_1 x` cost the run only where a linear map is not enough, and the loss
+    shows it: it stalls. A warning where the loss shed less than ``trains_loss_drop`` of its start
+    (against the label prior for classification, :func:`loss_drop`); where it shed more, or no loss
+    trend was recorded, info with the evidence kept.
     """
-    graded, gates, early = {}, [], []
+    graded, gates, heads, early = {}, [], [], []
+    drop = loss_drop(stats)
     for name, a in by_depth(stats.activations):
         frac = _linear_fraction(a.kind, (a.saturated_fraction, a.linear_fraction))
         if frac is None or frac < th.linear_warning:
             continue
         if a.gate:
             gates.append(name)
+            continue
+        if a.model_output:
+            heads.append(name)
             continue
         later = [(w, _linear_fraction(a.kind, w.region_fractions[name])) for w in stats.windows
                  if w.start_step >= th.transient_steps and name in w.region_fractions]
@@ -200,16 +214,22 @@ def linear_regime(stats, th):
             early.append(name)
             continue
         if min(f for _, f in later) >= th.linear_warning:
-            graded[name] = ("warning", {"linear_fraction": frac, "kind": a.kind, "role": "hidden",
-                                        "after_transient_min": min(f for _, f in later),
-                                        "windows_after_transient": len(later),
-                                        "from_step": later[0][0].start_step,
-                                        "pre_activation_mean": a.input.mean,
-                                        "pre_activation_std": max(a.input.var, 0.0) ** 0.5})
+            ev = {"linear_fraction": frac, "kind": a.kind, "role": "hidden",
+                  "after_transient_min": min(f for _, f in later), "windows_after_transient": len(later),
+                  "from_step": later[0][0].start_step, "pre_activation_mean": a.input.mean,
+                  "pre_activation_std": max(a.input.var, 0.0) ** 0.5, "loss_drop": drop}
+            severity = "warning"
+            if drop is None or drop >= th.trains_loss_drop:
+                severity = "info"
+                ev["not_a_warning"] = (f"the loss shed {drop:.0%} of its start: a near-linear map is enough for "
+                                       f"what this run learned so far" if drop is not None else
+                                       "no loss trend recorded to show a cost")
+            graded[name] = (severity, ev)
     out = _group(
         "linear_regime", graded,
         lambda layers: {"min_linear_fraction": min(ev["linear_fraction"] for ev in layers.values()),
-                        "threshold": th.linear_warning, "gates_not_judged": gates},
+                        "threshold": th.linear_warning, "gates_not_judged": gates, "output_heads_not_judged": heads,
+                        "loss_drop": drop, "trains_loss_drop": th.trains_loss_drop},
         seen={"steps": stats.steps, "sampled_steps": stats.sampled_steps},
         confidence=f"near-linear in every window after the first {th.transient_steps} steps, not only at init")
     if early:

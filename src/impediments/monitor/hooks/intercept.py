@@ -283,6 +283,12 @@ class Interceptor:
                     and isinstance(token[0], str)):
                 self.outputs[id(out)] = (out, token[0], kind)
 
+    def activation_of(self, tensor) -> str | None:
+        """The activation whose output ``tensor`` is in this full forward (itself, a view, or its image under a
+        number: ``2 * sigmoid(z) - 1``), else None; asked of the model's output before :meth:`disarm`."""
+        hit = self.outputs.get(id(tensor)) if isinstance(tensor, torch.Tensor) else None
+        return hit[1] if hit is not None and hit[0] is tensor else None
+
     def elementwise(self, func, args, kwargs):
         """Run a product or scalar op seen while activation outputs are tracked; name gates.
 

@@ -78,6 +78,9 @@ class ActivationStats:
     #: every unit's input was the same for all the values of each call, so the layer saw one input per call
     #: (see :attr:`~impediments.doctor.fractions.DeadCount.one_input_per_call`); None where not recorded
     unit_varied_calls: list[int] | None = None
+    #: its output (or a view or affine image of it) was the watched model's output in a full forward: the output
+    #: head (a sigmoid on a probability, a tanh on a bounded regression), not a hidden nonlinearity
+    model_output: bool = False
 
 
 @lru_cache(maxsize=1)
@@ -230,6 +233,12 @@ class ActivationProbe(Probe):
         if meta is not None:
             meta["gate"] = True
 
+    def mark_model_output(self, name: str) -> None:
+        """The output of activation ``name`` (or a view or affine image of it) was the model's output: the head."""
+        meta = self.meta.get(name)
+        if meta is not None:
+            meta["model_output"] = True
+
     # --------------------------------------------------------------------- reading
     def _unit_regions(self, meta: dict, bag: Bag):
         """Per-unit ``[saturated, linear, active]`` counts ``(3, units)`` on the host, or None."""
@@ -257,7 +266,8 @@ class ActivationProbe(Probe):
             unit_active_counts=unit_counts, unit_total=bag.read(self.UNIT_TOTAL),
             dead_units=[i for i, c in enumerate(unit_counts) if c == 0] if unit_counts is not None else [],
             values_per_example=meta.get("values_per_example", 0), gate=bool(meta.get("gate", False)),
-            linear_histogram=self._linear_histogram(meta, bag), unit_varied_calls=self._varied_calls(bag, unit_counts))
+            linear_histogram=self._linear_histogram(meta, bag), unit_varied_calls=self._varied_calls(bag, unit_counts),
+            model_output=bool(meta.get("model_output", False)))
 
     def _varied_calls(self, bag: Bag, unit_counts) -> list[int] | None:
         varied = bag.read(self.VARIED)
@@ -300,4 +310,5 @@ class ActivationProbe(Probe):
             cur["units"] = max(cur["units"], m["units"])
             cur["values_per_example"] = max(cur.get("values_per_example", 0), m.get("values_per_example", 0))
             cur["gate"] = bool(cur.get("gate") or m.get("gate"))
+            cur["model_output"] = bool(cur.get("model_output") or m.get("model_output"))
 
