@@ -32,7 +32,8 @@ class Thresholds:
     trains_loss_drop: float = _t(0.25, "a loss that shed a quarter of its first value over the run (last third of "
                                        "the windows against step 0) is learning: a property of the network (dead "
                                        "units below dead_error, uncentered inputs, activations shrinking with "
-                                       "depth) is then info, its cost not shown. The real-bug corpus's fixed "
+                                       "depth, hidden layers in their linear regime) is then info, its cost not "
+                                       "shown. The real-bug corpus's fixed "
                                        "versions shed 47-99%; the module's dead-bias case and a loss stuck at ln C "
                                        "shed under 2%")
     dead_false_alarm: float = _t(0.01, "units are called dead only when healthy units as active as their live "
