@@ -10,7 +10,7 @@ META = {
               "OrderLab/TrainCheck-Evaluation-Workloads, silent-issue-detection/bug-reprod-scripts/pytorch-forum-84911)",
     "licence": "forum post; TrainCheck workloads without a licence: nothing copied; own port from the description",
     "labels": ["frozen_parameters"],
-    "expected": [{"code": "mostly_frozen", "new": True}],
+    "expected": [{"code": "almost_all_frozen", "new": True}],
     "gate": "accuracy",
     "bug": "requires_grad = False for every parameter whose name lacks 'bn', and for the final classifier",
     "fix": "train every parameter (freeze nothing when training from this initialization)",
