@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/realbugs.py [--held-out] [--entries NAME,NAME] [--seeds 0 1] [--gate [--dropped]]
-                                  [--no-timeline] [--json out.json]
+    python benchmarks/realbugs.py [--held-out | --part PART] [--entries NAME,NAME] [--seeds 0 1]
+                                  [--gate [--dropped]] [--no-timeline] [--json out.json]
 
 Each entry of ``benchmarks/realbugs/`` is a PyTorch port of a bug people filed (Stack Overflow, GitHub,
 the PyTorch forum), in a buggy and a fixed version. For each entry and seed the scorer trains both versions
@@ -21,9 +21,13 @@ on the first batch at initialization (given the program's optimizer, as ``watch`
 * **overhead**: wall time of the training loop under ``watch`` over the same loop without it, measured in
   the same process, interleaved (plain, watched, plain) on both versions; ``report()`` is timed apart.
 
+``--part`` picks one part of the corpus alone: ``tuned`` (the default run), ``heldout`` (the first held-out
+part, run once and now seen) or ``heldout2`` (the second held-out part, ``realbugs/HELDOUT2.md``: to be scored
+once, at the end); ``--held-out`` adds the first held-out part to the tuned-on one.
+
 ``--gate`` runs the reproduction gate instead (the fixed version must beat the buggy one at each of 5 seeds
-by the entry's own measure); ``--gate --held-out`` gates the held-out part without running the doctor on it,
-``--gate --dropped`` re-gates the dropped entries. The exit status is 0 unless the scorer itself crashes
+by the entry's own measure); ``--gate --held-out`` or ``--gate --part heldout2`` gates a held-out part without
+running the doctor on it, ``--gate --dropped`` re-gates the dropped entries. The exit status is 0 unless the scorer itself crashes
 (2 for a bad argument).
 """
 from __future__ import annotations
@@ -288,6 +292,11 @@ def _write_json(path: str, payload) -> None:
 def _select(args) -> list[str]:
     if args.dropped:
         pool = sorted("dropped." + n for n in realbugs.entry_names(folder="dropped"))
+    elif args.part is not None:
+        if args.part not in realbugs.PARTS:
+            print(f"realbugs: unknown part {args.part!r}; valid parts: {', '.join(realbugs.PARTS)}", file=sys.stderr)
+            raise SystemExit(2)
+        pool = realbugs.entry_names(part=args.part)
     else:
         pool = realbugs.entry_names() + (realbugs.entry_names(held_out=True) if args.held_out else [])
     if not args.entries:
@@ -304,6 +313,8 @@ def _select(args) -> list[str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--held-out", action="store_true", help="add the held-out part (run once, at the end)")
+    parser.add_argument("--part", help=f"score one part of the corpus alone: {', '.join(realbugs.PARTS)} "
+                        "(default: tuned; heldout2 is run once, at the end)")
     parser.add_argument("--entries", help="comma-separated entry names (default: all of the selected part)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="seeds (default: 0 for the doctor, 0-4 for --gate)")
@@ -314,6 +325,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.dropped and not args.gate:
         parser.error("--dropped needs --gate: dropped entries are never scored")
+    if args.part is not None and (args.held_out or args.dropped):
+        parser.error("--part picks one part alone: use it without --held-out and --dropped")
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning)
     names = _select(args)
@@ -344,7 +357,7 @@ def main(argv=None) -> int:
           f"{torch.__version__}, {torch.get_num_threads()} thread)")
     if args.json:
         _write_json(args.json, {"results": results, "totals": t, "seeds": seeds,
-                                "held_out_included": args.held_out})
+                                "held_out_included": args.held_out, "part": args.part or "tuned"})
     return 0
 
 
