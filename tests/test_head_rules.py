@@ -371,3 +371,38 @@ def test_hand_written_loss_only_when_no_loss_function_is_called(X):
     wide = lambda out, t: ((out.reshape(-1, 1) - t.reshape(1, -1)) ** 2).mean()     # every pair: no candidate
     st = train(nn.Sequential(nn.Linear(5, 1), nn.Sigmoid()), wide, X, 5 * y, steps=2)
     assert "hand_written" not in st.loop.losses
+
+
+def test_initial_loss_high_under_watch_is_graded_by_its_cost():
+    """Under watch() a high start is a warning while the loss is still above the uniform prediction's ln C over the
+    last third of the windows, and info once the run came down to ln C and stayed there (the excess was shed)."""
+    C, s = 10, 6.0
+    g = torch.Generator().manual_seed(6)
+    X = torch.randn(512, 32, generator=g)
+    y = (X @ torch.randn(32, C, generator=g)).argmax(1)         # a learnable labelling
+    found, last_third = {}, {}
+    for lr in (5e-2, 1e-5):
+        model = nn.Linear(32, C, bias=False)
+        with torch.no_grad():
+            model.weight.normal_(0, s / math.sqrt(32), generator=g)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        losses = []
+        with imp.watch(model, optimizer=opt) as mon:
+            for _ in range(60):
+                loss = F.cross_entropy(model(X), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                mon.record_loss(loss)
+                losses.append(float(loss.detach()))
+        stats = mon.stats()
+        found[lr] = [f for f in diagnose(stats).findings if f.code == "initial_loss_high"]
+        means = [w.loss_mean for w in stats.windows if w.loss_mean is not None]
+        k = max(1, len(means) // 3)
+        last_third[lr] = sum(means[-k:]) / k
+        assert losses[0] - math.log(C) > 2                       # the same high start in both runs
+    fast, slow = found[5e-2][0], found[1e-5][0]
+    assert last_third[5e-2] < math.log(C) < last_third[1e-5]
+    assert fast.severity == "info" and fast.evidence["last_third_loss"] == pytest.approx(last_third[5e-2])
+    assert fast.evidence["down_to_uninformed_by_step"] is not None
+    assert slow.severity == "warning" and slow.evidence["down_to_uninformed_by_step"] is None

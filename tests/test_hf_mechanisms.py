@@ -265,3 +265,60 @@ def test_a_transposed_linear_is_recorded_with_its_fan_in_and_its_units():
         sym.c.weight[:] = sym.c.weight[:1]                    # and c reads every unit of b alike (rows = inputs)
     [s] = checkup(sym, X, y, loss_fn=F.cross_entropy).by_code("symmetric_units")
     assert s.where == ["b"] and s.evidence["largest_group"] == 32 and s.evidence["units"] == 32
+
+
+# ------------------------------------------------------------------------ soft-capped scores between MLPs (Gemma 2)
+class SoftCapped(nn.Module):
+    """Blocks of a soft-capped score ``c tanh(s / c)`` (Gemma 2's attention logits, c = 50) and a GELU MLP, then a
+    soft-capped output (c = 30): the tanh sees its input divided by the cap, the GELU a hidden pre-activation."""
+
+    def __init__(self, blocks=2, width=16, growth=1.0):
+        super().__init__()
+        torch.manual_seed(0)
+        self.layers = nn.ModuleList(nn.ModuleDict({"score": nn.Linear(width, width), "up": nn.Linear(width, width),
+                                                   "act": nn.GELU()}) for _ in range(blocks))
+        for i, block in enumerate(self.layers):
+            nn.init.normal_(block["score"].weight, 0.0, 0.002)    # small scores, as q.k at initializer_range 0.02
+            nn.init.zeros_(block["score"].bias)
+            nn.init.normal_(block["up"].weight, 0.0, growth ** i / width ** 0.5)
+        self.inp, self.head = nn.Linear(8, width), nn.Linear(width, 3)
+
+    def forward(self, x):
+        x = self.inp(x)
+        for block in self.layers:
+            x = x + torch.tanh(block["score"](x) / 50.0) * 50.0
+            x = x + block["act"](block["up"](x))
+        return torch.tanh(self.head(x) / 30.0) * 30.0
+
+
+def test_soft_caps_between_mlps_are_not_a_growth_with_depth():
+    report = checkup(SoftCapped(), *blobs(), loss_fn=F.cross_entropy)
+    chain = [(n, a.input.var) for n, a in report.stats.activations.items()]
+    assert len(chain) == 5 and {a.kind for a in report.stats.activations.values()} == {"tanh", "gelu"}
+    assert geometric_ratio([v for _, v in chain]) > Thresholds().activation_var_ratio    # the plain line: growth
+    assert not report.by_code("exploding_activations")
+
+
+def test_within_role_ratio_is_the_fixed_effects_least_squares_slope():
+    from impediments.doctor.rules.activations import _within_role_ratio, activation_role
+    g = torch.Generator().manual_seed(3)
+    names = [f"layers.{i}/{k}" for i in range(4) for k in ("tanh#0", "gelu#0")] + ["/tanh#0"]
+    kinds = [n.split("/")[1][:4] for n in names]
+    depths = list(range(len(names)))
+    values = (torch.rand(len(names), generator=g, dtype=torch.float64) * 10).exp().tolist()
+    roles = [activation_role(n, k) for n, k in zip(names, kinds)]
+    assert len(set(roles)) == 3
+    # brute force: least squares on [depth, one indicator column per role]
+    design = torch.tensor([[float(d)] + [float(r == q) for q in sorted(set(roles))] for d, r in zip(depths, roles)],
+                          dtype=torch.float64)
+    coef = torch.linalg.lstsq(design, torch.tensor(values, dtype=torch.float64).log()[:, None]).solution
+    expected = float((coef[0, 0] * (len(names) - 1)).exp())
+    assert _within_role_ratio(list(zip(names, values)), depths, roles) == pytest.approx(expected, rel=1e-9)
+    one = ["a"] * len(names)                                     # one role: the plain fit
+    assert _within_role_ratio(list(zip(names, values)), depths, one) == pytest.approx(geometric_ratio(values))
+
+
+def test_growth_within_each_role_is_still_exploding():
+    report = checkup(SoftCapped(blocks=4, growth=12.0), *blobs(), loss_fn=F.cross_entropy)
+    [f] = report.by_code("exploding_activations")
+    assert f.severity == "warning"

@@ -157,6 +157,10 @@ def _shrink(config_class, defaults: dict) -> dict:
     for key in declared:                      # other special ids inside the tiny vocabulary
         if key.endswith("_token_id") and key not in out and isinstance(defaults.get(key), int):
             out[key] = MASK_ID if defaults[key] >= VOCAB else defaults[key]
+    if isinstance(defaults.get("dim_model_base"), int) and isinstance(defaults.get("hidden_size"), int):
+        # muP's base width (MiniCPM): the hidden state is divided by hidden_size / dim_model_base (10 at the
+        # default 2560 / 256) before the head; a tiny width with the default base would multiply it by 4 instead
+        out["dim_model_base"] = max(1, round(WIDTH * defaults["dim_model_base"] / defaults["hidden_size"]))
     if "depths" in out:                       # staged vision models derive these from the stages
         for key in ("num_layers", "hidden_size"):
             out.pop(key, None)

@@ -7,6 +7,7 @@ one taxonomy, :data:`impediments.activations.catalog.TAXONOMY`.
 from __future__ import annotations
 
 import math
+import re
 
 from impediments.activations.catalog import taxonomy
 from impediments.doctor.fractions import dead_count, saturated_fraction
@@ -249,6 +250,41 @@ def _end_ratio(chain: list[tuple[str, float]], depths: list[int]) -> float:
     return math.exp(mean_log(max(depths)) - mean_log(min(depths)))
 
 
+#: a path component that is an index into a container (``layers.3``, ``features.12``): repeated blocks share a role
+_INDEX = re.compile(r"(?<=\.)\d+(?=\.|/|$)|^\d+(?=\.|/|$)")
+
+
+def activation_role(name: str, kind: str) -> str:
+    """The place of an activation in its block, the same in every repeat of the block: the name with the container
+    indices wildcarded, and its kind (``model.layers.3.mlp.act_fn/gelu#0`` -> ``model.layers.*.mlp.act_fn/gelu#0``)."""
+    return f"{_INDEX.sub('*', name)}|{kind}"
+
+
+def _within_role_ratio(chain: list[tuple[str, float]], depths: list[int], roles: list[str]) -> float:
+    """:func:`geometric_ratio` with one intercept per role (:func:`activation_role`): ``log v = a_role + b l``.
+
+    Activations in different roles sit at different scales by design: Gemma 2's soft-caps ``c tanh(s / c)`` see the
+    attention scores divided by the cap 50 (variance about 1e-8) and the logits divided by 30 (about 3e-5), between
+    MLP GELUs that see about 0.025. A line through the interleaved chain reads the offsets between the roles as
+    growth with depth. The slope is fitted on the variation within each role across the repeated blocks (the
+    fixed-effects estimator); a chain with one role (a plain stack) gets the plain fit. Where no role is seen at two
+    depths there is no variation within a role to fit, and the plain fit is returned.
+    """
+    rank = {d: i for i, d in enumerate(sorted(set(depths)))}
+    groups: dict[str, list[tuple[int, float]]] = {}
+    for (_, v), d, r in zip(chain, depths, roles):
+        groups.setdefault(r, []).append((rank[d], math.log(max(v, 1e-45))))
+    sxy = sxx = 0.0
+    for points in groups.values():
+        xbar = sum(x for x, _ in points) / len(points)
+        ybar = sum(y for _, y in points) / len(points)
+        sxy += sum((x - xbar) * (y - ybar) for x, y in points)
+        sxx += sum((x - xbar) ** 2 for x, _ in points)
+    if sxx == 0:
+        return geometric_ratio([max(v, 1e-45) for _, v in chain], depths)
+    return math.exp(sxy / sxx * (len(rank) - 1))
+
+
 @rule("vanishing_activations", "exploding_activations", requires=("activations",))
 def activation_variance_with_depth(stats, th):
     """Pre-activation variance shrinking or growing geometrically along depth.
@@ -264,7 +300,9 @@ def activation_variance_with_depth(stats, th):
     trains through it: info, with the evidence.
 
     Activations at one depth (the gates, candidate and cell of one LSTM/GRU layer, computed side by
-    side) are fitted as measurements of that depth, not as successive layers (:func:`geometric_ratio`).
+    side) are fitted as measurements of that depth, not as successive layers (:func:`geometric_ratio`),
+    and each role in a repeated block keeps its own scale: the trend is the one within roles
+    (:func:`_within_role_ratio`).
 
     A trend is claimed only where the variance moved the same way from the first depth to the last as
     the fitted line says. Where normalization layers reset the scale part-way (a conv stem whose
@@ -276,7 +314,7 @@ def activation_variance_with_depth(stats, th):
     depths = [stats.activations[name].depth for name, _ in chain]
     if len(chain) < th.depth_min_layers or len(set(depths)) < 2:
         return []
-    ratio = geometric_ratio([max(v, 1e-45) for _, v in chain], depths)
+    ratio = _within_role_ratio(chain, depths, [activation_role(n, stats.activations[n].kind) for n, _ in chain])
     evidence = {"last_over_first_variance": ratio, "threshold": th.activation_var_ratio, "layers": len(chain),
                 "depths": len(set(depths)), "first_variance": chain[0][1], "last_variance": chain[-1][1],
                 "variance_by_layer": {n: v for n, v in chain}}

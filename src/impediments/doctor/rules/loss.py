@@ -122,7 +122,8 @@ def initial_loss_high(stats, th):
     uninformed loss (the targets' mean square; ln 2) is used instead. Read only from the call seen on
     the run's first step (``checkup``, or step 0 of ``watch()``). A warning for classification losses,
     whose softmax/sigmoid saturates on large outputs (the cost); info for regression losses, which have
-    no such mechanism (the first steps shrink the output at full gradient).
+    no such mechanism (the first steps shrink the output at full gradient). Info too where ``watch()``
+    measured that the start costs the run nothing now (:func:`_high_start_cost`).
     """
     out = []
     for kind, call in stats.loop.losses.items():
@@ -138,11 +139,14 @@ def initial_loss_high(stats, th):
         # a classification loss saturates its softmax/sigmoid on large outputs (the cost); a regression loss has no
         # such mechanism: its large start is information, the first steps shrink the output at full gradient
         severity = "info" if kind in _REGRESSION_LOSSES else "warning"
+        cost = _high_start_cost(stats, th, base) if log_loss else {}
+        if cost.get("not_a_warning"):
+            severity = "info"
         out.append(finding(
             "initial_loss_high", severity, [kind],
             {"loss": kind, "initial_loss": first, "uninformed_loss": base, "excess": excess, "ratio": ratio,
              "classes": call.width if log_loss else None, "logit_spread_estimate": spread,
-             "threshold": th.initial_loss_excess if log_loss else th.initial_loss_ratio, "step": 0},
+             "threshold": th.initial_loss_excess if log_loss else th.initial_loss_ratio, "step": 0, **cost},
             f"At step 0 {kind} was {first:.3g}, where a uniform prediction scores {uniform}"
             + (f": {excess:.3g} nats above it, as logits spread about {spread:.2g} wide would score. "
                if log_loss else f": {ratio:.3g}x it. ")
@@ -153,6 +157,32 @@ def initial_loss_high(stats, th):
             confidence=f"the first {kind} call, on step 0, against the same call on a uniform prediction"))
     model_loss = _model_computed_loss(stats, th) if not out else []
     return out + model_loss
+
+
+def _high_start_cost(stats, th, base: float) -> dict:
+    """What a cross-entropy start far above the uninformed loss ``base`` = ln C costs, as evidence; with
+    ``not_a_warning`` where that cost was measured and is nil now.
+
+    * Under ``watch()`` (a loss trend: at least ``loss_min_windows`` windows): the cost is the excess itself, the
+      loss above what a uniform prediction scores. A run whose window means came down to ``base`` and whose last
+      third stayed at or below it shed the whole excess and went on to learn: the start cost this run some early
+      steps and costs it nothing now, info, with the step it came down by. A loss still above ``base`` over the
+      last third is still paying for its start: a warning.
+    * At ``checkup`` (no loss trend) the cost cannot be measured: the warning stands, as the start predicts one
+      (logits of spread s need weights of that scale, which an adaptive optimizer moves by about lr per step,
+      Kingma & Ba 2015).
+    """
+    windows = [(w.start_step, float(w.loss_mean)) for w in stats.windows if w.loss_mean is not None]
+    if stats.loss is not None and len(windows) >= th.loss_min_windows:
+        means = [m for _, m in windows]
+        _, last = _thirds(means)
+        down = next((step for step, m in windows if finite(m) and m <= base), None)
+        settled = down is not None and finite(last) and last <= base
+        return {"down_to_uninformed_by_step": down, "last_third_loss": last, **({"not_a_warning": (
+            f"the loss came down to the uniform prediction's {base:.3g} in the window from step {down} and its last "
+            f"third averaged {last:.3g}: the start cost some early steps and costs this run nothing now")}
+            if settled else {})}
+    return {}
 
 
 def _model_computed_loss(stats, th) -> list:
@@ -168,11 +198,12 @@ def _model_computed_loss(stats, th) -> list:
     if excess < th.initial_loss_excess:
         return []
     spread = math.sqrt(2 * excess)
+    cost = _high_start_cost(stats, th, base)
     return [finding(
-        "initial_loss_high", "warning", ["model loss"],
+        "initial_loss_high", "info" if cost.get("not_a_warning") else "warning", ["model loss"],
         {"loss": "the model's own loss", "initial_loss": o.model_loss_first, "uninformed_loss": base, "excess": excess,
          "classes": o.model_loss_classes, "logit_spread_estimate": spread, "threshold": th.initial_loss_excess,
-         "step": 0},
+         "step": 0, **cost},
         f"At step 0 the model's own loss was {o.model_loss_first:.3g}, where a uniform prediction over its "
         f"{o.model_loss_classes} logits scores ln {o.model_loss_classes} = {base:.3g}: {excess:.3g} nats above it, as "
         f"logits spread about {spread:.2g} wide would score. The outputs are large and confidently wrong before any "
