@@ -100,8 +100,15 @@ class Watched:
         return "\n".join(line for _, line in self.lines)
 
     def check_one_line(self, command: str) -> None:
-        """Exit 130, no traceback, and exactly one interrupted line, the last, naming the command to rerun."""
-        assert self.proc.returncode == 130, self.text()
+        """Exit 130, no traceback, and exactly one interrupted line, the last, naming the command to rerun.
+
+        Exit 130 is what a shell reports ($?). The command returns 130; but when Ctrl-C lands while scipy is
+        being imported (pulled in by the first data load; seen in a faulthandler dump of the signal), CPython
+        ends the process by re-raising SIGINT after finalization although ``main`` caught the
+        KeyboardInterrupt and printed its line. A shell shows 130 for that death too (checked with bash), so
+        both are the exit the user sees. Measured: 9 of 12 Ctrl-Cs sent 0.1-0.2 s after the spec's data load.
+        """
+        assert self.proc.returncode in (130, -signal.SIGINT), (self.proc.returncode, self.text())
         assert "Traceback" not in self.text() and "KeyboardInterrupt" not in self.text(), self.text()
         expected = interrupted_line(command, self.args)
         assert [line for _, line in self.lines if "interrupted" in line] == [expected], self.text()

@@ -18,7 +18,7 @@ SRC = Path(impediments.__file__).resolve().parent
 #: package (first component under ``impediments``) -> layer; ``""`` is the top-level facade
 #: ``impediments/__init__.py``. Keep in step with the package docstring and the README's map.
 LAYERS = {
-    "_files": 0, "_json": 0, "_version": 0, "activations": 0, "data": 0, "models": 0, "init": 0, "norm": 0,
+    "_files": 0, "_interrupt": 0, "_json": 0, "_version": 0, "activations": 0, "data": 0, "models": 0, "init": 0, "norm": 0,
     "train": 1,
     "monitor": 2,
     "doctor": 3,

@@ -4,7 +4,7 @@ Package map, bottom to top. A module imports only from its own layer or below, f
 imports included, and no two packages import each other (``tests/test_layering.py`` enforces
 exactly this order)::
 
-    layer 0: _files, _json, _version, activations, data, models, init, norm   (foundation)
+    layer 0: _files, _interrupt, _json, _version, activations, data, models, init, norm   (foundation)
     layer 1: train                 (the training loop)
     layer 2: monitor               (streaming statistics while training)
     layer 3: doctor                (rules, findings, Report, checkup)

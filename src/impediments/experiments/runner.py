@@ -22,18 +22,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from impediments._interrupt import ctrl_c_stops_the_run, ignore_sigint, sigint_ignored, terminate
 from impediments.experiments.cache import (  # noqa: F401  (re-exported: part of the runner's API)
     CACHE_DIR, CacheWarning, OutputFolderError, atomic_write, cache_key, config_dict, entry_paths, load_cached,
     prepare_output,
@@ -122,7 +120,7 @@ def cached_record(name: str, seed: int, quick: bool, out: Path) -> dict | None:
 
 
 def _worker_init() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates its workers
+    ignore_sigint()  # the parent handles Ctrl-C and terminates its workers
     torch.set_num_threads(1)
 
 
@@ -254,7 +252,7 @@ def _run_tasks(tasks: list[tuple[str, int]], *, quick: bool, out: Path, jobs: in
     if not tasks_left:
         return done
     if jobs == 1 or len(tasks_left) == 1:
-        with _ctrl_c_stops_the_run():
+        with ctrl_c_stops_the_run():
             for task in tasks_left:
                 try:
                     report(task, run_seed(task[0], task[1], quick, str(out)))
@@ -269,7 +267,7 @@ def _run_tasks(tasks: list[tuple[str, int]], *, quick: bool, out: Path, jobs: in
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks_left)), mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_init)
     try:
-        with _sigint_ignored():  # workers spawned now inherit SIG_IGN: Ctrl-C reaches the parent only
+        with sigint_ignored():  # workers spawned now inherit SIG_IGN: Ctrl-C reaches the parent only
             futures = {pool.submit(run_seed, name, s, quick, str(out)): (name, s) for name, s in tasks_left}
         for future in as_completed(futures):
             try:
@@ -279,67 +277,12 @@ def _run_tasks(tasks: list[tuple[str, int]], *, quick: bool, out: Path, jobs: in
                 rec = f"{type(exc).__name__}: {exc}"
             report(futures[future], rec)
     except BaseException:  # Ctrl-C (or any error here): stop the workers now instead of letting them finish
-        with _sigint_ignored():
+        with sigint_ignored():
             pool.shutdown(wait=False, cancel_futures=True)
-            _terminate([child for child in multiprocessing.active_children() if child not in others])
+            terminate([child for child in multiprocessing.active_children() if child not in others])
         raise
     pool.shutdown()
     return done
-
-
-def _terminate(children: list) -> None:
-    """SIGTERM each worker process and reap it (finished pairs are already in the cache, written atomically)."""
-    for child in children:
-        child.terminate()
-    for child in children:
-        child.join(timeout=5)
-
-
-class _Interrupted(BaseException):
-    """Ctrl-C during an in-process run. Not a KeyboardInterrupt, so that a training loop that ends cleanly on
-    Ctrl-C (:func:`impediments.train.fit` does) cannot swallow it and let a truncated result be cached."""
-
-
-@contextmanager
-def _ctrl_c_stops_the_run():
-    """Make Ctrl-C stop the experiments run in this process, re-raised as KeyboardInterrupt once out of them.
-
-    Only on the main thread, and only while SIGINT has Python's default handler (a caller's own handler,
-    or SIGINT ignored, is left alone).
-    """
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise _Interrupted
-
-    previous = signal.signal(signal.SIGINT, interrupt)
-    try:
-        yield
-    except _Interrupted:
-        raise KeyboardInterrupt from None
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-@contextmanager
-def _sigint_ignored():
-    """Ignore SIGINT for the duration (on the main thread only: signal handlers cannot be set elsewhere).
-
-    Processes spawned meanwhile inherit the ignored disposition, and Python keeps an inherited SIG_IGN, so
-    a Ctrl-C at the terminal (SIGINT to the whole process group) interrupts the parent alone: no worker
-    prints a traceback, and the parent terminates them at once.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _reproduce(order: list[str], *, quick: bool, out: Path, seeds: list[int], jobs: int,

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from itertools import zip_longest
 
+from impediments._interrupt import ctrl_c_stops_the_run, ignore_sigint, sigint_ignored, terminate
 from impediments.fix.pieces import Pieces, make_pieces
 from impediments.fix.remedies import REMEDIES, continuation, remedies_for
 from impediments.fix.remedies.registry import extent
@@ -47,7 +48,7 @@ class _Workers:
     """
 
     def __init__(self, jobs: int, notes: list[str], progress: Callable | None):
-        self.jobs, self.notes, self.progress, self.pool = jobs, notes, progress, None
+        self.jobs, self.notes, self.progress, self.pool, self.others = jobs, notes, progress, None, set()
 
     def run(self, tasks: list[tuple]) -> list[Trial]:
         if self.jobs > 1 and len(tasks) > 1 and self.pool is None:
@@ -67,8 +68,12 @@ class _Workers:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self.pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"))
-        for future in [self.pool.submit(run_trial, *task) for task in tasks]:
+            self.others = set(multiprocessing.active_children())  # the caller's own, left alone on Ctrl-C
+            self.pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=ignore_sigint)
+        with sigint_ignored():  # workers spawned now inherit SIG_IGN: Ctrl-C reaches this process only
+            futures = [self.pool.submit(run_trial, *task) for task in tasks]
+        for future in futures:
             out.append(future.result())
             self._report(out[-1])
         return out
@@ -77,10 +82,19 @@ class _Workers:
         if self.progress is not None:
             self.progress(trial)
 
-    def close(self) -> None:
-        if self.pool is not None:
+    def close(self, interrupted: bool = False) -> None:
+        """End the pool: let it finish, or (``interrupted``) cancel what is queued and terminate the workers."""
+        if self.pool is None:
+            return
+        if interrupted:
+            import multiprocessing
+
+            with sigint_ignored():
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                terminate([child for child in multiprocessing.active_children() if child not in self.others])
+        else:
             self.pool.shutdown()
-            self.pool = None
+        self.pool = None
 
 
 def _candidates(flagged: list[str]) -> list[str]:
@@ -126,10 +140,14 @@ def run_fix(source: Callable[[], Pieces], *, seeds: int = 1, seed: int = 0, jobs
     pieces = source()
     seed_list = [seed + k for k in range(seeds)]
     workers = _Workers(jobs, notes, progress)
-    try:
-        return _run(source, pieces, seed_list, th, tolerance, budget_runs, title, workers, start)
-    finally:
-        workers.close()
+    try:  # Ctrl-C stops the trials (none is judged half-trained) and the workers, and reaches the caller
+        with ctrl_c_stops_the_run():
+            report = _run(source, pieces, seed_list, th, tolerance, budget_runs, title, workers, start)
+    except BaseException:
+        workers.close(interrupted=True)
+        raise
+    workers.close()
+    return report
 
 
 def _run(source, pieces, seed_list, th, tolerance, budget_runs, title, workers, start) -> FixReport:
