@@ -11,6 +11,39 @@ import torch
 torch.set_num_threads(1)
 
 
+class NaNGrad(torch.autograd.Function):
+    """The identity forward; a NaN gradient backward (an undefined derivative)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * float("nan")
+
+
+class Fragile(torch.nn.Module):
+    """Its backward makes ``a``'s gradient NaN at the steps where ``poison`` is set (an undefined derivative:
+    the loss and the output stay finite)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = torch.nn.Linear(3, 3), torch.nn.Linear(3, 1)
+        self.poison = False
+
+    def forward(self, x):
+        h = self.a(x)
+        return self.b(NaNGrad.apply(h) if self.poison else h)
+
+
+@pytest.fixture
+def fragile():
+    """``fragile() -> Fragile``: a two-layer model whose gradient turns NaN on demand."""
+    return Fragile
+
+
 class NetworkAccessError(RuntimeError):
     pass
 

@@ -441,31 +441,12 @@ def test_first_nonfinite_names_functional_activation():
     assert (nf.step, nf.kind, nf.where) == (12, "activation", "/sigmoid#0")
 
 
-def test_gradient_nonfinite_names_the_parameter_the_backward_meets_first():
-    class NaNGrad(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x.clone()
-
-        @staticmethod
-        def backward(ctx, g):
-            return g * float("nan")
-
-    class M(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a, self.b = nn.Linear(3, 3), nn.Linear(3, 1)
-            self.on = False
-
-        def forward(self, x):
-            h = self.a(x)
-            return self.b(NaNGrad.apply(h) if self.on else h)
-
-    model = M()
+def test_gradient_nonfinite_names_the_parameter_the_backward_meets_first(fragile):
+    model = fragile()
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     with watch(model, optimizer=opt) as mon:
         for step in range(12):
-            model.on = step == 11
+            model.poison = step == 11
             opt.zero_grad()
             model(torch.randn(4, 3)).sum().backward()
             opt.step()

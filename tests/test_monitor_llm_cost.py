@@ -125,37 +125,12 @@ def test_unsampled_steps_read_no_gradient(monkeypatch):
     assert calls and not [s for s in calls if s not in range(10) and s != "exit"], calls
 
 
-class NaNGrad(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        return x.clone()
-
-    @staticmethod
-    def backward(ctx, g):
-        return g * float("nan")
-
-
-class Fragile(nn.Module):
-    """Its backward makes ``a``'s gradient NaN at the step ``poison`` (an undefined derivative: the loss and
-    the output stay finite)."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.a, self.b = nn.Linear(3, 3), nn.Linear(3, 1)
-        self.poison = False
-
-    def forward(self, x):
-        h = self.a(x)
-        return self.b(NaNGrad.apply(h) if self.poison else h)
-
-
 @pytest.mark.parametrize("loop", ["clear after forward", "clear before forward", "clip_grad_norm_"])
-def test_nan_gradient_on_an_unsampled_step_is_still_found(loop):
+def test_nan_gradient_on_an_unsampled_step_is_still_found(loop, fragile):
     """Step 23 is not sampled. Clearing after the forward, the held gradient is read at the next (non-finite)
     output: its own step and parameter. Clearing before it, the NaN the update wrote into ``a`` is found
     where it first shows, in ``a``'s output one step later. ``clip_grad_norm_``'s total finds it at once."""
-    model = Fragile()
+    model = fragile()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with watch(model, optimizer=opt) as mon:
         for step in range(30):

@@ -18,11 +18,9 @@ import math
 import torch
 from torch import nn
 
-from impediments.activations.catalog import module_kind
+from impediments.activations.catalog import OUTPUT_RANGE, module_kind
 
 BINS = 40
-BOUNDED = {"sigmoid": (0.0, 1.0), "hardsigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0),
-           "hardtanh": (-1.0, 1.0)}
 
 
 def nice_ceiling(x: float) -> float:
@@ -62,8 +60,8 @@ class ActivationCapture:
     def value_range(self) -> tuple[float, float]:
         """The histogram range of this capture (see the module docstring)."""
         kinds = {k for _, _, k in self.layers}
-        if kinds and kinds <= set(BOUNDED):
-            return min(BOUNDED[k][0] for k in kinds), max(BOUNDED[k][1] for k in kinds)
+        if kinds and kinds <= set(OUTPUT_RANGE):
+            return min(OUTPUT_RANGE[k][0] for k in kinds), max(OUTPUT_RANGE[k][1] for k in kinds)
         values = [v[torch.isfinite(v)] for v in self.outputs.values()]
         values = [v for v in values if v.numel()]
         if not values:
