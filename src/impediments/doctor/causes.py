@@ -24,6 +24,8 @@ cause first".
   compute the same near-zero pre-activation, where the nonlinearity equals its tangent); saturated units ->
   vanishing gradients (the derivative is near zero in the flat tails).
 * an init scale far too large -> saturated units, exploding activations and a high initial loss.
+* a learning rate too low -> a loss plateau, and the near-linear regime of the init kept (the weights barely
+  move); no nonlinearity -> a plateau at the best affine fit.
 
 A caused finding's explanation names its cause's mechanism (:data:`MECHANISM`, where the rule wrote the
 code's default text), and its remedy starts with the cause's remedy.
@@ -59,6 +61,8 @@ LINKS = (
     ("almost_all_frozen", ("loss_plateau",)),
     ("gradient_clipping_dominates", ("loss_plateau",)),
     ("learning_rate_collapsed", ("loss_plateau",)),
+    ("learning_rate_too_low", ("loss_plateau", "linear_regime")),
+    ("no_nonlinearity", ("loss_plateau",)),
     ("repeated_batch", ("loss_plateau",)),
     ("gradients_not_cleared", ("diverging_loss", "exploding_gradients", "dead_units", "non_finite",
                                "loss_plateau")),
@@ -97,6 +101,15 @@ MECHANISM = {
         "The variance of the pre-activations grows with depth because the steps grew the weights: each update "
         "adds a large fraction of a weight's own size, so n Var(W) rises above its init value in layer after "
         "layer."),
+    ("learning_rate_too_low", "loss_plateau"): (
+        "The loss has not fallen below where it started: each step moves the weights a tiny fraction of themselves, "
+        "so over the run they stay close to their init."),
+    ("learning_rate_too_low", "linear_regime"): (
+        "The pre-activations stay in the near-linear region they had at init because the weights barely moved: "
+        "each step changes them by a tiny fraction of themselves, so the regime of the init persists."),
+    ("no_nonlinearity", "loss_plateau"): (
+        "The loss stopped falling at the best affine fit: the stacked layers compose to one affine map, which "
+        "no number of steps can bend."),
     ("saturated_units", "loss_plateau"): (
         "The loss has not fallen below where it started: saturated units pass almost no gradient back."),
 }

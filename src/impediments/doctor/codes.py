@@ -356,6 +356,29 @@ _CODES = (
          "only biases and normalization parameters are trainable: every weight matrix is frozen",
          "examples/loop_almost_all_frozen.py",
          "Frankle et al. 2021 (training BatchNorm and only BatchNorm); Ben Zaken et al. 2022 (BitFit); issue 24"),
+    Code("learning_rate_too_low",
+         "the loss has barely moved while the weights move a tiny fraction of themselves per step: the rate is too low",
+         "examples/learning_rate_too_low.py",
+         "Karpathy 2019, A recipe for training neural networks (update/weight ratio ~1e-3); Bengio 2012, "
+         "Practical recommendations for gradient-based training (the learning rate, sec. 3.1); issue 24",
+         explanation=("Each step moves these weights by a tiny fraction of themselves, and nothing else holds the "
+                      "loss (no dead or saturated units, no vanishing gradient, no collapsed schedule, a varying "
+                      "output): over the whole run they could travel only that fraction times the steps, so the "
+                      "loss is still near where it started. A larger learning rate (or many more steps) pays."),
+         remedy=("Raise the learning rate about 10x (impediments fix tries it and checks the loss), or use an "
+                 "adaptive optimizer such as torch.optim.Adam(params, lr=1e-3), whose step per weight is set by the "
+                 "learning rate rather than by the size of the gradient")),
+    Code("no_nonlinearity",
+         "stacked Linear/Conv layers with no nonlinearity between them: the whole stack is one affine map",
+         "examples/no_nonlinearity.py",
+         "Goodfellow, Bengio & Courville 2016, Deep Learning, sec. 6.1 (a composition of linear maps is linear); "
+         "Saxe, McClelland & Ganguli 2014 (deep linear networks)",
+         explanation=("Each layer's input is exactly the previous layer's output, and no activation runs anywhere in "
+                      "the model: W2 (W1 x + b1) + b2 = (W2 W1) x + (W2 b1 + b2), so the stack can only fit the best "
+                      "affine map of its input, however many layers it has; the loss settles at that fit."),
+         remedy=("Put a nonlinearity between the layers, e.g. nn.Sequential(nn.Linear(a, h), nn.ReLU(), "
+                 "nn.Linear(h, b)) (impediments fix tries ReLU and checks the loss); if a linear model is meant, "
+                 "one Linear layer is the same model with fewer parameters")),
 )
 CODES: dict[str, Code] = {c.name: c for c in _CODES}
 

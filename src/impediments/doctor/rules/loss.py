@@ -263,6 +263,11 @@ def uninformative_labels(stats, th):
                     for g in loop.learning_rates)
     if update < th.label_entropy_min_update or collapsed:
         return []
+    # the input layer stepping under lr_low_update of itself in every window while the loss has not moved is a
+    # learning rate too low (learning_rate_too_low): a loss that slow to leave H says nothing about the labels
+    from impediments.doctor.rules.learning_rate import low_rate_evidence      # (it reads this module's helpers)
+    if low_rate_evidence(stats, th) is not None:
+        return []
     # the first and the last weight in forward order: gradient energy 1000x apart is vanishing gradients, which stall
     # the loss at H too (Adam hides them in the update sizes, not in the gradients); norm layers' small gains between
     # them are not compared

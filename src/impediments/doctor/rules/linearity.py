@@ -1,0 +1,88 @@
+"""No nonlinearity: stacked Linear/Conv layers that compose to one affine map.
+
+.. math:: W_2 (W_1 x + b_1) + b_2 = (W_2 W_1)\\, x + (W_2 b_1 + b_2)
+
+so any number of layers with nothing nonlinear between them computes an affine map of their input: the
+depth adds parameters, not expressive power (Goodfellow et al. 2016, sec. 6.1; Saxe et al. 2014 study how
+such deep linear networks train). The evidence is read from what each layer saw on its first recorded
+step: the input of every layer after the first is exactly the previous layer's output (the same count,
+mean and variance: nothing ran between them, not even a dropout or a pooling), and the monitor saw no
+hidden activation anywhere in the model (an activation applied to the model's output, a sigmoid head,
+does not change what the stack can fit), nor a recurrent module or a residual stream.
+
+A Linear -> Linear pair inside a nonlinear network (a LoRA pair, a bottleneck projection) is not this: its
+network has hidden activations. A single Linear layer is a linear model by design, not a stack.
+
+Severity by measured cost: a warning when the loss has settled (its last third of windows after the
+transient under ``plateau_improvement`` below the middle third): the stack reached the best affine fit it
+can reach. Info while the loss is still falling (the cost not shown yet), or in a run too short to tell.
+"""
+from __future__ import annotations
+
+import math
+
+from impediments.doctor.rules.base import finding, finite, rule
+from impediments.doctor.rules.loss import _after_transient
+
+#: two moments are the same tensor's when they agree to this relative precision (they are computed from one
+#: tensor by two hooks, in float64 sums of float32 values: the same bits; the slack covers a reordered sum)
+SAME_TENSOR_RTOL = 1e-6
+
+
+def _same(a, b) -> bool:
+    if a is None or b is None or a.count != b.count or a.count == 0:
+        return False
+    return all(finite(x) and finite(y) and math.isclose(x, y, rel_tol=SAME_TENSOR_RTOL, abs_tol=1e-12)
+               for x, y in ((a.mean, b.mean), (a.var, b.var)))
+
+
+def affine_stack(stats) -> list[str] | None:
+    """The layers, in forward order, of a model that is one affine map (module doc); None otherwise."""
+    if stats.recurrent or stats.residual_stream or any(not a.model_output for a in stats.activations.values()):
+        return None
+    layers = sorted(stats.layers.items(), key=lambda kv: (kv[1].depth, kv[0]))
+    if len(layers) < 2:
+        return None
+    for (_, before), (_, after) in zip(layers, layers[1:]):
+        if not _same(before.output_at_init, after.input_at_init):
+            return None
+    return [name for name, _ in layers]
+
+
+@rule("no_nonlinearity", requires=("layers",))
+def no_nonlinearity(stats, th):
+    """Every Linear/Conv layer feeds the next directly and no hidden activation runs: one affine map (module
+    doc); a warning once the loss has settled at that map's best fit, info before."""
+    names = affine_stack(stats)
+    if names is None:
+        return []
+    later = [m for _, m in _after_transient(stats, th)] if stats.loss is not None else []
+    settled, improvement = False, None
+    if len(later) >= th.loss_min_windows and all(map(finite, later)):
+        k = max(1, len(later) // 3)
+        middle = sum(later[k:len(later) - k]) / max(1, len(later) - 2 * k)
+        last = sum(later[-k:]) / k
+        improvement = (middle - last) / abs(middle) if middle else 0.0
+        settled = improvement < th.plateau_improvement
+    kinds = sorted({stats.layers[n].kind for n in names})
+    evidence = {"layers": names, "kinds": kinds, "hidden_activations": 0,
+                "last_third_below_middle_third": improvement, "threshold": th.plateau_improvement,
+                "settled": settled}
+    chain = " -> ".join(names)
+    if settled:
+        return [finding(
+            "no_nonlinearity", "warning", names, evidence,
+            f"The {len(names)} layers {chain} each take the previous one's output unchanged and no activation "
+            "runs between them, so together they are one affine map, W x + b; the loss has settled "
+            f"(last third {improvement:.1%} below the middle third): the stack reached the best affine fit of "
+            "its input and more steps cannot go below it.",
+            None, seen={"layers": len(names), "losses": stats.loss.count},
+            confidence="each layer's input at init equal to the previous layer's output (count, mean, variance), "
+                       "and no hidden activation seen")]
+    return [finding(
+        "no_nonlinearity", "info", names, evidence,
+        f"The {len(names)} layers {chain} each take the previous one's output unchanged and no activation runs "
+        "between them, so together they are one affine map, W x + b. The loss is still falling (or the run is too "
+        "short to tell), so its cost is not shown yet: it will settle at the best affine fit.",
+        None, seen={"layers": len(names)},
+        confidence="each layer's input at init equal to the previous layer's output, and no hidden activation seen")]

@@ -1,0 +1,162 @@
+"""learning_rate_too_low and no_nonlinearity (issue 24): small real runs on digits and a sine, against the
+mechanism each finding names; :data:`ACTING` moves their thresholds (``tests/test_one_source.py`` lists them)."""
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from impediments.data import load_dataset
+from impediments.doctor import Thresholds, diagnose
+from impediments.doctor.rules.learning_rate import input_layer_update
+from impediments.doctor.rules.linearity import affine_stack
+from impediments.monitor import Monitor
+
+
+@functools.lru_cache(maxsize=1)
+def _digits():
+    d = load_dataset("digits")
+    return d.X_train[:960], d.y_train[:960]
+
+
+def _train(model, opt, X, y, loss_fn, steps, batch=32, scheduler=None, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    with Monitor(model, optimizer=opt) as mon:
+        for step in range(steps):
+            idx = torch.randint(0, len(X), (batch,), generator=gen)
+            opt.zero_grad()
+            loss = loss_fn(model(X[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            mon.record_loss(loss)
+            if scheduler is not None:
+                scheduler.step()
+    return mon.stats()
+
+
+def _mlp(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+@functools.lru_cache(maxsize=None)
+def _digits_run(lr: float, schedule: str = "constant", labels: str = "paired"):
+    model = _mlp()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = 60
+    factor = {"constant": None,
+              "warmup": lambda s: (s + 1) / 200,                   # a warm-up longer than the run
+              "decay": lambda s: 1.0 if s < 40 else 0.01}[schedule]
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, factor) if factor else None
+    X, y = _digits()
+    if labels == "shuffled":
+        y = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(1))]
+    return _train(model, opt, X, y, F.cross_entropy, steps, scheduler=scheduler)
+
+
+def _codes(stats, th=None):
+    return {f.code: f.severity for f in diagnose(stats, th).findings}
+
+
+# ------------------------------------------------------------------------------------------------ learning rate
+def test_a_rate_a_hundred_times_too_low_is_named_with_the_input_layers_steps():
+    stats = _digits_run(1e-5)
+    name, ratio = input_layer_update(stats)
+    # Adam's step per weight is about lr, so the ratio is about lr / RMS(w): brute force on the layer's init
+    rms = float(_mlp()[0].weight.detach().pow(2).mean().sqrt())
+    assert name == "0.weight" and 0.2 * 1e-5 / rms < ratio < 3 * 1e-5 / rms < 1e-3
+    report = diagnose(stats)
+    [f] = report.by_code("learning_rate_too_low")
+    assert f.severity == "warning" and report.findings[0].code == "learning_rate_too_low"
+    assert f.evidence["reference"] == "label entropy" and f.evidence["loss_shed"] < 0.1
+    assert f.evidence["travel_bound"] == pytest.approx(ratio * 60)
+    plateau = report.by_code("loss_plateau")
+    assert all(p.caused_by == "learning_rate_too_low" for p in plateau)
+
+
+def test_the_usual_rate_is_quiet():
+    codes = _codes(_digits_run(1e-3))
+    assert "learning_rate_too_low" not in codes and "loss_plateau" not in codes
+
+
+def test_a_warmup_longer_than_the_run_is_not_checked_and_a_decay_at_the_end_is_quiet():
+    warm = diagnose(_digits_run(1e-3, "warmup"))
+    assert not warm.by_code("learning_rate_too_low")
+    assert any("still rising" in why for key, why in warm.skipped.items() if "learning_rate_too_low" in key)
+    # 40 steps at 1e-3, then 1e-5: the last windows' steps are tiny, the largest window's are not
+    assert "learning_rate_too_low" not in _codes(_digits_run(1e-3, "decay"))
+
+
+def test_shuffled_labels_at_the_usual_rate_stay_uninformative_labels_and_a_slow_run_is_not_called_that():
+    assert _codes(_digits_run(1e-3, labels="shuffled")).get("uninformative_labels") == "warning"
+    slow = _codes(_digits_run(1e-5))
+    assert "uninformative_labels" not in slow and slow["learning_rate_too_low"] == "warning"
+
+
+# ------------------------------------------------------------------------------------------------ no nonlinearity
+def _sine():
+    x = torch.linspace(-3, 3, 512).unsqueeze(1)
+    return x, torch.sin(2 * x)
+
+
+@functools.lru_cache(maxsize=None)
+def _sine_run(kind: str, steps: int = 150, lr: float = 1e-2):
+    torch.manual_seed(0)
+    hidden = {"linear": [nn.Linear(1, 32), nn.Linear(32, 32)],
+              "tanh": [nn.Linear(1, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh()],
+              "dropout": [nn.Linear(1, 32), nn.Dropout(0.1), nn.Linear(32, 32)],
+              "bottleneck": [nn.Linear(1, 32), nn.Tanh(), nn.Linear(32, 4), nn.Linear(4, 32), nn.Tanh()],
+              "single": []}[kind]
+    model = nn.Sequential(*hidden, nn.Linear(32 if hidden else 1, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    X, y = _sine()
+    return model, _train(model, opt, X, y, F.mse_loss, steps)
+
+
+def test_stacked_linears_are_one_affine_map_and_settle_at_the_least_squares_line():
+    model, stats = _sine_run("linear")
+    assert affine_stack(stats) == ["0", "1", "2"]
+    # the stack is one affine map: (W3 W2 W1) x + (W3 (W2 b1 + b2) + b3), checked against the model
+    (l1, l2, l3), x = list(model), torch.linspace(-3, 3, 7).unsqueeze(1)
+    with torch.no_grad():
+        W = l3.weight @ l2.weight @ l1.weight
+        b = l3.weight @ (l2.weight @ l1.bias + l2.bias) + l3.bias
+        torch.testing.assert_close(model(x), x @ W.T + b)
+        # and it settled near the least-squares line's MSE, the best any affine map scores (closed form)
+        X, y = _sine()
+        A = torch.cat([X, torch.ones_like(X)], 1)
+        best = float(((A @ torch.linalg.lstsq(A, y).solution - y) ** 2).mean())
+        assert best <= float(F.mse_loss(model(X), y)) < 1.2 * best
+    [f] = diagnose(stats).by_code("no_nonlinearity")
+    assert f.severity == "warning" and f.where == ["0", "1", "2"] and f.evidence["settled"]
+
+
+def test_a_loss_still_falling_gets_info_only():
+    _, stats = _sine_run("linear", steps=60, lr=3e-4)
+    [f] = diagnose(stats).by_code("no_nonlinearity")
+    assert f.severity == "info"
+
+
+@pytest.mark.parametrize("kind", ["tanh", "dropout", "bottleneck", "single"])
+def test_a_nonlinear_net_a_dropout_between_a_bottleneck_pair_or_one_layer_is_not_called_linear(kind):
+    _, stats = _sine_run(kind)
+    assert affine_stack(stats) is None and not diagnose(stats).by_code("no_nonlinearity")
+
+
+# ------------------------------------------------------------------------------------------------ thresholds act
+#: threshold -> (stats, value, another value): moving it from one to the other changes a decision
+ACTING = {
+    "lr_low_update": (lambda: _digits_run(1e-5), 1e-3, 1e-5),
+    "lr_low_loss_drop": (lambda: _digits_run(5e-5), 0.1, 0.001),     # it shed 0.3% of ln 10
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACTING))
+def test_moving_a_threshold_changes_a_decision(name):
+    build, value, other = ACTING[name]
+    assert getattr(Thresholds(), name) == value, f"{name}: the first value is the default"
+    s = build()
+    assert _codes(s, {name: value}) != _codes(s, {name: other})
