@@ -6,6 +6,7 @@ The doctor is never run here: the held-out part must stay unseen, and the full s
 ``benchmarks/realbugs.py``'s job."""
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 import sys
@@ -23,6 +24,8 @@ from realbugs._common import GATES, LABELS, META_FIELDS, Program, batches, evalu
 
 CORPUS = Path(realbugs.__file__).resolve().parent
 ALL = realbugs.entry_names() + realbugs.entry_names(held_out=True)
+#: the second held-out part (HELDOUT2.md): checked for well-formed META and a finite first loss, never diagnosed
+HELDOUT2 = realbugs.entry_names(part="heldout2")
 DROPPED = ["dropped." + n for n in realbugs.entry_names(folder="dropped")]
 
 
@@ -31,7 +34,7 @@ def test_the_corpus_is_as_large_as_issue_24_asks():
     assert len(realbugs.entry_names(held_out=True)) >= round(0.2 * len(ALL))
 
 
-@pytest.mark.parametrize("name", ALL + DROPPED)
+@pytest.mark.parametrize("name", ALL + HELDOUT2 + DROPPED)
 def test_meta_is_complete_and_names_real_codes(name):
     meta = realbugs.load(name).META
     assert set(META_FIELDS) <= set(meta), f"{name}: missing {set(META_FIELDS) - set(meta)}"
@@ -47,7 +50,7 @@ def test_meta_is_complete_and_names_real_codes(name):
             assert e["code"] in CODES, f"{name}: {e['code']} is not a doctor code (mark it new)"
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", ALL + HELDOUT2)
 def test_both_versions_build_and_give_a_finite_first_loss(name):
     module = realbugs.load(name)
     for fixed in (False, True):
@@ -73,6 +76,30 @@ def _listed(markdown: str) -> set[str]:
 def test_heldout_md_lists_exactly_the_heldout_folder():
     listed = _listed((CORPUS / "HELDOUT.md").read_text())
     assert listed == {n.split(".")[-1] for n in realbugs.entry_names(held_out=True)}
+
+
+def test_heldout2_md_lists_exactly_the_heldout2_folder_and_expects_only_existing_codes():
+    listed = _listed((CORPUS / "HELDOUT2.md").read_text())
+    assert listed == {n.split(".")[-1] for n in HELDOUT2}
+    assert len(HELDOUT2) >= 12                       # issue 24: a held-out part the size of the first one
+    assert not {n.split(".")[-1] for n in HELDOUT2} & {n.split(".")[-1] for n in ALL + DROPPED}
+    for name in HELDOUT2:                            # written against today's catalogue, not placeholders
+        assert all(not e["new"] for e in realbugs.load(name).META["expected"]), name
+
+
+def test_an_unknown_part_is_a_usage_error(capsys):
+    with pytest.raises(ValueError, match=r"'nope'; valid: tuned, heldout, heldout2"):
+        realbugs.entry_names(part="nope")
+    spec = importlib.util.spec_from_file_location("realbugs_scorer", CORPUS.parent / "realbugs.py")
+    scorer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scorer)
+    with pytest.raises(SystemExit) as exit_:
+        scorer.main(["--gate", "--part", "nope"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "realbugs: unknown part 'nope'; valid parts: tuned, heldout, heldout2"
+    assert realbugs.entry_names(part="heldout") == realbugs.entry_names(held_out=True)
+    assert realbugs.entry_names(part="tuned") == realbugs.entry_names()
 
 
 def test_dropped_md_lists_exactly_the_dropped_folder():

@@ -15,7 +15,7 @@ META = {
     "expected": [{"code": "parameters_without_gradient", "new": False}],
     "gate": "loss",
     "bug": "8-component 2-D Gaussian mixture, means = linspace(1, means_coef, 8) rebuilt each step with "
-           "torch.tensor(... means_coef.detach().item() ...), the optimizer SGD(lr 1e-3, momentum 0.9) over "
+           "torch.tensor(... means_coef.detach().item() ..., requires_grad=True), the optimizer SGD(lr 1e-3, momentum 0.9) over "
            "[means_coef] only, minus the mean log-likelihood of N(0, I) samples",
     "fix": "means computed from means_coef itself (1 + (means_coef - 1) * linspace(0, 1, 8)), so the gradient "
            "reaches it; gate: minus the mean negative log-likelihood of held-back samples",
@@ -36,9 +36,10 @@ class _Mixture(nn.Module):
         ramp = torch.linspace(0, 1, 8)
         if self.fixed:
             line = 1 + (self.means_coef - 1) * ramp
-        else:                                                   # the post: a fresh tensor from a Python float
-            line = torch.tensor(np.linspace(1, self.means_coef.detach().item(), 8), dtype=torch.float32)
-        means = torch.stack([line, line], dim=1)
+            means = torch.stack([line, line], dim=1)
+        else:                       # the post: a fresh leaf (requires_grad=True) built from a Python float
+            line = np.linspace(1, self.means_coef.detach().item(), 8)
+            means = torch.tensor(np.stack([line, line], axis=1), dtype=torch.float32, requires_grad=True)
         gmm = D.MixtureSameFamily(D.Categorical(self.weights), D.Independent(D.Normal(means, self.stdevs), 1))
         return -gmm.log_prob(x)
 
