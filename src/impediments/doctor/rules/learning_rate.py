@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 
 from impediments.doctor.fractions import dead_fraction, saturated_fraction
-from impediments.doctor.rules.base import finding, finite, not_checked, rule
+from impediments.doctor.rules.base import by_depth, finding, finite, geometric_ratio, not_checked, rule
 from impediments.doctor.rules.loss import _after_transient, _thirds
 
 
@@ -93,6 +93,12 @@ def _other_cause(stats, th) -> str | None:
             return f"units of {a.name} are dead"
         if saturated is not None and saturated >= th.saturated_warning:
             return f"{a.name} is saturated"
+    if any(call.probability_rows for call in loop.losses.values()):
+        return "the loss is fed probabilities, whose gradient is attenuated (softmax_before_loss)"
+    hidden = [a for _, a in by_depth(stats.activations) if not a.model_output and finite(a.input.var) and a.input.var > 0]
+    if len({a.depth for a in hidden}) >= th.depth_min_layers and geometric_ratio(
+            [a.input.var for a in hidden], [a.depth for a in hidden]) < 1 / th.activation_var_ratio:
+        return "the activations vanish with depth (vanishing_activations): the signals, not the rate, are small"
     ordered = sorted((loop.params[n].order, p.grad_norm) for n, p in stats.params.items()
                      if n.endswith("weight") and n in loop.params and loop.params[n].order is not None
                      and finite(p.grad_norm))
