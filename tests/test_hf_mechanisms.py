@@ -322,3 +322,47 @@ def test_growth_within_each_role_is_still_exploding():
     report = checkup(SoftCapped(blocks=4, growth=12.0), *blobs(), loss_fn=F.cross_entropy)
     [f] = report.by_code("exploding_activations")
     assert f.severity == "warning"
+
+
+# ------------------------------------------------------------------------ weight-standardized convolutions (BiT)
+class StandardizedConv(nn.Conv2d):
+    """A convolution that applies its weight standardized per filter, (W - mean) / std (BiT's convs)."""
+
+    def forward(self, x):
+        w = self.weight
+        w = (w - w.mean((1, 2, 3), keepdim=True)) / (w.var((1, 2, 3), keepdim=True, unbiased=False) + 1e-8).sqrt()
+        return F.conv2d(x, w, self.bias, self.stride, self.padding)
+
+
+def conv_stack(conv=nn.Conv2d, std=None, depth=4, width=8):
+    torch.manual_seed(0)
+    layers = []
+    for i in range(depth):
+        c = conv(3 if i == 0 else width, width, 3, padding=1)
+        nn.init.kaiming_normal_(c.weight) if std is None else nn.init.normal_(c.weight, 0.0, std)
+        layers += [c, nn.GroupNorm(2, width), nn.ReLU()]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 3))
+
+
+def images(n=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def test_a_weight_standardized_conv_is_not_an_init_scale():
+    model = conv_stack(StandardizedConv)
+    report = checkup(model, *images(), loss_fn=F.cross_entropy)
+    layers = report.stats.layers
+    conv = layers["3"]                                             # the second conv: fan_in 8 * 3 * 3 = 72
+    w = model[3].weight.detach().double()
+    assert conv.weight_at_init.mean == pytest.approx(float(w.mean()), abs=1e-7)
+    assert conv.weight_at_init.var == pytest.approx(float(w.var(unbiased=False)), rel=1e-5)
+    x2 = conv.input_at_init.var + conv.input_at_init.mean ** 2
+    assert conv.output_at_init.var / x2 > Thresholds().init_gain_too_large       # it applies unit-variance weights
+    assert not report.by_code("init_scale_too_large")
+
+
+def test_plain_convs_at_std_one_are_still_an_init_scale():
+    report = checkup(conv_stack(std=1.0), *images(), loss_fn=F.cross_entropy)
+    [f] = report.by_code("init_scale_too_large")
+    assert f.severity == "error" and not f.evidence["not_counted_transformed_weight"]

@@ -114,7 +114,7 @@ class MonitorStats:
         def layer(x):
             x = dict(x)
             x["output"] = moments(x["output"])
-            for key in ("input_at_init", "output_at_init"):
+            for key in ("input_at_init", "output_at_init", "weight_at_init"):
                 if x.get(key) is not None:
                     x[key] = moments(x[key])
             return LayerOutputStats(**x)

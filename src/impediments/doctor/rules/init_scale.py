@@ -23,6 +23,14 @@ layer's input and output on its first recorded step
 ...) is compared with ``init_gain_too_large``: one layer with a large gain (a deliberately scaled
 projection) is not the init of the model, and an init scale is set per kind (a config's
 ``initializer_range`` reaches a wav2vec-style model's Linears, not its convolutional feature extractor).
+
+A layer counts only where its stored weights give that gain too: :math:`\text{fan\_in}\,\overline{W^2}` at init
+(:attr:`~impediments.monitor.schema.LayerOutputStats.weight_at_init`) at least ``init_gain_too_large`` as well. A
+forward that applies a transformed weight sets its own gain whatever the stored one: a weight-standardized
+convolution (BiT; Qiao et al. 2019, "Micro-Batch Training with Batch-Channel Normalization and Weight
+Standardization") applies :math:`\hat W = (W - \mu) / \sigma` per filter, so its gain is fan_in (72-144 in
+BiT's tiny stages) with a stored Kaiming weight giving 1-2, and no init of the stored weight changes it (the
+GroupNorm after it rescales the output anyway). Such layers are listed apart, not counted.
 """
 from __future__ import annotations
 
@@ -30,6 +38,14 @@ import math
 import statistics
 
 from impediments.doctor.rules.base import by_depth, finding, finite, rule
+
+
+def stored_weight_gain(layer) -> float | None:
+    """:math:`\text{fan\_in}\,\overline{W^2}` of the layer's stored weight at init (None where not recorded)."""
+    w = layer.weight_at_init
+    if w is None or w.count == 0 or not layer.fan_in or not finite(w.var):
+        return None
+    return layer.fan_in * (w.var + w.mean ** 2)
 
 
 def layer_gains(stats) -> dict[str, tuple[float, int]]:
@@ -49,6 +65,11 @@ def layer_gains(stats) -> dict[str, tuple[float, int]]:
 def init_scale_too_large(stats, th):
     """The median Linear/Conv variance gain at init at least ``init_gain_too_large`` (module docstring)."""
     every = layer_gains(stats)
+    # a layer whose stored weights give a small gain applies a transformed weight (weight standardization): its gain
+    # is not the init's doing, so it is not counted
+    transformed = {n: (g, stored) for n, (g, _) in every.items() if g >= th.init_gain_too_large
+                   and (stored := stored_weight_gain(stats.layers[n])) is not None and stored < th.init_gain_too_large}
+    every = {n: v for n, v in every.items() if n not in transformed}
     # per layer kind: an init scale is set per kind (initializer_range reaches the Linears of a wav2vec-style
     # model, not its convolutional feature extractor, which keeps its own Kaiming init and would dilute a median)
     kinds: dict[str, dict] = {}
@@ -72,7 +93,9 @@ def init_scale_too_large(stats, th):
         {"median_gain": median, "threshold": th.init_gain_too_large, "layers_measured": len(gains),
          "layers_above": len(large), "implied_weight_std": implied, "fan_in": fans[:6],
          "gain_by_layer": shown, "growth_per_10_layers_decades": 10 * math.log10(median),
-         "stream_rms_at_init": dict(list(stream.items())[:8])},
+         "stream_rms_at_init": dict(list(stream.items())[:8]),
+         "not_counted_transformed_weight": {n: {"gain": g, "stored_weight_gain": w}
+                                            for n, (g, w) in list(transformed.items())[:8]}},
         f"At the first step the median Linear/Conv layer multiplied its input's variance by {median:.3g} "
         f"({len(large)} of {len(gains)} layers at least {th.init_gain_too_large:g}){std_text} at fan_in "
         f"{', '.join(str(f) for f in fans[:3])}. A variance-preserving init gives 1-2, so the signal grows "

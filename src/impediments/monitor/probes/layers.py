@@ -68,6 +68,9 @@ class LayerOutputStats:
     #: the moments of its input and output on its first recorded step (the init); None where not seen
     input_at_init: MomentStats | None = None
     output_at_init: MomentStats | None = None
+    #: the moments of its stored weight on that step: :math:`\text{fan\_in}\,\overline{W^2}` is the variance gain the
+    #: stored weight gives; a forward that transforms it (BiT's weight standardization) applies another one
+    weight_at_init: MomentStats | None = None
 
 
 def fan_in(module: nn.Module) -> int:
@@ -94,6 +97,7 @@ class LayerProbe(Probe):
     SAMPLES = Field("samples", "count")
     INIT_INPUT = Field("init_input", "moments")
     INIT_OUTPUT = Field("init_output", "moments")
+    INIT_WEIGHT = Field("init_weight", "moments")
 
     def record(self, name: str, module: nn.Module, out, args=()) -> None:
         """After a Linear/Conv ran on a sampled step: fold its output, hook its gradient; on its first
@@ -123,6 +127,9 @@ class LayerProbe(Probe):
                 bag.add(self.INIT_INPUT, _moments(x.detach(), None, extremes=False))
             if not copy:
                 bag.add(self.INIT_OUTPUT, _moments(out.detach(), None, extremes=False))
+                weight = getattr(module, "weight", None)
+                if isinstance(weight, torch.Tensor) and weight.is_floating_point() and weight.numel():
+                    bag.add(self.INIT_WEIGHT, _moments(sharding.local(weight).detach(), None, extremes=False))
         if copy:
             return
         m = self._fold(bag, out, dout)
@@ -158,10 +165,11 @@ class LayerProbe(Probe):
             if bag is None:
                 continue
             grad = bag.read(self.GRAD)
-            init_in, init_out = bag.read(self.INIT_INPUT), bag.read(self.INIT_OUTPUT)
+            init_in, init_out, init_w = bag.read(self.INIT_INPUT), bag.read(self.INIT_OUTPUT), bag.read(self.INIT_WEIGHT)
             out[name] = LayerOutputStats(depth=meta["depth"], kind=meta["kind"], output=moment_stats(bag.read(self.OUTPUT)),
                                          grad_var=moments_dict(grad)["var"] if grad is not None else None,
                                          positions=meta.get("positions", 0), fan_in=meta.get("fan_in", 0),
                                          input_at_init=moment_stats(init_in) if init_in is not None else None,
-                                         output_at_init=moment_stats(init_out) if init_out is not None else None)
+                                         output_at_init=moment_stats(init_out) if init_out is not None else None,
+                                         weight_at_init=moment_stats(init_w) if init_w is not None else None)
         return {"layers": out}
