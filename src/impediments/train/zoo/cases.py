@@ -219,6 +219,12 @@ def probability_bce(p: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -(target * p.log() + (1 - target) * (1 - p).log()).mean()
 
 
+def hand_written_cross_entropy(p: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Categorical cross-entropy on probabilities, written by hand, ``-(y log p).sum(1).mean()`` (Keras's
+    ``categorical_crossentropy``; no loss-function call to observe)."""
+    return -(target * p.clamp_min(1e-7).log()).sum(1).mean()
+
+
 def with_nan(X: torch.Tensor) -> torch.Tensor:
     """A copy of ``X`` with one NaN."""
     X = X.clone()
@@ -311,7 +317,13 @@ def zoo() -> list[Case]:
           opt=lambda p: torch.optim.Adam(p, lr=3.0)),
         C("diverging_residual_lr", "residual", {"diverging_loss"}, lambda: init(mlp_(depth=4, residual=True)),
           opt=sgd(2.0)),
-        C("plateau_tiny_lr", "mlp", {"loss_plateau"}, lambda: init(mlp_()), opt=sgd(1e-6)),
+        C("plateau_tiny_lr", "mlp", {"loss_plateau", "learning_rate_too_low"}, lambda: init(mlp_()), opt=sgd(1e-6)),
+        # a learning rate too low, a stack with no nonlinearity (issue 24)
+        C("lr_too_low_adam_mlp", "mlp", {"learning_rate_too_low"}, lambda: init(mlp_()),
+          opt=lambda p: torch.optim.Adam(p, lr=1e-5)),
+        C("no_nonlinearity_mlp", "mlp", {"no_nonlinearity"},
+          lambda: init(nn.Sequential(nn.Linear(40, 64), nn.Linear(64, 64), nn.Linear(64, 10)), "glorot"),
+          data=mnist1d, opt=lambda p: torch.optim.Adam(p, lr=1e-3)),
         C("plateau_dead_cnn", "cnn", {"loss_plateau", "dead_units"}, lambda: init(cnn(), bias=-10.0), opt=sgd(0.05)),
         # the output head, the loss and the targets (issue 24)
         C("head_softmax_one_unit_mlp", "mlp", {"output_head_mismatch"},
@@ -325,5 +337,8 @@ def zoo() -> list[Case]:
           lambda: nn.Sequential(init(mlp_(depth=2)), nn.Dropout(0.5)), opt=lambda p: torch.optim.Adam(p, lr=1e-3)),
         C("head_uninformative_labels_mlp", "mlp", {"uninformative_labels"}, lambda: init(mlp_(depth=2)),
           data=shuffled_labels_xy, opt=lambda p: torch.optim.Adam(p, lr=1e-3)),
+        C("head_hand_written_ce_softmax_one_unit_mlp", "mlp", {"output_head_mismatch"},
+          lambda: nn.Sequential(init(mlp(64, 1, width=64, depth=2)), nn.Softmax(dim=1)), data=parity_xy,
+          loss_fn=hand_written_cross_entropy, opt=lambda p: torch.optim.Adam(p, lr=1e-3)),
     ]
     return healthy + broken + loop_cases()
