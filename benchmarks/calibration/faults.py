@@ -122,6 +122,27 @@ def lr_too_high(case: Case) -> None:
     case.recipe = dataclasses.replace(case.recipe, lr=lr)
 
 
+def lr_too_low(case: Case) -> None:
+    """The learning rate a hundredth of the recipe's (a fine-tuning rate on a model trained from scratch)."""
+    case.recipe = dataclasses.replace(case.recipe, lr=case.recipe.lr / 100)
+
+
+class _NoActivation(nn.Identity):
+    """What an activation module becomes under :func:`no_activations`."""
+
+
+def no_activations(case: Case) -> None:
+    """Every activation module replaced by ``nn.Identity`` and every max-pool by the average pool of the same
+    window (Keras ``Dense`` / ``Conv2D`` are linear unless given an activation): the model is one affine map."""
+    kinds = (nn.ReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.Hardswish)
+    for parent in list(case.model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, kinds):
+                setattr(parent, name, _NoActivation())
+            elif isinstance(child, nn.MaxPool2d):
+                setattr(parent, name, nn.AvgPool2d(child.kernel_size, child.stride, child.padding))
+
+
 def log_of_outputs(case: Case) -> None:
     """The loss takes ``log`` of the raw outputs (a log-likelihood without softmax): NaN for outputs <= 0."""
     base = case.loss
@@ -237,6 +258,8 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
     Fault("relu_on_logits", relu_on_logits, "cross_entropy(relu(output))"),
     Fault("dropout_on_logits", dropout_on_logits, "Dropout(0.5) after the output layer"),
     Fault("shuffled_labels", shuffled_labels, "labels permuted apart from the inputs"),
+    Fault("lr_too_low", lr_too_low, "learning rate 1/100 of the recipe's"),
+    Fault("no_activations", no_activations, "every activation -> Identity, max-pool -> average pool: one affine map"),
 ]}
 
 
@@ -307,6 +330,12 @@ INJECTIONS: list[Injection] = [
     # labels unrelated to the inputs: the loss settles at the entropy of the class frequencies (image classifiers,
     # whose labels are one class per example)
     *_inj("shuffled_labels", "uninformative_labels", "lenet5 resnet18 vit"),
+    # a learning rate a hundredth of the recipe's: each step moves the input layer a hundredth as far (Adam's step
+    # is about lr per weight; SGD's lr x gradient), and in 30 steps the loss has not moved (issue 24)
+    *_inj("lr_too_low", "learning_rate_too_low", "lenet5 resnet18 gpt2 lstm_lm mobilenet_v2"),
+    # no nonlinearity anywhere: LeNet-5 with its ReLUs removed and its max-pools averaged is one affine map of the
+    # image (Keras layers without activation=...); only LeNet-5 has no normalization or attention to keep
+    *_inj("no_activations", "no_nonlinearity", "lenet5"),
     # on held-out architectures (run only with --held-out)
     *_inj("negative_bias", "dead_units", "resnext"),
     *_inj("batch_2", "bn_small_batch", "resnext"),
