@@ -49,7 +49,8 @@ def _digits_run(lr: float, schedule: str = "constant", labels: str = "paired"):
     steps = 60
     factor = {"constant": None,
               "warmup": lambda s: (s + 1) / 200,                   # a warm-up longer than the run
-              "decay": lambda s: 1.0 if s < 40 else 0.01}[schedule]
+              "decay": lambda s: 1.0 if s < 40 else 0.01,
+              "short_warmup": lambda s: min(1.0, (s + 1) / 5)}[schedule]
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, factor) if factor else None
     X, y = _digits()
     if labels == "shuffled":
@@ -83,9 +84,11 @@ def test_the_usual_rate_is_quiet():
 
 
 def test_a_warmup_longer_than_the_run_is_not_checked_and_a_decay_at_the_end_is_quiet():
-    warm = diagnose(_digits_run(1e-3, "warmup"))
+    warm = diagnose(_digits_run(1e-4, "warmup"))     # its steps small, but still growing at the end
     assert not warm.by_code("learning_rate_too_low")
     assert any("still rising" in why for key, why in warm.skipped.items() if "learning_rate_too_low" in key)
+    # a 5-step warm-up to a rate too low is over long before the end: named (gpt2's recipe in calibration)
+    assert _codes(_digits_run(1e-5, "short_warmup")).get("learning_rate_too_low") == "warning"
     # 40 steps at 1e-3, then 1e-5: the last windows' steps are tiny, the largest window's are not
     assert "learning_rate_too_low" not in _codes(_digits_run(1e-3, "decay"))
 
