@@ -163,3 +163,18 @@ def test_moving_a_threshold_changes_a_decision(name):
     assert getattr(Thresholds(), name) == value, f"{name}: the first value is the default"
     s = build()
     assert _codes(s, {name: value}) != _codes(s, {name: other})
+
+
+@pytest.mark.parametrize("pool, linear", [(nn.AvgPool2d, True), (nn.MaxPool2d, False)])
+def test_an_average_pool_between_convs_keeps_the_map_affine_a_max_pool_does_not(pool, linear):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), pool(2), nn.Conv2d(4, 4, 3, padding=1), nn.Flatten(),
+                          nn.Linear(4 * 16, 10))
+    X, y = _digits()
+    stats = _train(model, torch.optim.Adam(model.parameters(), lr=1e-3), X.reshape(-1, 1, 8, 8), y, F.cross_entropy, 20)
+    assert (affine_stack(stats) == ["0", "2", "4"]) is linear
+    # brute force: an affine map satisfies f(a x1 + (1 - a) x2) = a f(x1) + (1 - a) f(x2)
+    x1, x2 = X[:2].reshape(-1, 1, 8, 8).split(1)
+    with torch.no_grad():
+        mixed, blend = model(0.3 * x1 + 0.7 * x2), 0.3 * model(x1) + 0.7 * model(x2)
+    assert torch.allclose(mixed, blend, atol=1e-5) is linear

@@ -6,7 +6,8 @@ so any number of layers with nothing nonlinear between them computes an affine m
 depth adds parameters, not expressive power (Goodfellow et al. 2016, sec. 6.1; Saxe et al. 2014 study how
 such deep linear networks train). The evidence is read from what each layer saw on its first recorded
 step: the input of every layer after the first is exactly the previous layer's output (the same count,
-mean and variance: nothing ran between them, not even a dropout or a pooling), and the monitor saw no
+mean and variance: nothing ran between them, not even a dropout), or an average pool of it (a whole number
+of values per value, the same mean, no more variance: a max-pool raises the mean), and the monitor saw no
 hidden activation anywhere in the model (an activation applied to the model's output, a sigmoid head,
 does not change what the stack can fit), nor a recurrent module or a residual stream.
 
@@ -36,6 +37,18 @@ def _same(a, b) -> bool:
                for x, y in ((a.mean, b.mean), (a.var, b.var)))
 
 
+def _averaged(before, after) -> bool:
+    """``after`` is an average pool of ``before``: a whole number (2 or more) of values per value, the same mean,
+    and a variance no larger (an average of k values has the mean of the values it tiles and, by Jensen, at most
+    their variance). A max-pool raises the mean, so it is not taken for one."""
+    if before is None or after is None or after.count < 1 or before.count % after.count or before.count < 2 * after.count:
+        return False
+    if not all(map(finite, (before.mean, after.mean, before.var, after.var))):
+        return False
+    return (math.isclose(before.mean, after.mean, rel_tol=SAME_TENSOR_RTOL, abs_tol=1e-12)
+            and after.var <= before.var * (1 + SAME_TENSOR_RTOL))
+
+
 def affine_stack(stats) -> list[str] | None:
     """The layers, in forward order, of a model that is one affine map (module doc); None otherwise."""
     if stats.recurrent or stats.residual_stream or any(not a.model_output for a in stats.activations.values()):
@@ -44,7 +57,8 @@ def affine_stack(stats) -> list[str] | None:
     if len(layers) < 2:
         return None
     for (_, before), (_, after) in zip(layers, layers[1:]):
-        if not _same(before.output_at_init, after.input_at_init):
+        if not (_same(before.output_at_init, after.input_at_init)
+                or _averaged(before.output_at_init, after.input_at_init)):
             return None
     return [name for name, _ in layers]
 
