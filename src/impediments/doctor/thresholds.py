@@ -144,6 +144,11 @@ class Thresholds:
                                                "loss stuck at H is neither a learning rate too small nor gradients "
                                                "vanishing before the first layers (a deep sigmoid stack whose head "
                                                "alone learns the prior)")
+    label_entropy_min_travel: float = _t(0.1, "the input layer could have travelled a tenth of itself (its largest "
+                                              "per-step update ratio times the steps) before a loss at the label "
+                                              "entropy counts against the labels: shuffled labels travel 0.21-0.77 "
+                                              "(digits MLP, LeNet-5, ViT, the zoo), a paired run at Adam 1e-4 whose "
+                                              "loss still falls slowly 0.07 in 60 steps")
     target_scale_cost: float = _t(0.5, "unscaled targets are a warning when, after the transient, the loss still "
                                        "holds half the targets' mean square (what a zero output scores): the "
                                        "model has not yet grown to their scale, so the units cost this run; a "

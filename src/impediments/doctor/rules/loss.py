@@ -265,8 +265,14 @@ def uninformative_labels(stats, th):
         return []
     # the input layer stepping under lr_low_update of itself in every window while the loss has not moved is a
     # learning rate too low (learning_rate_too_low): a loss that slow to leave H says nothing about the labels
-    from impediments.doctor.rules.learning_rate import low_rate_evidence      # (it reads this module's helpers)
+    from impediments.doctor.rules.learning_rate import input_layer_update, low_rate_evidence   # (reads this module)
     if low_rate_evidence(stats, th) is not None:
+        return []
+    # a loss at H says nothing about the labels until the weights could have learned: the input layer's largest
+    # per-step ratio times the steps bounds how far it travelled (a tenth of itself), else a slow start (Adam at
+    # 1e-4 on digits travels 7% in 60 steps, its loss still falling ~1% a third)
+    entry = input_layer_update(stats)
+    if entry is not None and entry[1] * stats.steps < th.label_entropy_min_travel:
         return []
     # the first and the last weight in forward order: gradient energy 1000x apart is vanishing gradients, which stall
     # the loss at H too (Adam hides them in the update sizes, not in the gradients); norm layers' small gains between
