@@ -181,3 +181,24 @@ def test_an_average_pool_between_convs_keeps_the_map_affine_a_max_pool_does_not(
     with torch.no_grad():
         mixed, blend = model(0.3 * x1 + 0.7 * x2), 0.3 * model(x1) + 0.7 * model(x2)
     assert torch.allclose(mixed, blend, atol=1e-5) is linear
+
+
+# ------------------------------------------------------------------------------------------------ examples, fix
+@pytest.mark.parametrize("example, code, remedy", [("learning_rate_too_low", "learning_rate_too_low", "lr_up_10"),
+                                                   ("no_nonlinearity", "no_nonlinearity", "relu_between_layers")])
+def test_the_example_is_found_its_twin_is_quiet_and_fix_verifies_the_mechanical_remedy(tmp_path, capsys, example,
+                                                                                       code, remedy):
+    import json
+    from pathlib import Path
+
+    from impediments.cli import main
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    js = tmp_path / "r.json"
+    assert main(["doctor", str(examples / f"{example}.py"), "--json", str(js)]) == 1
+    assert code in json.loads(js.read_text())["summary"]["codes"]
+    assert main(["doctor", str(examples / f"{example}_fixed.py"), "--json", str(js)]) == 0
+    main(["fix", str(examples / f"{example}.py"), "--budget-runs", "3", "--seeds", "1", "--jobs", "1", "--json", str(js)])
+    capsys.readouterr()
+    row = next(r for r in json.loads(js.read_text())["rows"] if r["name"] == remedy)
+    assert row["status"] == "verified fix", row["status"]
+    assert code in row["verdict"]["verified"]

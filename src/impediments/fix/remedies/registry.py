@@ -6,7 +6,7 @@ so the table may name codes that other modules add later.
 """
 from __future__ import annotations
 
-from impediments.fix.remedies import graph, init_scale, loop, loss_shapes, op_guard, residual
+from impediments.fix.remedies import graph, init_scale, loop, loss_shapes, nonlinearity, op_guard, residual
 from impediments.fix.remedies import model as m
 from impediments.fix.remedies import training as t
 from impediments.fix.remedies import head as h
@@ -59,6 +59,9 @@ _ROWS = (
     ("lr_down_3", ("diverging_loss",), "optimizer", t.scale_lr(1 / 3)),
     ("lr_down_9", ("diverging_loss",), "optimizer", t.scale_lr(1 / 9)),
     ("lr_down_27", ("diverging_loss",), "optimizer", t.scale_lr(1 / 27)),
+    ("lr_up_10", ("learning_rate_too_low",), "optimizer", t.scale_lr(10.0)),
+    ("lr_up_100", ("learning_rate_too_low",), "optimizer", t.scale_lr(100.0), "lr_up_10"),
+    ("relu_between_layers", ("no_nonlinearity",), "structure", nonlinearity.relu_between_layers),
     ("lr_up_3", ("loss_plateau",), "optimizer", t.scale_lr(3.0)),
     ("lr_up_9", ("loss_plateau",), "optimizer", t.scale_lr(9.0)),
     ("lr_up_27", ("loss_plateau",), "optimizer", t.scale_lr(27.0)),
