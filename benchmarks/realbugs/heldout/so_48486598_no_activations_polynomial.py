@@ -8,7 +8,7 @@ META = {
     "source": "https://stackoverflow.com/questions/48486598 (via deepmufl, Dataset/all-bugs/48486598)",
     "licence": "deepmufl dataset Apache-2.0 (buggy program only); question CC BY-SA; own PyTorch port",
     "labels": ["activation", "layers"],
-    "expected": [{"code": "linear_regime", "new": False}],
+    "expected": [{"code": "no_nonlinearity", "new": True}],   # was linear_regime, which needs an activation to judge
     "gate": "mse",
     "bug": "Dense(1), Dense(5), Dense(1) all linear, MAE, Adam: the whole network is one affine map",
     "fix": "nonlinear hidden layers (tanh, 32 wide)",
