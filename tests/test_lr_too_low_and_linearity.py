@@ -156,6 +156,7 @@ def test_a_nonlinear_net_a_dropout_between_a_bottleneck_pair_or_one_layer_is_not
 ACTING = {
     "lr_low_update": (lambda: _digits_run(1e-5), 1e-3, 1e-5),
     "lr_low_loss_drop": (lambda: _digits_run(5e-5), 0.1, 0.001),     # it shed 0.3% of ln 10
+    "lr_low_median_update": (lambda: _digits_run(5e-5), 1e-2, 1e-4),     # its layers' median steps 6.2e-4
     "label_entropy_min_travel": (lambda: _digits_run(3e-4, labels="shuffled"), 0.1, 0.5),   # it travelled 0.21
 }
 

@@ -278,7 +278,7 @@ def test_thresholds_not_shown_acting_here_are_named():
                  "clip_dominates_fraction", "loader_first_batch_only", "rare_step_factor", "frozen_share", "external_write_fraction",
                  "init_gain_in_place",     # tests/test_cause_chains.py: moving it changes the remedy recommended
                  "lr_low_update", "lr_low_loss_drop",     # tests/test_lr_too_low_and_linearity.py: its ACTING
-                 "label_entropy_min_travel"}
+                 "label_entropy_min_travel", "lr_low_median_update"}
     names = {r["name"] for r in Thresholds().describe()}
     elsewhere |= NOT_YET_SHOWN_ACTING
     acting = set(ACTING) | set(HEAD_ACTING)

@@ -219,6 +219,12 @@ class Thresholds:
                                     "too-low-rate programs take 9e-5 to 3.6e-4 (Adam at 3e-5, SGD through a "
                                     "sigmoid). Interior layers are not read: behind BatchNorm they move 1e-4 in "
                                     "healthy SGD runs")
+    lr_low_median_update: float = _t(1e-2, "and the median Linear/Conv weight under 1e-2 of itself per step (its "
+                                           "largest window): the step is small across the network, not only in "
+                                           "an input layer whose own gradient is small. A healthy transformers "
+                                           "type at AdamW 1e-3 steps about 5e-2 (std-0.02 weights) while MRA's "
+                                           "first Linear, its attention output, steps 1e-5; the too-low-rate runs "
+                                           "take 1e-7 to 5.5e-3 (so_68701979's two layers: 3.9e-3 to 5.5e-3)")
     lr_low_loss_drop: float = _t(0.1, "the loss's last third under a tenth below its reference (the label prior's "
                                       "entropy for a classification loss, else the first loss): it has not moved. "
                                       "Together with lr_low_update and a fall from the first loss under "

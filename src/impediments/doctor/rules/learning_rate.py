@@ -34,6 +34,7 @@ import statistics
 
 from impediments.doctor.fractions import dead_fraction, saturated_fraction
 from impediments.doctor.rules.base import by_depth, finding, finite, geometric_ratio, not_checked, rule
+from impediments.doctor.rules.init_scale import init_scale_too_large
 from impediments.doctor.rules.loss import _after_transient, _thirds
 
 
@@ -95,6 +96,8 @@ def _other_cause(stats, th) -> str | None:
             return f"units of {a.name} are dead"
         if saturated is not None and saturated >= th.saturated_warning:
             return f"{a.name} is saturated"
+    if stats.layers and init_scale_too_large(stats, th):
+        return "the init scale is too large: a normal step is a small fraction of weights that large"
     if any(call.probability_rows for call in loop.losses.values()):
         return "the loss is fed probabilities, whose gradient is attenuated (softmax_before_loss)"
     hidden = [a for _, a in by_depth(stats.activations) if not a.model_output and finite(a.input.var) and a.input.var > 0]
@@ -133,6 +136,11 @@ def low_rate_evidence(stats, th) -> dict | None:
     got = input_layer_update(stats)
     if got is None or got[1] >= th.lr_low_update:
         return None
+    # the step is small across the network, not only in an input layer whose own gradient is small (a layer whose
+    # output the model scales down, as MRA's attention output, while every other weight moves 5e-2 per step)
+    median = statistics.median(window_update_ratios(stats).values())
+    if median >= th.lr_low_median_update:
+        return None
     later = [m for _, m in _after_transient(stats, th)]
     if len(later) < th.loss_min_windows or not all(map(finite, later)):
         return None
@@ -146,6 +154,7 @@ def low_rate_evidence(stats, th) -> dict | None:
         return None
     name, ratio = got
     return {"input_layer": name, "largest_window_update_to_weight": ratio, "threshold": th.lr_low_update,
+            "median_layer_update_to_weight": median, "median_threshold": th.lr_low_median_update,
             "steps": stats.steps, "travel_bound": ratio * stats.steps, "last_third_loss": last,
             "reference_loss": reference, "reference": "label entropy" if prior else "first loss",
             "loss_shed": shed, "loss_drop_threshold": th.lr_low_loss_drop, "first_loss": loss.first,
