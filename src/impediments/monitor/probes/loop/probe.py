@@ -152,17 +152,25 @@ class LoopStats:
 
 #: values fingerprinted per tensor (a strided sample)
 FINGERPRINT_VALUES = 4096
-#: a parameter's float64 norm and sum are taken over blocks of this many values (a float64 copy of a whole
-#: 50257 x 768 embedding is 0.3 GB of fresh pages, on entry, on exit and at every report while watching)
-FINGERPRINT_BLOCK = 2 ** 23
+#: a parameter's float64 norm and sum are taken over blocks of this many values, converted into one float64
+#: buffer reused for every block of every parameter (512 KiB). A fresh float64 block per step of the loop is a
+#: fresh mid-sized allocation each time: once glibc's dynamic mmap threshold has risen (torch frees large
+#: tensors), those land in its heap between small live objects and stay in the process's memory (blocks of
+#: 2^23 values left +80-110 MiB of heap on entering watch() on the Llama-style 134M model, the buffer +1).
+FINGERPRINT_BLOCK = 2 ** 16
 
 
-def _square_sum_and_sum(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _square_sum_and_sum(flat: torch.Tensor, buffer: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(sum of squares, sum)`` of a 1-D tensor in float64, over blocks of :data:`FINGERPRINT_BLOCK` values
-    (deterministic: the same tensor gives the same bits). Tensors, not read here."""
+    converted into ``buffer`` (float64, at least that long; one is made when None). Deterministic: the same
+    tensor gives the same bits. Tensors, not read here."""
     squares = total = flat.new_zeros((), dtype=torch.float64)
+    if buffer is None or buffer.device != flat.device:
+        buffer = torch.empty(min(FINGERPRINT_BLOCK, flat.numel()), dtype=torch.float64, device=flat.device)
     for start in range(0, flat.numel(), FINGERPRINT_BLOCK):
-        block = flat[start:start + FINGERPRINT_BLOCK].double()
+        part = flat[start:start + FINGERPRINT_BLOCK]
+        block = buffer[:part.numel()]
+        block.copy_(part)
         squares, total = squares + block.dot(block), total + block.sum()
     return squares, total
 
@@ -176,12 +184,14 @@ def fingerprints(params: list) -> torch.Tensor | None:
     ramp-weighted sample does not. Read on entry and exit only, never per step. A sharded (FSDP2/TP
     ``DTensor``) parameter is fingerprinted on this rank's shard (:func:`merged_fingerprints`).
     """
-    out = []
+    out, buffer = [], None
     for p in params:
         flat = sharding.local(p.detach()).reshape(-1)
         s = flat[:: max(1, -(-flat.numel() // FINGERPRINT_VALUES))].double()
         ramp = torch.arange(1, len(s) + 1, dtype=torch.float64, device=s.device)
-        squares, total = _square_sum_and_sum(flat)
+        if buffer is None or buffer.device != flat.device:
+            buffer = torch.empty(FINGERPRINT_BLOCK, dtype=torch.float64, device=flat.device)
+        squares, total = _square_sum_and_sum(flat, buffer)
         out.append(torch.stack([squares.sqrt(), total, (s * ramp).sum()]))
     return torch.stack([t.to(out[0].device) for t in out]) if out else None
 
