@@ -148,3 +148,40 @@ def test_nan_gradient_on_an_unsampled_step_is_still_found(loop, fragile):
     expected = {"clear after forward": (23, "gradient", "a.bias"), "clear before forward": (24, "activation", "a"),
                 "clip_grad_norm_": (23, "gradient", "clip_grad_norm_")}[loop]
     assert (nf.step, nf.kind, nf.where) == expected
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_row_hashes_in_reused_block_buffers_equal_the_whole_matrix_hash(monkeypatch, dtype):
+    """The symmetry hashes, computed block by block in three reused buffers (no temporaries per block), equal
+    the brute-force hash of the whole matrix at once, sum_i round(w_ji / s) v_ki mod 2^64, for blocks that
+    split the rows unevenly, a transposed (non-contiguous) view, and identical rows hashing alike."""
+    from impediments.monitor.probes import symmetry as S
+
+    monkeypatch.setattr(S, "HASH_BLOCK_VALUES", 700)          # 7 rows of 100 a block: 301 rows -> 43 blocks
+    g = torch.Generator().manual_seed(0)
+    w = (torch.randn(301, 100, generator=g) * 3).to(dtype)
+    w[17] = w[250]
+    for m in (w, w[:100].T):
+        scale = S._abs_max(m).clamp_min(1e-30) * S.RELATIVE_RESOLUTION
+        v = S._coefficients(m.shape[1] + 1, "cpu")[:, :m.shape[1]]
+        q = torch.round(m / scale).long()
+        whole = torch.stack([(q * v[0]).sum(1), (q * v[1]).sum(1)], 1)
+        got = S._hash_blocks(m, scale, v)
+        assert got.dtype == torch.int64 and torch.equal(got, whole)
+    assert torch.equal(S._hash_blocks(w, scale, v)[17], S._hash_blocks(w, scale, v)[250])
+    assert S._hash_blocks(w[:0], scale, v).shape == (0, 2)
+
+
+def test_fingerprint_sums_over_one_reused_buffer_equal_float64(monkeypatch):
+    """A parameter's fingerprint norm and sum, converted block by block into one float64 buffer, equal the
+    float64 sums of the whole tensor (a last block shorter than the others included)."""
+    from impediments.monitor.probes.loop import probe as L
+
+    monkeypatch.setattr(L, "FINGERPRINT_BLOCK", 1000)
+    x = torch.randn(10_500, generator=torch.Generator().manual_seed(1)) * 1e3
+    squares, total = L._square_sum_and_sum(x)
+    assert float(squares) == pytest.approx(float(x.double().pow(2).sum()), rel=1e-14)
+    assert float(total) == pytest.approx(float(x.double().sum()), rel=1e-12, abs=1e-9)
+    fp = L.fingerprints([x, x.reshape(105, 100), torch.zeros(0)])
+    assert fp[0, 0] == fp[1, 0] and float(fp[0, 0]) == pytest.approx(float(x.double().norm()), rel=1e-14)
+    assert fp[2].tolist()[:2] == [0.0, 0.0]
