@@ -185,3 +185,22 @@ def test_fingerprint_sums_over_one_reused_buffer_equal_float64(monkeypatch):
     fp = L.fingerprints([x, x.reshape(105, 100), torch.zeros(0)])
     assert fp[0, 0] == fp[1, 0] and float(fp[0, 0]) == pytest.approx(float(x.double().norm()), rel=1e-14)
     assert fp[2].tolist()[:2] == [0.0, 0.0]
+
+
+def test_output_zero_fraction_is_the_brute_force_mean_over_forwards():
+    """The output's zero fraction, counted in int64 (no float64 copy of the logits), equals the mean over the
+    sampled forwards of each output's fraction of exact zeros, computed here from the outputs themselves."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 40), nn.ReLU(), nn.Linear(40, 30), nn.ReLU())
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    seen = []
+    model.register_forward_hook(lambda m, a, out: seen.append(out.detach().clone()))
+    with watch(model, optimizer=opt, every=1) as mon:
+        for _ in range(4):
+            opt.zero_grad()
+            model(torch.randn(9, 6)).sum().backward()
+            opt.step()
+    out = mon.stats().output
+    fractions = [(y == 0).double().mean().item() for y in seen]
+    assert out.forwards == len(seen) == 4 and 0 < min(fractions) < 1
+    assert out.zero_fraction == pytest.approx(sum(fractions) / len(fractions), rel=1e-15)
