@@ -97,6 +97,18 @@ def test_ddp_sync_equals_single_process(tmp_path):
     for name, r in ref.layers.items():
         assert merged.layers[name].output.count == r.output.count
         assert merged.layers[name].output.var == pytest.approx(r.output.var, rel=1e-9)
+    # the first step's moments (init_scale_too_large, no_nonlinearity read them): merged across the processes as one
+    # process records them; the stored weight's against brute force on the same init
+    init = dict(make_model().named_modules())
+    for name, r in ref.layers.items():
+        m = merged.layers[name]
+        for key in ("input_at_init", "output_at_init", "weight_at_init"):
+            got, want = getattr(m, key), getattr(r, key)
+            assert got.mean == pytest.approx(want.mean, rel=1e-9, abs=1e-12), (name, key)
+            assert got.var == pytest.approx(want.var, rel=1e-9), (name, key)
+        w = init[name].weight.detach().double()
+        assert m.weight_at_init.mean == pytest.approx(float(w.mean()), abs=1e-7)
+        assert m.weight_at_init.var == pytest.approx(float(w.var(unbiased=False)), rel=1e-5)
     assert merged.inputs.count == ref.inputs.count == STEPS * BATCH
     assert merged.inputs.mean == pytest.approx(ref.inputs.mean, rel=1e-9)
     assert merged.loss.count == ref.loss.count == 2 * STEPS
