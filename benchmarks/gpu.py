@@ -13,7 +13,8 @@ It measures, on the GPU it finds, and writes one Markdown table (``--out``, and 
 2. **No host read.** ``torch.cuda.set_sync_debug_mode("error")`` raises on any operation that waits for
    the device. Plain training is run under it first (the control: the loop itself never syncs), then
    ``watch()`` defaults and ``every=1`` for ``--sync-steps`` steps each (sampled, full and unsampled
-   steps all occur); ``report()`` is outside (it reads the statistics back, once).
+   steps all occur), on an MLP and on a wider one whose 512 x 512 weight has its update ratio from a sample
+   of its values; ``report()`` is outside (it reads the statistics back, once).
 3. **FSDP1 on one GPU** (``FullyShardedDataParallel`` refuses a CPU): a one-process NCCL group; the
    per-parameter statistics of the watched FSDP1 model against the same model unwrapped (same init and
    data), and the doctor's findings of both.
@@ -183,27 +184,38 @@ def peak_memory(device, loop: tuple, steps: int) -> dict:
     return out
 
 
+def sync_models() -> dict:
+    """The models of the sync check: overhead's MLP (every parameter at most 2^16 values: update ratios exact)
+    and a wider one (512 x 512: its update ratio from the sampled values), on the MLP's digits batch."""
+    model, X, y = O.loops()["(a) MLP"]
+    torch.manual_seed(0)
+    wide = nn.Sequential(nn.Linear(64, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+    return {"MLP": (model, X, y), "wide MLP": (wide, X, y)}
+
+
 def sync_debug_rows(device, steps: int) -> list[dict]:
-    """Plain, ``watch()`` and ``watch(every=1)`` for ``steps`` steps each under
+    """Plain, ``watch()`` and ``watch(every=1)`` for ``steps`` steps each, on each of :func:`sync_models`, under
     ``torch.cuda.set_sync_debug_mode("error")``: ``result`` is "no sync" or the first line of what raised."""
+    names = [(m, c) for m in sync_models() for c in CONFIGS]
     if device.type != "cuda":
-        return [{"check": f"sync debug mode, {c}", "result": NEEDS_CUDA} for c in CONFIGS]
-    model, X, y = on_device(O.loops()["(a) MLP"], device)
+        return [{"check": f"sync debug mode, {m}, {c}", "result": NEEDS_CUDA} for m, c in names]
     rows = []
-    for c in CONFIGS:
-        r = make_runner(device)(c, model, X, y)
-        torch.cuda.synchronize(device)
-        torch.cuda.set_sync_debug_mode("error")
-        try:
-            for _ in range(steps):
-                next(r.steps)
-            result = "no sync"
-        except RuntimeError as exc:
-            result = "SYNC: " + first_line(exc)
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-        r.close()
-        rows.append({"check": f"sync debug mode, {c}, {steps} steps", "result": result})
+    for m, (model, X, y) in sync_models().items():
+        model, X, y = on_device((model, X, y), device)
+        for c in CONFIGS:
+            r = make_runner(device)(c, model, X, y)
+            torch.cuda.synchronize(device)
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                for _ in range(steps):
+                    next(r.steps)
+                result = "no sync"
+            except RuntimeError as exc:
+                result = "SYNC: " + first_line(exc)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+            r.close()
+            rows.append({"check": f"sync debug mode, {m}, {c}, {steps} steps", "result": result})
     return rows
 
 

@@ -30,13 +30,16 @@ Timings on a shared CPU are noisy (glibc's heap trimming alone moves a CNN step 
 the min..max column, and compare only ratios from the same run.
 
     python benchmarks/overhead.py [--repeats 11] [--steps 30] [--threads 1] [--no-memory] [--no-mechanisms]
-                                  [--no-profile] [--clock wall|cpu] [--llm | --llm-only]
+                                  [--no-profile] [--clock wall|cpu] [--llm | --llm-only] [--llm-memory-repeats 3]
 
 ``--llm`` adds the LLM-sized rows (:func:`llm_loops`: GPT-2 124M and a Llama-style model of similar size,
 random init, 2 x 64 tokens): plain, ``watch()`` and ``watch(every=1)`` interleaved, the time of
 ``report()``, and the peak memory each adds over plain training's peak, both as the largest RSS after a
-step and as the high-water RSS during the steps (transient buffers included) (targets: defaults <=
-1.05x, growth <= 5 % of plain's peak).
+step and as the high-water RSS during the steps (transient buffers included), each the median of
+``--llm-memory-repeats`` fresh processes, with glibc as it comes and with a fixed mmap threshold
+(:data:`FIXED_THRESHOLD_ENV`: RSS then follows the memory in use; as it comes, glibc's heap also keeps
+free space whose amount depends on the order of allocations) (targets: defaults <= 1.05x, growth <= 5 %
+of plain's peak).
 """
 from __future__ import annotations
 
@@ -282,13 +285,19 @@ def profile_rows(data, steps: int, top: int) -> tuple[list, dict]:
 def llm_rows(args, results) -> None:
     """The LLM-sized rows: plain, ``watch()`` and ``watch(every=1)`` interleaved in one run (the ratio per
     repeat, median over repeats), the time of ``report()`` (statistics and diagnosis) after the run, and
-    the peak resident memory each configuration adds over plain training, in fresh processes."""
+    the peak resident memory each configuration adds over plain training, in fresh processes (the median of
+    ``--llm-memory-repeats`` each, configurations interleaved), with glibc as it comes and with a fixed mmap
+    threshold (:func:`rss_peak_mib`: the second measures the memory in use, the first adds what glibc's heap
+    keeps, which depends on the order of allocations)."""
     configs = ("plain", "watch()", "watch(every=1)")
     print(f"\nLLM-sized models (batch {args.llm_batch} x {args.llm_tokens} tokens), {args.llm_repeats} repeats x "
-          f"{args.llm_steps} steps; memory over {args.llm_memory_steps} steps in fresh processes")
+          f"{args.llm_steps} steps; memory over {args.llm_memory_steps} steps in fresh processes, median of "
+          f"{args.llm_memory_repeats}; 'glibc': as it comes; 'fixed': MALLOC_MMAP_THRESHOLD_=131072 (memory in use)")
     print(f"{'loop':18s} {'config':16s} {'s/step':>8s} {'ratio':>7s} {'min..max ratio':>16s} {'report s':>9s} "
-          f"{'peak MiB':>9s} {'+MiB':>7s} {'+% peak':>8s} {'HWM MiB':>8s} {'+MiB':>7s} {'+% HWM':>7s}")
+          f"{'glibc peak':>10s} {'+% peak':>8s} {'+% HWM':>7s} {'fixed peak':>10s} {'+MiB':>6s} {'+% peak':>8s} "
+          f"{'+% HWM':>7s}")
     results["llm"] = {}
+    nan = float("nan")
     for loop, data in llm_loops(args.llm_batch, args.llm_tokens, args.only).items():
         res, runners = interleaved(data, configs, args.llm_repeats, args.llm_steps, Runner)
         report_s = {}
@@ -299,39 +308,64 @@ def llm_rows(args, results) -> None:
                 report_s[c] = time.perf_counter() - t
             r.close()
         del runners
-        mem = {} if args.no_memory else {c: rss_peak_mib(loop, c, args.llm_memory_steps, args.threads,
-                                                        llm=(args.llm_batch, args.llm_tokens)) for c in configs}
-        nan = float("nan")
+        mem = {} if args.no_memory else {a: memory_medians(args, loop, configs, a) for a in ("default", "fixed")}
         for c in configs:
             med, lo, hi, sec = res[c]
-            peak = mem[c][0] if mem else nan
-            grow = mem[c][0] - mem["plain"][0] if mem else nan
-            pct = 100 * grow / mem["plain"][0] if mem else nan
-            hwm = mem[c][2] if mem else nan
-            hwm_grow = mem[c][2] - mem["plain"][2] if mem else nan
-            hwm_pct = 100 * hwm_grow / mem["plain"][2] if mem else nan
-            rep = report_s.get(c, nan)
-            print(f"{loop:18s} {c:16s} {sec:8.2f} {med:7.3f} {lo:7.3f}..{hi:<7.3f} {rep:9.2f} {peak:9.0f} {grow:7.0f} "
-                  f"{pct:8.1f} {hwm:8.0f} {hwm_grow:7.0f} {hwm_pct:7.1f}")
-            results["llm"][f"{loop} | {c}"] = {"ratio": med, "min": lo, "max": hi, "s_per_step": sec,
-                                               "report_s": report_s.get(c), "peak_rss_mib": peak,
-                                               "peak_growth_mib": grow, "peak_growth_pct": pct,
-                                               "hwm_mib": hwm, "hwm_growth_mib": hwm_grow, "hwm_growth_pct": hwm_pct}
+            row = {"ratio": med, "min": lo, "max": hi, "s_per_step": sec, "report_s": report_s.get(c)}
+            for a, m in mem.items():
+                (peak, _, hwm), (peak0, _, hwm0) = m[c], m["plain"]
+                row[a] = {"peak_rss_mib": peak, "peak_growth_mib": peak - peak0,
+                          "peak_growth_pct": 100 * (peak - peak0) / peak0, "hwm_mib": hwm,
+                          "hwm_growth_mib": hwm - hwm0, "hwm_growth_pct": 100 * (hwm - hwm0) / hwm0}
+            d, f = row.get("default", {}), row.get("fixed", {})
+            print(f"{loop:18s} {c:16s} {sec:8.2f} {med:7.3f} {lo:7.3f}..{hi:<7.3f} {report_s.get(c, nan):9.2f} "
+                  f"{d.get('peak_rss_mib', nan):10.0f} {d.get('peak_growth_pct', nan):8.1f} "
+                  f"{d.get('hwm_growth_pct', nan):7.1f} {f.get('peak_rss_mib', nan):10.0f} "
+                  f"{f.get('peak_growth_mib', nan):6.0f} {f.get('peak_growth_pct', nan):8.1f} "
+                  f"{f.get('hwm_growth_pct', nan):7.1f}")
+            results["llm"][f"{loop} | {c}"] = row
 
 
-def rss_peak_mib(loop: str, config: str, steps: int, threads: int, llm=None) -> tuple[float, float, float]:
+def memory_medians(args, loop: str, configs, allocator: str) -> dict:
+    """``{config: (peak after a step, base, high-water)}``, each the median over ``--llm-memory-repeats`` fresh
+    processes, the configurations interleaved (:func:`rss_peak_mib`)."""
+    runs = {c: [] for c in configs}
+    for _ in range(args.llm_memory_repeats):
+        for c in configs:
+            runs[c].append(rss_peak_mib(loop, c, args.llm_memory_steps, args.threads,
+                                        llm=(args.llm_batch, args.llm_tokens), allocator=allocator))
+    return {c: tuple(statistics.median(v) for v in zip(*r)) for c, r in runs.items()}
+
+
+#: glibc's environment for :func:`rss_peak_mib`'s ``allocator="fixed"``: a fixed mmap threshold of 128 KiB (glibc's
+#: initial one), so every allocation above it is its own mapping, returned on free, and the heap holds small
+#: objects only: RSS then follows the memory in use, whatever the order of allocations
+FIXED_THRESHOLD_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+
+
+def rss_peak_mib(loop: str, config: str, steps: int, threads: int, llm=None,
+                 allocator: str = "default") -> tuple[float, float, float]:
     """``(peak RSS after a step, RSS before the first step, high-water RSS during the steps)`` in MiB of
     ``steps`` steps of ``loop`` under ``config``, in a fresh process (the model, its data and its optimizer
     built). glibc keeps freed heap below its mmap threshold, so RSS after a step holds what a step left;
     the high-water mark (``VmHWM``, reset through ``/proc/self/clear_refs`` once the setup is done) also
-    counts the transient buffers of a step freed before it returns (an out-of-memory happens there)."""
+    counts the transient buffers of a step freed before it returns (an out-of-memory happens there).
+
+    ``allocator="default"`` runs glibc as it comes: its mmap threshold rises to the size of the largest
+    mapping freed (up to 32 MiB), after which mid-sized tensors come from its heap, and the heap keeps the
+    free space between chunks still in use: how much depends on the order of allocations, and moves by
+    hundreds of MiB between configurations that allocate the same tensors. ``"fixed"`` sets
+    :data:`FIXED_THRESHOLD_ENV`: RSS then measures the memory in use (what the monitor holds and allocates)."""
+    if allocator not in ("default", "fixed"):
+        raise ValueError(f"allocator must be 'default' or 'fixed', got {allocator!r}")
     make = f"O.llm_loops({llm[0]}, {llm[1]}, {loop!r})" if llm else "O.loops()"
     code = (f"import sys, torch; sys.path.insert(0, {str(__file__.rsplit('/', 1)[0])!r}); "
             f"import overhead as O; torch.set_num_threads({threads}); m, X, y = {make}[{loop!r}]; "
             f"r = O.Runner({config!r}, m, X, y); del m; base = O._rss_mib(); peak = base; O._reset_hwm()\n"
             f"for _ in range({steps}):\n    r.run(1); peak = max(peak, O._rss_mib())\n"
             "hwm = O._hwm_mib(); r.close(); print(peak, base, hwm)")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    env = {**os.environ, **(FIXED_THRESHOLD_ENV if allocator == "fixed" else {})}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     peak, base, hwm = map(float, res.stdout.strip().splitlines()[-1].split())
     return peak, base, hwm
 
@@ -403,6 +437,8 @@ def main(argv=None):
     p.add_argument("--llm-steps", type=int, default=10)
     p.add_argument("--llm-batch", type=int, default=2)
     p.add_argument("--llm-tokens", type=int, default=64)
+    p.add_argument("--llm-memory-repeats", type=int, default=3,
+                   help="fresh processes per configuration and allocator setting for the LLM rows' memory (median)")
     p.add_argument("--llm-memory-steps", type=int, default=12,
                    help="steps per fresh process for the LLM rows' peak memory (the default schedule's first "
                         "10 steps are all sampled)")
@@ -415,8 +451,9 @@ def main(argv=None):
     print(f"{results['machine']}; {args.threads} thread(s), {args.repeats} repeats x {args.steps} steps, "
           f"{args.clock} clock, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
           "ratio = median over repeats of (block time / plain block time)")
-    print(f"{'loop':18s} {'config':16s} {'ms/step':>8s} {'ratio':>7s} {'min..max ratio':>16s} {'state KiB':>10s} "
-          f"{'RSS +MiB':>14s}")
+    if not args.llm_only:
+        print(f"{'loop':18s} {'config':16s} {'ms/step':>8s} {'ratio':>7s} {'min..max ratio':>16s} {'state KiB':>10s} "
+              f"{'RSS +MiB':>14s}")
     selected = {} if args.llm_only else {k: v for k, v in loops().items() if args.only in k}
     for loop, data in selected.items():
         res, runners = interleaved(data, CONFIGS, args.repeats, args.steps, Runner)
@@ -429,7 +466,7 @@ def main(argv=None):
             results["monitor"][f"{loop} | {c}"] = {"ratio": med, "min": lo, "max": hi, "ms": 1e3 * ms,
                                                    "state_kib": state[c] / 1024,
                                                    "peak_rss_growth_mib": rss[c] - rss["plain"] if rss else None}
-    if not args.no_mechanisms:
+    if not args.no_mechanisms and selected:
         mech = ("plain", "mode", "hooks", "mode+hooks")
         print("\ninterception mechanisms alone, on at every step, recording nothing")
         print(f"{'loop':18s} " + " ".join(f"{c:>12s}" for c in mech))
@@ -439,7 +476,7 @@ def main(argv=None):
             res, _ = interleaved(data, mech, args.repeats, args.steps, MechanismRunner)
             print(f"{loop:18s} " + " ".join(f"{res[c][0]:12.3f}" for c in mech))
             results["mechanisms"][loop] = {c: res[c][0] for c in mech}
-    if not args.no_profile:
+    if not args.no_profile and selected:
         profile_table(args, selected, results)
     if args.frameworks:
         framework_rows(args, results)

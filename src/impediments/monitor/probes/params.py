@@ -358,7 +358,7 @@ class ParamProbe(Probe):
         local = torch.stack(torch._foreach_norm(before))
         scale = [self._samples[i][0] / s.numel() if (s := self._samples[i][1]) is not None else 1.0 for i in idx]
         if any(c != 1.0 for c in scale):                            # sampled: n/k times the sampled sum of squares
-            local = local * torch.tensor(scale, dtype=local.dtype, device=local.device).sqrt()
+            local = local * to_device(scale, local.dtype, local.device).sqrt()   # (no blocking copy on CUDA)
         dnorm = sharding.global_norms([self.params[i] for i in idx], local)
         if not ctx.full_schedule(step + 1):                     # the next step keeps no copy
             self._copy = None

@@ -14,6 +14,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from impediments.monitor.state.moments import to_device
+
 #: decades covered by the signed-log histogram (magnitudes 1e-6 .. 1e6) and bins per decade
 HIST_DECADES, HIST_PER_DECADE = (-6, 6), 4
 _POS = torch.logspace(HIST_DECADES[0], HIST_DECADES[1], (HIST_DECADES[1] - HIST_DECADES[0]) * HIST_PER_DECADE + 1,
@@ -110,7 +112,7 @@ def _many_torch(parts: list) -> torch.Tensor:
     a = torch.cat(parts) if len(parts) > 1 else parts[0]
     key = (a.dtype, str(a.device))
     if key not in _EDGES:
-        _EDGES[key] = torch.tensor(HIST_EDGES, dtype=a.dtype).to(a.device)
+        _EDGES[key] = to_device(HIST_EDGES, a.dtype, a.device)   # pinned, non-blocking on CUDA: no wait
     idx = (torch.searchsorted(_EDGES[key], a, right=True) - 1).clamp_(0, HIST_BINS - 1)
     idx = idx.masked_fill(~torch.isfinite(a), HIST_BINS)
     if len(parts) > 1:
