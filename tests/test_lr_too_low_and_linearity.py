@@ -3,6 +3,7 @@ mechanism each finding names; :data:`ACTING` moves their thresholds (``tests/tes
 from __future__ import annotations
 
 import functools
+import math
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from impediments.data import load_dataset
 from impediments.doctor import Thresholds, diagnose
 from impediments.doctor.rules.learning_rate import input_layer_update
 from impediments.doctor.rules.linearity import affine_stack
+from impediments.doctor.rules.loop import lr_collapsed_at
 from impediments.monitor import Monitor
 
 
@@ -50,8 +52,11 @@ def _digits_run(lr: float, schedule: str = "constant", labels: str = "paired"):
     factor = {"constant": None,
               "warmup": lambda s: (s + 1) / 200,                   # a warm-up longer than the run
               "decay": lambda s: 1.0 if s < 40 else 0.01,
-              "short_warmup": lambda s: min(1.0, (s + 1) / 5)}[schedule]
+              "early_drop": lambda s: 1.0 if s < 10 else 0.001,
+              "short_warmup": lambda s: min(1.0, (s + 1) / 5), "cosine": None}[schedule]
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, factor) if factor else None
+    if schedule == "cosine":          # annealed to zero over the run: low only at its end, not collapsed early
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     X, y = _digits()
     if labels == "shuffled":
         y = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(1))]
@@ -91,6 +96,20 @@ def test_a_warmup_longer_than_the_run_is_not_checked_and_a_decay_at_the_end_is_q
     assert _codes(_digits_run(1e-5, "short_warmup")).get("learning_rate_too_low") == "warning"
     # 40 steps at 1e-3, then 1e-5: the last windows' steps are tiny, the largest window's are not
     assert "learning_rate_too_low" not in _codes(_digits_run(1e-3, "decay"))
+
+
+def test_a_cosine_schedule_to_zero_is_not_a_collapse_and_still_shows_a_rate_too_low():
+    stats = _digits_run(1e-5, "cosine")
+    # the schedule's own values (closed form): 1e-5 * (1 + cos(pi t / 60)) / 2 reaches max/100 only at step 57 of 60
+    first_low = next(t for t in range(61) if (1 + math.cos(math.pi * t / 60)) / 2 <= 1 / 100)
+    assert first_low == 57 and first_low > Thresholds().lr_collapse_fraction * 60
+    [group] = stats.loop.learning_rates
+    assert group["below"][1] - group["first_step"] == first_low        # the monitor's record agrees
+    assert group["last"] <= group["max"] / 100 and lr_collapsed_at(group, stats.loop.optimizer_steps, Thresholds()) is None
+    codes = _codes(stats)
+    assert codes.get("learning_rate_too_low") == "warning" and "learning_rate_collapsed" not in codes
+    # the same predicate still calls a collapse early in the run (1e-3 for 10 steps, then 1e-5)
+    assert "learning_rate_collapsed" in _codes(_digits_run(1e-3, "early_drop"))
 
 
 def test_shuffled_labels_at_the_usual_rate_stay_uninformative_labels_and_a_slow_run_is_not_called_that():

@@ -285,6 +285,25 @@ def _within_role_ratio(chain: list[tuple[str, float]], depths: list[int], roles:
     return math.exp(sxy / sxx * (len(rank) - 1))
 
 
+def activation_depth_trend(stats, th) -> tuple[str, float, list[tuple[str, float]], list[int]] | None:
+    """``(code, ratio, chain, depths)`` where the pre-activation variance shrinks (``vanishing_activations``) or
+    grows (``exploding_activations``) along depth past ``activation_var_ratio`` (the within-role fit,
+    :func:`_within_role_ratio`, in the direction of the first depth to the last); None where it does neither.
+
+    The one predicate ``activation_variance_with_depth`` reports and ``learning_rate_too_low`` reads as another
+    cause of small steps (tiny signals, not the rate)."""
+    chain = [(name, float(a.input.var)) for name, a in by_depth(stats.activations) if finite(a.input.var)]
+    depths = [stats.activations[name].depth for name, _ in chain]
+    if len(chain) < th.depth_min_layers or len(set(depths)) < 2:
+        return None
+    ratio = _within_role_ratio(chain, depths, [activation_role(n, stats.activations[n].kind) for n, _ in chain])
+    code = ("vanishing_activations" if ratio < 1 / th.activation_var_ratio else
+            "exploding_activations" if ratio > th.activation_var_ratio else None)
+    if code is None or (_end_ratio(chain, depths) > 1) != (ratio > 1):
+        return None       # not a trend: the line's direction is not the one from the first depth to the last
+    return code, ratio, chain, depths
+
+
 @rule("vanishing_activations", "exploding_activations", requires=("activations",))
 def activation_variance_with_depth(stats, th):
     """Pre-activation variance shrinking or growing geometrically along depth.
@@ -310,20 +329,13 @@ def activation_variance_with_depth(stats, th):
     BatchNorm weights start at N(0, 0.02^2)), the profile is a V and one line through it can point up
     while the last activation's variance sits below the first's: neither growth nor shrinkage along depth.
     """
-    chain = [(name, float(a.input.var)) for name, a in by_depth(stats.activations) if finite(a.input.var)]
-    depths = [stats.activations[name].depth for name, _ in chain]
-    if len(chain) < th.depth_min_layers or len(set(depths)) < 2:
+    trend = activation_depth_trend(stats, th)
+    if trend is None:
         return []
-    ratio = _within_role_ratio(chain, depths, [activation_role(n, stats.activations[n].kind) for n, _ in chain])
+    code, ratio, chain, depths = trend
     evidence = {"last_over_first_variance": ratio, "threshold": th.activation_var_ratio, "layers": len(chain),
                 "depths": len(set(depths)), "first_variance": chain[0][1], "last_variance": chain[-1][1],
                 "variance_by_layer": {n: v for n, v in chain}}
-    code = ("vanishing_activations" if ratio < 1 / th.activation_var_ratio else
-            "exploding_activations" if ratio > th.activation_var_ratio else None)
-    if code is None:
-        return []
-    if (_end_ratio(chain, depths) > 1) != (ratio > 1):
-        return []         # not a trend: the line's direction is not the one from the first depth to the last
     severity = "warning"
     drop = loss_drop(stats)
     if code == "vanishing_activations" and (drop is None or drop >= th.trains_loss_drop):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 from impediments.doctor.rules.base import finding, finite, rule
-from impediments.doctor.rules.loss import _after_transient, _thirds
+from impediments.doctor.rules.loss_trend import after_transient, loss_thirds
 from impediments.monitor.probes.loop.loss_calls import HAND_WRITTEN
 
 #: autograd nodes of a softmax over the class dimension (probabilities or log-probabilities)
@@ -278,10 +278,10 @@ def unscaled_targets(stats, th):
               "target_std": math.sqrt(call.target_var),
               "target_min": call.target_min, "target_max": call.target_max, "threshold": th.target_scale}
         # the cost, measured: after the transient, how much of the targets' mean square the loss still holds
-        later = [m for _, m in _after_transient(stats, th)] if stats.loss is not None else []
+        later = [m for _, m in after_transient(stats, th)] if stats.loss is not None else []
         cost = None
         if len(later) >= th.loss_min_windows and all(map(finite, later)):
-            cost = _thirds(later)[1] / (rms * rms)
+            cost = loss_thirds(later)[1] / (rms * rms)
             ev["last_third_loss_over_mean_square"] = cost
         severity = "warning" if cost is not None and cost >= th.target_scale_cost else "info"
         extra = (f" After the transient the loss still holds {cost:.0%} of the targets' mean square."

@@ -33,9 +33,12 @@ import math
 import statistics
 
 from impediments.doctor.fractions import dead_fraction, saturated_fraction
-from impediments.doctor.rules.base import by_depth, finding, finite, geometric_ratio, not_checked, rule
+from impediments.doctor.rules.activations import activation_depth_trend
+from impediments.doctor.rules.base import finding, finite, not_checked, rule
+from impediments.doctor.rules.gradients import first_weights_gradient_vanished
 from impediments.doctor.rules.init_scale import init_scale_too_large
-from impediments.doctor.rules.loss import _after_transient, _thirds
+from impediments.doctor.rules.loop import clipping_dominates_share, lr_collapsed_at
+from impediments.doctor.rules.loss_trend import after_transient, loss_thirds
 
 
 def window_update_ratios(stats) -> dict[str, float]:
@@ -77,17 +80,14 @@ def _prior_entropy(loop) -> float | None:
 def _other_cause(stats, th) -> str | None:
     """What else holds a loss still, read from the statistics the other rules judge; None when nothing does."""
     loop, out = stats.loop, stats.output
-    if any(g.get("last") is not None and g.get("max") and g["last"] <= g["max"] / th.lr_collapse_factor
-           for g in loop.learning_rates):
-        return "the learning rate collapsed"
+    if any(lr_collapsed_at(g, loop.optimizer_steps, th) is not None for g in loop.learning_rates):
+        return "the learning rate collapsed early (learning_rate_collapsed)"
     if out is not None and out.constant_forwards:
         return "the output is constant"
     if loop.trainable_only_norm_or_bias:
         return "the weight matrices are frozen"
-    k = min(max(round(math.log10(max(th.clip_dominates_factor, 1.0))), 0), 4)     # as gradient_clipping_dominates
-    if loop.clip_calls >= th.loop_min_observations and len(loop.clip_at_least) > k \
-            and loop.clip_at_least[k] >= th.clip_dominates_fraction * loop.clip_calls:
-        return "clipping cuts nearly every step"
+    if clipping_dominates_share(loop, th) is not None:
+        return "clipping cuts nearly every step (gradient_clipping_dominates)"
     for a in stats.activations.values():
         if a.model_output:
             continue
@@ -100,14 +100,10 @@ def _other_cause(stats, th) -> str | None:
         return "the init scale is too large: a normal step is a small fraction of weights that large"
     if any(call.probability_rows for call in loop.losses.values()):
         return "the loss is fed probabilities, whose gradient is attenuated (softmax_before_loss)"
-    hidden = [a for _, a in by_depth(stats.activations) if not a.model_output and finite(a.input.var) and a.input.var > 0]
-    if len({a.depth for a in hidden}) >= th.depth_min_layers and geometric_ratio(
-            [a.input.var for a in hidden], [a.depth for a in hidden]) < 1 / th.activation_var_ratio:
+    trend = activation_depth_trend(stats, th)
+    if trend is not None and trend[0] == "vanishing_activations":
         return "the activations vanish with depth (vanishing_activations): the signals, not the rate, are small"
-    ordered = sorted((loop.params[n].order, p.grad_norm) for n, p in stats.params.items()
-                     if n.endswith("weight") and n in loop.params and loop.params[n].order is not None
-                     and finite(p.grad_norm))
-    if len(ordered) >= 2 and (ordered[0][1] <= 0 or (ordered[-1][1] / ordered[0][1]) ** 2 > th.gradient_var_ratio):
+    if first_weights_gradient_vanished(stats, th):
         return "the gradient vanishes before the first layers"
     return None
 
@@ -141,10 +137,10 @@ def low_rate_evidence(stats, th) -> dict | None:
     median = statistics.median(window_update_ratios(stats).values())
     if median >= th.lr_low_median_update:
         return None
-    later = [m for _, m in _after_transient(stats, th)]
+    later = [m for _, m in after_transient(stats, th)]
     if len(later) < th.loss_min_windows or not all(map(finite, later)):
         return None
-    _, last = _thirds(later)
+    _, last = loss_thirds(later)
     prior = _prior_entropy(loop)
     reference = prior if prior else loss.first
     shed, fell = 1.0 - last / reference, 1.0 - last / loss.first

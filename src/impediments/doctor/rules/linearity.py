@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 
 from impediments.doctor.rules.base import finding, finite, rule
-from impediments.doctor.rules.loss import _after_transient
+from impediments.doctor.rules.loss_trend import after_transient, loss_thirds
 
 #: two moments are the same tensor's when they agree to this relative precision (they are computed from one
 #: tensor by two hooks, in float64 sums of float32 values: the same bits; the slack covers a reordered sum)
@@ -70,7 +70,7 @@ def no_nonlinearity(stats, th):
     names = affine_stack(stats)
     if names is None:
         return []
-    later = [m for _, m in _after_transient(stats, th)] if stats.loss is not None else []
+    later = [m for _, m in after_transient(stats, th)] if stats.loss is not None else []
     settled, improvement = False, None
     if len(later) >= th.loss_min_windows and all(map(finite, later)):
         k = max(1, len(later) // 3)

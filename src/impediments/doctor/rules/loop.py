@@ -414,18 +414,33 @@ def optimizer_rarely_steps(stats, th):
         "condition that calls optimizer.step()")]
 
 
+def lr_collapsed_at(lr: dict, steps: int, th) -> int | None:
+    """The step at which one param group's learning rate fell ``lr_collapse_factor``-fold below its peak, when
+    that happened within the first ``lr_collapse_fraction`` of the ``steps`` optimizer steps and the rate is
+    still that low at the end; None otherwise.
+
+    The one definition of a collapsed schedule: ``learning_rate_collapsed`` reports it, and the rules that
+    look for another cause of a still loss (``learning_rate_too_low``, ``uninformative_labels``) read it, so a
+    schedule annealed to zero over the run (cosine to 0: low only at its end) is not taken for a collapse.
+    """
+    k = min(max(math.ceil(math.log10(max(th.lr_collapse_factor, 10.0))) - 1, 0), 5)
+    at = lr["below"][k] if k < len(lr["below"]) else None
+    if (at is None or steps < th.loop_min_observations or lr["max"] <= 0
+            or (at - lr["first_step"]) > th.lr_collapse_fraction * steps
+            or lr["last"] > lr["max"] / th.lr_collapse_factor):
+        return None
+    return at
+
+
 @rule("learning_rate_collapsed", requires=("loop",))
 def learning_rate_collapsed(stats, th):
-    """The learning rate fell ``lr_collapse_factor``-fold early in the run and stayed there."""
+    """The learning rate fell ``lr_collapse_factor``-fold early in the run and stayed there (:func:`lr_collapsed_at`)."""
     loop = stats.loop
     steps = loop.optimizer_steps
-    k = min(max(math.ceil(math.log10(max(th.lr_collapse_factor, 10.0))) - 1, 0), 5)
     out = []
     for g, lr in enumerate(loop.learning_rates):
-        at = lr["below"][k] if k < len(lr["below"]) else None
-        if (at is None or steps < th.loop_min_observations or lr["max"] <= 0
-                or (at - lr["first_step"]) > th.lr_collapse_fraction * steps
-                or lr["last"] > lr["max"] / th.lr_collapse_factor):
+        at = lr_collapsed_at(lr, steps, th)
+        if at is None:
             continue
         out.append(finding(
             "learning_rate_collapsed", "warning", [f"param_group {g}"],
@@ -439,16 +454,24 @@ def learning_rate_collapsed(stats, th):
     return out
 
 
+def clipping_dominates_share(loop, th) -> float | None:
+    """The share of clipping calls that cut the gradient's norm ``clip_dominates_factor``-fold or more, when it
+    reaches ``clip_dominates_fraction`` over at least ``loop_min_observations`` calls; None otherwise. The one
+    definition ``gradient_clipping_dominates`` reports and ``learning_rate_too_low`` reads as another cause."""
+    k = min(max(round(math.log10(max(th.clip_dominates_factor, 1.0))), 0), 4)
+    if loop.clip_calls < th.loop_min_observations or len(loop.clip_at_least) <= k:
+        return None
+    share = loop.clip_at_least[k] / loop.clip_calls
+    return share if share >= th.clip_dominates_fraction else None
+
+
 @rule("gradient_clipping_dominates", requires=("loop",))
 def gradient_clipping_dominates(stats, th):
     """A clipping function (``clip_grad_norm_`` or ``clip_grad_value_``) cut the gradient's norm by
     ``clip_dominates_factor`` or more on nearly every call."""
     loop = stats.loop
-    k = min(max(round(math.log10(max(th.clip_dominates_factor, 1.0))), 0), 4)
-    if loop.clip_calls < th.loop_min_observations or len(loop.clip_at_least) <= k:
-        return []
-    share = loop.clip_at_least[k] / loop.clip_calls
-    if share < th.clip_dominates_fraction:
+    share = clipping_dominates_share(loop, th)
+    if share is None:
         return []
     typical = 10 ** loop.clip_log_ratio_mean if loop.clip_log_ratio_mean is not None else None
     if loop.clip_function == "clip_grad_value_":

@@ -11,18 +11,8 @@ from __future__ import annotations
 import math
 
 from impediments.doctor.rules.base import finding, finite, not_checked, rule
-
-
-def _after_transient(stats, th) -> list[tuple[int, float]]:
-    """``(start_step, mean loss)`` of the windows that start after the transient."""
-    return [(w.start_step, float(w.loss_mean)) for w in stats.windows
-            if w.loss_mean is not None and w.start_step >= th.transient_steps]
-
-
-def _thirds(means: list[float]) -> tuple[float, float]:
-    """Mean of the first and of the last third of the windows (averages out mini-batch noise)."""
-    k = max(1, len(means) // 3)
-    return sum(means[:k]) / k, sum(means[-k:]) / k
+from impediments.doctor.rules.gradients import first_weights_gradient_vanished
+from impediments.doctor.rules.loss_trend import after_transient, loss_thirds
 
 
 def _too_short(stats, th, code: str, later) -> list:
@@ -42,14 +32,14 @@ def diverging_loss(stats, th):
                         {"first_nonfinite_step": loss.first_nonfinite_step, "first_loss": loss.first,
                          "min_loss": loss.min}, seen=seen,
                         confidence=f"the loss was NaN/Inf at step {loss.first_nonfinite_step}: no trend needed")]
-    later = _after_transient(stats, th)
+    later = after_transient(stats, th)
     means = [m for _, m in later]
     if len(means) < th.loss_min_windows:
         return _too_short(stats, th, "diverging_loss", later)
     start = loss.first
     if not all(map(finite, means)) or not finite(start) or start <= 0:
         return []
-    first, last = _thirds(means)
+    first, last = loss_thirds(means)
     seen["windows_after_transient"] = len(means)
     confidence = (f"windows from step {later[0][0]} on (after the {th.transient_steps}-step transient), "
                   f"{loss.count} losses in all")
@@ -84,7 +74,7 @@ def loss_plateau(stats, th):
     if loss.count < th.plateau_min_steps or len(means) < th.loss_min_windows:
         return [not_checked("loss_plateau", ["loss"], f"not enough steps yet: {loss.count} losses recorded, "
                                                       f"a plateau is called after {th.plateau_min_steps}")]
-    first, last = _thirds(means)
+    first, last = loss_thirds(means)
     improvement = (first - last) / abs(first) if first != 0 else 0.0
     if improvement >= th.plateau_improvement or last / max(first, 1e-12) >= th.diverging_factor:
         return []
@@ -175,7 +165,7 @@ def _high_start_cost(stats, th, base: float) -> dict:
     windows = [(w.start_step, float(w.loss_mean)) for w in stats.windows if w.loss_mean is not None]
     if stats.loss is not None and len(windows) >= th.loss_min_windows:
         means = [m for _, m in windows]
-        _, last = _thirds(means)
+        _, last = loss_thirds(means)
         down = next((step for step, m in windows if finite(m) and m <= base), None)
         settled = down is not None and finite(last) and last <= base
         return {"down_to_uninformed_by_step": down, "last_third_loss": last, **({"not_a_warning": (
@@ -234,14 +224,14 @@ def uninformative_labels(stats, th):
     total = sum(loop.class_counts)
     if not kinds or loop.target_batches < th.loop_min_observations or not total or out.constant_forwards:
         return []
-    later = [m for _, m in _after_transient(stats, th)]
+    later = [m for _, m in after_transient(stats, th)]
     if len(later) < th.loss_min_windows or not all(map(finite, later)):
         return []
     prior = [c / total for c in loop.class_counts if c]
     entropy = -sum(p * math.log(p) for p in prior)
     if entropy <= 0:
         return []
-    first, last = _thirds(later)
+    first, last = loss_thirds(later)
     k = max(1, len(later) // 3)
     mean = sum(later) / len(later)
     spread = math.sqrt(sum((m - mean) ** 2 for m in later) / max(1, len(later) - 1))
@@ -259,13 +249,15 @@ def uninformative_labels(stats, th):
     if not ratios:
         return []
     update = ratios[0]
-    collapsed = any(g.get("last") is not None and g.get("max") and g["last"] <= g["max"] / th.lr_collapse_factor
-                    for g in loop.learning_rates)
+    # imported here only to keep the catalogue's registration order (this module's rules before the loop's and
+    # learning_rate_too_low's); the dependency is one-way: neither imports this module
+    from impediments.doctor.rules.learning_rate import input_layer_update, low_rate_evidence
+    from impediments.doctor.rules.loop import lr_collapsed_at
+    collapsed = any(lr_collapsed_at(g, loop.optimizer_steps, th) is not None for g in loop.learning_rates)
     if update < th.label_entropy_min_update or collapsed:
         return []
     # the input layer stepping under lr_low_update of itself in every window while the loss has not moved is a
     # learning rate too low (learning_rate_too_low): a loss that slow to leave H says nothing about the labels
-    from impediments.doctor.rules.learning_rate import input_layer_update, low_rate_evidence   # (reads this module)
     if low_rate_evidence(stats, th) is not None:
         return []
     # a loss at H says nothing about the labels until the weights could have learned: the input layer's largest
@@ -277,10 +269,7 @@ def uninformative_labels(stats, th):
     # the first and the last weight in forward order: gradient energy 1000x apart is vanishing gradients, which stall
     # the loss at H too (Adam hides them in the update sizes, not in the gradients); norm layers' small gains between
     # them are not compared
-    ordered = sorted((loop.params[n].order, p.grad_norm) for n, p in stats.params.items()
-                     if n.endswith("weight") and n in loop.params and loop.params[n].order is not None
-                     and finite(p.grad_norm))
-    if len(ordered) < 2 or ordered[0][1] <= 0 or (ordered[-1][1] / ordered[0][1]) ** 2 > th.gradient_var_ratio:
+    if first_weights_gradient_vanished(stats, th):
         return []
     return [finding(
         "uninformative_labels", "warning", ["data"],
