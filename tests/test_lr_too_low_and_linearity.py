@@ -158,6 +158,67 @@ def test_stacked_linears_are_one_affine_map_and_settle_at_the_least_squares_line
     assert f.severity == "warning" and f.where == ["0", "1", "2"] and f.evidence["settled"]
 
 
+@functools.lru_cache(maxsize=None)
+def _regression_run(steps: int):
+    """Three stacked Linears on y = A x + b + noise (a task an affine map fits), Adam 1e-2."""
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(512, 8, generator=gen)
+    A, b = torch.randn(8, 4, generator=gen), torch.randn(4, generator=gen)
+    y = X @ A + b + 0.01 * torch.randn(512, 4, generator=gen)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.Linear(32, 32), nn.Linear(32, 4))
+    return (X, y), _train(model, torch.optim.Adam(model.parameters(), lr=1e-2), X, y, F.mse_loss, steps)
+
+
+@pytest.mark.parametrize("steps", [150, 400])
+def test_a_linear_regression_through_stacked_linears_is_info_its_cost_not_shown(steps):
+    (X, y), stats = _regression_run(steps)
+    # the least-squares fit (closed form) leaves only the noise: an affine map fits this task
+    A = torch.cat([X, torch.ones(len(X), 1)], 1)
+    best = float(((A @ torch.linalg.lstsq(A, y).solution - y) ** 2).mean())
+    assert best < 2e-4 and best < 1e-3 * stats.loss.first
+    [f] = diagnose(stats).by_code("no_nonlinearity")
+    assert f.severity == "info" and f.evidence["loss_drop"] > 0.99, f.evidence
+    assert f.evidence["loss_drop"] >= Thresholds().trains_loss_drop
+    if steps == 400:         # settled at the best affine fit, and that fit is the task: still info
+        assert f.evidence["settled"] and "not_a_warning" in f.evidence
+
+
+def test_the_sine_through_stacked_linears_settles_with_most_of_its_loss_left():
+    _, stats = _sine_run("linear")
+    # closed form: the best line explains R^2 = 1 - MSE_lstsq / Var(y) of sin(2x) on [-3, 3], under a quarter
+    X, y = _sine()
+    A = torch.cat([X, torch.ones_like(X)], 1)
+    r2 = 1 - float(((A @ torch.linalg.lstsq(A, y).solution - y) ** 2).mean()) / float(y.var(unbiased=False))
+    [f] = diagnose(stats).by_code("no_nonlinearity")
+    assert f.evidence["settled"] and f.evidence["loss_drop"] == pytest.approx(r2, abs=0.1)
+    assert r2 < Thresholds().trains_loss_drop and f.severity == "warning"
+    # against its first loss (1.36, a far-off init) it shed 68%: that start is not the cost of the affine fit
+    assert 1 - stats.loss.window_means[-1] / stats.loss.first > Thresholds().trains_loss_drop
+
+
+@pytest.mark.parametrize("loss_fn, best_constant", [
+    (F.mse_loss, lambda y: float(((y - y.mean()) ** 2).mean())),                   # the targets' variance
+    (F.l1_loss, lambda y: float(min((y - c).abs().mean() for c in y))),          # brute force over candidates
+])
+def test_the_best_constant_predictions_loss_against_brute_force(loss_fn, best_constant):
+    X, y = _sine()                       # full batch: every sampled call sees the same 512 targets
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(1, 8), nn.Linear(8, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    with Monitor(model, optimizer=opt) as mon:
+        for _ in range(20):
+            opt.zero_grad()
+            loss = loss_fn(model(X), y)
+            loss.backward()
+            opt.step()
+            mon.record_loss(loss)
+    stats = mon.stats()
+    [call] = stats.loop.losses.values()
+    # an L1's best constant is any median; the monitor takes torch's, the brute force tries every target value
+    assert call.constant_loss == pytest.approx(best_constant(y), rel=1e-5)
+
+
 def test_a_loss_still_falling_gets_info_only():
     _, stats = _sine_run("linear", steps=60, lr=3e-4)
     [f] = diagnose(stats).by_code("no_nonlinearity")

@@ -332,13 +332,16 @@ def gradients_exploded_overall(stats, th):
                     seen=seen, confidence=why)]
 
 
-def first_weights_gradient_vanished(stats, th) -> bool:
+def first_weights_gradient_vanished(stats, th) -> bool | None:
     """The first and the last weight in optimizer order carry gradient energy more than ``gradient_var_ratio``
     apart (or the first none): the gradient vanished before the first layers, which stalls the loss whatever the
     labels or the rate (Adam hides it in the update sizes, not in the gradients). Norm layers' small gains between
-    them are not compared. Read by ``uninformative_labels`` and ``learning_rate_too_low`` as another cause."""
+    them are not compared. Read by ``uninformative_labels`` and ``learning_rate_too_low`` as another cause. None
+    where fewer than two weights have a gradient norm and an optimizer order (nothing to compare)."""
     loop = stats.loop
     ordered = sorted((loop.params[n].order, p.grad_norm) for n, p in stats.params.items()
                      if n.endswith("weight") and n in loop.params and loop.params[n].order is not None
                      and finite(p.grad_norm))
-    return len(ordered) >= 2 and (ordered[0][1] <= 0 or (ordered[-1][1] / ordered[0][1]) ** 2 > th.gradient_var_ratio)
+    if len(ordered) < 2:
+        return None
+    return ordered[0][1] <= 0 or (ordered[-1][1] / ordered[0][1]) ** 2 > th.gradient_var_ratio

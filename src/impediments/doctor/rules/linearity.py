@@ -14,15 +14,19 @@ does not change what the stack can fit), nor a recurrent module or a residual st
 A Linear -> Linear pair inside a nonlinear network (a LoRA pair, a bottleneck projection) is not this: its
 network has hidden activations. A single Linear layer is a linear model by design, not a stack.
 
-Severity by measured cost: a warning when the loss has settled (its last third of windows after the
-transient under ``plateau_improvement`` below the middle third): the stack reached the best affine fit it
-can reach. Info while the loss is still falling (the cost not shown yet), or in a run too short to tell.
+Severity by measured cost, as ``linear_regime`` grades near-linear activations: a warning when the loss has
+settled (its last third of windows after the transient under ``plateau_improvement`` below the middle third:
+the stack reached the best affine fit it can reach) **and** that fit costs the run: the loss shed less than
+``trains_loss_drop`` of its reference (:func:`affine_fit_drop`: its start, the label prior for a
+classification loss, the best constant prediction's loss for a regression). A task an affine map fits (a linear regression, ``y = A x + b`` plus noise) settles
+after shedding nearly all of its loss: info, with the evidence. Info too while the loss is still falling (the
+cost not shown yet), or in a run too short to tell.
 """
 from __future__ import annotations
 
 import math
 
-from impediments.doctor.rules.base import finding, finite, rule
+from impediments.doctor.rules.base import finding, finite, loss_drop, rule
 from impediments.doctor.rules.loss_trend import after_transient, loss_thirds
 
 #: two moments are the same tensor's when they agree to this relative precision (they are computed from one
@@ -49,6 +53,27 @@ def _averaged(before, after) -> bool:
             and after.var <= before.var * (1 + SAME_TENSOR_RTOL))
 
 
+def affine_fit_drop(stats, th) -> float | None:
+    """How much of its reference the loss shed: :func:`~impediments.doctor.rules.base.loss_drop` (the first loss,
+    and the label prior for a classification loss), and for a regression loss whose recorded loss is that call's
+    (its first value is the first call's) also the loss of the best constant prediction on the targets
+    (``LossCallStats.constant_loss``: the targets' variance for a mean squared error, the mean absolute deviation
+    from their median for an L1 loss): :math:`1 - \\bar{L}_{last} / L_{const}` is how much of the targets' spread
+    the fit explains (:math:`R^2` for the squared error). The smaller is returned: a regression that starts far off
+    and settles at the best line (a sine: first loss 1.36, the best line 0.42 against the targets' variance 0.50)
+    shed most of its first loss but little of what a curve could explain."""
+    drop = loss_drop(stats)
+    calls = stats.loop.losses if stats.loop is not None else {}
+    later = [m for _, m in after_transient(stats, th)] if stats.loss is not None else []
+    if drop is None or len(calls) != 1 or not later or not all(map(finite, later)):
+        return drop
+    [call] = calls.values()
+    if call.constant_loss is None or not call.constant_loss > 0 or call.first_loss_step != 0 \
+            or call.first_loss is None or not math.isclose(call.first_loss, stats.loss.first, rel_tol=1e-5):
+        return drop
+    return min(drop, 1.0 - loss_thirds(later)[1] / call.constant_loss)
+
+
 def affine_stack(stats) -> list[str] | None:
     """The layers, in forward order, of a model that is one affine map (module doc); None otherwise."""
     if stats.recurrent or stats.residual_stream or any(not a.model_output for a in stats.activations.values()):
@@ -66,7 +91,8 @@ def affine_stack(stats) -> list[str] | None:
 @rule("no_nonlinearity", requires=("layers",))
 def no_nonlinearity(stats, th):
     """Every Linear/Conv layer feeds the next directly and no hidden activation runs: one affine map (module
-    doc); a warning once the loss has settled at that map's best fit, info before."""
+    doc); a warning once the loss has settled at that map's best fit having shed under ``trains_loss_drop`` of its
+    start, info otherwise."""
     names = affine_stack(stats)
     if names is None:
         return []
@@ -78,18 +104,34 @@ def no_nonlinearity(stats, th):
         last = sum(later[-k:]) / k
         improvement = (middle - last) / abs(middle) if middle else 0.0
         settled = improvement < th.plateau_improvement
+    drop = affine_fit_drop(stats, th)
+    costs = drop is not None and drop < th.trains_loss_drop     # the best affine fit left most of the loss
     kinds = sorted({stats.layers[n].kind for n in names})
     evidence = {"layers": names, "kinds": kinds, "hidden_activations": 0,
                 "last_third_below_middle_third": improvement, "threshold": th.plateau_improvement,
-                "settled": settled}
+                "settled": settled, "loss_drop": drop, "trains_loss_drop": th.trains_loss_drop}
     chain = " -> ".join(names)
+    if settled and not costs:
+        return [finding(
+            "no_nonlinearity", "info", names, {**evidence, "not_a_warning": (
+                f"the loss shed {drop:.0%} of its reference before it settled: an affine map fits what this run learns"
+                if drop is not None else "no loss trend to measure the cost by")},
+            f"The {len(names)} layers {chain} each take the previous one's output unchanged and no activation "
+            "runs between them, so together they are one affine map, W x + b. The loss settled after shedding "
+            f"{drop:.0%} of its reference (its start, label prior or targets' variance), so an affine map fits this task (a linear regression is one); a task that "
+            "needs a curve would stall well above its start." if drop is not None else
+            f"The {len(names)} layers {chain} each take the previous one's output unchanged and no activation "
+            "runs between them, so together they are one affine map, W x + b.",
+            None, seen={"layers": len(names)},
+            confidence="each layer's input at init equal to the previous layer's output, and no hidden "
+                       "activation seen; the loss's drop from its start")]
     if settled:
         return [finding(
             "no_nonlinearity", "warning", names, evidence,
             f"The {len(names)} layers {chain} each take the previous one's output unchanged and no activation "
             "runs between them, so together they are one affine map, W x + b; the loss has settled "
-            f"(last third {improvement:.1%} below the middle third): the stack reached the best affine fit of "
-            "its input and more steps cannot go below it.",
+            f"(last third {improvement:.1%} below the middle third) having shed only {drop:.0%} of its reference: the "
+            "stack reached the best affine fit of its input and more steps cannot go below it.",
             None, seen={"layers": len(names), "losses": stats.loss.count},
             confidence="each layer's input at init equal to the previous layer's output (count, mean, variance), "
                        "and no hidden activation seen")]

@@ -268,8 +268,8 @@ def uninformative_labels(stats, th):
         return []
     # the first and the last weight in forward order: gradient energy 1000x apart is vanishing gradients, which stall
     # the loss at H too (Adam hides them in the update sizes, not in the gradients); norm layers' small gains between
-    # them are not compared
-    if first_weights_gradient_vanished(stats, th):
+    # them are not compared (and without two such weights there is nothing to rule it out by)
+    if first_weights_gradient_vanished(stats, th) is not False:
         return []
     return [finding(
         "uninformative_labels", "warning", ["data"],

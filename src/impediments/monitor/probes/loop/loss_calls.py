@@ -132,6 +132,11 @@ class LossCallStats:
     first_loss: float | None = None
     first_loss_step: int | None = None
     uninformed_loss: float | None = None
+    #: for a regression loss, the loss the best constant prediction scores on a batch's targets, averaged over the
+    #: sampled calls: their mean per output for ``mse_loss`` (the targets' variance), their median for the others
+    #: (``l1_loss``'s minimizer; a robust centre for smooth L1 / Huber): what a model that learned nothing of its
+    #: input scores (per element, as ``first_loss``)
+    constant_loss: float | None = None
     #: the largest input value seen (log-probabilities for nll_loss are <= 0)
     input_max: float | None = None
 
@@ -320,11 +325,23 @@ class LossCalls:
             self._extreme(f"{kind}.class_max", torch.where(valid, t, t.new_full((), info.min)).max(), max)
 
     def result(self, func, out, args: tuple, kwargs: dict, step: int) -> None:
-        """After the call: keep the first call's loss and the loss of a uniform prediction on the same targets."""
+        """After the call: keep the first call's loss and the loss of a uniform prediction on the same targets; for
+        a regression loss, on every sampled call, the loss of the best constant prediction on its targets."""
         kind = LOSSES[func]
-        if f"{kind}.first_loss" in self.dev or not isinstance(out, torch.Tensor) or not out.numel():
+        if not isinstance(out, torch.Tensor) or not out.numel():
             return
         x, target = args[0].detach(), args[1].detach()
+        scale = 1.0 / per_element_count(kind, x, target) if kwargs.get("reduction", "mean") == "sum" else 1.0
+        if func in REGRESSION and target.shape == x.shape and target.is_floating_point() and target.dim() >= 1 \
+                and len(target) >= 2:
+            flat = target.reshape(len(target), -1)
+            centre = flat.mean(0) if kind == "mse_loss" else flat.median(0).values
+            with torch.no_grad():
+                best = func(centre.expand_as(flat).reshape(target.shape), target, *args[2:], **kwargs)
+            self._add(f"{kind}.constant_loss_sum", best.detach().double().mean() * scale)
+            self._add(f"{kind}.constant_loss_calls", torch.ones((), dtype=torch.float64, device=target.device))
+        if f"{kind}.first_loss" in self.dev:
+            return
         uniform = UNIFORM_INPUT[kind]
         if uniform == "zeros":
             u = torch.zeros_like(x)
@@ -335,7 +352,6 @@ class LossCalls:
             u = torch.full_like(x, -math.log(c))
         with torch.no_grad():
             base = func(u, target, *args[2:], **kwargs)
-        scale = 1.0 / per_element_count(kind, x, target) if kwargs.get("reduction", "mean") == "sum" else 1.0
         self.dev[f"{kind}.first_loss"] = out.detach().double().mean() * scale
         self.dev[f"{kind}.uninformed_loss"] = base.detach().double().mean() * scale
         self.losses[kind]["first_loss_step"] = step
@@ -391,7 +407,9 @@ class LossCalls:
                 class_min=_extreme_or_none(dev.get(f"{kind}.class_min"), ct),
                 class_max=_extreme_or_none(dev.get(f"{kind}.class_max"), ct),
                 first_loss=dev.get(f"{kind}.first_loss"), first_loss_step=r.get("first_loss_step"),
-                uninformed_loss=dev.get(f"{kind}.uninformed_loss"), input_max=dev.get(f"{kind}.input_max"))
+                uninformed_loss=dev.get(f"{kind}.uninformed_loss"),
+                constant_loss=(dev[f"{kind}.constant_loss_sum"] / dev[f"{kind}.constant_loss_calls"]
+                               if dev.get(f"{kind}.constant_loss_calls") else None), input_max=dev.get(f"{kind}.input_max"))
         nb = self.batches
         return {"losses": losses, "target_batches": nb, "targets_per_batch": self.values / nb if nb else None,
                 "distinct_classes_per_batch": dev["distinct_classes"] / nb if nb else None,
