@@ -238,6 +238,9 @@ ACTING = {
     "lr_low_loss_drop": (lambda: _digits_run(5e-5), 0.1, 0.001),     # it shed 0.3% of ln 10
     "lr_low_median_update": (lambda: _digits_run(5e-5), 1e-2, 1e-4),     # its layers' median steps 6.2e-4
     "label_entropy_min_travel": (lambda: _digits_run(3e-4, labels="shuffled"), 0.1, 0.5),   # it travelled 0.21
+    # the 200-step warm-up cut at 60 rose 60x, its last window 7.1x the median: not checked, named when either moves
+    "lr_warmup_rise": (lambda: _digits_run(1e-4, "warmup"), 2.0, 100.0),
+    "lr_warmup_last_window": (lambda: _digits_run(1e-4, "warmup"), 1.5, 10.0),
 }
 
 

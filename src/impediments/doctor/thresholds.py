@@ -232,6 +232,18 @@ class Thresholds:
                                       "ones under a tenth here (0.08-0.09: so_42472447 fixed, a BN ResNet under a "
                                       "per-batch cosine, a BN CNN on MNIST-1D) step 1e-3 to 5e-3 or fell 23-45% "
                                       "from their first loss; the real bugs shed 0.00 to 0.08")
+    lr_warmup_rise: float = _t(2.0, "learning_rate_too_low's warm-up check: the schedule ended at its largest rate "
+                                    "and above twice its first, so it rose (a constant rate, or a decay, never "
+                                    "doubles its first value). The warm-ups measured rise 5x (a 5-step ramp) to "
+                                    "60x (a 200-step ramp cut at step 60): a factor 2 keeps any ramp that at "
+                                    "least doubled")
+    lr_warmup_last_window: float = _t(1.5, "and the input layer's last measured window stepped at least 1.5x the "
+                                           "median of its windows: still on the ramp. A linear ramp still under "
+                                           "way puts the last window near twice the median (the median window "
+                                           "sits mid-ramp), and more under Adam (7.1x on the digits MLP with a "
+                                           "200-step warm-up cut at 60 steps); a warm-up over before the last "
+                                           "third leaves the later windows at the median (0.96x after a 5-step "
+                                           "warm-up, named): 1.5 sits between")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):

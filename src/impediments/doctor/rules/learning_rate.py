@@ -108,16 +108,17 @@ def _other_cause(stats, th) -> str | None:
     return None
 
 
-def _still_warming_up(stats, name: str) -> bool:
-    """The learning rate ended at its largest value, above twice its first (a schedule that rose), and the input
-    layer's last measured window stepped at least 1.5x the median of its measured windows: still on the ramp. A
-    warm-up that ended before the run's last third leaves the later windows at the median (a linear ramp still
-    under way puts the last window near twice it)."""
+def _still_warming_up(stats, name: str, th) -> bool:
+    """The learning rate ended at its largest value, above ``lr_warmup_rise`` times its first (a schedule that
+    rose), and the input layer's last measured window stepped at least ``lr_warmup_last_window`` times the median
+    of its measured windows: still on the ramp. A warm-up that ended before the run's last third leaves the later
+    windows at the median (a linear ramp still under way puts the last window near twice it)."""
     rose = any(g.get("last") is not None and g.get("first") is not None and g.get("max")
-               and g["last"] >= g["max"] and g["last"] > 2 * g["first"] for g in stats.loop.learning_rates)
+               and g["last"] >= g["max"] and g["last"] > th.lr_warmup_rise * g["first"]
+               for g in stats.loop.learning_rates)
     ratios = [w.update_to_weight[name] for w in stats.windows
               if name in w.update_to_weight and finite(w.update_to_weight[name])]
-    return rose and (len(ratios) < 2 or ratios[-1] >= 1.5 * statistics.median(ratios))
+    return rose and (len(ratios) < 2 or ratios[-1] >= th.lr_warmup_last_window * statistics.median(ratios))
 
 
 def low_rate_evidence(stats, th) -> dict | None:
@@ -164,7 +165,7 @@ def learning_rate_too_low(stats, th):
     ev = low_rate_evidence(stats, th)
     if ev is None:
         return []
-    if _still_warming_up(stats, ev["input_layer"]):
+    if _still_warming_up(stats, ev["input_layer"], th):
         return [not_checked("learning_rate_too_low", ["optimizer"],
                             "the learning rate was still rising at the end of the run (a warm-up longer than "
                             "the run): its steps are not yet the ones it will take")]
