@@ -204,3 +204,33 @@ def test_output_zero_fraction_is_the_brute_force_mean_over_forwards():
     fractions = [(y == 0).double().mean().item() for y in seen]
     assert out.forwards == len(seen) == 4 and 0 < min(fractions) < 1
     assert out.zero_fraction == pytest.approx(sum(fractions) / len(fractions), rel=1e-15)
+
+
+def test_constant_output_forwards_match_brute_force_on_a_transposed_output():
+    """A forward's output is constant when every example's is the same: counted over the batch dimension of the
+    output itself (a transposed, non-contiguous one included, as a language model's logits are), equal to
+    brute force over the flattened examples; a bias-only head (zero weight) is constant at every forward."""
+    class Transposed(nn.Module):
+        def __init__(self, zero: bool):
+            super().__init__()
+            self.lin = nn.Linear(6, 5)
+            if zero:
+                nn.init.zeros_(self.lin.weight)
+
+        def forward(self, x):
+            return self.lin(x).transpose(1, 2)                       # (N, 5, T): not contiguous
+
+    for zero in (False, True):
+        torch.manual_seed(0)
+        model = Transposed(zero)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        seen = []
+        model.register_forward_hook(lambda m, a, out: seen.append(out.detach().clone()))
+        with watch(model, optimizer=opt, every=1) as mon:
+            for _ in range(3):
+                opt.zero_grad()
+                F.cross_entropy(model(torch.randn(4, 7, 6)), torch.randint(0, 5, (4, 7))).backward()
+                if not zero:
+                    opt.step()
+        brute = sum(bool((y.reshape(len(y), -1) == y.reshape(len(y), -1)[0]).all()) for y in seen)
+        assert mon.stats().output.constant_forwards == brute == (3 if zero else 0)

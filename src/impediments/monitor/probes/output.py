@@ -100,9 +100,12 @@ class OutputProbe(Probe):
             meta["shape"] = list(y.shape)
         y = y.detach()
         if len(y) >= 2:
-            flat = y.reshape(len(y), -1)
+            # over the batch dimension of y itself: a reshape of a non-contiguous output (logits transposed to
+            # (N, vocabulary, T)) was a copy of it, and aminmax plus in-place ops leave two temporaries of one
+            # example's size instead of four (mid-sized ones stay in glibc's heap: docs/benchmarks.md)
             meta["batched"] += 1
-            self._add("constant", (flat.amax(0) - flat.amin(0)).abs().max() == 0)
+            lo, hi = torch.aminmax(y, dim=0)
+            self._add("constant", hi.sub_(lo).abs_().max() == 0)
         # an exact int64 count over the numel, bit-equal to the mean of a float64 copy without making one (a copy
         # of the logits: 2 x 64 x 50257 float64 is 49 MiB at GPT-2's vocabulary, 6.1 GiB at 8 x 2048 tokens)
         self._add("zero_fraction", (y == 0).sum().double() / y.numel())
