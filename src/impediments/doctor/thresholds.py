@@ -232,6 +232,15 @@ class Thresholds:
                                       "ones under a tenth here (0.08-0.09: so_42472447 fixed, a BN ResNet under a "
                                       "per-batch cosine, a BN CNN on MNIST-1D) step 1e-3 to 5e-3 or fell 23-45% "
                                       "from their first loss; the real bugs shed 0.00 to 0.08")
+    same_tensor_tol: float = _t(1e-6, "no_nonlinearity: a layer's input at init is the previous layer's output when "
+                                      "their means agree to 1e-6 of its standard deviation (and their variances "
+                                      "to 1e-6 of themselves). Two hooks read the same float32 tensor and sum it "
+                                      "in float64: they differ by reordering only (~1e-16); a dropout, a scaling "
+                                      "or an activation moves the mean by a sizeable part of the std. A tolerance "
+                                      "relative to the mean fails where a centred tensor puts the mean near 0: a "
+                                      "conv output of mean -1.6e-3 and std 0.46, average-pooled, differs by "
+                                      "1.9e-9 (1.2e-6 of its mean, 4e-9 of its std). An average pool of k values "
+                                      "adds k float32 roundings (k 2^-24 of the root mean square)")
     lr_warmup_rise: float = _t(2.0, "learning_rate_too_low's warm-up check: the schedule ended at its largest rate "
                                     "and above twice its first, so it rose (a constant rate, or a decay, never "
                                     "doubles its first value). The warm-ups measured rise 5x (a 5-step ramp) to "

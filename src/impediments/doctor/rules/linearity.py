@@ -29,28 +29,40 @@ import math
 from impediments.doctor.rules.base import finding, finite, loss_drop, rule
 from impediments.doctor.rules.loss_trend import after_transient, loss_thirds
 
-#: two moments are the same tensor's when they agree to this relative precision (they are computed from one
-#: tensor by two hooks, in float64 sums of float32 values: the same bits; the slack covers a reordered sum)
-SAME_TENSOR_RTOL = 1e-6
+#: the unit roundoff of float32: an average pool sums its k values in float32 before dividing
+FLOAT32_ROUNDOFF = 2.0 ** -24
 
 
-def _same(a, b) -> bool:
+def _close_means(before, after, k: int, th) -> bool:
+    """The two means agree to ``same_tensor_tol`` of the tensor's standard deviation plus the float32 rounding of a
+    ``k``-term mean (``k`` u times the root mean square, which bounds the mean absolute value): a tolerance on the
+    scale of the values, not of their mean, which a centred tensor puts near zero."""
+    rms = math.sqrt(before.mean ** 2 + max(before.var, 0.0))
+    tol = th.same_tensor_tol * math.sqrt(max(before.var, 0.0)) + k * FLOAT32_ROUNDOFF * rms
+    return abs(before.mean - after.mean) <= tol
+
+
+def _same(a, b, th) -> bool:
+    """``b`` is ``a``: the same count, mean (:func:`_close_means`) and variance (to ``same_tensor_tol`` of itself)."""
     if a is None or b is None or a.count != b.count or a.count == 0:
         return False
-    return all(finite(x) and finite(y) and math.isclose(x, y, rel_tol=SAME_TENSOR_RTOL, abs_tol=1e-12)
-               for x, y in ((a.mean, b.mean), (a.var, b.var)))
+    if not all(map(finite, (a.mean, b.mean, a.var, b.var))):
+        return False
+    return _close_means(a, b, 0, th) and math.isclose(a.var, b.var, rel_tol=th.same_tensor_tol, abs_tol=1e-30)
 
 
-def _averaged(before, after) -> bool:
-    """``after`` is an average pool of ``before``: a whole number (2 or more) of values per value, the same mean,
-    and a variance no larger (an average of k values has the mean of the values it tiles and, by Jensen, at most
-    their variance). A max-pool raises the mean, so it is not taken for one."""
+def _averaged(before, after, th) -> bool:
+    """``after`` is an average pool of ``before``: a whole number k (2 or more) of values per value, the same mean
+    (:func:`_close_means`, with a k-term mean's rounding), and a variance no larger (an average of k values has the
+    mean of the values it tiles and, by Jensen, at most their variance). A max-pool raises the mean, so it is not
+    taken for one."""
     if before is None or after is None or after.count < 1 or before.count % after.count or before.count < 2 * after.count:
         return False
     if not all(map(finite, (before.mean, after.mean, before.var, after.var))):
         return False
-    return (math.isclose(before.mean, after.mean, rel_tol=SAME_TENSOR_RTOL, abs_tol=1e-12)
-            and after.var <= before.var * (1 + SAME_TENSOR_RTOL))
+    k = before.count // after.count
+    rounding = k * FLOAT32_ROUNDOFF * (before.mean ** 2 + max(before.var, 0.0))
+    return _close_means(before, after, k, th) and after.var <= before.var * (1 + th.same_tensor_tol) + rounding
 
 
 def affine_fit_drop(stats, th) -> float | None:
@@ -74,7 +86,7 @@ def affine_fit_drop(stats, th) -> float | None:
     return min(drop, 1.0 - loss_thirds(later)[1] / call.constant_loss)
 
 
-def affine_stack(stats) -> list[str] | None:
+def affine_stack(stats, th) -> list[str] | None:
     """The layers, in forward order, of a model that is one affine map (module doc); None otherwise."""
     if stats.recurrent or stats.residual_stream or any(not a.model_output for a in stats.activations.values()):
         return None
@@ -82,8 +94,8 @@ def affine_stack(stats) -> list[str] | None:
     if len(layers) < 2:
         return None
     for (_, before), (_, after) in zip(layers, layers[1:]):
-        if not (_same(before.output_at_init, after.input_at_init)
-                or _averaged(before.output_at_init, after.input_at_init)):
+        if not (_same(before.output_at_init, after.input_at_init, th)
+                or _averaged(before.output_at_init, after.input_at_init, th)):
             return None
     return [name for name, _ in layers]
 
@@ -93,7 +105,7 @@ def no_nonlinearity(stats, th):
     """Every Linear/Conv layer feeds the next directly and no hidden activation runs: one affine map (module
     doc); a warning once the loss has settled at that map's best fit having shed under ``trains_loss_drop`` of its
     start, info otherwise."""
-    names = affine_stack(stats)
+    names = affine_stack(stats, th)
     if names is None:
         return []
     later = [m for _, m in after_transient(stats, th)] if stats.loss is not None else []
