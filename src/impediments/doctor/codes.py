@@ -359,7 +359,7 @@ _CODES = (
     Code("learning_rate_too_low",
          "the loss has barely moved while the weights move a tiny fraction of themselves per step: the rate is too low",
          "examples/learning_rate_too_low.py",
-         "Karpathy 2019, A recipe for training neural networks (update/weight ratio ~1e-3); Bengio 2012, "
+         "Karpathy 2016, CS231n notes, Neural Networks Part 3 (update/weight ratio ~1e-3); Bengio 2012, "
          "Practical recommendations for gradient-based training (the learning rate, sec. 3.1); issue 24",
          explanation=("Each step moves these weights by a tiny fraction of themselves, and nothing else holds the "
                       "loss (no dead or saturated units, no vanishing gradient, no collapsed schedule, a varying "
@@ -373,9 +373,14 @@ _CODES = (
          "examples/no_nonlinearity.py",
          "Goodfellow, Bengio & Courville 2016, Deep Learning, sec. 6.1 (a composition of linear maps is linear); "
          "Saxe, McClelland & Ganguli 2014 (deep linear networks)",
-         explanation=("Each layer's input is exactly the previous layer's output, and no activation runs anywhere in "
-                      "the model: W2 (W1 x + b1) + b2 = (W2 W1) x + (W2 b1 + b2), so the stack can only fit the best "
-                      "affine map of its input, however many layers it has; the loss settles at that fit."),
+         explanation=("At init, each Linear/Conv layer's input is the previous one's output (the same count, mean "
+                      "and variance) or an average pool of it, and no hidden activation runs (an activation on the "
+                      "model's output, a sigmoid head, is allowed: a monotone map of the last output adds no "
+                      "expressive power), with no recurrent module or residual stream: W2 (W1 x + b1) + b2 = "
+                      "(W2 W1) x + (W2 b1 + b2), and an average pool is linear too, so the stack can only fit the best "
+                      "affine map of its input, however many layers it has; the loss settles at that fit. A warning "
+                      "once it settled having shed under trains_loss_drop of its reference (the best constant "
+                      "prediction's loss for a regression, the label prior for a classification)."),
          remedy=("Put a nonlinearity between the layers, e.g. nn.Sequential(nn.Linear(a, h), nn.ReLU(), "
                  "nn.Linear(h, b)) (impediments fix tries ReLU and checks the loss); if a linear model is meant, "
                  "one Linear layer is the same model with fewer parameters")),

@@ -212,9 +212,10 @@ class Thresholds:
                                    "thousands of steps, so they take many steps and are not called")
     # -- learning rate too low, no nonlinearity (issue 24) ------------------------------------------------
     lr_low_update: float = _t(1e-3, "the input layer (first Linear/Conv weight in forward order) moved under 1e-3 "
-                                    "of itself per step in its largest window, Karpathy's healthy update/weight "
-                                    "ratio. Alone it does not decide: healthy and fixed runs go below it (the "
-                                    "fixed so_66407123 at 2.3e-4, SGD; BN ResNets at 8e-4 to 1.07e-3), while the "
+                                    "of itself per step in its largest window, the healthy update/weight ratio of "
+                                    "the CS231n notes (Karpathy 2016). Alone it does not decide: healthy and "
+                                    "fixed runs go below it (the fixed so_66407123 at 2.3e-4, SGD; BN ResNets at "
+                                    "8e-4 to 1.07e-3), while the "
                                     "20 tuned-on healthy calibration runs take 7e-3 (DenseNet-BC) to 0.24. The "
                                     "too-low-rate programs take 9e-5 to 3.6e-4 (Adam at 3e-5, SGD through a "
                                     "sigmoid). Interior layers are not read: behind BatchNorm they move 1e-4 in "

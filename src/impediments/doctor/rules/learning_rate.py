@@ -1,7 +1,7 @@
 """A learning rate too low: the input layer takes steps a tiny fraction of itself while the loss has not moved.
 
 An optimizer step changes a weight matrix by :math:`\\|\\Delta W\\| / \\|W\\|` of itself (the update-to-weight
-ratio; about :math:`10^{-3}` in healthy training, Karpathy 2019). Over :math:`T` steps the matrix can travel at
+ratio; about :math:`10^{-3}` in healthy training, Karpathy 2016, CS231n notes). Over :math:`T` steps the matrix can travel at
 most :math:`T \\max_t \\|\\Delta W_t\\| / \\|W\\|` of itself: at :math:`10^{-4}` per step, 180 steps move it under
 2%, and the function the network computes stays (almost) the one it had at init. The rule reads the **input
 layer** (the first Linear/Conv weight in forward order): it is furthest from the loss, so under SGD its
@@ -24,7 +24,8 @@ weights made huge by a bad init also move a small fraction of themselves). A run
 still rising at its end (a warm-up longer than the run) is not checked.
 
 References:
-    Karpathy (2019), A recipe for training neural networks (update/weight ratio ~1e-3).
+    Karpathy (2016), CS231n: Convolutional Neural Networks for Visual Recognition, course notes, Neural Networks
+    Part 3, "Ratio of weights:updates" (update/weight ratio ~1e-3).
     Bengio (2012), Practical recommendations for gradient-based training of deep architectures, sec. 3.1.
 """
 from __future__ import annotations

@@ -18,9 +18,9 @@ Severity by measured cost, as ``linear_regime`` grades near-linear activations: 
 settled (its last third of windows after the transient under ``plateau_improvement`` below the middle third:
 the stack reached the best affine fit it can reach) **and** that fit costs the run: the loss shed less than
 ``trains_loss_drop`` of its reference (:func:`affine_fit_drop`: its start, the label prior for a
-classification loss, the best constant prediction's loss for a regression). A task an affine map fits (a linear regression, ``y = A x + b`` plus noise) settles
-after shedding nearly all of its loss: info, with the evidence. Info too while the loss is still falling (the
-cost not shown yet), or in a run too short to tell.
+classification loss, the best constant prediction's loss for a regression). A task an affine map fits (a linear
+regression, ``y = A x + b`` plus noise) settles after shedding nearly all of its loss: info, with the evidence.
+Info too while the loss is still falling (the cost not shown yet), or in a run too short to tell.
 """
 from __future__ import annotations
 
@@ -128,11 +128,11 @@ def no_nonlinearity(stats, th):
             "no_nonlinearity", "info", names, {**evidence, "not_a_warning": (
                 f"the loss shed {drop:.0%} of its reference before it settled: an affine map fits what this run learns"
                 if drop is not None else "no loss trend to measure the cost by")},
-            f"The {len(names)} layers {chain} each take the previous one's output unchanged and no activation "
+            f"The {len(names)} layers {chain} each take the previous one's output (unchanged or average-pooled) and no activation "
             "runs between them, so together they are one affine map, W x + b. The loss settled after shedding "
             f"{drop:.0%} of its reference (its start, label prior or targets' variance), so an affine map fits this task (a linear regression is one); a task that "
             "needs a curve would stall well above its start." if drop is not None else
-            f"The {len(names)} layers {chain} each take the previous one's output unchanged and no activation "
+            f"The {len(names)} layers {chain} each take the previous one's output (unchanged or average-pooled) and no activation "
             "runs between them, so together they are one affine map, W x + b.",
             None, seen={"layers": len(names)},
             confidence="each layer's input at init equal to the previous layer's output, and no hidden "
@@ -140,7 +140,7 @@ def no_nonlinearity(stats, th):
     if settled:
         return [finding(
             "no_nonlinearity", "warning", names, evidence,
-            f"The {len(names)} layers {chain} each take the previous one's output unchanged and no activation "
+            f"The {len(names)} layers {chain} each take the previous one's output (unchanged or average-pooled) and no activation "
             "runs between them, so together they are one affine map, W x + b; the loss has settled "
             f"(last third {improvement:.1%} below the middle third) having shed only {drop:.0%} of its reference: the "
             "stack reached the best affine fit of its input and more steps cannot go below it.",
@@ -149,7 +149,7 @@ def no_nonlinearity(stats, th):
                        "and no hidden activation seen")]
     return [finding(
         "no_nonlinearity", "info", names, evidence,
-        f"The {len(names)} layers {chain} each take the previous one's output unchanged and no activation runs "
+        f"The {len(names)} layers {chain} each take the previous one's output (unchanged or average-pooled) and no activation runs "
         "between them, so together they are one affine map, W x + b. The loss is still falling (or the run is too "
         "short to tell), so its cost is not shown yet: it will settle at the best affine fit.",
         None, seen={"layers": len(names)},
