@@ -512,12 +512,17 @@ def test_dead_end_heads_and_backbones_frozen_under_no_grad_are_info_not_cuts():
     assert f.severity == "warning" and f.where[0] == "backbone.2"
 
 
+@pytest.mark.parametrize("chunk", [1 << 18, 40], ids=["whole", "chunks of 4 rows"])
 @pytest.mark.parametrize("kind", ["cross_entropy", "nll_loss"])
-def test_gradient_scale_of_probabilities_equals_autograd(kind):
+def test_gradient_scale_of_probabilities_equals_autograd(kind, chunk, monkeypatch):
     """The measured effect of a softmax in front of the loss: the gradient reaching the logits, over the one the
-    loss on the logits gives, against autograd."""
+    loss on the logits gives, against autograd; the same computed over chunks of rows (as for a large vocabulary),
+    the last chunk partial."""
+    from impediments.monitor.probes.loop import loss_calls
     from impediments.monitor.probes.loop.loss_calls import gradient_scale
 
+    monkeypatch.setattr(loss_calls, "ROW_CHUNK_VALUES", chunk)
+    assert len(loss_calls.row_chunks(torch.zeros(32, 10), 1)) == (1 if chunk > 320 else 8)
     torch.manual_seed(0)
     z, y = torch.randn(32, 10, dtype=torch.float64, requires_grad=True), torch.randint(0, 10, (32,))
     p = z.softmax(1)
@@ -547,3 +552,23 @@ def test_loss_drop_counts_learning_the_label_prior_as_no_learning():
     assert loss_drop(with_loop(losses={"cross_entropy": ce(classes=21)}, class_counts=counts)) == pytest.approx(0.0)
     balanced = with_loop(losses={"cross_entropy": ce(classes=21)}, class_counts=[10] * 21)
     assert loss_drop(balanced) == pytest.approx(1 - prior / math.log(21))            # H = ln 21 = the start
+
+
+@pytest.mark.parametrize("chunk", [1 << 18, 24], ids=["whole", "chunks of 3 rows"])
+def test_probability_rows_are_found_over_chunks_of_rows_and_one_row_off_is_not(chunk, monkeypatch):
+    """Rows that are probabilities are counted whether the rows' sums are taken at once or in chunks (a large
+    vocabulary's logits go through in chunks, no float64 copy of the whole); one row off by 1% in the last,
+    partial chunk makes the call not probabilities (brute force: every row's sum within 1e-3 of 1)."""
+    from impediments.monitor.probes.loop import loss_calls
+
+    monkeypatch.setattr(loss_calls, "ROW_CHUNK_VALUES", chunk)
+    model = nn.Linear(5, 8)
+    off = torch.ones(10, 1)
+    off[-1] = 1.01
+    with watch(model, optimizer=None) as mon:
+        for step in range(4):
+            p = model(torch.randn(10, 5)).softmax(1) * (off if step % 2 else 1.0)
+            assert bool(((p.double().sum(1) - 1).abs() <= 1e-3).all()) is (step % 2 == 0)
+            F.cross_entropy(p, torch.randint(0, 8, (10,))).backward()
+    ce = mon.stats().loop.losses["cross_entropy"]
+    assert (ce.calls, ce.probability_rows) == (4, 2)

@@ -41,7 +41,7 @@ from impediments.doctor.rules.base import by_depth, finding, finite, rule
 
 
 def stored_weight_gain(layer) -> float | None:
-    """:math:`\text{fan\_in}\,\overline{W^2}` of the layer's stored weight at init (None where not recorded)."""
+    r""":math:`\text{fan\_in}\,\overline{W^2}` of the layer's stored weight at init (None where not recorded)."""
     w = layer.weight_at_init
     if w is None or w.count == 0 or not layer.fan_in or not finite(w.var):
         return None

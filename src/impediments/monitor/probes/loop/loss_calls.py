@@ -142,6 +142,21 @@ class LossCallStats:
 
 
 
+#: values per float64 temporary in the per-row computations below (2 MiB): the rows go through in chunks of
+#: whole rows, so a sampled loss call over a large vocabulary (GPT-2: 64 x 50257 logits) makes no float64
+#: copy of the whole input (its temporaries would stay behind as heap the process keeps)
+ROW_CHUNK_VALUES = 1 << 18
+
+
+def row_chunks(x: torch.Tensor, cdim: int):
+    """Views of ``x`` along dim 0, whole rows (the class dim ``cdim``) each, about ``ROW_CHUNK_VALUES``
+    values apiece; ``x`` itself when it is one row (``cdim == 0``) or small."""
+    if cdim == 0 or x.numel() <= ROW_CHUNK_VALUES:
+        return (x,)
+    rows = max(1, ROW_CHUNK_VALUES * len(x) // x.numel())
+    return x.split(rows, dim=0)
+
+
 def gradient_scale(p: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
     """``||g_actual|| / ||g_logits||`` when the rows ``p`` are probabilities already (a device scalar).
 
@@ -149,13 +164,19 @@ def gradient_scale(p: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Te
     extra softmax the gradient reaching z is ``J(p) (softmax(p) - y)`` for ``cross_entropy`` (which
     applies log_softmax to p) and ``J(p) (-y)`` for ``nll_loss`` (which takes p as log-probabilities),
     with the softmax Jacobian ``J(p) v = p * v - p (p . v)`` (entries at most 1/4, vanishing as p saturates).
+    Computed in float64 over chunks of whole rows (:func:`row_chunks`), the two squared norms summed.
     """
-    p = p.double()
-    valid = (target >= 0) & (target < p.shape[1])
-    y = torch.zeros_like(p).scatter_(1, target.clamp(0, p.shape[1] - 1).unsqueeze(1), 1.0) * valid.unsqueeze(1)
-    v = (torch.softmax(p, 1) - y) if kind == "cross_entropy" else -y
-    actual = p * v - p * (p * v).sum(1, keepdim=True)
-    return actual.norm() / (p - y).norm().clamp_min(1e-30)
+    actual_sq = base_sq = p.new_zeros((), dtype=torch.float64)
+    chunks = row_chunks(p, 1)
+    for pc, tc in zip(chunks, target.split(len(chunks[0]), dim=0)):
+        pc = pc.double()
+        valid = (tc >= 0) & (tc < pc.shape[1])
+        y = torch.zeros_like(pc).scatter_(1, tc.clamp(0, pc.shape[1] - 1).unsqueeze(1), 1.0) * valid.unsqueeze(1)
+        v = (torch.softmax(pc, 1) - y) if kind == "cross_entropy" else -y
+        actual = pc * v - pc * (pc * v).sum(1, keepdim=True)
+        actual_sq = actual_sq + actual.square().sum()
+        base_sq = base_sq + (pc - y).square().sum()
+    return actual_sq.sqrt() / base_sq.sqrt().clamp_min(1e-30)
 
 
 def per_element_count(kind: str, x: torch.Tensor, target: torch.Tensor) -> int:
@@ -274,8 +295,8 @@ class LossCalls:
             return
         cdim = 1 if x.dim() >= 2 else 0
         rec["classes"] = x.shape[cdim]
-        rows_sum = x.double().sum(cdim)
-        prob = (x.min() >= 0) & (x.max() <= 1) & ((rows_sum - 1).abs().max() <= PROBABILITY_SUM_TOLERANCE)
+        sum_error = torch.stack([(c.double().sum(cdim) - 1).abs().max() for c in row_chunks(x, cdim)]).max()
+        prob = (x.min() >= 0) & (x.max() <= 1) & (sum_error <= PROBABILITY_SUM_TOLERANCE)
         self._add(f"{kind}.probability_rows", prob)
         self._add(f"{kind}.max_probability", torch.where(prob, x.amax(cdim).double().mean(), 0.0))
         if x.dim() == 2 and target.dim() == 1 and not target.dtype.is_floating_point and len(target) == len(x):
