@@ -88,7 +88,9 @@ def test_the_remedy_clears_the_residual_stream_finding_on_a_custom_residual_net(
         == ["warning"]
     fixed = run_trial(pieces(1e-3), ("zero_init_residual_branches",), tuple(base.findings))
     assert fixed.error is None and fixed.steps_run == 60
-    assert not [f for f in fixed.findings if f["severity"] != "info"]
+    # the stream's finding goes; at the rate the original needed, what is left is that rate, now too low (the
+    # same net at 30x trains to a better accuracy, checked below)
+    assert [f["code"] for f in fixed.findings if f["severity"] != "info"] == ["learning_rate_too_low"]
     hot = run_trial(pieces(3e-2), ())
     assert "non_finite" in {f["code"] for f in hot.findings}                 # the original cannot take it
     hot_fixed = run_trial(pieces(3e-2), ("zero_init_residual_branches",))

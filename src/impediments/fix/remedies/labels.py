@@ -42,6 +42,7 @@ LABELS = {
     "destandardized_output": "standardized targets",
     "clip_gradients": "gradient norm clipped to 1",
     "warmup": "learning-rate warm-up",
+    "relu_between_layers": "ReLU between the stacked layers",
 }
 
 _LR = re.compile(r"lr_(up|down)_(\d+)")
