@@ -147,7 +147,7 @@ def overhead_rows(device, loops: dict, repeats: int, steps: int, memory: bool = 
         loop = on_device(loop, device)
         res, runners = O.interleaved(loop, CONFIGS, repeats, steps, make_runner(device))
         report_s = {}
-        for c, r in runners.items():
+        for c, r in reversed(runners.items()):   # last entered, first exited: monitors nest like with-blocks
             if r.mon is not None:
                 synchronize(device)
                 t = time.perf_counter()

@@ -301,7 +301,7 @@ def llm_rows(args, results) -> None:
     for loop, data in llm_loops(args.llm_batch, args.llm_tokens, args.only).items():
         res, runners = interleaved(data, configs, args.llm_repeats, args.llm_steps, Runner)
         report_s = {}
-        for c, r in runners.items():
+        for c, r in reversed(runners.items()):   # last entered, first exited: monitors nest like with-blocks
             if r.mon is not None:
                 t = time.perf_counter()
                 r.mon.report()
@@ -457,7 +457,7 @@ def main(argv=None):
     selected = {} if args.llm_only else {k: v for k, v in loops().items() if args.only in k}
     for loop, data in selected.items():
         res, runners = interleaved(data, CONFIGS, args.repeats, args.steps, Runner)
-        state = {c: r.close() for c, r in runners.items()}
+        state = {c: r.close() for c, r in reversed(runners.items())}   # nested monitors exit last-in first-out
         rss = {} if args.no_memory else {c: rss_growth_mib(loop, c, 60, args.threads) for c in CONFIGS}
         for c in CONFIGS:
             med, lo, hi, ms = res[c]

@@ -76,3 +76,17 @@ def test_on_the_cpu_it_runs_what_it_can_and_lists_the_rest(gpu, no_cuda, tmp_pat
 def test_relative_difference(gpu):
     assert gpu.rel(1.0, 1.0) == 0.0 and gpu.rel(float("nan"), float("nan")) == 0.0
     assert gpu.rel(1.1, 1.0) == pytest.approx(0.1) and gpu.rel(float("nan"), 1.0) == float("inf")
+
+
+def test_the_cpu_run_leaves_torch_as_it_found_it(gpu, no_cuda, tmp_path):
+    """The overhead rows hold several monitors entered at once; they exit last-in first-out, so every function
+    a monitor wraps (clipping, the loader) is torch's own again afterwards (a first-in first-out exit left a
+    monitor's clip wrapper installed, and a later test on the meta device added into its CPU accumulators)."""
+    import torch.utils.data
+
+    before = (torch.nn.utils.clip_grad_norm_, torch.nn.utils.clip_grad_value_,
+              torch.utils.data.DataLoader.__iter__)
+    assert gpu.main(["--allow-cpu", "--no-llm", "--repeats", "1", "--steps", "1", "--sync-steps", "1",
+                     "--out", str(tmp_path / "gpu.md")]) == 0
+    assert (torch.nn.utils.clip_grad_norm_, torch.nn.utils.clip_grad_value_,
+            torch.utils.data.DataLoader.__iter__) == before
