@@ -572,3 +572,29 @@ def test_probability_rows_are_found_over_chunks_of_rows_and_one_row_off_is_not(c
             F.cross_entropy(p, torch.randint(0, 8, (10,))).backward()
     ce = mon.stats().loop.losses["cross_entropy"]
     assert (ce.calls, ce.probability_rows) == (4, 2)
+
+
+def test_monitors_exited_out_of_order_leave_only_pass_through_wrappers():
+    """Two monitors entered by hand and exited first-in first-out: the later one restores the earlier one's
+    clip wrapper as the function it found. That wrapper, detached, passes straight through: it records
+    nothing into its finished monitor and works on any device (the meta device here, against torch's own)."""
+    original = torch.nn.utils.clip_grad_norm_
+    model = nn.Linear(4, 2)
+    first, second = watch(model), watch(model)
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    second.__exit__(None, None, None)
+    try:
+        left = torch.nn.utils.clip_grad_norm_
+        calls = first.stats().loop.clip_calls
+        meta = nn.Linear(4, 2).to("meta")
+        meta(torch.randn(3, 4, device="meta")).sum().backward()
+        total = left(meta.parameters(), 1.0)
+        assert total.device.type == "meta" and first.stats().loop.clip_calls == calls
+        cpu = nn.Linear(4, 2)
+        cpu(torch.randn(3, 4)).sum().backward()
+        want = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in cpu.parameters()]))
+        assert torch.allclose(left(cpu.parameters(), 1e9), want)
+    finally:
+        torch.nn.utils.clip_grad_norm_ = original

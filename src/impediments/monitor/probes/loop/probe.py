@@ -566,8 +566,12 @@ class LoopProbe(Probe):
             self.stale_steps.append(self.ctx.steps)
 
     # --------------------------------------------------------------------- clipping (every call)
+    # A wrapper outlives its monitor only when monitors entered by hand exit out of order (a later one restores
+    # this one's wrapper as the function it found): detached, each wrapper passes straight through.
     def _clip_wrapper(self, parameters, max_norm, *args, **kwargs):
         total = self._clip_orig(parameters, max_norm, *args, **kwargs)
+        if self._clip_installed is None:
+            return total
         self.clip["calls"] += 1
         self.clip["function"] = "clip_grad_norm_"
         self.clip["max_norm"] = float(max_norm)
@@ -591,6 +595,8 @@ class LoopProbe(Probe):
 
     def _clip_value_wrapper(self, parameters, clip_value, *args, **kwargs):
         """``clip_grad_value_``, measured on full steps: the total gradient norm before over after (the factor it cut)."""
+        if self._value_installed is None:
+            return self._value_orig(parameters, clip_value, *args, **kwargs)
         if not self.ctx.full_schedule(self.ctx.steps):
             self.clip["function"] = "clip_grad_value_"
             return self._value_orig(parameters, clip_value, *args, **kwargs)
@@ -612,6 +618,8 @@ class LoopProbe(Probe):
 
         @functools.wraps(original)
         def __iter__(loader):
+            if self._iter_installed is None:
+                return original(loader)
             loader_stats["iterators"] += 1
             try:
                 n = len(loader)
@@ -629,7 +637,8 @@ class LoopProbe(Probe):
 
         @functools.wraps(original)
         def __next__(iterator):
-            loader_stats["drawn"] += 1
+            if self._next_installed is not None:
+                loader_stats["drawn"] += 1
             return original(iterator)
 
         return __next__
